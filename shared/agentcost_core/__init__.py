@@ -1,0 +1,46 @@
+"""agentcost_core: the framework-free engine of agentcost.
+
+Usage in non-overlapping buckets, exact Decimal prices, token counting, the cost ledger and
+rollups. The LangChain and LlamaIndex adapters translate their objects into these types.
+"""
+
+from .errors import (
+    AgentCostError,
+    ConfigurationError,
+    LedgerURLError,
+    PriceFileError,
+    UsageFormatError,
+)
+from .events import ATTRIBUTION_FIELDS, CostEvent
+from .ledger import Ledger, default_ledger_url
+from .prices import ModelPrice, PriceCatalog
+from .recorder import CostRecorder
+from .rollup import Rollup, RollupRow, rollup
+from .tokens import ChatMessage, TokenCount, TokenCounter
+from .usage import BUCKETS, Usage
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ATTRIBUTION_FIELDS",
+    "AgentCostError",
+    "BUCKETS",
+    "ChatMessage",
+    "ConfigurationError",
+    "CostEvent",
+    "CostRecorder",
+    "Ledger",
+    "LedgerURLError",
+    "ModelPrice",
+    "PriceCatalog",
+    "PriceFileError",
+    "Rollup",
+    "RollupRow",
+    "TokenCount",
+    "TokenCounter",
+    "Usage",
+    "UsageFormatError",
+    "__version__",
+    "default_ledger_url",
+    "rollup",
+]

@@ -1,0 +1,85 @@
+"""The record of one model call (and, later, of tool calls, cache hits, routing and halts)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from .usage import Usage
+
+__all__ = ["ATTRIBUTION_FIELDS", "CostEvent", "new_event_id"]
+
+#: The fields users attribute spend by, in the order reports list them.
+ATTRIBUTION_FIELDS = ("user_id", "session_id", "feature", "agent_id", "task_id")
+
+_PREFIX = os.urandom(6).hex()
+_COUNTER = itertools.count(1)
+
+
+def new_event_id() -> str:
+    """A unique id, cheap enough for the hot path: a random per-process prefix and a counter."""
+    return f"{_PREFIX}{next(_COUNTER):010x}"
+
+
+def _reseed_after_fork() -> None:
+    global _PREFIX, _COUNTER
+    _PREFIX = os.urandom(6).hex()
+    _COUNTER = itertools.count(1)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reseed_after_fork)
+
+
+@dataclass(slots=True)
+class CostEvent:
+    """One append-only ledger entry.
+
+    ``cost`` is exact USD, or ``None`` when the model has no catalog price (``priced`` is then
+    False: never a silent $0). ``estimated`` means the tokens were counted by us because the
+    provider reported none. A cache hit costs $0 and ``saved`` holds what the call would have cost.
+    """
+
+    model: str | None
+    usage: Usage = field(default_factory=Usage)
+    cost: Decimal | None = None
+    provider: str | None = None
+    kind: str = "llm"
+    priced: bool = False
+    estimated: bool = False
+    cache_hit: bool = False
+    saved: Decimal | None = None
+    requested_model: str | None = None
+    service_tier: str | None = None
+    user_id: str | None = None
+    session_id: str | None = None
+    feature: str | None = None
+    agent_id: str | None = None
+    task_id: str | None = None
+    step: str | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+    parent_id: str | None = None
+    latency_s: float | None = None
+    error: str | None = None
+    framework: str | None = None
+    tier: str | None = None
+    extra: dict[str, Any] | None = None
+    ts: float = field(default_factory=time.time)
+    id: str = field(default_factory=new_event_id)
+
+    @property
+    def tokens(self) -> int:
+        return self.usage.total
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly: Decimals as strings, usage as a dict of buckets."""
+        d = {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
+        d["usage"] = self.usage.as_dict()
+        d["cost"] = None if self.cost is None else str(self.cost)
+        d["saved"] = None if self.saved is None else str(self.saved)
+        return d

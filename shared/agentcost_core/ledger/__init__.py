@@ -1,0 +1,6 @@
+"""The cost ledger: a URL-selected backend behind a bounded background writer."""
+
+from .base import LedgerBackend
+from .ledger import DEFAULT_LEDGER_URL, Ledger, default_ledger_url, open_backend
+
+__all__ = ["DEFAULT_LEDGER_URL", "Ledger", "LedgerBackend", "default_ledger_url", "open_backend"]

@@ -1,0 +1,113 @@
+"""The storage interface every ledger backend implements, and the row layout they share."""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from decimal import Decimal
+from typing import Any, Iterable, Iterator, Sequence
+
+from ..events import CostEvent
+from ..usage import Usage
+
+__all__ = ["COLUMNS", "FILTERABLE", "LedgerBackend", "event_to_row", "row_to_event"]
+
+#: Column order of the ``events`` table in every SQL backend.
+COLUMNS = (
+    "id", "ts", "kind", "model", "provider", "requested_model", "service_tier",
+    "input", "cache_read", "cache_write_5m", "cache_write_1h", "output", "reasoning",
+    "cost", "priced", "estimated", "cache_hit", "saved",
+    "user_id", "session_id", "feature", "agent_id", "task_id", "step",
+    "trace_id", "span_id", "parent_id", "latency_s", "error", "framework", "tier", "extra",
+)  # fmt: skip
+
+#: Columns a query may filter or group on.
+FILTERABLE = frozenset(
+    {"kind", "model", "provider", "service_tier", "user_id", "session_id", "feature", "agent_id",
+     "task_id", "step", "trace_id", "framework", "tier", "requested_model"}
+)  # fmt: skip
+
+
+def event_to_row(e: CostEvent) -> tuple[Any, ...]:
+    u = e.usage
+    return (
+        e.id, e.ts, e.kind, e.model, e.provider, e.requested_model, e.service_tier,
+        u.input, u.cache_read, u.cache_write_5m, u.cache_write_1h, u.output, u.reasoning,
+        None if e.cost is None else str(e.cost), e.priced, e.estimated, e.cache_hit,
+        None if e.saved is None else str(e.saved),
+        e.user_id, e.session_id, e.feature, e.agent_id, e.task_id, e.step,
+        e.trace_id, e.span_id, e.parent_id, e.latency_s, e.error, e.framework, e.tier,
+        None if not e.extra else json.dumps(e.extra, default=str),
+    )  # fmt: skip
+
+
+def _dec(v: Any) -> Decimal | None:
+    if v is None:
+        return None
+    return v if isinstance(v, Decimal) else Decimal(v)
+
+
+def row_to_event(r: Sequence[Any]) -> CostEvent:
+    return CostEvent(
+        id=r[0], ts=float(r[1]), kind=r[2], model=r[3], provider=r[4], requested_model=r[5],
+        service_tier=r[6],
+        usage=Usage(int(r[7]), int(r[8]), int(r[9]), int(r[10]), int(r[11]), int(r[12])),
+        cost=_dec(r[13]), priced=bool(r[14]), estimated=bool(r[15]), cache_hit=bool(r[16]),
+        saved=_dec(r[17]), user_id=r[18], session_id=r[19], feature=r[20], agent_id=r[21],
+        task_id=r[22], step=r[23], trace_id=r[24], span_id=r[25], parent_id=r[26],
+        latency_s=r[27], error=r[28], framework=r[29], tier=r[30],
+        extra=(json.loads(r[31]) if isinstance(r[31], str) else dict(r[31])) if r[31] else None,
+    )  # fmt: skip
+
+
+def where_clause(
+    since: float | None, until: float | None, filters: dict[str, Any], param: str
+) -> tuple[str, list[Any]]:
+    """SQL ``WHERE`` for a time window and equality filters (``param`` is ``?`` or ``%s``)."""
+    parts: list[str] = []
+    args: list[Any] = []
+    if since is not None:
+        parts.append(f"ts >= {param}")
+        args.append(since)
+    if until is not None:
+        parts.append(f"ts < {param}")
+        args.append(until)
+    for k, v in filters.items():
+        if k not in FILTERABLE:
+            raise ValueError(f"cannot filter on {k!r}; choose from {sorted(FILTERABLE)}")
+        if v is None:
+            parts.append(f"{k} IS NULL")
+        else:
+            parts.append(f"{k} = {param}")
+            args.append(v)
+    return (" WHERE " + " AND ".join(parts)) if parts else "", args
+
+
+class LedgerBackend(ABC):
+    """Where events are stored. Implementations: memory, SQLite, PostgreSQL."""
+
+    url: str
+
+    @abstractmethod
+    def write_many(self, events: Sequence[CostEvent]) -> None:
+        """Append a batch atomically."""
+
+    @abstractmethod
+    def query(
+        self, since: float | None = None, until: float | None = None, **filters: Any
+    ) -> Iterator[CostEvent]:
+        """Events in ``[since, until)`` matching every equality filter, oldest first."""
+
+    def count(self, since: float | None = None, until: float | None = None, **filters: Any) -> int:
+        return sum(1 for _ in self.query(since, until, **filters))
+
+    def clear(self) -> None:
+        """Delete every event (tests and demos)."""
+        raise NotImplementedError
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+    def _iter(self, rows: Iterable[Sequence[Any]]) -> Iterator[CostEvent]:
+        for r in rows:
+            yield row_to_event(r)

@@ -1,0 +1,25 @@
+"""Parsers from each provider's usage format into :class:`~agentcost_core.Usage`.
+
+Each returns ``None`` when no usage is present and raises
+:class:`~agentcost_core.errors.UsageFormatError` when usage is present but malformed.
+"""
+
+from .anthropic import from_anthropic, merge_stream_usage
+from .gemini import from_gemini
+from .langchain import from_usage_metadata, service_tier_of
+from .llamaindex import ResponseUsage, from_chat_response, from_raw
+from .openai import from_chat_completions, from_openai, from_responses
+
+__all__ = [
+    "from_anthropic",
+    "from_chat_completions",
+    "ResponseUsage",
+    "from_chat_response",
+    "from_raw",
+    "from_gemini",
+    "from_openai",
+    "from_responses",
+    "from_usage_metadata",
+    "merge_stream_usage",
+    "service_tier_of",
+]

@@ -1,0 +1,57 @@
+"""Anthropic Messages usage.
+
+Anthropic's ``input_tokens`` EXCLUDES ``cache_read_input_tokens`` and
+``cache_creation_input_tokens``; the latter may be split by TTL in
+``cache_creation.ephemeral_5m_input_tokens`` / ``ephemeral_1h_input_tokens``.
+In a stream, ``message_start`` carries the input side and ``message_delta`` the
+cumulative output (and, on newer API versions, cumulative input fields too).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..usage import Usage
+from ._fields import count, field
+
+
+def from_anthropic(usage: Any) -> Usage | None:
+    """``Message.usage`` (object or dict); None when absent."""
+    if usage is None:
+        return None
+    where = "anthropic usage"
+    creation_total = count(usage, "cache_creation_input_tokens", where)
+    split = field(usage, "cache_creation")
+    w5 = count(split, "ephemeral_5m_input_tokens", where + ".cache_creation")
+    w1 = count(split, "ephemeral_1h_input_tokens", where + ".cache_creation")
+    if w5 + w1 == 0:
+        w5 = creation_total  # no TTL split reported: the default TTL is 5 minutes
+    output = count(usage, "output_tokens", where)
+    odet = field(usage, "output_tokens_details")
+    reasoning = min(count(odet, "thinking_tokens", where + ".output_tokens_details"), output)
+    return Usage(
+        input=count(usage, "input_tokens", where),
+        cache_read=count(usage, "cache_read_input_tokens", where),
+        cache_write_5m=w5,
+        cache_write_1h=w1,
+        output=output,
+        reasoning=reasoning,
+    )
+
+
+def merge_stream_usage(start: Any, delta: Any) -> Usage | None:
+    """Combine ``message_start.message.usage`` with the final ``message_delta.usage``.
+
+    The delta's counts are cumulative; input fields it repeats win over the start's.
+    """
+    if start is None and delta is None:
+        return None
+    merged: dict[str, Any] = {}
+    for part in (start, delta):
+        if part is None:
+            continue
+        data = part if isinstance(part, dict) else part.model_dump() if hasattr(part, "model_dump") else vars(part)
+        for k, v in data.items():
+            if v is not None:
+                merged[k] = v
+    return from_anthropic(merged)

@@ -1,0 +1,70 @@
+"""LlamaIndex ``ChatResponse`` / ``CompletionResponse`` (duck-typed; no LlamaIndex import).
+
+Usage sits in ``response.raw``: an OpenAI ``ChatCompletion`` / stream chunk / Responses object,
+or a dict (Anthropic's integration stores ``dict(message)``; Gemini's stores ``usage_metadata``).
+``additional_kwargs`` carries only ``prompt_tokens`` / ``completion_tokens`` (no cached tokens),
+so it is the last resort. Streams carry usage on the last chunk only.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from ..usage import Usage
+from ._fields import count, field
+from .anthropic import from_anthropic
+from .gemini import from_gemini
+from .openai import from_openai
+
+
+class ResponseUsage(NamedTuple):
+    usage: Usage | None
+    model: str | None  # the model the provider says it served
+    service_tier: str | None
+    provider: str | None
+
+
+def _from_usage_object(usage: Any) -> tuple[Usage | None, str | None]:
+    if field(usage, "cache_creation_input_tokens") is not None or field(usage, "cache_read_input_tokens") is not None:
+        return from_anthropic(usage), "anthropic"
+    if field(usage, "prompt_tokens") is not None or field(usage, "input_tokens_details") is not None:
+        return from_openai(usage), "openai"
+    if field(usage, "promptTokenCount") is not None or field(usage, "prompt_token_count") is not None:
+        return from_gemini(usage), "google"
+    if field(usage, "input_tokens") is not None:  # Anthropic without cache fields, or Responses
+        if field(usage, "output_tokens_details") is not None or field(usage, "total_tokens") is not None:
+            return from_openai(usage), "openai"
+        return from_anthropic(usage), "anthropic"
+    return None, None
+
+
+def from_raw(raw: Any) -> ResponseUsage:
+    """Usage and resolved model from a provider response object or dict."""
+    if raw is None:
+        return ResponseUsage(None, None, None, None)
+    model = field(raw, "model") or field(raw, "model_version") or field(raw, "modelVersion")
+    tier = field(raw, "service_tier")
+    usage_obj = field(raw, "usage")
+    if usage_obj is None:
+        usage_obj = field(raw, "usage_metadata") or field(raw, "usageMetadata")
+    usage, provider = _from_usage_object(usage_obj) if usage_obj is not None else (None, None)
+    if isinstance(tier, str) and tier not in ("flex", "priority"):
+        tier = None  # "default" / "standard" / "auto" are the list price
+    return ResponseUsage(usage, model if isinstance(model, str) else None, tier, provider)
+
+
+def from_chat_response(response: Any) -> ResponseUsage:
+    """Usage of a LlamaIndex chat or completion response (or its last stream chunk)."""
+    found = from_raw(field(response, "raw"))
+    if found.usage is not None:
+        return found
+    extra = field(response, "additional_kwargs") or {}
+    if field(extra, "prompt_tokens") is not None or field(extra, "completion_tokens") is not None:
+        where = "additional_kwargs"
+        return found._replace(
+            usage=Usage(input=count(extra, "prompt_tokens", where), output=count(extra, "completion_tokens", where))
+        )
+    if field(extra, "input_tokens") is not None:
+        usage, provider = _from_usage_object(extra)
+        return found._replace(usage=usage, provider=found.provider or provider)
+    return found

@@ -1,0 +1,157 @@
+"""The price catalog: the packaged data files, user overrides merged on top, id resolution."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+from ..errors import PriceFileError
+from ..usage import Usage
+from .model_ids import candidates
+from .model_price import ModelPrice
+
+__all__ = ["PriceCatalog"]
+
+_DEFAULT_LOCK = threading.Lock()
+_DEFAULT: PriceCatalog | None = None
+
+
+class PriceCatalog:
+    """Model id → :class:`ModelPrice`. Lookups resolve dated, prefixed and Bedrock/Vertex ids.
+
+    ``PriceCatalog.default()`` is the packaged catalog plus the file named by ``AGENTCOST_PRICES``
+    when set. ``catalog.merged(other)`` returns a catalog where ``other``'s entries win.
+    """
+
+    def __init__(self, prices: Iterable[ModelPrice] = (), *, updated: str | None = None) -> None:
+        self._prices: dict[str, ModelPrice] = {}
+        self._aliases: dict[str, str] = {}
+        self.updated = updated
+        for p in prices:
+            self._add(p)
+        self._resolved: dict[str, ModelPrice | None] = {}
+
+    def _add(self, price: ModelPrice) -> None:
+        key = price.model.lower()
+        self._prices[key] = price
+        for alias in price.aliases:
+            self._aliases[alias.lower()] = key
+
+    # --- construction -------------------------------------------------------------------
+    @classmethod
+    def default(cls) -> PriceCatalog:
+        """The packaged catalog (cached), with ``AGENTCOST_PRICES`` overrides when set."""
+        global _DEFAULT
+        if _DEFAULT is None:
+            with _DEFAULT_LOCK:
+                if _DEFAULT is None:
+                    text = resources.files("agentcost_core").joinpath("data/prices.json").read_text("utf-8")
+                    catalog = cls.from_dict(json.loads(text), source="agentcost_core/data/prices.json")
+                    override = os.environ.get("AGENTCOST_PRICES")
+                    if override:
+                        catalog = catalog.merged(cls.from_file(override))
+                    _DEFAULT = catalog
+        return _DEFAULT
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "<dict>") -> PriceCatalog:
+        """Our format: ``{"models": {id: {"input": "2.50", "output": "10", ...}}}`` (USD per 1M tokens).
+
+        A bare ``{id: {...}}`` mapping is accepted too, for small override files.
+        """
+        if not isinstance(data, Mapping):
+            raise PriceFileError(f"{source}: expected a JSON object at the top level")
+        models = data.get("models", data if "models" not in data else None)
+        if not isinstance(models, Mapping):
+            raise PriceFileError(f"{source}: 'models' must be an object of model id -> prices")
+        prices = []
+        for model, entry in models.items():
+            if model in ("schema", "updated"):
+                continue
+            prices.append(ModelPrice.parse(str(model), entry, f"{source}: models[{model!r}]"))
+        return cls(prices, updated=data.get("updated") if isinstance(data.get("updated"), str) else None)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> PriceCatalog:
+        """Load a price file: our JSON format, or LiteLLM's ``model_prices_and_context_window.json``."""
+        p = Path(path)
+        try:
+            data = json.loads(p.read_text("utf-8"))
+        except FileNotFoundError:
+            raise PriceFileError(f"price file not found: {p}") from None
+        except json.JSONDecodeError as e:
+            raise PriceFileError(f"{p}: not valid JSON ({e})") from None
+        from .litellm import is_litellm_format, parse_litellm
+
+        if is_litellm_format(data):
+            return parse_litellm(data, source=str(p))
+        return cls.from_dict(data, source=str(p))
+
+    @classmethod
+    def from_litellm(cls, data_or_path: Mapping[str, Any] | str | os.PathLike[str]) -> PriceCatalog:
+        """Import LiteLLM's ``model_prices_and_context_window.json`` (a path or the parsed dict)."""
+        from .litellm import parse_litellm
+
+        if isinstance(data_or_path, Mapping):
+            return parse_litellm(data_or_path, source="<litellm dict>")
+        p = Path(data_or_path)
+        try:
+            data = json.loads(p.read_text("utf-8"))
+        except FileNotFoundError:
+            raise PriceFileError(f"price file not found: {p}") from None
+        except json.JSONDecodeError as e:
+            raise PriceFileError(f"{p}: not valid JSON ({e})") from None
+        return parse_litellm(data, source=str(p))
+
+    def merged(self, other: PriceCatalog | Mapping[str, Any]) -> PriceCatalog:
+        """A new catalog: this one with ``other``'s entries (or an override dict) on top."""
+        if not isinstance(other, PriceCatalog):
+            other = PriceCatalog.from_dict(other, source="<overrides>")
+        out = PriceCatalog(self._prices.values(), updated=self.updated)
+        for p in other._prices.values():
+            out._add(p)
+        return out
+
+    # --- lookup -------------------------------------------------------------------------
+    def get(self, model: str | None) -> ModelPrice | None:
+        """The price of ``model`` after id resolution, or None when the model is unknown."""
+        if not model:
+            return None
+        try:
+            return self._resolved[model]
+        except KeyError:
+            pass
+        found = None
+        for key in candidates(model):
+            key = self._aliases.get(key, key)
+            if key in self._prices:
+                found = self._prices[key]
+                break
+        if len(self._resolved) > 10_000:
+            self._resolved.clear()
+        self._resolved[model] = found
+        return found
+
+    def resolve(self, model: str) -> str | None:
+        """The catalog key a model id resolves to."""
+        p = self.get(model)
+        return p.model if p else None
+
+    def cost(self, model: str | None, usage: Usage, *, service_tier: str | None = None) -> Decimal | None:
+        """Exact USD cost of one call, or None when the model is not in the catalog."""
+        p = self.get(model)
+        return None if p is None else p.cost(usage, service_tier)
+
+    def __contains__(self, model: object) -> bool:
+        return isinstance(model, str) and self.get(model) is not None
+
+    def __iter__(self) -> Iterator[ModelPrice]:
+        return iter(sorted(self._prices.values(), key=lambda p: (p.provider, p.model)))
+
+    def __len__(self) -> int:
+        return len(self._prices)

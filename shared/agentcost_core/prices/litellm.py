@@ -1,0 +1,75 @@
+"""Import LiteLLM's ``model_prices_and_context_window.json`` (per-token float prices)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Mapping
+
+from ..errors import PriceFileError
+from .model_price import PER_MILLION, BucketPrices, ModelPrice, to_decimal
+
+_KNOWN_KEYS = ("input_cost_per_token", "output_cost_per_token", "litellm_provider", "max_input_tokens", "mode")
+
+
+def is_litellm_format(data: Any) -> bool:
+    if not isinstance(data, Mapping) or "models" in data:
+        return False
+    entries = [v for k, v in data.items() if k != "sample_spec" and isinstance(v, Mapping)]
+    return bool(entries) and any(any(k in e for k in _KNOWN_KEYS) for e in entries[:50])
+
+
+def _per_million(entry: Mapping[str, Any], key: str, where: str) -> Decimal | None:
+    v = entry.get(key)
+    return None if v is None else to_decimal(v, f"{where}.{key}") * PER_MILLION
+
+
+def parse_litellm(data: Mapping[str, Any], *, source: str) -> Any:
+    from .catalog import PriceCatalog
+
+    if not isinstance(data, Mapping):
+        raise PriceFileError(f"{source}: expected a JSON object of model -> prices")
+    prices = []
+    for model, entry in data.items():
+        if model == "sample_spec" or not isinstance(entry, Mapping):
+            continue
+        where = f"{source}: {model}"
+        i = _per_million(entry, "input_cost_per_token", where)
+        o = _per_million(entry, "output_cost_per_token", where)
+        if i is None or o is None:
+            continue  # image / audio / embedding-only entries: nothing to price per token
+        cr = _per_million(entry, "cache_read_input_token_cost", where)
+        cw = _per_million(entry, "cache_creation_input_token_cost", where)
+        cw1h = _per_million(entry, "cache_creation_input_token_cost_above_1hr", where)
+        base = BucketPrices(i, o, cr if cr is not None else i, cw if cw is not None else i, cw1h or cw or i)
+        long = None
+        threshold = None
+        li = _per_million(entry, "input_cost_per_token_above_200k_tokens", where)
+        if li is not None:
+            threshold = 200_000
+            lo = _per_million(entry, "output_cost_per_token_above_200k_tokens", where) or o
+            lcr = _per_million(entry, "cache_read_input_token_cost_above_200k_tokens", where)
+            lcw = _per_million(entry, "cache_creation_input_token_cost_above_200k_tokens", where)
+            long = BucketPrices(li, lo, lcr or base.cache_read, lcw or base.cache_write_5m, base.cache_write_1h)
+        tiers: dict[str, BucketPrices] = {}
+        for tier, suffix in (("flex", "_flex"), ("priority", "_priority"), ("batch", "_batches")):
+            ti = _per_million(entry, "input_cost_per_token" + suffix, where)
+            to = _per_million(entry, "output_cost_per_token" + suffix, where)
+            if ti is not None and to is not None:
+                tcr = _per_million(entry, "cache_read_input_token_cost" + suffix, where)
+                tiers[tier] = BucketPrices(ti, to, tcr if tcr is not None else base.cache_read * ti / i if i else ti, ti, ti)
+        mi = entry.get("max_input_tokens")
+        prices.append(
+            ModelPrice(
+                model=str(model),
+                provider=str(entry.get("litellm_provider") or "unknown"),
+                base=base,
+                long_context_threshold=threshold,
+                long_context=long,
+                tiers=tiers,
+                context_window=mi if isinstance(mi, int) else None,
+                source=f"litellm: {source}",
+            )
+        )
+    if not prices:
+        raise PriceFileError(f"{source}: no model with per-token input and output prices found")
+    return PriceCatalog(prices)

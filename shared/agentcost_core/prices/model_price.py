@@ -1,0 +1,156 @@
+"""One model's prices and the arithmetic that turns a :class:`Usage` into dollars."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any, Mapping
+
+from ..errors import PriceFileError
+from ..usage import Usage
+
+__all__ = ["BucketPrices", "ModelPrice", "PER_MILLION"]
+
+PER_MILLION = Decimal(1_000_000)
+_BUCKETS = ("input", "cache_read", "cache_write_5m", "cache_write_1h", "output")
+
+
+def to_decimal(value: Any, where: str) -> Decimal:
+    """Parse a price. Strings and ints are exact; floats go through their shortest repr."""
+    if isinstance(value, bool) or value is None:
+        raise PriceFileError(f"{where}: expected a price, got {value!r}")
+    try:
+        d = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    except Exception:  # decimal.InvalidOperation, TypeError
+        raise PriceFileError(f"{where}: {value!r} is not a number") from None
+    if not d.is_finite() or d < 0:
+        raise PriceFileError(f"{where}: price must be a finite number >= 0, got {value!r}")
+    return d
+
+
+@dataclass(frozen=True, slots=True)
+class BucketPrices:
+    """USD per 1M tokens for each bucket."""
+
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal
+    cache_write_5m: Decimal
+    cache_write_1h: Decimal
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any], where: str, fallback: BucketPrices | None = None) -> BucketPrices:
+        if not isinstance(data, Mapping):
+            raise PriceFileError(f"{where}: expected an object of prices, got {type(data).__name__}")
+        values: dict[str, Decimal] = {}
+        for b in ("input", "output"):
+            if data.get(b) is None and fallback is None:
+                raise PriceFileError(f"{where}: missing required price {b!r}")
+        for b in _BUCKETS:
+            raw = data.get(b)
+            if raw is not None:
+                values[b] = to_decimal(raw, f"{where}.{b}")
+            elif fallback is not None:
+                values[b] = getattr(fallback, b)
+            else:
+                values[b] = values["input"]  # no separate cache price: billed as input
+        return cls(**values)
+
+    def scaled(self, factor: Decimal) -> BucketPrices:
+        return BucketPrices(*(getattr(self, b) * factor for b in _BUCKETS))
+
+    def cost(self, usage: Usage) -> Decimal:
+        total = usage.input * self.input + usage.output * self.output
+        if usage.cache_read:
+            total += usage.cache_read * self.cache_read
+        if usage.cache_write_5m:
+            total += usage.cache_write_5m * self.cache_write_5m
+        if usage.cache_write_1h:
+            total += usage.cache_write_1h * self.cache_write_1h
+        return total / PER_MILLION
+
+    def as_dict(self) -> dict[str, str]:
+        return {b: str(getattr(self, b)) for b in _BUCKETS}
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPrice:
+    """Prices of one model family, as published on ``effective_date`` by ``source``."""
+
+    model: str
+    provider: str
+    base: BucketPrices
+    #: Above this many prompt tokens (input + cache reads + cache writes) the WHOLE request
+    #: is billed at ``long_context`` rates, output included.
+    long_context_threshold: int | None = None
+    long_context: BucketPrices | None = None
+    #: Service tier name -> prices (batch, flex, priority), already multiplied out.
+    tiers: Mapping[str, BucketPrices] = field(default_factory=dict)
+    tier_factors: Mapping[str, Decimal] = field(default_factory=dict)
+    context_window: int | None = None
+    effective_date: str | None = None
+    source: str | None = None
+    aliases: tuple[str, ...] = ()
+
+    def prices_for(self, usage: Usage, service_tier: str | None = None) -> BucketPrices:
+        long = self.long_context is not None and usage.prompt_tokens > self.long_context_threshold  # type: ignore[operator]
+        if service_tier and service_tier in self.tiers:
+            if long:
+                factor = self.tier_factors.get(service_tier)
+                if factor is not None:
+                    return self.long_context.scaled(factor)  # type: ignore[union-attr]
+            return self.tiers[service_tier]
+        return self.long_context if long else self.base  # type: ignore[return-value]
+
+    def cost(self, usage: Usage, service_tier: str | None = None) -> Decimal:
+        """Exact USD cost of one request with this usage."""
+        return self.prices_for(usage, service_tier).cost(usage)
+
+    def with_model(self, model: str) -> ModelPrice:
+        return replace(self, model=model)
+
+    @classmethod
+    def parse(cls, model: str, data: Mapping[str, Any], where: str) -> ModelPrice:
+        if not isinstance(data, Mapping):
+            raise PriceFileError(f"{where}: expected an object, got {type(data).__name__}")
+        base = BucketPrices.parse(data, where)
+        threshold = None
+        long = None
+        lc = data.get("long_context")
+        if lc:
+            if not isinstance(lc, Mapping):
+                raise PriceFileError(f"{where}.long_context: expected an object")
+            threshold = lc.get("threshold")
+            if not isinstance(threshold, int) or isinstance(threshold, bool) or threshold <= 0:
+                raise PriceFileError(f"{where}.long_context.threshold must be a positive integer, got {threshold!r}")
+            long = BucketPrices.parse(lc, f"{where}.long_context", fallback=base)
+        tiers: dict[str, BucketPrices] = {}
+        factors: dict[str, Decimal] = {}
+        st = data.get("service_tiers") or {}
+        if not isinstance(st, Mapping):
+            raise PriceFileError(f"{where}.service_tiers: expected an object")
+        for name, spec in st.items():
+            w = f"{where}.service_tiers.{name}"
+            if isinstance(spec, Mapping):
+                tiers[name] = BucketPrices.parse(spec, w, fallback=base)
+            else:
+                factors[name] = to_decimal(spec, w)
+                tiers[name] = base.scaled(factors[name])
+        cw = data.get("context_window")
+        aliases = data.get("aliases") or ()
+        if not isinstance(aliases, (list, tuple)) or not all(isinstance(a, str) for a in aliases):
+            raise PriceFileError(f"{where}.aliases: expected a list of model ids")
+        provider = data.get("provider") or "unknown"
+        return cls(
+            model=model,
+            provider=str(provider),
+            base=base,
+            long_context_threshold=threshold,
+            long_context=long,
+            tiers=tiers,
+            tier_factors=factors,
+            context_window=cw if isinstance(cw, int) else None,
+            effective_date=data.get("effective_date"),
+            source=data.get("source"),
+            aliases=tuple(aliases),
+        )

@@ -1,0 +1,160 @@
+"""The engine both adapters drive: price a call, build its :class:`CostEvent`, keep running
+totals and hand the event to the ledger. Framework objects never reach this module."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from decimal import Decimal
+from typing import Any
+
+from .events import ATTRIBUTION_FIELDS, CostEvent
+from .ledger import Ledger
+from .prices import PriceCatalog
+from .prices.model_ids import provider_hint
+from .usage import Usage
+
+__all__ = ["CostRecorder", "resolve_ledger"]
+
+logger = logging.getLogger("agentcost")
+
+_warned_unpriced: set[str] = set()
+_warn_lock = threading.Lock()
+_ZERO = Decimal(0)
+
+
+def resolve_ledger(ledger: Ledger | str | None) -> Ledger:
+    """A :class:`Ledger` from a Ledger, a URL, or None (the default URL); file and server
+    ledgers are shared per process so every handler uses one writer."""
+    if isinstance(ledger, Ledger):
+        return ledger
+    if ledger is None or isinstance(ledger, str):
+        if isinstance(ledger, str) and ledger.strip().lower().startswith("memory:"):
+            return Ledger(ledger)
+        return Ledger.shared(ledger)
+    raise TypeError(f"ledger must be a Ledger, a URL string or None, got {type(ledger).__name__}")
+
+
+def warn_unpriced_once(model: str | None) -> None:
+    key = model or "<no model name>"
+    if key in _warned_unpriced:
+        return
+    with _warn_lock:
+        if key in _warned_unpriced:
+            return
+        _warned_unpriced.add(key)
+    logger.warning(
+        "agentcost: no price for model %r; its calls are recorded as UNPRICED (cost None), not $0. "
+        "Add it with PriceCatalog.default().merged({...}) or AGENTCOST_PRICES=path.json",
+        key,
+    )
+
+
+class CostRecorder:
+    """Prices and records calls for one handler; keeps that handler's events and totals."""
+
+    def __init__(
+        self,
+        ledger: Ledger | str | None = None,
+        *,
+        catalog: PriceCatalog | None = None,
+        framework: str | None = None,
+        keep_events: bool = True,
+        **attribution: str | None,
+    ) -> None:
+        unknown = set(attribution) - set(ATTRIBUTION_FIELDS)
+        if unknown:
+            raise TypeError(f"unknown attribution field(s) {sorted(unknown)}; use {list(ATTRIBUTION_FIELDS)}")
+        self.ledger = resolve_ledger(ledger)
+        self.catalog = catalog if catalog is not None else PriceCatalog.default()
+        if not isinstance(self.catalog, PriceCatalog):
+            raise TypeError(f"catalog must be a PriceCatalog, got {type(self.catalog).__name__}")
+        self.framework = framework
+        self.defaults: dict[str, str | None] = {k: attribution.get(k) for k in ATTRIBUTION_FIELDS}
+        self.keep_events = keep_events
+        self.events: list[CostEvent] = []
+        self.total_cost = _ZERO
+        self.usage_by_model: dict[str, Usage] = {}
+        self.internal_errors = 0
+        self._lock = threading.Lock()
+
+    def record(
+        self,
+        model: str | None,
+        usage: Usage | None,
+        *,
+        requested_model: str | None = None,
+        provider: str | None = None,
+        service_tier: str | None = None,
+        estimated: bool = False,
+        cache_hit: bool = False,
+        error: str | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        feature: str | None = None,
+        agent_id: str | None = None,
+        task_id: str | None = None,
+        step: str | None = None,
+        trace_id: str | None = None,
+        span_id: str | None = None,
+        parent_id: str | None = None,
+        latency_s: float | None = None,
+        extra: dict[str, Any] | None = None,
+        kind: str = "llm",
+    ) -> CostEvent:
+        d = self.defaults
+        model = model or requested_model
+        price = self.catalog.get(model)
+        if price is None and requested_model and requested_model != model:
+            price = self.catalog.get(requested_model)
+        cost: Decimal | None = None
+        saved: Decimal | None = None
+        if usage is None:
+            usage = Usage()
+        elif price is not None:
+            cost = price.cost(usage, service_tier)
+        if cache_hit:
+            saved, cost = cost, _ZERO
+        elif price is None and error is None:
+            warn_unpriced_once(model)
+        event = CostEvent(
+            model=model,
+            usage=usage,
+            cost=cost,
+            provider=provider or (price.provider if price is not None else provider_hint(model or "")),
+            kind=kind,
+            priced=cost is not None,
+            estimated=estimated,
+            cache_hit=cache_hit,
+            saved=saved,
+            requested_model=requested_model,
+            service_tier=service_tier,
+            user_id=user_id or d["user_id"],
+            session_id=session_id or d["session_id"],
+            feature=feature or d["feature"],
+            agent_id=agent_id or d["agent_id"],
+            task_id=task_id or d["task_id"],
+            step=step,
+            trace_id=trace_id,
+            span_id=span_id,
+            parent_id=parent_id,
+            latency_s=latency_s,
+            error=error,
+            framework=self.framework,
+            extra=extra,
+        )
+        with self._lock:
+            if self.keep_events:
+                self.events.append(event)
+            if cost is not None:
+                self.total_cost += cost
+            if model and usage:
+                prev = self.usage_by_model.get(model)
+                self.usage_by_model[model] = usage if prev is None else prev + usage
+        self.ledger.record(event)
+        return event
+
+    def note_internal_error(self, where: str, exc: BaseException) -> None:
+        """Our own fault: log it with its traceback, count it, never raise into the user's run."""
+        self.internal_errors += 1
+        logger.error("agentcost internal error in %s: %r", where, exc, exc_info=exc)

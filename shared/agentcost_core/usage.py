@@ -1,0 +1,79 @@
+"""Token usage in non-overlapping buckets.
+
+Every provider reports usage differently; the parsers in :mod:`agentcost_core.parsers`
+translate each format into this one shape, where no token is counted twice:
+
+* ``input``          – input tokens billed at the full input price
+* ``cache_read``     – input tokens served from the provider's prompt cache
+* ``cache_write_5m`` – input tokens written to a 5-minute cache
+* ``cache_write_1h`` – input tokens written to a 1-hour cache
+* ``output``         – output tokens, reasoning included
+* ``reasoning``      – the reasoning part of ``output`` (a visible subset, never added again)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Usage", "BUCKETS"]
+
+#: The billable buckets, in storage order. ``reasoning`` is not one: it is part of ``output``.
+BUCKETS = ("input", "cache_read", "cache_write_5m", "cache_write_1h", "output")
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input: int = 0
+    cache_read: int = 0
+    cache_write_5m: int = 0
+    cache_write_1h: int = 0
+    output: int = 0
+    reasoning: int = 0
+
+    def __post_init__(self) -> None:
+        # Kept cheap: this runs once per model call on the hot path.
+        if min(self.input, self.cache_read, self.cache_write_5m, self.cache_write_1h, self.output, self.reasoning) < 0:
+            bad = {k: v for k, v in self.as_dict().items() if v < 0}
+            raise ValueError(f"Usage buckets must be >= 0, got {bad}")
+        if self.reasoning > self.output:
+            raise ValueError(
+                f"Usage.reasoning ({self.reasoning}) is part of output and cannot exceed it ({self.output})"
+            )
+
+    @property
+    def prompt_tokens(self) -> int:
+        """Every input token of the request, whatever its cache status."""
+        return self.input + self.cache_read + self.cache_write_5m + self.cache_write_1h
+
+    @property
+    def cache_write(self) -> int:
+        return self.cache_write_5m + self.cache_write_1h
+
+    @property
+    def total(self) -> int:
+        return self.prompt_tokens + self.output
+
+    def __add__(self, other: Usage) -> Usage:
+        if not isinstance(other, Usage):
+            return NotImplemented
+        return Usage(
+            self.input + other.input,
+            self.cache_read + other.cache_read,
+            self.cache_write_5m + other.cache_write_5m,
+            self.cache_write_1h + other.cache_write_1h,
+            self.output + other.output,
+            self.reasoning + other.reasoning,
+        )
+
+    def __bool__(self) -> bool:
+        return self.total > 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "input": self.input,
+            "cache_read": self.cache_read,
+            "cache_write_5m": self.cache_write_5m,
+            "cache_write_1h": self.cache_write_1h,
+            "output": self.output,
+            "reasoning": self.reasoning,
+        }
