@@ -1,1 +1,12 @@
-"""placeholder"""
+"""agentcost for LangChain: exact cost capture for chains, agents and LangGraph graphs.
+
+    from agentcost_langchain import CostCallbackHandler
+    handler = CostCallbackHandler(feature="support")
+    chain.invoke(inputs, config={"callbacks": [handler], "metadata": {"user_id": "u1"}})
+    handler.total_cost  # Decimal
+"""
+
+from .callbacks import AsyncCostCallbackHandler, CostCallbackHandler
+from .tracking import track_costs
+
+__all__ = ["AsyncCostCallbackHandler", "CostCallbackHandler", "track_costs"]

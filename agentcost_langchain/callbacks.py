@@ -1,0 +1,295 @@
+"""LangChain callback handlers that record one :class:`CostEvent` per model call.
+
+Attach to any chain, agent or model (``config={"callbacks": [handler]}``, constructor
+``callbacks=``, or :func:`track_costs`). The handler tracks chain starts to know each call's
+trace (the root run id) and step (the LangGraph node, else the enclosing chain's name), and
+reads attribution from run ``metadata``: ``user_id``, ``session_id`` (or ``thread_id`` /
+``conversation_id``), ``feature``, ``agent_id``, ``task_id``, over the constructor's defaults.
+
+Our own faults never reach the user's chain: every hook catches, logs and counts them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from decimal import Decimal
+from typing import Any, Sequence
+from uuid import UUID
+
+from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
+
+from agentcost_core import CostEvent, CostRecorder, Ledger, PriceCatalog, Usage
+from agentcost_core.tokens import ChatMessage, TokenCounter
+
+from .messages import to_chat_messages
+from .response import read_result
+
+__all__ = ["AsyncCostCallbackHandler", "CostCallbackHandler"]
+
+_perf = time.perf_counter
+logger = logging.getLogger("agentcost")
+
+
+def _s(v: Any) -> str | None:
+    return None if v is None else v if isinstance(v, str) else str(v)
+
+
+class _CostTracking:
+    """The shared body of the sync and async handlers."""
+
+    def __init__(
+        self,
+        ledger: Ledger | str | None = None,
+        *,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        feature: str | None = None,
+        agent_id: str | None = None,
+        task_id: str | None = None,
+        catalog: PriceCatalog | None = None,
+    ) -> None:
+        self.recorder = CostRecorder(
+            ledger,
+            catalog=catalog,
+            framework="langchain",
+            user_id=user_id,
+            session_id=session_id,
+            feature=feature,
+            agent_id=agent_id,
+            task_id=task_id,
+        )
+        self._runs: dict[UUID, tuple[Any, ...]] = {}
+        self._chains: dict[UUID, tuple[UUID, str | None]] = {}
+
+    # --- public face --------------------------------------------------------------------
+    @property
+    def ledger(self) -> Ledger:
+        return self.recorder.ledger
+
+    @property
+    def events(self) -> list[CostEvent]:
+        """This handler's events, in call order."""
+        return self.recorder.events
+
+    @property
+    def total_cost(self) -> Decimal:
+        """Exact USD of this handler's priced events (unpriced ones are counted separately)."""
+        return self.recorder.total_cost
+
+    @property
+    def usage_by_model(self) -> dict[str, Usage]:
+        return self.recorder.usage_by_model
+
+    @property
+    def unpriced_calls(self) -> int:
+        return sum(1 for e in self.recorder.events if not e.priced and not e.error)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(calls={len(self.events)}, total_cost=${self.total_cost})"
+
+    # --- chains: trace and step ---------------------------------------------------------
+    def _chain_start(self, serialized: Any, run_id: UUID, parent_run_id: UUID | None, kwargs: dict[str, Any]) -> None:
+        try:
+            parent = self._chains.get(parent_run_id) if parent_run_id is not None else None
+            root = parent[0] if parent is not None else (parent_run_id or run_id)
+            name = kwargs.get("name")
+            if name is None and serialized:
+                name = serialized.get("name")
+            self._chains[run_id] = (root, name)
+        except Exception as e:  # pragma: no cover - defensive
+            self.recorder.note_internal_error("on_chain_start", e)
+
+    def _chain_end(self, run_id: UUID) -> None:
+        self._chains.pop(run_id, None)
+
+    # --- model calls --------------------------------------------------------------------
+    def _model_start(
+        self,
+        prompt: Any,
+        run_id: UUID,
+        parent_run_id: UUID | None,
+        metadata: dict[str, Any] | None,
+        kwargs: dict[str, Any],
+    ) -> None:
+        try:
+            md = metadata or {}
+            inv = kwargs.get("invocation_params") or {}
+            requested = inv.get("model") or inv.get("model_name") or md.get("ls_model_name")
+            parent = self._chains.get(parent_run_id) if parent_run_id is not None else None
+            if parent is not None:
+                trace, step = parent
+            else:
+                trace, step = (parent_run_id or run_id), None
+            step = md.get("langgraph_node") or step or kwargs.get("name")
+            self._runs[run_id] = (_perf(), requested, md.get("ls_provider"), md, step, trace, parent_run_id, prompt)
+        except Exception as e:
+            self.recorder.note_internal_error("on_chat_model_start", e)
+
+    def _record(self, run_id: UUID, response: Any, error: BaseException | None) -> None:
+        state = self._runs.pop(run_id, None)
+        if state is None:  # attached after the call started: record what the end tells us
+            state = (None, None, None, {}, None, run_id, None, None)
+        t0, requested, provider, md, step, trace, parent, prompt = state
+        usage = None
+        model = requested
+        tier = None
+        cache_hit = False
+        estimated = False
+        extra = None
+        if response is not None:
+            result = read_result(response)
+            model = result.model or requested
+            tier = result.service_tier
+            cache_hit = result.cache_hit
+            usage = result.usage
+            if result.usage_error is not None:
+                logger.warning("agentcost: malformed usage from %s (%s); tokens estimated instead", model, result.usage_error)
+                extra = {"usage_error": result.usage_error}
+            if usage is None:
+                usage = self._estimate(model, prompt, result.output_text)
+                estimated = True
+        get = md.get
+        self.recorder.record(
+            model,
+            usage,
+            requested_model=requested,
+            provider=provider,
+            service_tier=tier,
+            estimated=estimated,
+            cache_hit=cache_hit,
+            error=None if error is None else f"{type(error).__name__}: {error}"[:2000],
+            user_id=_s(get("user_id")),
+            session_id=_s(get("session_id") or get("thread_id") or get("conversation_id")),
+            feature=_s(get("feature")),
+            agent_id=_s(get("agent_id")),
+            task_id=_s(get("task_id")),
+            step=step,
+            trace_id=str(trace),
+            span_id=str(run_id),
+            parent_id=None if parent is None else str(parent),
+            latency_s=None if t0 is None else _perf() - t0,
+            extra=extra,
+        )
+
+    @staticmethod
+    def _estimate(model: str | None, prompt: Any, output_text: str) -> Usage:
+        counter = TokenCounter.for_model(model)
+        if prompt and isinstance(prompt[0], str):
+            msgs = [ChatMessage("user", p) for p in prompt]
+        else:
+            msgs = to_chat_messages(prompt[0]) if prompt else []
+        return Usage(input=counter.count_messages(msgs).tokens, output=counter.count_text(output_text).tokens)
+
+    def _model_end(self, response: Any, run_id: UUID) -> None:
+        try:
+            self._record(run_id, response, None)
+        except Exception as e:
+            self.recorder.note_internal_error("on_llm_end", e)
+
+    def _model_error(self, error: BaseException, run_id: UUID) -> None:
+        try:
+            self._record(run_id, None, error)
+        except Exception as e:
+            self.recorder.note_internal_error("on_llm_error", e)
+
+
+class CostCallbackHandler(_CostTracking, BaseCallbackHandler):
+    """Sync handler; also runs inline (no thread hop) under async LangChain runs.
+
+    ``CostCallbackHandler(ledger=None, *, user_id=None, session_id=None, feature=None,
+    agent_id=None, task_id=None)``; ``ledger`` is a URL, a :class:`Ledger` or None for the
+    default (``AGENTCOST_LEDGER`` or ``sqlite:///.agentcost/ledger.db``).
+    """
+
+    run_inline = True
+
+    def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any) -> None:  # noqa: E501
+        self._chain_start(serialized, run_id, parent_run_id, kwargs)
+
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._chains.pop(run_id, None)
+
+    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._chains.pop(run_id, None)
+
+    def on_chat_model_start(
+        self,
+        serialized: Any,
+        messages: list[list[Any]],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._model_start(messages, run_id, parent_run_id, metadata, kwargs)
+
+    def on_llm_start(
+        self,
+        serialized: Any,
+        prompts: list[str],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._model_start(prompts, run_id, parent_run_id, metadata, kwargs)
+
+    def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._model_end(response, run_id)
+
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._model_error(error, run_id)
+
+
+class AsyncCostCallbackHandler(_CostTracking, AsyncCallbackHandler):
+    """Async handler with the same behaviour, for code that wants an ``AsyncCallbackHandler``.
+
+    Note: LangChain runs async handlers from sync code in a helper loop; prefer
+    :class:`CostCallbackHandler`, which works under both.
+    """
+
+    async def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any) -> None:  # noqa: E501
+        self._chain_start(serialized, run_id, parent_run_id, kwargs)
+
+    async def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._chains.pop(run_id, None)
+
+    async def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._chains.pop(run_id, None)
+
+    async def on_chat_model_start(
+        self,
+        serialized: Any,
+        messages: list[list[Any]],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._model_start(messages, run_id, parent_run_id, metadata, kwargs)
+
+    async def on_llm_start(
+        self,
+        serialized: Any,
+        prompts: list[str],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._model_start(prompts, run_id, parent_run_id, metadata, kwargs)
+
+    async def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._model_end(response, run_id)
+
+    async def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._model_error(error, run_id)

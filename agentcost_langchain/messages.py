@@ -1,0 +1,39 @@
+"""LangChain messages → the core's framework-free :class:`ChatMessage`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+from agentcost_core.tokens import ChatMessage
+
+_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "tool", "chat": "user"}
+
+
+def content_text(content: Any) -> str:
+    """The text of a message's content (a string or a list of content blocks)."""
+    if isinstance(content, str):
+        return content
+    parts: list[str] = []
+    for block in content or ():
+        if isinstance(block, str):
+            parts.append(block)
+        elif isinstance(block, dict):
+            if isinstance(block.get("text"), str):
+                parts.append(block["text"])
+            elif block.get("type") in ("tool_use", "tool_call", "function_call"):
+                parts.append(json.dumps(block.get("input") or block.get("args") or {}, sort_keys=True, default=str))
+    return "\n".join(parts)
+
+
+def to_chat_message(message: Any) -> ChatMessage:
+    role = _ROLES.get(getattr(message, "type", "human"), "user")
+    text = content_text(getattr(message, "content", ""))
+    tool_calls = getattr(message, "tool_calls", None)
+    if tool_calls:
+        text += json.dumps([{"name": c.get("name"), "args": c.get("args")} for c in tool_calls], default=str)
+    return ChatMessage(role, text, getattr(message, "name", None))
+
+
+def to_chat_messages(messages: Iterable[Any]) -> list[ChatMessage]:
+    return [to_chat_message(m) for m in messages]

@@ -1,0 +1,60 @@
+"""Reading what a LangChain ``LLMResult`` says about a model call: usage, model, tier, cache hit."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from agentcost_core.errors import UsageFormatError
+from agentcost_core.parsers import from_openai, from_usage_metadata, service_tier_of
+from agentcost_core.usage import Usage
+
+from .messages import content_text
+
+
+class CallResult(NamedTuple):
+    usage: Usage | None
+    model: str | None  # the model the provider says it served
+    service_tier: str | None
+    cache_hit: bool
+    output_text: str
+    usage_error: str | None = None  # usage was present but malformed
+
+
+def read_result(response: Any) -> CallResult:
+    """Usage from the first generation's ``usage_metadata`` (streams: the merged final chunk),
+    falling back to ``llm_output["token_usage"]`` for completion-style LLMs."""
+    generation = None
+    try:
+        generation = response.generations[0][0]
+    except (IndexError, AttributeError, TypeError):
+        pass
+    message = getattr(generation, "message", None)
+    usage_metadata = getattr(message, "usage_metadata", None) if message is not None else None
+    response_metadata = getattr(message, "response_metadata", None) or {}
+    llm_output = getattr(response, "llm_output", None) or {}
+    model = (
+        response_metadata.get("model_name")
+        or response_metadata.get("model")
+        or llm_output.get("model_name")
+        or llm_output.get("model")
+    )
+    tier = response_metadata.get("service_tier")
+    usage = None
+    cache_hit = False
+    usage_error = None
+    try:
+        if usage_metadata:
+            usage = from_usage_metadata(usage_metadata)
+            cache_hit = usage_metadata.get("total_cost") == 0  # LangChain marks LLM-cache hits so
+            tier = service_tier_of(usage_metadata) or tier
+        elif llm_output.get("token_usage"):
+            usage = from_openai(llm_output["token_usage"])
+    except UsageFormatError as e:
+        usage, usage_error = None, str(e)
+    if tier not in ("flex", "priority"):
+        tier = None
+    if message is not None:
+        text = content_text(message.content)
+    else:
+        text = getattr(generation, "text", "") or ""
+    return CallResult(usage, model if isinstance(model, str) else None, tier, cache_hit, text, usage_error)
