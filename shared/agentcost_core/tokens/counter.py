@@ -48,6 +48,7 @@ _CLAUDE_FACTOR = 1.15
 _ENCODINGS: dict[str, Any] = {}
 _ENC_LOCK = threading.Lock()
 _warned_no_tiktoken = False
+_SHARED: dict[str | None, TokenCounter] = {}
 
 
 def encoding_for(model: str | None) -> str:
@@ -98,6 +99,14 @@ class TokenCounter:
         self._memo_size = memo_size
         self._request_memo: dict[tuple[ChatMessage, ...], int] = {}
         self.exact = self.family == "openai" and bool(_encoding(self.encoding_name))
+
+    @classmethod
+    def for_model(cls, model: str | None) -> TokenCounter:
+        """A process-wide counter per model id, so every handler shares one memo."""
+        counter = _SHARED.get(model)
+        if counter is None:
+            counter = _SHARED.setdefault(model, cls(model))
+        return counter
 
     # --- text ---------------------------------------------------------------------------
     def _raw(self, text: str) -> int:
