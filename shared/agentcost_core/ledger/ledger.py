@@ -88,7 +88,7 @@ class Ledger:
     ) -> None:
         if max_queue <= 0 or batch_size <= 0 or flush_interval_s <= 0:
             raise LedgerURLError("max_queue, batch_size and flush_interval_s must be positive")
-        self.backend = backend if backend is not None else open_backend(url or default_ledger_url())
+        self.backend = backend if backend is not None else open_backend(default_ledger_url() if url is None else url)
         self.url = self.backend.url
         self.sync = sync
         self._writer: BackgroundWriter | None = None

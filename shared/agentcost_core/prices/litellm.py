@@ -40,7 +40,8 @@ def parse_litellm(data: Mapping[str, Any], *, source: str) -> Any:
         cr = _per_million(entry, "cache_read_input_token_cost", where)
         cw = _per_million(entry, "cache_creation_input_token_cost", where)
         cw1h = _per_million(entry, "cache_creation_input_token_cost_above_1hr", where)
-        base = BucketPrices(i, o, cr if cr is not None else i, cw if cw is not None else i, cw1h or cw or i)
+        base = BucketPrices(input=i, output=o, cache_read=cr if cr is not None else i,
+                            cache_write_5m=cw if cw is not None else i, cache_write_1h=cw1h or cw or i)
         long = None
         threshold = None
         li = _per_million(entry, "input_cost_per_token_above_200k_tokens", where)
@@ -49,14 +50,16 @@ def parse_litellm(data: Mapping[str, Any], *, source: str) -> Any:
             lo = _per_million(entry, "output_cost_per_token_above_200k_tokens", where) or o
             lcr = _per_million(entry, "cache_read_input_token_cost_above_200k_tokens", where)
             lcw = _per_million(entry, "cache_creation_input_token_cost_above_200k_tokens", where)
-            long = BucketPrices(li, lo, lcr or base.cache_read, lcw or base.cache_write_5m, base.cache_write_1h)
+            long = BucketPrices(input=li, output=lo, cache_read=lcr or base.cache_read,
+                                cache_write_5m=lcw or base.cache_write_5m, cache_write_1h=base.cache_write_1h)
         tiers: dict[str, BucketPrices] = {}
         for tier, suffix in (("flex", "_flex"), ("priority", "_priority"), ("batch", "_batches")):
             ti = _per_million(entry, "input_cost_per_token" + suffix, where)
             to = _per_million(entry, "output_cost_per_token" + suffix, where)
             if ti is not None and to is not None:
                 tcr = _per_million(entry, "cache_read_input_token_cost" + suffix, where)
-                tiers[tier] = BucketPrices(ti, to, tcr if tcr is not None else base.cache_read * ti / i if i else ti, ti, ti)
+                tiers[tier] = BucketPrices(input=ti, output=to, cache_read=tcr if tcr is not None else ti,
+                                           cache_write_5m=ti, cache_write_1h=ti)
         mi = entry.get("max_input_tokens")
         prices.append(
             ModelPrice(

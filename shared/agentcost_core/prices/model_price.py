@@ -57,7 +57,7 @@ class BucketPrices:
         return cls(**values)
 
     def scaled(self, factor: Decimal) -> BucketPrices:
-        return BucketPrices(*(getattr(self, b) * factor for b in _BUCKETS))
+        return BucketPrices(**{b: getattr(self, b) * factor for b in _BUCKETS})
 
     def cost(self, usage: Usage) -> Decimal:
         total = usage.input * self.input + usage.output * self.output
@@ -86,7 +86,8 @@ class ModelPrice:
     long_context: BucketPrices | None = None
     #: Service tier name -> prices (batch, flex, priority), already multiplied out.
     tiers: Mapping[str, BucketPrices] = field(default_factory=dict)
-    tier_factors: Mapping[str, Decimal] = field(default_factory=dict)
+    #: Service tier name -> its prices above the long-context threshold.
+    tier_long_context: Mapping[str, BucketPrices] = field(default_factory=dict)
     context_window: int | None = None
     effective_date: str | None = None
     source: str | None = None
@@ -96,9 +97,7 @@ class ModelPrice:
         long = self.long_context is not None and usage.prompt_tokens > self.long_context_threshold  # type: ignore[operator]
         if service_tier and service_tier in self.tiers:
             if long:
-                factor = self.tier_factors.get(service_tier)
-                if factor is not None:
-                    return self.long_context.scaled(factor)  # type: ignore[union-attr]
+                return self.tier_long_context.get(service_tier) or self.long_context  # type: ignore[return-value]
             return self.tiers[service_tier]
         return self.long_context if long else self.base  # type: ignore[return-value]
 
@@ -125,17 +124,25 @@ class ModelPrice:
                 raise PriceFileError(f"{where}.long_context.threshold must be a positive integer, got {threshold!r}")
             long = BucketPrices.parse(lc, f"{where}.long_context", fallback=base)
         tiers: dict[str, BucketPrices] = {}
-        factors: dict[str, Decimal] = {}
+        tier_long: dict[str, BucketPrices] = {}
         st = data.get("service_tiers") or {}
         if not isinstance(st, Mapping):
             raise PriceFileError(f"{where}.service_tiers: expected an object")
         for name, spec in st.items():
             w = f"{where}.service_tiers.{name}"
             if isinstance(spec, Mapping):
+                # Explicit per-bucket prices, optionally with their own long-context prices.
                 tiers[name] = BucketPrices.parse(spec, w, fallback=base)
+                if spec.get("long_context") and long is not None:
+                    tier_long[name] = BucketPrices.parse(spec["long_context"], f"{w}.long_context", fallback=long)
+                elif long is not None:
+                    tier_long[name] = long
             else:
-                factors[name] = to_decimal(spec, w)
-                tiers[name] = base.scaled(factors[name])
+                # A multiplier applies to every bucket, long-context prices included.
+                factor = to_decimal(spec, w)
+                tiers[name] = base.scaled(factor)
+                if long is not None:
+                    tier_long[name] = long.scaled(factor)
         cw = data.get("context_window")
         aliases = data.get("aliases") or ()
         if not isinstance(aliases, (list, tuple)) or not all(isinstance(a, str) for a in aliases):
@@ -148,7 +155,7 @@ class ModelPrice:
             long_context_threshold=threshold,
             long_context=long,
             tiers=tiers,
-            tier_factors=factors,
+            tier_long_context=tier_long,
             context_window=cw if isinstance(cw, int) else None,
             effective_date=data.get("effective_date"),
             source=data.get("source"),

@@ -1,0 +1,173 @@
+"""The packaged catalog, id resolution, long-context and tier pricing, overrides, LiteLLM import."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from agentcost_core import PriceCatalog, PriceFileError, Usage
+
+M = Decimal(1_000_000)
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+REQUIRED = [
+    "gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-5", "gpt-5-mini", "gpt-5-nano",
+    "o3", "o4-mini", "claude-opus-4", "claude-opus-4-1", "claude-opus-4-5", "claude-sonnet-4", "claude-sonnet-4-5",
+    "claude-haiku-4-5", "claude-3-5-haiku", "gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def catalog() -> PriceCatalog:
+    return PriceCatalog.default()
+
+
+@pytest.mark.parametrize("model", REQUIRED)
+def test_required_models_have_dated_sourced_prices(catalog, model):
+    p = catalog.get(model)
+    assert p is not None, model
+    assert p.base.input > 0 and p.base.output > 0 and p.base.cache_read > 0
+    assert p.effective_date and p.source
+    assert p.base.cache_read <= p.base.input
+
+
+@pytest.mark.parametrize(
+    "model_id, key",
+    [
+        ("gpt-4o-2024-08-06", "gpt-4o"),
+        ("openai/gpt-4o", "gpt-4o"),
+        ("azure/gpt-4.1-mini", "gpt-4.1-mini"),
+        ("gpt-5-mini-2025-08-07", "gpt-5-mini"),
+        ("anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5"),
+        ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5"),
+        ("claude-sonnet-4-5@20250929", "claude-sonnet-4-5"),
+        ("claude-3-5-haiku-latest", "claude-3-5-haiku"),
+        ("claude-haiku-4.5", "claude-haiku-4-5"),
+        ("models/gemini-2.5-flash", "gemini-2.5-flash"),
+        ("GPT-4o", "gpt-4o"),
+    ],
+)
+def test_ids_resolve_to_their_family(catalog, model_id, key):
+    assert catalog.resolve(model_id) == key
+
+
+def test_a_dated_snapshot_with_its_own_price_is_not_collapsed(catalog):
+    assert catalog.resolve("gpt-4o-2024-05-13") == "gpt-4o-2024-05-13"
+    assert catalog.get("gpt-4o-2024-05-13").base.input == Decimal("5.00")
+
+
+def test_mini_is_not_its_big_sibling(catalog):
+    assert catalog.resolve("gpt-5-mini") == "gpt-5-mini" and catalog.resolve("gpt-4o-mini-2024-07-18") == "gpt-4o-mini"
+
+
+def test_unknown_model_costs_none_never_zero(catalog):
+    assert catalog.get("my-private-model") is None
+    assert catalog.cost("my-private-model", Usage(input=10, output=10)) is None
+    assert catalog.cost(None, Usage(input=10)) is None
+
+
+def test_exact_decimal_cost_per_bucket(catalog):
+    u = Usage(input=1000, cache_read=3000, cache_write_5m=200, cache_write_1h=100, output=500, reasoning=100)
+    expected = (
+        1000 * Decimal("3.00") + 3000 * Decimal("0.30") + 200 * Decimal("3.75") + 100 * Decimal("6.00") + 500 * Decimal("15.00")
+    ) / M
+    assert catalog.cost("claude-sonnet-4-5-20250929", u) == expected
+    assert isinstance(expected, Decimal)
+
+
+def test_long_context_reprices_the_whole_request_above_the_threshold(catalog):
+    below = Usage(input=150_000, cache_read=50_000, output=1000)  # exactly 200,000 prompt tokens: base rates
+    above = Usage(input=150_001, cache_read=50_000, output=1000)
+    assert catalog.cost("claude-sonnet-4-5", below) == (150_000 * Decimal(3) + 50_000 * Decimal("0.30") + 1000 * Decimal(15)) / M
+    assert catalog.cost("claude-sonnet-4-5", above) == (
+        150_001 * Decimal(6) + 50_000 * Decimal("0.60") + 1000 * Decimal("22.50")
+    ) / M
+    g = catalog.get("gemini-2.5-pro")
+    assert g.long_context_threshold == 200_000
+    assert catalog.cost("gemini-2.5-pro", Usage(input=250_000, output=10)) == (
+        250_000 * g.long_context.input + 10 * g.long_context.output
+    ) / M
+
+
+def test_service_tiers_multiply_or_replace_prices(catalog):
+    u = Usage(input=1000, cache_read=1000, output=1000)
+    flex = catalog.get("gpt-5").tiers["flex"]
+    assert flex.input == Decimal("0.625")
+    assert catalog.cost("gpt-5", u, service_tier="flex") == catalog.cost("gpt-5", u) / 2
+    assert catalog.cost("gpt-5", u, service_tier="priority") == catalog.cost("gpt-5", u) * 2
+    assert catalog.cost("gpt-5", u, service_tier="no-such-tier") == catalog.cost("gpt-5", u)
+    # a tier with explicit prices and its own long-context prices (gemini-2.5-pro batch)
+    big = Usage(input=300_000, output=100)
+    gp = catalog.get("gemini-2.5-pro")
+    assert catalog.cost("gemini-2.5-pro", big, service_tier="batch") == (
+        300_000 * gp.tier_long_context["batch"].input + 100 * gp.tier_long_context["batch"].output
+    ) / M
+    assert gp.tier_long_context["batch"].input < gp.long_context.input
+
+
+def test_overrides_merge_on_top(catalog):
+    merged = catalog.merged({"models": {"gpt-4o": {"input": "1", "output": "2"}, "acme-1": {"input": "0.5", "output": "1"}}})
+    assert merged.cost("gpt-4o-2024-08-06", Usage(input=M, output=M)) == Decimal(3)
+    assert merged.cost("acme-1", Usage(input=2_000_000)) == Decimal(1)
+    assert merged.get("claude-haiku-4-5") is not None
+    assert catalog.cost("gpt-4o", Usage(input=M)) == Decimal("2.50")  # the original is untouched
+
+
+def test_env_override_file(tmp_path, monkeypatch):
+    import agentcost_core.prices.catalog as cat_mod
+
+    f = tmp_path / "mine.json"
+    f.write_text(json.dumps({"models": {"house-model": {"provider": "acme", "input": "1.5", "output": "3"}}}))
+    monkeypatch.setenv("AGENTCOST_PRICES", str(f))
+    monkeypatch.setattr(cat_mod, "_DEFAULT", None)
+    try:
+        assert PriceCatalog.default().cost("house-model", Usage(input=1000)) == Decimal("0.0015")
+    finally:
+        monkeypatch.setattr(cat_mod, "_DEFAULT", None)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json", "not valid JSON"),
+        (json.dumps({"models": {"x": {"input": "abc", "output": "1"}}}), "is not a number"),
+        (json.dumps({"models": {"x": {"input": "-1", "output": "1"}}}), ">= 0"),
+        (json.dumps({"models": {"x": {"output": "1"}}}), "missing required price 'input'"),
+        (json.dumps({"models": {"x": {"input": 1, "output": 1, "long_context": {"threshold": -3}}}}), "threshold"),
+        (json.dumps({"models": []}), "must be an object"),
+    ],
+)
+def test_bad_price_files_fail_loudly_with_the_place(tmp_path, content, message):
+    f = tmp_path / "bad.json"
+    f.write_text(content)
+    with pytest.raises(PriceFileError, match=message) as err:
+        PriceCatalog.from_file(f)
+    assert "bad.json" in str(err.value)
+
+
+def test_missing_price_file():
+    with pytest.raises(PriceFileError, match="not found"):
+        PriceCatalog.from_file("/nonexistent/prices.json")
+
+
+def test_litellm_import_exact_from_float_prices():
+    lite = PriceCatalog.from_file(DATA / "litellm_model_prices_sample.json")  # detected by its shape
+    assert lite.get("gpt-4o") is not None and lite.get("sample_spec") is None
+    assert lite.cost("gpt-4o", Usage(input=M, cache_read=M, output=M)) == Decimal("2.5") + Decimal("1.25") + Decimal("10")
+    raw = json.loads((DATA / "litellm_model_prices_sample.json").read_text())
+    via_dict = PriceCatalog.from_litellm(raw)
+    assert len(via_dict) == len(lite)
+    sonnet = [k for k in raw if "claude-sonnet-4-5" in k and "bedrock" not in k and "/" not in k]
+    if sonnet:
+        p = lite.get(sonnet[0])
+        assert p.base.cache_write_5m == Decimal("3.75") and p.base.cache_write_1h == Decimal("6")
+
+
+def test_litellm_file_without_token_prices_is_rejected(tmp_path):
+    f = tmp_path / "lite.json"
+    f.write_text(json.dumps({"img": {"litellm_provider": "openai", "mode": "image_generation"}}))
+    with pytest.raises(PriceFileError, match="no model"):
+        PriceCatalog.from_file(f)
