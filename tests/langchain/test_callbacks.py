@@ -1,0 +1,243 @@
+"""One event per model call, whatever the run mode; attribution, trace and step; failure modes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from decimal import Decimal
+
+import pytest
+
+pytest.importorskip("langchain_core")
+
+from langchain_core.messages import AIMessage  # noqa: E402
+from langchain_core.prompts import ChatPromptTemplate  # noqa: E402
+from langchain_core.runnables import RunnableLambda  # noqa: E402
+
+from agentcost_core import Usage  # noqa: E402
+from agentcost_langchain import AsyncCostCallbackHandler, CostCallbackHandler, track_costs  # noqa: E402
+from agentcost_langchain.testing import ScriptedChatModel  # noqa: E402
+
+PROMPT = ChatPromptTemplate.from_messages([("system", "You answer briefly."), ("human", "{q}")])
+
+
+def make_chain():
+    return PROMPT | ScriptedChatModel(script=["The answer is forty two, as always."], cached_share=0.5)
+
+
+QUESTIONS = [f"Question number {i}: what is the meaning of life? " * 20 for i in range(3)]
+
+
+def _summary(h):
+    return (len(h.events), h.total_cost, sum((e.usage for e in h.events), Usage()))
+
+
+async def _ainvoke(chain, h):
+    for q in QUESTIONS:
+        await chain.ainvoke({"q": q}, config={"callbacks": [h]})
+
+
+async def _astream(chain, h):
+    for q in QUESTIONS:
+        async for _ in chain.astream({"q": q}, config={"callbacks": [h]}):
+            pass
+
+
+def run_mode(mode: str, handler_cls=CostCallbackHandler):
+    h = handler_cls("memory://")
+    chain = make_chain()
+    if mode == "invoke":
+        for q in QUESTIONS:
+            chain.invoke({"q": q}, config={"callbacks": [h]})
+    elif mode == "stream":
+        for q in QUESTIONS:
+            list(chain.stream({"q": q}, config={"callbacks": [h]}))
+    elif mode == "batch":
+        chain.batch([{"q": q} for q in QUESTIONS], config={"callbacks": [h], "max_concurrency": 3})
+    elif mode == "ainvoke":
+        asyncio.run(_ainvoke(chain, h))
+    elif mode == "astream":
+        asyncio.run(_astream(chain, h))
+    elif mode == "abatch":
+        asyncio.run(chain.abatch([{"q": q} for q in QUESTIONS], config={"callbacks": [h]}))
+    elif mode == "nested":
+        outer = RunnableLambda(lambda x: x) | RunnableLambda(lambda x: chain.invoke(x))
+        for q in QUESTIONS:
+            outer.invoke({"q": q}, config={"callbacks": [h]})
+    return h
+
+
+MODES = ["invoke", "stream", "batch", "ainvoke", "astream", "abatch", "nested"]
+
+
+def test_every_run_mode_gives_one_event_per_call_and_identical_totals():
+    reference = _summary(run_mode("invoke"))
+    assert reference[0] == 3 and reference[1] > 0
+    assert reference[2].cache_read > 0
+    for mode in MODES[1:]:
+        assert _summary(run_mode(mode)) == reference, mode
+
+
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke", "astream", "batch"])
+def test_async_handler_gives_the_same_totals(mode):
+    assert _summary(run_mode(mode, AsyncCostCallbackHandler)) == _summary(run_mode("invoke"))
+
+
+def test_events_are_exactly_priced_from_usage():
+    h = run_mode("invoke")
+    for e in h.events:
+        expected = (e.usage.input * Decimal("0.15") + e.usage.cache_read * Decimal("0.075") + e.usage.output * Decimal("0.60")) / 10**6
+        assert e.cost == expected and e.model == "gpt-4o-mini-2024-07-18" and not e.estimated
+
+
+def test_attribution_defaults_and_per_run_metadata():
+    h = CostCallbackHandler("memory://", user_id="default-user", feature="default-feature", agent_id="bot")
+    chain = make_chain()
+    chain.invoke({"q": "a"})  # no handler: nothing recorded
+    chain.invoke({"q": "a"}, config={"callbacks": [h]})
+    chain.invoke(
+        {"q": "b"},
+        config={"callbacks": [h], "metadata": {"user_id": "u-7", "thread_id": "th-1", "feature": "search", "task_id": 12}},
+    )
+    chain.invoke({"q": "c"}, config={"callbacks": [h], "metadata": {"conversation_id": "conv-9"}})
+    first, second, third = h.events
+    assert (first.user_id, first.feature, first.agent_id, first.session_id) == ("default-user", "default-feature", "bot", None)
+    assert (second.user_id, second.session_id, second.feature, second.task_id, second.agent_id) == ("u-7", "th-1", "search", "12", "bot")
+    assert third.session_id == "conv-9"
+
+
+def test_trace_is_the_root_run_and_step_the_enclosing_chain():
+    h = CostCallbackHandler("memory://")
+    model = ScriptedChatModel(script=["x"])
+    inner = (PROMPT | model).with_config(run_name="summarize")
+    outer = (RunnableLambda(lambda x: x) | inner).with_config(run_name="pipeline")
+    outer.invoke({"q": "hello"}, config={"callbacks": [h]})
+    outer.invoke({"q": "hello"}, config={"callbacks": [h]})
+    a, b = h.events
+    assert a.step == "summarize" and a.trace_id != b.trace_id
+    assert a.parent_id is not None and a.span_id != a.parent_id
+    # the handler forgets finished runs
+    assert not h._runs and not h._chains
+
+
+def test_langgraph_node_is_the_step_and_thread_id_the_session():
+    langgraph = pytest.importorskip("langgraph.graph")
+    from typing import TypedDict
+
+    class S(TypedDict):
+        q: str
+        a: str
+
+    model = ScriptedChatModel(script=["planned", "written"])
+
+    def plan(s):
+        return {"a": model.invoke(s["q"]).content}
+
+    def write(s):
+        return {"a": model.invoke(s["a"]).content}
+
+    g = langgraph.StateGraph(S)
+    g.add_node("plan", plan)
+    g.add_node("write", write)
+    g.add_edge(langgraph.START, "plan")
+    g.add_edge("plan", "write")
+    g.add_edge("write", langgraph.END)
+    app = g.compile()
+    h = CostCallbackHandler("memory://")
+    app.invoke({"q": "go"}, config={"callbacks": [h], "configurable": {"thread_id": "t-42"}})
+    assert [e.step for e in h.events] == ["plan", "write"]
+    assert {e.session_id for e in h.events} == {"t-42"}
+    assert len({e.trace_id for e in h.events}) == 1
+
+
+def _agent_script():
+    return [
+        AIMessage(content="", tool_calls=[{"name": "lookup", "args": {"order": "A1"}, "id": "c1", "type": "tool_call"}]),
+        AIMessage(content="", tool_calls=[{"name": "lookup", "args": {"order": "B2"}, "id": "c2", "type": "tool_call"}]),
+        AIMessage(content="Both orders shipped."),
+    ]
+
+
+def test_create_agent_one_event_per_model_call_same_totals_invoke_and_stream():
+    agents = pytest.importorskip("langchain.agents")
+    from langchain_core.tools import tool
+
+    @tool
+    def lookup(order: str) -> str:
+        """Look up an order."""
+        return f"order {order}: shipped"
+
+    def run(stream: bool):
+        agent = agents.create_agent(ScriptedChatModel(script=_agent_script()), tools=[lookup])
+        h = CostCallbackHandler("memory://", feature="orders")
+        cfg = {"callbacks": [h], "metadata": {"user_id": "u1"}}
+        inputs = {"messages": [("user", "Where are orders A1 and B2?")]}
+        if stream:
+            list(agent.stream(inputs, config=cfg))
+        else:
+            out = agent.invoke(inputs, config=cfg)
+            assert out["messages"][-1].content == "Both orders shipped."
+        return h
+
+    a, b = run(False), run(True)
+    assert len(a.events) == 3 == len(b.events)
+    assert a.total_cost == b.total_cost > 0
+    assert [e.usage for e in a.events] == [e.usage for e in b.events]
+    assert a.events[2].usage.input > a.events[0].usage.input  # the context grew with the tool results
+    assert {e.step for e in a.events} == {"model"} and {e.user_id for e in a.events} == {"u1"}
+
+
+def test_track_costs_attaches_to_every_run_in_the_block_only():
+    chain = make_chain()
+    with track_costs("memory://", feature="batch-job") as h:
+        chain.invoke({"q": "one"})
+        asyncio.run(chain.ainvoke({"q": "two"}))
+    chain.invoke({"q": "after"})
+    assert len(h.events) == 2 and {e.feature for e in h.events} == {"batch-job"}
+
+
+class Boom(Exception):
+    pass
+
+
+def test_a_failing_call_is_recorded_with_its_error_and_no_cost():
+    class Failing(ScriptedChatModel):
+        def _generate(self, *a, **k):
+            raise Boom("provider down")
+
+    h = CostCallbackHandler("memory://")
+    with pytest.raises(Boom):
+        (PROMPT | Failing()).invoke({"q": "x"}, config={"callbacks": [h]})
+    [e] = h.events
+    assert e.error == "Boom: provider down" and e.cost is None and e.usage == Usage()
+    assert h.total_cost == 0 and h.unpriced_calls == 0
+
+
+def test_our_internal_error_never_breaks_the_chain(monkeypatch, caplog):
+    h = CostCallbackHandler("memory://")
+
+    def broken(*a, **k):
+        raise RuntimeError("bug in agentcost")
+
+    monkeypatch.setattr(h.recorder, "record", broken)
+    with caplog.at_level(logging.ERROR, logger="agentcost"):
+        out = make_chain().invoke({"q": "still works"}, config={"callbacks": [h]})
+    assert out.content.startswith("The answer")
+    assert h.recorder.internal_errors == 1 and "bug in agentcost" in caplog.text
+
+
+def test_missing_usage_is_estimated_and_flagged():
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+
+    h = CostCallbackHandler("memory://")
+    model = GenericFakeChatModel(messages=iter([AIMessage(content="a reply of several words", response_metadata={"model_name": "gpt-4o"})]))
+    model.invoke("count me " * 50, config={"callbacks": [h]})
+    [e] = h.events
+    assert e.estimated and e.usage.input > 100 and e.usage.output > 0 and e.cost is not None
+
+
+def test_events_reach_the_ledger():
+    h = run_mode("invoke")
+    h.ledger.flush()
+    assert h.ledger.count() == 3
+    assert {e.id for e in h.ledger.events()} == {e.id for e in h.events}
