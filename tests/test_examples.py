@@ -1,0 +1,34 @@
+"""The README's first command: the examples run offline and end with a cost report."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(script: str, cwd: Path) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "AGENTCOST_LEDGER")}
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / script)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_quickstart_prints_costs_per_feature_from_the_default_sqlite_ledger(tmp_path):
+    pytest.importorskip("langchain.agents")
+    out = _run("quickstart.py", tmp_path)
+    assert "spend by feature" in out and "support" in out and "research" in out
+    assert "This run: 12 model calls" in out
+    assert (tmp_path / ".agentcost" / "ledger.db").is_file()
+    from agentcost_core import Ledger
+
+    lg = Ledger(f"sqlite:///{tmp_path}/.agentcost/ledger.db")
+    assert lg.count() == 12 and {e.feature for e in lg.events()} == {"support", "research"}
+    assert all(e.priced for e in lg.events())
