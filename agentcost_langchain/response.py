@@ -51,6 +51,11 @@ def read_result(response: Any) -> CallResult:
             usage = from_openai(llm_output["token_usage"])
     except UsageFormatError as e:
         usage, usage_error = None, str(e)
+    if usage is not None and usage.output and not usage.prompt_tokens:
+        # Every model call bills its input: output without any input means the input side was lost
+        # on the way (e.g. an Anthropic stream whose message_delta carries only output_tokens, which
+        # langchain-anthropic reads alone). Estimate and say so rather than record a silent undercount.
+        usage, usage_error = None, f"usage reports {usage.output} output tokens but no input tokens"
     if tier not in ("flex", "priority"):
         tier = None
     if message is not None:

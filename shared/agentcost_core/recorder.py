@@ -11,7 +11,7 @@ from typing import Any
 from .events import ATTRIBUTION_FIELDS, CostEvent
 from .ledger import Ledger
 from .prices import PriceCatalog
-from .prices.model_ids import provider_hint
+from .prices.model_ids import canonical_provider, provider_hint
 from .usage import Usage
 
 __all__ = ["CostRecorder", "resolve_ledger"]
@@ -121,7 +121,7 @@ class CostRecorder:
             model=model,
             usage=usage,
             cost=cost,
-            provider=provider or (price.provider if price is not None else provider_hint(model or "")),
+            provider=canonical_provider(provider) or (price.provider if price is not None else provider_hint(model or "")),
             kind=kind,
             priced=cost is not None,
             estimated=estimated,

@@ -113,3 +113,10 @@ def test_ledger_rollup_filters():
     lg.record(_ev(Decimal("2"), feature="a", user_id="u2"))
     assert lg.rollup(by="user_id", feature="a").total.cost == Decimal(3)
     assert lg.rollup(by="feature", user_id="u2").total.cost == Decimal(2)
+
+
+def test_provider_names_are_canonical_whatever_the_framework_calls_them():
+    r = CostRecorder("memory://")
+    assert r.record("gemini-2.5-flash", Usage(input=1), provider="google_genai").provider == "google"
+    assert r.record("gpt-4o", Usage(input=1), provider="azure").provider == "azure"  # who served it is kept
+    assert r.record("claude-haiku-4-5", Usage(input=1)).provider == "anthropic"  # from the catalog

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["candidates", "provider_hint"]
+__all__ = ["candidates", "canonical_provider", "provider_hint"]
 
 _PATH_PREFIX = re.compile(r"^(?:[a-z0-9_.-]+/)+")  # openai/, azure/, vertex_ai/, models/, openrouter/x/ ...
 _BEDROCK_PREFIX = re.compile(r"^(?:(?:us|eu|apac|global|us-gov|jp|au)\.)?(?:anthropic|openai|meta|amazon|google)\.")
@@ -24,6 +24,21 @@ _SUFFIXES = (
     re.compile(r"-latest$"),
     re.compile(r"-\d{3}$"),  # gemini-1.5-pro-002
 )
+
+
+_PROVIDER_ALIASES = {
+    "google_genai": "google", "google_vertexai": "google", "vertexai": "google", "gemini": "google",
+    "google-genai": "google", "vertex_ai": "google", "anthropic_bedrock": "anthropic",
+    "openai_chat": "openai", "chatopenai": "openai",
+}  # fmt: skip
+
+
+def canonical_provider(provider: str | None) -> str | None:
+    """One name per provider, whatever a framework calls it (``google_genai`` → ``google``)."""
+    if not provider:
+        return None
+    p = provider.lower()
+    return _PROVIDER_ALIASES.get(p, p)
 
 
 def provider_hint(model: str) -> str | None:
