@@ -60,7 +60,8 @@ class _CostTracking:
             task_id=task_id,
         )
         self._runs: dict[UUID, tuple[Any, ...]] = {}
-        self._chains: dict[UUID, tuple[UUID, str | None]] = {}
+        # chain run id -> (root run id as str, chain name, own id as str): strings made once per chain
+        self._chains: dict[UUID, tuple[str, str | None, str]] = {}
 
     # --- public face --------------------------------------------------------------------
     @property
@@ -92,11 +93,12 @@ class _CostTracking:
     def _chain_start(self, serialized: Any, run_id: UUID, parent_run_id: UUID | None, kwargs: dict[str, Any]) -> None:
         try:
             parent = self._chains.get(parent_run_id) if parent_run_id is not None else None
-            root = parent[0] if parent is not None else (parent_run_id or run_id)
+            own = str(run_id)
+            root = parent[0] if parent is not None else (str(parent_run_id) if parent_run_id else own)
             name = kwargs.get("name")
             if name is None and serialized:
                 name = serialized.get("name")
-            self._chains[run_id] = (root, name)
+            self._chains[run_id] = (root, name, own)
         except Exception as e:  # pragma: no cover - defensive
             self.recorder.note_internal_error("on_chain_start", e)
 
@@ -116,21 +118,23 @@ class _CostTracking:
             md = metadata or {}
             inv = kwargs.get("invocation_params") or {}
             requested = inv.get("model") or inv.get("model_name") or md.get("ls_model_name")
-            parent = self._chains.get(parent_run_id) if parent_run_id is not None else None
-            if parent is not None:
-                trace, step = parent
+            chain = self._chains.get(parent_run_id) if parent_run_id is not None else None
+            if chain is not None:
+                trace, step, parent = chain
             else:
-                trace, step = (parent_run_id or run_id), None
+                parent = None if parent_run_id is None else str(parent_run_id)
+                trace, step = parent, None  # the trace is completed with this run's id at the end
             step = md.get("langgraph_node") or step or kwargs.get("name")
-            self._runs[run_id] = (_perf(), requested, md.get("ls_provider"), md, step, trace, parent_run_id, prompt)
+            self._runs[run_id] = (_perf(), requested, md.get("ls_provider"), md, step, trace, parent, prompt)
         except Exception as e:
             self.recorder.note_internal_error("on_chat_model_start", e)
 
     def _record(self, run_id: UUID, response: Any, error: BaseException | None) -> None:
         state = self._runs.pop(run_id, None)
         if state is None:  # attached after the call started: record what the end tells us
-            state = (None, None, None, {}, None, run_id, None, None)
+            state = (None, None, None, {}, None, None, None, None)
         t0, requested, provider, md, step, trace, parent, prompt = state
+        span = str(run_id)
         usage = None
         model = requested
         tier = None
@@ -165,9 +169,9 @@ class _CostTracking:
             agent_id=_s(get("agent_id")),
             task_id=_s(get("task_id")),
             step=step,
-            trace_id=str(trace),
-            span_id=str(run_id),
-            parent_id=None if parent is None else str(parent),
+            trace_id=trace or span,
+            span_id=span,
+            parent_id=parent,
             latency_s=None if t0 is None else _perf() - t0,
             extra=extra,
         )

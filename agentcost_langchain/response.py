@@ -16,28 +16,35 @@ class CallResult(NamedTuple):
     model: str | None  # the model the provider says it served
     service_tier: str | None
     cache_hit: bool
-    output_text: str
+    generation: Any  # kept so the output text is extracted only when tokens must be estimated
     usage_error: str | None = None  # usage was present but malformed
+
+    @property
+    def output_text(self) -> str:
+        message = getattr(self.generation, "message", None)
+        if message is not None:
+            return content_text(message.content)
+        return getattr(self.generation, "text", "") or ""
+
+
+_NO_TIER = (None, "default", "auto", "standard")
 
 
 def read_result(response: Any) -> CallResult:
     """Usage from the first generation's ``usage_metadata`` (streams: the merged final chunk),
-    falling back to ``llm_output["token_usage"]`` for completion-style LLMs."""
-    generation = None
+    falling back to ``llm_output["token_usage"]`` for completion-style LLMs. Runs once per model
+    call, so it reads only what it needs."""
     try:
         generation = response.generations[0][0]
     except (IndexError, AttributeError, TypeError):
-        pass
+        generation = None
     message = getattr(generation, "message", None)
-    usage_metadata = getattr(message, "usage_metadata", None) if message is not None else None
-    response_metadata = getattr(message, "response_metadata", None) or {}
-    llm_output = getattr(response, "llm_output", None) or {}
-    model = (
-        response_metadata.get("model_name")
-        or response_metadata.get("model")
-        or llm_output.get("model_name")
-        or llm_output.get("model")
-    )
+    usage_metadata = getattr(message, "usage_metadata", None)
+    response_metadata = getattr(message, "response_metadata", None) or _EMPTY
+    model = response_metadata.get("model_name") or response_metadata.get("model")
+    llm_output = response.llm_output or _EMPTY
+    if not model and llm_output:
+        model = llm_output.get("model_name") or llm_output.get("model")
     tier = response_metadata.get("service_tier")
     usage = None
     cache_hit = False
@@ -51,15 +58,14 @@ def read_result(response: Any) -> CallResult:
             usage = from_openai(llm_output["token_usage"])
     except UsageFormatError as e:
         usage, usage_error = None, str(e)
-    if usage is not None and usage.output and not usage.prompt_tokens:
+    if usage is not None and usage.output and not (usage.input or usage.cache_read or usage.cache_write):
         # Every model call bills its input: output without any input means the input side was lost
         # on the way (e.g. an Anthropic stream whose message_delta carries only output_tokens, which
         # langchain-anthropic reads alone). Estimate and say so rather than record a silent undercount.
         usage, usage_error = None, f"usage reports {usage.output} output tokens but no input tokens"
-    if tier not in ("flex", "priority"):
+    if tier in _NO_TIER:
         tier = None
-    if message is not None:
-        text = content_text(message.content)
-    else:
-        text = getattr(generation, "text", "") or ""
-    return CallResult(usage, model if isinstance(model, str) else None, tier, cache_hit, text, usage_error)
+    return CallResult(usage, model if isinstance(model, str) else None, tier, cache_hit, generation, usage_error)
+
+
+_EMPTY: dict[str, Any] = {}

@@ -3,12 +3,14 @@ totals and hand the event to the ledger. Framework objects never reach this modu
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
+import time
 from decimal import Decimal
 from typing import Any
 
-from .events import ATTRIBUTION_FIELDS, CostEvent
+from .events import ATTRIBUTION_FIELDS, CostEvent, new_event_id
 from .ledger import Ledger
 from .prices import PriceCatalog
 from .prices.model_ids import canonical_provider, provider_hint
@@ -21,6 +23,14 @@ logger = logging.getLogger("agentcost")
 _warned_unpriced: set[str] = set()
 _warn_lock = threading.Lock()
 _ZERO = Decimal(0)
+_time = time.time
+
+_POSITIONAL = (
+    "model", "usage", "cost", "provider", "kind", "priced", "estimated", "cache_hit", "saved",
+    "requested_model", "service_tier", "user_id", "session_id", "feature", "agent_id", "task_id",
+    "step", "trace_id", "span_id", "parent_id", "latency_s", "error", "framework", "tier", "extra", "ts", "id",
+)  # fmt: skip
+assert tuple(f.name for f in dataclasses.fields(CostEvent)) == _POSITIONAL, "CostEvent fields moved: update recorder"
 
 
 def resolve_ledger(ledger: Ledger | str | None) -> Ledger:
@@ -30,7 +40,7 @@ def resolve_ledger(ledger: Ledger | str | None) -> Ledger:
         return ledger
     if ledger is None or isinstance(ledger, str):
         if isinstance(ledger, str) and ledger.strip().lower().startswith("memory:"):
-            return Ledger(ledger)
+            return Ledger(ledger, sync=True)  # a list append needs no writer thread
         return Ledger.shared(ledger)
     raise TypeError(f"ledger must be a Ledger, a URL string or None, got {type(ledger).__name__}")
 
@@ -74,9 +84,22 @@ class CostRecorder:
         self.keep_events = keep_events
         self.events: list[CostEvent] = []
         self.total_cost = _ZERO
-        self.usage_by_model: dict[str, Usage] = {}
         self.internal_errors = 0
         self._lock = threading.Lock()
+        self._usage_acc: dict[str, Usage] = {}  # only when events are not kept
+        self._providers: dict[str | None, str | None] = {}
+
+    @property
+    def usage_by_model(self) -> dict[str, Usage]:
+        """Summed usage per served model (computed on read, off the hot path)."""
+        if not self.keep_events:
+            return dict(self._usage_acc)
+        out: dict[str, Usage] = {}
+        for e in list(self.events):
+            if e.model and e.usage:
+                prev = out.get(e.model)
+                out[e.model] = e.usage if prev is None else prev + e.usage
+        return out
 
     def record(
         self,
@@ -117,40 +140,29 @@ class CostRecorder:
             saved, cost = cost, _ZERO
         elif price is None and error is None:
             warn_unpriced_once(model)
+        if provider is not None:
+            try:
+                provider = self._providers[provider]
+            except KeyError:
+                provider = self._providers.setdefault(provider, canonical_provider(provider))
+        # Positional construction (field order checked at import below): this runs once per call.
         event = CostEvent(
-            model=model,
-            usage=usage,
-            cost=cost,
-            provider=canonical_provider(provider) or (price.provider if price is not None else provider_hint(model or "")),
-            kind=kind,
-            priced=cost is not None,
-            estimated=estimated,
-            cache_hit=cache_hit,
-            saved=saved,
-            requested_model=requested_model,
-            service_tier=service_tier,
-            user_id=user_id or d["user_id"],
-            session_id=session_id or d["session_id"],
-            feature=feature or d["feature"],
-            agent_id=agent_id or d["agent_id"],
-            task_id=task_id or d["task_id"],
-            step=step,
-            trace_id=trace_id,
-            span_id=span_id,
-            parent_id=parent_id,
-            latency_s=latency_s,
-            error=error,
-            framework=self.framework,
-            extra=extra,
-        )
+            model, usage, cost,
+            provider or (price.provider if price is not None else provider_hint(model or "")),
+            kind, cost is not None, estimated, cache_hit, saved, requested_model, service_tier,
+            user_id or d["user_id"], session_id or d["session_id"], feature or d["feature"],
+            agent_id or d["agent_id"], task_id or d["task_id"],
+            step, trace_id, span_id, parent_id, latency_s, error, self.framework, None, extra,
+            _time(), new_event_id(),
+        )  # fmt: skip
         with self._lock:
             if self.keep_events:
                 self.events.append(event)
+            elif model:
+                prev = self._usage_acc.get(model)
+                self._usage_acc[model] = usage if prev is None else prev + usage
             if cost is not None:
                 self.total_cost += cost
-            if model and usage:
-                prev = self.usage_by_model.get(model)
-                self.usage_by_model[model] = usage if prev is None else prev + usage
         self.ledger.record(event)
         return event
 

@@ -21,8 +21,14 @@ __all__ = ["Usage", "BUCKETS"]
 BUCKETS = ("input", "cache_read", "cache_write_5m", "cache_write_1h", "output")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Usage:
+    """Token counts of one call (or a sum of calls). Treat it as immutable: ``+`` returns a new one.
+
+    (Not ``frozen=True``: a frozen dataclass pays ``object.__setattr__`` per field, and a Usage
+    is built on every model call.)
+    """
+
     input: int = 0
     cache_read: int = 0
     cache_write_5m: int = 0
@@ -52,6 +58,8 @@ class Usage:
     @property
     def total(self) -> int:
         return self.prompt_tokens + self.output
+
+    __hash__ = None  # type: ignore[assignment]  # mutable in principle; compare with ==
 
     def __add__(self, other: Usage) -> Usage:
         if not isinstance(other, Usage):

@@ -11,6 +11,9 @@ _MISSING = object()
 
 def field(obj: Any, key: str, default: Any = None) -> Any:
     """``obj[key]`` for mappings, ``obj.key`` for SDK objects; ``default`` when absent or None."""
+    if type(obj) is dict:
+        value = obj.get(key)
+        return default if value is None else value
     if obj is None:
         return default
     if isinstance(obj, dict):

@@ -18,20 +18,66 @@ from ._fields import count, field
 _TIERS = ("flex", "priority")
 
 
+_TIER_KEYS = tuple((tier, (tier, f"{tier}_cache_read", f"{tier}_reasoning")) for tier in _TIERS)
+
+
 def service_tier_of(usage_metadata: Any) -> str | None:
     """The OpenAI service tier a LangChain ``usage_metadata`` reveals by its key prefixes."""
     for details in (field(usage_metadata, "input_token_details"), field(usage_metadata, "output_token_details")):
-        if details:
-            for tier in _TIERS:
-                if tier in details or f"{tier}_cache_read" in details or f"{tier}_reasoning" in details:
-                    return tier
+        if details and (type(details) is not dict or not details.keys() <= _PLAIN_KEYS):
+            for tier, keys in _TIER_KEYS:
+                for k in keys:
+                    if k in details:
+                        return tier
     return None
+
+
+_PLAIN_KEYS = frozenset({"cache_read", "cache_creation", "reasoning", "audio"})
+
+
+def _fast(um: dict[str, Any]) -> Usage | None:
+    """The common shapes (plain dicts of ints, no service-tier prefixes) without per-field probing.
+    Returns None to defer to the general path for anything unusual."""
+    total_in = um.get("input_tokens", 0)
+    output = um.get("output_tokens", 0)
+    idet = um.get("input_token_details") or _EMPTY
+    odet = um.get("output_token_details") or _EMPTY
+    if type(total_in) is not int or type(output) is not int or type(idet) is not dict or type(odet) is not dict:
+        return None
+    if len(idet) > 4 or len(odet) > 2 or "flex" in idet or "priority" in idet:
+        return None
+    cache_read = idet.get("cache_read") or 0
+    w5 = idet.get("ephemeral_5m_input_tokens") or 0
+    w1 = idet.get("ephemeral_1h_input_tokens") or 0
+    if not (w5 or w1):
+        w5 = idet.get("cache_creation") or 0
+    reasoning = odet.get("reasoning") or 0
+    if type(cache_read) is not int or type(w5) is not int or type(w1) is not int or type(reasoning) is not int:
+        return None
+    rest = total_in - cache_read - w5 - w1
+    if rest < 0 or cache_read < 0 or w5 < 0 or w1 < 0 or output < 0 or reasoning < 0 or reasoning > output:
+        return None  # the general path names the problem
+    for k in idet:
+        if k not in _KNOWN_INPUT_KEYS:
+            return None
+    for k in odet:
+        if k != "reasoning" and k != "audio":
+            return None
+    return Usage(rest, cache_read, w5, w1, output, reasoning)
+
+
+_EMPTY: dict[str, Any] = {}
+_KNOWN_INPUT_KEYS = frozenset({"cache_read", "cache_creation", "ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens", "audio"})
 
 
 def from_usage_metadata(usage_metadata: Any) -> Usage | None:
     """Translate LangChain ``UsageMetadata`` into non-overlapping buckets."""
     if not usage_metadata:
         return None
+    if type(usage_metadata) is dict:
+        fast = _fast(usage_metadata)
+        if fast is not None:
+            return fast
     where = "usage_metadata"
     total_in = count(usage_metadata, "input_tokens", where)
     output = count(usage_metadata, "output_tokens", where)

@@ -1,0 +1,175 @@
+"""The table of in-flight LLM calls and the span tree they sit in.
+
+LlamaIndex nests LLM spans: ``CustomLLM.achat`` calls ``chat`` which calls ``complete``, and every
+level emits its own start / end events for the same provider request. Only the innermost call is a
+request; its wrappers must not be counted again. :class:`CallTable` decides this when an LLM call
+starts, while every enclosing span is still open:
+
+* **Ancestors.** The span handler keeps ``span id -> parent id`` for open spans. A starting call
+  walks up that chain and marks every in-flight LLM call it finds as *outer* (skipped at its end).
+  The same walk yields the trace root and the step (the nearest non-LLM span above the outermost
+  LLM span).
+* **Streams.** A streaming call's span closes as soon as it returns its generator, so a wrapper
+  that starts its inner call lazily inside that generator (``CustomLLM.astream_chat``) has no span
+  link to it. The span's result is that generator: when a call starts while some in-flight stream
+  generator is *running*, a walk up the current thread's Python stack tells exactly whether the new
+  call runs inside it; if so the stream is an outer call.
+
+Entries leave on span exit / drop (spans) and on end / error (calls); both tables are bounded so an
+abandoned, never-iterated stream cannot leak memory. Plain dict operations only: each is atomic in
+CPython, and span ids are unique, so threads and asyncio tasks need no lock.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from types import AsyncGeneratorType, GeneratorType
+from typing import Any
+
+__all__ = ["STREAM_TYPES", "CallTable", "PendingCall", "span_name"]
+
+#: In-flight calls / open spans kept at most; beyond that the oldest entries are dropped.
+MAX_PENDING = 10_000
+MAX_SPANS = 100_000
+_MAX_DEPTH = 256  # span-tree walk limit (guards against a cycle in foreign span ids)
+_UUID_SUFFIX = 37  # dispatcher span ids are f"{name}-{uuid4()}"
+STREAM_TYPES = (GeneratorType, AsyncGeneratorType)
+
+
+def span_name(span_id: str | None) -> str | None:
+    """``"FunctionAgent.take_step"`` from ``"FunctionAgent.take_step-<uuid4>"`` (no parsing beyond a slice)."""
+    if not span_id:
+        return None
+    if len(span_id) > _UUID_SUFFIX and span_id[-_UUID_SUFFIX] == "-":
+        return span_id[:-_UUID_SUFFIX]
+    return span_id
+
+
+class PendingCall:
+    """One LLM call between its start event and its end (or error)."""
+
+    __slots__ = (
+        "requested",
+        "messages",
+        "prompt",
+        "kwargs",
+        "tags",
+        "t0",
+        "parent_id",
+        "step_span",
+        "root",
+        "outer",
+        "last",
+        "gen",
+    )
+
+    def __init__(
+        self,
+        requested: str | None,
+        messages: Any,
+        prompt: str | None,
+        kwargs: Any,
+        tags: dict[str, Any],
+    ) -> None:
+        self.requested = requested
+        self.messages = messages  # the framework's message list (translated only to estimate)
+        self.prompt = prompt
+        self.kwargs = kwargs  # the start event's additional_kwargs (tools, for estimates)
+        self.tags = tags
+        self.t0 = time.perf_counter()
+        self.parent_id: str | None = None
+        self.step_span: str | None = None
+        self.root: str | None = None
+        self.outer = False  # True once an inner LLM call is seen: this call is a wrapper, not counted
+        self.last: Any = None  # last streamed chunk
+        self.gen: Any = None  # the stream generator, once the span returned one
+
+
+class CallTable:
+    """Span parents and in-flight LLM calls, shared by the span handler and the event handler."""
+
+    __slots__ = ("parents", "calls", "streams")
+
+    def __init__(self) -> None:
+        self.parents: dict[str | None, str | None] = {}
+        self.calls: dict[str | None, PendingCall] = {}
+        # In-flight calls whose span already exited with a generator (streams being consumed).
+        self.streams: dict[str | None, PendingCall] = {}
+
+    # --- spans ------------------------------------------------------------------------
+    def stream_returned(self, span_id: str, gen: Any) -> None:
+        """The span of an in-flight call exited with a generator: the call is a stream in progress."""
+        call = self.calls.get(span_id)
+        if call is not None:
+            call.gen = gen
+            self.streams[span_id] = call
+
+    # --- calls --------------------------------------------------------------------------
+    def begin(self, span_id: str | None, call: PendingCall) -> None:
+        """Register a starting call; mark every LLM call that encloses it as outer."""
+        calls = self.calls
+        parents = self.parents
+        parent = parents.get(span_id)
+        call.parent_id = parent
+        root = span_id
+        step_span = None
+        p = parent
+        depth = 0
+        while p is not None and depth < _MAX_DEPTH:
+            enclosing = calls.get(p) if calls else None
+            if enclosing is not None:
+                enclosing.outer = True
+                step_span = None  # the step is above the OUTERMOST LLM span
+            elif step_span is None:
+                step_span = p
+            root = p
+            p = parents.get(p)
+            depth += 1
+        call.step_span = step_span
+        call.root = root
+        if self.streams:
+            self._mark_running_streams()
+        if len(calls) >= MAX_PENDING:
+            _drop_oldest(calls, MAX_PENDING // 10)
+            _drop_oldest(self.streams, MAX_PENDING // 10)
+        calls[span_id] = call
+        if len(parents) >= MAX_SPANS:
+            _drop_oldest(parents, MAX_SPANS // 10)
+
+    def finish(self, span_id: str | None) -> PendingCall | None:
+        """Remove and return the call (None when its start was not seen)."""
+        call = self.calls.pop(span_id, None)
+        if call is not None and call.gen is not None:
+            self.streams.pop(span_id, None)
+        return call
+
+    def clear(self) -> None:
+        self.parents.clear()
+        self.calls.clear()
+        self.streams.clear()
+
+    def _mark_running_streams(self) -> None:
+        """A call starting inside a running stream generator of another call: that call is outer."""
+        frames: dict[int, PendingCall] = {}
+        for call in list(self.streams.values()):
+            gen = call.gen
+            if call.outer or gen is None:
+                continue
+            if getattr(gen, "gi_running", False) or getattr(gen, "ag_running", False):
+                frame = getattr(gen, "gi_frame", None) or getattr(gen, "ag_frame", None)
+                if frame is not None:
+                    frames[id(frame)] = call
+        if not frames:
+            return
+        f: Any = sys._getframe()
+        while f is not None and frames:
+            call = frames.pop(id(f), None)
+            if call is not None:
+                call.outer = True
+            f = f.f_back
+
+
+def _drop_oldest(d: dict[Any, Any], n: int) -> None:
+    for key in list(d)[:n]:
+        d.pop(key, None)

@@ -1,0 +1,332 @@
+"""The event half of the handler: joins LLM start / end events by span id and records each call.
+
+Per LLM call the dispatcher sends ``LLMChatStartEvent`` (or ``LLMCompletionStartEvent``), then
+``LLMChat(Completion)EndEvent`` — with ``…InProgressEvent`` per chunk in between for streams —
+all carrying the LLM span's id. The start event gives the requested model
+(``model_dict["model"]``, ``["model_name"]`` in llama-index-core ≥ 0.14), the messages and the
+``instrument_tags``; the end event's response (for a stream: its last chunk) gives the provider's
+usage and the model it actually served, read by :func:`agentcost_core.parsers.from_chat_response`.
+No usage at all → the tokens are estimated from the messages (memoized per message) and the event
+is marked ``estimated``. A call that raises is recorded with its error and no cost: non-streaming
+failures arrive as the span's ``span_drop``, streaming ones as an ``ExceptionEvent``.
+
+Only the innermost LLM call of a nest is recorded (see :mod:`agentcost_llamaindex.calls`).
+Our own faults are counted and logged by the recorder and never reach the user's run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from decimal import Decimal
+from typing import Any, Callable
+
+from agentcost_core import ChatMessage as CoreMessage
+from agentcost_core import CostEvent, CostRecorder, Ledger, PriceCatalog, TokenCounter, Usage
+from agentcost_core.errors import UsageFormatError
+from agentcost_core.parsers import ResponseUsage, from_chat_response
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.instrumentation.dispatcher import Dispatcher
+from llama_index.core.instrumentation.event_handlers import BaseEventHandler
+from llama_index.core.instrumentation.events.exception import ExceptionEvent
+from llama_index.core.instrumentation.events.llm import (
+    LLMChatEndEvent,
+    LLMChatInProgressEvent,
+    LLMChatStartEvent,
+    LLMCompletionEndEvent,
+    LLMCompletionInProgressEvent,
+    LLMCompletionStartEvent,
+)
+from pydantic import ConfigDict, Field
+
+from .attribution import attribution_from_tags
+from .calls import CallTable, PendingCall, span_name
+from .messages import response_text, to_core_messages, tools_text
+from .spans import CostSpanHandler
+
+__all__ = ["CostEventHandler"]
+
+logger = logging.getLogger("agentcost.llamaindex")
+
+_NO_USAGE = ResponseUsage(None, None, None, None)
+_MAX_ERROR_CHARS = 500
+_MAX_COUNTERS = 256
+
+
+def _requested_model(model_dict: Any) -> str | None:
+    if not isinstance(model_dict, dict):
+        return None
+    model = model_dict.get("model") or model_dict.get("model_name")
+    if not isinstance(model, str) or model == "unknown":
+        return None
+    return model
+
+
+def _describe(err: BaseException | None) -> str:
+    if err is None:
+        return "LLM span dropped"
+    text = str(err)
+    out = f"{type(err).__name__}: {text}" if text else type(err).__name__
+    return out if len(out) <= _MAX_ERROR_CHARS else out[: _MAX_ERROR_CHARS - 1] + "…"
+
+
+# --- event routes: one small function per event kind -----------------------------------
+def _on_chat_start(h: CostEventHandler, e: Any) -> None:
+    h.table.begin(
+        e.span_id, PendingCall(_requested_model(e.model_dict), e.messages, None, e.additional_kwargs, e.tags)
+    )
+
+
+def _on_completion_start(h: CostEventHandler, e: Any) -> None:
+    h.table.begin(
+        e.span_id, PendingCall(_requested_model(e.model_dict), None, e.prompt, e.additional_kwargs, e.tags)
+    )
+
+
+def _on_progress(h: CostEventHandler, e: Any) -> None:
+    call = h.table.calls.get(e.span_id)
+    if call is not None:
+        call.last = e.response
+
+
+def _on_end(h: CostEventHandler, e: Any) -> None:
+    call = h.table.finish(e.span_id)
+    if call is not None and not call.outer:
+        h._record(e.span_id, call, e.response)
+
+
+def _on_exception(h: CostEventHandler, e: Any) -> None:
+    table = h.table
+    if not table.calls:
+        return
+    call = table.finish(e.span_id)
+    if call is None or call.outer:
+        return
+    exc = e.exception
+    if isinstance(exc, GeneratorExit):  # the consumer stopped iterating: the tokens were still billed
+        h._record(e.span_id, call, call.last, closed_early=True)
+    else:
+        h._record_error(e.span_id, call, exc)
+
+
+_BASE_ROUTES: tuple[tuple[type, Callable[[Any, Any], None]], ...] = (
+    (LLMChatStartEvent, _on_chat_start),
+    (LLMCompletionStartEvent, _on_completion_start),
+    (LLMChatInProgressEvent, _on_progress),
+    (LLMCompletionInProgressEvent, _on_progress),
+    (LLMChatEndEvent, _on_end),
+    (LLMCompletionEndEvent, _on_end),
+    (ExceptionEvent, _on_exception),
+)
+#: event class -> route (None: not ours). Exact-class lookups; subclasses are classified once.
+_ROUTES: dict[type, Callable[[Any, Any], None] | None] = dict(_BASE_ROUTES)
+
+
+def _route_for(cls: type) -> Callable[[Any, Any], None] | None:
+    route = None
+    for base, fn in _BASE_ROUTES:
+        if issubclass(cls, base):
+            route = fn
+            break
+    _ROUTES[cls] = route
+    return route
+
+
+class CostEventHandler(BaseEventHandler):
+    """Exact cost of every LLM call LlamaIndex makes, from the provider's reported usage.
+
+    ``instrument()`` creates one and attaches it to the root dispatcher; or attach by hand with
+    :meth:`attach`. ``total_cost`` (Decimal, priced calls only), ``events`` (its
+    :class:`~agentcost_core.CostEvent` list in call order) and ``usage_by_model`` cover the calls
+    this handler saw; every event also goes to the ledger. Used as a context manager it attaches
+    on entry (if needed) and detaches on exit.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    # ``Any`` fields: pydantic keeps the objects as given (no copies, no validation on the hot path).
+    recorder: Any = Field(default=None, exclude=True, repr=False)
+    table: Any = Field(default=None, exclude=True, repr=False)
+    span_handler: Any = Field(default=None, exclude=True, repr=False)
+    counters: Any = Field(default=None, exclude=True, repr=False)
+    dispatcher: Any = Field(default=None, exclude=True, repr=False)
+
+    def __init__(
+        self,
+        ledger: Ledger | str | None = None,
+        *,
+        catalog: PriceCatalog | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        feature: str | None = None,
+        agent_id: str | None = None,
+        task_id: str | None = None,
+        keep_events: bool = True,
+    ) -> None:
+        recorder = CostRecorder(
+            ledger,
+            catalog=catalog,
+            framework="llamaindex",
+            keep_events=keep_events,
+            user_id=user_id,
+            session_id=session_id,
+            feature=feature,
+            agent_id=agent_id,
+            task_id=task_id,
+        )
+        table = CallTable()
+        super().__init__(recorder=recorder, table=table, counters={})
+        self.span_handler = CostSpanHandler(table, self._on_drop)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "CostEventHandler"
+
+    # --- results ------------------------------------------------------------------------
+    @property
+    def total_cost(self) -> Decimal:
+        """Sum of the priced calls' cost in USD (``Decimal``); unpriced calls are not in it."""
+        return self.recorder.total_cost
+
+    @property
+    def events(self) -> list[CostEvent]:
+        return self.recorder.events
+
+    @property
+    def usage_by_model(self) -> dict[str, Usage]:
+        return self.recorder.usage_by_model
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.recorder.ledger
+
+    @property
+    def internal_errors(self) -> int:
+        return self.recorder.internal_errors
+
+    def flush(self) -> None:
+        """Store every event recorded so far in the ledger."""
+        self.recorder.ledger.flush()
+
+    # --- attaching ----------------------------------------------------------------------
+    @property
+    def attached(self) -> bool:
+        return self.dispatcher is not None
+
+    def attach(self, dispatcher: Dispatcher | None = None) -> CostEventHandler:
+        """Add the event and span handlers to ``dispatcher`` (default: the root dispatcher)."""
+        d = dispatcher if dispatcher is not None else get_dispatcher()
+        if self.dispatcher is d:
+            return self
+        if self.dispatcher is not None:
+            self.detach()
+        d.add_event_handler(self)
+        d.add_span_handler(self.span_handler)
+        self.dispatcher = d
+        return self
+
+    def detach(self) -> None:
+        """Remove both handlers; calls still in flight (open streams) are not recorded. Idempotent."""
+        d = self.dispatcher
+        if d is None:
+            return
+        # New lists rather than in-place removal: other threads may be iterating the old ones.
+        d.event_handlers = [h for h in d.event_handlers if h is not self]
+        d.span_handlers = [h for h in d.span_handlers if h is not self.span_handler]
+        self.dispatcher = None
+        self.table.clear()
+
+    def __enter__(self) -> CostEventHandler:
+        if self.dispatcher is None:
+            self.attach()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.detach()
+
+    # --- events -------------------------------------------------------------------------
+    def handle(self, event: Any, **kwargs: Any) -> None:
+        cls = event.__class__
+        route = _ROUTES[cls] if cls in _ROUTES else _route_for(cls)
+        if route is None:
+            return
+        try:
+            route(self, event)
+        except Exception as exc:  # our fault: never the user's problem
+            self.recorder.note_internal_error(f"CostEventHandler.handle({cls.__name__})", exc)
+
+    def _on_drop(self, span_id: str, call: PendingCall, err: BaseException | None) -> None:
+        if call.outer:
+            return
+        try:
+            self._record_error(span_id, call, err)
+        except Exception as exc:
+            self.recorder.note_internal_error("CostSpanHandler.span_drop", exc)
+
+    # --- recording ----------------------------------------------------------------------
+    def _record(self, span_id: str, call: PendingCall, response: Any, closed_early: bool = False) -> CostEvent:
+        found = _NO_USAGE
+        if response is not None:
+            try:
+                found = from_chat_response(response)
+            except UsageFormatError as exc:
+                logger.warning("agentcost: unreadable usage in a LlamaIndex response (%s); estimating instead", exc)
+        usage = found.usage
+        estimated = usage is None
+        if usage is None:
+            usage = self._estimate(call, response, found.model or call.requested)
+        attribution, run_id = attribution_from_tags(call.tags)
+        model = found.model
+        recorder = self.recorder
+        # The parser's provider is the usage FORMAT (OpenAI-compatible servers speak "openai"):
+        # the catalog's provider wins whenever the model is known.
+        provider = None if recorder.catalog.get(model or call.requested) is not None else found.provider
+        return recorder.record(
+            model,
+            usage,
+            requested_model=call.requested,
+            provider=provider,
+            service_tier=found.service_tier,
+            estimated=estimated,
+            step=span_name(call.step_span),
+            trace_id=run_id or call.root,
+            span_id=span_id,
+            parent_id=call.parent_id,
+            latency_s=time.perf_counter() - call.t0,
+            extra={"stream_closed_early": True} if closed_early else None,
+            **attribution,
+        )
+
+    def _record_error(self, span_id: str, call: PendingCall, err: BaseException | None) -> CostEvent:
+        attribution, run_id = attribution_from_tags(call.tags)
+        return self.recorder.record(
+            None,
+            None,
+            requested_model=call.requested,
+            error=_describe(err),
+            step=span_name(call.step_span),
+            trace_id=run_id or call.root,
+            span_id=span_id,
+            parent_id=call.parent_id,
+            latency_s=time.perf_counter() - call.t0,
+            **attribution,
+        )
+
+    def _estimate(self, call: PendingCall, response: Any, model: str | None) -> Usage:
+        """Tokens counted by us when the provider reported none (memoized per message)."""
+        counters = self.counters
+        counter = counters.get(model)
+        if counter is None:
+            if len(counters) >= _MAX_COUNTERS:
+                counters.clear()
+            counter = counters[model] = TokenCounter(model)
+        if call.messages is not None:
+            messages = to_core_messages(call.messages)
+        else:
+            messages = [CoreMessage("user", call.prompt or "")]
+        tools = tools_text(call.kwargs)
+        if tools:
+            messages.append(CoreMessage("system", tools))
+        n_in = counter.count_messages(messages).tokens
+        text = response_text(response)
+        n_out = counter.count_text(text).tokens if text else 0
+        return Usage(input=n_in, output=n_out)

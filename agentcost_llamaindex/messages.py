@@ -1,0 +1,101 @@
+"""LlamaIndex messages and responses translated to the core's framework-free types.
+
+Used only when a provider reported no usage and the tokens must be estimated: the request's
+``ChatMessage`` list becomes core :class:`~agentcost_core.ChatMessage` tuples (whose counts the
+:class:`~agentcost_core.TokenCounter` memoizes), and a response becomes the text it generated.
+Text, tool calls and thinking count; images, audio and documents have no text to count.
+Duck-typed on ``block_type`` so older llama-index-core versions without some block classes work.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+from agentcost_core import ChatMessage as CoreMessage
+
+__all__ = ["message_text", "response_text", "to_core_message", "to_core_messages", "tools_text"]
+
+
+def _dumps(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, default=str, separators=(",", ":"), sort_keys=True)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _block_text(block: Any) -> str | None:
+    kind = getattr(block, "block_type", None)
+    if kind == "text":
+        return block.text
+    if kind == "tool_call":
+        return f"{block.tool_name}({_dumps(block.tool_kwargs)})"
+    if kind == "thinking":
+        return block.content or None
+    if kind in ("citable", "citation"):
+        inner = getattr(block, "content", None) or getattr(block, "cited_content", None)
+        if isinstance(inner, list):
+            return "\n".join(t for t in map(_block_text, inner) if t) or None
+        return _block_text(inner) if inner is not None else None
+    return None
+
+
+def message_text(message: Any) -> str:
+    """All countable text of a LlamaIndex ``ChatMessage`` (or anything with ``content``)."""
+    blocks = getattr(message, "blocks", None)
+    if blocks is None:
+        content = getattr(message, "content", message)
+        return content if isinstance(content, str) else ("" if content is None else str(content))
+    parts = [t for t in map(_block_text, blocks) if t]
+    extra = getattr(message, "additional_kwargs", None)
+    if extra:
+        calls = extra.get("tool_calls")
+        if calls and not any(getattr(b, "block_type", None) == "tool_call" for b in blocks):
+            parts.append(_dumps([c.model_dump() if hasattr(c, "model_dump") else c for c in calls]))
+    return "\n".join(parts)
+
+
+def to_core_message(message: Any) -> CoreMessage:
+    role = getattr(message, "role", "user")
+    role = getattr(role, "value", role)
+    extra = getattr(message, "additional_kwargs", None) or {}
+    name = extra.get("name") if isinstance(extra, dict) else None
+    return CoreMessage(str(role), message_text(message), name if isinstance(name, str) else None)
+
+
+def to_core_messages(messages: Iterable[Any] | None) -> list[CoreMessage]:
+    """LlamaIndex ``ChatMessage`` list → core messages."""
+    return [to_core_message(m) for m in messages or ()]
+
+
+def response_text(response: Any) -> str:
+    """The generated text of a ``ChatResponse`` / ``CompletionResponse`` (final stream chunk included)."""
+    if response is None:
+        return ""
+    message = getattr(response, "message", None)
+    if message is not None:
+        return message_text(message)
+    text = getattr(response, "text", None)
+    return text if isinstance(text, str) else ""
+
+
+def tools_text(kwargs: Any) -> str | None:
+    """The tool schemas a request sends (``tools`` / ``functions`` in the call's kwargs), as text."""
+    if not isinstance(kwargs, dict):
+        return None
+    tools = kwargs.get("tools") or kwargs.get("functions")
+    if not tools:
+        return None
+    out = []
+    for t in tools:
+        meta = getattr(t, "metadata", None)  # a LlamaIndex BaseTool
+        if meta is not None and hasattr(meta, "to_openai_tool"):
+            try:
+                out.append(meta.to_openai_tool())
+                continue
+            except Exception:
+                pass
+        out.append(t)
+    return _dumps(out)
