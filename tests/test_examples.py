@@ -32,3 +32,16 @@ def test_quickstart_prints_costs_per_feature_from_the_default_sqlite_ledger(tmp_
     lg = Ledger(f"sqlite:///{tmp_path}/.agentcost/ledger.db")
     assert lg.count() == 12 and {e.feature for e in lg.events()} == {"support", "research"}
     assert all(e.priced for e in lg.events())
+
+
+def test_llamaindex_quickstart_prints_costs_per_feature(tmp_path):
+    pytest.importorskip("llama_index.core.agent.workflow")
+    out = _run("llamaindex_quickstart.py", tmp_path)
+    assert "spend by feature" in out and "stock-check" in out and "quotes" in out
+    assert "This run: 10 model calls" in out
+    from agentcost_core import Ledger
+
+    events = Ledger(f"sqlite:///{tmp_path}/.agentcost/ledger.db").events(framework="llamaindex")
+    assert len(events) == 10 and all(e.priced and not e.estimated for e in events)
+    assert {e.user_id for e in events} == {"user-1", "user-2", "user-3"}
+    assert len({e.trace_id for e in events}) == 4  # one workflow run id per session

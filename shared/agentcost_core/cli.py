@@ -41,7 +41,9 @@ def _money(d: Decimal | None, places: int = 6) -> str:
     if d is None:
         return "—"
     q = Decimal(1).scaleb(-places)
-    return f"${d.quantize(q):,}" if d >= q or d == 0 else f"${d.normalize():f}"
+    if d != 0 and abs(d) < q:
+        q = Decimal("0.000001")  # tiny amounts: show micro-dollars rather than $0.0000
+    return f"${d.quantize(q):,}"
 
 
 def _tokens(n: int) -> str:
