@@ -50,7 +50,6 @@ logger = logging.getLogger("agentcost.llamaindex")
 
 _NO_USAGE = ResponseUsage(None, None, None, None)
 _MAX_ERROR_CHARS = 500
-_MAX_COUNTERS = 256
 
 
 def _requested_model(model_dict: Any) -> str | None:
@@ -147,7 +146,6 @@ class CostEventHandler(BaseEventHandler):
     recorder: Any = Field(default=None, exclude=True, repr=False)
     table: Any = Field(default=None, exclude=True, repr=False)
     span_handler: Any = Field(default=None, exclude=True, repr=False)
-    counters: Any = Field(default=None, exclude=True, repr=False)
     dispatcher: Any = Field(default=None, exclude=True, repr=False)
 
     def __init__(
@@ -174,7 +172,7 @@ class CostEventHandler(BaseEventHandler):
             task_id=task_id,
         )
         table = CallTable()
-        super().__init__(recorder=recorder, table=table, counters={})
+        super().__init__(recorder=recorder, table=table)
         self.span_handler = CostSpanHandler(table, self._on_drop)
 
     @classmethod
@@ -313,12 +311,7 @@ class CostEventHandler(BaseEventHandler):
 
     def _estimate(self, call: PendingCall, response: Any, model: str | None) -> Usage:
         """Tokens counted by us when the provider reported none (memoized per message)."""
-        counters = self.counters
-        counter = counters.get(model)
-        if counter is None:
-            if len(counters) >= _MAX_COUNTERS:
-                counters.clear()
-            counter = counters[model] = TokenCounter(model)
+        counter = TokenCounter.for_model(model)  # shared per model, so the memo is too
         if call.messages is not None:
             messages = to_core_messages(call.messages)
         else:

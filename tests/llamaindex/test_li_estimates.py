@@ -39,12 +39,14 @@ def test_mock_llm_without_model_name_is_estimated_and_unpriced(handler) -> None:
 
 
 def test_counts_are_memoized_per_message(handler) -> None:
+    from agentcost_core import TokenCounter
+
+    counter = TokenCounter.for_model("gpt-4o")  # shared per model by every handler
+    counter._memo.clear()
     llm = RawChatLLM(model="gpt-4o", raw=None)
     history = [user(f"message number {i} " * 20) for i in range(30)]
     llm.chat(history)
-    counter = handler.counters["gpt-4o"]
-    memo = dict(counter._memo)
-    assert len(memo) == 30
+    assert len(counter._memo) == 30
     history.append(user("one more"))
     llm.chat(history)
     assert len(counter._memo) == 31  # one new count, the 30 old ones reused
