@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import logging
 import time
-from decimal import Decimal
-from typing import Any, Sequence
+from typing import Any
 from uuid import UUID
 
 from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
 
-from agentcost_core import CostEvent, CostRecorder, Ledger, PriceCatalog, Usage
+from agentcost_core import CostRecorder, Ledger, PriceCatalog, Usage
+from agentcost_core.recorder import RecorderResults
 from agentcost_core.tokens import ChatMessage, TokenCounter
 
 from .messages import to_chat_messages
@@ -35,7 +35,7 @@ def _s(v: Any) -> str | None:
     return None if v is None else v if isinstance(v, str) else str(v)
 
 
-class _CostTracking:
+class _CostTracking(RecorderResults):
     """The shared body of the sync and async handlers."""
 
     def __init__(
@@ -62,29 +62,6 @@ class _CostTracking:
         self._runs: dict[UUID, tuple[Any, ...]] = {}
         # chain run id -> (root run id as str, chain name, own id as str): strings made once per chain
         self._chains: dict[UUID, tuple[str, str | None, str]] = {}
-
-    # --- public face --------------------------------------------------------------------
-    @property
-    def ledger(self) -> Ledger:
-        return self.recorder.ledger
-
-    @property
-    def events(self) -> list[CostEvent]:
-        """This handler's events, in call order."""
-        return self.recorder.events
-
-    @property
-    def total_cost(self) -> Decimal:
-        """Exact USD of this handler's priced events (unpriced ones are counted separately)."""
-        return self.recorder.total_cost
-
-    @property
-    def usage_by_model(self) -> dict[str, Usage]:
-        return self.recorder.usage_by_model
-
-    @property
-    def unpriced_calls(self) -> int:
-        return sum(1 for e in self.recorder.events if not e.priced and not e.error)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(calls={len(self.events)}, total_cost=${self.total_cost})"

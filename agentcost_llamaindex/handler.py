@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import logging
 import time
-from decimal import Decimal
 from typing import Any, Callable
 
 from agentcost_core import ChatMessage as CoreMessage
 from agentcost_core import CostEvent, CostRecorder, Ledger, PriceCatalog, TokenCounter, Usage
 from agentcost_core.errors import UsageFormatError
+from agentcost_core.recorder import RecorderResults
 from agentcost_core.parsers import ResponseUsage, from_chat_response
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.dispatcher import Dispatcher
@@ -131,7 +131,7 @@ def _route_for(cls: type) -> Callable[[Any, Any], None] | None:
     return route
 
 
-class CostEventHandler(BaseEventHandler):
+class CostEventHandler(RecorderResults, BaseEventHandler):
     """Exact cost of every LLM call LlamaIndex makes, from the provider's reported usage.
 
     ``instrument()`` creates one and attaches it to the root dispatcher; or attach by hand with
@@ -178,32 +178,6 @@ class CostEventHandler(BaseEventHandler):
     @classmethod
     def class_name(cls) -> str:
         return "CostEventHandler"
-
-    # --- results ------------------------------------------------------------------------
-    @property
-    def total_cost(self) -> Decimal:
-        """Sum of the priced calls' cost in USD (``Decimal``); unpriced calls are not in it."""
-        return self.recorder.total_cost
-
-    @property
-    def events(self) -> list[CostEvent]:
-        return self.recorder.events
-
-    @property
-    def usage_by_model(self) -> dict[str, Usage]:
-        return self.recorder.usage_by_model
-
-    @property
-    def ledger(self) -> Ledger:
-        return self.recorder.ledger
-
-    @property
-    def internal_errors(self) -> int:
-        return self.recorder.internal_errors
-
-    def flush(self) -> None:
-        """Store every event recorded so far in the ledger."""
-        self.recorder.ledger.flush()
 
     # --- attaching ----------------------------------------------------------------------
     @property

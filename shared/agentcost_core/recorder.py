@@ -16,7 +16,7 @@ from .prices import PriceCatalog
 from .prices.model_ids import canonical_provider, provider_hint
 from .usage import Usage
 
-__all__ = ["CostRecorder", "resolve_ledger"]
+__all__ = ["CostRecorder", "RecorderResults", "resolve_ledger"]
 
 logger = logging.getLogger("agentcost")
 
@@ -170,3 +170,39 @@ class CostRecorder:
         """Our own fault: log it with its traceback, count it, never raise into the user's run."""
         self.internal_errors += 1
         logger.error("agentcost internal error in %s: %r", where, exc, exc_info=exc)
+
+
+class RecorderResults:
+    """What every adapter's handler exposes, read from its ``recorder`` (a :class:`CostRecorder`)."""
+
+    recorder: CostRecorder
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.recorder.ledger
+
+    @property
+    def events(self) -> list[CostEvent]:
+        """This handler's events, in call order."""
+        return self.recorder.events
+
+    @property
+    def total_cost(self) -> Decimal:
+        """Exact USD of this handler's priced events (unpriced ones are counted separately)."""
+        return self.recorder.total_cost
+
+    @property
+    def usage_by_model(self) -> dict[str, Usage]:
+        return self.recorder.usage_by_model
+
+    @property
+    def unpriced_calls(self) -> int:
+        return sum(1 for e in self.recorder.events if not e.priced and not e.error)
+
+    @property
+    def internal_errors(self) -> int:
+        return self.recorder.internal_errors
+
+    def flush(self) -> None:
+        """Store every event recorded so far in the ledger."""
+        self.recorder.ledger.flush()

@@ -21,6 +21,15 @@ _DEFAULT_LOCK = threading.Lock()
 _DEFAULT: PriceCatalog | None = None
 
 
+def _read_json(p: Path) -> Any:
+    try:
+        return json.loads(p.read_text("utf-8"))
+    except FileNotFoundError:
+        raise PriceFileError(f"price file not found: {p}") from None
+    except json.JSONDecodeError as e:
+        raise PriceFileError(f"{p}: not valid JSON ({e})") from None
+
+
 class PriceCatalog:
     """Model id → :class:`ModelPrice`. Lookups resolve dated, prefixed and Bedrock/Vertex ids.
 
@@ -80,12 +89,7 @@ class PriceCatalog:
     def from_file(cls, path: str | os.PathLike[str]) -> PriceCatalog:
         """Load a price file: our JSON format, or LiteLLM's ``model_prices_and_context_window.json``."""
         p = Path(path)
-        try:
-            data = json.loads(p.read_text("utf-8"))
-        except FileNotFoundError:
-            raise PriceFileError(f"price file not found: {p}") from None
-        except json.JSONDecodeError as e:
-            raise PriceFileError(f"{p}: not valid JSON ({e})") from None
+        data = _read_json(p)
         from .litellm import is_litellm_format, parse_litellm
 
         if is_litellm_format(data):
@@ -100,13 +104,7 @@ class PriceCatalog:
         if isinstance(data_or_path, Mapping):
             return parse_litellm(data_or_path, source="<litellm dict>")
         p = Path(data_or_path)
-        try:
-            data = json.loads(p.read_text("utf-8"))
-        except FileNotFoundError:
-            raise PriceFileError(f"price file not found: {p}") from None
-        except json.JSONDecodeError as e:
-            raise PriceFileError(f"{p}: not valid JSON ({e})") from None
-        return parse_litellm(data, source=str(p))
+        return parse_litellm(_read_json(p), source=str(p))
 
     def merged(self, other: PriceCatalog | Mapping[str, Any]) -> PriceCatalog:
         """A new catalog: this one with ``other``'s entries (or an override dict) on top."""
