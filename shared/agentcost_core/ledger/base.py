@@ -33,7 +33,8 @@ def event_to_row(e: CostEvent) -> tuple[Any, ...]:
     return (
         e.id, e.ts, e.kind, e.model, e.provider, e.requested_model, e.service_tier,
         u.input, u.cache_read, u.cache_write_5m, u.cache_write_1h, u.output, u.reasoning,
-        None if e.cost is None else str(e.cost), e.priced, e.estimated, e.cache_hit,
+        None if e.cost is None else str(e.cost), 1 if e.priced else 0, 1 if e.estimated else 0,
+        1 if e.cache_hit else 0,
         None if e.saved is None else str(e.saved),
         e.user_id, e.session_id, e.feature, e.agent_id, e.task_id, e.step,
         e.trace_id, e.span_id, e.parent_id, e.latency_s, e.error, e.framework, e.tier,

@@ -24,8 +24,10 @@ def default_ledger_url() -> str:
     return os.environ.get("AGENTCOST_LEDGER") or DEFAULT_LEDGER_URL
 
 
-def open_backend(url: str) -> LedgerBackend:
-    """A backend for ``url``. Raises :class:`LedgerURLError` with the accepted forms."""
+def open_backend(url: str, *, durable: bool = False) -> LedgerBackend:
+    """A backend for ``url``. Raises :class:`LedgerURLError` with the accepted forms.
+
+    ``durable``: every write must survive a power failure (the ledger's sync mode)."""
     if not isinstance(url, str) or not url.strip():
         raise LedgerURLError(f"a ledger URL must be a non-empty string, got {url!r}; use one of: {_SCHEMES}")
     url = url.strip()
@@ -45,7 +47,7 @@ def open_backend(url: str) -> LedgerBackend:
         path = rest[1:]
         from .sqlite import SQLiteBackend
 
-        return SQLiteBackend(url, path)
+        return SQLiteBackend(url, path, durable=durable)
     if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
         from .postgres import PostgresBackend
 
@@ -88,7 +90,9 @@ class Ledger:
     ) -> None:
         if max_queue <= 0 or batch_size <= 0 or flush_interval_s <= 0:
             raise LedgerURLError("max_queue, batch_size and flush_interval_s must be positive")
-        self.backend = backend if backend is not None else open_backend(default_ledger_url() if url is None else url)
+        self.backend = backend if backend is not None else open_backend(
+            default_ledger_url() if url is None else url, durable=sync
+        )
         self.url = self.backend.url
         self.sync = sync
         self._writer: BackgroundWriter | None = None
