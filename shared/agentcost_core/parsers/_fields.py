@@ -9,8 +9,23 @@ from ..errors import UsageFormatError
 _MISSING = object()
 
 
+_CLASS_HAS: dict[tuple[type, str], bool] = {}
+
+
+def _class_has(cls: type, key: str) -> bool:
+    found = _CLASS_HAS.get((cls, key))
+    if found is None:
+        found = _CLASS_HAS[(cls, key)] = any(key in c.__dict__ for c in cls.__mro__)
+    return found
+
+
 def field(obj: Any, key: str, default: Any = None) -> Any:
-    """``obj[key]`` for mappings, ``obj.key`` for SDK objects; ``default`` when absent or None."""
+    """``obj[key]`` for mappings, ``obj.key`` for SDK objects; ``default`` when absent or None.
+
+    SDK objects (pydantic models) are read through their ``__dict__`` and
+    ``__pydantic_extra__``: asking a pydantic model for a field it lacks raises (and swallows) an
+    AttributeError, ~4 µs, and parsers probe for other providers' field names on every call.
+    """
     if type(obj) is dict:
         value = obj.get(key)
         return default if value is None else value
@@ -18,11 +33,18 @@ def field(obj: Any, key: str, default: Any = None) -> Any:
         return default
     if isinstance(obj, dict):
         value = obj.get(key, default)
+        return default if value is None else value
+    d = getattr(obj, "__dict__", None)
+    if d is not None and key in d:
+        value = d[key]
     else:
-        value = getattr(obj, key, _MISSING)
-        if value is _MISSING:
-            extra = getattr(obj, "model_extra", None)  # pydantic models keep unknown keys here
-            value = extra.get(key, default) if extra else default
+        extra = getattr(obj, "__pydantic_extra__", None) or getattr(obj, "model_extra", None)
+        if extra and key in extra:
+            value = extra[key]
+        elif _class_has(type(obj), key):  # a property or class attribute
+            value = getattr(obj, key, default)
+        else:
+            value = default
     return default if value is None else value
 
 

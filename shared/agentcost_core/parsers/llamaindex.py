@@ -14,7 +14,7 @@ from ..usage import Usage
 from ._fields import count, field
 from .anthropic import from_anthropic
 from .gemini import from_gemini
-from .openai import from_openai
+from .openai import from_chat_completions, from_responses
 
 
 class ResponseUsage(NamedTuple):
@@ -25,15 +25,18 @@ class ResponseUsage(NamedTuple):
 
 
 def _from_usage_object(usage: Any) -> tuple[Usage | None, str | None]:
-    if field(usage, "cache_creation_input_tokens") is not None or field(usage, "cache_read_input_tokens") is not None:
+    # Most likely first: every probe of a missing field on an SDK object costs.
+    if field(usage, "prompt_tokens") is not None:
+        return from_chat_completions(usage), "openai"
+    if field(usage, "cache_read_input_tokens") is not None or field(usage, "cache_creation_input_tokens") is not None:
         return from_anthropic(usage), "anthropic"
-    if field(usage, "prompt_tokens") is not None or field(usage, "input_tokens_details") is not None:
-        return from_openai(usage), "openai"
+    if field(usage, "input_tokens_details") is not None:
+        return from_responses(usage), "openai"
     if field(usage, "promptTokenCount") is not None or field(usage, "prompt_token_count") is not None:
         return from_gemini(usage), "google"
     if field(usage, "input_tokens") is not None:  # Anthropic without cache fields, or Responses
         if field(usage, "output_tokens_details") is not None or field(usage, "total_tokens") is not None:
-            return from_openai(usage), "openai"
+            return from_responses(usage), "openai"
         return from_anthropic(usage), "anthropic"
     return None, None
 

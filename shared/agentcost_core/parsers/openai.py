@@ -29,10 +29,47 @@ def _split(total_in: int, cached: int, written: int, output: int, reasoning: int
     )
 
 
+def _fields_of(obj: Any) -> dict[str, Any] | None:
+    """The plain field dict of a dict or an SDK (pydantic) object; None for anything else."""
+    if obj is None or type(obj) is dict:
+        return obj
+    d = getattr(obj, "__dict__", None)
+    return d if type(d) is dict else None
+
+
+_EMPTY: dict[str, Any] = {}
+
+
+def _fast_chat(usage: Any) -> Usage | None:
+    """Chat Completions usage of the usual shape, read without per-field probing (hot path).
+    None defers to the general path, which also produces the error messages."""
+    u = _fields_of(usage)
+    if u is None:
+        return None
+    prompt = u.get("prompt_tokens")
+    output = u.get("completion_tokens")
+    pdet = _fields_of(u.get("prompt_tokens_details")) or _EMPTY
+    cdet = _fields_of(u.get("completion_tokens_details")) or _EMPTY
+    cached = pdet.get("cached_tokens") or 0
+    written = pdet.get("cache_write_tokens") or 0
+    reasoning = cdet.get("reasoning_tokens") or 0
+    if type(prompt) is not int or type(output) is not int or type(cached) is not int:
+        return None
+    if type(written) is not int or type(reasoning) is not int:
+        return None
+    rest = prompt - cached - written
+    if rest < 0 or cached < 0 or written < 0 or output < 0 or reasoning < 0 or reasoning > output:
+        return None
+    return Usage(rest, cached, written, 0, output, reasoning)
+
+
 def from_chat_completions(usage: Any) -> Usage | None:
     """``ChatCompletion.usage`` (object or dict); None when the response carries no usage."""
     if usage is None:
         return None
+    fast = _fast_chat(usage)
+    if fast is not None:
+        return fast
     where = "openai usage"
     prompt = count(usage, "prompt_tokens", where)
     pdet = field(usage, "prompt_tokens_details")
