@@ -35,6 +35,24 @@ def _s(v: Any) -> str | None:
     return None if v is None else v if isinstance(v, str) else str(v)
 
 
+_ATTRIBUTION_KEYS = frozenset({"user_id", "session_id", "thread_id", "conversation_id", "feature", "agent_id", "task_id"})
+_NO_ATTRIBUTION = (None, None, None, None, None)
+
+
+def _attribution(md: dict[str, Any]) -> tuple[str | None, ...]:
+    """(user_id, session_id, feature, agent_id, task_id) from run metadata; most runs carry none."""
+    if _ATTRIBUTION_KEYS.isdisjoint(md):
+        return _NO_ATTRIBUTION
+    get = md.get
+    return (
+        _s(get("user_id")),
+        _s(get("session_id") or get("thread_id") or get("conversation_id")),
+        _s(get("feature")),
+        _s(get("agent_id")),
+        _s(get("task_id")),
+    )
+
+
 class _CostTracking(RecorderResults):
     """The shared body of the sync and async handlers."""
 
@@ -130,7 +148,7 @@ class _CostTracking(RecorderResults):
             if usage is None:
                 usage = self._estimate(model, prompt, result.output_text)
                 estimated = True
-        get = md.get
+        user_id, session_id, feature, agent_id, task_id = _attribution(md)
         self.recorder.record(
             model,
             usage,
@@ -140,11 +158,11 @@ class _CostTracking(RecorderResults):
             estimated=estimated,
             cache_hit=cache_hit,
             error=None if error is None else f"{type(error).__name__}: {error}"[:2000],
-            user_id=_s(get("user_id")),
-            session_id=_s(get("session_id") or get("thread_id") or get("conversation_id")),
-            feature=_s(get("feature")),
-            agent_id=_s(get("agent_id")),
-            task_id=_s(get("task_id")),
+            user_id=user_id,
+            session_id=session_id,
+            feature=feature,
+            agent_id=agent_id,
+            task_id=task_id,
             step=step,
             trace_id=trace or span,
             span_id=span,
