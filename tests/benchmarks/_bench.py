@@ -1,0 +1,160 @@
+"""Small helpers shared by the ``bench_*.py`` scripts (not a test module: pytest never collects it).
+
+* offline tiktoken: ``TIKTOKEN_CACHE_DIR`` defaults to ``<workspace>/shared/tiktoken-cache`` when present
+* :func:`interleaved`: run several variants round by round in a shuffled order, so drift (CPU
+  frequency, other processes, the ledger writer thread) hits every variant alike
+* :func:`median`, :func:`table`, :func:`machine`: reporting
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+for _cand in (_HERE.parents[2] / "shared" / "tiktoken-cache", _HERE.parents[1] / "shared" / "tiktoken-cache"):
+    if "TIKTOKEN_CACHE_DIR" not in os.environ and _cand.is_dir():
+        os.environ["TIKTOKEN_CACHE_DIR"] = str(_cand)
+
+perf = time.perf_counter
+
+
+def median(xs: Sequence[float]) -> float:
+    return statistics.median(xs)
+
+
+def quick() -> bool:
+    """``--quick`` (or ``BENCH_QUICK=1``): fewer rounds, for a smoke run."""
+    return "--quick" in sys.argv or os.environ.get("BENCH_QUICK") == "1"
+
+
+CLOCKS = {
+    "wall": time.perf_counter,  # what a user waits; sensitive to other processes on the machine
+    "cpu": time.thread_time,  # CPU time of the calling thread: the hot path, robust to machine load
+    "cpu_all": time.process_time,  # CPU time of every thread: the hot path plus background work
+}
+
+
+def interleaved(
+    variants: dict[str, Callable[[int], object]],
+    *,
+    n: int,
+    rounds: int,
+    warmup: int = 200,
+    seed: int = 1234,
+    settle: Callable[[], None] | None = None,
+) -> dict[str, dict[str, list[float]]]:
+    """Per-call µs of each variant in each round, on each clock of :data:`CLOCKS`.
+
+    ``variants[name](n)`` runs ``n`` calls. Every round runs every variant once, in a freshly
+    shuffled order, after a full garbage collection; ``settle()`` (e.g. a ledger flush, so
+    background writes queued by one variant do not run on the next one's clock) runs before each
+    timed block.
+    Many short rounds beat a few long ones here: paired blocks run close together in time, so slow
+    drift (other processes, CPU frequency) cancels in their difference.
+    Returns ``{clock: {variant: [µs per call, one per round]}}``.
+    """
+    rng = random.Random(seed)
+    for fn in variants.values():
+        fn(warmup)
+    out: dict[str, dict[str, list[float]]] = {c: {name: [] for name in variants} for c in CLOCKS}
+    names = list(variants)
+    wall, cpu, cpu_all = CLOCKS["wall"], CLOCKS["cpu"], CLOCKS["cpu_all"]
+    for _ in range(rounds):
+        rng.shuffle(names)
+        gc.collect()
+        for name in names:
+            if settle is not None:
+                settle()
+            fn = variants[name]
+            w0, c0, a0 = wall(), cpu(), cpu_all()
+            fn(n)
+            w1, c1, a1 = wall(), cpu(), cpu_all()
+            out["wall"][name].append((w1 - w0) / n * 1e6)
+            out["cpu"][name].append((c1 - c0) / n * 1e6)
+            out["cpu_all"][name].append((a1 - a0) / n * 1e6)
+    return out
+
+
+def pct(xs: Sequence[float], q: float) -> float:
+    """The ``q``-quantile (0..1) of ``xs``, nearest rank. ``pct(xs, 0.1)`` is the noise-robust
+    figure: interference from other processes only ever adds time, so the fast rounds are the
+    ones that measure the code."""
+    s = sorted(xs)
+    return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
+
+
+def low(xs: Sequence[float]) -> float:
+    return pct(xs, 0.1)
+
+
+def paired_overhead(samples: dict[str, list[float]], name: str, base: str) -> float:
+    """Median over rounds of (variant − base) measured in the same round."""
+    return median([a - b for a, b in zip(samples[name], samples[base])])
+
+
+def low_overhead(samples: dict[str, list[float]], name: str, base: str) -> float:
+    """p10(variant) − p10(base)."""
+    return low(samples[name]) - low(samples[base])
+
+
+def overhead_rows(
+    samples: dict[str, dict[str, list[float]]], base: str, labels: dict[str, str] | None = None
+) -> list[list[object]]:
+    """Rows: label, CPU median, CPU p10, overhead (paired median), overhead (p10), wall median."""
+    rows: list[list[object]] = []
+    cpu, wall = samples["cpu"], samples["wall"]
+    for name in cpu:
+        same = name == base
+        rows.append(
+            [
+                (labels or {}).get(name, name),
+                f"{median(cpu[name]):.1f}",
+                f"{low(cpu[name]):.1f}",
+                "—" if same else f"{paired_overhead(cpu, name, base):+.1f}",
+                "—" if same else f"{low_overhead(cpu, name, base):+.1f}",
+                f"{median(wall[name]):.1f}",
+            ]
+        )
+    return rows
+
+
+OVERHEAD_HEADERS = ("µs per call", "CPU median", "CPU p10", "over base (median Δ)", "over base (p10)", "wall median")
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = []
+    for k, r in enumerate(cells):
+        lines.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cpus = os.cpu_count()
+    return f"python {platform.python_version()}, {platform.system()} {platform.machine()}, {cpus} CPU(s) usable"
+
+
+def load() -> str:
+    try:
+        a, b, c = os.getloadavg()
+        return f"load average {a:.2f} {b:.2f} {c:.2f}"
+    except OSError:  # pragma: no cover
+        return "load average n/a"
+
+
+def verdict(ok: bool) -> str:
+    return "MET" if ok else "NOT MET"
