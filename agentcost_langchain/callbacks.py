@@ -149,27 +149,12 @@ class _CostTracking(RecorderResults):
                 usage = self._estimate(model, prompt, result.output_text)
                 estimated = True
         user_id, session_id, feature, agent_id, task_id = _attribution(md)
-        self.recorder.record(
-            model,
-            usage,
-            requested_model=requested,
-            provider=provider,
-            service_tier=tier,
-            estimated=estimated,
-            cache_hit=cache_hit,
-            error=None if error is None else f"{type(error).__name__}: {error}"[:2000],
-            user_id=user_id,
-            session_id=session_id,
-            feature=feature,
-            agent_id=agent_id,
-            task_id=task_id,
-            step=step,
-            trace_id=trace or span,
-            span_id=span,
-            parent_id=parent,
-            latency_s=None if t0 is None else _perf() - t0,
-            extra=extra,
-        )
+        self.recorder.record_call(
+            model, usage, requested, provider, tier, estimated, cache_hit,
+            None if error is None else f"{type(error).__name__}: {error}"[:2000],
+            user_id, session_id, feature, agent_id, task_id, step, trace or span, span, parent,
+            None if t0 is None else _perf() - t0, extra, "llm", span,  # the run id is unique: it is the event id
+        )  # fmt: skip
 
     @staticmethod
     def _estimate(model: str | None, prompt: Any, output_text: str) -> Usage:

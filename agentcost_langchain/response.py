@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from agentcost_core.errors import UsageFormatError
-from agentcost_core.parsers import from_openai, from_usage_metadata, service_tier_of
+from agentcost_core.parsers import from_openai, usage_and_tier
 from agentcost_core.usage import Usage
 
 from .messages import content_text
@@ -51,9 +51,9 @@ def read_result(response: Any) -> CallResult:
     usage_error = None
     try:
         if usage_metadata:
-            usage = from_usage_metadata(usage_metadata)
+            usage, usage_tier = usage_and_tier(usage_metadata)
+            tier = usage_tier or tier
             cache_hit = usage_metadata.get("total_cost") == 0  # LangChain marks LLM-cache hits so
-            tier = service_tier_of(usage_metadata) or tier
         elif llm_output.get("token_usage"):
             usage = from_openai(llm_output["token_usage"])
     except UsageFormatError as e:

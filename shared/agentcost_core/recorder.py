@@ -124,7 +124,40 @@ class CostRecorder:
         latency_s: float | None = None,
         extra: dict[str, Any] | None = None,
         kind: str = "llm",
+        event_id: str | None = None,
     ) -> CostEvent:
+        """Price one call and record it. ``usage=None`` (a failed call) records no cost."""
+        return self.record_call(
+            model, usage, requested_model, provider, service_tier, estimated, cache_hit, error,
+            user_id, session_id, feature, agent_id, task_id, step, trace_id, span_id, parent_id,
+            latency_s, extra, kind, event_id,
+        )  # fmt: skip
+
+    def record_call(
+        self,
+        model: str | None,
+        usage: Usage | None,
+        requested_model: str | None,
+        provider: str | None,
+        service_tier: str | None,
+        estimated: bool,
+        cache_hit: bool,
+        error: str | None,
+        user_id: str | None,
+        session_id: str | None,
+        feature: str | None,
+        agent_id: str | None,
+        task_id: str | None,
+        step: str | None,
+        trace_id: str | None,
+        span_id: str | None,
+        parent_id: str | None,
+        latency_s: float | None,
+        extra: dict[str, Any] | None,
+        kind: str = "llm",
+        event_id: str | None = None,
+    ) -> CostEvent:
+        """:meth:`record` with positional arguments, for the adapters' hot paths."""
         d = self.defaults
         model = model or requested_model
         price = self.catalog.get(model)
@@ -153,7 +186,7 @@ class CostRecorder:
             user_id or d["user_id"], session_id or d["session_id"], feature or d["feature"],
             agent_id or d["agent_id"], task_id or d["task_id"],
             step, trace_id, span_id, parent_id, latency_s, error, self.framework, None, extra,
-            _time(), new_event_id(),
+            _time(), event_id or new_event_id(),
         )  # fmt: skip
         with self._lock:
             if self.keep_events:

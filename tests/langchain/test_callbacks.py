@@ -219,7 +219,7 @@ def test_our_internal_error_never_breaks_the_chain(monkeypatch, caplog):
     def broken(*a, **k):
         raise RuntimeError("bug in agentcost")
 
-    monkeypatch.setattr(h.recorder, "record", broken)
+    monkeypatch.setattr(h.recorder, "record_call", broken)
     with caplog.at_level(logging.ERROR, logger="agentcost"):
         out = make_chain().invoke({"q": "still works"}, config={"callbacks": [h]})
     assert out.content.startswith("The answer")

@@ -6,7 +6,7 @@ Each returns ``None`` when no usage is present and raises
 
 from .anthropic import from_anthropic, merge_stream_usage
 from .gemini import from_gemini
-from .langchain import from_usage_metadata, service_tier_of
+from .langchain import from_usage_metadata, service_tier_of, usage_and_tier
 from .llamaindex import ResponseUsage, from_chat_response, from_raw
 from .openai import from_chat_completions, from_openai, from_responses
 
@@ -22,4 +22,5 @@ __all__ = [
     "from_usage_metadata",
     "merge_stream_usage",
     "service_tier_of",
+    "usage_and_tier",
 ]

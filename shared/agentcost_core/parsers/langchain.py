@@ -108,3 +108,13 @@ def from_usage_metadata(usage_metadata: Any) -> Usage | None:
         output=output,
         reasoning=reasoning,
     )
+
+
+def usage_and_tier(usage_metadata: Any) -> tuple[Usage | None, str | None]:
+    """:func:`from_usage_metadata` and :func:`service_tier_of` in one pass (the hot path's form:
+    the common shape has no tier keys, so it skips the tier probe)."""
+    if type(usage_metadata) is dict:
+        fast = _fast(usage_metadata)
+        if fast is not None:
+            return fast, None
+    return from_usage_metadata(usage_metadata), service_tier_of(usage_metadata)
