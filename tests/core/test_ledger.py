@@ -110,3 +110,21 @@ def test_events_recorded_before_exit_are_flushed_at_exit(tmp_path):
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
     assert Ledger(f"sqlite:///{db}").count() == 1234
+
+
+def test_events_of_a_dropped_ledger_are_still_flushed_at_exit(tmp_path):
+    db = tmp_path / "gone.db"
+    code = textwrap.dedent(
+        f"""
+        import gc
+        from agentcost_core import Ledger, CostEvent, Usage
+        def work():
+            lg = Ledger("sqlite:///{db}", flush_interval_s=3600)
+            for i in range(500):
+                lg.record(CostEvent(model="gpt-4o", usage=Usage(input=i)))
+        work()
+        gc.collect()  # the Ledger object is gone; its writer (and queue) must still flush at exit
+        """
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    assert Ledger(f"sqlite:///{db}").count() == 500

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import atexit
 import os
 import threading
-import weakref
 from typing import Any, Iterator
 
 from ..errors import LedgerURLError
@@ -55,18 +53,8 @@ def open_backend(url: str, *, durable: bool = False) -> LedgerBackend:
     raise LedgerURLError(f"unknown ledger scheme {scheme!r} in {url!r}; use one of: {_SCHEMES}")
 
 
-_OPEN: weakref.WeakSet[Ledger] = weakref.WeakSet()
 _SHARED: dict[str, Ledger] = {}
 _SHARED_LOCK = threading.Lock()
-
-
-@atexit.register
-def _flush_all_at_exit() -> None:
-    for ledger in list(_OPEN):
-        try:
-            ledger.flush()
-        except Exception:  # pragma: no cover - best effort at interpreter exit
-            pass
 
 
 class Ledger:
@@ -101,7 +89,6 @@ class Ledger:
             self._writer = BackgroundWriter(
                 self.backend.write_many, max_queue=max_queue, batch_size=batch_size, interval_s=flush_interval_s
             )
-        _OPEN.add(self)
 
     @classmethod
     def shared(cls, url: str | None = None) -> Ledger:
@@ -138,7 +125,6 @@ class Ledger:
         if self._writer is not None:
             self._writer.close()
         self.backend.close()
-        _OPEN.discard(self)
 
     @property
     def dropped(self) -> int:

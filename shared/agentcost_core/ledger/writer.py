@@ -9,14 +9,28 @@ event, counting it and logging once per burst: losing a record beats stalling a 
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
+import weakref
 from collections import deque
 from typing import Callable, Sequence
 
 from ..events import CostEvent
 
 logger = logging.getLogger("agentcost.ledger")
+
+# Every live writer (its own thread keeps it alive, even when its Ledger is gone): flushed at exit.
+_WRITERS: weakref.WeakSet[BackgroundWriter] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_all_at_exit() -> None:
+    for writer in list(_WRITERS):
+        try:
+            writer.flush()
+        except Exception:  # pragma: no cover - best effort at interpreter exit
+            pass
 
 
 class BackgroundWriter:
@@ -45,6 +59,7 @@ class BackgroundWriter:
         self.written = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
+        _WRITERS.add(self)
 
     # --- producers ----------------------------------------------------------------------
     def put(self, event: CostEvent) -> None:
@@ -105,6 +120,7 @@ class BackgroundWriter:
             self._drain()
 
     def close(self) -> None:
+        _WRITERS.discard(self)
         self._closed = True
         self._wake.set()
         self._thread.join(timeout=10)
