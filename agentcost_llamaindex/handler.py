@@ -252,21 +252,14 @@ class CostEventHandler(RecorderResults, BaseEventHandler):
         # The parser's provider is the usage FORMAT (OpenAI-compatible servers speak "openai"):
         # the catalog's provider wins whenever the model is known.
         provider = None if recorder.catalog.get(model or call.requested) is not None else found.provider
-        return recorder.record(
-            model,
-            usage,
-            requested_model=call.requested,
-            provider=provider,
-            service_tier=found.service_tier,
-            estimated=estimated,
-            step=span_name(call.step_span),
-            trace_id=run_id or call.root,
-            span_id=span_id,
-            parent_id=call.parent_id,
-            latency_s=time.perf_counter() - call.t0,
-            extra={"stream_closed_early": True} if closed_early else None,
-            **attribution,
-        )
+        return recorder.record_call(
+            model, usage, call.requested, provider, found.service_tier, estimated, False, None,
+            attribution.get("user_id"), attribution.get("session_id"), attribution.get("feature"),
+            attribution.get("agent_id"), attribution.get("task_id"),
+            span_name(call.step_span), run_id or call.root, span_id, call.parent_id,
+            time.perf_counter() - call.t0,
+            {"stream_closed_early": True} if closed_early else None,
+        )  # fmt: skip
 
     def _record_error(self, span_id: str, call: PendingCall, err: BaseException | None) -> CostEvent:
         attribution, run_id = attribution_from_tags(call.tags)

@@ -92,6 +92,7 @@ def test_our_recorder_failing_never_breaks_the_call(handler, monkeypatch, caplog
         raise KeyError("ledger exploded")
 
     monkeypatch.setattr(handler.recorder, "record", broken)
+    monkeypatch.setattr(handler.recorder, "record_call", broken)
     llm = RawChatLLM(model="gpt-4o", text="fine", raw=None)
     assert llm.chat([user("hi")]).message.content == "fine"
     assert [c.message.content for c in llm.stream_chat([user("hi")])][-1] == "fine"

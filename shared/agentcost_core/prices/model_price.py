@@ -94,6 +94,8 @@ class ModelPrice:
     aliases: tuple[str, ...] = ()
 
     def prices_for(self, usage: Usage, service_tier: str | None = None) -> BucketPrices:
+        if self.long_context is None and not service_tier:
+            return self.base  # the common case, on every model call
         long = self.long_context is not None and usage.prompt_tokens > self.long_context_threshold  # type: ignore[operator]
         if service_tier and service_tier in self.tiers:
             if long:
