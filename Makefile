@@ -3,6 +3,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
+# Offline machines: tiktoken reads its encodings from a local cache when one sits beside the checkout.
+ifneq ($(wildcard ../shared/tiktoken-cache),)
+export TIKTOKEN_CACHE_DIR ?= $(abspath ../shared/tiktoken-cache)
+endif
+
 $(VENV)/.installed: pyproject.toml .ci/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
