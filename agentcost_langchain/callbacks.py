@@ -192,10 +192,10 @@ class CostCallbackHandler(_CostTracking, BaseCallbackHandler):
         self._chain_start(serialized, run_id, parent_run_id, kwargs)
 
     def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self._chains.pop(run_id, None)
+        self._chain_end(run_id)
 
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._chains.pop(run_id, None)
+        self._chain_end(run_id)
 
     def on_chat_model_start(
         self,
@@ -237,43 +237,20 @@ class AsyncCostCallbackHandler(_CostTracking, AsyncCallbackHandler):
     :class:`CostCallbackHandler`, which works under both.
     """
 
-    async def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any) -> None:  # noqa: E501
-        self._chain_start(serialized, run_id, parent_run_id, kwargs)
 
-    async def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self._chains.pop(run_id, None)
+def _async_twin(name: str) -> Any:
+    """An ``async def`` hook doing exactly what the sync handler's hook does (nothing awaits)."""
+    sync = getattr(CostCallbackHandler, name)
 
-    async def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._chains.pop(run_id, None)
+    async def hook(self: AsyncCostCallbackHandler, *args: Any, **kwargs: Any) -> None:
+        sync(self, *args, **kwargs)
 
-    async def on_chat_model_start(
-        self,
-        serialized: Any,
-        messages: list[list[Any]],
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self._model_start(messages, run_id, parent_run_id, metadata, kwargs)
+    hook.__name__ = hook.__qualname__ = name
+    hook.__doc__ = sync.__doc__
+    return hook
 
-    async def on_llm_start(
-        self,
-        serialized: Any,
-        prompts: list[str],
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self._model_start(prompts, run_id, parent_run_id, metadata, kwargs)
 
-    async def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self._model_end(response, run_id)
-
-    async def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._model_error(error, run_id)
+for _name in ("on_chain_start", "on_chain_end", "on_chain_error", "on_chat_model_start", "on_llm_start",
+              "on_llm_end", "on_llm_error"):  # fmt: skip
+    setattr(AsyncCostCallbackHandler, _name, _async_twin(_name))
+del _name

@@ -12,41 +12,43 @@ if "TIKTOKEN_CACHE_DIR" not in os.environ and _CACHE.is_dir():
     os.environ["TIKTOKEN_CACHE_DIR"] = str(_CACHE)
 
 
-def _service(env: str, what: str) -> str:
+def _service(env: str, what: str, probe) -> str:  # type: ignore[no-untyped-def]
+    """The service's URL, or a skip with the reason (a failure under AGENTCOST_REQUIRE_SERVICES=1)."""
+    required = os.environ.get("AGENTCOST_REQUIRE_SERVICES") == "1"
     url = os.environ.get(env)
     if not url:
-        if os.environ.get("AGENTCOST_REQUIRE_SERVICES") == "1":
+        if required:
             pytest.fail(f"{env} is not set but AGENTCOST_REQUIRE_SERVICES=1: {what} is required")
         pytest.skip(f"{what} not configured: set {env} to run this test")
+    try:
+        probe(url)
+    except Exception as e:  # pragma: no cover - depends on the machine
+        if required:
+            pytest.fail(f"{what} at {url} is required but unreachable: {e}")
+        pytest.skip(f"{what} at {url} unreachable: {e}")
     return url
+
+
+def _ping_postgres(url: str) -> None:
+    import psycopg
+
+    psycopg.connect(url, connect_timeout=5).close()
+
+
+def _ping_redis(url: str) -> None:
+    import redis
+
+    redis.Redis.from_url(url, socket_connect_timeout=5).ping()
 
 
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
-    url = _service("AGENTCOST_POSTGRES_URL", "PostgreSQL")
-    try:
-        import psycopg
-
-        psycopg.connect(url, connect_timeout=5).close()
-    except Exception as e:  # pragma: no cover - depends on the machine
-        if os.environ.get("AGENTCOST_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"PostgreSQL at {url} is required but unreachable: {e}")
-        pytest.skip(f"PostgreSQL at {url} unreachable: {e}")
-    return url
+    return _service("AGENTCOST_POSTGRES_URL", "PostgreSQL", _ping_postgres)
 
 
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    url = _service("AGENTCOST_REDIS_URL", "Redis")
-    try:
-        import redis
-
-        redis.Redis.from_url(url, socket_connect_timeout=5).ping()
-    except Exception as e:  # pragma: no cover - depends on the machine
-        if os.environ.get("AGENTCOST_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"Redis at {url} is required but unreachable: {e}")
-        pytest.skip(f"Redis at {url} unreachable: {e}")
-    return url
+    return _service("AGENTCOST_REDIS_URL", "Redis", _ping_redis)
 
 
 # Shared helper modules (ledger_contract.py) live beside this file.
