@@ -11,7 +11,9 @@ from .errors import (
     PriceFileError,
     UsageFormatError,
 )
+from .budgets import Budget, BudgetAlert, BudgetEnforcer, BudgetStoreUnavailable, ScopeContext
 from .events import ATTRIBUTION_FIELDS, CostEvent
+from .halts import AgentHalted, BudgetExceeded, TerminationReason
 from .ledger import Ledger, default_ledger_url
 from .prices import ModelPrice, PriceCatalog
 from .recorder import CostRecorder
@@ -24,6 +26,12 @@ __version__ = "0.1.0"
 __all__ = [
     "ATTRIBUTION_FIELDS",
     "AgentCostError",
+    "AgentHalted",
+    "Budget",
+    "BudgetAlert",
+    "BudgetEnforcer",
+    "BudgetExceeded",
+    "BudgetStoreUnavailable",
     "BUCKETS",
     "ChatMessage",
     "ConfigurationError",
@@ -36,6 +44,8 @@ __all__ = [
     "PriceFileError",
     "Rollup",
     "RollupRow",
+    "ScopeContext",
+    "TerminationReason",
     "TokenCount",
     "TokenCounter",
     "Usage",

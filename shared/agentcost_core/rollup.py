@@ -14,9 +14,11 @@ from .events import CostEvent
 from .ledger.base import FILTERABLE
 from .usage import Usage
 
-__all__ = ["GROUPABLE", "Rollup", "RollupRow", "percentile", "rollup"]
+__all__ = ["CALL_KINDS", "GROUPABLE", "Rollup", "RollupRow", "percentile", "rollup"]
 
 GROUPABLE = frozenset(FILTERABLE | {"day", "hour", "month"})
+#: Event kinds that are billable calls; every other kind (guard notices) is counted apart.
+CALL_KINDS = frozenset({"llm", "embedding", "tool"})
 _ZERO = Decimal(0)
 _MONTH_S = Decimal(30 * 86400)
 
@@ -55,10 +57,15 @@ class RollupRow:
     unpriced_models: list[str] = field(default_factory=list)
     first_ts: float | None = None
     last_ts: float | None = None
+    #: Guard events by kind (``budget.warning``, ``budget.exceeded``, ``halt`` ...), not counted as calls.
+    notices: dict[str, int] = field(default_factory=dict)
     _costs: list[Decimal] = field(default_factory=list, repr=False)
     _by_session: dict[str, Decimal] = field(default_factory=dict, repr=False)
 
     def add(self, e: CostEvent, prompt_cache_saving: Decimal | None) -> None:
+        if e.kind not in CALL_KINDS:  # budget warnings, halts, routing decisions: not calls
+            self.notices[e.kind] = self.notices.get(e.kind, 0) + 1
+            return
         self.calls += 1
         self.usage = self.usage + e.usage
         if e.cache_hit:
@@ -114,6 +121,7 @@ class RollupRow:
             "per_call": {k: s(v) for k, v in self.per_call.items()},
             "sessions": self.sessions,
             "per_session": {k: s(v) for k, v in self.per_session.items()},
+            "notices": dict(self.notices),
         }
 
 

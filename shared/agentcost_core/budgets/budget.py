@@ -1,0 +1,178 @@
+"""What a budget is: limits, the scope they apply to, and what happens at the thresholds.
+
+``Budget(usd=None, tokens=None, model_calls=None, tool_calls=None, seconds=None, *, per="session",
+warn_at=0.7, on_exceed="block", store=None)``. Scopes (periods are UTC calendar periods):
+
+==============  ===========================================================================
+``request``     one model call: caps what any single call may cost (its worst case)
+``run``         one top-level invocation (the trace: a LangChain root run, a LlamaIndex
+                workflow run, one ``guard()``-ed ``invoke``)
+``session``     ``session_id`` (LangGraph ``thread_id`` / ``conversation_id``); without one,
+                the run
+``user_day``    ``user_id`` per UTC day
+``feature_month`` ``feature`` per UTC month
+``agent``       ``agent_id``, no period
+``global_day``  everything, per UTC day
+==============  ===========================================================================
+
+Actions at 100%: ``block`` (refuse the call: :class:`BudgetExceeded`), ``wrap_up`` (refuse the
+call; the agent adapters end the run gracefully with what it has), ``downgrade`` (soft: the
+router moves calls to a cheaper tier), ``notify`` (soft: alert only). ``block`` and ``wrap_up``
+are hard limits: a reservation that does not fit is refused, never shrunk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from .stores.base import CounterStore
+
+__all__ = ["ACTIONS", "SCOPES", "Budget", "ScopeContext"]
+
+SCOPES = ("request", "run", "session", "user_day", "feature_month", "agent", "global_day")
+ACTIONS = ("notify", "downgrade", "wrap_up", "block")
+HARD_ACTIONS = frozenset({"wrap_up", "block"})
+
+_DAY = 86_400
+_GRACE = 3_600  # keys outlive their period by an hour, so a late settle still finds them
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeContext:
+    """Who and what a call belongs to: the attribution a budget scope is keyed by."""
+
+    trace_id: str | None = None
+    session_id: str | None = None
+    user_id: str | None = None
+    feature: str | None = None
+    agent_id: str | None = None
+
+
+def _count(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer() and name == "seconds":
+            return int(value)
+        raise ConfigurationError(f"Budget {name}= must be a whole number >= 0, got {value!r}")
+    if value < 0:
+        raise ConfigurationError(f"Budget {name}= must be >= 0, got {value}")
+    return value
+
+
+def _usd(value: Any) -> Decimal | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or isinstance(value, float):
+        raise ConfigurationError(
+            f"Budget usd= takes a Decimal, str or int (money is never a float), got {value!r}: "
+            f"write usd={str(value)!r}" if isinstance(value, float) else f"Budget usd= got {value!r}"
+        )
+    try:
+        d = Decimal(value) if isinstance(value, (Decimal, int, str)) else None
+    except (InvalidOperation, ValueError):
+        d = None
+    if d is None or not d.is_finite():
+        raise ConfigurationError(f"Budget usd= must be a number (Decimal, str or int), got {value!r}")
+    if d < 0:
+        raise ConfigurationError(f"Budget usd= must be >= 0, got {value}")
+    return d
+
+
+class Budget:
+    """Limits on one scope, enforced by reserve → settle / release (see the module docstring)."""
+
+    __slots__ = ("usd", "tokens", "model_calls", "tool_calls", "seconds", "per", "warn_at", "on_exceed", "store", "name")
+
+    def __init__(
+        self,
+        usd: Decimal | str | int | None = None,
+        tokens: int | None = None,
+        model_calls: int | None = None,
+        tool_calls: int | None = None,
+        seconds: int | float | None = None,
+        *,
+        per: str = "session",
+        warn_at: float | None = 0.7,
+        on_exceed: str = "block",
+        store: CounterStore | str | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.usd = _usd(usd)
+        self.tokens = _count("tokens", tokens)
+        self.model_calls = _count("model_calls", model_calls)
+        self.tool_calls = _count("tool_calls", tool_calls)
+        if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0):
+            raise ConfigurationError(f"Budget seconds= must be a number >= 0, got {seconds!r}")
+        self.seconds = None if seconds is None else float(seconds)
+        if all(v is None for v in (self.usd, self.tokens, self.model_calls, self.tool_calls, self.seconds)):
+            raise ConfigurationError("Budget needs at least one limit: usd, tokens, model_calls, tool_calls or seconds")
+        if per not in SCOPES:
+            raise ConfigurationError(f"unknown budget scope per={per!r}; choose from {', '.join(SCOPES)}")
+        self.per = per
+        if warn_at is not None and (
+            isinstance(warn_at, bool) or not isinstance(warn_at, (int, float)) or not 0 < warn_at < 1
+        ):
+            raise ConfigurationError(f"Budget warn_at= must be a fraction between 0 and 1 (or None), got {warn_at!r}")
+        self.warn_at = None if warn_at is None else float(warn_at)
+        if on_exceed not in ACTIONS:
+            raise ConfigurationError(f"unknown budget action on_exceed={on_exceed!r}; choose from {', '.join(ACTIONS)}")
+        self.on_exceed = on_exceed
+        if self.per == "request" and (self.model_calls is not None or self.seconds is not None):
+            raise ConfigurationError("a per='request' budget covers one call: limit usd, tokens or tool_calls there")
+        from .stores import open_store  # late: stores import this module
+
+        self.store = open_store(store)
+        self.name = name or self._default_name()
+
+    @property
+    def hard(self) -> bool:
+        """True when a call that does not fit is refused (``block`` and ``wrap_up``)."""
+        return self.on_exceed in HARD_ACTIONS
+
+    def limits(self) -> dict[str, Any]:
+        return {
+            k: getattr(self, k)
+            for k in ("usd", "tokens", "model_calls", "tool_calls", "seconds")
+            if getattr(self, k) is not None
+        }
+
+    def _default_name(self) -> str:
+        # Stable across processes: the same configuration shares the same counters.
+        spec = ",".join(f"{k}={v}" for k, v in self.limits().items())
+        digest = hashlib.sha1(f"{self.per}|{spec}|{self.on_exceed}".encode()).hexdigest()[:8]
+        return f"{self.per}-{digest}"
+
+    def __repr__(self) -> str:
+        limits = ", ".join(f"{k}={str(v)!r}" if k == "usd" else f"{k}={v}" for k, v in self.limits().items())
+        return f"Budget({limits}, per={self.per!r}, on_exceed={self.on_exceed!r}, name={self.name!r})"
+
+    # --- scope keys ------------------------------------------------------------------------
+    def scope_key(self, ctx: ScopeContext, now: float) -> tuple[str, int | None]:
+        """(counter key, seconds until the key may expire) for a call in ``ctx`` at ``now``."""
+        dt = datetime.fromtimestamp(now, tz=timezone.utc)
+        per = self.per
+        if per == "run":
+            return f"{self.name}:run:{ctx.trace_id or '-'}", _DAY
+        if per == "session":
+            sid = ctx.session_id or (f"run:{ctx.trace_id}" if ctx.trace_id else "-")
+            return f"{self.name}:session:{sid}", 7 * _DAY
+        if per == "user_day":
+            end = datetime(dt.year, dt.month, dt.day, tzinfo=timezone.utc) + timedelta(days=1)
+            return f"{self.name}:user:{ctx.user_id or '-'}:{dt:%Y-%m-%d}", int(end.timestamp() - now) + _GRACE
+        if per == "feature_month":
+            nxt = datetime(dt.year + dt.month // 12, dt.month % 12 + 1, 1, tzinfo=timezone.utc)
+            return f"{self.name}:feature:{ctx.feature or '-'}:{dt:%Y-%m}", int(nxt.timestamp() - now) + _GRACE
+        if per == "agent":
+            return f"{self.name}:agent:{ctx.agent_id or '-'}", None
+        if per == "global_day":
+            end = datetime(dt.year, dt.month, dt.day, tzinfo=timezone.utc) + timedelta(days=1)
+            return f"{self.name}:global:{dt:%Y-%m-%d}", int(end.timestamp() - now) + _GRACE
+        raise AssertionError(per)  # request scope is checked without a store

@@ -1,0 +1,540 @@
+"""Enforcing budgets around each call: reserve the worst case → settle the real cost / release.
+
+:class:`BudgetEnforcer` is what the adapters drive::
+
+    res = enforcer.reserve(ctx, model="gpt-4o", input_tokens=1200, max_tokens=500)  # may raise
+    try:
+        response = call_the_model()
+    except BaseException:                 # errors and asyncio.CancelledError alike
+        enforcer.release(res)
+        raise
+    enforcer.settle(res, usage, model=response_model)
+
+The worst case is the input tokens (counted before the call; ``estimate_margin`` is added when the
+count is an estimate) plus ``max_tokens`` of output (or ``default_max_tokens``) at the model's
+price for its service tier, long-context tier included; a model the catalog does not know is
+priced at ``fallback`` (by default the catalog's most expensive input and output prices).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Callable, Iterable, Sequence
+
+from ..errors import ConfigurationError
+from ..events import CostEvent
+from ..halts import BudgetExceeded
+from ..prices import PriceCatalog
+from ..prices.model_price import BucketPrices, ModelPrice
+from ..usage import Usage
+from .alerts import AlertSink, BudgetAlert, log_alert
+from .budget import Budget, ScopeContext
+from .stores.base import (
+    DIMENSIONS,
+    BudgetStoreUnavailable,
+    Claim,
+    Counters,
+    CounterStore,
+    units_to_usd,
+    usd_to_units,
+)
+
+__all__ = ["BudgetEnforcer", "Reservation"]
+
+logger = logging.getLogger("agentcost.budgets")
+_USD, _TOKENS, _CALLS, _TOOLS = range(4)
+
+
+@dataclass(slots=True)
+class Reservation:
+    """What one call holds in each store until it is settled or released (exactly once)."""
+
+    ctx: ScopeContext
+    model: str | None
+    amounts: tuple[int, int, int, int]
+    worst_case_usd: Decimal
+    groups: list[tuple[CounterStore, list[Claim], list[Budget]]] = field(default_factory=list)
+    #: Set when a fail-open store could not be reached: the call went ahead unbudgeted there.
+    store_errors: list[str] = field(default_factory=list)
+    done: bool = False
+    cost: Decimal | None = None  # what settle() counted
+
+    @property
+    def flags(self) -> dict[str, Any]:
+        """Extra ledger fields for the call's event (empty in the normal case)."""
+        return {"budget_store_unavailable": list(self.store_errors)} if self.store_errors else {}
+
+
+def _fallback_prices(catalog: PriceCatalog) -> BucketPrices:
+    prices = list(catalog)
+    top_in = max((p.base.input for p in prices), default=Decimal(15))
+    top_out = max((p.base.output for p in prices), default=Decimal(75))
+    return BucketPrices(top_in, top_out, top_in, top_in * 2, top_in * 2)
+
+
+class BudgetEnforcer:
+    """Reserve / settle / release for a set of budgets, with thresholds, actions and alerts."""
+
+    def __init__(
+        self,
+        budgets: Budget | Iterable[Budget],
+        *,
+        catalog: PriceCatalog | None = None,
+        ledger: Any = None,
+        alerts: AlertSink | Sequence[AlertSink] | None = None,
+        default_max_tokens: int = 4096,
+        estimate_margin: float = 0.1,
+        fallback: BucketPrices | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.budgets: tuple[Budget, ...] = (budgets,) if isinstance(budgets, Budget) else tuple(budgets)
+        for b in self.budgets:
+            if not isinstance(b, Budget):
+                raise ConfigurationError(f"budgets= takes Budget objects, got {type(b).__name__}")
+        names = [b.name for b in self.budgets]
+        if len(set(names)) != len(names):
+            raise ConfigurationError(f"two budgets share a name {names}: give them distinct name= values")
+        if isinstance(default_max_tokens, bool) or not isinstance(default_max_tokens, int) or default_max_tokens < 1:
+            raise ConfigurationError(f"default_max_tokens must be a positive int, got {default_max_tokens!r}")
+        if not isinstance(estimate_margin, (int, float)) or not 0 <= estimate_margin <= 10:
+            raise ConfigurationError(f"estimate_margin must be a fraction >= 0, got {estimate_margin!r}")
+        self.catalog = catalog if catalog is not None else PriceCatalog.default()
+        self.fallback = fallback if fallback is not None else _fallback_prices(self.catalog)
+        self.ledger = ledger  # a Ledger; the adapters hand theirs over
+        if alerts is None:
+            self.sinks: tuple[AlertSink, ...] = (log_alert,)
+        elif callable(alerts):
+            self.sinks = (alerts,)
+        else:
+            self.sinks = tuple(alerts)
+            for s in self.sinks:
+                if not callable(s):
+                    raise ConfigurationError(f"alerts= takes callables, got {s!r}")
+        self.default_max_tokens = default_max_tokens
+        self.estimate_margin = estimate_margin
+        self.clock = clock
+        self.framework: str | None = None
+        self._alerted: set[tuple[str, str, str]] = set()
+        self._alert_lock = threading.Lock()
+        self._groups: list[tuple[CounterStore, list[Budget]]] = []
+        for b in self.budgets:
+            if b.per == "request":
+                continue
+            for store, members in self._groups:
+                if store is b.store:
+                    members.append(b)
+                    break
+            else:
+                self._groups.append((b.store, [b]))
+        self._request_budgets = [b for b in self.budgets if b.per == "request"]
+
+    def __repr__(self) -> str:
+        return f"BudgetEnforcer({list(self.budgets)!r})"
+
+    # --- pricing ---------------------------------------------------------------------------
+    def _price(self, model: str | None) -> ModelPrice | None:
+        return self.catalog.get(model) if model else None
+
+    def worst_case(
+        self, model: str | None, input_tokens: int, max_tokens: int | None, service_tier: str | None = None
+    ) -> Decimal:
+        """USD of ``input_tokens`` in and ``max_tokens`` out, at the model's applicable rates."""
+        out = max_tokens if max_tokens else self.default_max_tokens
+        price = self._price(model)
+        usage = Usage(input=input_tokens, output=out)
+        prices = price.prices_for(usage, service_tier) if price is not None else self.fallback
+        return prices.cost(usage)
+
+    def actual_cost(self, usage: Usage, model: str | None, service_tier: str | None = None) -> Decimal:
+        price = self._price(model)
+        if price is not None:
+            return price.cost(usage, service_tier)
+        return self.fallback.cost(usage)
+
+    # --- reserve ---------------------------------------------------------------------------
+    def reserve(
+        self,
+        ctx: ScopeContext,
+        *,
+        model: str | None,
+        input_tokens: int,
+        max_tokens: int | None = None,
+        service_tier: str | None = None,
+        estimated: bool = False,
+    ) -> Reservation:
+        """Hold the call's worst case on every budget, or raise :class:`BudgetExceeded`."""
+        res, claims_by_group = self._prepare_model(ctx, model, input_tokens, max_tokens, service_tier, estimated)
+        for store, claims, budgets in claims_by_group:
+            self._reserve_group(res, store, claims, budgets, ctx)
+        self._check_seconds(res)
+        return res
+
+    async def areserve(
+        self,
+        ctx: ScopeContext,
+        *,
+        model: str | None,
+        input_tokens: int,
+        max_tokens: int | None = None,
+        service_tier: str | None = None,
+        estimated: bool = False,
+    ) -> Reservation:
+        res, claims_by_group = self._prepare_model(ctx, model, input_tokens, max_tokens, service_tier, estimated)
+        for store, claims, budgets in claims_by_group:
+            try:
+                result = await store.areserve(claims, self.clock())
+            except BudgetStoreUnavailable as e:
+                self._store_failed(res, store, e)
+                continue
+            except BaseException:
+                self._undo(res)
+                raise
+            self._admit_or_refuse(res, store, claims, budgets, result, ctx)
+        self._check_seconds(res)
+        return res
+
+    def reserve_tool(self, ctx: ScopeContext, tool: str | None = None) -> Reservation:
+        """Count one tool call (``tool_calls`` limits); settle it after the tool runs."""
+        res, groups = self._prepare(ctx, None, (0, 0, 0, 1), Decimal(0), what=f"tool call {tool!r}" if tool else None)
+        for store, claims, budgets in groups:
+            self._reserve_group(res, store, claims, budgets, ctx)
+        self._check_seconds(res)
+        return res
+
+    def _prepare_model(
+        self,
+        ctx: ScopeContext,
+        model: str | None,
+        input_tokens: int,
+        max_tokens: int | None,
+        service_tier: str | None,
+        estimated: bool,
+    ) -> tuple[Reservation, list[tuple[CounterStore, list[Claim], list[Budget]]]]:
+        if estimated and self.estimate_margin:
+            input_tokens = int(input_tokens * (1 + self.estimate_margin)) + 1
+        out = max_tokens if max_tokens else self.default_max_tokens
+        usd = self.worst_case(model, input_tokens, out, service_tier)
+        return self._prepare(ctx, model, (usd_to_units(usd), input_tokens + out, 1, 0), usd)
+
+    def _prepare(
+        self, ctx: ScopeContext, model: str | None, amounts: tuple[int, int, int, int], usd: Decimal, what: Any = None
+    ) -> tuple[Reservation, list[tuple[CounterStore, list[Claim], list[Budget]]]]:
+        res = Reservation(ctx, model, amounts, usd)
+        for b in self._request_budgets:  # one call alone: no counters to keep
+            limits = _limits(b)
+            for i, limit in enumerate(limits):
+                if limit is not None and amounts[i] > limit:
+                    self._refuse(res, b, f"request:{ctx.trace_id or '-'}", i, Counters(), amounts[i], ctx)
+        now = self.clock()
+        groups = []
+        for store, budgets in self._groups:
+            claims = []
+            for b in budgets:
+                key, ttl = b.scope_key(ctx, now)
+                claims.append(Claim(key, _limits(b), amounts, ttl, b.hard))
+            groups.append((store, claims, budgets))
+        return res, groups
+
+    def _reserve_group(
+        self, res: Reservation, store: CounterStore, claims: list[Claim], budgets: list[Budget], ctx: ScopeContext
+    ) -> None:
+        try:
+            result = store.reserve(claims, self.clock())
+        except BudgetStoreUnavailable as e:
+            self._store_failed(res, store, e)
+            return
+        except BaseException:
+            self._undo(res)
+            raise
+        self._admit_or_refuse(res, store, claims, budgets, result, ctx)
+
+    def _admit_or_refuse(
+        self,
+        res: Reservation,
+        store: CounterStore,
+        claims: list[Claim],
+        budgets: list[Budget],
+        result: Any,
+        ctx: ScopeContext,
+    ) -> None:
+        if result.admitted:
+            res.groups.append((store, claims, budgets))
+            self._after(budgets, claims, result.counters, ctx, soft_only=True)
+            return
+        i = result.refused
+        self._undo(res)
+        self._refuse(res, budgets[i], claims[i].key, result.dimension, result.counters[i], claims[i].amounts[result.dimension], ctx)
+
+    def _check_seconds(self, res: Reservation) -> None:
+        now = self.clock()
+        for store, claims, budgets in res.groups:
+            for claim, b in zip(claims, budgets):
+                if b.seconds is None or not b.hard:
+                    continue
+                started = store.read(claim.key).started
+                if started is not None and now - started > b.seconds:
+                    self._undo(res)
+                    self._refuse(res, b, claim.key, None, Counters(started=started), 0, res.ctx, elapsed=now - started)
+
+    def _store_failed(self, res: Reservation, store: CounterStore, e: BudgetStoreUnavailable) -> None:
+        if store.failure_mode == "fail_open":
+            logger.warning("agentcost budget store unavailable, call allowed (fail_open): %s", e)
+            res.store_errors.append(str(e))
+            return
+        self._undo(res)
+        raise BudgetStoreUnavailable(
+            f"{e} — the call was refused because the budget store is fail_closed "
+            "(pass failure_mode='fail_open' to the store to let calls through unbudgeted)"
+        ) from e
+
+    def _undo(self, res: Reservation) -> None:
+        """Release what this reservation already holds (a later group refused or failed)."""
+        groups, res.groups = res.groups, []
+        for store, claims, _ in groups:
+            try:
+                store.release(claims)
+            except Exception as e:  # pragma: no cover - store down between two calls
+                logger.error("agentcost: could not release a reservation: %r", e)
+
+    def _refuse(
+        self,
+        res: Reservation,
+        budget: Budget,
+        key: str,
+        dim: int | None,
+        counters: Counters,
+        requested: int,
+        ctx: ScopeContext,
+        elapsed: float | None = None,
+    ) -> None:
+        if dim is None:
+            dimension, limit, committed = "seconds", budget.seconds, round(elapsed or 0.0, 3)
+            fraction = (elapsed or 0.0) / budget.seconds if budget.seconds else 1.0
+            detail = f"{committed} s elapsed of {limit} s"
+        else:
+            dimension = DIMENSIONS[dim]
+            limit_v = _limits(budget)[dim]
+            committed_v = counters.committed(dim)
+            if dim == _USD:
+                limit, committed, asked = units_to_usd(limit_v), units_to_usd(committed_v), units_to_usd(requested)
+                limit = budget.usd
+                detail = f"${committed.normalize():f} committed + ${asked.normalize():f} for this call > ${limit}"
+            else:
+                limit, committed, asked = limit_v, committed_v, requested
+                detail = f"{committed} committed + {asked} for this call > {limit}"
+            fraction = float(committed_v + requested) / float(limit_v) if limit_v else 1.0
+        action = budget.on_exceed
+        message = (
+            f"budget {budget.name!r} (per {budget.per}) exceeded on {dimension}: {detail}; "
+            f"action {action}" + (f" — {res.model}" if res.model else "")
+        )
+        alert = BudgetAlert("exceeded", action, budget.name, budget.per, key, dimension, limit, committed,
+                            fraction, message, _ctx_dict(ctx))  # fmt: skip
+        self._emit(alert, ctx, dedupe=False)
+        raise BudgetExceeded(message, details={**alert.as_dict(), "action": action})
+
+    # --- settle / release ------------------------------------------------------------------
+    def settle(
+        self,
+        res: Reservation,
+        usage: Usage | None = None,
+        *,
+        model: str | None = None,
+        service_tier: str | None = None,
+        cost: Decimal | None = None,
+    ) -> Decimal:
+        """Count the call's real cost (from ``cost``, else priced from ``usage``); exactly once."""
+        if res.done:
+            return res.cost or Decimal(0)
+        res.done = True
+        actual = self._actual(res, usage, model, service_tier, cost)
+        for store, claims, budgets in res.groups:
+            try:
+                after = store.settle(claims, actual)
+            except Exception as e:
+                logger.error("agentcost: could not settle a reservation in %r: %r", store, e)
+                continue
+            self._after(budgets, claims, after, res.ctx)
+        return res.cost  # type: ignore[return-value]
+
+    async def asettle(
+        self,
+        res: Reservation,
+        usage: Usage | None = None,
+        *,
+        model: str | None = None,
+        service_tier: str | None = None,
+        cost: Decimal | None = None,
+    ) -> Decimal:
+        if res.done:
+            return res.cost or Decimal(0)
+        res.done = True
+        actual = self._actual(res, usage, model, service_tier, cost)
+        for store, claims, budgets in res.groups:
+            try:
+                after = await store.asettle(claims, actual)
+            except Exception as e:
+                logger.error("agentcost: could not settle a reservation in %r: %r", store, e)
+                continue
+            self._after(budgets, claims, after, res.ctx)
+        return res.cost  # type: ignore[return-value]
+
+    def _actual(
+        self, res: Reservation, usage: Usage | None, model: str | None, tier: str | None, cost: Decimal | None
+    ) -> tuple[int, int, int, int]:
+        if res.amounts[_TOOLS]:
+            res.cost = Decimal(0)
+            return (0, 0, 0, res.amounts[_TOOLS])
+        if cost is None:
+            cost = self.actual_cost(usage, model or res.model, tier) if usage is not None else Decimal(0)
+        res.cost = cost
+        return (usd_to_units(cost), usage.total if usage is not None else 0, 1, 0)
+
+    def release(self, res: Reservation) -> None:
+        """Drop the reservation (the call failed or was cancelled); exactly once."""
+        if res.done:
+            return
+        res.done = True
+        for store, claims, _ in res.groups:
+            try:
+                store.release(claims)
+            except Exception as e:
+                logger.error("agentcost: could not release a reservation in %r: %r", store, e)
+
+    async def arelease(self, res: Reservation) -> None:
+        if res.done:
+            return
+        res.done = True
+        for store, claims, _ in res.groups:
+            try:
+                await store.arelease(claims)
+            except Exception as e:
+                logger.error("agentcost: could not release a reservation in %r: %r", store, e)
+
+    # --- thresholds ------------------------------------------------------------------------
+    def _after(
+        self,
+        budgets: Sequence[Budget],
+        claims: Sequence[Claim],
+        counters: Sequence[Counters],
+        ctx: ScopeContext,
+        soft_only: bool = False,
+    ) -> None:
+        for b, claim, c in zip(budgets, claims, counters):
+            if soft_only and b.hard:
+                continue
+            for i, limit in enumerate(claim.limits):
+                if not limit:
+                    continue
+                used = c.committed(i) if soft_only else c.spent[i]
+                fraction = used / limit
+                if fraction >= 1 and not b.hard:
+                    self._threshold(b, claim.key, i, limit, used, fraction, "exceeded", b.on_exceed, ctx)
+                elif b.warn_at is not None and fraction >= b.warn_at and not soft_only:
+                    self._threshold(b, claim.key, i, limit, used, fraction, "warning", "notify", ctx)
+
+    def _threshold(
+        self, b: Budget, key: str, dim: int, limit: int, used: int, fraction: float, level: str, action: str,
+        ctx: ScopeContext,
+    ) -> None:  # fmt: skip
+        dedupe = (key, DIMENSIONS[dim], level)
+        with self._alert_lock:
+            if dedupe in self._alerted:
+                return
+            if len(self._alerted) > 100_000:
+                self._alerted.clear()
+            self._alerted.add(dedupe)
+        if dim == _USD:
+            shown_limit, shown_used = b.usd, units_to_usd(used)
+            what = f"${shown_used.normalize():f} of ${shown_limit}"
+        else:
+            shown_limit, shown_used = limit, used
+            what = f"{used} of {limit} {DIMENSIONS[dim]}"
+        verb = "reached its warning threshold" if level == "warning" else "is over its limit"
+        message = f"budget {b.name!r} (per {b.per}) {verb}: {what} ({fraction:.0%}); action {action}"
+        alert = BudgetAlert(level, action, b.name, b.per, key, DIMENSIONS[dim], shown_limit, shown_used, fraction,
+                            message, _ctx_dict(ctx))  # fmt: skip
+        self._emit(alert, ctx, dedupe=True)
+
+    def _emit(self, alert: BudgetAlert, ctx: ScopeContext, dedupe: bool) -> None:
+        for sink in self.sinks:
+            try:
+                sink(alert)
+            except Exception as e:
+                logger.error("agentcost alert sink %r failed: %r", sink, e)
+        ledger = self.ledger
+        if ledger is not None:
+            try:
+                ledger.record(
+                    CostEvent(
+                        None,
+                        kind=f"budget.{alert.level}",
+                        user_id=ctx.user_id,
+                        session_id=ctx.session_id,
+                        feature=ctx.feature,
+                        agent_id=ctx.agent_id,
+                        trace_id=ctx.trace_id,
+                        framework=self.framework,
+                        extra=alert.as_dict(),
+                    )
+                )
+            except Exception as e:  # pragma: no cover - defensive
+                logger.error("agentcost: could not record a budget event: %r", e)
+
+    # --- questions the router and the adapters ask -----------------------------------------
+    def downgrade_requested(self, ctx: ScopeContext) -> bool:
+        """True when a ``downgrade`` budget of this call's scopes is at or above ``warn_at``
+        (or its limit, without ``warn_at``): the router should pick a cheaper tier."""
+        now = self.clock()
+        for b in self.budgets:
+            if b.on_exceed != "downgrade" or b.per == "request":
+                continue
+            key, _ = b.scope_key(ctx, now)
+            try:
+                c = b.store.read(key)
+            except BudgetStoreUnavailable:
+                continue
+            threshold = b.warn_at or 1.0
+            for i, limit in enumerate(_limits(b)):
+                if limit and c.committed(i) / limit >= threshold:
+                    return True
+        return False
+
+    def spent(self, ctx: ScopeContext, budget: Budget | str | None = None) -> dict[str, Any]:
+        """What each budget (or one) has spent in this call's scopes: ``{name: {dimension: value}}``."""
+        now = self.clock()
+        out: dict[str, Any] = {}
+        for b in self.budgets:
+            if budget is not None and b is not budget and b.name != budget:
+                continue
+            if b.per == "request":
+                continue
+            key, _ = b.scope_key(ctx, now)
+            c = b.store.read(key)
+            out[b.name] = {
+                "usd": units_to_usd(c.spent[_USD]),
+                "tokens": c.spent[_TOKENS],
+                "model_calls": c.spent[_CALLS],
+                "tool_calls": c.spent[_TOOLS],
+                "held_usd": units_to_usd(c.held[_USD]),
+            }
+        return out
+
+
+def _limits(b: Budget) -> tuple[int | None, int | None, int | None, int | None]:
+    return (None if b.usd is None else usd_to_units(b.usd), b.tokens, b.model_calls, b.tool_calls)
+
+
+def _ctx_dict(ctx: ScopeContext) -> dict[str, Any]:
+    return {
+        "trace_id": ctx.trace_id,
+        "session_id": ctx.session_id,
+        "user_id": ctx.user_id,
+        "feature": ctx.feature,
+        "agent_id": ctx.agent_id,
+    }
+

@@ -1,0 +1,161 @@
+"""The counter-store interface every budget backend implements.
+
+A store keeps, per key, what has been **spent** (settled) and what is **held** by open
+reservations, in four integer dimensions (:data:`DIMENSIONS`), plus when the key saw its first
+reservation (for wall-clock limits). USD is counted in integer units of ``1e-10`` dollars
+(:func:`usd_to_units`): exact for every catalog price, and exact in Redis' Lua numbers up to
+$900,000 per key; finer amounts round up, so a store never under-counts.
+
+The three operations are atomic across all the keys of one call (a call usually falls under
+several budgets: its session, its user's day, the global day):
+
+* :meth:`CounterStore.reserve` — admit the call only if, for every hard claim and every limited
+  dimension, ``spent + held + amount <= limit``; then hold the amounts on every key. A claim that
+  does not fit is refused whole; it is never shrunk to fit.
+* :meth:`CounterStore.settle` — move a reservation from held to spent at its real amounts.
+* :meth:`CounterStore.release` — drop a reservation (error, cancellation) without spending.
+
+What a shared store does when it cannot be reached is the user's choice: ``fail_closed``
+(default: the call is refused with :class:`BudgetStoreUnavailable`) or ``fail_open`` (the call
+goes ahead, and its ledger event is flagged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal
+from typing import Sequence
+
+from ...errors import AgentCostError, ConfigurationError
+
+__all__ = [
+    "DIMENSIONS",
+    "FAILURE_MODES",
+    "BudgetStoreUnavailable",
+    "Claim",
+    "CounterStore",
+    "Counters",
+    "ReserveResult",
+    "units_to_usd",
+    "usd_to_units",
+]
+
+DIMENSIONS = ("usd", "tokens", "model_calls", "tool_calls")
+FAILURE_MODES = ("fail_closed", "fail_open")
+USD_QUANTUM = Decimal("1e-10")
+_UNITS_PER_USD = Decimal(10_000_000_000)
+
+Vector = tuple[int, int, int, int]
+Limits = tuple["int | None", "int | None", "int | None", "int | None"]
+ZERO: Vector = (0, 0, 0, 0)
+
+
+def usd_to_units(usd: Decimal) -> int:
+    """Dollars → integer store units of 1e-10 USD, rounded up."""
+    return int((usd * _UNITS_PER_USD).to_integral_value(rounding=ROUND_CEILING))
+
+
+def units_to_usd(units: int) -> Decimal:
+    return Decimal(units) / _UNITS_PER_USD
+
+
+class BudgetStoreUnavailable(AgentCostError):
+    """A shared counter store (Redis, PostgreSQL, SQLite) could not be reached or answered with
+    an error, and the store is ``fail_closed``: the call is refused rather than let through
+    unbudgeted."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One budget's share of a call: its counter key, its limits and the amounts to hold."""
+
+    key: str
+    limits: Limits
+    amounts: Vector
+    ttl: int | None = None  # seconds until the key may expire (end of its period); None: never
+    hard: bool = True  # soft claims (notify / downgrade) are counted but never refused
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """One key's state: settled spend, amounts held by open reservations, first use time."""
+
+    spent: Vector = ZERO
+    held: Vector = ZERO
+    started: float | None = None
+
+    def committed(self, i: int) -> int:
+        return self.spent[i] + self.held[i]
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveResult:
+    admitted: bool
+    #: Per claim, the counters after the reservation (or as they stood, when refused).
+    counters: tuple[Counters, ...]
+    refused: int | None = None  # index of the claim that did not fit
+    dimension: int | None = None  # index into DIMENSIONS
+
+
+def fits(counters: Counters, claim: Claim) -> int | None:
+    """The first limited dimension in which ``claim`` does not fit, else None."""
+    if not claim.hard:
+        return None
+    for i, limit in enumerate(claim.limits):
+        if limit is not None and claim.amounts[i] and counters.spent[i] + counters.held[i] + claim.amounts[i] > limit:
+            return i
+    return None
+
+
+def add(a: Sequence[int], b: Sequence[int], sign: int = 1) -> Vector:
+    return (a[0] + sign * b[0], a[1] + sign * b[1], a[2] + sign * b[2], a[3] + sign * b[3])
+
+
+class CounterStore(ABC):
+    """Atomic multi-key reserve / settle / release. Subclasses implement the sync methods; the
+    async forms run them in a worker thread unless a subclass does better."""
+
+    #: ``"fail_closed"`` or ``"fail_open"``: what the enforcer does when this store raises
+    #: :class:`BudgetStoreUnavailable`.
+    failure_mode: str = "fail_closed"
+    #: True for stores whose counters are shared between processes.
+    shared: bool = False
+
+    def _check_failure_mode(self, failure_mode: str) -> str:
+        if failure_mode not in FAILURE_MODES:
+            raise ConfigurationError(f"failure_mode must be one of {FAILURE_MODES}, got {failure_mode!r}")
+        return failure_mode
+
+    @abstractmethod
+    def reserve(self, claims: Sequence[Claim], now: float) -> ReserveResult:
+        """Hold every claim's amounts if all hard claims fit; else change nothing."""
+
+    @abstractmethod
+    def settle(self, claims: Sequence[Claim], actual: Vector) -> tuple[Counters, ...]:
+        """Per claim: held -= claim.amounts, spent += actual. Returns the counters after."""
+
+    def release(self, claims: Sequence[Claim]) -> tuple[Counters, ...]:
+        """Drop the reservation: held -= claim.amounts, nothing spent."""
+        return self.settle(claims, ZERO)
+
+    @abstractmethod
+    def read(self, key: str) -> Counters:
+        """A key's counters (zeros when it has none)."""
+
+    @abstractmethod
+    def reset(self, key: str | None = None) -> None:
+        """Forget one key, or every key of this store (tests, a new period by hand)."""
+
+    async def areserve(self, claims: Sequence[Claim], now: float) -> ReserveResult:
+        return await asyncio.to_thread(self.reserve, claims, now)
+
+    async def asettle(self, claims: Sequence[Claim], actual: Vector) -> tuple[Counters, ...]:
+        return await asyncio.to_thread(self.settle, claims, actual)
+
+    async def arelease(self, claims: Sequence[Claim]) -> tuple[Counters, ...]:
+        return await asyncio.to_thread(self.release, claims)
+
+    def close(self) -> None:  # noqa: B027 - optional for stores holding connections
+        """Release connections."""
