@@ -7,6 +7,7 @@
 """
 
 from .callbacks import AsyncCostCallbackHandler, CostCallbackHandler
+from .guard import GuardedAgent, GuardedResult, guard
 from .tracking import track_costs
 
-__all__ = ["AsyncCostCallbackHandler", "CostCallbackHandler", "track_costs"]
+__all__ = ["AsyncCostCallbackHandler", "CostCallbackHandler", "GuardedAgent", "GuardedResult", "guard", "track_costs"]

@@ -19,6 +19,9 @@ from uuid import UUID
 from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
 
 from agentcost_core import CostRecorder, Ledger, PriceCatalog, Usage
+from agentcost_core.budgets import BudgetStoreUnavailable, ScopeContext
+from agentcost_core.guards.run_guard import Controls, RunGuard
+from agentcost_core.halts import AgentHalted
 from agentcost_core.recorder import RecorderResults
 from agentcost_core.tokens import ChatMessage, TokenCounter
 
@@ -66,6 +69,10 @@ class _CostTracking(RecorderResults):
         agent_id: str | None = None,
         task_id: str | None = None,
         catalog: PriceCatalog | None = None,
+        budgets: Any = None,
+        stuck: Any = None,
+        kill_switch: Any = None,
+        controls: Controls | None = None,
     ) -> None:
         self.recorder = CostRecorder(
             ledger,
@@ -80,6 +87,19 @@ class _CostTracking(RecorderResults):
         self._runs: dict[UUID, tuple[Any, ...]] = {}
         # chain run id -> (root run id as str, chain name, own id as str): strings made once per chain
         self._chains: dict[UUID, tuple[str, str | None, str]] = {}
+        # Guards (budgets, stuck detection, kill switch): halts raise from the handler's hooks.
+        if controls is None:
+            budget_options = {"catalog": catalog} if budgets is not None and catalog is not None else {}
+            controls = Controls(budgets=budgets, stuck=stuck, kill_switch=kill_switch, **budget_options)
+        elif budgets is not None or stuck is not None or kill_switch is not None:
+            raise TypeError("pass either controls= or budgets= / stuck= / kill_switch=, not both")
+        self.controls: Controls | None = controls if controls.active else None
+        self._guarded: dict[str, RunGuard] = {}  # trace id -> the run's guard
+        self._tools: dict[UUID, tuple[str, RunGuard]] = {}
+        self.fixed_run: RunGuard | None = None  # guard() pins one run per invocation
+        if self.controls is not None:
+            self.controls.attach(self.recorder.ledger, "langchain")
+            self.raise_error = True  # our halts must stop the run (internal errors are still caught)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(calls={len(self.events)}, total_cost=${self.total_cost})"
@@ -98,7 +118,76 @@ class _CostTracking(RecorderResults):
             self.recorder.note_internal_error("on_chain_start", e)
 
     def _chain_end(self, run_id: UUID) -> None:
-        self._chains.pop(run_id, None)
+        chain = self._chains.pop(run_id, None)
+        if chain is not None and self._guarded and chain[0] == chain[2]:  # the root run ended
+            self._guarded.pop(chain[0], None)
+
+    # --- guards -----------------------------------------------------------------------------
+    def _run_guard(self, trace: str, md: dict[str, Any]) -> RunGuard:
+        if self.fixed_run is not None:
+            return self.fixed_run
+        run = self._guarded.get(trace)
+        if run is None:
+            d = self.recorder.defaults
+            user_id, session_id, feature, agent_id, _ = _attribution(md)
+            ctx = ScopeContext(
+                trace_id=trace,
+                session_id=session_id or d["session_id"],
+                user_id=user_id or d["user_id"],
+                feature=feature or d["feature"],
+                agent_id=agent_id or d["agent_id"],
+            )
+            run = self._guarded[trace] = self.controls.start(ctx)  # type: ignore[union-attr]
+        return run
+
+    def _trace_of(self, run_id: UUID, parent_run_id: UUID | None) -> str:
+        chain = self._chains.get(parent_run_id) if parent_run_id is not None else None
+        if chain is not None:
+            return chain[0]
+        return str(parent_run_id) if parent_run_id is not None else str(run_id)
+
+    def _guard_model(self, run_id: UUID, parent_run_id: UUID | None, md: dict[str, Any], inv: dict[str, Any],
+                     requested: str | None, prompt: Any) -> tuple[RunGuard, Any]:  # fmt: skip
+        run = self._run_guard(self._trace_of(run_id, parent_run_id), md)
+        counter = TokenCounter.for_model(requested)
+        if prompt and isinstance(prompt[0], str):
+            count = counter.count_messages([ChatMessage("user", p) for p in prompt])
+        else:
+            count = counter.count_messages(to_chat_messages(prompt[0]) if prompt else [])
+        max_tokens = inv.get("max_tokens") or inv.get("max_completion_tokens") or inv.get("max_output_tokens")
+        tier = inv.get("service_tier")
+        res = run.before_model(
+            requested, count.tokens, max_tokens if isinstance(max_tokens, int) else None,
+            service_tier=tier if isinstance(tier, str) and tier not in ("auto", "default") else None,
+            estimated=not count.exact,
+        )  # fmt: skip
+        return run, res
+
+    def _tool_start(self, serialized: Any, input_str: str, run_id: UUID, parent_run_id: UUID | None,
+                    metadata: dict[str, Any] | None, kwargs: dict[str, Any]) -> None:  # fmt: skip
+        if self.controls is None:
+            return
+        try:
+            name = kwargs.get("name") or (serialized or {}).get("name") or "tool"
+            run = self._run_guard(self._trace_of(run_id, parent_run_id), metadata or {})
+            self._tools[run_id] = (name, run)
+            args = kwargs.get("inputs")
+            run.before_tool(name, args if args is not None else input_str, check_breaker=False)
+        except (AgentHalted, BudgetStoreUnavailable):
+            self._tools.pop(run_id, None)
+            raise
+        except Exception as e:
+            self.recorder.note_internal_error("on_tool_start", e)
+
+    def _tool_end(self, run_id: UUID, output: Any, error: BaseException | None) -> None:
+        entry = self._tools.pop(run_id, None) if self._tools else None
+        if entry is None:
+            return
+        try:
+            name, run = entry
+            run.after_tool(name, getattr(output, "content", output), error)
+        except Exception as e:
+            self.recorder.note_internal_error("on_tool_end", e)
 
     # --- model calls --------------------------------------------------------------------
     def _model_start(
@@ -120,15 +209,18 @@ class _CostTracking(RecorderResults):
                 parent = None if parent_run_id is None else str(parent_run_id)
                 trace, step = parent, None  # the trace is completed with this run's id at the end
             step = md.get("langgraph_node") or step or kwargs.get("name")
-            self._runs[run_id] = (_perf(), requested, md.get("ls_provider"), md, step, trace, parent, prompt)
+            guard = self._guard_model(run_id, parent_run_id, md, inv, requested, prompt) if self.controls else None
+            self._runs[run_id] = (_perf(), requested, md.get("ls_provider"), md, step, trace, parent, prompt, guard)
+        except (AgentHalted, BudgetStoreUnavailable):
+            raise  # a deliberate halt: the model is not called
         except Exception as e:
             self.recorder.note_internal_error("on_chat_model_start", e)
 
     def _record(self, run_id: UUID, response: Any, error: BaseException | None) -> None:
         state = self._runs.pop(run_id, None)
         if state is None:  # attached after the call started: record what the end tells us
-            state = (None, None, None, {}, None, None, None, None)
-        t0, requested, provider, md, step, trace, parent, prompt = state
+            state = (None, None, None, {}, None, None, None, None, None)
+        t0, requested, provider, md, step, trace, parent, prompt, guard = state
         span = str(run_id)
         usage = None
         model = requested
@@ -148,6 +240,16 @@ class _CostTracking(RecorderResults):
             if usage is None:
                 usage = self._estimate(model, prompt, result.output_text)
                 estimated = True
+        if guard is not None:
+            run, res = guard
+            if res is not None and res.flags:
+                extra = {**(extra or {}), **res.flags}
+            if response is None:
+                run.model_failed(res)
+            else:
+                message = getattr(result.generation, "message", None)
+                calls = [(c.get("name"), c.get("args")) for c in getattr(message, "tool_calls", None) or ()]
+                run.after_model(res, usage, model=model, service_tier=tier, text=result.output_text, tool_calls=calls)
         user_id, session_id, feature, agent_id, task_id = _attribution(md)
         self.recorder.record_call(
             model, usage, requested, provider, tier, estimated, cache_hit,
@@ -229,6 +331,25 @@ class CostCallbackHandler(_CostTracking, BaseCallbackHandler):
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self._model_error(error, run_id)
 
+    def on_tool_start(
+        self,
+        serialized: Any,
+        input_str: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._tool_start(serialized, input_str, run_id, parent_run_id, metadata, kwargs)
+
+    def on_tool_end(self, output: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        self._tool_end(run_id, output, None)
+
+    def on_tool_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._tool_end(run_id, None, error)
+
 
 class AsyncCostCallbackHandler(_CostTracking, AsyncCallbackHandler):
     """Async handler with the same behaviour, for code that wants an ``AsyncCallbackHandler``.
@@ -251,6 +372,6 @@ def _async_twin(name: str) -> Any:
 
 
 for _name in ("on_chain_start", "on_chain_end", "on_chain_error", "on_chat_model_start", "on_llm_start",
-              "on_llm_end", "on_llm_error"):  # fmt: skip
+              "on_llm_end", "on_llm_error", "on_tool_start", "on_tool_end", "on_tool_error"):  # fmt: skip
     setattr(AsyncCostCallbackHandler, _name, _async_twin(_name))
 del _name

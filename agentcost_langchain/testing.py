@@ -38,11 +38,19 @@ class ScriptedChatModel(BaseChatModel):
     model: str = "gpt-4o-mini-2024-07-18"
     provider: str = "openai"
     cached_share: float = 0.0
+    max_tokens: int | None = None  # reported in invocation params, as real chat models do
     _cursor: Any = PrivateAttr(default=None)
 
     @property
     def _llm_type(self) -> str:
         return "scripted"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {"model": self.model}
+        if self.max_tokens is not None:
+            params["max_tokens"] = self.max_tokens
+        return params
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
         return {"ls_provider": self.provider, "ls_model_name": self.model, "ls_model_type": "chat"}

@@ -13,6 +13,7 @@ from .errors import (
 )
 from .budgets import Budget, BudgetAlert, BudgetEnforcer, BudgetStoreUnavailable, ScopeContext
 from .events import ATTRIBUTION_FIELDS, CostEvent
+from .guards import CircuitBreaker, Controls, KillSwitch, RetryPolicy, StuckDetector
 from .halts import AgentHalted, BudgetExceeded, TerminationReason
 from .ledger import Ledger, default_ledger_url
 from .prices import ModelPrice, PriceCatalog
@@ -34,17 +35,22 @@ __all__ = [
     "BudgetStoreUnavailable",
     "BUCKETS",
     "ChatMessage",
+    "CircuitBreaker",
+    "Controls",
     "ConfigurationError",
     "CostEvent",
     "CostRecorder",
     "Ledger",
+    "KillSwitch",
     "LedgerURLError",
     "ModelPrice",
     "PriceCatalog",
     "PriceFileError",
+    "RetryPolicy",
     "Rollup",
     "RollupRow",
     "ScopeContext",
+    "StuckDetector",
     "TerminationReason",
     "TokenCount",
     "TokenCounter",

@@ -1,0 +1,280 @@
+"""``guard(agent)``: run an existing agent under budgets, stuck detection, a kill switch and
+circuit breakers, and get a result instead of an exception when a guard stops it.
+
+Works with a ``create_agent`` agent, any LangGraph compiled graph and a langchain-classic
+``AgentExecutor``::
+
+    guarded = guard(agent, budgets=Budget(usd="0.50"), stuck=True, kill_switch=True)
+    result = guarded.invoke({"messages": [("user", "…")]})
+    result.termination_reason   # None, or TerminationReason.BUDGET / REPEATED_TOOL / …
+    result.output               # the agent's output, or the best partial answer
+    result.cost                 # Decimal
+
+Halts come from a :class:`CostCallbackHandler` with ``raise_error`` (sync handlers do stop the
+run; LangChain swallows exceptions of async handlers called from sync code). The agent's tools
+are fronted by a thin proxy so that a nudge reaches the model as part of a tool result and an
+open circuit answers "unavailable" instead of calling the tool; outside a guarded run the proxy
+simply calls the tool.
+"""
+
+from __future__ import annotations
+
+import uuid
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.tools import BaseTool
+
+from agentcost_core import CostEvent
+from agentcost_core.budgets import ScopeContext
+from agentcost_core.guards.run_guard import Controls, RunGuard
+from agentcost_core.halts import AgentHalted, TerminationReason
+
+from .callbacks import CostCallbackHandler, _attribution
+from .messages import content_text
+
+__all__ = ["GuardedAgent", "GuardedResult", "guard"]
+
+_ACTIVE: ContextVar[RunGuard | None] = ContextVar("agentcost_guarded_run", default=None)
+
+
+@dataclass
+class GuardedResult:
+    """What a guarded run produced. ``output`` is the agent's own output when it finished, else
+    the best partial answer (a string, or None when there was none)."""
+
+    output: Any
+    termination_reason: TerminationReason | None
+    cost: Decimal
+    events: list[CostEvent] = field(default_factory=list)
+    answer: str | None = None  # the final answer text (the agent's, or the best partial one)
+    final_message: AIMessage | None = None  # set when a guard stopped the run
+    halt: AgentHalted | None = None
+    nudges: list[str] = field(default_factory=list)
+
+    @property
+    def stopped(self) -> bool:
+        return self.termination_reason is not None
+
+
+class _GuardedTool(BaseTool):
+    """A proxy that delivers nudges and open-circuit answers; transparent outside guard()."""
+
+    inner: BaseTool
+
+    def __init__(self, inner: BaseTool) -> None:
+        super().__init__(
+            name=inner.name,
+            description=inner.description,
+            args_schema=inner.args_schema,
+            return_direct=inner.return_direct,
+            response_format=inner.response_format,
+            inner=inner,
+        )
+
+    def _run(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - invoke/run are overridden
+        raise NotImplementedError
+
+    @staticmethod
+    def _blocked(tool_input: Any, message: str, name: str) -> Any:
+        if isinstance(tool_input, dict) and tool_input.get("type") == "tool_call":
+            return ToolMessage(content=message, tool_call_id=tool_input.get("id") or "", name=name, status="error")
+        return message
+
+    def _failed(self, run: RunGuard, tool_input: Any, error: Exception) -> Any:
+        """With a circuit breaker, a failing tool answers with its error (the agent can adapt and
+        the breaker counts it); without one, the error propagates as it would unguarded."""
+        if isinstance(error, AgentHalted) or run.controls.breaker is None:
+            raise error
+        return self._blocked(tool_input, f"Error: tool {self.name!r} failed: {type(error).__name__}: {error}", self.name)
+
+    @staticmethod
+    def _nudged(out: Any, nudge: str | None) -> Any:
+        if not nudge:
+            return out
+        note = f"\n\n[agentcost] {nudge}"
+        if isinstance(out, ToolMessage):
+            return out.model_copy(update={"content": content_text(out.content) + note})
+        if isinstance(out, str):
+            return out + note
+        return f"{out}{note}"
+
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        run = _ACTIVE.get()
+        if run is None:
+            return self.inner.invoke(input, config, **kwargs)
+        blocked = run.tool_blocked(self.name)
+        if blocked is not None:
+            return self._blocked(input, blocked, self.name)
+        try:
+            out = self.inner.invoke(input, config, **kwargs)
+        except Exception as e:
+            out = self._failed(run, input, e)
+        return self._nudged(out, run.take_nudge())
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        run = _ACTIVE.get()
+        if run is None:
+            return await self.inner.ainvoke(input, config, **kwargs)
+        blocked = run.tool_blocked(self.name)
+        if blocked is not None:
+            return self._blocked(input, blocked, self.name)
+        try:
+            out = await self.inner.ainvoke(input, config, **kwargs)
+        except Exception as e:
+            out = self._failed(run, input, e)
+        return self._nudged(out, run.take_nudge())
+
+    def run(self, tool_input: Any, *args: Any, **kwargs: Any) -> Any:  # AgentExecutor calls run()
+        run = _ACTIVE.get()
+        if run is None:
+            return self.inner.run(tool_input, *args, **kwargs)
+        blocked = run.tool_blocked(self.name)
+        if blocked is not None:
+            return blocked
+        return self._nudged(self.inner.run(tool_input, *args, **kwargs), run.take_nudge())
+
+    async def arun(self, tool_input: Any, *args: Any, **kwargs: Any) -> Any:
+        run = _ACTIVE.get()
+        if run is None:
+            return await self.inner.arun(tool_input, *args, **kwargs)
+        blocked = run.tool_blocked(self.name)
+        if blocked is not None:
+            return blocked
+        return self._nudged(await self.inner.arun(tool_input, *args, **kwargs), run.take_nudge())
+
+
+def _proxy(tool: Any) -> Any:
+    return tool if isinstance(tool, _GuardedTool) or not isinstance(tool, BaseTool) else _GuardedTool(tool)
+
+
+def _front_tools(agent: Any) -> Any:
+    """Put the proxy in front of the agent's tools; returns the agent to run."""
+    try:
+        from langchain_classic.agents import AgentExecutor
+    except ImportError:  # pragma: no cover - langchain-classic is optional
+        AgentExecutor = None  # type: ignore[assignment,misc]
+    if AgentExecutor is not None and isinstance(agent, AgentExecutor):
+        return agent.model_copy(update={"tools": [_proxy(t) for t in agent.tools]})
+    nodes = getattr(agent, "nodes", None)
+    if isinstance(nodes, dict):
+        for node in nodes.values():
+            tools = getattr(getattr(node, "bound", None), "_tools_by_name", None)
+            if isinstance(tools, dict):  # a LangGraph ToolNode: proxies are transparent elsewhere
+                for name, tool in list(tools.items()):
+                    tools[name] = _proxy(tool)
+    return agent
+
+
+def _final_text(output: Any) -> str | None:
+    if isinstance(output, dict):
+        if isinstance(output.get("output"), str):  # AgentExecutor
+            return output["output"]
+        messages = output.get("messages")
+        if messages:
+            for m in reversed(messages):
+                if getattr(m, "type", None) == "ai" and content_text(m.content).strip():
+                    return content_text(m.content)
+    if isinstance(output, str):
+        return output
+    return None
+
+
+class GuardedAgent(Runnable[Any, GuardedResult]):
+    """The Runnable ``guard()`` returns. ``invoke`` / ``ainvoke`` (and ``batch``) give a
+    :class:`GuardedResult`; every invocation is one run with its own guard state."""
+
+    def __init__(self, agent: Any, controls: Controls, ledger: Any, attribution: dict[str, Any]) -> None:
+        self.agent = _front_tools(agent)
+        self.controls = controls
+        self.ledger = ledger
+        self.attribution = attribution
+
+    def _start(self, config: RunnableConfig | None) -> tuple[CostCallbackHandler, RunGuard, RunnableConfig]:
+        handler = CostCallbackHandler(self.ledger, controls=self.controls, **self.attribution)
+        config = dict(config or {})  # type: ignore[assignment]
+        md = dict(config.get("metadata") or {})
+        configurable = config.get("configurable") or {}
+        if "thread_id" in configurable and "thread_id" not in md:
+            md["thread_id"] = configurable["thread_id"]
+        user_id, session_id, feature, agent_id, _ = _attribution(md)
+        a = self.attribution
+        ctx = ScopeContext(
+            trace_id=str(uuid.uuid4()),
+            session_id=session_id or a.get("session_id"),
+            user_id=user_id or a.get("user_id"),
+            feature=feature or a.get("feature"),
+            agent_id=agent_id or a.get("agent_id"),
+        )
+        run = handler.fixed_run = self.controls.start(ctx)
+        callbacks = config.get("callbacks")
+        if callbacks is None:
+            config["callbacks"] = [handler]
+        elif isinstance(callbacks, list):
+            config["callbacks"] = [*callbacks, handler]
+        else:  # a callback manager
+            callbacks = callbacks.copy()
+            callbacks.add_handler(handler, inherit=True)
+            config["callbacks"] = callbacks
+        config["metadata"] = md
+        return handler, run, config  # type: ignore[return-value]
+
+    @staticmethod
+    def _result(handler: CostCallbackHandler, run: RunGuard, output: Any, halt: AgentHalted | None) -> GuardedResult:
+        events = list(handler.events)
+        cost = sum((e.cost for e in events if e.cost is not None), Decimal(0))
+        if halt is None:
+            return GuardedResult(output, None, cost, events, _final_text(output), nudges=list(run.nudges))
+        best = halt.partial if halt.partial is not None else run.best_answer()
+        stated = f"I had to stop before finishing ({halt.reason}): {halt}."
+        text = f"{stated} The best answer I found so far: {best}" if best else f"{stated} I found no answer yet."
+        return GuardedResult(best, halt.reason, cost, events, best, AIMessage(content=text), halt, list(run.nudges))
+
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> GuardedResult:
+        handler, run, config = self._start(config)
+        token = _ACTIVE.set(run)
+        try:
+            output = self.agent.invoke(input, config, **kwargs)
+        except AgentHalted as halt:
+            return self._result(handler, run, None, halt)
+        finally:
+            _ACTIVE.reset(token)
+        return self._result(handler, run, output, None)
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> GuardedResult:
+        handler, run, config = self._start(config)
+        token = _ACTIVE.set(run)
+        try:
+            output = await self.agent.ainvoke(input, config, **kwargs)
+        except AgentHalted as halt:
+            return self._result(handler, run, None, halt)
+        finally:
+            _ACTIVE.reset(token)
+        return self._result(handler, run, output, None)
+
+
+def guard(
+    agent: Any,
+    *,
+    budgets: Any = None,
+    stuck: Any = None,
+    kill_switch: Any = None,
+    breaker: Any = None,
+    ledger: Any = None,
+    **attribution: Any,
+) -> GuardedAgent:
+    """Wrap a ``create_agent`` agent, a LangGraph graph or an ``AgentExecutor``.
+
+    ``budgets``: a Budget, several, or a BudgetEnforcer; ``stuck``: a StuckDetector or True;
+    ``kill_switch``: a KillSwitch or True (``AGENTCOST_KILL_SWITCH``); ``breaker``: a
+    CircuitBreaker or True. ``ledger`` and the attribution keywords (``user_id``, ``session_id``,
+    ``feature``, ``agent_id``, ``task_id``) are those of :class:`CostCallbackHandler`.
+    """
+    controls = Controls(budgets=budgets, stuck=stuck, kill_switch=kill_switch, breaker=breaker)
+    if not controls.active:
+        raise TypeError("guard() needs at least one of budgets=, stuck=, kill_switch=, breaker=")
+    return GuardedAgent(agent, controls, ledger, attribution)

@@ -1,0 +1,249 @@
+"""``redis://host:port/db``: budget counters shared by every process and host that reaches one Redis.
+
+One hash per counter key (``<prefix><key>``, fields ``spent0..3``, ``held0..3``, ``started``).
+Reserve and settle are Lua scripts that take all the keys of a call at once, so the check of every
+hard claim and the hold on every key happen as one atomic step on the server (EVALSHA; redis-py
+reloads a script the server has forgotten).
+
+Amounts stay integers: the hashes are updated with ``HINCRBY`` (exact 64-bit integers) and the
+amounts travel as strings. Only the comparison ``spent + held + amount <= limit`` runs on Lua
+numbers, which are doubles: exact up to 2**53 units, i.e. ~$900,000 per key at 1e-10 USD a unit,
+which is why the store unit is 1e-10 USD and not finer.
+
+Keys expire at the end of their period: a claim's ``ttl`` sets the hash's ``EXPIRE`` when it has
+none or a shorter one (a TTL is only set or extended, never shortened). On Redis Cluster every key
+of one call must live in one slot: give a prefix with a hash tag, e.g. ``"{agentcost}:budget:"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ...errors import ConfigurationError
+from ...ledger.postgres import _redact
+from .base import ZERO, BudgetStoreUnavailable, Claim, Counters, CounterStore, ReserveResult, Vector
+
+__all__ = ["RedisStore"]
+
+_FIELDS = ("spent0", "spent1", "spent2", "spent3", "held0", "held1", "held2", "held3", "started")
+
+# KEYS: the claims' hashes. ARGV[1]: now (kept as the string it is). Then 10 per claim:
+# hard ("1"/"0"), 4 limits ("" when unlimited), 4 amounts, ttl ("" when none).
+# Returns {admitted, refused claim (0-based) or -1, dimension or -1, {9 fields per claim...}}.
+_RESERVE = """
+local fields = {'spent0','spent1','spent2','spent3','held0','held1','held2','held3','started'}
+local n = #KEYS
+local function snapshot()
+  local out = {}
+  for i = 1, n do
+    local v = redis.call('HMGET', KEYS[i], unpack(fields))
+    for f = 1, 9 do out[#out + 1] = v[f] or '' end
+  end
+  return out
+end
+for i = 1, n do
+  local a = 1 + (i - 1) * 10
+  if ARGV[a + 1] == '1' then
+    local v = redis.call('HMGET', KEYS[i], unpack(fields))
+    for d = 0, 3 do
+      local limit = ARGV[a + 2 + d]
+      local amount = tonumber(ARGV[a + 6 + d])
+      if limit ~= '' and amount ~= 0 then
+        if tonumber(v[d + 1] or '0') + tonumber(v[d + 5] or '0') + amount > tonumber(limit) then
+          return {0, i - 1, d, snapshot()}
+        end
+      end
+    end
+  end
+end
+for i = 1, n do
+  local a = 1 + (i - 1) * 10
+  for d = 0, 3 do
+    local amount = ARGV[a + 6 + d]
+    if amount ~= '0' then redis.call('HINCRBY', KEYS[i], fields[d + 5], amount) end
+  end
+  redis.call('HSETNX', KEYS[i], 'started', ARGV[1])
+  local ttl = ARGV[a + 10]
+  if ttl ~= '' and redis.call('TTL', KEYS[i]) < tonumber(ttl) then
+    redis.call('EXPIRE', KEYS[i], ttl)
+  end
+end
+return {1, -1, -1, snapshot()}
+"""
+
+# KEYS: the claims' hashes. ARGV[1..4]: the actual amounts. Then 5 per claim: 4 held amounts, ttl.
+# held -= amount (never below 0), spent += actual. Returns {9 fields per claim...}.
+_SETTLE = """
+local fields = {'spent0','spent1','spent2','spent3','held0','held1','held2','held3','started'}
+local n = #KEYS
+for i = 1, n do
+  local a = 4 + (i - 1) * 5
+  for d = 0, 3 do
+    if ARGV[1 + d] ~= '0' then redis.call('HINCRBY', KEYS[i], fields[d + 1], ARGV[1 + d]) end
+    local amount = ARGV[a + 1 + d]
+    if amount ~= '0' then
+      local held = tonumber(redis.call('HGET', KEYS[i], fields[d + 5]) or '0')
+      if held <= tonumber(amount) then
+        redis.call('HSET', KEYS[i], fields[d + 5], '0')
+      else
+        redis.call('HINCRBY', KEYS[i], fields[d + 5], '-' .. amount)
+      end
+    end
+  end
+  local ttl = ARGV[a + 5]
+  if ttl ~= '' and redis.call('EXISTS', KEYS[i]) == 1 and redis.call('TTL', KEYS[i]) < tonumber(ttl) then
+    redis.call('EXPIRE', KEYS[i], ttl)
+  end
+end
+local out = {}
+for i = 1, n do
+  local v = redis.call('HMGET', KEYS[i], unpack(fields))
+  for f = 1, 9 do out[#out + 1] = v[f] or '' end
+end
+return out
+"""
+
+
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _counters(flat: Sequence[Any], i: int) -> Counters:
+    v = [_text(x) for x in flat[9 * i : 9 * i + 9]]
+    ints = [int(x) if x else 0 for x in v[:8]]
+    return Counters(tuple(ints[:4]), tuple(ints[4:8]), float(v[8]) if v[8] else None)  # type: ignore[arg-type]
+
+
+def _amount(n: int) -> str:
+    if n < 0:
+        raise ValueError(f"budget amounts are never negative, got {n}")
+    return str(int(n))
+
+
+class RedisStore(CounterStore):
+    """Counters in Redis hashes named ``<prefix><key>``.
+
+    Give a URL (``redis://``, ``rediss://``, ``unix://``) or a ready ``redis.Redis`` ``client``.
+    Nothing connects at construction: the first reserve / settle / read does, and from then on any
+    connection error, timeout or error answer raises :class:`BudgetStoreUnavailable`, which the
+    enforcer turns into a refusal (``fail_closed``) or an unbudgeted call (``fail_open``). Call
+    :meth:`ping` to check the server up front. ``socket_timeout`` bounds every command (and the
+    connection attempt) so an unreachable server cannot stall a model call.
+
+    The async forms run the sync client in a worker thread (the base class' behaviour): one
+    thread-safe connection pool serves every thread and event loop.
+    """
+
+    shared = True
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: Any = None,
+        prefix: str = "agentcost:budget:",
+        failure_mode: str = "fail_closed",
+        socket_timeout: float = 2.0,
+    ) -> None:
+        self.failure_mode = self._check_failure_mode(failure_mode)
+        if (url is None) == (client is None):
+            raise ConfigurationError("RedisStore takes a URL or a client= (one of the two)")
+        if not isinstance(prefix, str):
+            raise ConfigurationError(f"RedisStore prefix must be a string, got {prefix!r}")
+        if socket_timeout is not None and socket_timeout <= 0:
+            raise ConfigurationError(f"RedisStore socket_timeout must be > 0 seconds, got {socket_timeout!r}")
+        try:
+            import redis
+        except ImportError:
+            raise ConfigurationError(
+                "a Redis budget store needs the redis package: pip install 'agentcost[redis]'"
+            ) from None
+        self._errors: tuple[type[BaseException], ...] = (redis.exceptions.RedisError, OSError)
+        self.prefix = prefix
+        self._owns_client = client is None
+        if client is None:
+            assert url is not None
+            self.url = _redact(url)
+            try:
+                client = redis.Redis.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout)
+            except (ValueError, TypeError) as e:
+                raise ConfigurationError(f"bad Redis budget store URL {self.url!r}: {e}") from None
+        else:
+            self.url = repr(client)
+        self.client = client
+        self._reserve_script = client.register_script(_RESERVE)
+        self._settle_script = client.register_script(_SETTLE)
+
+    def __repr__(self) -> str:
+        return f"RedisStore({self.url!r}, prefix={self.prefix!r}, failure_mode={self.failure_mode!r})"
+
+    def _unavailable(self, e: BaseException) -> BudgetStoreUnavailable:
+        return BudgetStoreUnavailable(f"Redis budget store {self.url} unavailable: {type(e).__name__}: {e}")
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except self._errors as e:
+            raise self._unavailable(e) from e
+
+    def ping(self) -> None:
+        """Check the server answers; raises :class:`BudgetStoreUnavailable` if not."""
+        self._call(self.client.ping)
+
+    def reserve(self, claims: Sequence[Claim], now: float) -> ReserveResult:
+        args: list[str] = [repr(float(now))]
+        for c in claims:
+            args.append("1" if c.hard else "0")
+            args.extend("" if lim is None else str(int(lim)) for lim in c.limits)
+            args.extend(_amount(a) for a in c.amounts)
+            args.append("" if c.ttl is None else str(max(int(c.ttl), 1)))
+        admitted, refused, dim, flat = self._call(
+            self._reserve_script, keys=[self.prefix + c.key for c in claims], args=args
+        )
+        counters = tuple(_counters(flat, i) for i in range(len(claims)))
+        if int(admitted):
+            return ReserveResult(True, counters)
+        return ReserveResult(False, counters, int(refused), int(dim))
+
+    def settle(self, claims: Sequence[Claim], actual: Vector) -> tuple[Counters, ...]:
+        args = [_amount(a) for a in actual]
+        for c in claims:
+            args.extend(_amount(a) for a in c.amounts)
+            args.append("" if c.ttl is None else str(max(int(c.ttl), 1)))
+        flat = self._call(self._settle_script, keys=[self.prefix + c.key for c in claims], args=args)
+        return tuple(_counters(flat, i) for i in range(len(claims)))
+
+    def release(self, claims: Sequence[Claim]) -> tuple[Counters, ...]:
+        return self.settle(claims, ZERO)
+
+    def read(self, key: str) -> Counters:
+        values = self._call(self.client.hmget, self.prefix + key, _FIELDS)
+        return _counters([b"" if v is None else v for v in values], 0)
+
+    def reset(self, key: str | None = None) -> None:
+        if key is not None:
+            self._call(self.client.delete, self.prefix + key)
+            return
+        pattern = "".join("\\" + ch if ch in "*?[]\\" else ch for ch in self.prefix) + "*"
+
+        def delete_all() -> None:
+            batch: list[Any] = []
+            for name in self.client.scan_iter(match=pattern, count=500):
+                batch.append(name)
+                if len(batch) >= 500:
+                    self.client.delete(*batch)
+                    batch.clear()
+            if batch:
+                self.client.delete(*batch)
+
+        self._call(delete_all)
+
+    def ttl(self, key: str) -> int:
+        """Seconds until ``key`` expires (-1: never, -2: no such key)."""
+        return int(self._call(self.client.ttl, self.prefix + key))
+
+    def close(self) -> None:
+        """Close the connections of a client this store created (a client passed in is the caller's)."""
+        if self._owns_client:
+            self._call(self.client.close)

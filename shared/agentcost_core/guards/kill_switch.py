@@ -1,0 +1,455 @@
+"""The kill switch: one flag an operator flips to stop every agent, or chosen agents, before their
+next model or tool call.
+
+A :class:`KillSwitch` reads any combination of sources; it is tripped when any of them says so:
+
+- an environment variable (default ``AGENTCOST_KILL_SWITCH``),
+- a file (a missing file means "off"),
+- a Redis key (a missing key means "off"),
+- an HTTP(S) URL answering ``GET`` with JSON.
+
+Two formats are understood (the URL speaks JSON only):
+
+- text: ``1`` / ``true`` / ``all`` / ``*`` trips every agent; ``""`` / ``0`` / ``false`` is off;
+  anything else is a comma-separated list of the agent ids to stop;
+- JSON: ``{"global": bool, "agents": [ids], "reason": str}`` (every key optional).
+
+What the sources say is cached for ``ttl`` seconds per instance, so the check on the hot path is a
+clock read; a trip is seen within ``ttl``. One thread refreshes at a time, the others keep using the
+last state meanwhile. A source that cannot be read keeps its last known state (``on_error="open"``)
+or counts as tripped for every agent (``on_error="closed"``); either way a warning is logged once
+until it recovers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from ..errors import ConfigurationError
+from ..halts import AgentHalted, TerminationReason
+
+__all__ = ["KillSwitch", "KillSwitchState"]
+
+logger = logging.getLogger(__name__)
+
+_GLOBAL_WORDS = frozenset({"1", "true", "all", "*"})
+_OFF_WORDS = frozenset({"", "0", "false"})
+_MAX_BODY = 1_000_000  # bytes read from the URL; a kill-switch document is tiny
+
+
+@dataclass(frozen=True)
+class KillSwitchState:
+    """What the kill switch says: every agent stopped (``is_global``), or the listed ``agents``.
+
+    ``reason`` is the operator's note, if any; ``source`` names where the trip was read
+    (``"env:AGENTCOST_KILL_SWITCH"``, ``"file:/path"``, ``"redis:key"``, ``"url:http://host/path"``;
+    several are joined by ``", "`` in :meth:`KillSwitch.state`).
+    """
+
+    is_global: bool = False
+    agents: frozenset[str] = field(default_factory=frozenset)
+    reason: str | None = None
+    source: str | None = None
+
+    @property
+    def tripped(self) -> bool:
+        """True when any agent at all is stopped."""
+        return self.is_global or bool(self.agents)
+
+    def applies_to(self, agent_id: str | None) -> bool:
+        """True when an agent with this id (``None``: an unnamed agent) must stop."""
+        return self.is_global or (agent_id is not None and agent_id in self.agents)
+
+
+class _Malformed(ValueError):
+    """A source's content is in neither format."""
+
+
+def _parse(text: str, source: str, *, json_only: bool = False) -> KillSwitchState:
+    """One source's content in either format; ``ValueError`` when it is malformed."""
+    stripped = text.strip()
+    if json_only or stripped.startswith(("{", "[")):
+        return _parse_json(stripped, source)
+    word = stripped.lower()
+    if word in _OFF_WORDS:
+        return KillSwitchState(source=source)
+    if word in _GLOBAL_WORDS:
+        return KillSwitchState(is_global=True, source=source)
+    agents = frozenset(a.strip() for a in stripped.split(",") if a.strip())
+    return KillSwitchState(agents=agents, source=source)
+
+
+def _parse_json(text: str, source: str) -> KillSwitchState:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise _Malformed(f"not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise _Malformed(f"expected a JSON object, got {type(data).__name__}")
+    is_global = data.get("global", False)
+    agents = data.get("agents", [])
+    reason = data.get("reason")
+    if not isinstance(is_global, bool):
+        raise _Malformed(f'"global" must be true or false, got {is_global!r}')
+    if agents is None:
+        agents = []
+    if not isinstance(agents, list) or not all(isinstance(a, str) and a for a in agents):
+        raise _Malformed(f'"agents" must be a list of agent id strings, got {agents!r}')
+    if reason is not None and not isinstance(reason, str):
+        raise _Malformed(f'"reason" must be a string, got {reason!r}')
+    return KillSwitchState(is_global=is_global, agents=frozenset(agents), reason=reason or None, source=source)
+
+
+def _dump(state: KillSwitchState) -> str:
+    return json.dumps({"global": state.is_global, "agents": sorted(state.agents), "reason": state.reason})
+
+
+class _Source(Protocol):
+    name: str
+
+    def read(self) -> KillSwitchState: ...
+
+
+class _Writable(Protocol):
+    name: str
+
+    def update(self, change: Callable[[KillSwitchState], KillSwitchState]) -> None: ...
+
+
+class _EnvSource:
+    def __init__(self, var: str) -> None:
+        self.var = var
+        self.name = f"env:{var}"
+
+    def read(self) -> KillSwitchState:
+        return _parse(os.environ.get(self.var, ""), self.name)
+
+
+class _FileSource:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.name = f"file:{path}"
+        self._lock = threading.Lock()
+
+    def read(self) -> KillSwitchState:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return KillSwitchState(source=self.name)
+        return _parse(text, self.name)
+
+    def update(self, change: Callable[[KillSwitchState], KillSwitchState]) -> None:
+        with self._lock:
+            try:
+                current = self.read()
+            except ValueError as e:
+                logger.warning("kill switch %s held malformed content (%s); overwriting it", self.name, e)
+                current = KillSwitchState(source=self.name)
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_text(_dump(change(current)), encoding="utf-8")
+            os.replace(tmp, self.path)  # readers see the old or the new content, never half of it
+
+
+class _RedisSource:
+    def __init__(self, client: Any, key: str) -> None:
+        self.client = client
+        self.key = key
+        self.name = f"redis:{key}"
+
+    def read(self) -> KillSwitchState:
+        return self._decode(self.client.get(self.key))
+
+    def _decode(self, raw: Any) -> KillSwitchState:
+        if raw is None:
+            return KillSwitchState(source=self.name)
+        text = raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else str(raw)
+        return _parse(text, self.name)
+
+    def update(self, change: Callable[[KillSwitchState], KillSwitchState]) -> None:
+        def apply(pipe: Any) -> None:  # read-modify-write under WATCH: concurrent operators do not lose updates
+            try:
+                current = self._decode(pipe.get(self.key))
+            except ValueError as e:
+                logger.warning("kill switch %s held malformed content (%s); overwriting it", self.name, e)
+                current = KillSwitchState(source=self.name)
+            new = change(current)
+            pipe.multi()
+            if new.tripped:
+                pipe.set(self.key, _dump(new))
+            else:
+                pipe.delete(self.key)
+
+        if hasattr(self.client, "transaction"):
+            self.client.transaction(apply, self.key)
+            return
+        new = change(self.read())  # a minimal duck-typed client: get / set / delete only
+        if new.tripped:
+            self.client.set(self.key, _dump(new))
+        else:
+            self.client.delete(self.key)
+
+
+class _UrlSource:
+    def __init__(self, url: str, timeout: float) -> None:
+        self.url = url
+        self.timeout = timeout
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        self.name = f"url:{parts.scheme}://{host}{parts.path}"  # no credentials or query in logs
+
+    def read(self) -> KillSwitchState:
+        request = urllib.request.Request(
+            self.url, headers={"Accept": "application/json", "User-Agent": "agentcost-kill-switch"}
+        )
+        with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            body = response.read(_MAX_BODY)
+        return _parse(body.decode("utf-8"), self.name, json_only=True)
+
+
+class KillSwitch:
+    """Stops agents on an operator's word; call :meth:`check` before every model and tool call.
+
+    ``env`` names an environment variable (``None`` turns that source off); ``file`` a file;
+    ``redis_url`` or ``redis_client`` a Redis server whose ``redis_key`` holds the state; ``url`` an
+    HTTP(S) endpoint answering JSON. ``ttl`` is how long one reading is trusted, ``timeout`` the
+    network timeout in seconds, ``clock`` a monotonic clock (injectable for tests). ``on_error``:
+    ``"open"`` keeps an unreadable source's last known state, ``"closed"`` treats it as tripped.
+    """
+
+    def __init__(
+        self,
+        *,
+        env: str | None = "AGENTCOST_KILL_SWITCH",
+        file: str | os.PathLike[str] | None = None,
+        redis_url: str | None = None,
+        redis_key: str = "agentcost:kill_switch",
+        redis_client: Any = None,
+        url: str | None = None,
+        ttl: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        timeout: float = 2.0,
+        on_error: Literal["open", "closed"] = "open",
+    ) -> None:
+        _check_seconds("ttl", ttl, allow_zero=True)
+        _check_seconds("timeout", timeout, allow_zero=False)
+        if on_error not in ("open", "closed"):
+            raise ConfigurationError(f"KillSwitch on_error must be 'open' or 'closed', got {on_error!r}")
+        if not callable(clock):
+            raise ConfigurationError(f"KillSwitch clock must be callable, got {clock!r}")
+        self._ttl = float(ttl)
+        self._clock = clock
+        self._on_error = on_error
+        self._sources: list[_Source] = []
+        self._writable: list[_Writable] = []
+
+        if env is not None:
+            if not isinstance(env, str) or not env:
+                raise ConfigurationError(f"KillSwitch env must be a variable name or None, got {env!r}")
+            self._sources.append(_EnvSource(env))
+        if file is not None:
+            path = Path(file)
+            if path.is_dir():
+                raise ConfigurationError(f"KillSwitch file {str(path)!r} is a directory")
+            file_source = _FileSource(path)
+            self._sources.append(file_source)
+            self._writable.append(file_source)
+        if redis_url is not None or redis_client is not None:
+            if redis_url is not None and redis_client is not None:
+                raise ConfigurationError("KillSwitch takes redis_url or redis_client, not both")
+            if not isinstance(redis_key, str) or not redis_key:
+                raise ConfigurationError(f"KillSwitch redis_key must be a non-empty string, got {redis_key!r}")
+            client = redis_client if redis_client is not None else _redis_client(redis_url, float(timeout))
+            redis_source = _RedisSource(client, redis_key)
+            self._sources.append(redis_source)
+            self._writable.append(redis_source)
+        if url is not None:
+            parts = urllib.parse.urlsplit(url) if isinstance(url, str) else None
+            if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ConfigurationError(f"KillSwitch url must be an http:// or https:// URL, got {url!r}")
+            self._sources.append(_UrlSource(url, float(timeout)))
+        if not self._sources:
+            raise ConfigurationError("KillSwitch needs at least one source: env, file, redis_url/redis_client or url")
+
+        self._refresh_lock = threading.Lock()
+        self._cache: tuple[float, tuple[KillSwitchState, ...]] | None = None  # (read at, one state per source)
+        self._last: dict[str, KillSwitchState] = {}  # last good reading per source, for on_error="open"
+        self._failing: set[str] = set()  # sources already warned about
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The configured sources' names, in the order they are read."""
+        return tuple(s.name for s in self._sources)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def check(self, agent_id: str | None = None) -> None:
+        """Raise :class:`AgentHalted` (``TerminationReason.KILL_SWITCH``) when this agent must stop.
+
+        With ``agent_id=None`` only a global trip applies (a per-agent trip cannot name it).
+        """
+        for s in self._current():
+            if s.applies_to(agent_id):
+                who = "all agents" if s.is_global else f"agent {agent_id!r}"
+                raise AgentHalted(
+                    TerminationReason.KILL_SWITCH,
+                    f"Kill switch is on for {who} (source: {s.source}; reason: {s.reason or 'none given'}). "
+                    "The agent was stopped before its next model or tool call.",
+                    details={"source": s.source, "agent_id": agent_id, "reason": s.reason, "global": s.is_global},
+                )
+
+    def is_tripped(self, agent_id: str | None = None) -> bool:
+        """True when :meth:`check` would raise for this agent."""
+        return any(s.applies_to(agent_id) for s in self._current())
+
+    def state(self) -> KillSwitchState:
+        """Every source's word combined: global if any says so, the union of the agents, the first
+        reason given, and the names of the sources that are tripped."""
+        return _combine(self._current())
+
+    def refresh(self) -> KillSwitchState:
+        """Read every source now, ignoring the cache; returns the combined state."""
+        with self._refresh_lock:
+            return _combine(self._reload())
+
+    def _current(self) -> tuple[KillSwitchState, ...]:
+        cache = self._cache
+        if cache is not None and self._clock() - cache[0] < self._ttl:
+            return cache[1]
+        if cache is None:
+            self._refresh_lock.acquire()
+        elif not self._refresh_lock.acquire(blocking=False):
+            return cache[1]  # another thread is refreshing: use the last state until it is done
+        try:
+            cache = self._cache
+            if cache is not None and self._clock() - cache[0] < self._ttl:
+                return cache[1]  # refreshed while we waited
+            return self._reload()
+        finally:
+            self._refresh_lock.release()
+
+    def _reload(self) -> tuple[KillSwitchState, ...]:
+        """Read every source (caller holds the refresh lock) and cache the result."""
+        started = self._clock()
+        states = tuple(self._read(source) for source in self._sources)
+        self._cache = (started, states)
+        return states
+
+    def _read(self, source: _Source) -> KillSwitchState:
+        try:
+            state = source.read()
+        except Exception as e:  # noqa: BLE001 - unreachable, timed out, malformed: on_error decides
+            return self._failed(source, e)
+        if source.name in self._failing:
+            self._failing.discard(source.name)
+            logger.warning("kill switch source %s is readable again", source.name)
+        self._last[source.name] = state
+        return state
+
+    def _failed(self, source: _Source, error: Exception) -> KillSwitchState:
+        problem = f"{type(error).__name__}: {error}"
+        if source.name not in self._failing:
+            self._failing.add(source.name)
+            action = (
+                "keeping its last known state (on_error='open')"
+                if self._on_error == "open"
+                else "treating the kill switch as tripped for every agent (on_error='closed')"
+            )
+            logger.warning("kill switch source %s cannot be read (%s); %s", source.name, problem, action)
+        if self._on_error == "closed":
+            return KillSwitchState(
+                is_global=True, reason=f"kill switch source unreadable: {problem}", source=source.name
+            )
+        return self._last.get(source.name, KillSwitchState(source=source.name))
+
+    # -- operating ----------------------------------------------------------------------------
+
+    def trip(self, agent_id: str | None = None, reason: str | None = None) -> None:
+        """Stop every agent (``agent_id=None``) or one agent, writing to the Redis key and the file
+        (whichever are configured; the environment variable is read-only). This instance sees the
+        trip at once; others within their ``ttl``."""
+
+        def change(current: KillSwitchState) -> KillSwitchState:
+            if agent_id is None:
+                return replace(current, is_global=True, reason=reason or current.reason)
+            return replace(current, agents=current.agents | {agent_id}, reason=reason or current.reason)
+
+        self._write(change, "trip")
+
+    def reset(self, agent_id: str | None = None) -> None:
+        """Clear the switch (``agent_id=None``: everything, global and per agent) or one agent's trip
+        in the Redis key and the file. Resetting one agent does not lift a global trip."""
+
+        def change(current: KillSwitchState) -> KillSwitchState:
+            if agent_id is None:
+                return KillSwitchState(source=current.source)
+            new = replace(current, agents=current.agents - {agent_id})
+            return new if new.tripped else KillSwitchState(source=current.source)
+
+        self._write(change, "reset")
+
+    def _write(self, change: Callable[[KillSwitchState], KillSwitchState], what: str) -> None:
+        if not self._writable:
+            raise ConfigurationError(
+                f"KillSwitch.{what}() needs a file or a Redis source; the environment variable and the URL are read-only"
+            )
+        for target in self._writable:
+            target.update(change)
+        with self._refresh_lock:
+            self._reload()
+
+    def __repr__(self) -> str:
+        return f"KillSwitch(sources={list(self.sources)!r}, ttl={self._ttl}, on_error={self._on_error!r})"
+
+
+def _combine(states: tuple[KillSwitchState, ...]) -> KillSwitchState:
+    tripped = [s for s in states if s.tripped]
+    if not tripped:
+        return KillSwitchState()
+    return KillSwitchState(
+        is_global=any(s.is_global for s in tripped),
+        agents=frozenset().union(*(s.agents for s in tripped)),
+        reason=next((s.reason for s in tripped if s.reason), None),
+        source=", ".join(s.source or "?" for s in tripped),
+    )
+
+
+def _check_seconds(name: str, value: Any, *, allow_zero: bool) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ConfigurationError(f"KillSwitch {name} must be a finite number of seconds {bound}, got {value!r}")
+
+
+def _redis_client(redis_url: str | None, timeout: float) -> Any:
+    """A client for ``redis_url`` that fails fast (no retries) so an outage costs one timeout."""
+    if not isinstance(redis_url, str) or not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigurationError(
+            f"KillSwitch redis_url must be a redis://, rediss:// or unix:// URL, got {redis_url!r}"
+        )
+    try:
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+    except ImportError:
+        raise ConfigurationError(
+            "KillSwitch redis_url needs the redis package: pip install 'agentcost[redis]'"
+        ) from None
+    try:
+        return redis.Redis.from_url(
+            redis_url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)
+        )
+    except ValueError as e:
+        raise ConfigurationError(f"KillSwitch redis_url is not usable: {e}") from None

@@ -1,0 +1,286 @@
+"""One agent run under control: budgets, stuck detection, kill switch and circuit breakers.
+
+:class:`Controls` is the configuration (shared by every run); :meth:`Controls.start` gives a
+:class:`RunGuard` for one run, which the adapters drive around each model and tool call::
+
+    run = controls.start(ScopeContext(trace_id=..., session_id=..., agent_id=...))
+    res = run.before_model(model, input_tokens, max_tokens)   # kill switch, pending halt, budget
+    ... the model call ...        (on error or cancellation: run.model_failed(res))
+    run.after_model(res, usage, model=..., text=..., tool_calls=[(name, args), ...])
+    blocked = run.before_tool(name, args)   # None, or the tool result to give instead (open circuit)
+    ... the tool call ...
+    run.after_tool(name, result, error=None)
+    nudge = run.take_nudge()                # a message to show the model once, or None
+
+A stuck verdict never raises in ``after_*``: a nudge is queued for the next model call, and a halt
+is raised by the next ``before_*`` (so a graceful adapter can end the run with a final answer
+instead). Deliberate halts are :class:`AgentHalted` (budget ones :class:`BudgetExceeded`).
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import Any, Iterable, Sequence
+
+from ..budgets import Budget, BudgetEnforcer, Reservation, ScopeContext
+from ..errors import ConfigurationError
+from ..events import CostEvent
+from ..halts import AgentHalted, BudgetExceeded
+from ..usage import Usage
+from .circuit_breaker import CircuitBreaker
+from .kill_switch import KillSwitch
+from .stuck import StuckDetector
+
+__all__ = ["Controls", "RunGuard"]
+
+logger = logging.getLogger("agentcost")
+
+
+class Controls:
+    """What to enforce on every run: ``budgets`` (a Budget, several, or a BudgetEnforcer),
+    ``stuck`` (a StuckDetector, or True for the defaults), ``kill_switch`` (a KillSwitch, or True
+    for the ``AGENTCOST_KILL_SWITCH`` environment variable), ``breaker`` (a CircuitBreaker, or True
+    for the defaults)."""
+
+    def __init__(
+        self,
+        *,
+        budgets: Budget | Iterable[Budget] | BudgetEnforcer | None = None,
+        stuck: StuckDetector | bool | None = None,
+        kill_switch: KillSwitch | bool | None = None,
+        breaker: CircuitBreaker | bool | None = None,
+        ledger: Any = None,
+        **enforcer_options: Any,
+    ) -> None:
+        if budgets is None or isinstance(budgets, BudgetEnforcer):
+            if enforcer_options and budgets is not None:
+                raise ConfigurationError(f"options {sorted(enforcer_options)} go to BudgetEnforcer(...) itself")
+            self.enforcer = budgets
+        else:
+            self.enforcer = BudgetEnforcer(budgets, **enforcer_options)
+        if self.enforcer is None and enforcer_options:
+            raise ConfigurationError(f"unknown option(s) {sorted(enforcer_options)} (budget options need budgets=)")
+        self.stuck = StuckDetector() if stuck is True else (stuck or None)
+        self.kill_switch = KillSwitch() if kill_switch is True else (kill_switch or None)
+        self.breaker = CircuitBreaker() if breaker is True else (breaker or None)
+        for name, value, cls in (
+            ("stuck", self.stuck, StuckDetector),
+            ("kill_switch", self.kill_switch, KillSwitch),
+            ("breaker", self.breaker, CircuitBreaker),
+        ):
+            if value is not None and not isinstance(value, cls):
+                raise ConfigurationError(f"{name}= takes a {cls.__name__} (or True), got {type(value).__name__}")
+        self.ledger = ledger
+        self.framework: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return any(x is not None for x in (self.enforcer, self.stuck, self.kill_switch, self.breaker))
+
+    def attach(self, ledger: Any, framework: str | None) -> None:
+        """Give the controls the adapter's ledger, so warnings, actions and halts are events too."""
+        self.ledger = ledger
+        self.framework = framework
+        if self.enforcer is not None:
+            if self.enforcer.ledger is None:
+                self.enforcer.ledger = ledger
+            self.enforcer.framework = framework
+
+    def start(self, ctx: ScopeContext) -> RunGuard:
+        return RunGuard(self, ctx)
+
+
+class RunGuard:
+    """The state of one run under :class:`Controls`."""
+
+    def __init__(self, controls: Controls, ctx: ScopeContext) -> None:
+        self.controls = controls
+        self.ctx = ctx
+        self.monitor = controls.stuck.start() if controls.stuck is not None else None
+        self.halt: AgentHalted | None = None  # set by a stuck verdict, raised by the next before_*
+        self.termination: AgentHalted | None = None  # the halt that ended the run, once raised
+        self._nudge: str | None = None
+        self.nudges: list[str] = []
+        self.cost = Decimal(0)
+        self._last_text: str | None = None
+        self._last_result: str | None = None
+        self.model_calls = 0
+        self.tool_calls = 0
+
+    # --- model calls ----------------------------------------------------------------------
+    def before_model(
+        self,
+        model: str | None,
+        input_tokens: int = 0,
+        max_tokens: int | None = None,
+        *,
+        service_tier: str | None = None,
+        estimated: bool = False,
+    ) -> Reservation | None:
+        self._gate()
+        enforcer = self.controls.enforcer
+        if enforcer is None:
+            return None
+        try:
+            return enforcer.reserve(
+                self.ctx, model=model, input_tokens=input_tokens, max_tokens=max_tokens,
+                service_tier=service_tier, estimated=estimated,
+            )  # fmt: skip
+        except BudgetExceeded as e:
+            raise self._halted(e) from None
+
+    async def abefore_model(
+        self,
+        model: str | None,
+        input_tokens: int = 0,
+        max_tokens: int | None = None,
+        *,
+        service_tier: str | None = None,
+        estimated: bool = False,
+    ) -> Reservation | None:
+        self._gate()
+        enforcer = self.controls.enforcer
+        if enforcer is None:
+            return None
+        try:
+            return await enforcer.areserve(
+                self.ctx, model=model, input_tokens=input_tokens, max_tokens=max_tokens,
+                service_tier=service_tier, estimated=estimated,
+            )  # fmt: skip
+        except BudgetExceeded as e:
+            raise self._halted(e) from None
+
+    def after_model(
+        self,
+        res: Reservation | None,
+        usage: Usage | None,
+        *,
+        model: str | None = None,
+        service_tier: str | None = None,
+        cost: Decimal | None = None,
+        text: str = "",
+        tool_calls: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        self.model_calls += 1
+        if text and text.strip():
+            self._last_text = text
+        if res is not None and self.controls.enforcer is not None:
+            counted = self.controls.enforcer.settle(res, usage, model=model, service_tier=service_tier, cost=cost)
+            self.cost += counted or 0
+        elif cost is not None:
+            self.cost += cost
+        if self.monitor is not None:
+            self.monitor.record_model_output(text or "", tuple(tool_calls))
+            self._verdict()
+
+    def model_failed(self, res: Reservation | None) -> None:
+        if res is not None and self.controls.enforcer is not None:
+            self.controls.enforcer.release(res)
+
+    # --- tool calls -----------------------------------------------------------------------
+    def before_tool(self, name: str, args: Any = None, *, check_breaker: bool = True) -> str | None:
+        """Raise on a halt; return the tool result to use instead when the tool's circuit is open."""
+        self._gate()
+        if check_breaker:
+            blocked = self.tool_blocked(name)
+            if blocked is not None:
+                return blocked
+        self.tool_calls += 1
+        enforcer = self.controls.enforcer
+        if enforcer is not None and any(b.tool_calls is not None for b in enforcer.budgets):
+            try:
+                enforcer.settle(enforcer.reserve_tool(self.ctx, name))
+            except BudgetExceeded as e:
+                raise self._halted(e) from None
+        if self.monitor is not None:
+            self.monitor.record_tool_call(name, args)
+            self._verdict()
+        return None
+
+    def tool_blocked(self, name: str) -> str | None:
+        """The tool result to give the agent instead of calling ``name`` while its circuit is open."""
+        breaker = self.controls.breaker
+        if breaker is None or breaker.allow(name):
+            return None
+        message = breaker.unavailable_message(name)
+        self._event("guard.circuit_open", {"tool": name, "message": message})
+        return message
+
+    def after_tool(self, name: str, result: Any = None, error: BaseException | None = None) -> None:
+        breaker = self.controls.breaker
+        if breaker is not None:
+            if error is None:
+                breaker.record_success(name)
+            else:
+                breaker.record_failure(name, error)
+        if error is None and result is not None:
+            self._last_result = result if isinstance(result, str) else str(result)
+        if self.monitor is not None and error is None:
+            self.monitor.record_tool_result(name, result)
+            self._verdict()
+
+    # --- nudges and halts -----------------------------------------------------------------
+    def take_nudge(self) -> str | None:
+        """The nudge to show the model before its next call (once), or None."""
+        nudge, self._nudge = self._nudge, None
+        return nudge
+
+    def best_answer(self) -> str | None:
+        """The best answer found so far: the latest model text, else the latest tool result."""
+        best = self.monitor.best_answer() if self.monitor is not None else None
+        return best or self._last_text or self._last_result
+
+    def check(self) -> None:
+        """Raise the pending halt (kill switch, stuck) if there is one."""
+        self._gate()
+
+    def _gate(self) -> None:
+        if self.termination is not None:
+            raise self.termination
+        ks = self.controls.kill_switch
+        if ks is not None:
+            try:
+                ks.check(self.ctx.agent_id)
+            except AgentHalted as e:
+                raise self._halted(e) from None
+        if self.halt is not None:
+            raise self._halted(self.halt)
+
+    def _verdict(self) -> None:
+        verdict = self.monitor.check()  # type: ignore[union-attr]
+        if verdict.action == "nudge":
+            self._nudge = verdict.message
+            self.nudges.append(verdict.message)
+            self._event("guard.nudge", {"reason": str(verdict.reason), "message": verdict.message, **verdict.details})
+        elif verdict.action == "halt" and self.halt is None:
+            self.halt = self.monitor.halt_error(verdict)  # type: ignore[union-attr]
+
+    def _halted(self, err: AgentHalted) -> AgentHalted:
+        if err.partial is None:
+            err.partial = self.best_answer()
+        if self.termination is None:
+            self.termination = err
+            self._event("halt", {"reason": str(err.reason), "message": str(err), **_plain(err.details)})
+        return err
+
+    def _event(self, kind: str, extra: dict[str, Any]) -> None:
+        ledger = self.controls.ledger
+        if ledger is None:
+            return
+        c = self.ctx
+        try:
+            ledger.record(
+                CostEvent(
+                    None, kind=kind, user_id=c.user_id, session_id=c.session_id, feature=c.feature,
+                    agent_id=c.agent_id, trace_id=c.trace_id, framework=self.controls.framework, extra=extra,
+                )
+            )  # fmt: skip
+        except Exception as e:  # pragma: no cover - defensive
+            logger.error("agentcost: could not record a %s event: %r", kind, e)
+
+
+def _plain(details: dict[str, Any]) -> dict[str, Any]:
+    return {k: v if isinstance(v, (str, int, float, bool, type(None))) else str(v) for k, v in details.items()}
+
+
