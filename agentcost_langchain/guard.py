@@ -37,8 +37,10 @@ from agentcost_core.halts import AgentHalted, TerminationReason
 from .callbacks import CostCallbackHandler, _attribution
 from .messages import content_text
 
-__all__ = ["GuardedAgent", "GuardedResult", "guard"]
+__all__ = ["TERMINATION_KEY", "GuardedAgent", "GuardedResult", "final_message", "guard", "termination_of"]
 
+#: ``AIMessage.additional_kwargs`` key holding the termination reason of a graceful guarded stop.
+TERMINATION_KEY = "agentcost_termination_reason"
 _ACTIVE: ContextVar[RunGuard | None] = ContextVar("agentcost_guarded_run", default=None)
 
 
@@ -148,6 +150,22 @@ class _GuardedTool(BaseTool):
         return self._nudged(await self.inner.arun(tool_input, *args, **kwargs), run.take_nudge())
 
 
+def final_message(halt: AgentHalted, best: str | None) -> AIMessage:
+    """The agent's last word when a guard stops it: the best answer so far and why it stopped."""
+    stated = f"I had to stop before finishing ({halt.reason}): {halt}."
+    text = f"{stated} The best answer I found so far: {best}" if best else f"{stated} I found no answer yet."
+    return AIMessage(content=text, additional_kwargs={TERMINATION_KEY: halt.reason.value})
+
+
+def termination_of(messages: Any) -> TerminationReason | None:
+    """The termination reason a guard middleware left on the last AI message, if any."""
+    for m in reversed(list(messages or ())):
+        if isinstance(m, AIMessage):
+            reason = (m.additional_kwargs or {}).get(TERMINATION_KEY)
+            return TerminationReason(reason) if reason else None
+    return None
+
+
 def _proxy(tool: Any) -> Any:
     return tool if isinstance(tool, _GuardedTool) or not isinstance(tool, BaseTool) else _GuardedTool(tool)
 
@@ -228,11 +246,14 @@ class GuardedAgent(Runnable[Any, GuardedResult]):
         events = list(handler.events)
         cost = sum((e.cost for e in events if e.cost is not None), Decimal(0))
         if halt is None:
-            return GuardedResult(output, None, cost, events, _final_text(output), nudges=list(run.nudges))
+            # A guard middleware inside the agent may have ended it gracefully: its reason is on the last message.
+            messages = output.get("messages") if isinstance(output, dict) else None
+            reason = termination_of(messages) if messages else None
+            final = messages[-1] if reason is not None else None
+            return GuardedResult(output, reason, cost, events, _final_text(output), final, nudges=list(run.nudges))
         best = halt.partial if halt.partial is not None else run.best_answer()
-        stated = f"I had to stop before finishing ({halt.reason}): {halt}."
-        text = f"{stated} The best answer I found so far: {best}" if best else f"{stated} I found no answer yet."
-        return GuardedResult(best, halt.reason, cost, events, best, AIMessage(content=text), halt, list(run.nudges))
+        message = final_message(halt, best)
+        return GuardedResult(best, halt.reason, cost, events, best, message, halt, list(run.nudges))
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> GuardedResult:
         handler, run, config = self._start(config)

@@ -1,0 +1,19 @@
+"""``create_agent`` middleware (needs ``langchain`` >= 1.0): budgets with a graceful wrap-up, stuck
+detection with one nudge, a kill switch, and per-tool circuit breakers. One middleware per
+module; they share :mod:`._base`."""
+
+from ._base import TERMINATION_KEY, GuardMiddleware, termination_of
+from .budget import BudgetMiddleware
+from .circuit_breaker import CircuitBreakerMiddleware
+from .kill_switch import KillSwitchMiddleware
+from .stuck import StuckMiddleware
+
+__all__ = [
+    "TERMINATION_KEY",
+    "BudgetMiddleware",
+    "CircuitBreakerMiddleware",
+    "GuardMiddleware",
+    "KillSwitchMiddleware",
+    "StuckMiddleware",
+    "termination_of",
+]
