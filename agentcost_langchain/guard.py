@@ -212,6 +212,12 @@ class GuardedAgent(Runnable[Any, GuardedResult]):
         self.ledger = ledger
         self.attribution = attribution
 
+    def flush(self) -> None:
+        """Store every event recorded so far in the ledger (before reading it back)."""
+        from agentcost_core.recorder import resolve_ledger
+
+        resolve_ledger(self.ledger).flush()
+
     def _start(self, config: RunnableConfig | None) -> tuple[CostCallbackHandler, RunGuard, RunnableConfig]:
         handler = CostCallbackHandler(self.ledger, controls=self.controls, **self.attribution)
         config = dict(config or {})  # type: ignore[assignment]

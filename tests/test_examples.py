@@ -45,3 +45,18 @@ def test_llamaindex_quickstart_prints_costs_per_feature(tmp_path):
     assert len(events) == 10 and all(e.priced and not e.estimated for e in events)
     assert {e.user_id for e in events} == {"user-1", "user-2", "user-3"}
     assert len({e.trace_id for e in events}) == 4  # one workflow run id per session
+
+
+def test_runaway_agent_prints_both_bills_and_the_guard_stops_the_loop(tmp_path):
+    pytest.importorskip("langchain.agents")
+    out = _run("runaway_agent.py", tmp_path)
+    assert "unguarded: 20 model calls" in out and "cut off by GraphRecursionError" in out
+    assert "stopped: repeated_tool" in out and "nudges sent: 1" in out
+    from agentcost_core import Ledger
+
+    events = Ledger(f"sqlite:///{tmp_path}/.agentcost/ledger.db").events()
+    calls = [e for e in events if e.kind == "llm"]
+    guarded = sum(e.cost for e in calls if e.session_id == "guarded")
+    unguarded = sum(e.cost for e in calls if e.session_id == "unguarded")
+    assert 0 < guarded < unguarded / 4
+    assert {"guard.nudge", "halt"} <= {e.kind for e in events}

@@ -16,6 +16,9 @@ from typing import Sequence
 from .errors import ConfigurationError
 from .rollup import GROUPABLE, Rollup
 
+#: Short names users type: ``--by session`` is ``--by session_id``.
+_BY_ALIASES = {"user": "user_id", "session": "session_id", "agent": "agent_id", "task": "task_id", "trace": "trace_id"}
+
 __all__ = ["main", "parse_when"]
 
 _REL = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
@@ -144,7 +147,7 @@ def _report_csv(r: Rollup, top: int | None, out: io.TextIOBase) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from .ledger import Ledger
 
-    by = tuple(b.strip() for b in args.by.split(",") if b.strip())
+    by = tuple(_BY_ALIASES.get(b.strip(), b.strip()) for b in args.by.split(",") if b.strip())
     for b in by:
         if b not in GROUPABLE:
             raise ConfigurationError(f"cannot group by {b!r}; choose from {', '.join(sorted(GROUPABLE))}")

@@ -101,3 +101,15 @@ def test_console_script_is_installed(ledger_url):
         capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
     assert "claude-sonnet-4-5" in out.stdout and "gpt-4o" not in out.stdout
+
+
+def test_report_accepts_short_group_names(tmp_path, capsys):  # type: ignore[no-untyped-def]
+    from agentcost_core import CostEvent, Ledger, Usage
+    from agentcost_core.cli import main
+
+    url = f"sqlite:///{tmp_path}/l.db"
+    lg = Ledger(url, sync=True)
+    lg.record(CostEvent("gpt-4o", Usage(input=10, output=5), session_id="s-9", user_id="u-3"))
+    assert main(["report", "--ledger", url, "--by", "session,user", "--format", "json"]) == 0
+    out = capsys.readouterr().out
+    assert '"session_id"' in out and "s-9" in out and "u-3" in out

@@ -103,7 +103,8 @@ class RunGuard:
         self._nudge: str | None = None
         self.nudges: list[str] = []
         self.cost = Decimal(0)
-        self._last_text: str | None = None
+        self._last_text: str | None = None  # latest model text
+        self._last_answer: str | None = None  # latest model text that came without tool calls
         self._last_result: str | None = None
         self.model_calls = 0
         self.tool_calls = 0
@@ -165,6 +166,8 @@ class RunGuard:
         self.model_calls += 1
         if text and text.strip():
             self._last_text = text
+            if not tool_calls:
+                self._last_answer = text
         if res is not None and self.controls.enforcer is not None:
             counted = self.controls.enforcer.settle(res, usage, model=model, service_tier=service_tier, cost=cost)
             self.cost += counted or 0
@@ -227,9 +230,9 @@ class RunGuard:
         return nudge
 
     def best_answer(self) -> str | None:
-        """The best answer found so far: the latest model text, else the latest tool result."""
-        best = self.monitor.best_answer() if self.monitor is not None else None
-        return best or self._last_text or self._last_result
+        """The best answer found so far: the latest model answer (text without tool calls), else the
+        latest tool result (what the agent found), else the latest model text."""
+        return self._last_answer or self._last_result or self._last_text
 
     def check(self) -> None:
         """Raise the pending halt (kill switch, stuck) if there is one."""
@@ -255,6 +258,7 @@ class RunGuard:
             self._event("guard.nudge", {"reason": str(verdict.reason), "message": verdict.message, **verdict.details})
         elif verdict.action == "halt" and self.halt is None:
             self.halt = self.monitor.halt_error(verdict)  # type: ignore[union-attr]
+            self.halt.partial = self.best_answer()  # what the agent found, not its looping chatter
 
     def _halted(self, err: AgentHalted) -> AgentHalted:
         if err.partial is None:
