@@ -26,17 +26,19 @@ class MemoryStore(CounterStore):
     def reserve(self, claims: Sequence[Claim], now: float) -> ReserveResult:
         with self._lock:
             current = [self._get(c.key, now) for c in claims]
+            working: dict[str, Counters] = {}  # a key named twice in one call holds both amounts
+            after = []
             for i, (counters, claim) in enumerate(zip(current, claims)):
+                counters = working.get(claim.key, counters)
                 dim = fits(counters, claim)
                 if dim is not None:
                     return ReserveResult(False, tuple(current), i, dim)
-            after = []
-            for counters, claim in zip(current, claims):
-                new = Counters(counters.spent, add(counters.held, claim.amounts), counters.started or now)
-                self._counters[claim.key] = new
+                new = working[claim.key] = Counters(counters.spent, add(counters.held, claim.amounts), counters.started or now)
+                after.append(new)
+            for claim in claims:
+                self._counters[claim.key] = working[claim.key]
                 if claim.ttl is not None:
                     self._expires[claim.key] = now + claim.ttl
-                after.append(new)
             return ReserveResult(True, tuple(after))
 
     async def areserve(self, claims: Sequence[Claim], now: float) -> ReserveResult:
