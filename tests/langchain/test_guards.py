@@ -222,3 +222,16 @@ def test_agent_executor_repeating_tool_is_nudged_then_halted() -> None:
     assert len(result.nudges) == 1 and len(CALLS) <= 7
     assert "order #4417" in (result.output or "")
     assert executor.tools == [search]  # guard() fronted a copy's tools, not the user's executor
+
+
+async def test_handler_halts_async_runs_too() -> None:
+    """The sync handler runs inline under ainvoke and its raise_error stops the run."""
+    h = CostCallbackHandler(ledger(), budgets=Budget(usd="0.01", per="run", store=MemoryStore()))
+    model = ScriptedChatModel(script=["short"], model="gpt-4o", max_tokens=100)
+    await model.ainvoke("hi", config={"callbacks": [h]})
+    stream = [c async for c in model.astream("hi", config={"callbacks": [h]})]
+    assert stream and len(h.events) == 2
+    big = ScriptedChatModel(script=["short"], model="gpt-4o", max_tokens=5000)  # worst case $0.05 > cap
+    with pytest.raises(BudgetExceeded):
+        await big.ainvoke("hi", config={"callbacks": [h]})
+    assert len(h.events) == 2  # the refused call was never made
