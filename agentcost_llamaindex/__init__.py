@@ -28,6 +28,7 @@ Instrumentation handlers cannot stop a run (the dispatcher swallows their except
 never raise into it: internal errors are logged and counted in ``h.internal_errors``.
 """
 
+from .guard import GuardedResult, guard
 from .handler import CostEventHandler
 from .instrument import instrument
 from .messages import to_core_messages
@@ -36,6 +37,8 @@ from .spans import CostSpanHandler
 __all__ = [
     "CostEventHandler",
     "CostSpanHandler",
+    "GuardedResult",
+    "guard",
     "instrument",
     "to_core_messages",
 ]
