@@ -1,0 +1,455 @@
+"""Keep every model call inside a token budget by priority.
+
+Tiers (``TieredContext.fit``):
+
+* **protected** — system messages, pinned messages, the current user input (the latest user
+  message), and the running summary. Never cut; if they alone exceed the budget that is a
+  :class:`ContextBudgetError` (or a warning, with ``on_overflow="warn"``).
+* **high** — the latest step of the current turn (the last assistant message with its tool
+  results) and messages marked ``priority="high"`` (retrieved documents) in the current turn;
+  entitled to ``high_share`` (30%) of what remains after protected.
+* **medium** — the last ``recent_turns`` (5) turns before the current input, and earlier steps of
+  the current turn; entitled to ``medium_share`` (25%).
+* **low** — older turns: the rest.
+
+Over budget it compresses from the bottom: low turns are folded into the structured summary (with a
+summarizer) or archived and dropped (without); then medium loses whole units, oldest first (a turn,
+or a step of the current turn: an assistant message is never separated from its tool results),
+down to its share; then the high tier's tool outputs are clipped with a marker. Output order is
+stable → volatile: system, pinned, summary, history, current input, current steps.
+
+Work per call is O(new messages + what is in view): counts are memoized on each item, the history
+is read incrementally (``fit`` recognises the list it saw last time by identity and only reads what
+was appended), and turns that leave the view for good (summarized or archived) are forgotten.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from ..errors import AgentCostError, ConfigurationError
+from ..tokens import ChatMessage, TokenCounter
+from .summary import StructuredSummary, Summarizer
+
+__all__ = ["ContextBudgetError", "ContextPlan", "ContextReport", "Item", "TieredContext"]
+
+logger = logging.getLogger("agentcost.context")
+CLIP_MARKER = "\n…[clipped by agentcost: {n} tokens omitted]"
+_PRIMING = 3  # reply priming counted once per request
+
+
+class ContextBudgetError(AgentCostError):
+    """The protected messages alone (system prompt, pinned, current input, summary) exceed the
+    token budget: nothing can be cut to make the call fit."""
+
+
+@dataclass(slots=True, eq=False)
+class Item:
+    """A framework-free view of one message. ``ref`` is the framework's own message."""
+
+    role: str  # system | user | assistant | tool
+    text: str
+    ref: Any = None
+    name: str | None = None
+    tool_call_ids: tuple[str, ...] = ()  # assistant: the tool calls it makes
+    tool_call_id: str | None = None  # tool: the call it answers
+    priority: str | None = None  # "pinned" (protected) or "high"
+    tokens: int = -1  # this message's tokens, framing included (set once by the context)
+    clipped_text: str | None = None  # set on the copy the plan returns when a tool output is clipped
+
+    def clipped(self, text: str) -> Item:
+        return Item(self.role, self.text, self.ref, self.name, self.tool_call_ids, self.tool_call_id,
+                    self.priority, self.tokens, text)  # fmt: skip
+
+
+@dataclass
+class ContextReport:
+    """What one ``fit`` kept per tier and what it summarized, dropped or clipped."""
+
+    budget: int
+    total: int = 0
+    protected: int = 0
+    summary: int = 0
+    high: int = 0
+    medium: int = 0
+    low: int = 0
+    full_history: int = 0  # what the whole history would have cost, unbudgeted
+    summarized_turns: int = 0  # folded into the summary by this call
+    dropped_turns: int = 0  # archived and dropped by this call (no summarizer)
+    dropped_units: int = 0  # medium turns / steps left out of this call's view
+    clipped_items: int = 0
+    summary_calls: int = 0
+    over_budget: bool = False  # protected alone exceeded the budget (on_overflow="warn")
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class ContextPlan:
+    """The budgeted selection, in output order. ``n_stable`` leading items are the stable prefix
+    (system, pinned, summary) where cache breakpoints belong."""
+
+    items: list[Item]
+    n_stable: int
+    report: ContextReport
+    summary: StructuredSummary | None = None
+
+
+@dataclass(eq=False)
+class _Unit:
+    """Messages that stay together: a user message, or an assistant step with its tool results."""
+
+    items: list[Item] = field(default_factory=list)
+    tokens: int = 0
+    open_calls: set[str] = field(default_factory=set)
+
+    def add(self, item: Item) -> None:
+        self.items.append(item)
+        self.tokens += item.tokens
+        self.open_calls.update(item.tool_call_ids)
+        if item.tool_call_id:
+            self.open_calls.discard(item.tool_call_id)
+
+
+@dataclass(eq=False)
+class _Turn:
+    user: _Unit | None
+    steps: list[_Unit] = field(default_factory=list)
+    number: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return (self.user.tokens if self.user else 0) + sum(s.tokens for s in self.steps)
+
+    def items(self) -> list[Item]:
+        out = list(self.user.items) if self.user else []
+        for s in self.steps:
+            out.extend(s.items)
+        return out
+
+
+def _fraction(name: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+        raise ConfigurationError(f"TieredContext {name}= must be a fraction between 0 and 1, got {v!r}")
+    return float(v)
+
+
+class TieredContext:
+    """``TieredContext(max_tokens, *, model=None, summarizer=None, recent_turns=5, high_share=0.30,
+    medium_share=0.25, summarize_every=10, on_overflow="error", archive=None, counter=None)``."""
+
+    def __init__(
+        self,
+        max_tokens: int,
+        *,
+        model: str | None = None,
+        summarizer: Summarizer | None = None,
+        recent_turns: int = 5,
+        high_share: float = 0.30,
+        medium_share: float = 0.25,
+        summarize_every: int = 10,
+        on_overflow: str = "error",
+        archive: Callable[[list[Item]], Any] | None = None,
+        counter: TokenCounter | None = None,
+    ) -> None:
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens <= _PRIMING:
+            raise ConfigurationError(f"TieredContext max_tokens must be a positive int, got {max_tokens!r}")
+        if isinstance(recent_turns, bool) or not isinstance(recent_turns, int) or recent_turns < 0:
+            raise ConfigurationError(f"recent_turns must be an int >= 0, got {recent_turns!r}")
+        if isinstance(summarize_every, bool) or not isinstance(summarize_every, int) or summarize_every < 1:
+            raise ConfigurationError(f"summarize_every must be an int >= 1, got {summarize_every!r}")
+        self.high_share = _fraction("high_share", high_share)
+        self.medium_share = _fraction("medium_share", medium_share)
+        if self.high_share + self.medium_share > 1:
+            raise ConfigurationError(f"high_share + medium_share must be <= 1, got {high_share} + {medium_share}")
+        if on_overflow not in ("error", "warn"):
+            raise ConfigurationError(f"on_overflow must be 'error' or 'warn', got {on_overflow!r}")
+        if summarizer is not None and not callable(summarizer):
+            raise ConfigurationError("summarizer must be callable (previous, transcript, first_turn) -> summary")
+        if archive is not None and not callable(archive):
+            raise ConfigurationError("archive must be a callable receiving the dropped items")
+        self.max_tokens = max_tokens
+        self.model = model
+        self.counter = counter or TokenCounter.for_model(model)
+        self.summarizer = summarizer
+        self.recent_turns = recent_turns
+        self.summarize_every = summarize_every
+        self.on_overflow = on_overflow
+        self.archive = archive
+        self.summary: StructuredSummary | None = None
+        self.last_report: ContextReport | None = None
+        self.archived_turns = 0
+        self.reset()
+
+    # --- state -----------------------------------------------------------------------------
+    def reset(self, *, conversation: bool = True) -> None:
+        """Forget the history read so far; with ``conversation`` also the summary and what was
+        archived (a different conversation starts)."""
+        if conversation:
+            self.summary = None
+            self._forgotten_through = 0  # turns up to this number are in the summary or archived
+            self._first_ref: Any = None
+        self._source_len = 0
+        self._last_ref: Any = None
+        self._protected: list[Item] = []  # system and pinned messages, in order
+        self._turns: list[_Turn] = []  # the turns still in view (oldest first)
+        self._turn_count = 0
+        self._unsummarized = 0  # low turns gathered since the last summary
+        self._full = 0  # tokens of the whole history, for the report
+
+    def _count(self, item: Item) -> Item:
+        if item.tokens < 0:
+            item.tokens = self.counter.message_tokens(ChatMessage(item.role, item.text, item.name))
+        return item
+
+    def _ingest(self, item: Item) -> None:
+        self._count(item)
+        self._full += item.tokens
+        if item.role == "system" or item.priority == "pinned":
+            self._protected.append(item)
+            return
+        if item.role == "user" and item.priority != "high":
+            self._turn_count += 1
+            self._turns.append(_Turn(_Unit(), number=self._turn_count))
+            self._turns[-1].user.add(item)  # type: ignore[union-attr]
+            return
+        if not self._turns:
+            self._turns.append(_Turn(None, number=0))
+        turn = self._turns[-1]
+        last = turn.steps[-1] if turn.steps else None
+        # a tool result (or a message following unanswered calls) joins its step; else a new step
+        if last is not None and (item.role == "tool" or (last.open_calls and item.role != "assistant")):
+            last.add(item)
+        else:
+            step = _Unit()
+            step.add(item)
+            turn.steps.append(step)
+
+    def read(self, items: Sequence[Item] | None = None, *, source: Sequence[Any] | None = None,
+             convert: Callable[[Any], Item] | None = None) -> None:  # fmt: skip
+        """Take in the history. With ``source`` + ``convert`` (a framework's message list and its
+        translator) only messages appended since the last call are converted, when the list is
+        the one seen before (recognised by the identity of its last known message)."""
+        if source is None:
+            source, convert = items or (), None
+        n = len(source)
+        known = self._source_len
+        if not (known and n >= known and source[known - 1] is self._last_ref):
+            # Not the list seen last time: the same conversation (same first message) re-read from
+            # the start keeps its summary and skips the turns already folded in; another one resets.
+            same = n > 0 and source[0] is self._first_ref
+            self.reset(conversation=not same)
+            known = 0
+        for m in source[known:]:
+            self._ingest(convert(m) if convert is not None else m)
+        if known == 0 and self._forgotten_through:
+            self._turns = [t for t in self._turns if t.number > self._forgotten_through]
+        self._source_len = n
+        self._last_ref = source[n - 1] if n else None
+        self._first_ref = source[0] if n else None
+
+    # --- the budget --------------------------------------------------------------------------
+    def fit(self, items: Sequence[Item] | None = None, *, source: Sequence[Any] | None = None,
+            convert: Callable[[Any], Item] | None = None) -> ContextPlan:  # fmt: skip
+        """The budgeted selection for the next call (see the module docstring)."""
+        self.read(items, source=source, convert=convert)
+        report = ContextReport(self.max_tokens, full_history=self._full + _PRIMING)
+        turns = self._turns
+        current = turns[-1] if turns and turns[-1].user is not None else None
+        past = turns[:-1] if current is not None else list(turns)
+        medium_turns = past[len(past) - self.recent_turns :] if self.recent_turns else []
+        low_turns = past[: len(past) - len(medium_turns)]
+        current_steps = current.steps if current is not None else []
+        high_steps = current_steps[-1:] if current_steps else []
+        high_steps = [s for s in current_steps[:-1] if any(i.priority == "high" for i in s.items)] + high_steps
+        medium_steps = [s for s in current_steps if s not in high_steps]
+
+        # summarize every N low turns (the summary is stable between summaries)
+        if self.summarizer is not None and len(low_turns) >= self.summarize_every:
+            self._summarize(low_turns, report)
+            low_turns = []
+
+        protected = [*self._protected]
+        user_tokens = current.user.tokens if current is not None else 0  # type: ignore[union-attr]
+        summary_item = self._summary_item()
+        room = self._room(protected, user_tokens, summary_item, report)
+        h = sum(s.tokens for s in high_steps)
+        m_units: list[Any] = [*medium_turns, *medium_steps]  # dropped oldest first
+        m = sum(u.tokens for u in m_units)
+        low = sum(t.tokens for t in low_turns)
+
+        if h + m + low > room and low_turns:  # 1. low goes first: summarized or archived
+            if self.summarizer is not None:
+                self._summarize(low_turns, report)
+                low_turns = []
+                summary_item = self._summary_item()
+                room = self._room(protected, user_tokens, summary_item, report)
+            else:
+                while low_turns and h + m + low > room:
+                    dropped = low_turns.pop(0)
+                    low -= dropped.tokens
+                    self._archive(dropped, report)
+            low = sum(t.tokens for t in low_turns)
+        medium_cap = int(self.medium_share * room)
+        while m_units and h + m + low > room and m > medium_cap:  # 2. medium loses whole units, oldest first
+            m -= m_units.pop(0).tokens
+            report.dropped_units += 1
+        high_items = [i for s in high_steps for i in s.items]
+        if h + m + low > room:  # 3. clip the high tier's tool outputs
+            high_items, h = self._clip(high_items, max(0, room - m - low), report)
+        while m_units and h + m + low > room:  # 4. what clipping could not free comes out of medium
+            m -= m_units.pop(0).tokens
+            report.dropped_units += 1
+        while low_turns and h + m + low > room:  # (low kept verbatim under summarize_every)
+            low -= low_turns.pop(0).tokens
+        if h + m + low > room:  # the latest step's own messages do not fit even with outputs clipped
+            message = f"the latest step needs {h} tokens but only {room} are left after protected messages"
+            if self.on_overflow == "error":
+                raise ContextBudgetError(message + ": raise max_tokens")
+            logger.warning("agentcost context: %s; sending it over budget", message)
+            report.over_budget = True
+
+        out = list(protected)
+        if summary_item is not None:
+            out.append(summary_item)
+        n_stable = len(out)
+        for t in low_turns:
+            out.extend(t.items())
+        for u in m_units:
+            if isinstance(u, _Turn):
+                out.extend(u.items())
+        if current is not None:
+            out.extend(current.user.items)  # type: ignore[union-attr]
+        for u in m_units:
+            if isinstance(u, _Unit):
+                out.extend(u.items)
+        out.extend(high_items)
+
+        report.summary = summary_item.tokens if summary_item else 0
+        report.protected = self.max_tokens - room - report.summary if not report.over_budget else report.protected
+        report.high, report.medium, report.low = h, m, low
+        report.total = report.protected + report.summary + h + m + low
+        self.last_report = report
+        return ContextPlan(out, n_stable, report, self.summary)
+
+    def _summary_item(self) -> Item | None:
+        return None if self.summary is None else self._count(Item("system", self.summary.render()))
+
+    def _room(self, protected: list[Item], user_tokens: int, summary_item: Item | None, report: ContextReport) -> int:
+        """Tokens left for high + medium + low once protected (and the summary) are in."""
+        p_tokens = _PRIMING + sum(i.tokens for i in protected) + user_tokens
+        p_tokens += summary_item.tokens if summary_item is not None else 0
+        room = self.max_tokens - p_tokens
+        if room < 0:
+            message = (
+                f"protected messages (system, pinned, current input, summary) take {p_tokens} tokens, "
+                f"over the {self.max_tokens}-token budget"
+            )
+            if self.on_overflow == "error":
+                raise ContextBudgetError(message + ": shorten them or raise max_tokens")
+            logger.warning("agentcost context: %s; sending them alone", message)
+            report.over_budget = True
+            report.protected = p_tokens - (summary_item.tokens if summary_item is not None else 0)
+            return 0
+        return room
+
+    # --- compression steps -------------------------------------------------------------------
+    def _summarize(self, turns: list[_Turn], report: ContextReport) -> None:
+        transcript = [(i.role, i.text) for t in turns for i in t.items()]
+        first = turns[0].number or 1
+        try:
+            newer = self.summarizer(self.summary, transcript, first)  # type: ignore[misc]
+            if not isinstance(newer, StructuredSummary):
+                raise TypeError(f"summarizer returned {type(newer).__name__}, not StructuredSummary")
+            if not newer.turns_covered:
+                newer = newer.model_copy(update={"turns_covered": len(turns)})
+        except Exception as e:  # a failing summarizer never breaks the call: archive instead
+            logger.error("agentcost context: summarizer failed (%r); archiving %d turns instead", e, len(turns))
+            for t in turns:
+                self._archive(t, report)
+            return
+        report.summary_calls += 1
+        self.summary = newer if self.summary is None else self.summary.merged(newer)
+        report.summarized_turns += len(turns)
+        self._forget(turns)
+
+    def _archive(self, turn: _Turn, report: ContextReport) -> None:
+        report.dropped_turns += 1
+        self.archived_turns += 1
+        if self.archive is not None:
+            try:
+                self.archive(turn.items())
+            except Exception as e:
+                logger.error("agentcost context: archive callable failed: %r", e)
+        self._forget([turn])
+
+    def _forget(self, turns: list[_Turn]) -> None:
+        self._forgotten_through = max([self._forgotten_through, *(t.number for t in turns)])
+        gone = {id(t) for t in turns}
+        self._turns = [t for t in self._turns if id(t) not in gone]
+
+    def _clip(self, items: list[Item], room: int, report: ContextReport) -> tuple[list[Item], int]:
+        """Clip tool outputs (largest first, water-filling) so the items fit ``room`` tokens."""
+        fixed = sum(i.tokens for i in items if i.role != "tool")
+        tools = [i for i in items if i.role == "tool"]
+        left = room - fixed
+        if not tools or left < 0:
+            return items, sum(i.tokens for i in items)
+        caps: dict[int, int] = {}
+        pending = sorted(tools, key=lambda i: i.tokens)
+        while pending:
+            share = left // len(pending)
+            smallest = pending[0]
+            if smallest.tokens <= share:
+                caps[id(smallest)] = smallest.tokens
+                left -= smallest.tokens
+                pending.pop(0)
+            else:
+                for i in pending:
+                    caps[id(i)] = share
+                break
+        out, total = [], fixed
+        for i in items:
+            cap = caps.get(id(i))
+            if cap is None or cap >= i.tokens:
+                out.append(i)
+                total += i.tokens if i.role == "tool" else 0
+                continue
+            clipped = self._clip_text(i, cap)
+            report.clipped_items += 1
+            out.append(clipped)
+            total += clipped.tokens
+        return out, total
+
+    def _clip_text(self, item: Item, cap: int) -> Item:
+        overhead = item.tokens - self.counter.count_text(item.text).tokens  # framing
+        marker_room = 16
+        keep = max(0, cap - overhead - marker_room)
+        text = item.text
+        enc = None
+        try:
+            from ..tokens.counter import _encoding
+
+            enc = _encoding(self.counter.encoding_name)
+        except Exception:  # pragma: no cover
+            enc = None
+        if enc:
+            ids = enc.encode(text, disallowed_special=())
+            omitted = max(0, len(ids) - keep)
+            head = enc.decode(ids[:keep])
+        else:
+            chars = keep * 4
+            omitted = max(0, (len(text) - chars) // 4)
+            head = text[:chars]
+        new_text = head + CLIP_MARKER.format(n=omitted)
+        tokens = self.counter.message_tokens(ChatMessage(item.role, new_text, item.name))
+        while tokens > cap and head:  # the marker or a re-tokenized seam can add a token or two
+            head = head[: int(len(head) * 0.9)]
+            new_text = head + CLIP_MARKER.format(n=omitted)
+            tokens = self.counter.message_tokens(ChatMessage(item.role, new_text, item.name))
+        clipped = item.clipped(new_text)
+        clipped.tokens = tokens
+        return clipped
