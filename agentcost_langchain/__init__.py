@@ -8,6 +8,16 @@
 
 from .callbacks import AsyncCostCallbackHandler, CostCallbackHandler
 from .guard import GuardedAgent, GuardedResult, guard
+from .memory import TieredChatMessageHistory, TieredMemory
 from .tracking import track_costs
 
-__all__ = ["AsyncCostCallbackHandler", "CostCallbackHandler", "GuardedAgent", "GuardedResult", "guard", "track_costs"]
+__all__ = [
+    "AsyncCostCallbackHandler",
+    "CostCallbackHandler",
+    "GuardedAgent",
+    "GuardedResult",
+    "TieredChatMessageHistory",
+    "TieredMemory",
+    "guard",
+    "track_costs",
+]

@@ -1,0 +1,122 @@
+"""TieredMemory for LangChain: fit(), the create_agent middleware, RunnableWithMessageHistory with
+SQLite persistence, and a chat-model summarizer recorded as feature "memory"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.tools import tool
+
+from agentcost_core import ConfigurationError, Ledger
+from agentcost_core.tokens import TokenCounter
+from agentcost_langchain.memory import TieredMemory, to_item
+from agentcost_langchain.messages import to_chat_messages
+from agentcost_langchain.testing import ScriptedChatModel
+
+FILLER = "the parcel left the depot and the carrier scanned it at the hub before the delay "
+
+
+def conversation(turns: int) -> list[Any]:
+    msgs: list[Any] = [SystemMessage("You are a support agent.")]
+    for t in range(turns):
+        msgs.append(HumanMessage(f"question {t}: {FILLER * 2}"))
+        msgs.append(AIMessage("", tool_calls=[{"name": "lookup", "args": {"t": t}, "id": f"c{t}"}]))
+        msgs.append(ToolMessage(f"result {t}: {FILLER * 3}", tool_call_id=f"c{t}"))
+        msgs.append(AIMessage(f"answer {t}: {FILLER}"))
+    msgs.append(HumanMessage("What is the status now?"))
+    return msgs
+
+
+def tokens(messages: list[Any]) -> int:
+    return TokenCounter.for_model("gpt-4o").count_messages(to_chat_messages(messages)).tokens
+
+
+def test_fit_returns_langchain_messages_within_budget_with_pairs_whole() -> None:
+    memory = TieredMemory(1500, model="gpt-4o", recent_turns=3)
+    history = conversation(40)
+    view = memory.fit(history)
+    assert tokens(view) <= 1500 and memory.last_report.total == tokens(view)
+    assert view[0] is history[0] and view[-1] is history[-1]  # same objects, system and current input
+    ids = {m.tool_call_id for m in view if isinstance(m, ToolMessage)}
+    calls = {c["id"] for m in view if isinstance(m, AIMessage) for c in m.tool_calls}
+    assert ids == calls
+    assert memory.last_report.full_history > 3 * memory.last_report.total
+
+
+def test_pinned_messages_survive_and_sit_in_the_stable_prefix() -> None:
+    history = conversation(30)
+    pinned = HumanMessage("Customer is on the premium plan.", additional_kwargs={"agentcost_priority": "pinned"})
+    history.insert(5, pinned)
+    view = TieredMemory(1200, model="gpt-4o").fit(history)
+    assert view[1] is pinned
+    assert to_item(pinned).priority == "pinned"
+
+
+def test_chat_model_summarizer_is_called_and_recorded_as_feature_memory() -> None:
+    ledger = Ledger("memory://", sync=True)
+    reply = '{"user_context": "customer with a delayed parcel", "decisions": ["offered refund"], ' \
+            '"task_state": "waiting for carrier", "open_items": [], "key_facts": [{"fact": "order 4417", "turn": 2}]}'
+    summarizer = ScriptedChatModel(script=[reply], model="gpt-4o-mini")
+    memory = TieredMemory(1500, model="gpt-4o", summarizer=summarizer, recent_turns=3, summarize_every=8, ledger=ledger)
+    view = memory.fit(conversation(40))
+    assert memory.summary is not None and memory.summary.decisions == ["offered refund"]
+    summary_msgs = [m for m in view if isinstance(m, SystemMessage) and "order 4417" in m.content]
+    assert len(summary_msgs) == 1 and view[1] is summary_msgs[0]
+    events = [e for e in ledger.events() if e.kind == "llm"]
+    assert events and {e.feature for e in events} == {"memory"} and all(e.priced for e in events)
+    assert memory.last_report.summarized_turns > 0 and tokens(view) <= 1500
+
+
+def test_create_agent_middleware_keeps_full_state_and_sends_a_budgeted_view() -> None:
+    from langchain.agents import create_agent
+
+    seen: list[int] = []
+
+    class Recording(ScriptedChatModel):
+        def _generate(self, messages, stop=None, run_manager=None, **kw):  # type: ignore[no-untyped-def]
+            seen.append(tokens(messages))
+            return super()._generate(messages, stop, run_manager, **kw)
+
+    @tool
+    def lookup(t: int) -> str:
+        """Look something up."""
+        return f"result {t}: {FILLER * 3}"
+
+    script: list[Any] = [AIMessage("", tool_calls=[{"name": "lookup", "args": {"t": i}, "id": f"x{i}"}]) for i in range(25)]
+    model = Recording(script=[*script, "All done."], model="gpt-4o")
+    memory = TieredMemory(1200, model="gpt-4o", recent_turns=2)
+    agent = create_agent(model, tools=[lookup], system_prompt="You are a support agent.", middleware=[memory])
+    out = agent.invoke({"messages": conversation(20)}, {"recursion_limit": 200})
+    assert out["messages"][-1].content == "All done."
+    assert len(out["messages"]) > 80 + 50  # the state keeps everything
+    assert max(seen) <= 1200 and len(seen) == 26
+
+
+def test_runnable_with_message_history_persists_everything_and_sends_the_view(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
+    from langchain_core.runnables.history import RunnableWithMessageHistory
+
+    sent: list[int] = []
+
+    class Recording(ScriptedChatModel):
+        def _generate(self, messages, stop=None, run_manager=None, **kw):  # type: ignore[no-untyped-def]
+            sent.append(tokens(messages))
+            return super()._generate(messages, stop, run_manager, **kw)
+
+    store = f"sqlite:///{tmp_path}/memory.db"
+    memory = TieredMemory(700, model="gpt-4o", recent_turns=2, store=store)
+    prompt = ChatPromptTemplate.from_messages([MessagesPlaceholder("history"), ("human", "{question}")])
+    chain = RunnableWithMessageHistory(
+        prompt | Recording(script=[f"answer: {FILLER}"], model="gpt-4o"), memory.history,
+        input_messages_key="question", history_messages_key="history",
+    )  # fmt: skip
+    for t in range(40):
+        chain.invoke({"question": f"q{t} {FILLER * 3}"}, config={"configurable": {"session_id": "s1"}})
+    full = memory.history("s1").full_messages  # a new history object: reloaded from SQLite
+    assert len(full) == 80
+    assert max(sent) <= 700 + 70  # the view (700) plus the new question
+    assert sent[-1] * 3 < tokens(full)
+    with pytest.raises(ConfigurationError):
+        TieredMemory(500, store="redis://x").history("s")
