@@ -53,6 +53,16 @@ def _tokens(n: int) -> str:
     return f"{n:,}"
 
 
+def _share_pct(share: Decimal | None, places: int = 1) -> Decimal | None:
+    """A 0..1 share as a percentage rounded to ``places`` (None stays None)."""
+    return None if share is None else (share * 100).quantize(Decimal(1).scaleb(-places))
+
+
+def _pct(share: Decimal | None) -> str:
+    pct = _share_pct(share)
+    return "—" if pct is None else f"{pct}%"
+
+
 def _report_table(r: Rollup, top: int | None) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -74,6 +84,7 @@ def _report_table(r: Rollup, top: int | None) -> None:
         ("p95/call", _money(t.per_call.get("p95")), "right"),
         ("p99/call", _money(t.per_call.get("p99")), "right"),
         ("unpriced", str(t.unpriced_calls), "right"),
+        ("cache read %", _pct(t.cache_read_share), "right"),
         ("cache saved", _money(t.cache_savings + t.prompt_cache_savings, 4), "right"),
     ]
     for name, footer, justify in cols:
@@ -93,6 +104,7 @@ def _report_table(r: Rollup, top: int | None) -> None:
             _money(row.per_call.get("p95")),
             _money(row.per_call.get("p99")),
             str(row.unpriced_calls) if row.unpriced_calls else "",
+            _pct(row.cache_read_share),
             _money(row.cache_savings + row.prompt_cache_savings, 4) if (row.cache_savings or row.prompt_cache_savings) else "",
         )
     console.print(table)
@@ -107,7 +119,10 @@ def _report_table(r: Rollup, top: int | None) -> None:
     if t.cache_hits:
         lines.append(f"LLM-cache hits: {t.cache_hits:,} calls, {_money(t.cache_savings, 4)} saved")
     if t.prompt_cache_savings:
-        lines.append(f"prompt-cache reads saved {_money(t.prompt_cache_savings, 4)} against full input price")
+        lines.append(
+            f"prompt-cache reads ({_pct(t.cache_read_share)} of prompt tokens) saved "
+            f"{_money(t.prompt_cache_savings, 4)} against full input price"
+        )
     if t.estimated_calls:
         lines.append(f"{t.estimated_calls:,} call(s) with estimated tokens (the provider reported no usage)")
     if t.error_calls:
@@ -129,7 +144,7 @@ def _report_csv(r: Rollup, top: int | None, out: io.TextIOBase) -> None:
     w.writerow(
         [*r.by, "calls", "input", "cache_read", "cache_write_5m", "cache_write_1h", "output", "reasoning", "cost",
          "p50_per_call", "p95_per_call", "p99_per_call", "unpriced_calls", "cache_hits", "cache_savings",
-         "prompt_cache_savings", "estimated_calls", "error_calls"]
+         "prompt_cache_savings", "cache_read_pct", "estimated_calls", "error_calls"]
     )  # fmt: skip
     rows = r.rows if top is None else r.rows[:top]
     for row in [*rows, r.total]:
@@ -140,6 +155,7 @@ def _report_csv(r: Rollup, top: int | None, out: io.TextIOBase) -> None:
              u.cache_write_1h, u.output, u.reasoning, row.cost,
              *("" if row.per_call.get(p) is None else row.per_call[p] for p in ("p50", "p95", "p99")),
              row.unpriced_calls, row.cache_hits, row.cache_savings, row.prompt_cache_savings,
+             "" if row.cache_read_share is None else _share_pct(row.cache_read_share, 2),
              row.estimated_calls, row.error_calls]
         )  # fmt: skip
 

@@ -100,6 +100,14 @@ class RollupRow:
         self.per_session = {f"p{q}": percentile(sess, q) for q in (50, 95, 99)}
 
     @property
+    def cache_read_share(self) -> Decimal | None:
+        """Cache reads / prompt tokens (input + cache reads + writes), to 4 places; None without prompt tokens."""
+        prompt = self.usage.prompt_tokens
+        if not prompt:
+            return None
+        return (Decimal(self.usage.cache_read) / Decimal(prompt)).quantize(Decimal("0.0001"))
+
+    @property
     def label(self) -> str:
         return " / ".join("—" if k is None else str(k) for k in self.key)
 
@@ -118,6 +126,7 @@ class RollupRow:
             "cost": str(self.cost),
             "cache_savings": str(self.cache_savings),
             "prompt_cache_savings": str(self.prompt_cache_savings),
+            "cache_read_share": s(self.cache_read_share),
             "per_call": {k: s(v) for k, v in self.per_call.items()},
             "sessions": self.sessions,
             "per_session": {k: s(v) for k, v in self.per_session.items()},

@@ -61,6 +61,28 @@ def test_report_table_shows_unpriced_and_groups(ledger_url, capsys):
     assert "projected monthly" in out
 
 
+def test_report_shows_cache_read_share_per_feature(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path}/c.db"
+    lg = Ledger(url, sync=True)
+    lg.record(CostEvent(model="claude-sonnet-4-5", usage=Usage(input=100, cache_read=900, output=10),
+                        cost=Decimal("0.0006"), priced=True, feature="support"))  # fmt: skip
+    lg.record(CostEvent(model="gpt-4o", usage=Usage(input=100, output=10), cost=Decimal("0.0004"), priced=True,
+                        feature="search"))  # fmt: skip
+    lg.close()
+    assert main(["report", "--ledger", url, "--format", "csv"]) == 0
+    rows = {r["feature"]: r for r in csv.DictReader(io.StringIO(capsys.readouterr().out))}
+    assert rows["support"]["cache_read_pct"] == "90.00" and rows["search"]["cache_read_pct"] == "0.00"
+    assert rows["total"]["cache_read_pct"] == "81.82"  # 900 / 1100
+    assert Decimal(rows["support"]["prompt_cache_savings"]) == 900 * (Decimal("3.00") - Decimal("0.30")) / 10**6
+    assert main(["report", "--ledger", url]) == 0
+    out = capsys.readouterr().out
+    assert "cache read %" in out and "90.0%" in out and "81.8%" in out
+    assert "prompt-cache reads (81.8% of prompt tokens) saved $0.0024" in out
+    assert main(["report", "--ledger", url, "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {r["key"][0]: r["cache_read_share"] for r in data["rows"]} == {"support": "0.9000", "search": "0.0000"}
+
+
 def test_report_where_filter(ledger_url, capsys):
     assert main(["report", "--ledger", ledger_url, "--where", "feature=search", "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)

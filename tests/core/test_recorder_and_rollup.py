@@ -120,3 +120,23 @@ def test_provider_names_are_canonical_whatever_the_framework_calls_them():
     assert r.record("gemini-2.5-flash", Usage(input=1), provider="google_genai").provider == "google"
     assert r.record("gpt-4o", Usage(input=1), provider="azure").provider == "azure"  # who served it is kept
     assert r.record("claude-haiku-4-5", Usage(input=1)).provider == "anthropic"  # from the catalog
+
+
+def test_rollup_cache_read_share_per_row():
+    events = [
+        CostEvent(model="claude-sonnet-4-5", usage=Usage(input=100, cache_read=900, output=5), cost=Decimal("0.01"),
+                  priced=True, feature="support"),
+        CostEvent(model="claude-sonnet-4-5", usage=Usage(input=50, cache_write_1h=50, output=5), cost=Decimal("0.01"),
+                  priced=True, feature="support"),
+        CostEvent(model="gpt-4o", usage=Usage(input=300, output=5), cost=Decimal("0.001"), priced=True, feature="search"),
+        CostEvent(model="gpt-4o", usage=Usage(), error="RateLimitError", feature="empty"),
+    ]  # fmt: skip
+    r = rollup(events, by="feature")
+    rows = {row.key[0]: row for row in r.rows}
+    assert rows["support"].cache_read_share == Decimal("0.8182")  # 900 / (100 + 900 + 50 + 50)
+    assert rows["search"].cache_read_share == Decimal(0)
+    assert rows["empty"].cache_read_share is None  # no prompt tokens: no share, not 0%
+    assert r.total.cache_read_share == Decimal("0.6429")  # 900 / 1400
+    d = rows["support"].as_dict()
+    assert d["cache_read_share"] == "0.8182" and d["prompt_cache_savings"] == str(900 * Decimal("2.70") / M)
+    assert rows["empty"].as_dict()["cache_read_share"] is None

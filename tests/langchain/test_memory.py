@@ -94,6 +94,7 @@ def test_create_agent_middleware_keeps_full_state_and_sends_a_budgeted_view() ->
     assert max(seen) <= 1200 and len(seen) == 26
 
 
+@pytest.mark.filterwarnings("ignore::langchain_core._api.deprecation.LangChainDeprecationWarning")
 def test_runnable_with_message_history_persists_everything_and_sends_the_view(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
     from langchain_core.runnables.history import RunnableWithMessageHistory
