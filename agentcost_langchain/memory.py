@@ -35,7 +35,10 @@ from langchain_core.messages import (
 )
 
 from agentcost_core.context import ContextReport, Item, StructuredSummary, TieredContext, parse_summary, summary_prompt
+from agentcost_core.context.caching import CacheBreaker, CacheBreakerDetector
 from agentcost_core.errors import ConfigurationError
+
+from .caching import add_cache_breakpoints, detect_cache_breakers
 
 from .messages import content_text, to_chat_message
 
@@ -116,6 +119,8 @@ class TieredMemory(_Middleware):  # type: ignore[misc,valid-type]
         archive: Callable[[list[BaseMessage]], Any] | None = None,
         ledger: Any = None,
         store: str | None = None,
+        cache_ttl: str | None = None,
+        detect_cache_breakers: bool = True,
     ) -> None:
         if _Middleware is not object:
             super().__init__()
@@ -131,6 +136,10 @@ class TieredMemory(_Middleware):  # type: ignore[misc,valid-type]
         self._contexts: dict[str, TieredContext] = {}
         self._lock = threading.Lock()
         self.store = store
+        if cache_ttl not in (None, "5m", "1h"):
+            raise ConfigurationError(f"cache_ttl must be None, '5m' or '1h', got {cache_ttl!r}")
+        self.cache_ttl = cache_ttl
+        self.detector = CacheBreakerDetector(model, ttl=cache_ttl) if detect_cache_breakers else None
         self.last_report: ContextReport | None = None
         self.last_n_stable = 0
 
@@ -145,7 +154,22 @@ class TieredMemory(_Middleware):  # type: ignore[misc,valid-type]
         plan = ctx.fit(source=messages, convert=to_item)
         self.last_report = plan.report
         self.last_n_stable = plan.n_stable
-        return _from_items(plan.items, plan.n_stable)
+        out = _from_items(plan.items, plan.n_stable)
+        if self.detector is not None and plan.n_stable:
+            try:
+                detect_cache_breakers(self.detector, out, plan.n_stable)
+            except Exception as e:  # detection is advice: never break the call
+                import logging
+
+                logging.getLogger("agentcost.context").error("cache-breaker detection failed: %r", e)
+        if self.cache_ttl is not None and plan.n_stable:
+            out = add_cache_breakpoints(out, plan.n_stable, self.cache_ttl)
+        return out
+
+    @property
+    def cache_breakers(self) -> list[CacheBreaker]:
+        """Changes inside the stable prefix seen between calls, each with what it costs per call."""
+        return list(self.detector.breakers) if self.detector is not None else []
 
     @property
     def summary(self) -> StructuredSummary | None:

@@ -201,3 +201,18 @@ def test_structured_summary_merge_keeps_facts_and_closes_decided_items() -> None
     m = a.merged(b)
     assert m.user_context == "u" and m.task_state == "refund issued" and m.open_items == []
     assert [(f.fact, f.turn) for f in m.key_facts] == [("f1", 2), ("f2", 8)] and m.turns_covered == 9
+
+
+def test_a_system_prompt_rebuilt_every_call_is_re_read_and_keeps_the_conversation() -> None:
+    def summarizer(previous, transcript, first_turn):  # type: ignore[no-untyped-def]
+        return StructuredSummary(decisions=[f"from turn {first_turn}"])
+
+    history = convo(30)[1:]
+    ctx = TieredContext(900, model="gpt-4o", summarizer=summarizer, recent_turns=2, summarize_every=5)
+    first = ctx.fit([Item("system", "It is 09:15:02Z."), *history])
+    assert ctx.summary is not None and first.items[0].text == "It is 09:15:02Z."
+    summary_before = ctx.summary
+    history.append(Item("assistant", "one more"))
+    second = ctx.fit([Item("system", "It is 09:16:47Z."), *history])  # a new list and a new system message
+    assert second.items[0].text == "It is 09:16:47Z."
+    assert ctx.summary is not None and ctx.summary.decisions[: len(summary_before.decisions)] == summary_before.decisions

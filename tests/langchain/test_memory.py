@@ -121,3 +121,44 @@ def test_runnable_with_message_history_persists_everything_and_sends_the_view(tm
     assert sent[-1] * 3 < tokens(full)
     with pytest.raises(ConfigurationError):
         TieredMemory(500, store="redis://x").history("s")
+
+
+
+def test_anthropic_request_carries_breakpoints_on_the_stable_prefix_and_a_timestamp_is_a_breaker() -> None:
+    pytest.importorskip("langchain_anthropic")
+    pytest.importorskip("httpx2")
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    name = "agentcost_tests_langchain_providers"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("providers.py"))
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        sys.modules[name] = module
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+    providers = sys.modules[name]
+    reply = {
+        "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5-20250929",
+        "content": [{"type": "text", "text": "Your parcel is on its way."}], "stop_reason": "end_turn",
+        "usage": {"input_tokens": 40, "output_tokens": 9, "cache_read_input_tokens": 1200, "cache_creation_input_tokens": 0},
+    }  # fmt: skip
+    mock = providers.MockProvider.always(reply)
+    llm = providers.chat_anthropic(mock, "claude-sonnet-4-5")
+    memory = TieredMemory(3000, model="claude-sonnet-4-5", cache_ttl="1h", recent_turns=2)
+    manual = "You are the support agent of Acme. Follow the refund policy and quote it. " * 30
+    history: list[Any] = [SystemMessage(f"{manual}\nCurrent time: 2026-11-24T09:15:02Z")]
+    for t in range(12):
+        history += [HumanMessage(f"question {t}: {FILLER}"), AIMessage(f"answer {t}: {FILLER}")]
+    history.append(HumanMessage("Where is my parcel?"))
+    llm.invoke(memory.fit(history))
+    body = mock.requests[-1]
+    system_blocks = body["system"] if isinstance(body["system"], list) else []
+    assert system_blocks and system_blocks[-1]["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
+    assert all("cache_control" not in str(m) for m in body["messages"])  # the volatile tail has none
+    assert memory.cache_breakers == []
+    history[0] = SystemMessage(f"{manual}\nCurrent time: 2026-11-24T09:16:47Z")  # the planted timestamp moves
+    llm.invoke(memory.fit(history))
+    breakers = memory.cache_breakers
+    assert len(breakers) == 1 and breakers[0].kind == "timestamp" and breakers[0].position == 0
+    assert breakers[0].cost_per_call is not None and breakers[0].cost_per_call > 0

@@ -191,9 +191,11 @@ class TieredContext:
         if conversation:
             self.summary = None
             self._forgotten_through = 0  # turns up to this number are in the summary or archived
-            self._first_ref: Any = None
+            self._first_ref: Any = None  # the first non-system message: identifies the conversation
+            self._first_idx = -1
         self._source_len = 0
         self._last_ref: Any = None
+        self._lead: list[tuple[Any, Item]] = []  # leading system messages: re-checked on every call
         self._protected: list[Item] = []  # system and pinned messages, in order
         self._turns: list[_Turn] = []  # the turns still in view (oldest first)
         self._turn_count = 0
@@ -205,12 +207,16 @@ class TieredContext:
             item.tokens = self.counter.message_tokens(ChatMessage(item.role, item.text, item.name))
         return item
 
-    def _ingest(self, item: Item) -> None:
+    def _ingest(self, item: Item, ref: Any = None, index: int = -1) -> None:
         self._count(item)
         self._full += item.tokens
         if item.role == "system" or item.priority == "pinned":
             self._protected.append(item)
+            if item.role == "system" and index == len(self._lead):
+                self._lead.append((ref, item))
             return
+        if self._first_idx < 0:
+            self._first_idx, self._first_ref = index, ref
         if item.role == "user" and item.priority != "high":
             self._turn_count += 1
             self._turns.append(_Turn(_Unit(), number=self._turn_count))
@@ -237,19 +243,32 @@ class TieredContext:
             source, convert = items or (), None
         n = len(source)
         known = self._source_len
-        if not (known and n >= known and source[known - 1] is self._last_ref):
-            # Not the list seen last time: the same conversation (same first message) re-read from
-            # the start keeps its summary and skips the turns already folded in; another one resets.
-            same = n > 0 and source[0] is self._first_ref
+        if known and n >= known and source[known - 1] is self._last_ref:
+            self._refresh_lead(source, convert)  # a system prompt rebuilt per call (e.g. with the time)
+        else:
+            # Not the list seen last time: the same conversation (same first non-system message)
+            # re-read from the start keeps its summary and skips the turns already folded in.
+            idx = self._first_idx
+            same = 0 <= idx < n and source[idx] is self._first_ref
             self.reset(conversation=not same)
             known = 0
-        for m in source[known:]:
-            self._ingest(convert(m) if convert is not None else m)
+        for k in range(known, n):
+            m = source[k]
+            self._ingest(convert(m) if convert is not None else m, m, k)
         if known == 0 and self._forgotten_through:
             self._turns = [t for t in self._turns if t.number > self._forgotten_through]
         self._source_len = n
         self._last_ref = source[n - 1] if n else None
-        self._first_ref = source[0] if n else None
+
+    def _refresh_lead(self, source: Sequence[Any], convert: Callable[[Any], Item] | None) -> None:
+        for k, (ref, item) in enumerate(self._lead):
+            m = source[k]
+            if m is ref:
+                continue
+            new = self._count(convert(m) if convert is not None else m)
+            self._full += new.tokens - item.tokens
+            self._protected = [new if p is item else p for p in self._protected]
+            self._lead[k] = (m, new)
 
     # --- the budget --------------------------------------------------------------------------
     def fit(self, items: Sequence[Item] | None = None, *, source: Sequence[Any] | None = None,
