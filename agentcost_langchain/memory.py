@@ -175,6 +175,12 @@ class TieredMemory(_Middleware):  # type: ignore[misc,valid-type]
     def summary(self) -> StructuredSummary | None:
         return self.context.summary
 
+    @property
+    def summarizer_handler(self) -> Any:
+        """The :class:`CostCallbackHandler` recording the summarizer's calls (feature ``memory``),
+        when the summarizer is a chat model; its ``events`` and ``total_cost`` are the memory's own bill."""
+        return getattr(self._options.get("summarizer"), "handler", None)
+
     def _context_for(self, key: str) -> TieredContext:
         with self._lock:
             ctx = self._contexts.get(key)

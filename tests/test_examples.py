@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -60,3 +61,27 @@ def test_runaway_agent_prints_both_bills_and_the_guard_stops_the_loop(tmp_path):
     unguarded = sum(e.cost for e in calls if e.session_id == "unguarded")
     assert 0 < guarded < unguarded / 4
     assert {"guard.nudge", "halt"} <= {e.kind for e in events}
+
+
+def test_long_conversation_tiered_memory_stays_in_budget_and_costs_least(tmp_path):
+    pytest.importorskip("langchain_core.messages")
+    out = _run("long_conversation.py", tmp_path)
+    assert "| 200 turns, 4,000-token budget | full history | trim_messages | TieredMemory |" in out
+    assert "spend by feature" in out
+    rmas = re.search(r"\| refunds approved \(RMAs\) the turn-200 call still sees \| (\d+)/(\d+) \| \d+/\d+ \| (\d+)/", out)
+    assert rmas and rmas.group(1) == rmas.group(2) == rmas.group(3)  # the summary kept every refund decision
+    from agentcost_core import Ledger
+
+    events = [e for e in Ledger(f"sqlite:///{tmp_path}/.agentcost/ledger.db").events() if e.kind == "llm"]
+    by = {f: [e for e in events if e.feature == f] for f in ("full-history", "trim-messages", "tiered-memory", "memory")}
+    assert {e.feature for e in events} == set(by)
+    assert all(e.priced and not e.estimated for e in events)
+    assert len(by["full-history"]) == len(by["trim-messages"]) == len(by["tiered-memory"]) > 200  # 200 turns + tool steps
+    assert by["memory"] and all(e.model.startswith("gpt-4o-mini") for e in by["memory"])  # the summarizer ran
+    assert all(e.model.startswith("gpt-4o") and "mini" not in e.model for e in by["tiered-memory"])
+    prompt = {f: [e.usage.prompt_tokens for e in evs] for f, evs in by.items()}
+    assert max(prompt["trim-messages"]) <= 4000 and max(prompt["tiered-memory"]) <= 4000  # the budget holds
+    assert max(prompt["full-history"]) > 5 * max(prompt["tiered-memory"])
+    cost = {f: sum(e.cost for e in evs) for f, evs in by.items()}
+    tiered = cost["tiered-memory"] + cost["memory"]  # the summarizer's bill counts against the memory
+    assert 0 < tiered < cost["trim-messages"] < cost["full-history"] / 5
