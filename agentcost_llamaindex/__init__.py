@@ -31,6 +31,7 @@ never raise into it: internal errors are logged and counted in ``h.internal_erro
 from .guard import GuardedResult, guard
 from .handler import CostEventHandler
 from .instrument import instrument
+from .memory import TieredMemory
 from .messages import to_core_messages
 from .spans import CostSpanHandler
 
@@ -38,6 +39,7 @@ __all__ = [
     "CostEventHandler",
     "CostSpanHandler",
     "GuardedResult",
+    "TieredMemory",
     "guard",
     "instrument",
     "to_core_messages",
