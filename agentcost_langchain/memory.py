@@ -50,13 +50,17 @@ except ImportError:  # pragma: no cover - langchain not installed
 __all__ = ["TieredChatMessageHistory", "TieredMemory", "to_item"]
 
 PRIORITY_KEY = "agentcost_priority"
+#: ``additional_kwargs`` key of the summary message (its structured content, so a rewritten
+#: state carries the summary forward).
+SUMMARY_KEY = "agentcost_summary"
 
 
 def to_item(message: BaseMessage) -> Item:
     """A LangChain message as the core's :class:`Item` (tool-call ids kept, so pairs stay whole)."""
     cm = to_chat_message(message)
     calls = tuple(c.get("id") or "" for c in getattr(message, "tool_calls", None) or ())
-    priority = (message.additional_kwargs or {}).get(PRIORITY_KEY)
+    extra = message.additional_kwargs or {}
+    priority = "summary" if SUMMARY_KEY in extra else extra.get(PRIORITY_KEY)
     return Item(
         cm.role,
         cm.content,
@@ -64,17 +68,22 @@ def to_item(message: BaseMessage) -> Item:
         cm.name,
         tool_call_ids=calls,
         tool_call_id=message.tool_call_id if isinstance(message, ToolMessage) else None,
-        priority=priority if priority in ("pinned", "high") else None,
+        priority=priority if priority in ("pinned", "high", "summary") else None,
     )
 
 
-def _from_items(items: Sequence[Item], n_stable: int) -> list[BaseMessage]:
+def _from_items(items: Sequence[Item], n_stable: int, summary: StructuredSummary | None = None) -> list[BaseMessage]:
     out: list[BaseMessage] = []
     only_system = True
     for k, item in enumerate(items):
         if item.ref is None:  # the summary
             text = item.text
-            out.append(SystemMessage(content=text) if only_system else HumanMessage(content=f"[agentcost] {text}"))
+            marker = {SUMMARY_KEY: summary.model_dump()} if summary is not None else {}
+            out.append(
+                SystemMessage(content=text, additional_kwargs=marker)
+                if only_system
+                else HumanMessage(content=f"[agentcost] {text}", additional_kwargs=marker)
+            )
             continue
         message = item.ref
         if item.clipped_text is not None:
@@ -121,6 +130,7 @@ class TieredMemory(_Middleware):  # type: ignore[misc,valid-type]
         store: str | None = None,
         cache_ttl: str | None = None,
         detect_cache_breakers: bool = True,
+        mode: str = "view",
     ) -> None:
         if _Middleware is not object:
             super().__init__()
@@ -136,6 +146,9 @@ class TieredMemory(_Middleware):  # type: ignore[misc,valid-type]
         self._contexts: dict[str, TieredContext] = {}
         self._lock = threading.Lock()
         self.store = store
+        if mode not in ("view", "rewrite"):
+            raise ConfigurationError(f"mode must be 'view' or 'rewrite', got {mode!r}")
+        self.mode = mode
         if cache_ttl not in (None, "5m", "1h"):
             raise ConfigurationError(f"cache_ttl must be None, '5m' or '1h', got {cache_ttl!r}")
         self.cache_ttl = cache_ttl
@@ -154,7 +167,7 @@ class TieredMemory(_Middleware):  # type: ignore[misc,valid-type]
         plan = ctx.fit(source=messages, convert=to_item)
         self.last_report = plan.report
         self.last_n_stable = plan.n_stable
-        out = _from_items(plan.items, plan.n_stable)
+        out = _from_items(plan.items, plan.n_stable, plan.summary)
         if self.detector is not None and plan.n_stable:
             try:
                 detect_cache_breakers(self.detector, out, plan.n_stable)
@@ -204,10 +217,36 @@ class TieredMemory(_Middleware):  # type: ignore[misc,valid-type]
         return request.override(messages=self._fit(ctx, request.messages, reserve))
 
     def wrap_model_call(self, request: Any, handler: Any) -> Any:
-        return handler(self._request_view(request))
+        return handler(request if self.mode == "rewrite" else self._request_view(request))
 
     async def awrap_model_call(self, request: Any, handler: Any) -> Any:
-        return await handler(self._request_view(request))
+        return await handler(request if self.mode == "rewrite" else self._request_view(request))
+
+    def before_model(self, state: Any, runtime: Any) -> dict[str, Any] | None:
+        """``mode="rewrite"``: replace the state's messages by the budgeted view, the way
+        ``SummarizationMiddleware`` does (older messages leave the state; the summary message
+        carries the structured summary forward). ``mode="view"`` (default) leaves state alone."""
+        if self.mode != "rewrite":
+            return None
+        from langchain_core.messages import RemoveMessage
+        from langgraph.graph.message import REMOVE_ALL_MESSAGES
+
+        messages = list(state["messages"])
+        summary = None
+        for m in messages:
+            marked = (m.additional_kwargs or {}).get(SUMMARY_KEY)
+            if marked:
+                summary = StructuredSummary.model_validate(marked)
+        ctx = TieredContext(self.max_tokens, **self._options)  # the state itself is bounded: read it whole
+        ctx.summary = summary
+        view = self._fit(ctx, messages)
+        self.context = ctx
+        if len(view) == len(messages) and all(a is b for a, b in zip(view, messages)):
+            return None
+        return {"messages": [RemoveMessage(id=REMOVE_ALL_MESSAGES), *view]}
+
+    async def abefore_model(self, state: Any, runtime: Any) -> dict[str, Any] | None:
+        return self.before_model(state, runtime)
 
     # --- RunnableWithMessageHistory ------------------------------------------------------------
     def history(self, session_id: str) -> TieredChatMessageHistory:

@@ -162,3 +162,28 @@ def test_anthropic_request_carries_breakpoints_on_the_stable_prefix_and_a_timest
     breakers = memory.cache_breakers
     assert len(breakers) == 1 and breakers[0].kind == "timestamp" and breakers[0].position == 0
     assert breakers[0].cost_per_call is not None and breakers[0].cost_per_call > 0
+
+
+def test_rewrite_mode_replaces_state_like_summarization_middleware_and_carries_the_summary() -> None:
+    from langchain.agents import create_agent
+
+    seen: list[int] = []
+
+    class Recording(ScriptedChatModel):
+        def _generate(self, messages, stop=None, run_manager=None, **kw):  # type: ignore[no-untyped-def]
+            seen.append(tokens(messages))
+            return super()._generate(messages, stop, run_manager, **kw)
+
+    reply = '{"user_context": "customer", "decisions": ["refund offered"], "key_facts": [{"fact": "order 4417", "turn": 1}]}'
+    memory = TieredMemory(1200, model="gpt-4o", recent_turns=2, summarize_every=4, mode="rewrite",
+                          summarizer=ScriptedChatModel(script=[reply], model="gpt-4o-mini"), ledger="memory://")  # fmt: skip
+    agent = create_agent(Recording(script=["ok, noted."], model="gpt-4o"), tools=[], middleware=[memory])
+    state: dict[str, Any] = {"messages": conversation(20)}
+    for t in range(6):
+        state = agent.invoke({"messages": [*state["messages"], HumanMessage(f"follow-up {t}: {FILLER}")]})
+    marked = [m for m in state["messages"] if "agentcost_summary" in (m.additional_kwargs or {})]
+    assert len(marked) == 1 and "order 4417" in marked[0].content
+    assert tokens(state["messages"]) <= 1200 + 60  # the state itself stays bounded (view + the reply)
+    assert max(seen) <= 1200
+    with pytest.raises(ConfigurationError, match="mode"):
+        TieredMemory(1000, mode="squash")

@@ -55,7 +55,7 @@ class Item:
     name: str | None = None
     tool_call_ids: tuple[str, ...] = ()  # assistant: the tool calls it makes
     tool_call_id: str | None = None  # tool: the call it answers
-    priority: str | None = None  # "pinned" (protected) or "high"
+    priority: str | None = None  # "pinned" (protected), "high", or "summary" (ours, skipped on reading)
     tokens: int = -1  # this message's tokens, framing included (set once by the context)
     clipped_text: str | None = None  # set on the copy the plan returns when a tool output is clipped
 
@@ -193,6 +193,7 @@ class TieredContext:
             self._forgotten_through = 0  # turns up to this number are in the summary or archived
             self._first_ref: Any = None  # the first non-system message: identifies the conversation
             self._first_idx = -1
+            self._started = False  # a fresh context: a summary set on it by hand is kept
         self._source_len = 0
         self._last_ref: Any = None
         self._lead: list[tuple[Any, Item]] = []  # leading system messages: re-checked on every call
@@ -208,6 +209,8 @@ class TieredContext:
         return item
 
     def _ingest(self, item: Item, ref: Any = None, index: int = -1) -> None:
+        if item.priority == "summary":  # a summary message of ours read back: the summary is kept apart
+            return
         self._count(item)
         self._full += item.tokens
         if item.role == "system" or item.priority == "pinned":
@@ -245,7 +248,7 @@ class TieredContext:
         known = self._source_len
         if known and n >= known and source[known - 1] is self._last_ref:
             self._refresh_lead(source, convert)  # a system prompt rebuilt per call (e.g. with the time)
-        else:
+        elif self._started:
             # Not the list seen last time: the same conversation (same first non-system message)
             # re-read from the start keeps its summary and skips the turns already folded in.
             idx = self._first_idx
@@ -259,6 +262,7 @@ class TieredContext:
             self._turns = [t for t in self._turns if t.number > self._forgotten_through]
         self._source_len = n
         self._last_ref = source[n - 1] if n else None
+        self._started = True
 
     def _refresh_lead(self, source: Sequence[Any], convert: Callable[[Any], Item] | None) -> None:
         for k, (ref, item) in enumerate(self._lead):
