@@ -16,9 +16,10 @@ warn_at=0.7, on_exceed="block", store=None)``. Scopes (periods are UTC calendar 
 ==============  ===========================================================================
 
 Actions at 100%: ``block`` (refuse the call: :class:`BudgetExceeded`), ``wrap_up`` (refuse the
-call; the agent adapters end the run gracefully with what it has), ``downgrade`` (soft: the
-router moves calls to a cheaper tier), ``notify`` (soft: alert only). ``block`` and ``wrap_up``
-are hard limits: a reservation that does not fit is refused, never shrunk.
+call; the agent adapters end the run gracefully with what it has), ``downgrade`` (from ``warn_at``
+the router moves calls to a cheaper tier; at the limit the call is refused), ``notify`` (soft:
+alert only). ``block``, ``wrap_up`` and ``downgrade`` are hard limits: a reservation that does not
+fit is refused, never shrunk.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ __all__ = ["ACTIONS", "SCOPES", "Budget", "ScopeContext"]
 
 SCOPES = ("request", "run", "session", "user_day", "feature_month", "agent", "global_day")
 ACTIONS = ("notify", "downgrade", "wrap_up", "block")
-HARD_ACTIONS = frozenset({"wrap_up", "block"})
+HARD_ACTIONS = frozenset({"downgrade", "wrap_up", "block"})
 
 _DAY = 86_400
 _GRACE = 3_600  # keys outlive their period by an hour, so a late settle still finds them

@@ -1,0 +1,34 @@
+"""Model-tier routing: pick the cheapest tier that can do each step.
+
+Policies — choosers: :class:`StaticPolicy`, :class:`HeuristicPolicy`, :class:`SemanticPolicy`,
+:class:`CascadePolicy`; constraints: :class:`UserTierCap`, :class:`BudgetDowngrade`,
+:class:`LatencyPreference`. Compose with ``|`` or a list. :class:`Router` applies them; the
+adapters (``agentcost_langchain.ModelRouter``, ``agentcost_llamaindex.RouterLLM``) run the call.
+"""
+
+from __future__ import annotations
+
+from .decision import RouteRequest, RoutingDecision
+from .heuristic import HeuristicPolicy, complexity
+from .policy import BudgetDowngrade, LatencyPreference, Policy, PolicyChain, StaticPolicy, UserTierCap, as_policy
+from .router import ROUTE_KEY, Router, RoutingError
+from .tiers import Tier, TierSet
+
+__all__ = [
+    "ROUTE_KEY",
+    "BudgetDowngrade",
+    "HeuristicPolicy",
+    "LatencyPreference",
+    "Policy",
+    "PolicyChain",
+    "RouteRequest",
+    "Router",
+    "RoutingDecision",
+    "RoutingError",
+    "StaticPolicy",
+    "Tier",
+    "TierSet",
+    "UserTierCap",
+    "as_policy",
+    "complexity",
+]

@@ -1,0 +1,70 @@
+"""The framework-free router: tiers + a policy → a decision per call, checked and timed, and the
+metadata that links the decision to the model call it chose in the ledger."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import replace
+from typing import Any, Mapping
+
+from ..errors import AgentCostError, ConfigurationError
+from ..prices import PriceCatalog
+from .decision import RouteRequest, RoutingDecision
+from .policy import Policy, as_policy
+from .tiers import TierSet
+
+__all__ = ["ROUTE_KEY", "Router", "RoutingError"]
+
+#: Run metadata / instrument tag carrying a routing decision to the capture handlers.
+ROUTE_KEY = "agentcost_route"
+
+
+class RoutingError(AgentCostError):
+    """A policy returned a tier the router does not have (or routing could not decide)."""
+
+
+class Router:
+    """``Router(tiers={name: model_id}, policy, default=None)``. When no policy has an opinion the
+    call goes to ``default`` (else the top tier: quality is the safe fallback)."""
+
+    def __init__(
+        self,
+        tiers: Mapping[str, str | None],
+        policy: Policy | list[Policy],
+        *,
+        default: str | None = None,
+        catalog: PriceCatalog | None = None,
+        order: str = "price",
+    ) -> None:
+        self.tiers = TierSet(tiers, catalog=catalog, order=order)
+        self.policy = as_policy(policy)
+        self.tiers.check(*self.policy.tier_names())
+        if default is not None and default not in self.tiers:
+            raise ConfigurationError(f"default tier {default!r} is not one of the tiers {self.tiers.order}")
+        self.default = default
+
+    def route(self, request: RouteRequest) -> RoutingDecision:
+        t0 = time.perf_counter()
+        decision = self.policy.apply(request, self.tiers, None)
+        if decision is None:
+            tier = self.default or self.tiers.top.name
+            decision = RoutingDecision(tier, "no policy decided: default tier", "default")
+        if decision.tier not in self.tiers:
+            raise RoutingError(
+                f"policy {decision.policy or self.policy!r} returned tier {decision.tier!r}, "
+                f"but the router's tiers are {self.tiers.order}"
+            )
+        return replace(decision, decision_s=time.perf_counter() - t0)
+
+    def metadata(self, decision: RoutingDecision) -> dict[str, Any]:
+        """What the capture handlers need to tag the chosen call and record the decision."""
+        tier = self.tiers[decision.tier]
+        return {
+            "id": uuid.uuid4().hex,
+            "tier": decision.tier,
+            "model": tier.model,
+            "top_tier": self.tiers.top.name,
+            "top_model": self.tiers.top.model,
+            **decision.as_dict(),
+        }
