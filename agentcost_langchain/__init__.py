@@ -9,6 +9,7 @@
 from .callbacks import AsyncCostCallbackHandler, CostCallbackHandler
 from .guard import GuardedAgent, GuardedResult, guard
 from .memory import TieredChatMessageHistory, TieredMemory
+from .router import ModelRouter
 from .tracking import track_costs
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "CostCallbackHandler",
     "GuardedAgent",
     "GuardedResult",
+    "ModelRouter",
     "TieredChatMessageHistory",
     "TieredMemory",
     "guard",

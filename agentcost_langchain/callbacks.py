@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextvars import ContextVar
 from typing import Any
 from uuid import UUID
 
@@ -23,6 +24,11 @@ from agentcost_core.budgets import BudgetStoreUnavailable, ScopeContext
 from agentcost_core.guards.run_guard import Controls, RunGuard
 from agentcost_core.halts import AgentHalted
 from agentcost_core.recorder import RecorderResults
+from agentcost_core.routing.router import ROUTE_KEY
+
+#: A routing decision for the model call about to run, set by ``RouterMiddleware`` (whose model
+#: swap cannot carry run metadata); run metadata wins when both are present.
+ACTIVE_ROUTE: ContextVar[dict[str, Any] | None] = ContextVar("agentcost_active_route", default=None)
 from agentcost_core.tokens import ChatMessage, TokenCounter
 
 from .messages import to_chat_messages
@@ -38,6 +44,8 @@ def _s(v: Any) -> str | None:
     return None if v is None else v if isinstance(v, str) else str(v)
 
 
+_ROUTER_PROVIDER = "agentcost-router"  # agentcost_langchain.router.ROUTER_PROVIDER (no import cycle)
+_ROUTER_RUN: tuple[Any, ...] = ("router",)
 _ATTRIBUTION_KEYS = frozenset({"user_id", "session_id", "thread_id", "conversation_id", "feature", "agent_id", "task_id"})
 _NO_ATTRIBUTION = (None, None, None, None, None)
 
@@ -200,6 +208,10 @@ class _CostTracking(RecorderResults):
     ) -> None:
         try:
             md = metadata or {}
+            if md.get("ls_provider") == _ROUTER_PROVIDER:  # a ModelRouter's own run: a step, not a call
+                self._chain_start(None, run_id, parent_run_id, {"name": kwargs.get("name")})
+                self._runs[run_id] = _ROUTER_RUN
+                return
             inv = kwargs.get("invocation_params") or {}
             requested = inv.get("model") or inv.get("model_name") or md.get("ls_model_name")
             chain = self._chains.get(parent_run_id) if parent_run_id is not None else None
@@ -218,6 +230,9 @@ class _CostTracking(RecorderResults):
 
     def _record(self, run_id: UUID, response: Any, error: BaseException | None) -> None:
         state = self._runs.pop(run_id, None)
+        if state is _ROUTER_RUN:
+            self._chain_end(run_id)
+            return
         if state is None:  # attached after the call started: record what the end tells us
             state = (None, None, None, {}, None, None, None, None, None)
         t0, requested, provider, md, step, trace, parent, prompt, guard = state
@@ -251,12 +266,34 @@ class _CostTracking(RecorderResults):
                 calls = [(c.get("name"), c.get("args")) for c in getattr(message, "tool_calls", None) or ()]
                 run.after_model(res, usage, model=model, service_tier=tier, text=result.output_text, tool_calls=calls)
         user_id, session_id, feature, agent_id, task_id = _attribution(md)
+        route = (md.get(ROUTE_KEY) if md else None) or ACTIVE_ROUTE.get()
+        routed_tier = None
+        if route is not None:  # a ModelRouter chose this call's tier: tag it and record the decision
+            routed_tier, extra = self._record_route(route, md, span, trace or span, step, extra)
         self.recorder.record_call(
             model, usage, requested, provider, tier, estimated, cache_hit,
             None if error is None else f"{type(error).__name__}: {error}"[:2000],
             user_id, session_id, feature, agent_id, task_id, step, trace or span, span, parent,
             None if t0 is None else _perf() - t0, extra, "llm", span,  # the run id is unique: it is the event id
+            routed_tier,
         )  # fmt: skip
+
+    def _record_route(self, route: Any, md: dict[str, Any], span: str, trace: str, step: str | None,
+                      extra: dict[str, Any] | None) -> tuple[str | None, dict[str, Any]]:  # fmt: skip
+        """The routing decision as its own ledger event (kind ``route``, parent = the call it chose)."""
+        if not isinstance(route, dict):
+            return None, extra or {}
+        user_id, session_id, feature, agent_id, task_id = _attribution(md)
+        self.recorder.record(
+            None, None, kind="route", user_id=user_id, session_id=session_id, feature=feature, agent_id=agent_id,
+            task_id=task_id, step=step, trace_id=trace, parent_id=span, extra=dict(route),
+            event_id=route.get("id"), tier=route.get("tier"),
+        )  # fmt: skip
+        linked = {
+            **(extra or {}), "route_id": route.get("id"), "route_reason": route.get("reason"),
+            "top_tier": route.get("top_tier"), "top_model": route.get("top_model"),
+        }  # fmt: skip
+        return route.get("tier"), linked
 
     @staticmethod
     def _estimate(model: str | None, prompt: Any, output_text: str) -> Usage:

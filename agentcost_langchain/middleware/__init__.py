@@ -1,11 +1,12 @@
 """``create_agent`` middleware (needs ``langchain`` >= 1.0): budgets with a graceful wrap-up, stuck
-detection with one nudge, a kill switch, and per-tool circuit breakers. One middleware per
+detection with one nudge, a kill switch, per-tool circuit breakers, and per-call model routing. One middleware per
 module; they share :mod:`._base`."""
 
 from ._base import TERMINATION_KEY, GuardMiddleware, termination_of
 from .budget import BudgetMiddleware
 from .circuit_breaker import CircuitBreakerMiddleware
 from .kill_switch import KillSwitchMiddleware
+from .router import RouterMiddleware
 from .stuck import StuckMiddleware
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "CircuitBreakerMiddleware",
     "GuardMiddleware",
     "KillSwitchMiddleware",
+    "RouterMiddleware",
     "StuckMiddleware",
     "termination_of",
 ]

@@ -118,6 +118,12 @@ def _report_table(r: Rollup, top: int | None) -> None:
         )
     if t.cache_hits:
         lines.append(f"LLM-cache hits: {t.cache_hits:,} calls, {_money(t.cache_savings, 4)} saved")
+    if t.routed_calls:
+        top_cost = t.routed_cost + t.routing_savings
+        lines.append(
+            f"routing: {t.routed_calls} routed calls cost {_money(t.routed_cost, 4)}; on the top tier they would have cost "
+            f"{_money(top_cost, 4)} (saved {_money(t.routing_savings, 4)})"
+        )
     if t.prompt_cache_savings:
         lines.append(
             f"prompt-cache reads ({_pct(t.cache_read_share)} of prompt tokens) saved "

@@ -125,12 +125,13 @@ class CostRecorder:
         extra: dict[str, Any] | None = None,
         kind: str = "llm",
         event_id: str | None = None,
+        tier: str | None = None,
     ) -> CostEvent:
         """Price one call and record it. ``usage=None`` (a failed call) records no cost."""
         return self.record_call(
             model, usage, requested_model, provider, service_tier, estimated, cache_hit, error,
             user_id, session_id, feature, agent_id, task_id, step, trace_id, span_id, parent_id,
-            latency_s, extra, kind, event_id,
+            latency_s, extra, kind, event_id, tier,
         )  # fmt: skip
 
     def record_call(
@@ -156,6 +157,7 @@ class CostRecorder:
         extra: dict[str, Any] | None,
         kind: str = "llm",
         event_id: str | None = None,
+        tier: str | None = None,
     ) -> CostEvent:
         """:meth:`record` with positional arguments, for the adapters' hot paths."""
         d = self.defaults
@@ -171,7 +173,7 @@ class CostRecorder:
             cost = price.cost(usage, service_tier)
         if cache_hit:
             saved, cost = cost, _ZERO
-        elif price is None and error is None:
+        elif price is None and error is None and kind == "llm":
             warn_unpriced_once(model)
         if provider is not None:
             try:
@@ -185,7 +187,7 @@ class CostRecorder:
             kind, cost is not None, estimated, cache_hit, saved, requested_model, service_tier,
             user_id or d["user_id"], session_id or d["session_id"], feature or d["feature"],
             agent_id or d["agent_id"], task_id or d["task_id"],
-            step, trace_id, span_id, parent_id, latency_s, error, self.framework, None, extra,
+            step, trace_id, span_id, parent_id, latency_s, error, self.framework, tier, extra,
             _time(), event_id or new_event_id(),
         )  # fmt: skip
         with self._lock:
@@ -230,7 +232,7 @@ class RecorderResults:
 
     @property
     def unpriced_calls(self) -> int:
-        return sum(1 for e in self.recorder.events if not e.priced and not e.error)
+        return sum(1 for e in self.recorder.events if e.kind == "llm" and not e.priced and not e.error)
 
     @property
     def internal_errors(self) -> int:

@@ -51,6 +51,9 @@ class RollupRow:
     cost: Decimal = _ZERO
     cache_savings: Decimal = _ZERO  # LLM-cache hits: the cost they avoided
     prompt_cache_savings: Decimal = _ZERO  # provider prompt caching: reads billed below input price
+    routed_calls: int = 0  # calls a router sent to a tier
+    routed_cost: Decimal = _ZERO
+    routing_savings: Decimal = _ZERO  # routed calls: their cost on the policy's top tier minus what they cost
     per_call: dict[str, Decimal | None] = field(default_factory=dict)
     per_session: dict[str, Decimal | None] = field(default_factory=dict)
     sessions: int = 0
@@ -62,7 +65,7 @@ class RollupRow:
     _costs: list[Decimal] = field(default_factory=list, repr=False)
     _by_session: dict[str, Decimal] = field(default_factory=dict, repr=False)
 
-    def add(self, e: CostEvent, prompt_cache_saving: Decimal | None) -> None:
+    def add(self, e: CostEvent, prompt_cache_saving: Decimal | None, routing_saving: Decimal | None = None) -> None:
         if e.kind not in CALL_KINDS:  # budget warnings, halts, routing decisions: not calls
             self.notices[e.kind] = self.notices.get(e.kind, 0) + 1
             return
@@ -89,6 +92,10 @@ class RollupRow:
                 self._by_session[e.session_id] = self._by_session.get(e.session_id, _ZERO) + e.cost
         if prompt_cache_saving:
             self.prompt_cache_savings += prompt_cache_saving
+        if routing_saving is not None:
+            self.routed_calls += 1
+            self.routed_cost += e.cost or _ZERO
+            self.routing_savings += routing_saving
         self.first_ts = e.ts if self.first_ts is None else min(self.first_ts, e.ts)
         self.last_ts = e.ts if self.last_ts is None else max(self.last_ts, e.ts)
 
@@ -127,6 +134,9 @@ class RollupRow:
             "cache_savings": str(self.cache_savings),
             "prompt_cache_savings": str(self.prompt_cache_savings),
             "cache_read_share": s(self.cache_read_share),
+            "routed_calls": self.routed_calls,
+            "routed_cost": str(self.routed_cost),
+            "routing_savings": str(self.routing_savings),
             "per_call": {k: s(v) for k, v in self.per_call.items()},
             "sessions": self.sessions,
             "per_session": {k: s(v) for k, v in self.per_session.items()},
@@ -205,12 +215,18 @@ def rollup(
             if price is not None:
                 p = price.prices_for(e.usage, e.service_tier)
                 saving = e.usage.cache_read * (p.input - p.cache_read) / Decimal(1_000_000)
+        routed = None
+        top = (e.extra or {}).get("top_model") if e.tier is not None and e.kind == "llm" else None
+        if top and e.cost is not None:  # what the same usage would have cost on the top tier
+            top_cost = catalog.cost(top, e.usage, service_tier=e.service_tier)
+            if top_cost is not None:
+                routed = top_cost - e.cost
         key = tuple(_key_of(e, f) for f in fields_)
         row = groups[key]
         if not row.key:
             row.key = key
-        row.add(e, saving)
-        total.add(e, saving)
+        row.add(e, saving, routed)
+        total.add(e, saving, routed)
     rows = list(groups.values())
     for r in rows:
         r.finish()

@@ -8,15 +8,18 @@ adapters (``agentcost_langchain.ModelRouter``, ``agentcost_llamaindex.RouterLLM`
 
 from __future__ import annotations
 
+from .cascade import CascadePolicy
 from .decision import RouteRequest, RoutingDecision
 from .heuristic import HeuristicPolicy, complexity
 from .policy import BudgetDowngrade, LatencyPreference, Policy, PolicyChain, StaticPolicy, UserTierCap, as_policy
 from .router import ROUTE_KEY, Router, RoutingError
+from .semantic import SemanticPolicy
 from .tiers import Tier, TierSet
 
 __all__ = [
     "ROUTE_KEY",
     "BudgetDowngrade",
+    "CascadePolicy",
     "HeuristicPolicy",
     "LatencyPreference",
     "Policy",
@@ -25,6 +28,7 @@ __all__ = [
     "Router",
     "RoutingDecision",
     "RoutingError",
+    "SemanticPolicy",
     "StaticPolicy",
     "Tier",
     "TierSet",

@@ -33,36 +33,55 @@ __all__ = ["HeuristicPolicy", "complexity"]
 _I = re.IGNORECASE
 _REASONING = re.compile(
     r"\b(why|explain|analy[sz]e|analysis|evaluate|assess|recommend|design|architect\w*|plan|strategy|strategi[sz]e|"
-    r"prove|proof|derive|optimi[sz]e|debug|diagnose|root cause|investigate|critique|justify|reason about|"
-    r"implications?|forecast|predict|estimate|trade-?offs?|what would happen|figure out|propose|review)\b",
+    r"prove|proof|show that|derive|optimi[sz]e|debug|diagnose|root cause|investigate|critique|justify|reason about|"
+    r"implications?|forecast|predict|trade-?offs?|what would happen|figure out|propose|review|interpret|identify|"
+    r"how would you|how should|should i|should we|help me (?:choose|decide|figure|plan|compare)|outline|draft a|"
+    r"bottlenecks?|single points? of failure|migrat\w+|roll(?:ing)? ?out|schedule|onboarding program|curriculum)\b",
     _I,
 )
-_COMPARISON = re.compile(r"\b(compare|comparison|contrast|versus|vs\.?|pros and cons|which is better|better than|differences? between)\b", _I)
+_COMPARISON = re.compile(r"\b(compare|comparison|contrast|versus|vs\.?|pros and cons|which is better|better than|differences? between|choose between|or should)\b", _I)
 _MULTI = re.compile(r"\b(step[- ]by[- ]step|first\b.{0,80}\bthen|and then|walk me through|for each|multi-step)\b|^\s*\d+[.)]\s", _I | re.M | re.S)
 _CODE_TASK = re.compile(
-    r"\b(write|implement|build|create|generate|refactor|debug|fix|optimi[sz]e|port|convert)\b[^.?!\n]{0,60}"
-    r"\b(function|class|script|program|code|api|endpoint|query|test|module|service|bug|algorithm|regex|sql)s?\b",
+    r"\b(write|implement|build|create|generate|refactor|debug|port)\b[^.?!\n]{0,80}"
+    r"\b(function|class|script|program|code|api|endpoint|query|tests?|module|service|algorithm|regex|sql|component|"
+    r"workflow|parser|tokenizer|limiter|cli|bash|python|java|rust|go|typescript|javascript|react|kotlin|swift|c\+\+)\b",
     _I,
 )
-_CODE = re.compile(r"```|\bdef \w+\(|\bclass \w+[:(]|Traceback \(most recent|\bfunction \w*\(|=>|\bSELECT\b.+\bFROM\b|#include", re.S)
-_MATH = re.compile(r"\b(prove|derive|integral|derivative|probability|expected value|theorem|lemma|solve for|equation|optimal)\b|\d\s*[\^*/]\s*\d", _I)
+_CODE = re.compile(r"```|\bdef \w+\(|\bclass \w+[:(]|Traceback \(most recent|\bfunction \w*\(|=>|\bSELECT\b.+\bFROM\b|#include|\bpublic \w+ \w+\(|\bconst \w+ =", re.S)
+_BUG = re.compile(r"\b(bug|hangs?|throws?|exception|error|fails?|failing|crash\w*|leak\w*|OOMs?|refused|wrong|doesn't work|not working|breaks?)\b", _I)
+_MATH = re.compile(
+    r"\b(prove|derive|integral|derivative|probability|expected (?:value|number)|theorem|lemma|solve for|equation|optimal|"
+    r"how many ways|divisible|compound\w*|APR|interest|monthly payment|break-?even|conversion rate|significan\w+|"
+    r"knights?|knaves?|puzzle)\b|\d\s*[\^*/]\s*\d|\bn\^\d",
+    _I,
+)
+_QUANT = re.compile(r"\$\s?\d|\d+(?:\.\d+)?\s?%|\b\d{2,}\b")
+_CREATIVE = re.compile(
+    r"\bwrite (?:a|an|me a)\b[^.?!\n]{0,60}\b(story|speech|sonnet|poem|blog post|post|essay|article|email sequence|"
+    r"sequence|newsletter|script|press release|cover letter|proposal)\b|\b\d{3,}[- ]word\b|\b\d+-email\b",
+    _I,
+)
 _SIMPLE = re.compile(
-    r"\b(extract|classify|categori[sz]e|label|tag|format|reformat|convert|translate|list (?:the|all)|return only|"
-    r"yes or no|true or false|which (?:category|department|label)|spell|capitali[sz]e|sort|rename|lowercase|uppercase|"
+    r"\b(extract|classify|categori[sz]e|label|format|reformat|convert|translate|list (?:the|all)|return only|"
+    r"yes or no|true or false|which (?:category|department|label)|spell|capitali[sz]e|rename|lowercase|uppercase|"
     r"one word|one sentence|one line|json with|as json|as a table|fill in|look up|what is the (?:order|tracking|invoice|"
-    r"date|name|email|phone|total|status|price|amount)|detect the language|sentiment)\b",
+    r"date|name|email|phone|total|status|price|amount)|detect the language|sentiment|put each|which of|one-liner|"
+    r"pull out|find the|get the|turn this into|rewrite .{0,30} as)\b",
     _I,
 )
 
 _WEIGHTS = {
-    "reasoning": 0.22,
-    "comparison": 0.2,
+    "reasoning": 0.3,
+    "comparison": 0.25,
     "multi_step": 0.15,
-    "code_task": 0.35,
-    "code": 0.1,
-    "math": 0.3,
-    "simple": -0.3,
-    "long_request": 0.12,
+    "code_task": 0.4,
+    "code_bug": 0.4,
+    "code": 0.05,
+    "math": 0.35,
+    "quantitative": 0.12,
+    "creative": 0.4,
+    "simple": -0.45,
+    "long_request": 0.1,
     "big_context": 0.08,
     "many_tools": 0.08,
 }
@@ -76,15 +95,20 @@ def complexity(request: RouteRequest) -> tuple[float, dict[str, float]]:
     """(score in [0, 1], features) for a request."""
     text = _window(request.text)
     words = text.count(" ") + 1
+    ask = text if len(text) <= 500 else text[:300] + "\n" + text[-200:]  # where instructions usually are
+    code = 1.0 if _CODE.search(text) else 0.0
     f = {
-        "reasoning": min(len(_REASONING.findall(text)), 3),
-        "comparison": min(len(_COMPARISON.findall(text)), 2),
+        "reasoning": min(len(_REASONING.findall(ask)), 2),
+        "comparison": min(len(_COMPARISON.findall(ask)), 2),
         "multi_step": min(len(_MULTI.findall(text)), 2),
-        "code_task": 1.0 if _CODE_TASK.search(text) else 0.0,
-        "code": 1.0 if _CODE.search(text) else 0.0,
+        "code_task": 1.0 if _CODE_TASK.search(ask) else 0.0,
+        "code_bug": 1.0 if code and _BUG.search(ask) else 0.0,
+        "code": code,
         "math": min(len(_MATH.findall(text)), 2),
-        "simple": min(len(_SIMPLE.findall(text)), 2),
-        "long_request": 1.0 if words > 120 else 0.0,
+        "quantitative": 1.0 if len(_QUANT.findall(ask)) >= 3 else 0.0,
+        "creative": 1.0 if _CREATIVE.search(ask) else 0.0,
+        "simple": min(len(_SIMPLE.findall(ask)), 2),
+        "long_request": 1.0 if words > 150 else 0.0,
         "big_context": 1.0 if request.context_tokens > 8000 else 0.0,
         "many_tools": 1.0 if request.tools > 3 else 0.0,
     }
