@@ -33,12 +33,14 @@ from .handler import CostEventHandler
 from .instrument import instrument
 from .memory import TieredMemory
 from .messages import to_core_messages
+from .router import RouterLLM
 from .spans import CostSpanHandler
 
 __all__ = [
     "CostEventHandler",
     "CostSpanHandler",
     "GuardedResult",
+    "RouterLLM",
     "TieredMemory",
     "guard",
     "instrument",

@@ -8,16 +8,20 @@ Users tag the way LlamaIndex taught them::
 
 Tags override the handler's constructor defaults. ``thread_id`` / ``conversation_id`` are accepted
 for ``session_id``. Workflows tag every event of a run with ``llamaindex.run_id``: that is the
-event's ``trace_id`` (otherwise the id of the outermost span).
+event's ``trace_id`` (otherwise the id of the outermost span). A ``RouterLLM`` tags the call it
+routes with its decision under ``agentcost_route`` (:func:`route_from_tags`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["RUN_ID_TAG", "SESSION_KEYS", "attribution_from_tags"]
+from agentcost_core.routing.router import ROUTE_KEY
+
+__all__ = ["ROUTE_TAG", "RUN_ID_TAG", "SESSION_KEYS", "attribution_from_tags", "route_from_tags"]
 
 RUN_ID_TAG = "llamaindex.run_id"
+ROUTE_TAG = ROUTE_KEY  # "agentcost_route"
 SESSION_KEYS = ("session_id", "thread_id", "conversation_id")
 _SIMPLE = ("user_id", "feature", "agent_id", "task_id")
 _NONE: dict[str, Any] = {}
@@ -44,3 +48,11 @@ def attribution_from_tags(tags: dict[str, Any] | None) -> tuple[dict[str, str | 
             out["session_id"] = _text(value)
             break
     return out, _text(tags.get(RUN_ID_TAG))
+
+
+def route_from_tags(tags: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The routing decision a ``RouterLLM`` attached to this call (its ``Router.metadata``), or None."""
+    if not tags:
+        return None
+    route = tags.get(ROUTE_TAG)
+    return route if isinstance(route, dict) else None

@@ -32,6 +32,7 @@ __all__ = ["STREAM_TYPES", "CallTable", "PendingCall", "span_name"]
 #: In-flight calls / open spans kept at most; beyond that the oldest entries are dropped.
 MAX_PENDING = 10_000
 MAX_SPANS = 100_000
+MAX_ROUTES = 10_000  # routing decision ids already recorded (one route event per decision)
 _MAX_DEPTH = 256  # span-tree walk limit (guards against a cycle in foreign span ids)
 _UUID_SUFFIX = 37  # dispatcher span ids are f"{name}-{uuid4()}"
 STREAM_TYPES = (GeneratorType, AsyncGeneratorType)
@@ -89,13 +90,26 @@ class PendingCall:
 class CallTable:
     """Span parents and in-flight LLM calls, shared by the span handler and the event handler."""
 
-    __slots__ = ("parents", "calls", "streams")
+    __slots__ = ("parents", "calls", "streams", "routes")
 
     def __init__(self) -> None:
         self.parents: dict[str | None, str | None] = {}
         self.calls: dict[str | None, PendingCall] = {}
         # In-flight calls whose span already exited with a generator (streams being consumed).
         self.streams: dict[str | None, PendingCall] = {}
+        self.routes: dict[Any, None] = {}  # RouterLLM decision ids whose route event is recorded
+
+    # --- routing decisions ----------------------------------------------------------------
+    def first_route(self, route_id: Any) -> bool:
+        """True the first time a decision id is seen (a tier making several calls for one routed
+        call links them all to the decision, but the decision is recorded once)."""
+        routes = self.routes
+        if route_id in routes:
+            return False
+        if len(routes) >= MAX_ROUTES:
+            _drop_oldest(routes, MAX_ROUTES // 10)
+        routes[route_id] = None
+        return True
 
     # --- spans ------------------------------------------------------------------------
     def stream_returned(self, span_id: str, gen: Any) -> None:
@@ -148,6 +162,7 @@ class CallTable:
         self.parents.clear()
         self.calls.clear()
         self.streams.clear()
+        self.routes.clear()
 
     def _mark_running_streams(self) -> None:
         """A call starting inside a running stream generator of another call: that call is outer."""

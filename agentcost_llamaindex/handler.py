@@ -12,6 +12,11 @@ failures arrive as the span's ``span_drop``, streaming ones as an ``ExceptionEve
 
 Only the innermost LLM call of a nest is recorded (see :mod:`agentcost_llamaindex.calls`).
 Our own faults are counted and logged by the recorder and never reach the user's run.
+
+A call routed by :class:`~agentcost_llamaindex.RouterLLM` (its decision in the ``agentcost_route``
+instrument tag) carries the tier in ``event.tier`` and ``route_id`` / ``route_reason`` /
+``top_tier`` / ``top_model`` in its extra; the decision itself is a ``route`` event whose
+``parent_id`` is the call's span id.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from llama_index.core.instrumentation.events.llm import (
 )
 from pydantic import ConfigDict, Field
 
-from .attribution import attribution_from_tags
+from .attribution import attribution_from_tags, route_from_tags
 from .calls import CallTable, PendingCall, span_name
 from .messages import response_text, to_core_messages, tools_text
 from .spans import CostSpanHandler
@@ -252,27 +257,63 @@ class CostEventHandler(RecorderResults, BaseEventHandler):
         # The parser's provider is the usage FORMAT (OpenAI-compatible servers speak "openai"):
         # the catalog's provider wins whenever the model is known.
         provider = None if recorder.catalog.get(model or call.requested) is not None else found.provider
+        extra = {"stream_closed_early": True} if closed_early else None
+        step = span_name(call.step_span)
+        trace = run_id or call.root
+        tier = None
+        route = route_from_tags(call.tags)
+        if route is not None:  # a RouterLLM chose this call's tier: tag it and record the decision
+            tier, extra = self._record_route(route, span_id, step, trace, attribution, extra)
         return recorder.record_call(
             model, usage, call.requested, provider, found.service_tier, estimated, False, None,
             attribution.get("user_id"), attribution.get("session_id"), attribution.get("feature"),
             attribution.get("agent_id"), attribution.get("task_id"),
-            span_name(call.step_span), run_id or call.root, span_id, call.parent_id,
-            time.perf_counter() - call.t0,
-            {"stream_closed_early": True} if closed_early else None,
+            step, trace, span_id, call.parent_id, time.perf_counter() - call.t0, extra, "llm", None, tier,
         )  # fmt: skip
+
+    def _record_route(
+        self,
+        route: dict[str, Any],
+        span_id: str,
+        step: str | None,
+        trace: str | None,
+        attribution: dict[str, Any],
+        extra: dict[str, Any] | None,
+    ) -> tuple[str | None, dict[str, Any]]:
+        """The routing decision as its own ledger event (kind ``route``, parent = the call it chose);
+        returns the call's tier and its extra linked to the decision."""
+        route_id = route.get("id")
+        if self.table.first_route(route_id):
+            self.recorder.record(
+                None, None, kind="route", step=step, trace_id=trace, parent_id=span_id, extra=dict(route),
+                event_id=route_id, tier=route.get("tier"), **attribution,
+            )  # fmt: skip
+        linked = {
+            **(extra or {}), "route_id": route_id, "route_reason": route.get("reason"),
+            "top_tier": route.get("top_tier"), "top_model": route.get("top_model"),
+        }  # fmt: skip
+        return route.get("tier"), linked
 
     def _record_error(self, span_id: str, call: PendingCall, err: BaseException | None) -> CostEvent:
         attribution, run_id = attribution_from_tags(call.tags)
+        step = span_name(call.step_span)
+        trace = run_id or call.root
+        tier = extra = None
+        route = route_from_tags(call.tags)
+        if route is not None:
+            tier, extra = self._record_route(route, span_id, step, trace, attribution, None)
         return self.recorder.record(
             None,
             None,
             requested_model=call.requested,
             error=_describe(err),
-            step=span_name(call.step_span),
-            trace_id=run_id or call.root,
+            step=step,
+            trace_id=trace,
             span_id=span_id,
             parent_id=call.parent_id,
             latency_s=time.perf_counter() - call.t0,
+            extra=extra,
+            tier=tier,
             **attribution,
         )
 

@@ -1,0 +1,478 @@
+"""``RouterLLM``: a function-calling LLM that sends each call to the cheapest tier that can do it.
+
+    from agentcost_core.routing import HeuristicPolicy, StaticPolicy
+    from agentcost_llamaindex import RouterLLM
+
+    llm = RouterLLM(tiers={"nano": OpenAI(model="gpt-4o-mini"), "frontier": OpenAI(model="gpt-4o")},
+                    policy=StaticPolicy({"classify": "nano"}) | HeuristicPolicy(("nano", "frontier")))
+    agent = FunctionAgent(tools=tools, llm=llm)            # or ReActAgent, a query engine, llm.chat …
+    with instrument_tags({"tags": ["classify"]}):          # tags / step steer a StaticPolicy
+        await agent.run("...")
+
+Every call (``chat``, ``complete``, their async and streaming forms, and the function-calling
+path ``*_chat_with_tools`` / ``_prepare_chat_with_tools`` / ``get_tool_calls_from_response``) is
+decided by a core :class:`~agentcost_core.routing.Router` and delegated to the chosen tier's own
+method, so provider-specific tool formats are the tier's. The request a policy sees: the last user
+message's text, a chars/4 estimate of the prompt's tokens, the message and tool counts, and from
+``instrument_tags``: ``tags`` (a list), ``step`` / ``agentcost_step`` (else the enclosing span's
+name, the step the ledger records), ``user_tier``, ``latency_sensitive`` and the attribution (the
+budget scope).
+
+The router emits no instrumentation of its own: its methods are not wrapped by the dispatcher's
+span or LLM-event decorators, so each call's start / end events come once, from the tier. The
+decision travels to the capture handler as the ``agentcost_route`` instrument tag (merged into the
+active tags) around the tier's call — and around every step of a stream, so a tier that starts
+its provider call lazily inside the stream is tagged too: the model call's event carries
+``event.tier`` and the reason, and the decision is its own ``route`` event linked to that call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Generator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponse,
+    ChatResponseAsyncGen,
+    ChatResponseGen,
+    CompletionResponse,
+    CompletionResponseAsyncGen,
+    CompletionResponseGen,
+    LLMMetadata,
+    MessageRole,
+)
+from llama_index.core.instrumentation import DISPATCHER_SPAN_DECORATED_ATTR
+from llama_index.core.instrumentation.dispatcher import active_instrument_tags
+from llama_index.core.instrumentation.span import active_span_id
+from llama_index.core.llms.function_calling import FunctionCallingLLM
+from llama_index.core.llms.llm import LLM, ToolSelection
+from pydantic import Field, PrivateAttr
+
+from agentcost_core.budgets import ScopeContext
+from agentcost_core.errors import ConfigurationError
+from agentcost_core.routing import ROUTE_KEY, Router, RouteRequest, RoutingDecision
+
+from .attribution import attribution_from_tags
+from .calls import span_name
+
+__all__ = ["RouterLLM"]
+
+#: Key under which ``_prepare_chat_with_tools`` pins its decision for the ``chat`` call that follows.
+_PIN = "_agentcost_route"
+_MAX_SERVED = 256  # responses remembered for get_tool_calls_from_response
+
+
+def _no_span(fn: Any) -> Any:
+    """Keep ``DispatcherSpanMixin`` from wrapping ``fn`` in a span: the tier's call is the one measured."""
+    setattr(fn, DISPATCHER_SPAN_DECORATED_ATTR, True)
+    return fn
+
+
+def _model_id(llm: Any) -> str | None:
+    try:
+        name = llm.metadata.model_name
+    except Exception:  # noqa: BLE001 - e.g. OpenAI's metadata raises for a model it does not know
+        name = None
+    if isinstance(name, str) and name and name != "unknown":
+        return name
+    for attr in ("model", "model_name", "model_id"):
+        value = getattr(llm, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _history(user_msg: Any, chat_history: Any) -> list[ChatMessage]:
+    messages = list(chat_history or ())
+    if user_msg is not None:
+        messages.append(ChatMessage(role=MessageRole.USER, content=user_msg) if isinstance(user_msg, str) else user_msg)
+    return messages
+
+
+def _text(message: Any) -> str:
+    content = getattr(message, "content", None)
+    return content if isinstance(content, str) else ""
+
+
+def _tag_list(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return tuple(str(v) for v in value)
+    return (str(value),)
+
+
+class RouterLLM(FunctionCallingLLM):
+    """``RouterLLM(tiers={name: llm, ...}, policy=..., default=None, catalog=None)``.
+
+    ``policy``: a core routing policy (or a list / ``|`` chain); ``default``: the tier when no
+    policy decides (else the top tier); ``catalog``: the price catalog ranking the tiers (a tier
+    whose model has no price is warned about and its calls are unpriced). A policy naming a tier
+    the router does not have raises :class:`~agentcost_core.routing.RoutingError`.
+    """
+
+    tiers: dict[str, Any] = Field(exclude=True)
+    policy: Any = Field(default=None, exclude=True)
+    default: str | None = None
+    catalog: Any = Field(default=None, exclude=True)
+    _router: Router = PrivateAttr()
+    _served: dict[int, Any] = PrivateAttr(default_factory=dict)
+    _last: str | None = PrivateAttr(default=None)
+
+    def __init__(
+        self,
+        tiers: Mapping[str, LLM],
+        policy: Any,
+        default: str | None = None,
+        catalog: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(tiers, Mapping) or not tiers:
+            raise ConfigurationError("RouterLLM needs tiers={'name': llm, ...} (at least one)")
+        for name, llm in tiers.items():
+            if not isinstance(llm, LLM):
+                raise ConfigurationError(f"RouterLLM tier {name!r} must be a LlamaIndex LLM, got {type(llm).__name__}")
+        super().__init__(tiers=dict(tiers), policy=policy, default=default, catalog=catalog, **kwargs)
+        ids = {name: _model_id(llm) for name, llm in self.tiers.items()}
+        self._router = Router(ids, policy, default=default, catalog=catalog)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "AgentcostRouterLLM"
+
+    @property
+    def router(self) -> Router:
+        """The core router (its ``tiers`` are ranked cheapest first)."""
+        return self._router
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        """The top tier's metadata (context window, output size, model name); function-calling
+        only when every tier is."""
+        top = self.tiers[self._router.tiers.top.name]
+        fc = all(
+            isinstance(t, FunctionCallingLLM) and t.metadata.is_function_calling_model for t in self.tiers.values()
+        )
+        return top.metadata.model_copy(update={"is_function_calling_model": fc})
+
+    # --- deciding ----------------------------------------------------------------------------
+    def request(self, messages: Sequence[ChatMessage] | None = None, *, prompt: str | None = None,
+                tools: int = 0) -> RouteRequest:  # fmt: skip
+        """The :class:`RouteRequest` for a call (instrument tags read from the current context)."""
+        if messages is not None:
+            text = ""
+            for m in reversed(messages):
+                if m.role == MessageRole.USER:
+                    text = _text(m)
+                    break
+            chars = sum(len(_text(m)) for m in messages)
+            n = len(messages)
+        else:
+            text = prompt or ""
+            chars, n = len(text), 1
+        tags = active_instrument_tags.get()
+        step = tags.get("agentcost_step") or tags.get("step") if tags else None
+        if step is None:
+            step = span_name(active_span_id.get())
+        scope = None
+        if tags:
+            who, run_id = attribution_from_tags(tags)
+            scope = ScopeContext(trace_id=run_id, session_id=who.get("session_id"), user_id=who.get("user_id"),
+                                 feature=who.get("feature"), agent_id=who.get("agent_id"))  # fmt: skip
+        return RouteRequest(
+            text=text,
+            context_tokens=chars // 4,
+            messages=n,
+            tools=tools,
+            step=None if step is None else str(step),
+            tags=_tag_list(tags.get("tags")) if tags else (),
+            user_tier=None if not tags or tags.get("user_tier") is None else str(tags["user_tier"]),
+            latency_sensitive=bool(tags.get("latency_sensitive", False)) if tags else False,
+            scope=scope,
+        )
+
+    def decide(self, messages: Sequence[ChatMessage] | None = None, *, prompt: str | None = None,
+               tools: int = 0) -> RoutingDecision:  # fmt: skip
+        """The decision the router would make for these messages (or prompt) now; nothing is called."""
+        return self._router.route(self.request(messages, prompt=prompt, tools=tools))
+
+    def _choose(
+        self, messages: Sequence[ChatMessage] | None, prompt: str | None, tools: int
+    ) -> tuple[str, dict[str, Any]]:
+        decision = self.decide(messages, prompt=prompt, tools=tools)
+        return decision.tier, self._router.metadata(decision)
+
+    def _for_chat(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> tuple[str, Any, dict[str, Any]]:
+        pinned = kwargs.pop(_PIN, None)  # decided by _prepare_chat_with_tools, formatted for that tier
+        if pinned is not None:
+            name, meta = pinned
+        else:
+            name, meta = self._choose(messages, None, len(kwargs.get("tools") or ()))
+        self._last = name
+        return name, self.tiers[name], self._tags(meta)
+
+    def _for_prompt(self, prompt: str) -> tuple[str, Any, dict[str, Any]]:
+        name, meta = self._choose(None, prompt, 0)
+        self._last = name
+        return name, self.tiers[name], self._tags(meta)
+
+    def _for_tools(self, tools: Sequence[Any], user_msg: Any, chat_history: Any) -> tuple[str, Any, dict[str, Any]]:
+        name, meta = self._choose(_history(user_msg, chat_history), None, len(tools or ()))
+        llm = self.tiers[name]
+        if not isinstance(llm, FunctionCallingLLM):
+            raise ConfigurationError(
+                f"RouterLLM tier {name!r} ({type(llm).__name__}) is not a function-calling LLM; "
+                "tool calling needs every tier to be one"
+            )
+        self._last = name
+        return name, llm, self._tags(meta)
+
+    @staticmethod
+    def _tags(meta: dict[str, Any]) -> dict[str, Any]:
+        return {**active_instrument_tags.get(), ROUTE_KEY: meta}
+
+    # --- which tier served a response --------------------------------------------------------
+    def _remember(self, response: Any, name: str, previous: Any = None) -> None:
+        served = self._served
+        if previous is not None:
+            served.pop(id(previous), None)
+        if len(served) >= _MAX_SERVED:
+            for key in list(served)[: _MAX_SERVED // 4]:
+                served.pop(key, None)
+        served[id(response)] = (response, name)
+
+    def _server(self, response: Any) -> Any:
+        entry = self._served.get(id(response))
+        if entry is not None and entry[0] is response:
+            return self.tiers[entry[1]]
+        return self.tiers[self._last or self._router.tiers.top.name]
+
+    # --- streams: each step runs with the decision's tags, so a lazily started call is tagged --
+    def _stream(self, it: Iterator[Any], name: str, tags: dict[str, Any]) -> Generator[Any, None, None]:
+        last = None
+        try:
+            while True:
+                token = active_instrument_tags.set(tags)
+                try:
+                    chunk = next(it)
+                except StopIteration:
+                    return
+                finally:
+                    active_instrument_tags.reset(token)
+                self._remember(chunk, name, last)
+                last = chunk
+                yield chunk
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
+
+    async def _astream(self, it: Any, name: str, tags: dict[str, Any]) -> AsyncGenerator[Any, None]:
+        last = None
+        try:
+            while True:
+                token = active_instrument_tags.set(tags)
+                try:
+                    chunk = await it.__anext__()
+                except StopAsyncIteration:
+                    return
+                finally:
+                    active_instrument_tags.reset(token)
+                self._remember(chunk, name, last)
+                last = chunk
+                yield chunk
+        finally:
+            aclose = getattr(it, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    # --- chat ----------------------------------------------------------------------------------
+    @_no_span
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        name, llm, tags = self._for_chat(messages, kwargs)
+        with _tagged(tags):
+            response = llm.chat(messages, **kwargs)
+        self._remember(response, name)
+        return response
+
+    @_no_span
+    async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        name, llm, tags = self._for_chat(messages, kwargs)
+        with _tagged(tags):
+            response = await llm.achat(messages, **kwargs)
+        self._remember(response, name)
+        return response
+
+    @_no_span
+    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        name, llm, tags = self._for_chat(messages, kwargs)
+        with _tagged(tags):
+            stream = llm.stream_chat(messages, **kwargs)
+        return self._stream(stream, name, tags)
+
+    @_no_span
+    async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
+        name, llm, tags = self._for_chat(messages, kwargs)
+        with _tagged(tags):
+            stream = await llm.astream_chat(messages, **kwargs)
+        return self._astream(stream, name, tags)
+
+    # --- completion ----------------------------------------------------------------------------
+    @_no_span
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        _, llm, tags = self._for_prompt(prompt)
+        with _tagged(tags):
+            return llm.complete(prompt, formatted=formatted, **kwargs)
+
+    @_no_span
+    async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        _, llm, tags = self._for_prompt(prompt)
+        with _tagged(tags):
+            return await llm.acomplete(prompt, formatted=formatted, **kwargs)
+
+    @_no_span
+    def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
+        name, llm, tags = self._for_prompt(prompt)
+        with _tagged(tags):
+            stream = llm.stream_complete(prompt, formatted=formatted, **kwargs)
+        return self._stream(stream, name, tags)
+
+    @_no_span
+    async def astream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseAsyncGen:
+        name, llm, tags = self._for_prompt(prompt)
+        with _tagged(tags):
+            stream = await llm.astream_complete(prompt, formatted=formatted, **kwargs)
+        return self._astream(stream, name, tags)
+
+    # --- function calling: the chosen tier's own implementation ----------------------------------
+    @staticmethod
+    def _tool_kwargs(verbose: bool, allow_parallel_tool_calls: bool, tool_required: bool,
+                     kwargs: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+        kw = {"verbose": verbose, "allow_parallel_tool_calls": allow_parallel_tool_calls, **kwargs}
+        if tool_required:  # older integrations do not take the argument at all
+            kw["tool_required"] = True
+        return kw
+
+    @_no_span
+    def chat_with_tools(
+        self,
+        tools: Sequence[Any],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> ChatResponse:
+        name, llm, tags = self._for_tools(tools, user_msg, chat_history)
+        kw = self._tool_kwargs(verbose, allow_parallel_tool_calls, tool_required, kwargs)
+        with _tagged(tags):
+            response = llm.chat_with_tools(tools, user_msg=user_msg, chat_history=chat_history, **kw)
+        self._remember(response, name)
+        return response
+
+    @_no_span
+    async def achat_with_tools(
+        self,
+        tools: Sequence[Any],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> ChatResponse:
+        name, llm, tags = self._for_tools(tools, user_msg, chat_history)
+        kw = self._tool_kwargs(verbose, allow_parallel_tool_calls, tool_required, kwargs)
+        with _tagged(tags):
+            response = await llm.achat_with_tools(tools, user_msg=user_msg, chat_history=chat_history, **kw)
+        self._remember(response, name)
+        return response
+
+    @_no_span
+    def stream_chat_with_tools(
+        self,
+        tools: Sequence[Any],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> ChatResponseGen:
+        name, llm, tags = self._for_tools(tools, user_msg, chat_history)
+        kw = self._tool_kwargs(verbose, allow_parallel_tool_calls, tool_required, kwargs)
+        with _tagged(tags):
+            stream = llm.stream_chat_with_tools(tools, user_msg=user_msg, chat_history=chat_history, **kw)
+        return self._stream(stream, name, tags)
+
+    @_no_span
+    async def astream_chat_with_tools(
+        self,
+        tools: Sequence[Any],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> ChatResponseAsyncGen:
+        name, llm, tags = self._for_tools(tools, user_msg, chat_history)
+        kw = self._tool_kwargs(verbose, allow_parallel_tool_calls, tool_required, kwargs)
+        with _tagged(tags):
+            stream = await llm.astream_chat_with_tools(tools, user_msg=user_msg, chat_history=chat_history, **kw)
+        return self._astream(stream, name, tags)
+
+    @_no_span
+    def _prepare_chat_with_tools(
+        self,
+        tools: Sequence[Any],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Decides here (the tools are known) and prepares in the chosen tier's format; the
+        decision is pinned in the returned kwargs, so the ``chat`` call they feed goes to that tier."""
+        name, meta = self._choose(_history(user_msg, chat_history), None, len(tools or ()))
+        llm = self.tiers[name]
+        if not isinstance(llm, FunctionCallingLLM):
+            raise ConfigurationError(f"RouterLLM tier {name!r} ({type(llm).__name__}) is not a function-calling LLM")
+        out = llm._prepare_chat_with_tools_compat(
+            tools, user_msg=user_msg, chat_history=chat_history, verbose=verbose,
+            allow_parallel_tool_calls=allow_parallel_tool_calls, tool_required=tool_required, **kwargs,
+        )  # fmt: skip
+        out[_PIN] = (name, meta)
+        return out
+
+    def _validate_chat_with_tools_response(
+        self, response: ChatResponse, tools: Sequence[Any], allow_parallel_tool_calls: bool = False, **kwargs: Any
+    ) -> ChatResponse:
+        llm = self._server(response)
+        if not isinstance(llm, FunctionCallingLLM):
+            return response
+        return llm._validate_chat_with_tools_response(
+            response, tools, allow_parallel_tool_calls=allow_parallel_tool_calls, **kwargs
+        )
+
+    def get_tool_calls_from_response(
+        self, response: ChatResponse, error_on_no_tool_call: bool = True, **kwargs: Any
+    ) -> list[ToolSelection]:
+        """Parsed by the tier that served ``response`` (each provider has its own tool-call format)."""
+        llm = self._server(response)
+        return llm.get_tool_calls_from_response(response, error_on_no_tool_call=error_on_no_tool_call, **kwargs)
+
+
+@contextmanager
+def _tagged(tags: dict[str, Any]) -> Iterator[None]:
+    token = active_instrument_tags.set(tags)
+    try:
+        yield
+    finally:
+        active_instrument_tags.reset(token)
