@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import uuid
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -29,8 +28,8 @@ from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.tools import BaseTool
 
-from agentcost_core import CostEvent
 from agentcost_core.budgets import ScopeContext
+from agentcost_core.guards.result import GuardedResult
 from agentcost_core.guards.run_guard import Controls, RunGuard
 from agentcost_core.halts import AgentHalted, TerminationReason
 
@@ -42,25 +41,6 @@ __all__ = ["TERMINATION_KEY", "GuardedAgent", "GuardedResult", "final_message", 
 #: ``AIMessage.additional_kwargs`` key holding the termination reason of a graceful guarded stop.
 TERMINATION_KEY = "agentcost_termination_reason"
 _ACTIVE: ContextVar[RunGuard | None] = ContextVar("agentcost_guarded_run", default=None)
-
-
-@dataclass
-class GuardedResult:
-    """What a guarded run produced. ``output`` is the agent's own output when it finished, else
-    the best partial answer (a string, or None when there was none)."""
-
-    output: Any
-    termination_reason: TerminationReason | None
-    cost: Decimal
-    events: list[CostEvent] = field(default_factory=list)
-    answer: str | None = None  # the final answer text (the agent's, or the best partial one)
-    final_message: AIMessage | None = None  # set when a guard stopped the run
-    halt: AgentHalted | None = None
-    nudges: list[str] = field(default_factory=list)
-
-    @property
-    def stopped(self) -> bool:
-        return self.termination_reason is not None
 
 
 class _GuardedTool(BaseTool):

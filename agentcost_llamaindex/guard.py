@@ -51,7 +51,6 @@ import inspect
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -61,10 +60,11 @@ from llama_index.core.instrumentation.dispatcher import active_instrument_tags
 from llama_index.core.llms.llm import LLM
 from pydantic import Field
 
-from agentcost_core import CostEvent, Ledger
+from agentcost_core import Ledger
 from agentcost_core.budgets import ScopeContext
+from agentcost_core.guards.result import GuardedResult
 from agentcost_core.guards.run_guard import Controls
-from agentcost_core.halts import AgentHalted, TerminationReason
+from agentcost_core.halts import AgentHalted
 from agentcost_core.recorder import resolve_ledger
 
 from .attribution import RUN_ID_TAG, attribution_from_tags
@@ -75,26 +75,6 @@ from .handler import CostEventHandler
 __all__ = ["GuardedAgent", "GuardedResult", "guard"]
 
 _OPTIONS = frozenset({"catalog", "user_id", "session_id", "feature", "agent_id", "task_id"})
-
-
-@dataclass
-class GuardedResult:
-    """What a guarded run produced. ``output`` is the agent's own output (an ``AgentOutput``) when
-    it finished, gracefully stopped runs included; after a hard stop it is the best partial answer
-    (a string, or None when there was none)."""
-
-    output: Any
-    termination_reason: TerminationReason | None
-    cost: Decimal
-    events: list[CostEvent] = field(default_factory=list)
-    answer: str | None = None  # the final answer text (the agent's, or the best partial one)
-    final_message: ChatMessage | None = None  # set when a guard stopped the run
-    halt: AgentHalted | None = None
-    nudges: list[str] = field(default_factory=list)
-
-    @property
-    def stopped(self) -> bool:
-        return self.termination_reason is not None
 
 
 # --- cost capture ---------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from .circuit_breaker import CircuitBreaker, CircuitOpen
 from .kill_switch import KillSwitch
+from .result import GuardedResult
 from .retry import RetryAction, RetryDecision, RetryPolicy, classify
 from .run_guard import Controls, RunGuard
 from .stuck import StuckDetector, StuckMonitor, StuckVerdict
@@ -15,6 +16,7 @@ __all__ = [
     "CircuitBreaker",
     "CircuitOpen",
     "Controls",
+    "GuardedResult",
     "KillSwitch",
     "RetryAction",
     "RetryDecision",
