@@ -85,3 +85,34 @@ def test_long_conversation_tiered_memory_stays_in_budget_and_costs_least(tmp_pat
     cost = {f: sum(e.cost for e in evs) for f, evs in by.items()}
     tiered = cost["tiered-memory"] + cost["memory"]  # the summarizer's bill counts against the memory
     assert 0 < tiered < cost["trim-messages"] < cost["full-history"] / 5
+
+
+def test_router_sends_easy_steps_to_nano_hard_ones_to_frontier_and_reports_savings(tmp_path):
+    pytest.importorskip("langchain_core.runnables")
+    out = _run("router.py", tmp_path)
+    from decimal import Decimal
+
+    from agentcost_core import Ledger
+
+    events = Ledger(f"sqlite:///{tmp_path}/.agentcost/ledger.db").events()
+    calls = [e for e in events if e.kind == "llm"]
+    routes = {e.parent_id: e for e in events if e.kind == "route"}
+    assert {e.feature for e in calls} == {"router-demo"} and all(e.priced for e in calls)
+    tiers = {step: {(e.tier, e.model) for e in calls if e.step == step} for step in ("classify", "extract", "analyse")}
+    assert tiers == {"classify": {("nano", "gpt-5-nano")}, "extract": {("nano", "gpt-5-nano")},
+                     "analyse": {("frontier", "gpt-5")}}  # fmt: skip
+    assert [sum(e.step == s for e in calls) for s in tiers] == [20, 20, 9]  # 20 tickets, 9 of them analysed
+    # every call has its routing decision, linked to it, with the policy and reason that chose the tier
+    assert set(routes) == {e.span_id for e in calls} and len(routes) == len(calls)
+    for e in calls:
+        r = routes[e.span_id]
+        assert r.tier == e.tier and r.extra["id"] == e.extra["route_id"] and r.trace_id == e.trace_id
+        assert r.extra["policy"] == ("heuristic" if e.step == "analyse" else "static")
+        assert e.extra["route_reason"] == r.extra["reason"] and e.extra["top_model"] == "gpt-5"
+    saved = re.search(r"routing savings: \$(\d+\.\d+) \((\d+)%\)", out)
+    assert saved and Decimal(saved.group(1)) > 0 and int(saved.group(2)) > 0
+    report = re.search(r"routing: 49 routed calls cost \$[\d.]+; on the top tier they would have cost \$[\d.]+ "
+                       r"\(saved \$([\d.]+)\)", out)  # fmt: skip
+    assert report and Decimal(report.group(1)) > 0
+    assert Decimal(report.group(1)) == Decimal(saved.group(1)).quantize(Decimal("0.0001"))  # the same real usage
+    assert "spend by tier" in out
