@@ -209,7 +209,8 @@ class _CostTracking(RecorderResults):
         try:
             md = metadata or {}
             if md.get("ls_provider") == _ROUTER_PROVIDER:  # a ModelRouter's own run: a step, not a call
-                self._chain_start(None, run_id, parent_run_id, {"name": kwargs.get("name")})
+                outer = self._chains.get(parent_run_id) if parent_run_id is not None else None
+                self._chain_start(None, run_id, parent_run_id, {"name": kwargs.get("name") or (outer[1] if outer else None)})
                 self._runs[run_id] = _ROUTER_RUN
                 return
             inv = kwargs.get("invocation_params") or {}

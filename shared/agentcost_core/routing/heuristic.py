@@ -1,7 +1,8 @@
 """The heuristic complexity score: cheap text features → a score in [0, 1] → a tier.
 
-Features (each a count or a flag, read with a handful of precompiled regexes over at most the
-first 3,000 and last 1,000 characters, so a decision costs microseconds whatever the prompt size):
+Features (each a count or a flag: word-set intersections and substring checks on the lower-cased
+request, mostly its first 300 and last 200 characters where instructions sit, so a decision costs
+microseconds whatever the prompt size):
 
 * ``reasoning`` — why / explain / analyse / evaluate / design / plan / prove / optimise / debug …
 * ``comparison`` — compare / versus / trade-offs / pros and cons / which is better …
@@ -30,45 +31,60 @@ from .tiers import TierSet
 
 __all__ = ["HeuristicPolicy", "complexity"]
 
-_I = re.IGNORECASE
-_REASONING = re.compile(
-    r"\b(why|explain|analy[sz]e|analysis|evaluate|assess|recommend|design|architect\w*|plan|strategy|strategi[sz]e|"
-    r"prove|proof|show that|derive|optimi[sz]e|debug|diagnose|root cause|investigate|critique|justify|reason about|"
-    r"implications?|forecast|predict|trade-?offs?|what would happen|figure out|propose|review|interpret|identify|"
-    r"how would you|how should|should i|should we|help me (?:choose|decide|figure|plan|compare)|outline|draft a|"
-    r"bottlenecks?|single points? of failure|migrat\w+|roll(?:ing)? ?out|schedule|onboarding program|curriculum)\b",
-    _I,
+# Cue vocabularies. Single words are matched as a set intersection with the request's words, phrases
+# as substrings of the lower-cased request: no large case-insensitive regex alternations on the hot path.
+_REASONING_WORDS = frozenset(
+    "why explain analyse analyze analysis evaluate assess recommend design architect architecture plan strategy "
+    "strategise strategize prove proof derive optimise optimize debug diagnose investigate critique justify "
+    "implication implications forecast predict tradeoff tradeoffs trade-off trade-offs propose review interpret "
+    "identify outline bottleneck bottlenecks migrate migrating migration schedule curriculum".split()
 )
-_COMPARISON = re.compile(r"\b(compare|comparison|contrast|versus|vs\.?|pros and cons|which is better|better than|differences? between|choose between|or should)\b", _I)
-_MULTI = re.compile(r"\b(step[- ]by[- ]step|first\b.{0,80}\bthen|and then|walk me through|for each|multi-step)\b|^\s*\d+[.)]\s", _I | re.M | re.S)
-_CODE_TASK = re.compile(
-    r"\b(write|implement|build|create|generate|refactor|debug|port)\b[^.?!\n]{0,80}"
-    r"\b(function|class|script|program|code|api|endpoint|query|tests?|module|service|algorithm|regex|sql|component|"
-    r"workflow|parser|tokenizer|limiter|cli|bash|python|java|rust|go|typescript|javascript|react|kotlin|swift|c\+\+)\b",
-    _I,
+_REASONING_PHRASES = (
+    "root cause", "reason about", "what would happen", "figure out", "show that", "how would you", "how should",
+    "should i ", "should we ", "help me choose", "help me decide", "help me figure", "help me plan", "help me compare",
+    "draft a ", "single point of failure", "single points of failure", "roll out", "rolling out", "onboarding program",
+)  # fmt: skip
+_COMPARISON_WORDS = frozenset("compare comparison contrast versus vs".split())
+_COMPARISON_PHRASES = ("pros and cons", "which is better", "better than", "difference between", "differences between",
+                       "choose between", "or should")  # fmt: skip
+_MULTI_PHRASES = ("step by step", "step-by-step", "and then", "walk me through", "for each", "multi-step")
+_CODE_VERBS = frozenset("write implement build create generate refactor debug port".split())
+_CODE_NOUNS = frozenset(
+    "function class script program code api endpoint query test tests module service algorithm regex sql component "
+    "workflow parser tokenizer limiter cli bash python java rust go typescript javascript react kotlin swift c++".split()
 )
-_CODE = re.compile(r"```|\bdef \w+\(|\bclass \w+[:(]|Traceback \(most recent|\bfunction \w*\(|=>|\bSELECT\b.+\bFROM\b|#include|\bpublic \w+ \w+\(|\bconst \w+ =", re.S)
-_BUG = re.compile(r"\b(bug|hangs?|throws?|exception|error|fails?|failing|crash\w*|leak\w*|OOMs?|refused|wrong|doesn't work|not working|breaks?)\b", _I)
-_MATH = re.compile(
-    r"\b(prove|derive|integral|derivative|probability|expected (?:value|number)|theorem|lemma|solve for|equation|optimal|"
-    r"how many ways|divisible|compound\w*|APR|interest|monthly payment|break-?even|conversion rate|significan\w+|"
-    r"knights?|knaves?|puzzle)\b|\d\s*[\^*/]\s*\d|\bn\^\d",
-    _I,
+_CODE_MARKERS = ("```", "def ", "class ", "traceback (most recent", "function ", "=>", "#include", "public ", "const ",
+                 "select ", "import ")  # fmt: skip
+_BUG_WORDS = frozenset(
+    "bug bugs hang hangs throw throws exception error fails fail failing crash crashes crashing leak leaks leaking "
+    "oom ooms refused wrong breaks".split()
 )
-_QUANT = re.compile(r"\$\s?\d|\d+(?:\.\d+)?\s?%|\b\d{2,}\b")
-_CREATIVE = re.compile(
-    r"\bwrite (?:a|an|me a)\b[^.?!\n]{0,60}\b(story|speech|sonnet|poem|blog post|post|essay|article|email sequence|"
-    r"sequence|newsletter|script|press release|cover letter|proposal)\b|\b\d{3,}[- ]word\b|\b\d+-email\b",
-    _I,
+_BUG_PHRASES = ("doesn't work", "not working")
+_MATH_WORDS = frozenset(
+    "prove derive integral derivative probability theorem lemma equation optimal divisible compound compounded "
+    "compounding apr interest break-even breakeven significance significant knight knights knave knaves puzzle".split()
 )
-_SIMPLE = re.compile(
-    r"\b(extract|classify|categori[sz]e|label|format|reformat|convert|translate|list (?:the|all)|return only|"
-    r"yes or no|true or false|which (?:category|department|label)|spell|capitali[sz]e|rename|lowercase|uppercase|"
-    r"one word|one sentence|one line|json with|as json|as a table|fill in|look up|what is the (?:order|tracking|invoice|"
-    r"date|name|email|phone|total|status|price|amount)|detect the language|sentiment|put each|which of|one-liner|"
-    r"pull out|find the|get the|turn this into|rewrite .{0,30} as)\b",
-    _I,
+_MATH_PHRASES = ("expected value", "expected number", "solve for", "how many ways", "monthly payment", "conversion rate")
+_CREATIVE_NOUNS = frozenset(
+    "story speech sonnet poem post essay article sequence newsletter script release letter proposal".split()
 )
+_SIMPLE_WORDS = frozenset(
+    "extract classify categorise categorize label format reformat convert translate spell capitalise capitalize "
+    "rename lowercase uppercase sentiment one-liner".split()
+)
+_SIMPLE_PHRASES = (
+    "list the", "list all", "return only", "yes or no", "true or false", "which category", "which department",
+    "which label", "one word", "one sentence", "one line", "json with", "as json", "as a table", "fill in", "look up",
+    "what is the order", "what is the tracking", "what is the invoice", "what is the date", "what is the name",
+    "what is the email", "what is the phone", "what is the total", "what is the status", "what is the price",
+    "what is the amount", "detect the language", "put each", "which of", "pull out", "find the", "get the",
+    "turn this into",
+)  # fmt: skip
+_PUNCT = b".,;:!?()[]{}\"`<>|=*/\\@#&~$%^\n\t\r"
+_SPACES = bytes.maketrans(_PUNCT, b" " * len(_PUNCT))
+_DIGITS = re.compile(r"\d+")
+_ARITH = re.compile(r"\d\s*[\^*/]\s*\d|\bn\^\d")
+_WORDCOUNT = re.compile(r"\b\d{3,}[- ]word\b|\b\d+-email\b")
 
 _WEIGHTS = {
     "reasoning": 0.3,
@@ -87,32 +103,73 @@ _WEIGHTS = {
 }
 
 
-def _window(text: str) -> str:
-    return text if len(text) <= 4000 else text[:3000] + "\n" + text[-1000:]
+# Phrases indexed by their first word: only phrases whose first word is in the request are searched.
+_PHRASE_GROUPS = {
+    "reasoning": _REASONING_PHRASES, "comparison": _COMPARISON_PHRASES, "multi_step": _MULTI_PHRASES,
+    "code_bug": _BUG_PHRASES, "math": _MATH_PHRASES, "simple": _SIMPLE_PHRASES,
+}  # fmt: skip
+_PHRASE_INDEX: dict[str, list[tuple[str, str]]] = {}
+for _group, _list in _PHRASE_GROUPS.items():
+    for _phrase in _list:
+        _PHRASE_INDEX.setdefault(_phrase.split()[0].split("-")[0], []).append((_group, _phrase))
+_PHRASE_KEYS = frozenset(_PHRASE_INDEX)
+del _group, _list, _phrase
+
+
+def _phrase_counts(ask: str, vocab: set[str]) -> dict[str, int]:
+    counts = dict.fromkeys(_PHRASE_GROUPS, 0)
+    for w in vocab & _PHRASE_KEYS:
+        for group, phrase in _PHRASE_INDEX[w]:
+            if phrase in ask:
+                counts[group] += 1
+    return counts
 
 
 def complexity(request: RouteRequest) -> tuple[float, dict[str, float]]:
     """(score in [0, 1], features) for a request."""
-    text = _window(request.text)
-    words = text.count(" ") + 1
-    ask = text if len(text) <= 500 else text[:300] + "\n" + text[-200:]  # where instructions usually are
-    code = 1.0 if _CODE.search(text) else 0.0
+    text = request.text
+    if len(text) > 4000:
+        text = text[:3000] + "\n" + text[-1000:]
+    lower = text.lower()
+    words = lower.count(" ") + 1
+    ask = lower if len(lower) <= 400 else lower[:250] + "\n" + lower[-150:]  # where instructions usually are
+    vocab = set(ask.encode().translate(_SPACES).decode("utf-8", "ignore").split())
+    numbers = 0
+    for _ in _DIGITS.finditer(ask):  # up to 3 is all any feature needs
+        numbers += 1
+        if numbers == 3:
+            break
+    ph = _phrase_counts(ask, vocab)
+    code = 1.0 if any(m in lower for m in _CODE_MARKERS) else 0.0
+    code_task = bool(vocab & _CODE_VERBS) and bool(vocab & _CODE_NOUNS)
+    creative = ("write a" in ask or "write an" in ask or "write me" in ask) and bool(vocab & _CREATIVE_NOUNS)
+    if not creative and numbers and ("word" in ask or "-email" in ask):
+        creative = bool(_WORDCOUNT.search(ask))
+    arith = numbers > 1 and ("^" in ask or "*" in ask or "/" in ask) and bool(_ARITH.search(ask))
+    quantitative = numbers + ("$" in ask) + ("%" in ask) >= 3
+    numbered = 1 if ("\n1." in lower or "\n1)" in lower or lower.startswith(("1.", "1)"))) else 0
     f = {
-        "reasoning": min(len(_REASONING.findall(ask)), 2),
-        "comparison": min(len(_COMPARISON.findall(ask)), 2),
-        "multi_step": min(len(_MULTI.findall(text)), 2),
-        "code_task": 1.0 if _CODE_TASK.search(ask) else 0.0,
-        "code_bug": 1.0 if code and _BUG.search(ask) else 0.0,
+        "reasoning": min(len(vocab & _REASONING_WORDS) + ph["reasoning"], 2),
+        "comparison": min(len(vocab & _COMPARISON_WORDS) + ph["comparison"], 2),
+        "multi_step": min(ph["multi_step"] + numbered, 2),
+        "code_task": 1.0 if code_task else 0.0,
+        "code_bug": 1.0 if code and (vocab & _BUG_WORDS or ph["code_bug"]) else 0.0,
         "code": code,
-        "math": min(len(_MATH.findall(text)), 2),
-        "quantitative": 1.0 if len(_QUANT.findall(ask)) >= 3 else 0.0,
-        "creative": 1.0 if _CREATIVE.search(ask) else 0.0,
-        "simple": min(len(_SIMPLE.findall(ask)), 2),
+        "math": min(len(vocab & _MATH_WORDS) + ph["math"] + (1 if arith else 0), 2),
+        "quantitative": 1.0 if quantitative else 0.0,
+        "creative": 1.0 if creative else 0.0,
+        "simple": min(len(vocab & _SIMPLE_WORDS) + ph["simple"], 2),
         "long_request": 1.0 if words > 150 else 0.0,
         "big_context": 1.0 if request.context_tokens > 8000 else 0.0,
         "many_tools": 1.0 if request.tools > 3 else 0.0,
     }
-    raw = 0.25 + sum(_WEIGHTS[k] * v for k, v in f.items())
+    w = _WEIGHTS
+    raw = (
+        0.25 + w["reasoning"] * f["reasoning"] + w["comparison"] * f["comparison"] + w["multi_step"] * f["multi_step"]
+        + w["code_task"] * f["code_task"] + w["code_bug"] * f["code_bug"] + w["code"] * code + w["math"] * f["math"]
+        + w["quantitative"] * f["quantitative"] + w["creative"] * f["creative"] + w["simple"] * f["simple"]
+        + w["long_request"] * f["long_request"] + w["big_context"] * f["big_context"] + w["many_tools"] * f["many_tools"]
+    )  # fmt: skip
     f["words"] = float(words)
     return max(0.0, min(1.0, raw)), f
 
@@ -149,8 +206,7 @@ class HeuristicPolicy(Policy):
         while k < len(self.thresholds) and score >= self.thresholds[k]:
             k += 1
         tier = self.tiers[k]
-        top = sorted(((v * _WEIGHTS.get(n, 0), n) for n, v in features.items() if n in _WEIGHTS and v), reverse=True)
-        why = ", ".join(n for _, n in top[:3]) or "no complexity cues"
+        why = ", ".join(n for n, v in features.items() if v and n in _WEIGHTS)[:80] or "no complexity cues"
         return RoutingDecision(tier, f"complexity {score:.2f} ({why})", "heuristic", score, features,
                                time.perf_counter() - t0)  # fmt: skip
 
