@@ -140,7 +140,8 @@ def complexity(request: RouteRequest) -> tuple[float, dict[str, float]]:
         if numbers == 3:
             break
     ph = _phrase_counts(ask, vocab)
-    code = 1.0 if any(m in lower for m in _CODE_MARKERS) else 0.0
+    head = lower[:2500]
+    code = 1.0 if any(m in head for m in _CODE_MARKERS) else 0.0
     code_task = bool(vocab & _CODE_VERBS) and bool(vocab & _CODE_NOUNS)
     creative = ("write a" in ask or "write an" in ask or "write me" in ask) and bool(vocab & _CREATIVE_NOUNS)
     if not creative and numbers and ("word" in ask or "-email" in ask):
