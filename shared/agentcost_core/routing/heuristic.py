@@ -1,7 +1,7 @@
 """The heuristic complexity score: cheap text features → a score in [0, 1] → a tier.
 
 Features (each a count or a flag: word-set intersections and substring checks on the lower-cased
-request, mostly its first 300 and last 200 characters where instructions sit, so a decision costs
+request, mostly its first 200 and last 120 characters where instructions sit, so a decision costs
 microseconds whatever the prompt size):
 
 * ``reasoning`` — why / explain / analyse / evaluate / design / plan / prove / optimise / debug …
@@ -55,6 +55,7 @@ _CODE_NOUNS = frozenset(
 )
 _CODE_MARKERS = ("```", "def ", "class ", "traceback (most recent", "function ", "=>", "#include", "public ", "const ",
                  "select ", "import ")  # fmt: skip
+# (every marker's code carries a backtick, a parenthesis, "=", "#" or "{" somewhere: checked first)
 _BUG_WORDS = frozenset(
     "bug bugs hang hangs throw throws exception error fails fail failing crash crashes crashing leak leaks leaking "
     "oom ooms refused wrong breaks".split()
@@ -82,9 +83,32 @@ _SIMPLE_PHRASES = (
 )  # fmt: skip
 _PUNCT = b".,;:!?()[]{}\"`<>|=*/\\@#&~$%^\n\t\r"
 _SPACES = bytes.maketrans(_PUNCT, b" " * len(_PUNCT))
-_DIGITS = re.compile(r"\d+")
-_ARITH = re.compile(r"\d\s*[\^*/]\s*\d|\bn\^\d")
-_WORDCOUNT = re.compile(r"\b\d{3,}[- ]word\b|\b\d+-email\b")
+_DIGITS = re.compile(rb"\d+")
+
+
+def _after_number(text: str, suffix: str, min_digits: int) -> bool:
+    """``suffix`` right after a number of at least ``min_digits`` digits ("800-word", "6-email")."""
+    i = text.find(suffix)
+    while i != -1:
+        j = i
+        while j > 0 and text[j - 1].isdigit():
+            j -= 1
+        if i - j >= min_digits:
+            return True
+        i = text.find(suffix, i + 1)
+    return False
+
+
+def _between_numbers(text: str, op: str) -> bool:
+    """``op`` between two numbers, spaces allowed ("2 * 3", "n^2", "10/4")."""
+    i = text.find(op)
+    while i != -1:
+        left = text[max(0, i - 2) : i].strip()
+        right = text[i + 1 : i + 3].strip()
+        if left and right and right[:1].isdigit() and (left[-1:].isdigit() or left[-1:] == "n"):
+            return True
+        i = text.find(op, i + 1)
+    return False
 
 _WEIGHTS = {
     "reasoning": 0.3,
@@ -128,25 +152,27 @@ def _phrase_counts(ask: str, vocab: set[str]) -> dict[str, int]:
 def complexity(request: RouteRequest) -> tuple[float, dict[str, float]]:
     """(score in [0, 1], features) for a request."""
     text = request.text
-    if len(text) > 4000:
-        text = text[:3000] + "\n" + text[-1000:]
-    lower = text.lower()
-    words = lower.count(" ") + 1
-    ask = lower if len(lower) <= 400 else lower[:250] + "\n" + lower[-150:]  # where instructions usually are
-    vocab = set(ask.encode().translate(_SPACES).decode("utf-8", "ignore").split())
+    words = text.count(" ") + 1
+    lower = text[:2500].lower() if len(text) > 2500 else text.lower()
+    if len(text) > 2500:
+        lower += "\n" + text[-120:].lower()
+    ask = lower if len(lower) <= 320 else lower[:200] + "\n" + lower[-120:]  # where instructions usually are
+    raw_ask = ask.encode()
+    vocab = set(raw_ask.translate(_SPACES).decode("utf-8", "ignore").split())
     numbers = 0
-    for _ in _DIGITS.finditer(ask):  # up to 3 is all any feature needs
+    for _ in _DIGITS.finditer(raw_ask):  # up to 3 is all any feature needs
         numbers += 1
         if numbers == 3:
             break
     ph = _phrase_counts(ask, vocab)
-    head = lower[:2500]
-    code = 1.0 if any(m in head for m in _CODE_MARKERS) else 0.0
+    code = 0.0
+    if "`" in lower or "(" in lower or "=" in lower or "#" in lower or "{" in lower:  # code needs one of these
+        code = 1.0 if any(m in lower for m in _CODE_MARKERS) else 0.0
     code_task = bool(vocab & _CODE_VERBS) and bool(vocab & _CODE_NOUNS)
     creative = ("write a" in ask or "write an" in ask or "write me" in ask) and bool(vocab & _CREATIVE_NOUNS)
-    if not creative and numbers and ("word" in ask or "-email" in ask):
-        creative = bool(_WORDCOUNT.search(ask))
-    arith = numbers > 1 and ("^" in ask or "*" in ask or "/" in ask) and bool(_ARITH.search(ask))
+    if not creative and numbers:
+        creative = _after_number(ask, "-word", 3) or _after_number(ask, " word", 3) or _after_number(ask, "-email", 1)
+    arith = numbers > 1 and (_between_numbers(ask, "^") or _between_numbers(ask, "*") or _between_numbers(ask, "/"))
     quantitative = numbers + ("$" in ask) + ("%" in ask) >= 3
     numbered = 1 if ("\n1." in lower or "\n1)" in lower or lower.startswith(("1.", "1)"))) else 0
     f = {
