@@ -221,7 +221,7 @@ class _CostTracking(RecorderResults):
             else:
                 parent = None if parent_run_id is None else str(parent_run_id)
                 trace, step = parent, None  # the trace is completed with this run's id at the end
-            step = md.get("langgraph_node") or step or kwargs.get("name")
+            step = md.get("langgraph_node") or kwargs.get("name") or step  # an explicit run name names the step
             guard = self._guard_model(run_id, parent_run_id, md, inv, requested, prompt) if self.controls else None
             self._runs[run_id] = (_perf(), requested, md.get("ls_provider"), md, step, trace, parent, prompt, guard)
         except (AgentHalted, BudgetStoreUnavailable):

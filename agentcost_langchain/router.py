@@ -225,26 +225,58 @@ class ModelRouter(BaseChatModel):
             decision = decision.moved(tier, f"cascade escalated: {why}")
             escalations += 1
 
-    # Streams bypass the router's own run (langchain-core does not hand ``_stream`` a run manager):
-    # the tier's stream runs under the caller's config, with the decision in its metadata.
-    def stream(self, input: Any, config: Any = None, *, stop: list[str] | None = None, **kwargs: Any) -> Iterator[AIMessageChunk]:  # type: ignore[override]
-        runnable, msgs, kw, cfg = self._stream_plan(input, config, stop, kwargs)
-        yield from runnable.stream(msgs, cfg, **kw)
-
-    async def astream(self, input: Any, config: Any = None, *, stop: list[str] | None = None, **kwargs: Any) -> AsyncIterator[AIMessageChunk]:  # type: ignore[override]
-        runnable, msgs, kw, cfg = self._stream_plan(input, config, stop, kwargs)
-        async for chunk in runnable.astream(msgs, cfg, **kw):
-            yield chunk
-
-    def _stream_plan(self, input: Any, config: Any, stop: list[str] | None, kwargs: dict[str, Any]) -> tuple[Any, list[BaseMessage], dict[str, Any], Any]:  # fmt: skip
+    # invoke / stream bypass the router's own run: the tier's call runs under the caller's config with
+    # the decision in its metadata (one LangChain model run per call, not two). ``generate`` / ``batch``
+    # go through ``_generate`` above, where the router's run is a step the capture handler skips.
+    def _plan(self, input: Any, config: Any) -> tuple[list[BaseMessage], Any, Mapping[str, Any], RoutingDecision]:
         from langchain_core.runnables.config import ensure_config
 
         config = ensure_config(config)
         messages = self._convert_input(input).to_messages()
         md = config.get("metadata") or {}
-        decision = self._router.route(self._request(messages, md, config.get("tags") or (), None))
-        runnable, msgs, kw, inner = self._prepare(decision.tier, messages, decision, None, kwargs)
+        return messages, config, md, self._router.route(self._request(messages, md, config.get("tags") or (), None))
+
+    def _tier_call(self, tier: str, messages: list[BaseMessage], decision: RoutingDecision, config: Any,
+                   md: Mapping[str, Any], stop: list[str] | None, kwargs: dict[str, Any],
+                   escalated_from: str | None = None) -> tuple[Any, list[BaseMessage], dict[str, Any], Any]:  # fmt: skip
+        runnable, msgs, kw, inner = self._prepare(tier, messages, decision, None, kwargs, escalated_from)
         if stop is not None:
             kw["stop"] = stop
-        cfg = {**config, "metadata": {**md, **inner["metadata"]}}
-        return runnable, msgs, kw, cfg
+        return runnable, msgs, kw, {**config, "metadata": {**md, **inner["metadata"]}}
+
+    def invoke(self, input: Any, config: Any = None, *, stop: list[str] | None = None, **kwargs: Any) -> AIMessage:  # type: ignore[override]
+        messages, config, md, decision = self._plan(input, config)
+        tier, escalated_from, escalations = decision.tier, None, 0
+        while True:
+            runnable, msgs, kw, cfg = self._tier_call(tier, messages, decision, config, md, stop, kwargs, escalated_from)
+            message = runnable.invoke(msgs, cfg, **kw)
+            step = self._escalation(tier, message, escalations)
+            if step is None:
+                return message
+            escalated_from, (tier, why) = tier, step
+            decision = decision.moved(tier, f"cascade escalated: {why}")
+            escalations += 1
+
+    async def ainvoke(self, input: Any, config: Any = None, *, stop: list[str] | None = None, **kwargs: Any) -> AIMessage:  # type: ignore[override]
+        messages, config, md, decision = self._plan(input, config)
+        tier, escalated_from, escalations = decision.tier, None, 0
+        while True:
+            runnable, msgs, kw, cfg = self._tier_call(tier, messages, decision, config, md, stop, kwargs, escalated_from)
+            message = await runnable.ainvoke(msgs, cfg, **kw)
+            step = self._escalation(tier, message, escalations)
+            if step is None:
+                return message
+            escalated_from, (tier, why) = tier, step
+            decision = decision.moved(tier, f"cascade escalated: {why}")
+            escalations += 1
+
+    def stream(self, input: Any, config: Any = None, *, stop: list[str] | None = None, **kwargs: Any) -> Iterator[AIMessageChunk]:  # type: ignore[override]
+        messages, config, md, decision = self._plan(input, config)
+        runnable, msgs, kw, cfg = self._tier_call(decision.tier, messages, decision, config, md, stop, kwargs)
+        yield from runnable.stream(msgs, cfg, **kw)
+
+    async def astream(self, input: Any, config: Any = None, *, stop: list[str] | None = None, **kwargs: Any) -> AsyncIterator[AIMessageChunk]:  # type: ignore[override]
+        messages, config, md, decision = self._plan(input, config)
+        runnable, msgs, kw, cfg = self._tier_call(decision.tier, messages, decision, config, md, stop, kwargs)
+        async for chunk in runnable.astream(msgs, cfg, **kw):
+            yield chunk
