@@ -20,7 +20,6 @@ The weights were set on the labelled prompts in ``tests/data/routing_prompts.jso
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Iterable, Sequence
 
@@ -83,7 +82,7 @@ _SIMPLE_PHRASES = (
 )  # fmt: skip
 _PUNCT = b".,;:!?()[]{}\"`<>|=*/\\@#&~$%^\n\t\r"
 _SPACES = bytes.maketrans(_PUNCT, b" " * len(_PUNCT))
-_DIGITS = re.compile(rb"\d+")
+_ONLY_DIGITS = bytes(b if 48 <= b <= 57 else 32 for b in range(256))  # digits kept, all else a space
 
 
 def _after_number(text: str, suffix: str, min_digits: int) -> bool:
@@ -127,20 +126,31 @@ _WEIGHTS = {
 }
 
 
+def _b(words: frozenset[str]) -> frozenset[bytes]:
+    return frozenset(w.encode() for w in words)
+
+
+_REASONING_WORDS, _COMPARISON_WORDS, _CODE_VERBS, _CODE_NOUNS = (
+    _b(_REASONING_WORDS), _b(_COMPARISON_WORDS), _b(_CODE_VERBS), _b(_CODE_NOUNS),
+)  # fmt: skip
+_BUG_WORDS, _MATH_WORDS, _CREATIVE_NOUNS, _SIMPLE_WORDS = (
+    _b(_BUG_WORDS), _b(_MATH_WORDS), _b(_CREATIVE_NOUNS), _b(_SIMPLE_WORDS),
+)  # fmt: skip
+
 # Phrases indexed by their first word: only phrases whose first word is in the request are searched.
 _PHRASE_GROUPS = {
     "reasoning": _REASONING_PHRASES, "comparison": _COMPARISON_PHRASES, "multi_step": _MULTI_PHRASES,
     "code_bug": _BUG_PHRASES, "math": _MATH_PHRASES, "simple": _SIMPLE_PHRASES,
 }  # fmt: skip
-_PHRASE_INDEX: dict[str, list[tuple[str, str]]] = {}
+_PHRASE_INDEX: dict[bytes, list[tuple[str, str]]] = {}
 for _group, _list in _PHRASE_GROUPS.items():
     for _phrase in _list:
-        _PHRASE_INDEX.setdefault(_phrase.split()[0].split("-")[0], []).append((_group, _phrase))
+        _PHRASE_INDEX.setdefault(_phrase.split()[0].split("-")[0].encode(), []).append((_group, _phrase))
 _PHRASE_KEYS = frozenset(_PHRASE_INDEX)
 del _group, _list, _phrase
 
 
-def _phrase_counts(ask: str, vocab: set[str]) -> dict[str, int]:
+def _phrase_counts(ask: str, vocab: set[bytes]) -> dict[str, int]:
     counts = dict.fromkeys(_PHRASE_GROUPS, 0)
     for w in vocab & _PHRASE_KEYS:
         for group, phrase in _PHRASE_INDEX[w]:
@@ -153,17 +163,13 @@ def complexity(request: RouteRequest) -> tuple[float, dict[str, float]]:
     """(score in [0, 1], features) for a request."""
     text = request.text
     words = text.count(" ") + 1
-    lower = text[:2500].lower() if len(text) > 2500 else text.lower()
-    if len(text) > 2500:
+    lower = text[:1500].lower() if len(text) > 1500 else text.lower()
+    if len(text) > 1500:
         lower += "\n" + text[-120:].lower()
     ask = lower if len(lower) <= 320 else lower[:200] + "\n" + lower[-120:]  # where instructions usually are
     raw_ask = ask.encode()
-    vocab = set(raw_ask.translate(_SPACES).decode("utf-8", "ignore").split())
-    numbers = 0
-    for _ in _DIGITS.finditer(raw_ask):  # up to 3 is all any feature needs
-        numbers += 1
-        if numbers == 3:
-            break
+    vocab = set(raw_ask.translate(_SPACES).split())  # bytes words: no decode on the hot path
+    numbers = len(raw_ask.translate(_ONLY_DIGITS).split())  # runs of digits, counted in C
     ph = _phrase_counts(ask, vocab)
     code = 0.0
     if "`" in lower or "(" in lower or "=" in lower or "#" in lower or "{" in lower:  # code needs one of these
@@ -175,28 +181,30 @@ def complexity(request: RouteRequest) -> tuple[float, dict[str, float]]:
     arith = numbers > 1 and (_between_numbers(ask, "^") or _between_numbers(ask, "*") or _between_numbers(ask, "/"))
     quantitative = numbers + ("$" in ask) + ("%" in ask) >= 3
     numbered = 1 if ("\n1." in lower or "\n1)" in lower or lower.startswith(("1.", "1)"))) else 0
+    reasoning = len(vocab & _REASONING_WORDS) + ph["reasoning"]
+    comparison = len(vocab & _COMPARISON_WORDS) + ph["comparison"]
+    multi = ph["multi_step"] + numbered
+    math = len(vocab & _MATH_WORDS) + ph["math"] + (1 if arith else 0)
+    simple = len(vocab & _SIMPLE_WORDS) + ph["simple"]
     f = {
-        "reasoning": min(len(vocab & _REASONING_WORDS) + ph["reasoning"], 2),
-        "comparison": min(len(vocab & _COMPARISON_WORDS) + ph["comparison"], 2),
-        "multi_step": min(ph["multi_step"] + numbered, 2),
+        "reasoning": reasoning if reasoning < 2 else 2,
+        "comparison": comparison if comparison < 2 else 2,
+        "multi_step": multi if multi < 2 else 2,
         "code_task": 1.0 if code_task else 0.0,
         "code_bug": 1.0 if code and (vocab & _BUG_WORDS or ph["code_bug"]) else 0.0,
         "code": code,
-        "math": min(len(vocab & _MATH_WORDS) + ph["math"] + (1 if arith else 0), 2),
+        "math": math if math < 2 else 2,
         "quantitative": 1.0 if quantitative else 0.0,
         "creative": 1.0 if creative else 0.0,
-        "simple": min(len(vocab & _SIMPLE_WORDS) + ph["simple"], 2),
+        "simple": simple if simple < 2 else 2,
         "long_request": 1.0 if words > 150 else 0.0,
         "big_context": 1.0 if request.context_tokens > 8000 else 0.0,
         "many_tools": 1.0 if request.tools > 3 else 0.0,
     }
-    w = _WEIGHTS
-    raw = (
-        0.25 + w["reasoning"] * f["reasoning"] + w["comparison"] * f["comparison"] + w["multi_step"] * f["multi_step"]
-        + w["code_task"] * f["code_task"] + w["code_bug"] * f["code_bug"] + w["code"] * code + w["math"] * f["math"]
-        + w["quantitative"] * f["quantitative"] + w["creative"] * f["creative"] + w["simple"] * f["simple"]
-        + w["long_request"] * f["long_request"] + w["big_context"] * f["big_context"] + w["many_tools"] * f["many_tools"]
-    )  # fmt: skip
+    raw = 0.25
+    for name, value in f.items():  # 13 features, weights in _WEIGHTS
+        if value:
+            raw += _WEIGHTS[name] * value
     f["words"] = float(words)
     return max(0.0, min(1.0, raw)), f
 
@@ -233,8 +241,7 @@ class HeuristicPolicy(Policy):
         while k < len(self.thresholds) and score >= self.thresholds[k]:
             k += 1
         tier = self.tiers[k]
-        why = ", ".join(n for n, v in features.items() if v and n in _WEIGHTS)[:80] or "no complexity cues"
-        return RoutingDecision(tier, f"complexity {score:.2f} ({why})", "heuristic", score, features,
+        return RoutingDecision(tier, f"complexity {score:.2f}", "heuristic", score, features,
                                time.perf_counter() - t0)  # fmt: skip
 
     def __repr__(self) -> str:
