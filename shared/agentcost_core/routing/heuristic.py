@@ -150,11 +150,12 @@ for _group, _list in _PHRASE_GROUPS.items():
     for _phrase in _list:
         _PHRASE_INDEX.setdefault(_phrase.split()[0].split("-")[0].encode(), []).append((_group, _phrase))
 _PHRASE_KEYS = frozenset(_PHRASE_INDEX)
+_NO_PHRASES = dict.fromkeys(_PHRASE_GROUPS, 0)
 del _group, _list, _phrase
 
 
 def _phrase_counts(ask: str, vocab: set[bytes]) -> dict[str, int]:
-    counts = dict.fromkeys(_PHRASE_GROUPS, 0)
+    counts = dict(_NO_PHRASES)
     for w in vocab & _PHRASE_KEYS:
         for group, phrase in _PHRASE_INDEX[w]:
             if phrase in ask:
@@ -166,16 +167,14 @@ def complexity(request: RouteRequest) -> tuple[float, dict[str, float]]:
     """(score in [0, 1], features) for a request."""
     text = request.text
     words = text.count(" ", 0, 2000) + 1  # only "more than 150 words" matters
-    lower = text[:1500].lower() if len(text) > 1500 else text.lower()
-    if len(text) > 1500:
-        lower += "\n" + text[-120:].lower()
-    ask = lower if len(lower) <= 320 else lower[:200] + "\n" + lower[-120:]  # where instructions usually are
+    n = len(text)
+    top = (text[:800] if n > 800 else text).lower()  # pasted code shows in its first lines
+    ask = top if n <= 320 else top[:200] + "\n" + text[-120:].lower()  # where instructions usually are
     raw_ask = ask.encode()
     vocab = set(raw_ask.translate(_SPACES).split())  # bytes words: no decode on the hot path
     numbers = len(raw_ask.translate(_ONLY_DIGITS).split())  # runs of digits, counted in C
     ph = _phrase_counts(ask, vocab)
     code = 0.0
-    top = lower[:800]  # pasted code shows in its first lines
     if "`" in top or "(" in top or "=" in top or "#" in top or "{" in top:  # code needs one of these
         code = 1.0 if any(m in top for m in _CODE_MARKERS) else 0.0
     code_task = bool(vocab & _CODE_VERBS) and bool(vocab & _CODE_NOUNS)
@@ -184,7 +183,7 @@ def complexity(request: RouteRequest) -> tuple[float, dict[str, float]]:
         creative = _after_number(ask, "-word", 3) or _after_number(ask, " word", 3) or _after_number(ask, "-email", 1)
     arith = numbers > 1 and (_between_numbers(ask, "^") or _between_numbers(ask, "*") or _between_numbers(ask, "/"))
     quantitative = numbers + ("$" in ask) + ("%" in ask) >= 3
-    numbered = 1 if ("\n1." in lower or "\n1)" in lower or lower.startswith(("1.", "1)"))) else 0
+    numbered = 1 if ("\n1." in text[:1500] or "\n1)" in text[:1500] or text.startswith(("1.", "1)"))) else 0
     reasoning = len(vocab & _REASONING_WORDS) + ph["reasoning"]
     comparison = len(vocab & _COMPARISON_WORDS) + ph["comparison"]
     multi = ph["multi_step"] + numbered
