@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import sys
 from decimal import Decimal
-from typing import Any
 
 from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, HumanMessage

@@ -184,7 +184,7 @@ def test_open_circuit_answers_for_the_tool_and_the_agent_adapts() -> None:
 
 # --- guard(LangGraph graph) --------------------------------------------------------------------
 def test_langgraph_graph_repeating_tool_is_nudged_then_halted() -> None:
-    from langgraph.graph import END, START, MessagesState, StateGraph
+    from langgraph.graph import START, MessagesState, StateGraph
     from langgraph.prebuilt import ToolNode, tools_condition
 
     model = repeating_model().bind_tools([search])
