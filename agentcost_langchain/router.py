@@ -193,41 +193,9 @@ class ModelRouter(BaseChatModel):
         return None if ok else (nxt, reason)
 
     # --- calls -------------------------------------------------------------------------------
-    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:  # fmt: skip
-        decision = self.decide(messages, run_manager)
-        tier, escalated_from, escalations = decision.tier, None, 0
-        while True:
-            runnable, msgs, kw, config = self._prepare(tier, messages, decision, run_manager, kwargs, escalated_from)
-            if stop is not None:
-                kw["stop"] = stop
-            message = runnable.invoke(msgs, config=config, **kw)
-            step = self._escalation(tier, message, escalations)
-            if step is None:
-                return ChatResult(generations=[ChatGeneration(message=message)])
-            escalated_from, (tier, why) = tier, step
-            decision = decision.moved(tier, f"cascade escalated: {why}")
-            escalations += 1
-
-    async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
-                         run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:  # fmt: skip
-        decision = self.decide(messages, run_manager)
-        tier, escalated_from, escalations = decision.tier, None, 0
-        while True:
-            runnable, msgs, kw, config = self._prepare(tier, messages, decision, run_manager, kwargs, escalated_from)
-            if stop is not None:
-                kw["stop"] = stop
-            message = await runnable.ainvoke(msgs, config=config, **kw)
-            step = self._escalation(tier, message, escalations)
-            if step is None:
-                return ChatResult(generations=[ChatGeneration(message=message)])
-            escalated_from, (tier, why) = tier, step
-            decision = decision.moved(tier, f"cascade escalated: {why}")
-            escalations += 1
-
-    # invoke / stream bypass the router's own run: the tier's call runs under the caller's config with
-    # the decision in its metadata (one LangChain model run per call, not two). ``generate`` / ``batch``
-    # go through ``_generate`` above, where the router's run is a step the capture handler skips.
+    # invoke / ainvoke / stream / astream run the tier's call under the caller's config with the
+    # decision in its metadata (one LangChain model run per call, not two). ``generate`` reaches
+    # ``_generate``, where the router's own run is a step the capture handler skips.
     def _plan(self, input: Any, config: Any) -> tuple[list[BaseMessage], Any, Mapping[str, Any], RoutingDecision]:
         from langchain_core.runnables.config import ensure_config
 
@@ -244,31 +212,55 @@ class ModelRouter(BaseChatModel):
             kw["stop"] = stop
         return runnable, msgs, kw, {**config, "metadata": {**md, **inner["metadata"]}}
 
-    def invoke(self, input: Any, config: Any = None, *, stop: list[str] | None = None, **kwargs: Any) -> AIMessage:  # type: ignore[override]
-        messages, config, md, decision = self._plan(input, config)
+    def _retry(self, tier: str, message: AIMessage, escalations: int, decision: RoutingDecision) -> tuple[str, RoutingDecision] | None:  # fmt: skip
+        """The next attempt of a cascade (tier, decision), or None when this answer stands."""
+        step = self._escalation(tier, message, escalations)
+        if step is None:
+            return None
+        nxt, why = step
+        return nxt, decision.moved(nxt, f"cascade escalated: {why}")
+
+    def _call(self, messages: list[BaseMessage], config: Any, md: Mapping[str, Any], decision: RoutingDecision,
+              stop: list[str] | None, kwargs: dict[str, Any]) -> AIMessage:  # fmt: skip
         tier, escalated_from, escalations = decision.tier, None, 0
         while True:
             runnable, msgs, kw, cfg = self._tier_call(tier, messages, decision, config, md, stop, kwargs, escalated_from)
             message = runnable.invoke(msgs, cfg, **kw)
-            step = self._escalation(tier, message, escalations)
-            if step is None:
+            nxt = self._retry(tier, message, escalations, decision)
+            if nxt is None:
                 return message
-            escalated_from, (tier, why) = tier, step
-            decision = decision.moved(tier, f"cascade escalated: {why}")
-            escalations += 1
+            escalated_from, (tier, decision), escalations = tier, nxt, escalations + 1
 
-    async def ainvoke(self, input: Any, config: Any = None, *, stop: list[str] | None = None, **kwargs: Any) -> AIMessage:  # type: ignore[override]
-        messages, config, md, decision = self._plan(input, config)
+    async def _acall(self, messages: list[BaseMessage], config: Any, md: Mapping[str, Any], decision: RoutingDecision,
+                     stop: list[str] | None, kwargs: dict[str, Any]) -> AIMessage:  # fmt: skip
         tier, escalated_from, escalations = decision.tier, None, 0
         while True:
             runnable, msgs, kw, cfg = self._tier_call(tier, messages, decision, config, md, stop, kwargs, escalated_from)
             message = await runnable.ainvoke(msgs, cfg, **kw)
-            step = self._escalation(tier, message, escalations)
-            if step is None:
+            nxt = self._retry(tier, message, escalations, decision)
+            if nxt is None:
                 return message
-            escalated_from, (tier, why) = tier, step
-            decision = decision.moved(tier, f"cascade escalated: {why}")
-            escalations += 1
+            escalated_from, (tier, decision), escalations = tier, nxt, escalations + 1
+
+    def invoke(self, input: Any, config: Any = None, *, stop: list[str] | None = None, **kwargs: Any) -> AIMessage:  # type: ignore[override]
+        messages, config, md, decision = self._plan(input, config)
+        return self._call(messages, config, md, decision, stop, kwargs)
+
+    async def ainvoke(self, input: Any, config: Any = None, *, stop: list[str] | None = None, **kwargs: Any) -> AIMessage:  # type: ignore[override]
+        messages, config, md, decision = self._plan(input, config)
+        return await self._acall(messages, config, md, decision, stop, kwargs)
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:  # fmt: skip
+        config = {"callbacks": _child_callbacks(run_manager)} if run_manager is not None else {}
+        message = self._call(messages, config, {}, self.decide(messages, run_manager), stop, kwargs)
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                         run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:  # fmt: skip
+        config = {"callbacks": _child_callbacks(run_manager)} if run_manager is not None else {}
+        message = await self._acall(messages, config, {}, self.decide(messages, run_manager), stop, kwargs)
+        return ChatResult(generations=[ChatGeneration(message=message)])
 
     def stream(self, input: Any, config: Any = None, *, stop: list[str] | None = None, **kwargs: Any) -> Iterator[AIMessageChunk]:  # type: ignore[override]
         messages, config, md, decision = self._plan(input, config)

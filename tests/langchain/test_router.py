@@ -226,3 +226,10 @@ def test_bad_input_gives_clear_errors(caplog: pytest.LogCaptureFixture) -> None:
     h = handler()
     router.invoke("hi", {"callbacks": [h]})
     assert calls(h)[0].tier == "local" and calls(h)[0].cost is None and not calls(h)[0].priced
+
+
+def test_generate_goes_through_the_router_run_as_a_step_not_a_call() -> None:
+    h = handler()
+    out = heuristic_router().generate([[HumanMessage("Extract the order id: #4417")]], callbacks=[h])
+    assert out.generations[0][0].text == "billing"
+    assert [(e.kind, e.tier) for e in h.events] == [("route", "nano"), ("llm", "nano")]
