@@ -345,3 +345,53 @@ def test_stores_are_used_through_the_interface() -> None:
     assert store.reserve([claim], 0.0) == ReserveResult(True, (Counters((0, 0, 0, 0), (60, 1, 1, 0), 0.0),))
     refused = store.reserve([claim], 0.0)
     assert not refused.admitted and refused.refused == 0 and refused.dimension == 0
+
+
+# --- regressions found in review -------------------------------------------------------------
+def test_a_per_request_notify_budget_alerts_and_lets_the_call_through() -> None:
+    alerts = []
+    e = BudgetEnforcer([Budget(usd="0.0001", per="request", on_exceed="notify")], alerts=[alerts.append])
+    e.release(e.reserve(CTX, model="gpt-4o", input_tokens=1000, max_tokens=1000))
+    assert [a.level for a in alerts] == ["exceeded"] and alerts[0].action == "notify"
+
+
+def test_soft_budget_alerts_follow_real_spend_not_the_worst_case() -> None:
+    alerts = []
+    e = BudgetEnforcer([Budget(usd="0.01", on_exceed="notify", warn_at=None, store=MemoryStore())], alerts=alerts.append)
+    e.settle(e.reserve(CTX, model="gpt-4o", input_tokens=100, max_tokens=None), Usage(input=100, output=10), model="gpt-4o")
+    assert alerts == []  # $0.00035 spent of $0.01, though the 4,096-token worst case was $0.04
+
+
+class _ReadFails(MemoryStore):
+    def __init__(self, failure_mode: str) -> None:
+        super().__init__()
+        self.failure_mode = failure_mode
+
+    def read(self, key):  # type: ignore[no-untyped-def]
+        raise BudgetStoreUnavailable("redis://10.0.0.1 down")
+
+
+@pytest.mark.parametrize("mode", ["fail_closed", "fail_open"])
+def test_a_store_failing_during_the_seconds_check_leaves_nothing_held(mode: str) -> None:
+    store = _ReadFails(mode)
+    b = Budget(usd=1, seconds=60, store=store)
+    e = enforcer(b)
+    if mode == "fail_closed":
+        with pytest.raises(BudgetStoreUnavailable):
+            e.reserve(CTX, model="toy-1c", input_tokens=500, max_tokens=500)
+        assert MemoryStore.read(store, b.scope_key(CTX, e.clock())[0]).held == (0, 0, 0, 0)
+    else:
+        r = e.reserve(CTX, model="toy-1c", input_tokens=500, max_tokens=500)
+        assert r.flags and e.settle(r, CALL) == Decimal("0.01")
+
+
+def test_memory_store_drops_expired_keys_of_every_scope() -> None:
+    now = [1_000_000.0]
+    store = MemoryStore()
+    e = enforcer(Budget(usd=10, per="run", store=store), clock=lambda: now[0])
+    for i in range(500):
+        e.settle(e.reserve(ScopeContext(trace_id=f"t{i}"), model="toy-1c", input_tokens=5, max_tokens=5), CALL)
+    now[0] += 3 * 86_400  # every run key is past its period
+    for i in range(600):
+        e.settle(e.reserve(ScopeContext(trace_id=f"n{i}"), model="toy-1c", input_tokens=5, max_tokens=5), CALL)
+    assert len(store._counters) <= 600

@@ -228,7 +228,10 @@ class BudgetEnforcer:
             limits = _limits(b)
             for i, limit in enumerate(limits):
                 if limit is not None and amounts[i] > limit:
-                    self._refuse(res, b, f"request:{ctx.trace_id or '-'}", i, Counters(), amounts[i], ctx)
+                    key = f"request:{ctx.trace_id or '-'}"
+                    if b.hard:
+                        self._refuse(res, b, key, i, Counters(), amounts[i], ctx)
+                    self._threshold(b, key, i, limit, amounts[i], amounts[i] / limit, "exceeded", b.on_exceed, ctx)
         now = self.clock()
         groups = []
         for store, budgets in self._groups:
@@ -263,7 +266,6 @@ class BudgetEnforcer:
     ) -> None:
         if result.admitted:
             res.groups.append((store, claims, budgets))
-            self._after(budgets, claims, result.counters, ctx, soft_only=True)
             return
         i = result.refused
         self._undo(res)
@@ -275,7 +277,14 @@ class BudgetEnforcer:
             for claim, b in zip(claims, budgets):
                 if b.seconds is None or not b.hard:
                     continue
-                started = store.read(claim.key).started
+                try:
+                    started = store.read(claim.key).started
+                except BudgetStoreUnavailable as e:
+                    if store.failure_mode == "fail_open":
+                        res.store_errors.append(str(e))
+                        continue
+                    self._undo(res)
+                    raise
                 if started is not None and now - started > b.seconds:
                     self._undo(res)
                     self._refuse(res, b, claim.key, None, Counters(started=started), 0, res.ctx, elapsed=now - started)
@@ -417,24 +426,18 @@ class BudgetEnforcer:
 
     # --- thresholds ------------------------------------------------------------------------
     def _after(
-        self,
-        budgets: Sequence[Budget],
-        claims: Sequence[Claim],
-        counters: Sequence[Counters],
-        ctx: ScopeContext,
-        soft_only: bool = False,
+        self, budgets: Sequence[Budget], claims: Sequence[Claim], counters: Sequence[Counters], ctx: ScopeContext
     ) -> None:
+        """Thresholds on what was really spent (settled), never on reservations' worst cases."""
         for b, claim, c in zip(budgets, claims, counters):
-            if soft_only and b.hard:
-                continue
             for i, limit in enumerate(claim.limits):
                 if not limit:
                     continue
-                used = c.committed(i) if soft_only else c.spent[i]
+                used = c.spent[i]
                 fraction = used / limit
                 if fraction >= 1 and not b.hard:
                     self._threshold(b, claim.key, i, limit, used, fraction, "exceeded", b.on_exceed, ctx)
-                elif b.warn_at is not None and fraction >= b.warn_at and not soft_only:
+                elif b.warn_at is not None and fraction >= b.warn_at:
                     self._threshold(b, claim.key, i, limit, used, fraction, "warning", "notify", ctx)
 
     def _threshold(

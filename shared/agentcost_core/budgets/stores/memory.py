@@ -19,12 +19,16 @@ class MemoryStore(CounterStore):
         self._lock = threading.Lock()
         self._counters: dict[str, Counters] = {}
         self._expires: dict[str, float] = {}
+        self._reserves = 0  # every 1,000 reservations, expired keys of every scope are dropped
 
     def __repr__(self) -> str:
         return f"MemoryStore(keys={len(self._counters)})"
 
     def reserve(self, claims: Sequence[Claim], now: float) -> ReserveResult:
         with self._lock:
+            self._reserves += 1
+            if self._reserves % 1000 == 0:
+                self._sweep(now)
             current = [self._get(c.key, now) for c in claims]
             working: dict[str, Counters] = {}  # a key named twice in one call holds both amounts
             after = []
@@ -71,6 +75,14 @@ class MemoryStore(CounterStore):
                 self._counters.clear()
                 self._expires.clear()
             else:
+                self._counters.pop(key, None)
+                self._expires.pop(key, None)
+
+    def _sweep(self, now: float) -> None:
+        """Drop every expired key with nothing held (per-run and per-session keys pile up otherwise)."""
+        for key in [k for k, exp in self._expires.items() if exp <= now]:
+            c = self._counters.get(key)
+            if c is None or not any(c.held):
                 self._counters.pop(key, None)
                 self._expires.pop(key, None)
 
