@@ -31,7 +31,7 @@ from agentcost_core.routing.router import ROUTE_KEY
 ACTIVE_ROUTE: ContextVar[dict[str, Any] | None] = ContextVar("agentcost_active_route", default=None)
 from agentcost_core.tokens import ChatMessage, TokenCounter
 
-from .messages import to_chat_messages
+from .messages import to_chat_messages, tools_json
 from .response import read_result
 
 __all__ = ["AsyncCostCallbackHandler", "CostCallbackHandler"]
@@ -162,12 +162,17 @@ class _CostTracking(RecorderResults):
             count = counter.count_messages([ChatMessage("user", p) for p in prompt])
         else:
             count = counter.count_messages(to_chat_messages(prompt[0]) if prompt else [])
+        tokens, estimated = count.tokens, not count.exact
+        tools = inv.get("tools") or inv.get("functions")
+        if tools:  # tool schemas are billed input: count them (their framing is estimated)
+            tokens += counter.count_text(tools_json(tools)).tokens
+            estimated = True
         max_tokens = inv.get("max_tokens") or inv.get("max_completion_tokens") or inv.get("max_output_tokens")
         tier = inv.get("service_tier")
         res = run.before_model(
-            requested, count.tokens, max_tokens if isinstance(max_tokens, int) else None,
+            requested, tokens, max_tokens if isinstance(max_tokens, int) else None,
             service_tier=tier if isinstance(tier, str) and tier not in ("auto", "default") else None,
-            estimated=not count.exact,
+            estimated=estimated,
         )  # fmt: skip
         return run, res
 
@@ -260,6 +265,8 @@ class _CostTracking(RecorderResults):
             run, res = guard
             if res is not None and res.flags:
                 extra = {**(extra or {}), **res.flags}
+            if parent is None:  # a model call with no enclosing chain is its own run: forget it after
+                self._guarded.pop(trace or span, None)
             if response is None:
                 run.model_failed(res)
             else:

@@ -37,3 +37,19 @@ def to_chat_message(message: Any) -> ChatMessage:
 
 def to_chat_messages(messages: Iterable[Any]) -> list[ChatMessage]:
     return [to_chat_message(m) for m in messages]
+
+
+def tools_json(tools: Any) -> str:
+    """The tool schemas a request sends, as JSON text to count (providers bill them as input)."""
+    out = []
+    for t in tools or ():
+        if isinstance(t, dict):
+            out.append(t)
+            continue
+        try:
+            from langchain_core.utils.function_calling import convert_to_openai_tool
+
+            out.append(convert_to_openai_tool(t))
+        except Exception:  # an exotic tool: its name and description still count
+            out.append({"name": getattr(t, "name", str(t)), "description": getattr(t, "description", "")})
+    return json.dumps(out, default=str)

@@ -4,6 +4,7 @@ agent stopped, carrying the termination reason in ``additional_kwargs``)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from typing import Annotated, Any
@@ -18,10 +19,11 @@ from agentcost_core.guards.run_guard import Controls, RunGuard
 from agentcost_core.halts import AgentHalted
 from agentcost_core.parsers import usage_and_tier
 from agentcost_core.tokens import TokenCounter
+from agentcost_core.usage import Usage
 
 from ..callbacks import _attribution
 from ..guard import TERMINATION_KEY, final_message, termination_of
-from ..messages import content_text, to_chat_messages
+from ..messages import content_text, to_chat_messages, tools_json
 
 __all__ = ["GuardMiddleware", "GuardState", "TERMINATION_KEY", "termination_of"]
 
@@ -47,7 +49,7 @@ class GuardMiddleware(AgentMiddleware[GuardState, Any]):
 
             controls.attach(resolve_ledger(ledger), "langchain")
         self.attribution = attribution
-        self._runs: dict[str, RunGuard] = {}
+        self._runs: dict[str, RunGuard] = {}  # per-run state; runs that raise are forgotten too
         self.last_termination: AgentHalted | None = None
 
     # --- the run ---------------------------------------------------------------------------
@@ -89,11 +91,19 @@ class GuardMiddleware(AgentMiddleware[GuardState, Any]):
             agent_id=agent_id or a.get("agent_id"),
         )
 
+    def _forget(self, state: Any) -> None:
+        """A run ended by an exception (after_agent will not run): drop its state."""
+        run_id = state.get("agentcost_run") if isinstance(state, dict) else None
+        if run_id:
+            self._runs.pop(run_id, None)
+
     def _run(self, state: Any) -> RunGuard:
         run_id = (state or {}).get("agentcost_run") if isinstance(state, dict) else None
         run = self._runs.get(run_id or "")
         if run is None:  # e.g. a hook called outside before_agent: a run of its own
             run_id = run_id or str(uuid.uuid4())
+            if len(self._runs) >= 10_000:  # a bound for hosts whose runs never reach after_agent
+                self._runs.pop(next(iter(self._runs)))
             run = self._runs[run_id] = self.controls.start(self._context(run_id))
         return run
 
@@ -106,10 +116,15 @@ class GuardMiddleware(AgentMiddleware[GuardState, Any]):
         messages = list(request.messages)
         if request.system_message is not None:
             messages.insert(0, request.system_message)
-        count = TokenCounter.for_model(name).count_messages(to_chat_messages(messages))
+        counter = TokenCounter.for_model(name)
+        count = counter.count_messages(to_chat_messages(messages))
+        tokens, estimated = count.tokens, not count.exact
+        if request.tools:  # tool schemas are billed input: count them (their framing is estimated)
+            tokens += counter.count_text(tools_json(request.tools)).tokens
+            estimated = True
         settings = request.model_settings or {}
         max_tokens = settings.get("max_tokens") or getattr(model, "max_tokens", None)
-        return name, count.tokens, not count.exact, max_tokens if isinstance(max_tokens, int) else None
+        return name, tokens, estimated, max_tokens if isinstance(max_tokens, int) else None
 
     @staticmethod
     def _outcome(response: Any) -> tuple[Any, str | None, str | None, str, list[tuple[str, Any]]]:
@@ -146,6 +161,7 @@ class GuardMiddleware(AgentMiddleware[GuardState, Any]):
     # --- the hooks -------------------------------------------------------------------------
     def _refusal(self, run: RunGuard, halt: AgentHalted) -> ModelResponse:
         if halt.details.get("action") == "block":
+            self._runs = {k: v for k, v in self._runs.items() if v is not run}
             raise halt  # the user asked for a hard stop
         return self._stop(run, halt)
 
@@ -154,8 +170,11 @@ class GuardMiddleware(AgentMiddleware[GuardState, Any]):
             return None, 0, False, None
         return self._prompt_tokens(request)
 
-    def _settle(self, run: RunGuard, res: Any, name: str | None, response: Any) -> None:
+    def _settle(self, run: RunGuard, res: Any, name: str | None, response: Any, prompt_tokens: int = 0) -> None:
         usage, model, tier, text, calls = self._outcome(response)
+        if usage is None and res is not None:  # no usage reported: count it rather than settle at $0
+            counter = TokenCounter.for_model(model or name)
+            usage = Usage(input=prompt_tokens, output=counter.count_text(text + json.dumps(calls, default=str)).tokens)
         run.after_model(res, usage, model=model or name, service_tier=tier, text=text, tool_calls=calls)
 
     def wrap_model_call(self, request: Any, handler: Any) -> Any:
@@ -169,8 +188,9 @@ class GuardMiddleware(AgentMiddleware[GuardState, Any]):
             response = handler(self._with_nudge(request, run.take_nudge()))
         except BaseException:
             run.model_failed(res)
+            self._forget(request.state)
             raise
-        self._settle(run, res, name, response)
+        self._settle(run, res, name, response, tokens)
         return response
 
     async def awrap_model_call(self, request: Any, handler: Any) -> Any:
@@ -184,8 +204,9 @@ class GuardMiddleware(AgentMiddleware[GuardState, Any]):
             response = await handler(self._with_nudge(request, run.take_nudge()))
         except BaseException:  # errors and cancellation release the reservation
             run.model_failed(res)
+            self._forget(request.state)
             raise
-        self._settle(run, res, name, response)
+        self._settle(run, res, name, response, tokens)
         return response
 
     def _tool_gate(self, run: RunGuard, request: Any) -> ToolMessage | None:

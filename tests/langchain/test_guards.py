@@ -235,3 +235,43 @@ async def test_handler_halts_async_runs_too() -> None:
     with pytest.raises(BudgetExceeded):
         await big.ainvoke("hi", config={"callbacks": [h]})
     assert len(h.events) == 2  # the refused call was never made
+
+
+# --- regressions found in review -------------------------------------------------------------
+def test_a_hard_cap_holds_when_tool_schemas_are_billed_as_input() -> None:
+    import json
+
+    from agentcost_core.tokens import TokenCounter
+
+    tools = [
+        {"type": "function", "function": {"name": f"tool_{i}", "description": "Look things up in the order "
+         "database and return the matching rows with every column " * 3, "parameters": {"type": "object",
+         "properties": {"q": {"type": "string", "description": "query " * 20}}}}}
+        for i in range(15)
+    ]  # fmt: skip
+
+    class ToolBilled(ScriptedChatModel):  # bills the tool schemas it was sent, as providers do
+        def _generate(self, messages, stop=None, run_manager=None, **kw):  # type: ignore[no-untyped-def]
+            result = super()._generate(messages, stop, run_manager, **kw)
+            extra = TokenCounter.for_model(self.model).count_text(json.dumps(kw.get("tools") or [])).tokens
+            message = result.generations[0].message
+            usage = dict(message.usage_metadata)
+            usage["input_tokens"] += extra
+            usage["total_tokens"] += extra
+            message.usage_metadata = usage  # type: ignore[assignment]
+            return result
+
+    h = CostCallbackHandler(ledger(), budgets=Budget(usd="0.05", per="session", store=MemoryStore()), session_id="t")
+    model = ToolBilled(script=["ok"], model="gpt-4o", max_tokens=50).bind(tools=tools)
+    with pytest.raises(BudgetExceeded):
+        for _ in range(500):
+            model.invoke([HumanMessage("where is my order?")], {"callbacks": [h]})
+    assert sum(e.cost for e in h.events if e.kind == "llm") <= Decimal("0.05")
+
+
+def test_the_handler_forgets_the_run_state_of_direct_model_calls() -> None:
+    h = CostCallbackHandler(ledger(), budgets=Budget(usd=10, store=MemoryStore()))
+    model = ScriptedChatModel(script=["ok"], model="gpt-4o")
+    for _ in range(50):
+        model.invoke("hi", {"callbacks": [h]})
+    assert h._guarded == {}

@@ -153,3 +153,34 @@ def test_circuit_breaker_middleware_answers_unavailable_after_failures() -> None
     assert len(CALLS) == 2
     assert "upstream 503" in tool_texts[0] and "unavailable" in tool_texts[2].lower()
     assert out["messages"][-1].content == "I used another approach."
+
+
+# --- regressions found in review -------------------------------------------------------------
+def test_budget_middleware_counts_calls_whose_model_reports_no_usage() -> None:
+    from agentcost_core.budgets import ScopeContext
+
+    class NoUsage(ScriptedChatModel):
+        def _reply(self, messages):  # type: ignore[no-untyped-def]
+            reply = super()._reply(messages)
+            reply.usage_metadata = None
+            return reply
+
+    mw = BudgetMiddleware(Budget(usd="0.05", per="session", store=MemoryStore()), session_id="no-usage")
+    agent = create_agent(NoUsage(script=["word " * 300], model="gpt-4o", max_tokens=400), tools=[], middleware=[mw])
+    for _ in range(3):
+        agent.invoke({"messages": [HumanMessage("hello " * 200)]})
+    usd = next(iter(mw.controls.enforcer.spent(ScopeContext(session_id="no-usage")).values()))["usd"]
+    assert usd > Decimal("0.005")  # ~$0.0035 per call at gpt-4o prices, counted not $0
+
+
+def test_middleware_forgets_runs_that_raise() -> None:
+    class Boom(ScriptedChatModel):
+        def _generate(self, *a, **k):  # type: ignore[no-untyped-def]
+            raise RuntimeError("provider 500")
+
+    mw = BudgetMiddleware(Budget(usd=1, store=MemoryStore()))
+    agent = create_agent(Boom(model="gpt-4o"), tools=[search], middleware=[mw])
+    for _ in range(20):
+        with pytest.raises(RuntimeError):
+            agent.invoke({"messages": [HumanMessage("go")]})
+    assert mw._runs == {}
