@@ -144,6 +144,7 @@ class TieredMemory(_Middleware):  # type: ignore[misc,valid-type]
         self.max_tokens = max_tokens
         self.context = TieredContext(max_tokens, **self._options)  # validates the options now
         self._contexts: dict[str, TieredContext] = {}
+        self._sessions: dict[str, list[BaseMessage]] = {}  # session id -> its full history, loaded once
         self._lock = threading.Lock()
         self.store = store
         if mode not in ("view", "rewrite"):
@@ -249,6 +250,13 @@ class TieredMemory(_Middleware):  # type: ignore[misc,valid-type]
         return self.before_model(state, runtime)
 
     # --- RunnableWithMessageHistory ------------------------------------------------------------
+    def _session_messages(self, session_id: str, load: Callable[[], list[BaseMessage]]) -> list[BaseMessage]:
+        with self._lock:
+            messages = self._sessions.get(session_id)
+            if messages is None:
+                messages = self._sessions[session_id] = load()
+            return messages
+
     def history(self, session_id: str) -> TieredChatMessageHistory:
         """The chat message history of ``session_id`` (pass ``memory.history`` as
         ``get_session_history``)."""
@@ -274,7 +282,10 @@ class TieredChatMessageHistory(BaseChatMessageHistory):
                 "CREATE TABLE IF NOT EXISTS agentcost_memory "
                 "(session_id TEXT NOT NULL, seq INTEGER NOT NULL, message TEXT NOT NULL, PRIMARY KEY (session_id, seq))"
             )
-        self._full: list[BaseMessage] = self._load()
+        # One list per session for every history object of this memory (RunnableWithMessageHistory
+        # asks for a new one per invocation): the same message objects, so the view is incremental
+        # and the summary is not rebuilt.
+        self._full: list[BaseMessage] = memory._session_messages(session_id, self._load)
 
     def _load(self) -> list[BaseMessage]:
         with _DB_LOCK, sqlite3.connect(self.path) as db:
@@ -303,6 +314,6 @@ class TieredChatMessageHistory(BaseChatMessageHistory):
     def clear(self) -> None:
         with _DB_LOCK, sqlite3.connect(self.path) as db:
             db.execute("DELETE FROM agentcost_memory WHERE session_id = ?", (self.session_id,))
-        self._full = []
+        del self._full[:]
         self.memory._context_for(f"session:{self.session_id}").reset()
 

@@ -216,3 +216,16 @@ def test_a_system_prompt_rebuilt_every_call_is_re_read_and_keeps_the_conversatio
     second = ctx.fit([Item("system", "It is 09:16:47Z."), *history])  # a new list and a new system message
     assert second.items[0].text == "It is 09:16:47Z."
     assert ctx.summary is not None and ctx.summary.decisions[: len(summary_before.decisions)] == summary_before.decisions
+
+
+def test_the_current_turn_keeps_its_order_when_nothing_is_cut() -> None:
+    items = [
+        Item("system", "sys"),
+        Item("user", "where is my order?"),
+        Item("user", "retrieved: order 4417 shipped", priority="high"),
+        Item("assistant", "", tool_call_ids=("1",)),
+        Item("tool", "r1", tool_call_id="1"),
+        Item("assistant", "", tool_call_ids=("2",)),
+        Item("tool", "r2", tool_call_id="2"),
+    ]
+    assert TieredContext(100_000, model="gpt-4o").fit(items).items == items

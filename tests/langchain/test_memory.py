@@ -187,3 +187,26 @@ def test_rewrite_mode_replaces_state_like_summarization_middleware_and_carries_t
     assert max(seen) <= 1200
     with pytest.raises(ConfigurationError, match="mode"):
         TieredMemory(1000, mode="squash")
+
+
+def test_a_new_history_object_per_invocation_keeps_the_summary(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from agentcost_core.context import StructuredSummary
+
+    calls: list[int] = []
+
+    def summarizer(previous, transcript, first):  # type: ignore[no-untyped-def]
+        calls.append(first)
+        return StructuredSummary(decisions=[f"turn {first}"])
+
+    memory = TieredMemory(1500, model="gpt-4o", summarizer=summarizer, recent_turns=2, summarize_every=4,
+                          store=f"sqlite:///{tmp_path}/m.db")  # fmt: skip
+    h = memory.history("s1")
+    for t in range(12):
+        h.add_messages([HumanMessage(f"q{t} {FILLER}"), AIMessage(f"a{t} {FILLER}")])
+    _ = h.messages
+    n = len(calls)
+    assert n >= 1
+    _ = memory.history("s1").messages  # RunnableWithMessageHistory asks for a new history object each time
+    assert len(calls) == n
+    fresh = TieredMemory(1500, model="gpt-4o", store=f"sqlite:///{tmp_path}/m.db")
+    assert len(fresh.history("s1").full_messages) == 24  # persisted: a new memory reloads it from SQLite

@@ -346,10 +346,14 @@ class TieredContext:
                 out.extend(u.items())
         if current is not None:
             out.extend(current.user.items)  # type: ignore[union-attr]
-        for u in m_units:
-            if isinstance(u, _Unit):
-                out.extend(u.items)
-        out.extend(high_items)
+        # the current turn's kept steps in their own order (a high document stays before later steps)
+        kept_medium = {id(u) for u in m_units if isinstance(u, _Unit)}
+        by_origin = {id(orig): new for orig, new in zip((i for s in high_steps for i in s.items), high_items)}
+        for step in current_steps:
+            if id(step) in kept_medium:
+                out.extend(step.items)
+            elif step in high_steps:
+                out.extend(by_origin.get(id(i), i) for i in step.items)
 
         report.summary = summary_item.tokens if summary_item else 0
         report.protected = self.max_tokens - room - report.summary if not report.over_budget else report.protected
