@@ -72,6 +72,17 @@ def _child_callbacks(run_manager: Any) -> Any:
     )
 
 
+def _with_handler_defaults(md: Mapping[str, Any], callbacks: Any) -> Mapping[str, Any]:
+    """Run metadata completed with the attribution defaults of an attached ``CostCallbackHandler``,
+    so a budget-aware policy checks the same scope the handler charges."""
+    handlers = callbacks if isinstance(callbacks, list) else getattr(callbacks, "handlers", None) or ()
+    for h in handlers:
+        defaults = getattr(getattr(h, "recorder", None), "defaults", None)
+        if isinstance(defaults, dict) and any(defaults.values()):
+            return {**{k: v for k, v in defaults.items() if v is not None}, **md}
+    return md
+
+
 def _strip_cache_control(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
     out = []
     for m in messages:
@@ -202,7 +213,8 @@ class ModelRouter(BaseChatModel):
         config = ensure_config(config)
         messages = self._convert_input(input).to_messages()
         md = config.get("metadata") or {}
-        return messages, config, md, self._router.route(self._request(messages, md, config.get("tags") or (), None))
+        scope_md = _with_handler_defaults(md, config.get("callbacks"))  # budgets see the handler's attribution
+        return messages, config, md, self._router.route(self._request(messages, scope_md, config.get("tags") or (), None))
 
     def _tier_call(self, tier: str, messages: list[BaseMessage], decision: RoutingDecision, config: Any,
                    md: Mapping[str, Any], stop: list[str] | None, kwargs: dict[str, Any],

@@ -233,3 +233,20 @@ def test_generate_goes_through_the_router_run_as_a_step_not_a_call() -> None:
     out = heuristic_router().generate([[HumanMessage("Extract the order id: #4417")]], callbacks=[h])
     assert out.generations[0][0].text == "billing"
     assert [(e.kind, e.tier) for e in h.events] == [("route", "nano"), ("llm", "nano")]
+
+
+def test_budget_downgrade_sees_the_handlers_default_attribution() -> None:
+    budget = Budget(usd="0.01", per="session", on_exceed="downgrade", warn_at=0.5, store=MemoryStore())
+    enforcer = BudgetEnforcer([budget], alerts=[])
+    capped = {
+        "nano": ScriptedChatModel(script=["a short answer " * 60], model=NANO, max_tokens=300),
+        "frontier": ScriptedChatModel(script=["A detailed answer " * 40], model=FRONTIER, max_tokens=300),
+    }
+    router = ModelRouter(capped, StaticPolicy({}, default="frontier") | BudgetDowngrade(enforcer))
+    h = CostCallbackHandler(Ledger("memory://", sync=True), budgets=enforcer, session_id="s-defaults")
+    served = []
+    with pytest.raises(BudgetExceeded):
+        for _ in range(2000):
+            router.invoke("Please analyse my account", {"callbacks": [h]})  # no session in the run metadata
+            served.append(calls(h)[-1].tier)
+    assert "nano" in served and served[0] == "frontier"
