@@ -164,8 +164,7 @@ class TieredMemory(_Middleware):  # type: ignore[misc,valid-type]
         return self._fit(self.context, messages, reserve)
 
     def _fit(self, ctx: TieredContext, messages: Sequence[BaseMessage], reserve: int = 0) -> list[BaseMessage]:
-        ctx.max_tokens = self.max_tokens - reserve
-        plan = ctx.fit(source=messages, convert=to_item)
+        plan = ctx.fit(source=messages, convert=to_item, budget=self.max_tokens - reserve)
         self.last_report = plan.report
         self.last_n_stable = plan.n_stable
         out = _from_items(plan.items, plan.n_stable, plan.summary)

@@ -394,8 +394,7 @@ class TieredMemory(BaseMemory):
                 raise ContextBudgetError(message + ": raise max_tokens")
             logger.warning("agentcost memory: %s; sending the protected messages alone", message)
             reserve = self.max_tokens - 4
-        ctx.max_tokens = self.max_tokens - reserve
-        plan = ctx.fit(source=messages, convert=self._convert)
+        plan = ctx.fit(source=messages, convert=self._convert, budget=self.max_tokens - reserve)
         self._last_report = plan.report
         self._last_n_stable = sum(1 for i in plan.items[: plan.n_stable] if drop is None or i.ref is not drop)
         return _from_items(plan.items, drop)

@@ -229,3 +229,18 @@ def test_the_current_turn_keeps_its_order_when_nothing_is_cut() -> None:
         Item("tool", "r2", tool_call_id="2"),
     ]
     assert TieredContext(100_000, model="gpt-4o").fit(items).items == items
+
+
+def test_fit_is_safe_to_call_from_many_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    ctx = TieredContext(800, model="gpt-4o", recent_turns=2)
+    histories = [convo(10 + k) for k in range(16)]
+
+    def one(h: list[Item]) -> int:
+        plan = ctx.fit(h, budget=700)
+        return plan.report.total
+
+    with ThreadPoolExecutor(8) as pool:
+        totals = list(pool.map(one, histories * 4))
+    assert all(t <= 700 for t in totals) and ctx.max_tokens == 800

@@ -26,6 +26,7 @@ was appended), and turns that leave the view for good (summarized or archived) a
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -182,6 +183,7 @@ class TieredContext:
         self.summary: StructuredSummary | None = None
         self.last_report: ContextReport | None = None
         self.archived_turns = 0
+        self._lock = threading.RLock()
         self.reset()
 
     # --- state -----------------------------------------------------------------------------
@@ -276,8 +278,21 @@ class TieredContext:
 
     # --- the budget --------------------------------------------------------------------------
     def fit(self, items: Sequence[Item] | None = None, *, source: Sequence[Any] | None = None,
-            convert: Callable[[Any], Item] | None = None) -> ContextPlan:  # fmt: skip
-        """The budgeted selection for the next call (see the module docstring)."""
+            convert: Callable[[Any], Item] | None = None, budget: int | None = None) -> ContextPlan:  # fmt: skip
+        """The budgeted selection for the next call (see the module docstring). ``budget`` overrides
+        ``max_tokens`` for this call (e.g. minus a system prompt sent separately). Thread-safe: calls
+        on one context are serialised."""
+        with self._lock:
+            if budget is None:
+                return self._fit(items, source, convert)
+            saved, self.max_tokens = self.max_tokens, budget
+            try:
+                return self._fit(items, source, convert)
+            finally:
+                self.max_tokens = saved
+
+    def _fit(self, items: Sequence[Item] | None, source: Sequence[Any] | None,
+             convert: Callable[[Any], Item] | None) -> ContextPlan:  # fmt: skip
         self.read(items, source=source, convert=convert)
         report = ContextReport(self.max_tokens, full_history=self._full + _PRIMING)
         turns = self._turns
