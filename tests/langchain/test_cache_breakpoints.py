@@ -4,36 +4,21 @@ the prefix of LangChain messages."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("langchain_core")
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_providers import load_providers  # noqa: E402 - tests/ helper
 
 from agentcost_core import ChatMessage, ConfigurationError, TokenCounter, Usage
 from agentcost_core.context.caching import CacheBreakerDetector
 from agentcost_langchain import CostCallbackHandler
 from agentcost_langchain.caching import add_cache_breakpoints, cache_control, detect_cache_breakers
 
-
-def _load_providers():
-    # Same unique module name as test_provider_exactness.py: one shared copy of the helpers.
-    name = "agentcost_tests_langchain_providers"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("providers.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-P = _load_providers()
+P = load_providers()
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
 M = Decimal(1_000_000)
 MODEL = "claude-sonnet-4-5"

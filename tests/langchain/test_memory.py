@@ -127,17 +127,9 @@ def test_runnable_with_message_history_persists_everything_and_sends_the_view(tm
 def test_anthropic_request_carries_breakpoints_on_the_stable_prefix_and_a_timestamp_is_a_breaker() -> None:
     pytest.importorskip("langchain_anthropic")
     pytest.importorskip("httpx2")
-    import importlib.util
-    import sys
-    from pathlib import Path
+    from langchain_providers import load_providers
 
-    name = "agentcost_tests_langchain_providers"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("providers.py"))
-        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-        sys.modules[name] = module
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
-    providers = sys.modules[name]
+    providers = load_providers()
     reply = {
         "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5-20250929",
         "content": [{"type": "text", "text": "Your parcel is on its way."}], "stop_reason": "end_turn",

@@ -17,33 +17,19 @@ The traps these cases pin down (DESIGN.md, "Core concepts" → Usage):
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import sys
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("langchain_core")
 
+from langchain_providers import load_providers  # noqa: E402 - tests/ helper
+
 from agentcost_core import PriceCatalog, Usage  # noqa: E402
 from agentcost_langchain import AsyncCostCallbackHandler, CostCallbackHandler  # noqa: E402
 
-
-def _load_providers():
-    # Loaded under a unique module name so another test folder's helper module can never shadow it.
-    name = "agentcost_tests_langchain_providers"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("providers.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-P = _load_providers()
+P = load_providers()
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
 M = Decimal(10**6)  # prices are USD per 1M tokens
 
@@ -384,9 +370,8 @@ def test_openai_n_choices_usage_counted_once():
 def test_openai_completions_llm_reads_llm_output_token_usage():
     """A completion-style LLM has no usage_metadata: llm_output["token_usage"] is the source."""
     use_openai()
-    from langchain_openai import OpenAI
-
     import httpx
+    from langchain_openai import OpenAI
 
     body = {
         "id": "cmpl-mock",
