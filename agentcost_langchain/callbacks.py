@@ -24,7 +24,7 @@ from agentcost_core.budgets import BudgetStoreUnavailable, ScopeContext
 from agentcost_core.guards.run_guard import Controls, RunGuard
 from agentcost_core.halts import AgentHalted
 from agentcost_core.recorder import RecorderResults
-from agentcost_core.routing.router import ROUTE_KEY
+from agentcost_core.routing.router import ROUTE_KEY, ROUTER_PROVIDER
 
 #: A routing decision for the model call about to run, set by ``RouterMiddleware`` (whose model
 #: swap cannot carry run metadata); run metadata wins when both are present.
@@ -44,7 +44,6 @@ def _s(v: Any) -> str | None:
     return None if v is None else v if isinstance(v, str) else str(v)
 
 
-_ROUTER_PROVIDER = "agentcost-router"  # agentcost_langchain.router.ROUTER_PROVIDER (no import cycle)
 _ROUTER_RUN: tuple[Any, ...] = ("router",)
 _ATTRIBUTION_KEYS = frozenset({"user_id", "session_id", "thread_id", "conversation_id", "feature", "agent_id", "task_id"})
 _NO_ATTRIBUTION = (None, None, None, None, None)
@@ -213,7 +212,7 @@ class _CostTracking(RecorderResults):
     ) -> None:
         try:
             md = metadata or {}
-            if md.get("ls_provider") == _ROUTER_PROVIDER:  # a ModelRouter's own run: a step, not a call
+            if md.get("ls_provider") == ROUTER_PROVIDER:  # a ModelRouter's own run: a step, not a call
                 outer = self._chains.get(parent_run_id) if parent_run_id is not None else None
                 self._chain_start(None, run_id, parent_run_id, {"name": kwargs.get("name") or (outer[1] if outer else None)})
                 self._runs[run_id] = _ROUTER_RUN

@@ -39,7 +39,6 @@ from agentcost_core.context.caching import CacheBreaker, CacheBreakerDetector
 from agentcost_core.errors import ConfigurationError
 
 from .caching import add_cache_breakpoints, detect_cache_breakers
-
 from .messages import content_text, to_chat_message
 
 try:  # create_agent middleware needs `langchain`; the rest only langchain-core

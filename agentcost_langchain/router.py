@@ -31,13 +31,12 @@ from pydantic import ConfigDict, PrivateAttr
 
 from agentcost_core.errors import ConfigurationError
 from agentcost_core.routing import ROUTE_KEY, Router, RouteRequest, RoutingDecision
+from agentcost_core.routing.router import ROUTER_PROVIDER
 
 from .messages import content_text
 
 __all__ = ["ROUTER_PROVIDER", "ModelRouter"]
 
-#: ``ls_provider`` of the router's own run: the capture handler treats it as a step, not a call.
-ROUTER_PROVIDER = "agentcost-router"
 _ANTHROPIC_TYPES = frozenset({"anthropic-chat", "anthropic-bedrock-chat", "anthropic-chat-vertexai"})
 _PROMPT_CACHE_KEY_TYPES = frozenset({"openai-chat", "azure-openai-chat", "fireworks-chat"})
 

@@ -159,9 +159,9 @@ class GuardMiddleware(AgentMiddleware[GuardState, Any]):
         return ToolMessage(content=text, tool_call_id=call.get("id") or "", name=call.get("name"), status="error")
 
     # --- the hooks -------------------------------------------------------------------------
-    def _refusal(self, run: RunGuard, halt: AgentHalted) -> ModelResponse:
+    def _refusal(self, run: RunGuard, halt: AgentHalted, state: Any) -> ModelResponse:
         if halt.details.get("action") == "block":
-            self._runs = {k: v for k, v in self._runs.items() if v is not run}
+            self._forget(state)
             raise halt  # the user asked for a hard stop
         return self._stop(run, halt)
 
@@ -183,7 +183,7 @@ class GuardMiddleware(AgentMiddleware[GuardState, Any]):
         try:
             res = run.before_model(name, tokens, max_tokens, estimated=estimated)
         except AgentHalted as halt:
-            return self._refusal(run, halt)
+            return self._refusal(run, halt, request.state)
         try:
             response = handler(self._with_nudge(request, run.take_nudge()))
         except BaseException:
@@ -199,7 +199,7 @@ class GuardMiddleware(AgentMiddleware[GuardState, Any]):
         try:
             res = await run.abefore_model(name, tokens, max_tokens, estimated=estimated)
         except AgentHalted as halt:
-            return self._refusal(run, halt)
+            return self._refusal(run, halt, request.state)
         try:
             response = await handler(self._with_nudge(request, run.take_nudge()))
         except BaseException:  # errors and cancellation release the reservation

@@ -13,10 +13,12 @@ from .decision import RouteRequest, RoutingDecision
 from .policy import Policy, as_policy
 from .tiers import TierSet
 
-__all__ = ["ROUTE_KEY", "Router", "RoutingError"]
+__all__ = ["ROUTER_PROVIDER", "ROUTE_KEY", "Router", "RoutingError"]
 
 #: Run metadata / instrument tag carrying a routing decision to the capture handlers.
 ROUTE_KEY = "agentcost_route"
+#: ``ls_provider`` of a router's own model run: capture handlers treat it as a step, not a call.
+ROUTER_PROVIDER = "agentcost-router"
 
 
 class RoutingError(AgentCostError):
