@@ -18,6 +18,7 @@ priced at ``fallback`` (by default the catalog's most expensive input and output
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -42,6 +43,7 @@ from .stores.base import (
     units_to_usd,
     usd_to_units,
 )
+from .stores.memory import MemoryStore
 
 __all__ = ["BudgetEnforcer", "Reservation"]
 
@@ -131,6 +133,8 @@ class BudgetEnforcer:
             else:
                 self._groups.append((b.store, [b]))
         self._request_budgets = [b for b in self.budgets if b.per == "request"]
+        #: Only in-process counters: the async forms run inline (no thread hop for microseconds of work).
+        self._local = all(isinstance(store, MemoryStore) for store, _ in self._groups)
 
     def __repr__(self) -> str:
         return f"BudgetEnforcer({list(self.budgets)!r})"
@@ -183,19 +187,13 @@ class BudgetEnforcer:
         service_tier: str | None = None,
         estimated: bool = False,
     ) -> Reservation:
-        res, claims_by_group = self._prepare_model(ctx, model, input_tokens, max_tokens, service_tier, estimated)
-        for store, claims, budgets in claims_by_group:
-            try:
-                result = await store.areserve(claims, self.clock())
-            except BudgetStoreUnavailable as e:
-                self._store_failed(res, store, e)
-                continue
-            except BaseException:
-                self._undo(res)
-                raise
-            self._admit_or_refuse(res, store, claims, budgets, result, ctx)
-        self._check_seconds(res)
-        return res
+        """:meth:`reserve` for async code: inline with in-process stores, in a worker thread when a
+        store does network I/O."""
+        kw = {"model": model, "input_tokens": input_tokens, "max_tokens": max_tokens,
+              "service_tier": service_tier, "estimated": estimated}  # fmt: skip
+        if self._local:
+            return self.reserve(ctx, **kw)
+        return await asyncio.to_thread(self.reserve, ctx, **kw)
 
     def reserve_tool(self, ctx: ScopeContext, tool: str | None = None) -> Reservation:
         """Count one tool call (``tool_calls`` limits); settle it after the tool runs."""
@@ -379,18 +377,10 @@ class BudgetEnforcer:
         service_tier: str | None = None,
         cost: Decimal | None = None,
     ) -> Decimal:
-        if res.done:
-            return res.cost or Decimal(0)
-        res.done = True
-        actual = self._actual(res, usage, model, service_tier, cost)
-        for store, claims, budgets in res.groups:
-            try:
-                after = await store.asettle(claims, actual)
-            except Exception as e:
-                logger.error("agentcost: could not settle a reservation in %r: %r", store, e)
-                continue
-            self._after(budgets, claims, after, res.ctx)
-        return res.cost  # type: ignore[return-value]
+        kw = {"model": model, "service_tier": service_tier, "cost": cost}
+        if self._local:
+            return self.settle(res, usage, **kw)
+        return await asyncio.to_thread(self.settle, res, usage, **kw)
 
     def _actual(
         self, res: Reservation, usage: Usage | None, model: str | None, tier: str | None, cost: Decimal | None
@@ -415,14 +405,10 @@ class BudgetEnforcer:
                 logger.error("agentcost: could not release a reservation in %r: %r", store, e)
 
     async def arelease(self, res: Reservation) -> None:
-        if res.done:
-            return
-        res.done = True
-        for store, claims, _ in res.groups:
-            try:
-                await store.arelease(claims)
-            except Exception as e:
-                logger.error("agentcost: could not release a reservation in %r: %r", store, e)
+        if self._local:
+            self.release(res)
+        else:
+            await asyncio.to_thread(self.release, res)
 
     # --- thresholds ------------------------------------------------------------------------
     def _after(
