@@ -4,6 +4,7 @@ Usage in non-overlapping buckets, exact Decimal prices, token counting, the cost
 rollups. The LangChain and LlamaIndex adapters translate their objects into these types.
 """
 
+from .budgets import Budget, BudgetAlert, BudgetEnforcer, BudgetStoreUnavailable, ScopeContext
 from .errors import (
     AgentCostError,
     ConfigurationError,
@@ -11,7 +12,6 @@ from .errors import (
     PriceFileError,
     UsageFormatError,
 )
-from .budgets import Budget, BudgetAlert, BudgetEnforcer, BudgetStoreUnavailable, ScopeContext
 from .events import ATTRIBUTION_FIELDS, CostEvent
 from .guards import CircuitBreaker, Controls, KillSwitch, RetryPolicy, StuckDetector
 from .halts import AgentHalted, BudgetExceeded, TerminationReason

@@ -134,7 +134,7 @@ class BudgetEnforcer:
                 self._groups.append((b.store, [b]))
         self._request_budgets = [b for b in self.budgets if b.per == "request"]
         #: Only in-process counters: the async forms run inline (no thread hop for microseconds of work).
-        self._local = all(isinstance(store, MemoryStore) for store, _ in self._groups)
+        self.local = all(isinstance(store, MemoryStore) for store, _ in self._groups)
 
     def __repr__(self) -> str:
         return f"BudgetEnforcer({list(self.budgets)!r})"
@@ -191,7 +191,7 @@ class BudgetEnforcer:
         store does network I/O."""
         kw = {"model": model, "input_tokens": input_tokens, "max_tokens": max_tokens,
               "service_tier": service_tier, "estimated": estimated}  # fmt: skip
-        if self._local:
+        if self.local:
             return self.reserve(ctx, **kw)
         return await asyncio.to_thread(self.reserve, ctx, **kw)
 
@@ -378,7 +378,7 @@ class BudgetEnforcer:
         cost: Decimal | None = None,
     ) -> Decimal:
         kw = {"model": model, "service_tier": service_tier, "cost": cost}
-        if self._local:
+        if self.local:
             return self.settle(res, usage, **kw)
         return await asyncio.to_thread(self.settle, res, usage, **kw)
 
@@ -405,7 +405,7 @@ class BudgetEnforcer:
                 logger.error("agentcost: could not release a reservation in %r: %r", store, e)
 
     async def arelease(self, res: Reservation) -> None:
-        if self._local:
+        if self.local:
             self.release(res)
         else:
             await asyncio.to_thread(self.release, res)

@@ -19,6 +19,7 @@ instead). Deliberate halts are :class:`AgentHalted` (budget ones :class:`BudgetE
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from decimal import Decimal
 from typing import Any, Iterable, Sequence
@@ -140,17 +141,12 @@ class RunGuard:
         service_tier: str | None = None,
         estimated: bool = False,
     ) -> Reservation | None:
-        self._gate()
+        """:meth:`before_model` for async code (a worker thread only when a budget store does I/O)."""
+        kw = {"service_tier": service_tier, "estimated": estimated}
         enforcer = self.controls.enforcer
-        if enforcer is None:
-            return None
-        try:
-            return await enforcer.areserve(
-                self.ctx, model=model, input_tokens=input_tokens, max_tokens=max_tokens,
-                service_tier=service_tier, estimated=estimated,
-            )  # fmt: skip
-        except BudgetExceeded as e:
-            raise self._halted(e) from None
+        if enforcer is None or enforcer.local:
+            return self.before_model(model, input_tokens, max_tokens, **kw)
+        return await asyncio.to_thread(self.before_model, model, input_tokens, max_tokens, **kw)
 
     def after_model(
         self,
