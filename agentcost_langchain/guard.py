@@ -29,7 +29,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.tools import BaseTool
 
 from agentcost_core.budgets import ScopeContext
-from agentcost_core.guards.result import GuardedResult
+from agentcost_core.guards.result import GuardedResult, stop_text
 from agentcost_core.guards.run_guard import Controls, RunGuard
 from agentcost_core.halts import AgentHalted, TerminationReason
 
@@ -132,9 +132,7 @@ class _GuardedTool(BaseTool):
 
 def final_message(halt: AgentHalted, best: str | None) -> AIMessage:
     """The agent's last word when a guard stops it: the best answer so far and why it stopped."""
-    stated = f"I had to stop before finishing ({halt.reason}): {halt}."
-    text = f"{stated} The best answer I found so far: {best}" if best else f"{stated} I found no answer yet."
-    return AIMessage(content=text, additional_kwargs={TERMINATION_KEY: halt.reason.value})
+    return AIMessage(content=stop_text(halt, best), additional_kwargs={TERMINATION_KEY: halt.reason.value})
 
 
 def termination_of(messages: Any) -> TerminationReason | None:

@@ -62,7 +62,7 @@ from pydantic import Field
 
 from agentcost_core import Ledger
 from agentcost_core.budgets import ScopeContext
-from agentcost_core.guards.result import GuardedResult
+from agentcost_core.guards.result import GuardedResult, stop_text
 from agentcost_core.guards.run_guard import Controls
 from agentcost_core.halts import AgentHalted
 from agentcost_core.recorder import resolve_ledger
@@ -295,10 +295,7 @@ class GuardedAgent:
                 return GuardedResult(output, None, cost, events, _text_of(output), nudges=nudges)
         best = halt.partial if halt.partial is not None else run.best_answer()
         answer = (_text_of(output) or best) if output is not None else best
-        stated = f"I had to stop before finishing ({halt.reason}): {halt}"
-        stated = stated if stated.endswith(".") else stated + "."
-        text = f"{stated} The best answer I found so far: {answer}" if answer else f"{stated} I found no answer yet."
-        final = ChatMessage(role=MessageRole.ASSISTANT, content=text)
+        final = ChatMessage(role=MessageRole.ASSISTANT, content=stop_text(halt, answer))
         return GuardedResult(
             output if output is not None else answer, halt.reason, cost, events, answer, final, halt, nudges
         )

@@ -25,11 +25,6 @@ import logging
 import time
 from typing import Any, Callable
 
-from agentcost_core import ChatMessage as CoreMessage
-from agentcost_core import CostEvent, CostRecorder, Ledger, PriceCatalog, TokenCounter, Usage
-from agentcost_core.errors import UsageFormatError
-from agentcost_core.recorder import RecorderResults
-from agentcost_core.parsers import ResponseUsage, from_chat_response
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.dispatcher import Dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
@@ -43,6 +38,12 @@ from llama_index.core.instrumentation.events.llm import (
     LLMCompletionStartEvent,
 )
 from pydantic import ConfigDict, Field
+
+from agentcost_core import ChatMessage as CoreMessage
+from agentcost_core import CostEvent, CostRecorder, Ledger, PriceCatalog, TokenCounter, Usage
+from agentcost_core.errors import UsageFormatError
+from agentcost_core.parsers import ResponseUsage, from_chat_response
+from agentcost_core.recorder import RecorderResults
 
 from .attribution import attribution_from_tags, route_from_tags
 from .calls import CallTable, PendingCall, span_name

@@ -9,7 +9,14 @@ from typing import Any
 from ..events import CostEvent
 from ..halts import AgentHalted, TerminationReason
 
-__all__ = ["GuardedResult"]
+__all__ = ["GuardedResult", "stop_text"]
+
+
+def stop_text(halt: AgentHalted, best: str | None) -> str:
+    """The agent's last word when a guard stops it: why it stopped and the best answer so far."""
+    stated = f"I had to stop before finishing ({halt.reason}): {halt}"
+    stated = stated if stated.endswith(".") else stated + "."
+    return f"{stated} The best answer I found so far: {best}" if best else f"{stated} I found no answer yet."
 
 
 @dataclass

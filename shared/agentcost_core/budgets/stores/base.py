@@ -109,6 +109,21 @@ def fits(counters: Counters, claim: Claim) -> int | None:
     return None
 
 
+def hold(state: dict[str, tuple[Counters, float | None]], claims: Sequence[Claim], now: float) -> list[Counters]:
+    """Add every claim's amounts to what its key holds in ``state`` (key -> (counters, expires)),
+    extending (never shortening) the key's expiry; returns the counters after, per claim. For stores
+    that read all of a call's keys, decide with :func:`fits`, then write them back."""
+    after = []
+    for claim in claims:
+        c, expires = state[claim.key]
+        c = Counters(c.spent, add(c.held, claim.amounts), c.started or now)
+        if claim.ttl is not None:
+            expires = max(expires or 0.0, now + claim.ttl)
+        state[claim.key] = (c, expires)
+        after.append(c)
+    return after
+
+
 def add(a: Sequence[int], b: Sequence[int], sign: int = 1) -> Vector:
     return (a[0] + sign * b[0], a[1] + sign * b[1], a[2] + sign * b[2], a[3] + sign * b[3])
 

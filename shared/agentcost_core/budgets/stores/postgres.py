@@ -18,7 +18,7 @@ from typing import Any
 
 from ...errors import ConfigurationError
 from ...ledger.postgres import _redact
-from .base import ZERO, BudgetStoreUnavailable, Claim, Counters, CounterStore, ReserveResult, Vector, add, fits
+from .base import ZERO, BudgetStoreUnavailable, Claim, Counters, CounterStore, ReserveResult, Vector, fits, hold
 
 __all__ = ["PostgresStore"]
 
@@ -225,14 +225,7 @@ class PostgresStore(CounterStore):
                 )
                 if refused is not None:
                     raise self._psycopg.Rollback(tx)  # change nothing
-                after = []
-                for claim in claims:
-                    c, expires = state[claim.key]
-                    c = Counters(c.spent, add(c.held, claim.amounts), c.started or now)
-                    if claim.ttl is not None:
-                        expires = max(expires or 0.0, now + claim.ttl)  # extend, never shorten
-                    state[claim.key] = (c, expires)
-                    after.append(c)
+                after = hold(state, claims, now)  # expiry extended, never shortened
                 cur.executemany(
                     self._sql_write, [(*c.spent, *c.held, c.started, exp, key) for key, (c, exp) in state.items()]
                 )

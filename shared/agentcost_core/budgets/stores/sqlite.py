@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ConfigurationError
-from .base import ZERO, BudgetStoreUnavailable, Claim, Counters, CounterStore, ReserveResult, Vector, add, fits
+from .base import ZERO, BudgetStoreUnavailable, Claim, Counters, CounterStore, ReserveResult, Vector, add, fits, hold
 
 __all__ = ["SQLiteStore"]
 
@@ -200,14 +200,7 @@ class SQLiteStore(CounterStore):
             dim = fits(counters, claim)
             if dim is not None:
                 return dropped, ReserveResult(False, current, i, dim)  # commits only the expired keys' removal
-        after = []
-        for claim in claims:
-            c, expires = state[claim.key]
-            c = Counters(c.spent, add(c.held, claim.amounts), c.started or now)
-            if claim.ttl is not None:
-                expires = max(expires or 0.0, now + claim.ttl)  # extend, never shorten
-            state[claim.key] = (c, expires)
-            after.append(c)
+        after = hold(state, claims, now)  # expiry extended, never shortened
         for key, (c, expires) in state.items():
             self._write(conn, key, c, expires)
         return True, ReserveResult(True, tuple(after))
