@@ -32,7 +32,7 @@ ACTIVE_ROUTE: ContextVar[dict[str, Any] | None] = ContextVar("agentcost_active_r
 from agentcost_core.tokens import ChatMessage, TokenCounter
 
 from .messages import to_chat_messages, tools_json
-from .response import read_result
+from .response import output_text, read_result
 
 __all__ = ["AsyncCostCallbackHandler", "CostCallbackHandler"]
 
@@ -45,6 +45,7 @@ def _s(v: Any) -> str | None:
 
 
 _ROUTER_RUN: tuple[Any, ...] = ("router",)
+_EMPTY: dict[str, Any] = {}  # read-only stand-in for absent metadata
 _ATTRIBUTION_KEYS = frozenset({"user_id", "session_id", "thread_id", "conversation_id", "feature", "agent_id", "task_id"})
 _NO_ATTRIBUTION = (None, None, None, None, None)
 
@@ -65,6 +66,12 @@ def _attribution(md: dict[str, Any]) -> tuple[str | None, ...]:
 
 class _CostTracking(RecorderResults):
     """The shared body of the sync and async handlers."""
+
+    # LangChain asks these on every event: plain class attributes instead of the base class's
+    # properties. Retries, retrievers and custom events are not ours to see (``ignore_agent``
+    # also gates the tool events, which the guards need).
+    ignore_llm = ignore_chat_model = ignore_chain = ignore_agent = False
+    ignore_retry = ignore_retriever = ignore_custom_event = True
 
     def __init__(
         self,
@@ -204,22 +211,28 @@ class _CostTracking(RecorderResults):
     # --- model calls --------------------------------------------------------------------
     def _model_start(
         self,
+        serialized: Any,
         prompt: Any,
+        *,
         run_id: UUID,
-        parent_run_id: UUID | None,
-        metadata: dict[str, Any] | None,
-        kwargs: dict[str, Any],
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> None:
+        """``on_chat_model_start`` (``prompt``: lists of messages) and ``on_llm_start`` (prompt
+        strings) in one body, called by LangChain directly: it runs before every model call."""
         try:
-            md = metadata or {}
-            if md.get("ls_provider") == ROUTER_PROVIDER:  # a ModelRouter's own run: a step, not a call
+            md = metadata or _EMPTY
+            provider = md.get("ls_provider")
+            if provider == ROUTER_PROVIDER:  # a ModelRouter's own run: a step, not a call
                 outer = self._chains.get(parent_run_id) if parent_run_id is not None else None
                 self._chain_start(None, run_id, parent_run_id, {"name": kwargs.get("name") or (outer[1] if outer else None)})
                 self._runs[run_id] = _ROUTER_RUN
                 return
-            inv = kwargs.get("invocation_params") or {}
+            inv = kwargs.get("invocation_params") or _EMPTY
             requested = inv.get("model") or inv.get("model_name") or md.get("ls_model_name")
-            chain = self._chains.get(parent_run_id) if parent_run_id is not None else None
+            chain = self._chains.get(parent_run_id)  # (never holds None)
             if chain is not None:
                 trace, step, parent = chain
             else:
@@ -227,7 +240,7 @@ class _CostTracking(RecorderResults):
                 trace, step = parent, None  # the trace is completed with this run's id at the end
             step = md.get("langgraph_node") or kwargs.get("name") or step  # an explicit run name names the step
             guard = self._guard_model(run_id, parent_run_id, md, inv, requested, prompt) if self.controls else None
-            self._runs[run_id] = (_perf(), requested, md.get("ls_provider"), md, step, trace, parent, prompt, guard)
+            self._runs[run_id] = (_perf(), requested, provider, md, step, trace, parent, prompt, guard)
         except (AgentHalted, BudgetStoreUnavailable):
             raise  # a deliberate halt: the model is not called
         except Exception as e:
@@ -239,43 +252,41 @@ class _CostTracking(RecorderResults):
             self._chain_end(run_id)
             return
         if state is None:  # attached after the call started: record what the end tells us
-            state = (None, None, None, {}, None, None, None, None, None)
+            state = (None, None, None, _EMPTY, None, None, None, None, None)
         t0, requested, provider, md, step, trace, parent, prompt, guard = state
-        span = str(run_id)
-        usage = None
-        model = requested
-        tier = None
-        cache_hit = False
+        span = run_id  # the event's span and id; made text off this path (agentcost_core.events.text_ids)
         estimated = False
         extra = None
         if response is not None:
-            result = read_result(response)
-            model = result.model or requested
-            tier = result.service_tier
-            cache_hit = result.cache_hit
-            usage = result.usage
-            if result.usage_error is not None:
-                logger.warning("agentcost: malformed usage from %s (%s); tokens estimated instead", model, result.usage_error)
-                extra = {"usage_error": result.usage_error}
+            usage, model, tier, cache_hit, generation, usage_error = read_result(response)
+            model = model or requested
+            if usage_error is not None:
+                logger.warning("agentcost: malformed usage from %s (%s); tokens estimated instead", model, usage_error)
+                extra = {"usage_error": usage_error}
             if usage is None:
-                usage = self._estimate(model, prompt, result.output_text)
+                usage = self._estimate(model, prompt, output_text(generation))
                 estimated = True
+        else:
+            usage = tier = generation = None
+            model = requested
+            cache_hit = False
         if guard is not None:
             run, res = guard
             if res is not None and res.flags:
                 extra = {**(extra or {}), **res.flags}
             if parent is None:  # a model call with no enclosing chain is its own run: forget it after
-                self._guarded.pop(trace or span, None)
+                self._guarded.pop(trace or str(run_id), None)
             if response is None:
                 run.model_failed(res)
             else:
-                message = getattr(result.generation, "message", None)
+                message = getattr(generation, "message", None)
                 calls = [(c.get("name"), c.get("args")) for c in getattr(message, "tool_calls", None) or ()]
-                run.after_model(res, usage, model=model, service_tier=tier, text=result.output_text, tool_calls=calls)
+                run.after_model(res, usage, model=model, service_tier=tier, text=output_text(generation), tool_calls=calls)
         user_id, session_id, feature, agent_id, task_id = _attribution(md)
         route = (md.get(ROUTE_KEY) if md else None) or ACTIVE_ROUTE.get()
         routed_tier = None
         if route is not None:  # a ModelRouter chose this call's tier: tag it and record the decision
+            span = str(run_id)  # the route event links to it by text
             routed_tier, extra = self._record_route(route, md, span, trace or span, step, extra)
         self.recorder.record_call(
             model, usage, requested, provider, tier, estimated, cache_hit,
@@ -311,12 +322,6 @@ class _CostTracking(RecorderResults):
             msgs = to_chat_messages(prompt[0]) if prompt else []
         return Usage(input=counter.count_messages(msgs).tokens, output=counter.count_text(output_text).tokens)
 
-    def _model_end(self, response: Any, run_id: UUID) -> None:
-        try:
-            self._record(run_id, response, None)
-        except Exception as e:
-            self.recorder.note_internal_error("on_llm_end", e)
-
     def _model_error(self, error: BaseException, run_id: UUID) -> None:
         try:
             self._record(run_id, None, error)
@@ -343,34 +348,14 @@ class CostCallbackHandler(_CostTracking, BaseCallbackHandler):
     def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self._chain_end(run_id)
 
-    def on_chat_model_start(
-        self,
-        serialized: Any,
-        messages: list[list[Any]],
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self._model_start(messages, run_id, parent_run_id, metadata, kwargs)
-
-    def on_llm_start(
-        self,
-        serialized: Any,
-        prompts: list[str],
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self._model_start(prompts, run_id, parent_run_id, metadata, kwargs)
+    on_chat_model_start = _CostTracking._model_start
+    on_llm_start = _CostTracking._model_start
 
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self._model_end(response, run_id)
+        try:
+            self._record(run_id, response, None)
+        except Exception as e:
+            self.recorder.note_internal_error("on_llm_end", e)
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self._model_error(error, run_id)

@@ -6,6 +6,7 @@ from typing import Any, NamedTuple
 
 from agentcost_core.errors import UsageFormatError
 from agentcost_core.parsers import from_openai, usage_and_tier
+from agentcost_core.parsers.langchain import plain_usage
 from agentcost_core.usage import Usage
 
 from .messages import content_text
@@ -21,10 +22,15 @@ class CallResult(NamedTuple):
 
     @property
     def output_text(self) -> str:
-        message = getattr(self.generation, "message", None)
-        if message is not None:
-            return content_text(message.content)
-        return getattr(self.generation, "text", "") or ""
+        return output_text(self.generation)
+
+
+def output_text(generation: Any) -> str:
+    """The text a generation produced (read only when tokens must be estimated or guarded)."""
+    message = getattr(generation, "message", None)
+    if message is not None:
+        return content_text(message.content)
+    return getattr(generation, "text", "") or ""
 
 
 _NO_TIER = (None, "default", "auto", "standard")
@@ -51,8 +57,10 @@ def read_result(response: Any) -> CallResult:
     usage_error = None
     try:
         if usage_metadata:
-            usage, usage_tier = usage_and_tier(usage_metadata)
-            tier = usage_tier or tier
+            usage = plain_usage(usage_metadata)  # the common shape, in one pass
+            if usage is None:
+                usage, usage_tier = usage_and_tier(usage_metadata)
+                tier = usage_tier or tier
             cache_hit = usage_metadata.get("total_cost") == 0  # LangChain marks LLM-cache hits so
         elif llm_output.get("token_usage"):
             usage = from_openai(llm_output["token_usage"])
@@ -65,7 +73,11 @@ def read_result(response: Any) -> CallResult:
         usage, usage_error = None, f"usage reports {usage.output} output tokens but no input tokens"
     if tier in _NO_TIER:
         tier = None
-    return CallResult(usage, model if isinstance(model, str) else None, tier, cache_hit, generation, usage_error)
+    # tuple.__new__ directly: a NamedTuple's own __new__ is a Python-level call, and this runs per call.
+    return _new(CallResult, (usage, model if isinstance(model, str) else None, tier, cache_hit, generation, usage_error))
+
+
+_new = tuple.__new__
 
 
 _EMPTY: dict[str, Any] = {}

@@ -55,6 +55,7 @@ __all__ = ["CostEventHandler"]
 logger = logging.getLogger("agentcost.llamaindex")
 
 _NO_USAGE = ResponseUsage(None, None, None, None)
+_perf = time.perf_counter
 _MAX_ERROR_CHARS = 500
 
 
@@ -248,28 +249,36 @@ class CostEventHandler(RecorderResults, BaseEventHandler):
                 found = from_chat_response(response)
             except UsageFormatError as exc:
                 logger.warning("agentcost: unreadable usage in a LlamaIndex response (%s); estimating instead", exc)
-        usage = found.usage
+        usage, model, service_tier, format_provider = found
         estimated = usage is None
         if usage is None:
-            usage = self._estimate(call, response, found.model or call.requested)
-        attribution, run_id = attribution_from_tags(call.tags)
-        model = found.model
+            usage = self._estimate(call, response, model or call.requested)
         recorder = self.recorder
         # The parser's provider is the usage FORMAT (OpenAI-compatible servers speak "openai"):
         # the catalog's provider wins whenever the model is known.
-        provider = None if recorder.catalog.get(model or call.requested) is not None else found.provider
+        provider = None if recorder.catalog.get(model or call.requested) is not None else format_provider
         extra = {"stream_closed_early": True} if closed_early else None
         step = span_name(call.step_span)
-        trace = run_id or call.root
         tier = None
-        route = route_from_tags(call.tags)
-        if route is not None:  # a RouterLLM chose this call's tier: tag it and record the decision
-            tier, extra = self._record_route(route, span_id, step, trace, attribution, extra)
+        tags = call.tags
+        if tags:  # instrument_tags: attribution, the workflow run, a RouterLLM's decision
+            attribution, run_id = attribution_from_tags(tags)
+            trace = run_id or call.root
+            route = route_from_tags(tags)
+            if route is not None:  # a RouterLLM chose this call's tier: tag it and record the decision
+                tier, extra = self._record_route(route, span_id, step, trace, attribution, extra)
+            get = attribution.get
+            user_id, session_id, feature, agent_id, task_id = (
+                get("user_id"), get("session_id"), get("feature"), get("agent_id"), get("task_id"),
+            )  # fmt: skip
+        else:
+            user_id = session_id = feature = agent_id = task_id = None
+            trace = call.root
         return recorder.record_call(
-            model, usage, call.requested, provider, found.service_tier, estimated, False, None,
-            attribution.get("user_id"), attribution.get("session_id"), attribution.get("feature"),
-            attribution.get("agent_id"), attribution.get("task_id"),
-            step, trace, span_id, call.parent_id, time.perf_counter() - call.t0, extra, "llm", None, tier,
+            model, usage, call.requested, provider, service_tier, estimated, False, None,
+            user_id, session_id, feature, agent_id, task_id,
+            step, trace, span_id, call.parent_id, _perf() - call.t0, extra, "llm",
+            span_id, tier,  # the dispatcher's span ids are unique (name + uuid4): the span id is the event id
         )  # fmt: skip
 
     def _record_route(

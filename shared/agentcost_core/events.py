@@ -11,7 +11,7 @@ from typing import Any
 
 from .usage import Usage
 
-__all__ = ["ATTRIBUTION_FIELDS", "CostEvent", "new_event_id"]
+__all__ = ["ATTRIBUTION_FIELDS", "CostEvent", "new_event_id", "text_ids"]
 
 #: The fields users attribute spend by, in the order reports list them.
 ATTRIBUTION_FIELDS = ("user_id", "session_id", "feature", "agent_id", "task_id")
@@ -78,8 +78,27 @@ class CostEvent:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly: Decimals as strings, usage as a dict of buckets."""
-        d = {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
+        d = {k: getattr(text_ids(self), k) for k in self.__slots__}  # type: ignore[attr-defined]
         d["usage"] = self.usage.as_dict()
         d["cost"] = None if self.cost is None else str(self.cost)
         d["saved"] = None if self.saved is None else str(self.saved)
         return d
+
+
+def text_ids(event: CostEvent) -> CostEvent:
+    """``event`` with its ids as text, in place.
+
+    The LangChain handler hands the recorder the run's ``UUID`` as the event's id and span (and
+    trace, for a call outside any chain): formatting a UUID costs about as much as pricing the
+    call, so it is done here — by the ledger writer as it stores events and by ``handler.events``
+    as it hands them out — rather than once per model call on the caller's thread.
+    """
+    if type(event.id) is not str:
+        event.id = str(event.id)
+    if event.span_id is not None and type(event.span_id) is not str:
+        event.span_id = str(event.span_id)
+    if event.trace_id is not None and type(event.trace_id) is not str:
+        event.trace_id = str(event.trace_id)
+    if event.parent_id is not None and type(event.parent_id) is not str:
+        event.parent_id = str(event.parent_id)
+    return event

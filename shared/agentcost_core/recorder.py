@@ -10,7 +10,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from .events import ATTRIBUTION_FIELDS, CostEvent, new_event_id
+from .events import ATTRIBUTION_FIELDS, CostEvent, new_event_id, text_ids
 from .ledger import Ledger
 from .prices import PriceCatalog
 from .prices.model_ids import canonical_provider, provider_hint
@@ -83,11 +83,44 @@ class CostRecorder:
         self.defaults: dict[str, str | None] = {k: attribution.get(k) for k in ATTRIBUTION_FIELDS}
         self.keep_events = keep_events
         self.events: list[CostEvent] = []
-        self.total_cost = _ZERO
         self.internal_errors = 0
         self._lock = threading.Lock()
+        # Running total: when events are kept it is summed on read from the events not yet summed
+        # (a list append is the hot path's only shared write); otherwise it is kept as calls land.
+        self._total = _ZERO
+        self._summed = 0  # events[:_summed] are in _total
+        self._texted = 0  # events[:_texted] have text ids
         self._usage_acc: dict[str, Usage] = {}  # only when events are not kept
         self._providers: dict[str | None, str | None] = {}
+
+    def settled_events(self) -> list[CostEvent]:
+        """:attr:`events`, every one with its ids as text (see :func:`text_ids`)."""
+        events = self.events
+        n = len(events)
+        if self._texted < n or n < self._texted:
+            with self._lock:
+                for i in range(self._texted if self._texted <= n else 0, n):
+                    text_ids(events[i])
+                self._texted = n
+        return events
+
+    @property
+    def total_cost(self) -> Decimal:
+        """Exact USD of the priced events recorded so far."""
+        if not self.keep_events:
+            return self._total
+        with self._lock:
+            events = self.events
+            n = len(events)
+            if n < self._summed:  # the list was cleared or cut by its owner: start over
+                self._total, self._summed = _ZERO, 0
+            total = self._total
+            for i in range(self._summed, n):
+                cost = events[i].cost
+                if cost is not None:
+                    total += cost
+            self._total, self._summed = total, n
+            return total
 
     @property
     def usage_by_model(self) -> dict[str, Usage]:
@@ -159,7 +192,9 @@ class CostRecorder:
         event_id: str | None = None,
         tier: str | None = None,
     ) -> CostEvent:
-        """:meth:`record` with positional arguments, for the adapters' hot paths."""
+        """:meth:`record` with positional arguments, for the adapters' hot paths. ``trace_id``,
+        ``span_id``, ``parent_id`` and ``event_id`` may be UUIDs: they become text when the event
+        is stored or read (:func:`~agentcost_core.events.text_ids`)."""
         d = self.defaults
         model = model or requested_model
         price = self.catalog.get(model)
@@ -190,14 +225,15 @@ class CostRecorder:
             step, trace_id, span_id, parent_id, latency_s, error, self.framework, tier, extra,
             _time(), event_id or new_event_id(),
         )  # fmt: skip
-        with self._lock:
-            if self.keep_events:
-                self.events.append(event)
-            elif model:
-                prev = self._usage_acc.get(model)
-                self._usage_acc[model] = usage if prev is None else prev + usage
-            if cost is not None:
-                self.total_cost += cost
+        if self.keep_events:
+            self.events.append(event)  # atomic; total_cost and usage_by_model are derived on read
+        else:
+            with self._lock:
+                if model:
+                    prev = self._usage_acc.get(model)
+                    self._usage_acc[model] = usage if prev is None else prev + usage
+                if cost is not None:
+                    self._total += cost
         self.ledger.record(event)
         return event
 
@@ -219,7 +255,7 @@ class RecorderResults:
     @property
     def events(self) -> list[CostEvent]:
         """This handler's events, in call order."""
-        return self.recorder.events
+        return self.recorder.settled_events()
 
     @property
     def total_cost(self) -> Decimal:

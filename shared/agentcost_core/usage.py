@@ -21,30 +21,42 @@ __all__ = ["Usage", "BUCKETS"]
 BUCKETS = ("input", "cache_read", "cache_write_5m", "cache_write_1h", "output")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Usage:
     """Token counts of one call (or a sum of calls). Treat it as immutable: ``+`` returns a new one.
 
     (Not ``frozen=True``: a frozen dataclass pays ``object.__setattr__`` per field, and a Usage
-    is built on every model call.)
+    is built on every model call; for the same reason ``__init__`` is written out, with its checks
+    inline instead of in a ``__post_init__`` call.)
     """
 
-    input: int = 0
-    cache_read: int = 0
-    cache_write_5m: int = 0
-    cache_write_1h: int = 0
-    output: int = 0
-    reasoning: int = 0
+    input: int
+    cache_read: int
+    cache_write_5m: int
+    cache_write_1h: int
+    output: int
+    reasoning: int
 
-    def __post_init__(self) -> None:
-        # Kept cheap: this runs once per model call on the hot path.
-        if min(self.input, self.cache_read, self.cache_write_5m, self.cache_write_1h, self.output, self.reasoning) < 0:
+    def __init__(
+        self,
+        input: int = 0,
+        cache_read: int = 0,
+        cache_write_5m: int = 0,
+        cache_write_1h: int = 0,
+        output: int = 0,
+        reasoning: int = 0,
+    ) -> None:
+        self.input = input
+        self.cache_read = cache_read
+        self.cache_write_5m = cache_write_5m
+        self.cache_write_1h = cache_write_1h
+        self.output = output
+        self.reasoning = reasoning
+        if input < 0 or cache_read < 0 or cache_write_5m < 0 or cache_write_1h < 0 or output < 0 or reasoning < 0:
             bad = {k: v for k, v in self.as_dict().items() if v < 0}
             raise ValueError(f"Usage buckets must be >= 0, got {bad}")
-        if self.reasoning > self.output:
-            raise ValueError(
-                f"Usage.reasoning ({self.reasoning}) is part of output and cannot exceed it ({self.output})"
-            )
+        if reasoning > output:
+            raise ValueError(f"Usage.reasoning ({reasoning}) is part of output and cannot exceed it ({output})")
 
     @property
     def prompt_tokens(self) -> int:

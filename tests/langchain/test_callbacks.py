@@ -241,3 +241,44 @@ def test_events_reach_the_ledger():
     h.ledger.flush()
     assert h.ledger.count() == 3
     assert {e.id for e in h.ledger.events()} == {e.id for e in h.events}
+
+
+def test_event_ids_are_the_run_ids_as_text_in_the_handler_and_the_sqlite_ledger(tmp_path):
+    """The hot path hands the recorder the run's UUID; every reader sees the same text id."""
+    from agentcost_core import Ledger
+
+    ledger = Ledger(f"sqlite:///{tmp_path}/ids.db")
+    h = CostCallbackHandler(ledger)
+    model = ScriptedChatModel(script=["ok"])
+    model.invoke("a bare model call: its own trace", config={"callbacks": [h], "run_id": None})
+    make_chain().invoke({"q": "in a chain"}, config={"callbacks": [h]})
+    raw = h.recorder.events  # the recorder's own list, before anything formatted it
+    assert any(not isinstance(e.id, str) for e in raw)  # the UUID travelled as it came
+    events = h.events
+    for e in events:
+        assert type(e.id) is str and type(e.span_id) is str and type(e.trace_id) is str
+        assert e.id == e.span_id and len(e.id) == 36 and e.id.count("-") == 4
+    assert events[0].trace_id == events[0].span_id  # a call outside any chain is its own trace
+    assert events[1].trace_id != events[1].span_id
+    ledger.flush()
+    stored = {e.id: e for e in ledger.events()}
+    assert set(stored) == {e.id for e in events}
+    assert all(type(s.span_id) is str and s.trace_id == stored[s.id].trace_id for s in stored.values())
+    assert h.events[0].as_dict()["id"] == events[0].id
+    ledger.close()
+
+
+def test_total_cost_follows_the_events_even_when_their_owner_clears_them():
+    h = run_mode("invoke")
+    each = h.events[0].cost
+    assert h.total_cost == 3 * each
+    h.events.clear()  # the list is the caller's to manage
+    assert h.total_cost == 0
+    make_chain().invoke({"q": QUESTIONS[0]}, config={"callbacks": [h]})
+    assert h.total_cost == each and len(h.events) == 1
+
+
+def test_the_handler_skips_events_it_has_no_use_for_but_sees_tools_and_chains():
+    h = CostCallbackHandler("memory://")
+    assert not (h.ignore_llm or h.ignore_chat_model or h.ignore_chain or h.ignore_agent)  # agent gates tools
+    assert h.ignore_retriever and h.ignore_retry and h.ignore_custom_event

@@ -153,3 +153,15 @@ def test_tags_attribution_rules(handler) -> None:
     assert (a.session_id, a.user_id, a.task_id, a.trace_id) == ("c-1", "42", None, "run-9")
     assert b.session_id == "s-1"  # session_id wins over thread_id
     assert b.trace_id == b.span_id  # no run id: the outermost span (here the LLM span itself)
+
+
+def test_each_call_event_is_keyed_by_its_llm_span_id() -> None:
+    llm = RawChatLLM(model="gpt-4o", raw=RAW)
+    with instrument("memory://") as h:
+        for i in range(3):
+            llm.chat([user(f"call {i}")])
+    ids = [e.id for e in h.events]
+    assert ids == [e.span_id for e in h.events] and len(set(ids)) == 3
+    assert all(".chat-" in i for i in ids)  # the dispatcher's "<Class>.chat-<uuid4>"
+    h.ledger.flush()
+    assert {e.id for e in h.ledger.events()} == set(ids)

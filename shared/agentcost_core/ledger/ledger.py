@@ -89,6 +89,8 @@ class Ledger:
             self._writer = BackgroundWriter(
                 self.backend.write_many, max_queue=max_queue, batch_size=batch_size, interval_s=flush_interval_s
             )
+            # The hot path calls ``ledger.record(event)`` once per model call: go straight to the queue.
+            self.record = self._writer.put  # type: ignore[method-assign]
 
     @classmethod
     def shared(cls, url: str | None = None) -> Ledger:
@@ -102,6 +104,7 @@ class Ledger:
 
     # --- writing ------------------------------------------------------------------------
     def record(self, event: CostEvent) -> None:
+        """Enqueue ``event`` for the background writer (sync mode: store it now)."""
         if self._writer is not None:
             self._writer.put(event)
         else:

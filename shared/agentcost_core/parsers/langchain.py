@@ -35,17 +35,20 @@ def service_tier_of(usage_metadata: Any) -> str | None:
 _PLAIN_KEYS = frozenset({"cache_read", "cache_creation", "reasoning", "audio"})
 
 
-def _fast(um: dict[str, Any]) -> Usage | None:
-    """The common shapes (plain dicts of ints, no service-tier prefixes) without per-field probing.
-    Returns None to defer to the general path for anything unusual."""
+def plain_usage(um: Any) -> Usage | None:
+    """The common shapes (a plain dict of ints, no service-tier prefixes) without per-field
+    probing; None defers to :func:`usage_and_tier` for anything else (other types, tier keys,
+    unknown keys, inconsistent counts, which the general path names)."""
+    if type(um) is not dict:
+        return None
     total_in = um.get("input_tokens", 0)
     output = um.get("output_tokens", 0)
     idet = um.get("input_token_details") or _EMPTY
     odet = um.get("output_token_details") or _EMPTY
     if type(total_in) is not int or type(output) is not int or type(idet) is not dict or type(odet) is not dict:
         return None
-    if len(idet) > 4 or len(odet) > 2 or "flex" in idet or "priority" in idet:
-        return None
+    if not (idet.keys() <= _KNOWN_INPUT_KEYS and odet.keys() <= _KNOWN_OUTPUT_KEYS):
+        return None  # service-tier prefixes or keys we do not know: the general path decides
     cache_read = idet.get("cache_read") or 0
     w5 = idet.get("ephemeral_5m_input_tokens") or 0
     w1 = idet.get("ephemeral_1h_input_tokens") or 0
@@ -57,17 +60,12 @@ def _fast(um: dict[str, Any]) -> Usage | None:
     rest = total_in - cache_read - w5 - w1
     if rest < 0 or cache_read < 0 or w5 < 0 or w1 < 0 or output < 0 or reasoning < 0 or reasoning > output:
         return None  # the general path names the problem
-    for k in idet:
-        if k not in _KNOWN_INPUT_KEYS:
-            return None
-    for k in odet:
-        if k != "reasoning" and k != "audio":
-            return None
     return Usage(rest, cache_read, w5, w1, output, reasoning)
 
 
 _EMPTY: dict[str, Any] = {}
 _KNOWN_INPUT_KEYS = frozenset({"cache_read", "cache_creation", "ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens", "audio"})
+_KNOWN_OUTPUT_KEYS = frozenset({"reasoning", "audio"})
 
 
 def from_usage_metadata(usage_metadata: Any) -> Usage | None:
@@ -75,7 +73,7 @@ def from_usage_metadata(usage_metadata: Any) -> Usage | None:
     if not usage_metadata:
         return None
     if type(usage_metadata) is dict:
-        fast = _fast(usage_metadata)
+        fast = plain_usage(usage_metadata)
         if fast is not None:
             return fast
     where = "usage_metadata"
@@ -114,7 +112,7 @@ def usage_and_tier(usage_metadata: Any) -> tuple[Usage | None, str | None]:
     """:func:`from_usage_metadata` and :func:`service_tier_of` in one pass (the hot path's form:
     the common shape has no tier keys, so it skips the tier probe)."""
     if type(usage_metadata) is dict:
-        fast = _fast(usage_metadata)
+        fast = plain_usage(usage_metadata)
         if fast is not None:
             return fast, None
     return from_usage_metadata(usage_metadata), service_tier_of(usage_metadata)

@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from ..usage import Usage
-from ._fields import count, field
+from ._fields import count, field, fields_of
 from .anthropic import from_anthropic
 from .gemini import from_gemini
-from .openai import from_chat_completions, from_responses
+from .openai import fast_chat_usage, from_chat_completions, from_responses
 
 
 class ResponseUsage(NamedTuple):
@@ -41,24 +41,50 @@ def _from_usage_object(usage: Any) -> tuple[Usage | None, str | None]:
     return None, None
 
 
+_new = tuple.__new__
+_NO_USAGE = ResponseUsage(None, None, None, None)
+_PRICED_TIERS = ("flex", "priority")  # "default" / "standard" / "auto" are the list price
+
+
+def _chat_completion(raw: Any) -> ResponseUsage | None:
+    """An OpenAI ``ChatCompletion`` (or its dict) of the usual shape, read in one pass: the most
+    common raw response, on every call. None defers to the general path."""
+    fields = fields_of(raw)
+    if fields is None:
+        return None
+    usage = fast_chat_usage(fields.get("usage"))
+    if usage is None:
+        return None
+    model = fields.get("model")
+    tier = fields.get("service_tier")
+    return _new(
+        ResponseUsage,
+        (usage, model if isinstance(model, str) else None, tier if tier in _PRICED_TIERS else None, "openai"),
+    )
+
+
 def from_raw(raw: Any) -> ResponseUsage:
     """Usage and resolved model from a provider response object or dict."""
     if raw is None:
-        return ResponseUsage(None, None, None, None)
+        return _NO_USAGE
+    fast = _chat_completion(raw)
+    if fast is not None:
+        return fast
     model = field(raw, "model") or field(raw, "model_version") or field(raw, "modelVersion")
     tier = field(raw, "service_tier")
     usage_obj = field(raw, "usage")
     if usage_obj is None:
         usage_obj = field(raw, "usage_metadata") or field(raw, "usageMetadata")
     usage, provider = _from_usage_object(usage_obj) if usage_obj is not None else (None, None)
-    if isinstance(tier, str) and tier not in ("flex", "priority"):
-        tier = None  # "default" / "standard" / "auto" are the list price
+    if isinstance(tier, str) and tier not in _PRICED_TIERS:
+        tier = None
     return ResponseUsage(usage, model if isinstance(model, str) else None, tier, provider)
 
 
 def from_chat_response(response: Any) -> ResponseUsage:
     """Usage of a LlamaIndex chat or completion response (or its last stream chunk)."""
-    found = from_raw(field(response, "raw"))
+    fields = fields_of(response)
+    found = from_raw(fields.get("raw") if fields is not None else field(response, "raw"))
     if found.usage is not None:
         return found
     extra = field(response, "additional_kwargs") or {}

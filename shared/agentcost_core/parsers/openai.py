@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import UsageFormatError
 from ..usage import Usage
-from ._fields import count, field
+from ._fields import count, field, fields_of
 
 
 def _split(total_in: int, cached: int, written: int, output: int, reasoning: int, where: str) -> Usage:
@@ -29,27 +29,19 @@ def _split(total_in: int, cached: int, written: int, output: int, reasoning: int
     )
 
 
-def _fields_of(obj: Any) -> dict[str, Any] | None:
-    """The plain field dict of a dict or an SDK (pydantic) object; None for anything else."""
-    if obj is None or type(obj) is dict:
-        return obj
-    d = getattr(obj, "__dict__", None)
-    return d if type(d) is dict else None
-
-
 _EMPTY: dict[str, Any] = {}
 
 
-def _fast_chat(usage: Any) -> Usage | None:
+def fast_chat_usage(usage: Any) -> Usage | None:
     """Chat Completions usage of the usual shape, read without per-field probing (hot path).
     None defers to the general path, which also produces the error messages."""
-    u = _fields_of(usage)
+    u = fields_of(usage)
     if u is None:
         return None
     prompt = u.get("prompt_tokens")
     output = u.get("completion_tokens")
-    pdet = _fields_of(u.get("prompt_tokens_details")) or _EMPTY
-    cdet = _fields_of(u.get("completion_tokens_details")) or _EMPTY
+    pdet = fields_of(u.get("prompt_tokens_details")) or _EMPTY
+    cdet = fields_of(u.get("completion_tokens_details")) or _EMPTY
     cached = pdet.get("cached_tokens") or 0
     written = pdet.get("cache_write_tokens") or 0
     reasoning = cdet.get("reasoning_tokens") or 0
@@ -67,7 +59,7 @@ def from_chat_completions(usage: Any) -> Usage | None:
     """``ChatCompletion.usage`` (object or dict); None when the response carries no usage."""
     if usage is None:
         return None
-    fast = _fast_chat(usage)
+    fast = fast_chat_usage(usage)
     if fast is not None:
         return fast
     where = "openai usage"
