@@ -96,9 +96,10 @@ def _on_progress(h: CostEventHandler, e: Any) -> None:
 
 
 def _on_end(h: CostEventHandler, e: Any) -> None:
-    call = h.table.finish(e.span_id)
+    span_id = e.span_id
+    call = h.table.finish(span_id)
     if call is not None and not call.outer:
-        h._record(e.span_id, call, e.response)
+        h._record(span_id, call, e.response)
 
 
 def _on_exception(h: CostEventHandler, e: Any) -> None:
@@ -225,7 +226,9 @@ class CostEventHandler(RecorderResults, BaseEventHandler):
     # --- events -------------------------------------------------------------------------
     def handle(self, event: Any, **kwargs: Any) -> None:
         cls = event.__class__
-        route = _ROUTES[cls] if cls in _ROUTES else _route_for(cls)
+        route = _ROUTES.get(cls, _route_for)
+        if route is _route_for:  # a class not seen before: classify it once
+            route = _route_for(cls)
         if route is None:
             return
         try:
@@ -258,7 +261,7 @@ class CostEventHandler(RecorderResults, BaseEventHandler):
         # the catalog's provider wins whenever the model is known.
         provider = None if recorder.catalog.get(model or call.requested) is not None else format_provider
         extra = {"stream_closed_early": True} if closed_early else None
-        step = span_name(call.step_span)
+        step = None if call.step_span is None else span_name(call.step_span)
         tier = None
         tags = call.tags
         if tags:  # instrument_tags: attribution, the workflow run, a RouterLLM's decision
