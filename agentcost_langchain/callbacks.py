@@ -98,9 +98,10 @@ class _CostTracking(RecorderResults):
             agent_id=agent_id,
             task_id=task_id,
         )
-        self._runs: dict[UUID, tuple[Any, ...]] = {}
+        # Both keyed by the run id's int: a UUID key would hash through UUID.__hash__, a Python call.
+        self._runs: dict[int, tuple[Any, ...]] = {}
         # chain run id -> (root run id as str, chain name, own id as str): strings made once per chain
-        self._chains: dict[UUID, tuple[str, str | None, str]] = {}
+        self._chains: dict[int, tuple[str, str | None, str]] = {}
         # Guards (budgets, stuck detection, kill switch): halts raise from the handler's hooks.
         if controls is None:
             budget_options = {"catalog": catalog} if budgets is not None and catalog is not None else {}
@@ -121,18 +122,18 @@ class _CostTracking(RecorderResults):
     # --- chains: trace and step ---------------------------------------------------------
     def _chain_start(self, serialized: Any, run_id: UUID, parent_run_id: UUID | None, kwargs: dict[str, Any]) -> None:
         try:
-            parent = self._chains.get(parent_run_id) if parent_run_id is not None else None
+            parent = self._chains.get(parent_run_id.int) if parent_run_id is not None else None
             own = str(run_id)
             root = parent[0] if parent is not None else (str(parent_run_id) if parent_run_id else own)
             name = kwargs.get("name")
             if name is None and serialized:
                 name = serialized.get("name")
-            self._chains[run_id] = (root, name, own)
+            self._chains[run_id.int] = (root, name, own)
         except Exception as e:  # pragma: no cover - defensive
             self.recorder.note_internal_error("on_chain_start", e)
 
     def _chain_end(self, run_id: UUID) -> None:
-        chain = self._chains.pop(run_id, None)
+        chain = self._chains.pop(run_id.int, None)
         if chain is not None and self._guarded and chain[0] == chain[2]:  # the root run ended
             self._guarded.pop(chain[0], None)
 
@@ -155,7 +156,7 @@ class _CostTracking(RecorderResults):
         return run
 
     def _trace_of(self, run_id: UUID, parent_run_id: UUID | None) -> str:
-        chain = self._chains.get(parent_run_id) if parent_run_id is not None else None
+        chain = self._chains.get(parent_run_id.int) if parent_run_id is not None else None
         if chain is not None:
             return chain[0]
         return str(parent_run_id) if parent_run_id is not None else str(run_id)
@@ -226,13 +227,13 @@ class _CostTracking(RecorderResults):
             md = metadata or _EMPTY
             provider = md.get("ls_provider")
             if provider == ROUTER_PROVIDER:  # a ModelRouter's own run: a step, not a call
-                outer = self._chains.get(parent_run_id) if parent_run_id is not None else None
+                outer = self._chains.get(parent_run_id.int) if parent_run_id is not None else None
                 self._chain_start(None, run_id, parent_run_id, {"name": kwargs.get("name") or (outer[1] if outer else None)})
-                self._runs[run_id] = _ROUTER_RUN
+                self._runs[run_id.int] = _ROUTER_RUN
                 return
             inv = kwargs.get("invocation_params") or _EMPTY
             requested = inv.get("model") or inv.get("model_name") or md.get("ls_model_name")
-            chain = self._chains.get(parent_run_id)  # (never holds None)
+            chain = self._chains.get(parent_run_id.int) if parent_run_id is not None else None
             if chain is not None:
                 trace, step, parent = chain
             else:
@@ -240,14 +241,14 @@ class _CostTracking(RecorderResults):
                 trace, step = parent, None  # the trace is completed with this run's id at the end
             step = md.get("langgraph_node") or kwargs.get("name") or step  # an explicit run name names the step
             guard = self._guard_model(run_id, parent_run_id, md, inv, requested, prompt) if self.controls else None
-            self._runs[run_id] = (_perf(), requested, provider, md, step, trace, parent, prompt, guard)
+            self._runs[run_id.int] = (_perf(), requested, provider, md, step, trace, parent, prompt, guard)
         except (AgentHalted, BudgetStoreUnavailable):
             raise  # a deliberate halt: the model is not called
         except Exception as e:
             self.recorder.note_internal_error("on_chat_model_start", e)
 
     def _record(self, run_id: UUID, response: Any, error: BaseException | None) -> None:
-        state = self._runs.pop(run_id, None)
+        state = self._runs.pop(run_id.int, None)
         if state is _ROUTER_RUN:
             self._chain_end(run_id)
             return

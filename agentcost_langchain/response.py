@@ -48,9 +48,11 @@ def read_result(response: Any) -> CallResult:
     usage_metadata = getattr(message, "usage_metadata", None)
     response_metadata = getattr(message, "response_metadata", None) or _EMPTY
     model = response_metadata.get("model_name") or response_metadata.get("model")
-    llm_output = response.llm_output or _EMPTY
-    if not model and llm_output:
-        model = llm_output.get("model_name") or llm_output.get("model")
+    llm_output = _EMPTY
+    if not model or not usage_metadata:  # completion-style LLMs report in llm_output
+        llm_output = response.llm_output or _EMPTY
+        if not model and llm_output:
+            model = llm_output.get("model_name") or llm_output.get("model")
     tier = response_metadata.get("service_tier")
     usage = None
     cache_hit = False

@@ -171,3 +171,38 @@ def test_litellm_file_without_token_prices_is_rejected(tmp_path):
     f.write_text(json.dumps({"img": {"litellm_provider": "openai", "mode": "image_generation"}}))
     with pytest.raises(PriceFileError, match="no model"):
         PriceCatalog.from_file(f)
+
+
+def _decimal_formula(bp, u: Usage) -> Decimal:
+    """The textbook computation the catalog's integer arithmetic must reproduce digit for digit."""
+    total = u.input * bp.input + u.output * bp.output
+    for n, price in ((u.cache_read, bp.cache_read), (u.cache_write_5m, bp.cache_write_5m),
+                     (u.cache_write_1h, bp.cache_write_1h)):  # fmt: skip
+        if n:
+            total += n * price
+    return total / Decimal(1_000_000)
+
+
+def test_cost_arithmetic_equals_the_decimal_formula_in_value_and_digits_for_every_catalog_price():
+    import decimal
+    import random
+
+    from agentcost_core.prices.model_price import BucketPrices
+
+    catalog = PriceCatalog.default()
+    price_sets = []
+    for p in catalog._prices.values():
+        price_sets += [p.base, *([p.long_context] if p.long_context else []), *p.tiers.values()]
+    price_sets += [BucketPrices(*map(Decimal, v)) for v in
+                   (("0", "0", "0", "0", "0"), ("1E+1", "0.5", "3", "0.075", "2.000"), ("1E-7", "123456.789", "0.10", "1", "7E-3"))]  # fmt: skip
+    rng = random.Random(20261124)
+    for bp in price_sets:
+        for _ in range(60):
+            n = [rng.choice([0, 0, 1, 10, 1_000, 1_000_000, rng.randint(0, 5_000_000)]) for _ in range(5)]
+            u = Usage(n[0], n[1], n[2], n[3], n[4], rng.randint(0, n[4]))
+            expected = _decimal_formula(bp, u)
+            got = bp.cost(u)
+            assert got == expected and str(got) == str(expected), (bp, u)
+    # Exact whatever the caller's decimal context: a low precision elsewhere does not round costs.
+    with decimal.localcontext(decimal.Context(prec=4)):
+        assert catalog.cost("gpt-4o", Usage(input=123_457, output=9_876)) == Decimal("0.4074025")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any, Mapping
 
 from ..errors import PriceFileError
@@ -13,6 +13,15 @@ __all__ = ["BucketPrices", "ModelPrice", "PER_MILLION"]
 
 PER_MILLION = Decimal(1_000_000)
 _BUCKETS = ("input", "cache_read", "cache_write_5m", "cache_write_1h", "output")
+_POW10 = tuple(10**i for i in range(128))
+# Our own context for the one Decimal step of a cost: exact whatever the caller's decimal context is,
+# and no context lookup per operation (decimal fetches the current context from a ContextVar).
+_EXACT = Context(prec=60)
+
+
+def _coefficient_exponent(d: Decimal) -> tuple[int, int]:
+    _, digits, exponent = d.as_tuple()
+    return int("".join(map(str, digits)) or 0), int(exponent)
 
 
 def to_decimal(value: Any, where: str) -> Decimal:
@@ -37,6 +46,16 @@ class BucketPrices:
     cache_read: Decimal
     cache_write_5m: Decimal
     cache_write_1h: Decimal
+    #: Each price as (integer coefficient, decimal exponent), for :meth:`cost`'s integer arithmetic.
+    _exact: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        ci, ei = _coefficient_exponent(self.input)
+        co, eo = _coefficient_exponent(self.output)
+        cr, er = _coefficient_exponent(self.cache_read)
+        c5, e5 = _coefficient_exponent(self.cache_write_5m)
+        c1, e1 = _coefficient_exponent(self.cache_write_1h)
+        object.__setattr__(self, "_exact", (ci, ei, co, eo, cr, er, c5, e5, c1, e1, min(ei, eo)))
 
     @classmethod
     def parse(cls, data: Mapping[str, Any], where: str, fallback: BucketPrices | None = None) -> BucketPrices:
@@ -60,14 +79,37 @@ class BucketPrices:
         return BucketPrices(**{b: getattr(self, b) * factor for b in _BUCKETS})
 
     def cost(self, usage: Usage) -> Decimal:
-        total = usage.input * self.input + usage.output * self.output
-        if usage.cache_read:
-            total += usage.cache_read * self.cache_read
-        if usage.cache_write_5m:
-            total += usage.cache_write_5m * self.cache_write_5m
-        if usage.cache_write_1h:
-            total += usage.cache_write_1h * self.cache_write_1h
-        return total / PER_MILLION
+        """Exactly ``Σ tokens × price / 1e6``, the same Decimal (value and digits) as
+        ``(usage.input * self.input + usage.output * self.output [+ cache terms]) / PER_MILLION``,
+        computed on integers: Decimal operations are costly on the hot path, this makes one."""
+        ci, ei, co, eo, cr, er, c5, e5, c1, e1, e = self._exact
+        read = usage.cache_read
+        w5 = usage.cache_write_5m
+        w1 = usage.cache_write_1h
+        # A Decimal sum has the smallest exponent of its terms (input and output always take part).
+        if read and er < e:
+            e = er
+        if w5 and e5 < e:
+            e = e5
+        if w1 and e1 < e:
+            e = e1
+        n = usage.input * ci * _POW10[ei - e] + usage.output * co * _POW10[eo - e]
+        if read:
+            n += read * cr * _POW10[er - e]
+        if w5:
+            n += w5 * c5 * _POW10[e5 - e]
+        if w1:
+            n += w1 * c1 * _POW10[e1 - e]
+        # n × 10^e / 10^6, written as Decimal division writes an exact quotient: trailing zeros
+        # dropped while the exponent stays at or below the dividend's (at most six of them).
+        k = 0
+        if n:
+            while k < 6 and not n % 10:
+                n //= 10
+                k += 1
+        else:
+            k = 6
+        return Decimal(n, _EXACT).scaleb(e - 6 + k, _EXACT)
 
     def as_dict(self) -> dict[str, str]:
         return {b: str(getattr(self, b)) for b in _BUCKETS}
