@@ -247,55 +247,62 @@ class _CostTracking(RecorderResults):
         except Exception as e:
             self.recorder.note_internal_error("on_chat_model_start", e)
 
-    def _record(self, run_id: UUID, response: Any, error: BaseException | None) -> None:
-        state = self._runs.pop(run_id.int, None)
-        if state is _ROUTER_RUN:
-            self._chain_end(run_id)
-            return
-        if state is None:  # attached after the call started: record what the end tells us
-            state = (None, None, None, _EMPTY, None, None, None, None, None)
-        t0, requested, provider, md, step, trace, parent, prompt, guard = state
-        span = run_id  # the event's span and id; made text off this path (agentcost_core.events.text_ids)
-        estimated = False
-        extra = None
-        if response is not None:
-            usage, model, tier, cache_hit, generation, usage_error = read_result(response)
-            model = model or requested
-            if usage_error is not None:
-                logger.warning("agentcost: malformed usage from %s (%s); tokens estimated instead", model, usage_error)
-                extra = {"usage_error": usage_error}
-            if usage is None:
-                usage = self._estimate(model, prompt, output_text(generation))
-                estimated = True
-        else:
-            usage = tier = generation = None
-            model = requested
-            cache_hit = False
-        if guard is not None:
-            run, res = guard
-            if res is not None and res.flags:
-                extra = {**(extra or {}), **res.flags}
-            if parent is None:  # a model call with no enclosing chain is its own run: forget it after
-                self._guarded.pop(trace or str(run_id), None)
-            if response is None:
-                run.model_failed(res)
+    def _model_end(self, response: Any, *, run_id: UUID, error: BaseException | None = None, **kwargs: Any) -> None:
+        """``on_llm_end`` itself (LangChain calls it after every model call, so no wrapper in between);
+        ``on_llm_error`` calls it with the error and no response."""
+        try:
+            state = self._runs.pop(run_id.int, None)
+            if state is _ROUTER_RUN:
+                self._chain_end(run_id)
+                return
+            if state is None:  # attached after the call started: record what the end tells us
+                state = (None, None, None, _EMPTY, None, None, None, None, None)
+            t0, requested, provider, md, step, trace, parent, prompt, guard = state
+            span = run_id  # the event's span and id; made text off this path (agentcost_core.events.text_ids)
+            estimated = False
+            extra = None
+            if response is not None:
+                usage, model, tier, cache_hit, generation, usage_error = read_result(response)
+                model = model or requested
+                if usage_error is not None:
+                    logger.warning("agentcost: malformed usage from %s (%s); tokens estimated instead", model, usage_error)
+                    extra = {"usage_error": usage_error}
+                if usage is None:
+                    usage = self._estimate(model, prompt, output_text(generation))
+                    estimated = True
             else:
-                message = getattr(generation, "message", None)
-                calls = [(c.get("name"), c.get("args")) for c in getattr(message, "tool_calls", None) or ()]
-                run.after_model(res, usage, model=model, service_tier=tier, text=output_text(generation), tool_calls=calls)
-        user_id, session_id, feature, agent_id, task_id = _attribution(md)
-        route = (md.get(ROUTE_KEY) if md else None) or ACTIVE_ROUTE.get()
-        routed_tier = None
-        if route is not None:  # a ModelRouter chose this call's tier: tag it and record the decision
-            span = str(run_id)  # the route event links to it by text
-            routed_tier, extra = self._record_route(route, md, span, trace or span, step, extra)
-        self.recorder.record_call(
-            model, usage, requested, provider, tier, estimated, cache_hit,
-            None if error is None else f"{type(error).__name__}: {error}"[:2000],
-            user_id, session_id, feature, agent_id, task_id, step, trace or span, span, parent,
-            None if t0 is None else _perf() - t0, extra, "llm", span,  # the run id is unique: it is the event id
-            routed_tier,
-        )  # fmt: skip
+                usage = tier = generation = None
+                model = requested
+                cache_hit = False
+            if guard is not None:
+                run, res = guard
+                if res is not None and res.flags:
+                    extra = {**(extra or {}), **res.flags}
+                if parent is None:  # a model call with no enclosing chain is its own run: forget it after
+                    self._guarded.pop(trace or str(run_id), None)
+                if response is None:
+                    run.model_failed(res)
+                else:
+                    message = getattr(generation, "message", None)
+                    calls = [(c.get("name"), c.get("args")) for c in getattr(message, "tool_calls", None) or ()]
+                    run.after_model(res, usage, model=model, service_tier=tier, text=output_text(generation), tool_calls=calls)
+            user_id, session_id, feature, agent_id, task_id = (
+                _NO_ATTRIBUTION if _ATTRIBUTION_KEYS.isdisjoint(md) else _attribution(md)
+            )
+            route = (md.get(ROUTE_KEY) if md else None) or ACTIVE_ROUTE.get()
+            routed_tier = None
+            if route is not None:  # a ModelRouter chose this call's tier: tag it and record the decision
+                span = str(run_id)  # the route event links to it by text
+                routed_tier, extra = self._record_route(route, md, span, trace or span, step, extra)
+            self.recorder.record_call(
+                model, usage, requested, provider, tier, estimated, cache_hit,
+                None if error is None else f"{type(error).__name__}: {error}"[:2000],
+                user_id, session_id, feature, agent_id, task_id, step, trace or span, span, parent,
+                None if t0 is None else _perf() - t0, extra, "llm", span,  # the run id is unique: it is the event id
+                routed_tier,
+            )  # fmt: skip
+        except Exception as e:
+            self.recorder.note_internal_error("on_llm_end" if error is None else "on_llm_error", e)
 
     def _record_route(self, route: Any, md: dict[str, Any], span: str, trace: str, step: str | None,
                       extra: dict[str, Any] | None) -> tuple[str | None, dict[str, Any]]:  # fmt: skip
@@ -323,12 +330,6 @@ class _CostTracking(RecorderResults):
             msgs = to_chat_messages(prompt[0]) if prompt else []
         return Usage(input=counter.count_messages(msgs).tokens, output=counter.count_text(output_text).tokens)
 
-    def _model_error(self, error: BaseException, run_id: UUID) -> None:
-        try:
-            self._record(run_id, None, error)
-        except Exception as e:
-            self.recorder.note_internal_error("on_llm_error", e)
-
 
 class CostCallbackHandler(_CostTracking, BaseCallbackHandler):
     """Sync handler; also runs inline (no thread hop) under async LangChain runs.
@@ -352,14 +353,10 @@ class CostCallbackHandler(_CostTracking, BaseCallbackHandler):
     on_chat_model_start = _CostTracking._model_start
     on_llm_start = _CostTracking._model_start
 
-    def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        try:
-            self._record(run_id, response, None)
-        except Exception as e:
-            self.recorder.note_internal_error("on_llm_end", e)
+    on_llm_end = _CostTracking._model_end
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._model_error(error, run_id)
+        self._model_end(None, run_id=run_id, error=error)
 
     def on_tool_start(
         self,
