@@ -67,21 +67,22 @@ class PendingCall:
 
     def __init__(
         self,
-        requested: str | None,
+        model_dict: Any,
         messages: Any,
         prompt: str | None,
         kwargs: Any,
         tags: dict[str, Any],
     ) -> None:
-        self.requested = requested
+        # The requested model: the start event's model_dict["model"] (["model_name"] in
+        # llama-index-core >= 0.14); "unknown" is LlamaIndex's placeholder.
+        model = (model_dict.get("model") or model_dict.get("model_name")) if type(model_dict) is dict else None
+        self.requested: str | None = model if type(model) is str and model != "unknown" else None
         self.messages = messages  # the framework's message list (translated only to estimate)
         self.prompt = prompt
         self.kwargs = kwargs  # the start event's additional_kwargs (tools, for estimates)
         self.tags = tags
         self.t0 = time.perf_counter()
-        self.parent_id: str | None = None
-        self.step_span: str | None = None
-        self.root: str | None = None
+        # parent_id, step_span and root are set by CallTable.begin, which every call goes through.
         self.outer = False  # True once an inner LLM call is seen: this call is a wrapper, not counted
         self.last: Any = None  # last streamed chunk
         self.gen: Any = None  # the stream generator, once the span returned one

@@ -59,15 +59,6 @@ _perf = time.perf_counter
 _MAX_ERROR_CHARS = 500
 
 
-def _requested_model(model_dict: Any) -> str | None:
-    if not isinstance(model_dict, dict):
-        return None
-    model = model_dict.get("model") or model_dict.get("model_name")
-    if not isinstance(model, str) or model == "unknown":
-        return None
-    return model
-
-
 def _describe(err: BaseException | None) -> str:
     if err is None:
         return "LLM span dropped"
@@ -79,13 +70,13 @@ def _describe(err: BaseException | None) -> str:
 # --- event routes: one small function per event kind -----------------------------------
 def _on_chat_start(h: CostEventHandler, e: Any) -> None:
     h.table.begin(
-        e.span_id, PendingCall(_requested_model(e.model_dict), e.messages, None, e.additional_kwargs, e.tags)
+        e.span_id, PendingCall(e.model_dict, e.messages, None, e.additional_kwargs, e.tags)
     )
 
 
 def _on_completion_start(h: CostEventHandler, e: Any) -> None:
     h.table.begin(
-        e.span_id, PendingCall(_requested_model(e.model_dict), None, e.prompt, e.additional_kwargs, e.tags)
+        e.span_id, PendingCall(e.model_dict, None, e.prompt, e.additional_kwargs, e.tags)
     )
 
 

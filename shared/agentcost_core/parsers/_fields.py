@@ -19,15 +19,6 @@ def _class_has(cls: type, key: str) -> bool:
     return found
 
 
-def fields_of(obj: Any) -> dict[str, Any] | None:
-    """The plain field dict of a dict or an SDK (pydantic) object; None for anything else. For
-    hot paths that read several fields of one object (no per-field probing)."""
-    if obj is None or type(obj) is dict:
-        return obj
-    d = getattr(obj, "__dict__", None)
-    return d if type(d) is dict else None
-
-
 def field(obj: Any, key: str, default: Any = None) -> Any:
     """``obj[key]`` for mappings, ``obj.key`` for SDK objects; ``default`` when absent or None.
 

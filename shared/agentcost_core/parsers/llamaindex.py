@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from ..usage import Usage
-from ._fields import count, field, fields_of
+from ._fields import count, field
 from .anthropic import from_anthropic
 from .gemini import from_gemini
 from .openai import fast_chat_usage, from_chat_completions, from_responses
@@ -49,8 +49,8 @@ _PRICED_TIERS = ("flex", "priority")  # "default" / "standard" / "auto" are the 
 def _chat_completion(raw: Any) -> ResponseUsage | None:
     """An OpenAI ``ChatCompletion`` (or its dict) of the usual shape, read in one pass: the most
     common raw response, on every call. None defers to the general path."""
-    fields = fields_of(raw)
-    if fields is None:
+    fields = raw if type(raw) is dict else getattr(raw, "__dict__", None)
+    if type(fields) is not dict:
         return None
     usage = fast_chat_usage(fields.get("usage"))
     if usage is None:
@@ -83,8 +83,12 @@ def from_raw(raw: Any) -> ResponseUsage:
 
 def from_chat_response(response: Any) -> ResponseUsage:
     """Usage of a LlamaIndex chat or completion response (or its last stream chunk)."""
-    fields = fields_of(response)
-    found = from_raw(fields.get("raw") if fields is not None else field(response, "raw"))
+    fields = response if type(response) is dict else getattr(response, "__dict__", None)
+    raw = fields.get("raw") if type(fields) is dict else field(response, "raw")
+    found = _chat_completion(raw) if raw is not None else None  # the common case, one pass
+    if found is not None:
+        return found
+    found = from_raw(raw)
     if found.usage is not None:
         return found
     extra = field(response, "additional_kwargs") or {}

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import UsageFormatError
 from ..usage import Usage
-from ._fields import count, field, fields_of
+from ._fields import count, field
 
 
 def _split(total_in: int, cached: int, written: int, output: int, reasoning: int, where: str) -> Usage:
@@ -35,13 +35,18 @@ _EMPTY: dict[str, Any] = {}
 def fast_chat_usage(usage: Any) -> Usage | None:
     """Chat Completions usage of the usual shape, read without per-field probing (hot path).
     None defers to the general path, which also produces the error messages."""
-    u = fields_of(usage)
-    if u is None:
+    # The field dict of a dict or an SDK (pydantic) object, read inline: this runs on every call.
+    u = usage if type(usage) is dict else getattr(usage, "__dict__", None)
+    if type(u) is not dict:
         return None
     prompt = u.get("prompt_tokens")
     output = u.get("completion_tokens")
-    pdet = fields_of(u.get("prompt_tokens_details")) or _EMPTY
-    cdet = fields_of(u.get("completion_tokens_details")) or _EMPTY
+    pdet = u.get("prompt_tokens_details")
+    pdet = pdet if type(pdet) is dict else getattr(pdet, "__dict__", _EMPTY)  # None has none: _EMPTY
+    cdet = u.get("completion_tokens_details")
+    cdet = cdet if type(cdet) is dict else getattr(cdet, "__dict__", _EMPTY)
+    if type(pdet) is not dict or type(cdet) is not dict:
+        return None
     cached = pdet.get("cached_tokens") or 0
     written = pdet.get("cache_write_tokens") or 0
     reasoning = cdet.get("reasoning_tokens") or 0
