@@ -247,10 +247,6 @@ class CostEventHandler(RecorderResults, BaseEventHandler):
         estimated = usage is None
         if usage is None:
             usage = self._estimate(call, response, model or call.requested)
-        recorder = self.recorder
-        # The parser's provider is the usage FORMAT (OpenAI-compatible servers speak "openai"):
-        # the catalog's provider wins whenever the model is known.
-        provider = None if recorder.catalog.get(model or call.requested) is not None else format_provider
         extra = {"stream_closed_early": True} if closed_early else None
         step = None if call.step_span is None else span_name(call.step_span)
         tier = None
@@ -268,11 +264,13 @@ class CostEventHandler(RecorderResults, BaseEventHandler):
         else:
             user_id = session_id = feature = agent_id = task_id = None
             trace = call.root
-        return recorder.record_call(
-            model, usage, call.requested, provider, service_tier, estimated, False, None,
+        # The parser's provider is the usage FORMAT (OpenAI-compatible servers speak "openai"):
+        # the catalog's provider wins whenever the model is known, so it goes in as format_provider.
+        return self.recorder.record_call(
+            model, usage, call.requested, None, service_tier, estimated, False, None,
             user_id, session_id, feature, agent_id, task_id,
             step, trace, span_id, call.parent_id, _perf() - call.t0, extra, "llm",
-            span_id, tier,  # the dispatcher's span ids are unique (name + uuid4): the span id is the event id
+            span_id, tier, format_provider,  # span ids are unique (name + uuid4): the span id is the event id
         )  # fmt: skip
 
     def _record_route(

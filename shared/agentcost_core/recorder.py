@@ -23,6 +23,7 @@ logger = logging.getLogger("agentcost")
 _warned_unpriced: set[str] = set()
 _warn_lock = threading.Lock()
 _ZERO = Decimal(0)
+_UNSEEN = object()
 _time = time.time
 
 _POSITIONAL = (
@@ -123,6 +124,15 @@ class CostRecorder:
             return total
 
     @property
+    def catalog(self) -> PriceCatalog:
+        return self._catalog
+
+    @catalog.setter
+    def catalog(self, catalog: PriceCatalog) -> None:
+        self._catalog = catalog
+        self._prices: dict[str | None, Any] = {}  # model name -> the catalog's ModelPrice or None
+
+    @property
     def usage_by_model(self) -> dict[str, Usage]:
         """Summed usage per served model (computed on read, off the hot path)."""
         if not self.keep_events:
@@ -191,15 +201,21 @@ class CostRecorder:
         kind: str = "llm",
         event_id: str | None = None,
         tier: str | None = None,
+        format_provider: str | None = None,
     ) -> CostEvent:
         """:meth:`record` with positional arguments, for the adapters' hot paths. ``trace_id``,
         ``span_id``, ``parent_id`` and ``event_id`` may be UUIDs: they become text when the event
-        is stored or read (:func:`~agentcost_core.events.text_ids`)."""
+        is stored or read (:func:`~agentcost_core.events.text_ids`). ``format_provider`` (the
+        provider whose usage format the response had) names the provider when neither
+        ``provider`` nor the catalog does."""
         d = self.defaults
         model = model or requested_model
-        price = self.catalog.get(model)
+        prices = self._prices
+        price = prices.get(model, _UNSEEN)  # the catalog's answer, remembered per model name
+        if price is _UNSEEN:
+            price = self._price_of(model)
         if price is None and requested_model and requested_model != model:
-            price = self.catalog.get(requested_model)
+            price = self._price_of(requested_model)
         cost: Decimal | None = None
         saved: Decimal | None = None
         if usage is None:
@@ -218,7 +234,7 @@ class CostRecorder:
         # Positional construction (field order checked at import below): this runs once per call.
         event = CostEvent(
             model, usage, cost,
-            provider or (price.provider if price is not None else provider_hint(model or "")),
+            provider or (price.provider if price is not None else format_provider or provider_hint(model or "")),
             kind, cost is not None, estimated, cache_hit, saved, requested_model, service_tier,
             user_id or d["user_id"], session_id or d["session_id"], feature or d["feature"],
             agent_id or d["agent_id"], task_id or d["task_id"],
@@ -236,6 +252,13 @@ class CostRecorder:
                     self._total += cost
         self.ledger.record(event)
         return event
+
+    def _price_of(self, model: str | None) -> Any:
+        prices = self._prices
+        if len(prices) >= 10_000:  # model names are few; a bound for hosts that invent them
+            prices.clear()
+        price = prices[model] = self.catalog.get(model)
+        return price
 
     def note_internal_error(self, where: str, exc: BaseException) -> None:
         """Our own fault: log it with its traceback, count it, never raise into the user's run."""
