@@ -221,7 +221,8 @@ class CostRecorder:
         if usage is None:
             usage = Usage()
         elif price is not None:
-            cost = price.cost(usage, service_tier)
+            flat = price.flat
+            cost = flat.cost(usage) if flat is not None and not service_tier else price.cost(usage, service_tier)
         if cache_hit:
             saved, cost = cost, _ZERO
         elif price is None and error is None and kind == "llm":
