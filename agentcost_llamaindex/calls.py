@@ -75,8 +75,8 @@ class PendingCall:
     ) -> None:
         # The requested model: the start event's model_dict["model"] (["model_name"] in
         # llama-index-core >= 0.14); "unknown" is LlamaIndex's placeholder.
-        model = (model_dict.get("model") or model_dict.get("model_name")) if type(model_dict) is dict else None
-        self.requested: str | None = model if type(model) is str and model != "unknown" else None
+        model = (model_dict.get("model") or model_dict.get("model_name")) if isinstance(model_dict, dict) else None
+        self.requested: str | None = model if isinstance(model, str) and model != "unknown" else None
         self.messages = messages  # the framework's message list (translated only to estimate)
         self.prompt = prompt
         self.kwargs = kwargs  # the start event's additional_kwargs (tools, for estimates)

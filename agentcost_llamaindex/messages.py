@@ -10,7 +10,6 @@ Duck-typed on ``block_type`` so older llama-index-core versions without some blo
 from __future__ import annotations
 
 import json
-import weakref
 from typing import Any, Iterable
 
 from agentcost_core import ChatMessage as CoreMessage
@@ -66,52 +65,9 @@ def to_core_message(message: Any) -> CoreMessage:
     return CoreMessage(str(role), message_text(message), name if isinstance(name, str) else None)
 
 
-# Conversions remembered per live message object: an agent resends its whole conversation on
-# every call, so without this each estimate would convert every earlier message again (the token
-# counts themselves are memoized by the counter). An entry is reused only while the message is the
-# same object with the same role, block list, last block text and extra kwargs, and leaves when the
-# message is garbage-collected.
-_CONVERTED: dict[int, tuple[Any, tuple[Any, ...], CoreMessage]] = {}
-_MAX_CONVERTED = 50_000
-
-
-def _fingerprint(message: Any) -> tuple[Any, ...]:
-    blocks = getattr(message, "blocks", None)
-    if not blocks:
-        return (getattr(message, "role", None), id(getattr(message, "content", message)), id(blocks))
-    # Setting content replaces the block list; editing a block's text in place changes its text id
-    # (checked for the last block, where appended text lands, and through the count of blocks).
-    return (
-        message.role, id(blocks), len(blocks), id(getattr(blocks[-1], "text", None)),
-        id(getattr(message, "additional_kwargs", None)),
-    )  # fmt: skip
-
-
-def _forget(key: int) -> Any:
-    return lambda _ref: _CONVERTED.pop(key, None)
-
-
-def converted(message: Any) -> CoreMessage:
-    """:func:`to_core_message`, remembered for as long as ``message`` lives unchanged."""
-    key = id(message)
-    entry = _CONVERTED.get(key)
-    fingerprint = _fingerprint(message)
-    if entry is not None and entry[0]() is message and entry[1] == fingerprint:
-        return entry[2]
-    core = to_core_message(message)
-    try:
-        ref = weakref.ref(message, _forget(key))
-    except TypeError:  # not weak-referenceable: convert it every time
-        return core
-    if len(_CONVERTED) >= _MAX_CONVERTED:
-        _CONVERTED.clear()
-    _CONVERTED[key] = (ref, fingerprint, core)
-    return core
-
-
 def to_core_messages(messages: Iterable[Any] | None) -> list[CoreMessage]:
     """LlamaIndex ``ChatMessage`` list → core messages."""
-    return [converted(m) for m in messages or ()]
+    return [to_core_message(m) for m in messages or ()]
 
 
 def response_text(response: Any) -> str:

@@ -89,20 +89,29 @@ class CostRecorder:
         # Running total: when events are kept it is summed on read from the events not yet summed
         # (a list append is the hot path's only shared write); otherwise it is kept as calls land.
         self._total = _ZERO
-        self._summed = 0  # events[:_summed] are in _total
-        self._texted = 0  # events[:_texted] have text ids
+        # Cursors of the incremental passes: (events covered, the last of them).
+        self._summed: tuple[int, Any] = (0, None)  # events in _total
+        self._texted: tuple[int, Any] = (0, None)  # events whose ids are text
         self._usage_acc: dict[str, Usage] = {}  # only when events are not kept
         self._providers: dict[str | None, str | None] = {}
+
+    def _resume(self, events: list[CostEvent], cursor: tuple[int, Any]) -> int:
+        """Where an incremental pass over ``events`` picks up: after the event it last covered, if
+        that event is still where it was; from the start if the owner cleared, cut or refilled it."""
+        n, last = cursor
+        if n and (n > len(events) or events[n - 1] is not last):
+            return 0
+        return n
 
     def settled_events(self) -> list[CostEvent]:
         """:attr:`events`, every one with its ids as text (see :func:`text_ids`)."""
         events = self.events
         n = len(events)
-        if self._texted < n or n < self._texted:
+        if n != self._texted[0] or (n and events[n - 1] is not self._texted[1]):
             with self._lock:
-                for i in range(self._texted if self._texted <= n else 0, n):
+                for i in range(self._resume(events, self._texted), n):
                     text_ids(events[i])
-                self._texted = n
+                self._texted = (n, events[n - 1] if n else None)
         return events
 
     @property
@@ -113,14 +122,13 @@ class CostRecorder:
         with self._lock:
             events = self.events
             n = len(events)
-            if n < self._summed:  # the list was cleared or cut by its owner: start over
-                self._total, self._summed = _ZERO, 0
-            total = self._total
-            for i in range(self._summed, n):
+            start = self._resume(events, self._summed)
+            total = self._total if start else _ZERO
+            for i in range(start, n):
                 cost = events[i].cost
                 if cost is not None:
                     total += cost
-            self._total, self._summed = total, n
+            self._total, self._summed = total, (n, events[n - 1] if n else None)
             return total
 
     @property

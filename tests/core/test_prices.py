@@ -206,3 +206,14 @@ def test_cost_arithmetic_equals_the_decimal_formula_in_value_and_digits_for_ever
     # Exact whatever the caller's decimal context: a low precision elsewhere does not round costs.
     with decimal.localcontext(decimal.Context(prec=4)):
         assert catalog.cost("gpt-4o", Usage(input=123_457, output=9_876)) == Decimal("0.4074025")
+
+
+def test_odd_but_valid_price_tables_price_exactly():
+    from agentcost_core.prices.model_price import BucketPrices
+
+    free = PriceCatalog.from_dict({"free-model": {"input": -0.0, "output": "-0.00", "provider": "x"}})
+    assert str(free.cost("free-model", Usage(1000, output=10))) == "0.00"  # no "-0.00"
+    wide = PriceCatalog.from_dict({"m": {"input": "1e-130", "output": "2"}})  # exponents 130 apart
+    assert wide.cost("m", Usage(1, output=1)) == Decimal("1e-136") + Decimal("0.000002")
+    with pytest.raises(PriceFileError):
+        BucketPrices(Decimal("-1"), Decimal("1"), Decimal("1"), Decimal("1"), Decimal("1"))

@@ -184,3 +184,18 @@ def test_llamaindex_response_anthropic_dict_and_additional_kwargs_fallback():
     only_kwargs = from_chat_response(_Resp(None, {"prompt_tokens": 12, "completion_tokens": 4}))
     assert only_kwargs.usage == Usage(input=12, output=4)
     assert from_chat_response(_Resp(None)).usage is None
+
+
+def test_llamaindex_response_whose_raw_is_a_property_is_still_read():
+    from agentcost_core.parsers import from_chat_response
+
+    class Response:
+        def __init__(self):
+            self.message = "hi"
+
+        @property
+        def raw(self):
+            return {"model": "gpt-4o", "usage": {"prompt_tokens": 100, "completion_tokens": 10}}
+
+    found = from_chat_response(Response())
+    assert found.usage == Usage(input=100, output=10) and found.model == "gpt-4o"

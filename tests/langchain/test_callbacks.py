@@ -282,3 +282,45 @@ def test_the_handler_skips_events_it_has_no_use_for_but_sees_tools_and_chains():
     h = CostCallbackHandler("memory://")
     assert not (h.ignore_llm or h.ignore_chat_model or h.ignore_chain or h.ignore_agent)  # agent gates tools
     assert h.ignore_retriever and h.ignore_retry and h.ignore_custom_event
+
+
+def test_totals_and_text_ids_survive_the_events_list_being_cleared_and_refilled():
+    h = run_mode("invoke")  # 3 calls
+    each = h.events[0].cost
+    h.events.clear()
+    for q in QUESTIONS + QUESTIONS:  # refilled past its old length before the next read
+        make_chain().invoke({"q": q}, config={"callbacks": [h]})
+    assert len(h.events) == 6 and h.total_cost == 6 * each
+    assert all(type(e.id) is str and type(e.span_id) is str for e in h.events)
+
+
+def test_a_users_own_ledger_backend_and_ledger_subclass_get_text_ids_and_keep_their_record():
+    import json
+
+    from agentcost_core import Ledger
+    from agentcost_core.ledger.memory import MemoryBackend
+
+    class JsonLines(MemoryBackend):
+        def __init__(self):
+            super().__init__("memory://jsonl")
+            self.lines = []
+
+        def write_many(self, events):
+            self.lines += [json.dumps({"id": e.id, "span": e.span_id, "trace": e.trace_id}) for e in events]
+            super().write_many(events)
+
+    class Teed(Ledger):
+        seen = 0
+
+        def record(self, event):
+            Teed.seen += 1
+            super().record(event)
+
+    for ledger in (Ledger(backend=JsonLines(), sync=True), Teed(backend=JsonLines())):
+        h = CostCallbackHandler(ledger)
+        make_chain().invoke({"q": "hi"}, config={"callbacks": [h]})
+        ledger.flush()
+        [line] = ledger.backend.lines
+        assert json.loads(line)["id"] == h.events[0].id and h.recorder.internal_errors == 0
+        ledger.close()
+    assert Teed.seen == 1

@@ -103,28 +103,3 @@ def test_malformed_usage_falls_back_to_an_estimate(handler) -> None:
     assert e.estimated and e.usage.input > 0
     assert handler.internal_errors == 0
 
-
-def test_message_conversions_are_reused_only_while_the_message_is_unchanged() -> None:
-    import gc
-
-    from llama_index.core.base.llms.types import TextBlock
-    from llama_index.core.llms import ChatMessage
-
-    from agentcost_llamaindex import messages as m
-
-    msg = ChatMessage(role="user", content="where is my order?")
-    first = m.converted(msg)
-    assert m.converted(msg) is first  # the same object, unchanged: reused
-    msg.content = "where is my refund?"  # a new block list
-    assert m.converted(msg).content == "where is my refund?"
-    msg.blocks[-1].text = "cancel it"  # edited in place
-    assert m.converted(msg).content == "cancel it"
-    msg.blocks.append(TextBlock(text="please"))
-    assert m.converted(msg).content == "cancel it\nplease"
-    msg.role = "assistant"
-    assert m.converted(msg).role == "assistant"
-    key = id(msg)
-    assert key in m._CONVERTED
-    del msg
-    gc.collect()
-    assert key not in m._CONVERTED  # forgotten with the message

@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from decimal import Decimal
 from typing import Any, Iterable, Iterator, Sequence
 
-from ..events import CostEvent, text_ids
+from ..events import CostEvent
 from ..usage import Usage
 
 __all__ = ["COLUMNS", "FILTERABLE", "LedgerBackend", "event_to_row", "row_to_event"]
@@ -29,7 +29,6 @@ FILTERABLE = frozenset(
 
 
 def event_to_row(e: CostEvent) -> tuple[Any, ...]:
-    text_ids(e)
     u = e.usage
     return (
         e.id, e.ts, e.kind, e.model, e.provider, e.requested_model, e.service_tier,

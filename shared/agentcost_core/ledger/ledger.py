@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from ..errors import LedgerURLError
-from ..events import CostEvent
+from ..events import CostEvent, text_ids
 from .base import LedgerBackend
 from .writer import BackgroundWriter
 
@@ -87,10 +87,11 @@ class Ledger:
         self._sync_lock = threading.Lock()
         if not sync:
             self._writer = BackgroundWriter(
-                self.backend.write_many, max_queue=max_queue, batch_size=batch_size, interval_s=flush_interval_s
+                self._store, max_queue=max_queue, batch_size=batch_size, interval_s=flush_interval_s
             )
-            # The hot path calls ``ledger.record(event)`` once per model call: go straight to the queue.
-            self.record = self._writer.put  # type: ignore[method-assign]
+            if type(self).record is Ledger.record:  # (a subclass's own record() is kept)
+                # The hot path calls ``ledger.record(event)`` once per model call: go straight to the queue.
+                self.record = self._writer.put  # type: ignore[method-assign]
 
     @classmethod
     def shared(cls, url: str | None = None) -> Ledger:
@@ -103,13 +104,20 @@ class Ledger:
             return ledger
 
     # --- writing ------------------------------------------------------------------------
+    def _store(self, events: Sequence[CostEvent]) -> None:
+        """Hand events to the backend, their ids made text first (the LangChain hot path records
+        a run's UUID as it comes: see :func:`~agentcost_core.events.text_ids`)."""
+        for e in events:
+            text_ids(e)
+        self.backend.write_many(events)
+
     def record(self, event: CostEvent) -> None:
         """Enqueue ``event`` for the background writer (sync mode: store it now)."""
         if self._writer is not None:
             self._writer.put(event)
         else:
             with self._sync_lock:
-                self.backend.write_many((event,))
+                self._store((event,))
 
     def record_many(self, events: list[CostEvent]) -> None:
         if self._writer is not None:
@@ -117,7 +125,7 @@ class Ledger:
                 self._writer.put(e)
         else:
             with self._sync_lock:
-                self.backend.write_many(events)
+                self._store(events)
 
     def flush(self) -> None:
         """Store every event recorded so far."""

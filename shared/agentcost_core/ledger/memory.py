@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Iterator, Sequence
 
-from ..events import CostEvent, text_ids
+from ..events import CostEvent
 from .base import FILTERABLE, LedgerBackend
 
 
@@ -17,7 +17,7 @@ class MemoryBackend(LedgerBackend):
 
     def write_many(self, events: Sequence[CostEvent]) -> None:
         with self._lock:
-            self._events.extend(text_ids(e) for e in events)
+            self._events.extend(events)
 
     def query(self, since: float | None = None, until: float | None = None, **filters: Any) -> Iterator[CostEvent]:
         for k in filters:

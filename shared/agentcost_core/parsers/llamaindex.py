@@ -84,7 +84,7 @@ def from_raw(raw: Any) -> ResponseUsage:
 def from_chat_response(response: Any) -> ResponseUsage:
     """Usage of a LlamaIndex chat or completion response (or its last stream chunk)."""
     fields = response if type(response) is dict else getattr(response, "__dict__", None)
-    raw = fields.get("raw") if type(fields) is dict else field(response, "raw")
+    raw = fields.get("raw") if type(fields) is dict and "raw" in fields else field(response, "raw")
     found = _chat_completion(raw) if raw is not None else None  # the common case, one pass
     if found is not None:
         return found

@@ -13,7 +13,7 @@ __all__ = ["BucketPrices", "ModelPrice", "PER_MILLION"]
 
 PER_MILLION = Decimal(1_000_000)
 _BUCKETS = ("input", "cache_read", "cache_write_5m", "cache_write_1h", "output")
-_POW10 = tuple(10**i for i in range(128))
+_POW10 = [10**i for i in range(128)]  # grown at construction if a price table spans more exponents
 # Our own context for the one Decimal step of a cost: exact whatever the caller's decimal context is,
 # and no context lookup per operation (decimal fetches the current context from a ContextVar).
 _EXACT = Context(prec=60)
@@ -50,11 +50,20 @@ class BucketPrices:
     _exact: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        for b in _BUCKETS:
+            value = getattr(self, b)
+            if not isinstance(value, Decimal) or not value.is_finite() or value < 0:
+                raise PriceFileError(f"price {b!r} must be a finite Decimal >= 0, got {value!r}")
+            if value.is_zero() and value.is_signed():
+                object.__setattr__(self, b, value.copy_abs())  # -0 is 0: no "-0.00" costs
         ci, ei = _coefficient_exponent(self.input)
         co, eo = _coefficient_exponent(self.output)
         cr, er = _coefficient_exponent(self.cache_read)
         c5, e5 = _coefficient_exponent(self.cache_write_5m)
         c1, e1 = _coefficient_exponent(self.cache_write_1h)
+        spread = max(ei, eo, er, e5, e1) - min(ei, eo, er, e5, e1)
+        while len(_POW10) <= spread:  # at construction, never per call
+            _POW10.append(10 ** len(_POW10))
         object.__setattr__(self, "_exact", (ci, ei, co, eo, cr, er, c5, e5, c1, e1, min(ei, eo)))
 
     @classmethod
@@ -79,9 +88,11 @@ class BucketPrices:
         return BucketPrices(**{b: getattr(self, b) * factor for b in _BUCKETS})
 
     def cost(self, usage: Usage) -> Decimal:
-        """Exactly ``Σ tokens × price / 1e6``, the same Decimal (value and digits) as
-        ``(usage.input * self.input + usage.output * self.output [+ cache terms]) / PER_MILLION``,
-        computed on integers: Decimal operations are costly on the hot path, this makes one."""
+        """Exactly ``Σ tokens × price / 1e6``: the same Decimal (value and digits) as
+        ``(usage.input * self.input + usage.output * self.output [+ cache terms]) / PER_MILLION``
+        wherever that formula is exact (up to 28 significant digits, the default context's
+        precision; beyond it the formula rounds and this stays exact up to 60 digits), computed on
+        integers: Decimal operations are costly on the hot path, this makes one."""
         ci, ei, co, eo, cr, er, c5, e5, c1, e1, e = self._exact
         read = usage.cache_read
         w5 = usage.cache_write_5m
