@@ -286,9 +286,7 @@ class _CostTracking(RecorderResults):
                     message = getattr(generation, "message", None)
                     calls = [(c.get("name"), c.get("args")) for c in getattr(message, "tool_calls", None) or ()]
                     run.after_model(res, usage, model=model, service_tier=tier, text=output_text(generation), tool_calls=calls)
-            user_id, session_id, feature, agent_id, task_id = (
-                _NO_ATTRIBUTION if _ATTRIBUTION_KEYS.isdisjoint(md) else _attribution(md)
-            )
+            user_id, session_id, feature, agent_id, task_id = _attribution(md)
             route = (md.get(ROUTE_KEY) if md else None) or ACTIVE_ROUTE.get()
             routed_tier = None
             if route is not None:  # a ModelRouter chose this call's tier: tag it and record the decision

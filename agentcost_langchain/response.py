@@ -6,7 +6,6 @@ from typing import Any, NamedTuple
 
 from agentcost_core.errors import UsageFormatError
 from agentcost_core.parsers import from_openai, usage_and_tier
-from agentcost_core.parsers.langchain import plain_usage
 from agentcost_core.usage import Usage
 
 from .messages import content_text
@@ -59,10 +58,8 @@ def read_result(response: Any) -> CallResult:
     usage_error = None
     try:
         if usage_metadata:
-            usage = plain_usage(usage_metadata)  # the common shape, in one pass
-            if usage is None:
-                usage, usage_tier = usage_and_tier(usage_metadata)
-                tier = usage_tier or tier
+            usage, usage_tier = usage_and_tier(usage_metadata)  # the common shape in one pass
+            tier = usage_tier or tier
             cache_hit = usage_metadata.get("total_cost") == 0  # LangChain marks LLM-cache hits so
         elif llm_output.get("token_usage"):
             usage = from_openai(llm_output["token_usage"])

@@ -23,7 +23,6 @@ logger = logging.getLogger("agentcost")
 _warned_unpriced: set[str] = set()
 _warn_lock = threading.Lock()
 _ZERO = Decimal(0)
-_UNSEEN = object()
 _time = time.time
 
 _POSITIONAL = (
@@ -106,12 +105,11 @@ class CostRecorder:
     def settled_events(self) -> list[CostEvent]:
         """:attr:`events`, every one with its ids as text (see :func:`text_ids`)."""
         events = self.events
-        n = len(events)
-        if n != self._texted[0] or (n and events[n - 1] is not self._texted[1]):
-            with self._lock:
-                for i in range(self._resume(events, self._texted), n):
-                    text_ids(events[i])
-                self._texted = (n, events[n - 1] if n else None)
+        with self._lock:
+            n = len(events)
+            for i in range(self._resume(events, self._texted), n):
+                text_ids(events[i])
+            self._texted = (n, events[n - 1] if n else None)
         return events
 
     @property
@@ -130,15 +128,6 @@ class CostRecorder:
                     total += cost
             self._total, self._summed = total, (n, events[n - 1] if n else None)
             return total
-
-    @property
-    def catalog(self) -> PriceCatalog:
-        return self._catalog
-
-    @catalog.setter
-    def catalog(self, catalog: PriceCatalog) -> None:
-        self._catalog = catalog
-        self._prices: dict[str | None, Any] = {}  # model name -> the catalog's ModelPrice or None
 
     @property
     def usage_by_model(self) -> dict[str, Usage]:
@@ -218,19 +207,15 @@ class CostRecorder:
         ``provider`` nor the catalog does."""
         d = self.defaults
         model = model or requested_model
-        prices = self._prices
-        price = prices.get(model, _UNSEEN)  # the catalog's answer, remembered per model name
-        if price is _UNSEEN:
-            price = self._price_of(model)
+        price = self.catalog.get(model)
         if price is None and requested_model and requested_model != model:
-            price = self._price_of(requested_model)
+            price = self.catalog.get(requested_model)
         cost: Decimal | None = None
         saved: Decimal | None = None
         if usage is None:
             usage = Usage()
         elif price is not None:
-            flat = price.flat
-            cost = flat.cost(usage) if flat is not None and not service_tier else price.cost(usage, service_tier)
+            cost = price.cost(usage, service_tier)
         if cache_hit:
             saved, cost = cost, _ZERO
         elif price is None and error is None and kind == "llm":
@@ -261,13 +246,6 @@ class CostRecorder:
                     self._total += cost
         self.ledger.record(event)
         return event
-
-    def _price_of(self, model: str | None) -> Any:
-        prices = self._prices
-        if len(prices) >= 10_000:  # model names are few; a bound for hosts that invent them
-            prices.clear()
-        price = prices[model] = self.catalog.get(model)
-        return price
 
     def note_internal_error(self, where: str, exc: BaseException) -> None:
         """Our own fault: log it with its traceback, count it, never raise into the user's run."""

@@ -72,10 +72,9 @@ def from_usage_metadata(usage_metadata: Any) -> Usage | None:
     """Translate LangChain ``UsageMetadata`` into non-overlapping buckets."""
     if not usage_metadata:
         return None
-    if type(usage_metadata) is dict:
-        fast = plain_usage(usage_metadata)
-        if fast is not None:
-            return fast
+    fast = plain_usage(usage_metadata)
+    if fast is not None:
+        return fast
     where = "usage_metadata"
     total_in = count(usage_metadata, "input_tokens", where)
     output = count(usage_metadata, "output_tokens", where)
@@ -111,8 +110,7 @@ def from_usage_metadata(usage_metadata: Any) -> Usage | None:
 def usage_and_tier(usage_metadata: Any) -> tuple[Usage | None, str | None]:
     """:func:`from_usage_metadata` and :func:`service_tier_of` in one pass (the hot path's form:
     the common shape has no tier keys, so it skips the tier probe)."""
-    if type(usage_metadata) is dict:
-        fast = plain_usage(usage_metadata)
-        if fast is not None:
-            return fast, None
+    fast = plain_usage(usage_metadata)
+    if fast is not None:
+        return fast, None
     return from_usage_metadata(usage_metadata), service_tier_of(usage_metadata)

@@ -85,10 +85,7 @@ def from_chat_response(response: Any) -> ResponseUsage:
     """Usage of a LlamaIndex chat or completion response (or its last stream chunk)."""
     fields = response if type(response) is dict else getattr(response, "__dict__", None)
     raw = fields.get("raw") if type(fields) is dict and "raw" in fields else field(response, "raw")
-    found = _chat_completion(raw) if raw is not None else None  # the common case, one pass
-    if found is not None:
-        return found
-    found = from_raw(raw)
+    found = from_raw(raw)  # an OpenAI ChatCompletion, the common case, is read in one pass
     if found.usage is not None:
         return found
     extra = field(response, "additional_kwargs") or {}

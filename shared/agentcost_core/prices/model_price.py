@@ -145,12 +145,6 @@ class ModelPrice:
     effective_date: str | None = None
     source: str | None = None
     aliases: tuple[str, ...] = ()
-    #: ``base`` when no long-context tier exists: then every request without a service tier is
-    #: priced by it (the recorder's hot path calls ``flat.cost(usage)`` directly).
-    flat: BucketPrices | None = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "flat", self.base if self.long_context is None else None)
 
     def prices_for(self, usage: Usage, service_tier: str | None = None) -> BucketPrices:
         if self.long_context is None and not service_tier:
