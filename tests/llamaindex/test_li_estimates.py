@@ -102,4 +102,3 @@ def test_malformed_usage_falls_back_to_an_estimate(handler) -> None:
     [e] = handler.events
     assert e.estimated and e.usage.input > 0
     assert handler.internal_errors == 0
-
