@@ -16,6 +16,8 @@ from agentcost_core import ChatMessage as CoreMessage
 
 __all__ = ["message_text", "response_text", "to_core_message", "to_core_messages", "tools_text"]
 
+_new = tuple.__new__
+
 
 def _dumps(value: Any) -> str:
     if isinstance(value, str):
@@ -58,6 +60,19 @@ def message_text(message: Any) -> str:
 
 
 def to_core_message(message: Any) -> CoreMessage:
+    # The usual message, one text block and no extras, read straight from the pydantic fields
+    # (estimates convert every message of the request on every call that reported no usage).
+    fields = getattr(message, "__dict__", None)
+    if type(fields) is dict and not fields.get("additional_kwargs"):
+        blocks = fields.get("blocks")
+        if type(blocks) is list and len(blocks) == 1:
+            block = getattr(blocks[0], "__dict__", None)
+            if type(block) is dict and block.get("block_type") == "text":
+                role = fields.get("role")
+                role = getattr(role, "_value_", role)  # a MessageRole's text (Enum.value is a slow property)
+                text = block.get("text")
+                if type(role) is str and type(text) is str:
+                    return _new(CoreMessage, (role, text, None))  # the NamedTuple without its Python __new__
     role = getattr(message, "role", "user")
     role = getattr(role, "value", role)
     extra = getattr(message, "additional_kwargs", None) or {}

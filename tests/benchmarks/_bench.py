@@ -59,11 +59,14 @@ def interleaved(
     timed block.
     Many short rounds beat a few long ones here: paired blocks run close together in time, so slow
     drift (other processes, CPU frequency) cancels in their difference.
+    A variant may carry ``enter`` / ``leave`` attributes (e.g. attaching a handler to a global
+    dispatcher and removing it): they run around each of its blocks, off the clocks, like the
+    one-time set-up the other variants do at construction.
     Returns ``{clock: {variant: [µs per call, one per round]}}``.
     """
     rng = random.Random(seed)
     for fn in variants.values():
-        fn(warmup)
+        _block(fn, warmup)
     out: dict[str, dict[str, list[float]]] = {c: {name: [] for name in variants} for c in CLOCKS}
     names = list(variants)
     wall, cpu, cpu_all = CLOCKS["wall"], CLOCKS["cpu"], CLOCKS["cpu_all"]
@@ -74,13 +77,30 @@ def interleaved(
             if settle is not None:
                 settle()
             fn = variants[name]
+            enter, leave = getattr(fn, "enter", None), getattr(fn, "leave", None)
+            if enter is not None:
+                enter()
             w0, c0, a0 = wall(), cpu(), cpu_all()
             fn(n)
             w1, c1, a1 = wall(), cpu(), cpu_all()
+            if leave is not None:
+                leave()
             out["wall"][name].append((w1 - w0) / n * 1e6)
             out["cpu"][name].append((c1 - c0) / n * 1e6)
             out["cpu_all"][name].append((a1 - a0) / n * 1e6)
     return out
+
+
+def _block(fn: Callable[[int], object], n: int) -> None:
+    """``fn(n)`` between its ``enter`` and ``leave`` hooks, when it has them."""
+    enter, leave = getattr(fn, "enter", None), getattr(fn, "leave", None)
+    if enter is not None:
+        enter()
+    try:
+        fn(n)
+    finally:
+        if leave is not None:
+            leave()
 
 
 def pct(xs: Sequence[float], q: float) -> float:

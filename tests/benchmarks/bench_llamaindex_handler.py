@@ -8,7 +8,7 @@ Variants, interleaved in many short rounds (shuffled order each round), per scen
   tch    ``CallbackManager([TokenCountingHandler(tokenizer=tiktoken.encoding_for_model("gpt-4o-mini").encode)])``
          set on the LLM (the legacy callback system)
   ours   ``agentcost_llamaindex.instrument(ledger)`` on the root dispatcher, real SQLite ledger
-         (background writer; flushed between blocks); attached for its own blocks only
+         (background writer; flushed between blocks); attached around its own blocks, off the clock
 
 The LLM is a ``CustomLLM`` whose ``chat`` (wrapped by ``llm_chat_callback`` like every real
 integration) returns a prebuilt ``ChatResponse``. The conversation is a ~1.2k-token prompt
@@ -185,38 +185,35 @@ _fresh = [0]
 
 
 def make_runner(
-    llm: BenchLLM, growing: bool, before: Callable[[], None] | None = None, after: Callable[[], None] | None = None
+    llm: BenchLLM, growing: bool, enter: Callable[[], None] | None = None, leave: Callable[[], None] | None = None
 ) -> Callable[[int], None]:
     """``run(k)``: k chat calls. Growing: this runner's own conversation gains one never-seen
-    message per call and keeps growing across rounds, so every variant sees the same lengths."""
+    message per call and keeps growing across rounds, so every variant sees the same lengths.
+    ``enter`` / ``leave`` (attaching and detaching a handler) run around each block, off the clock:
+    see :func:`_bench.interleaved`."""
     base = base_conversation()
     msgs = list(base)
     chat = llm.chat
 
     def run(k: int) -> None:
-        if before is not None:
-            before()
-        try:
-            if growing:
-                for _ in range(k):
-                    _fresh[0] += 1  # unique text: nothing is memoized from another call
-                    n = _fresh[0]
-                    msgs.append(
-                        ChatMessage(
-                            role="user" if len(msgs) % 2 else "assistant",
-                            content=f"Message {n}: could you check the delivery address on "
-                            f"order {n * 7919 % 100_000} please?",
-                        )
+        if growing:
+            for _ in range(k):
+                _fresh[0] += 1  # unique text: nothing is memoized from another call
+                n = _fresh[0]
+                msgs.append(
+                    ChatMessage(
+                        role="user" if len(msgs) % 2 else "assistant",
+                        content=f"Message {n}: could you check the delivery address on "
+                        f"order {n * 7919 % 100_000} please?",
                     )
-                    chat(msgs)
-            else:
-                for _ in range(k):
-                    chat(base)
-        finally:
-            if after is not None:
-                after()
+                )
+                chat(msgs)
+        else:
+            for _ in range(k):
+                chat(base)
 
     run.messages = msgs  # type: ignore[attr-defined]
+    run.enter, run.leave = enter, leave  # type: ignore[attr-defined]
     return run
 
 
@@ -263,7 +260,7 @@ def main() -> int:
                 "tch": make_runner(counted, sc.growing),
             }
             if handler is not None:
-                ours_run = make_runner(plain, sc.growing, before=handler.attach, after=handler.detach)
+                ours_run = make_runner(plain, sc.growing, enter=handler.attach, leave=handler.detach)
 
                 def counted_ours(k: int, _run: Callable[[int], None] = ours_run) -> None:
                     nonlocal ours_calls
@@ -271,6 +268,7 @@ def main() -> int:
                     _run(k)
 
                 counted_ours.messages = ours_run.messages  # type: ignore[attr-defined]
+                counted_ours.enter, counted_ours.leave = handler.attach, handler.detach  # type: ignore[attr-defined]
                 variants["ours"] = counted_ours
 
             def settle() -> None:

@@ -199,3 +199,49 @@ def test_llamaindex_response_whose_raw_is_a_property_is_still_read():
 
     found = from_chat_response(Response())
     assert found.usage == Usage(input=100, output=10) and found.model == "gpt-4o"
+
+
+def test_llamaindex_chat_completion_without_usage_keeps_the_served_model():
+    from openai.types.chat import ChatCompletion
+
+    raw = ChatCompletion.model_validate(
+        {
+            "id": "c2",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "gpt-4o-mini-2024-07-18",
+            "service_tier": "flex",
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "hi"}}],
+        }
+    )
+    found = from_chat_response(_Resp(raw))
+    assert found.usage is None and found.model == "gpt-4o-mini-2024-07-18" and found.service_tier == "flex"
+    # the additional_kwargs totals are the fallback when the raw response has none
+    found = from_chat_response(_Resp(raw, {"prompt_tokens": 30, "completion_tokens": 2}))
+    assert found.usage == Usage(input=30, output=2) and found.model == "gpt-4o-mini-2024-07-18"
+
+
+def test_llamaindex_raw_with_null_usage_but_gemini_usage_metadata_reads_gemini():
+    raw = {"model_version": "gemini-2.5-flash", "usage": None,
+           "usage_metadata": {"prompt_token_count": 50, "candidates_token_count": 7}}  # fmt: skip
+    found = from_chat_response(_Resp(raw))
+    assert found.usage == Usage(input=50, output=7) and found.provider == "google"
+
+
+@pytest.mark.parametrize(
+    "usage, match",
+    [
+        ({"prompt_tokens": 10, "completion_tokens": 1, "prompt_tokens_details": {"cached_tokens": 11}}, "cached"),
+        ({"prompt_tokens": 10, "completion_tokens": -1}, "negative"),
+        ({"prompt_tokens": "ten", "completion_tokens": 1}, "prompt_tokens"),
+        ({"prompt_tokens": 10, "completion_tokens": 2, "completion_tokens_details": {"reasoning_tokens": 3}}, "reasoning"),
+    ],
+)
+def test_llamaindex_malformed_chat_completion_usage_names_the_problem(usage, match):
+    with pytest.raises(UsageFormatError, match=match):
+        from_chat_response(_Resp({"model": "gpt-4o", "usage": usage}))
+
+
+def test_llamaindex_integral_float_counts_are_read_exactly():
+    found = from_chat_response(_Resp({"model": "gpt-4o", "usage": {"prompt_tokens": 10.0, "completion_tokens": 2.0}}))
+    assert found.usage == Usage(input=10, output=2) and type(found.usage.input) is int

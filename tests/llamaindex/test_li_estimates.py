@@ -96,6 +96,21 @@ def test_translation_to_core_messages() -> None:
                     CoreMessage("tool", "42", "f")]
 
 
+def test_plain_text_messages_translate_like_the_general_path() -> None:
+    from agentcost_llamaindex.messages import message_text
+
+    messages = [ChatMessage(role=MessageRole.USER, content="hello"), ChatMessage(role="assistant", content="hi"),
+                ChatMessage(role=MessageRole.USER, content="")]
+    for m, core in zip(messages, to_core_messages(messages)):
+        assert type(core) is CoreMessage and type(core.role) is str and type(core.content) is str
+        assert core == CoreMessage(m.role.value, message_text(m), None)
+    # the memo keys are plain tuples: a ChatMessage and its tuple count alike, memo hit or not
+    counter = TokenCounter("gpt-4o")
+    b = counter.count_messages([tuple(c) for c in to_core_messages(messages)]).tokens
+    a = counter.count_messages(to_core_messages(messages)).tokens
+    assert a == b > 0 and a == TokenCounter("gpt-4o").count_messages(to_core_messages(messages)).tokens
+
+
 def test_malformed_usage_falls_back_to_an_estimate(handler) -> None:
     raw = {"model": "gpt-4o", "usage": {"prompt_tokens": -5, "completion_tokens": 3}}
     RawChatLLM(model="gpt-4o", raw=raw).chat([user("hi")])

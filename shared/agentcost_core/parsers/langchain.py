@@ -14,11 +14,11 @@ from typing import Any
 from ..errors import UsageFormatError
 from ..usage import Usage
 from ._fields import count, field
+from .openai import PRICED_TIERS
 
-_TIERS = ("flex", "priority")
 
 
-_TIER_KEYS = tuple((tier, (tier, f"{tier}_cache_read", f"{tier}_reasoning")) for tier in _TIERS)
+_TIER_KEYS = tuple((tier, (tier, f"{tier}_cache_read", f"{tier}_reasoning")) for tier in PRICED_TIERS)
 
 
 def service_tier_of(usage_metadata: Any) -> str | None:

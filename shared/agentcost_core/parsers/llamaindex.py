@@ -14,7 +14,7 @@ from ..usage import Usage
 from ._fields import count, field
 from .anthropic import from_anthropic
 from .gemini import from_gemini
-from .openai import fast_chat_usage, from_chat_completions, from_responses
+from .openai import PRICED_TIERS, from_chat_completions, from_responses
 
 
 class ResponseUsage(NamedTuple):
@@ -43,51 +43,88 @@ def _from_usage_object(usage: Any) -> tuple[Usage | None, str | None]:
 
 _new = tuple.__new__
 _NO_USAGE = ResponseUsage(None, None, None, None)
-_PRICED_TIERS = ("flex", "priority")  # "default" / "standard" / "auto" are the list price
+_EMPTY: dict[str, Any] = {}
 
 
 def _chat_completion(raw: Any) -> ResponseUsage | None:
-    """An OpenAI ``ChatCompletion`` (or its dict) of the usual shape, read in one pass: the most
-    common raw response, on every call. None defers to the general path."""
-    fields = raw if type(raw) is dict else getattr(raw, "__dict__", None)
-    if type(fields) is not dict:
+    """An OpenAI ``ChatCompletion`` or stream chunk (an SDK object or its dict) of the usual shape,
+    read in one pass: the most common raw response, read on every call, so its field dicts are
+    read directly (a missing field or a malformed count ends the attempt; only the counts' types
+    are checked here, :class:`Usage` checks their ranges). None defers to :func:`_general`, which
+    also produces the error messages."""
+    try:
+        f = raw if type(raw) is dict else raw.__dict__
+        u = f["usage"]
+        if u is None:  # no usage (not requested, or a stream chunk before the last), unless Gemini's:
+            if "usage_metadata" in f or "usageMetadata" in f:
+                return None
+            return _new(ResponseUsage, (None, _text_or_none(f.get("model")), _priced_tier(f), "openai"))
+        if type(u) is not dict:
+            u = u.__dict__
+        prompt = u["prompt_tokens"]
+        output = u["completion_tokens"]
+        details = u.get("prompt_tokens_details")
+        if details is None:
+            cached = written = 0
+        else:
+            if type(details) is not dict:
+                details = details.__dict__
+            cached = details.get("cached_tokens") or 0
+            written = details.get("cache_write_tokens") or 0
+        details = u.get("completion_tokens_details")
+        if details is None:
+            reasoning = 0
+        else:
+            reasoning = (details if type(details) is dict else details.__dict__).get("reasoning_tokens") or 0
+        if type(prompt) is not int or type(output) is not int or type(cached) is not int:
+            return None
+        if type(written) is not int or type(reasoning) is not int:
+            return None
+        usage = Usage(prompt - cached - written, cached, written, 0, output, reasoning)
+    except (KeyError, AttributeError, ValueError):  # not this shape, or counts out of range
         return None
-    usage = fast_chat_usage(fields.get("usage"))
-    if usage is None:
-        return None
-    model = fields.get("model")
+    return _new(ResponseUsage, (usage, _text_or_none(f.get("model")), _priced_tier(f), "openai"))
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _priced_tier(fields: dict[str, Any]) -> str | None:
     tier = fields.get("service_tier")
-    return _new(
-        ResponseUsage,
-        (usage, model if isinstance(model, str) else None, tier if tier in _PRICED_TIERS else None, "openai"),
-    )
+    return tier if tier in PRICED_TIERS else None
 
 
-def from_raw(raw: Any) -> ResponseUsage:
-    """Usage and resolved model from a provider response object or dict."""
-    if raw is None:
-        return _NO_USAGE
-    fast = _chat_completion(raw)
-    if fast is not None:
-        return fast
+def _general(raw: Any) -> ResponseUsage:
+    """Any raw response other than the usual ChatCompletion: probe each provider's field names."""
     model = field(raw, "model") or field(raw, "model_version") or field(raw, "modelVersion")
     tier = field(raw, "service_tier")
     usage_obj = field(raw, "usage")
     if usage_obj is None:
         usage_obj = field(raw, "usage_metadata") or field(raw, "usageMetadata")
     usage, provider = _from_usage_object(usage_obj) if usage_obj is not None else (None, None)
-    if isinstance(tier, str) and tier not in _PRICED_TIERS:
-        tier = None
-    return ResponseUsage(usage, model if isinstance(model, str) else None, tier, provider)
+    return ResponseUsage(usage, _text_or_none(model), tier if tier in PRICED_TIERS else None, provider)
+
+
+def from_raw(raw: Any) -> ResponseUsage:
+    """Usage and resolved model from a provider response object or dict."""
+    if raw is None:
+        return _NO_USAGE
+    return _chat_completion(raw) or _general(raw)  # an OpenAI ChatCompletion, the common case, in one pass
 
 
 def from_chat_response(response: Any) -> ResponseUsage:
     """Usage of a LlamaIndex chat or completion response (or its last stream chunk)."""
-    fields = response if type(response) is dict else getattr(response, "__dict__", None)
-    raw = fields.get("raw") if type(fields) is dict and "raw" in fields else field(response, "raw")
-    found = from_raw(raw)  # an OpenAI ChatCompletion, the common case, is read in one pass
-    if found.usage is not None:
-        return found
+    try:
+        raw = response.__dict__["raw"]  # a pydantic ChatResponse / CompletionResponse: one read
+    except (AttributeError, KeyError):  # a dict, a duck-typed object, a property
+        raw = field(response, "raw")
+    if raw is None:
+        found = _NO_USAGE
+    else:  # from_raw(raw), written out: this runs on every LlamaIndex call
+        found = _chat_completion(raw) or _general(raw)
+        if found.usage is not None:
+            return found
     extra = field(response, "additional_kwargs") or {}
     if field(extra, "prompt_tokens") is not None or field(extra, "completion_tokens") is not None:
         where = "additional_kwargs"

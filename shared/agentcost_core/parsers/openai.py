@@ -29,44 +29,13 @@ def _split(total_in: int, cached: int, written: int, output: int, reasoning: int
     )
 
 
-_EMPTY: dict[str, Any] = {}
-
-
-def fast_chat_usage(usage: Any) -> Usage | None:
-    """Chat Completions usage of the usual shape, read without per-field probing (hot path).
-    None defers to the general path, which also produces the error messages."""
-    # The field dict of a dict or an SDK (pydantic) object, read inline: this runs on every call.
-    u = usage if type(usage) is dict else getattr(usage, "__dict__", None)
-    if type(u) is not dict:
-        return None
-    prompt = u.get("prompt_tokens")
-    output = u.get("completion_tokens")
-    pdet = u.get("prompt_tokens_details")
-    pdet = pdet if type(pdet) is dict else getattr(pdet, "__dict__", _EMPTY)  # None has none: _EMPTY
-    cdet = u.get("completion_tokens_details")
-    cdet = cdet if type(cdet) is dict else getattr(cdet, "__dict__", _EMPTY)
-    if type(pdet) is not dict or type(cdet) is not dict:
-        return None
-    cached = pdet.get("cached_tokens") or 0
-    written = pdet.get("cache_write_tokens") or 0
-    reasoning = cdet.get("reasoning_tokens") or 0
-    if type(prompt) is not int or type(output) is not int or type(cached) is not int:
-        return None
-    if type(written) is not int or type(reasoning) is not int:
-        return None
-    rest = prompt - cached - written
-    if rest < 0 or cached < 0 or written < 0 or output < 0 or reasoning < 0 or reasoning > output:
-        return None
-    return Usage(rest, cached, written, 0, output, reasoning)
+PRICED_TIERS = ("flex", "priority")  # "default" / "standard" / "auto" are the list price
 
 
 def from_chat_completions(usage: Any) -> Usage | None:
     """``ChatCompletion.usage`` (object or dict); None when the response carries no usage."""
     if usage is None:
         return None
-    fast = fast_chat_usage(usage)
-    if fast is not None:
-        return fast
     where = "openai usage"
     prompt = count(usage, "prompt_tokens", where)
     pdet = field(usage, "prompt_tokens_details")

@@ -113,7 +113,7 @@ class TokenCounter:
         enc = _encoding(self.encoding_name)
         if not enc:
             return math.ceil(len(text) / 4)
-        return len(enc.encode(text, disallowed_special=()))
+        return len(enc.encode_ordinary(text))  # special-token text counted as ordinary text
 
     def count_text(self, text: str) -> TokenCount:
         n = self._raw(text)
@@ -123,9 +123,8 @@ class TokenCounter:
 
     # --- messages -----------------------------------------------------------------------
     def message_tokens(self, m: ChatMessage) -> int:
-        """Tokens of one message including its framing (memoized)."""
-        key = (m.role, m.content, m.name)
-        n = self._memo.get(key)
+        """Tokens of one message including its framing (memoized: the message, a tuple, is the key)."""
+        n = self._memo.get(m)
         if n is None:
             n = _PER_MESSAGE + self._raw(m.content) + self._raw(m.role)
             if m.name:
@@ -134,7 +133,7 @@ class TokenCounter:
                 n = math.ceil(n * _CLAUDE_FACTOR)
             if len(self._memo) >= self._memo_size:
                 self._memo.clear()
-            self._memo[key] = n
+            self._memo[tuple(m)] = n  # a plain tuple: equal (and hashed alike) to the ChatMessage
         return n
 
     def count_messages(self, messages: Iterable[ChatMessage]) -> TokenCount:
@@ -143,7 +142,11 @@ class TokenCounter:
             exact = self._anthropic_count(msgs)
             if exact is not None:
                 return TokenCount(exact, True)
-        total = _REPLY_PRIMING + sum(self.message_tokens(m) for m in msgs)
+        memo = self._memo
+        total = _REPLY_PRIMING
+        for m in msgs:  # memo hits inline: a long conversation is mostly hits
+            n = memo.get(m)
+            total += self.message_tokens(m) if n is None else n
         return TokenCount(total, self.exact)
 
     def _anthropic_count(self, msgs: Sequence[ChatMessage]) -> int | None:
