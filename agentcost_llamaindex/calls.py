@@ -36,6 +36,7 @@ MAX_ROUTES = 10_000  # routing decision ids already recorded (one route event pe
 _MAX_DEPTH = 256  # span-tree walk limit (guards against a cycle in foreign span ids)
 _UUID_SUFFIX = 37  # dispatcher span ids are f"{name}-{uuid4()}"
 STREAM_TYPES = (GeneratorType, AsyncGeneratorType)
+_perf = time.perf_counter
 
 
 def span_name(span_id: str | None) -> str | None:
@@ -65,27 +66,23 @@ class PendingCall:
         "gen",
     )
 
-    def __init__(
-        self,
-        model_dict: Any,
-        messages: Any,
-        prompt: str | None,
-        kwargs: Any,
-        tags: dict[str, Any],
-    ) -> None:
-        # The requested model: the start event's model_dict["model"] (["model_name"] in
-        # llama-index-core >= 0.14); "unknown" is LlamaIndex's placeholder.
-        model = (model_dict.get("model") or model_dict.get("model_name")) if isinstance(model_dict, dict) else None
-        self.requested: str | None = model if isinstance(model, str) and model != "unknown" else None
-        self.messages = messages  # the framework's message list (translated only to estimate)
-        self.prompt = prompt
-        self.kwargs = kwargs  # the start event's additional_kwargs (tools, for estimates)
-        self.tags = tags
-        self.t0 = time.perf_counter()
-        # parent_id, step_span and root are set by CallTable.begin, which every call goes through.
-        self.outer = False  # True once an inner LLM call is seen: this call is a wrapper, not counted
-        self.last: Any = None  # last streamed chunk
-        self.gen: Any = None  # the stream generator, once the span returned one
+    # No __init__: CallTable.begin fills every slot (a constructor call per LLM call is a frame on
+    # the hot path).
+    requested: str | None
+    messages: Any  # the framework's message list (translated only to estimate)
+    prompt: str | None
+    kwargs: Any  # the start event's additional_kwargs (tools, for estimates)
+    tags: dict[str, Any]
+    t0: float
+    parent_id: str | None
+    step_span: str | None
+    root: str | None
+    outer: bool  # True once an inner LLM call is seen: this call is a wrapper, not counted
+    last: Any  # last streamed chunk
+    gen: Any  # the stream generator, once the span returned one
+
+
+_new_call = PendingCall.__new__
 
 
 class CallTable:
@@ -121,8 +118,29 @@ class CallTable:
             self.streams[span_id] = call
 
     # --- calls --------------------------------------------------------------------------
-    def begin(self, span_id: str | None, call: PendingCall) -> None:
-        """Register a starting call; mark every LLM call that encloses it as outer."""
+    def begin(
+        self,
+        span_id: str | None,
+        model_dict: Any,
+        messages: Any,
+        prompt: str | None,
+        kwargs: Any,
+        tags: dict[str, Any],
+    ) -> PendingCall:
+        """Register a starting call (from its start event's fields); mark every LLM call that
+        encloses it as outer."""
+        call = _new_call(PendingCall)
+        call.t0 = _perf()
+        # The requested model: the start event's model_dict["model"] (["model_name"] in
+        # llama-index-core >= 0.14); "unknown" is LlamaIndex's placeholder.
+        model = (model_dict.get("model") or model_dict.get("model_name")) if isinstance(model_dict, dict) else None
+        call.requested = model if isinstance(model, str) and model != "unknown" else None
+        call.messages = messages
+        call.prompt = prompt
+        call.kwargs = kwargs
+        call.tags = tags
+        call.outer = False
+        call.last = call.gen = None
         calls = self.calls
         parents = self.parents
         parent = parents.get(span_id)
@@ -151,6 +169,7 @@ class CallTable:
         calls[span_id] = call
         if len(parents) >= MAX_SPANS:
             _drop_oldest(parents, MAX_SPANS // 10)
+        return call
 
     def finish(self, span_id: str | None) -> PendingCall | None:
         """Remove and return the call (None when its start was not seen)."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable
+from typing import Any
 
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.dispatcher import Dispatcher
@@ -67,67 +67,29 @@ def _describe(err: BaseException | None) -> str:
     return out if len(out) <= _MAX_ERROR_CHARS else out[: _MAX_ERROR_CHARS - 1] + "…"
 
 
-# --- event routes: one small function per event kind -----------------------------------
-def _on_chat_start(h: CostEventHandler, e: Any) -> None:
-    h.table.begin(
-        e.span_id, PendingCall(e.model_dict, e.messages, None, e.additional_kwargs, e.tags)
-    )
-
-
-def _on_completion_start(h: CostEventHandler, e: Any) -> None:
-    h.table.begin(
-        e.span_id, PendingCall(e.model_dict, None, e.prompt, e.additional_kwargs, e.tags)
-    )
-
-
-def _on_progress(h: CostEventHandler, e: Any) -> None:
-    call = h.table.calls.get(e.span_id)
-    if call is not None:
-        call.last = e.response
-
-
-def _on_end(h: CostEventHandler, e: Any) -> None:
-    span_id = e.span_id
-    call = h.table.finish(span_id)
-    if call is not None and not call.outer:
-        h._record(span_id, call, e.response)
-
-
-def _on_exception(h: CostEventHandler, e: Any) -> None:
-    table = h.table
-    if not table.calls:
-        return
-    call = table.finish(e.span_id)
-    if call is None or call.outer:
-        return
-    exc = e.exception
-    if isinstance(exc, GeneratorExit):  # the consumer stopped iterating: the tokens were still billed
-        h._record(e.span_id, call, call.last, closed_early=True)
-    else:
-        h._record_error(e.span_id, call, exc)
-
-
-_BASE_ROUTES: tuple[tuple[type, Callable[[Any, Any], None]], ...] = (
-    (LLMChatStartEvent, _on_chat_start),
-    (LLMCompletionStartEvent, _on_completion_start),
-    (LLMChatInProgressEvent, _on_progress),
-    (LLMCompletionInProgressEvent, _on_progress),
-    (LLMChatEndEvent, _on_end),
-    (LLMCompletionEndEvent, _on_end),
-    (ExceptionEvent, _on_exception),
+# --- event kinds: what handle() does with each event class ----------------------------------
+_CHAT_START, _COMPLETION_START, _PROGRESS, _END, _EXCEPTION = range(5)
+_BASE_KINDS: tuple[tuple[type, int], ...] = (
+    (LLMChatStartEvent, _CHAT_START),
+    (LLMCompletionStartEvent, _COMPLETION_START),
+    (LLMChatInProgressEvent, _PROGRESS),
+    (LLMCompletionInProgressEvent, _PROGRESS),
+    (LLMChatEndEvent, _END),
+    (LLMCompletionEndEvent, _END),
+    (ExceptionEvent, _EXCEPTION),
 )
-#: event class -> route (None: not ours). Exact-class lookups; subclasses are classified once.
-_ROUTES: dict[type, Callable[[Any, Any], None] | None] = dict(_BASE_ROUTES)
+#: event class -> kind (None: not ours). Exact-class lookups; subclasses are classified once.
+_KINDS: dict[type, int | None] = dict(_BASE_KINDS)
 
 
-def _route_for(cls: type) -> Callable[[Any, Any], None] | None:
-    route = None
-    for base, fn in _BASE_ROUTES:
+def _kind_of(cls: type) -> int | None:
+    kind = None
+    for base, k in _BASE_KINDS:
         if issubclass(cls, base):
-            route = fn
+            kind = k
             break
-    _ROUTES[cls] = route
-    return route
+    _KINDS[cls] = kind
+    return kind
 
 
 class CostEventHandler(RecorderResults, BaseEventHandler):
@@ -216,16 +178,46 @@ class CostEventHandler(RecorderResults, BaseEventHandler):
 
     # --- events -------------------------------------------------------------------------
     def handle(self, event: Any, **kwargs: Any) -> None:
+        # Every LLM call sends a start and an end event through here, so the switch is written
+        # out (a function per kind would cost a call per event on the hot path).
         cls = event.__class__
-        route = _ROUTES.get(cls, _route_for)
-        if route is _route_for:  # a class not seen before: classify it once
-            route = _route_for(cls)
-        if route is None:
+        kind = _KINDS.get(cls, -1)
+        if kind == -1:  # a class not seen before: classify it once
+            kind = _kind_of(cls)
+        if kind is None:
             return
         try:
-            route(self, event)
+            if kind == _END:
+                span_id = event.span_id
+                call = self.table.finish(span_id)
+                if call is not None and not call.outer:  # an outer call wraps an inner one: not billed twice
+                    self._record(span_id, call, event.response)
+            elif kind == _CHAT_START:
+                self.table.begin(event.span_id, event.model_dict, event.messages, None, event.additional_kwargs, event.tags)
+            elif kind == _COMPLETION_START:
+                self.table.begin(event.span_id, event.model_dict, None, event.prompt, event.additional_kwargs, event.tags)
+            elif kind == _PROGRESS:
+                call = self.table.calls.get(event.span_id)
+                if call is not None:
+                    call.last = event.response
+            else:
+                self._on_exception(event)
         except Exception as exc:  # our fault: never the user's problem
             self.recorder.note_internal_error(f"CostEventHandler.handle({cls.__name__})", exc)
+
+    def _on_exception(self, event: Any) -> None:
+        """A streaming call failed (non-streaming failures arrive as the span's drop)."""
+        table = self.table
+        if not table.calls:
+            return
+        call = table.finish(event.span_id)
+        if call is None or call.outer:
+            return
+        exc = event.exception
+        if isinstance(exc, GeneratorExit):  # the consumer stopped iterating: the tokens were still billed
+            self._record(event.span_id, call, call.last, closed_early=True)
+        else:
+            self._record_error(event.span_id, call, exc)
 
     def _on_drop(self, span_id: str, call: PendingCall, err: BaseException | None) -> None:
         if call.outer:

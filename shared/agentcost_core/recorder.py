@@ -207,9 +207,10 @@ class CostRecorder:
         ``provider`` nor the catalog does."""
         d = self.defaults
         model = model or requested_model
-        price = self.catalog.get(model)
+        catalog = self.catalog
+        price = catalog.resolved(model) or catalog.get(model)
         if price is None and requested_model and requested_model != model:
-            price = self.catalog.get(requested_model)
+            price = catalog.get(requested_model)
         cost: Decimal | None = None
         saved: Decimal | None = None
         if usage is None:

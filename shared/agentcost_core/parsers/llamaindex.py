@@ -58,41 +58,38 @@ def _chat_completion(raw: Any) -> ResponseUsage | None:
         if u is None:  # no usage (not requested, or a stream chunk before the last), unless Gemini's:
             if "usage_metadata" in f or "usageMetadata" in f:
                 return None
-            return _new(ResponseUsage, (None, _text_or_none(f.get("model")), _priced_tier(f), "openai"))
-        if type(u) is not dict:
-            u = u.__dict__
-        prompt = u["prompt_tokens"]
-        output = u["completion_tokens"]
-        details = u.get("prompt_tokens_details")
-        if details is None:
-            cached = written = 0
+            usage = None
         else:
-            if type(details) is not dict:
-                details = details.__dict__
-            cached = details.get("cached_tokens") or 0
-            written = details.get("cache_write_tokens") or 0
-        details = u.get("completion_tokens_details")
-        if details is None:
-            reasoning = 0
-        else:
-            reasoning = (details if type(details) is dict else details.__dict__).get("reasoning_tokens") or 0
-        if type(prompt) is not int or type(output) is not int or type(cached) is not int:
-            return None
-        if type(written) is not int or type(reasoning) is not int:
-            return None
-        usage = Usage(prompt - cached - written, cached, written, 0, output, reasoning)
+            if type(u) is not dict:
+                u = u.__dict__
+            prompt = u["prompt_tokens"]
+            output = u["completion_tokens"]
+            details = u.get("prompt_tokens_details")
+            if details is None:
+                cached = written = 0
+            else:
+                if type(details) is not dict:
+                    details = details.__dict__
+                cached = details.get("cached_tokens") or 0
+                written = details.get("cache_write_tokens") or 0
+            details = u.get("completion_tokens_details")
+            if details is None:
+                reasoning = 0
+            else:
+                reasoning = (details if type(details) is dict else details.__dict__).get("reasoning_tokens") or 0
+            if type(prompt) is not int or type(output) is not int or type(cached) is not int:
+                return None
+            if type(written) is not int or type(reasoning) is not int:
+                return None
+            usage = Usage(prompt - cached - written, cached, written, 0, output, reasoning)
     except (KeyError, AttributeError, ValueError):  # not this shape, or counts out of range
         return None
-    return _new(ResponseUsage, (usage, _text_or_none(f.get("model")), _priced_tier(f), "openai"))
-
-
-def _text_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _priced_tier(fields: dict[str, Any]) -> str | None:
-    tier = fields.get("service_tier")
-    return tier if tier in PRICED_TIERS else None
+    model = f.get("model")
+    tier = f.get("service_tier")
+    return _new(
+        ResponseUsage,
+        (usage, model if isinstance(model, str) else None, tier if tier in PRICED_TIERS else None, "openai"),
+    )
 
 
 def _general(raw: Any) -> ResponseUsage:
@@ -103,7 +100,7 @@ def _general(raw: Any) -> ResponseUsage:
     if usage_obj is None:
         usage_obj = field(raw, "usage_metadata") or field(raw, "usageMetadata")
     usage, provider = _from_usage_object(usage_obj) if usage_obj is not None else (None, None)
-    return ResponseUsage(usage, _text_or_none(model), tier if tier in PRICED_TIERS else None, provider)
+    return ResponseUsage(usage, model if isinstance(model, str) else None, tier if tier in PRICED_TIERS else None, provider)
 
 
 def from_raw(raw: Any) -> ResponseUsage:

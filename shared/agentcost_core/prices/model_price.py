@@ -48,6 +48,10 @@ class BucketPrices:
     cache_write_1h: Decimal
     #: Each price as (integer coefficient, decimal exponent), for :meth:`cost`'s integer arithmetic.
     _exact: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    #: The usual requests' terms brought to one exponent: (input, output, exponent) without cache
+    #: tokens, (input, output, cache read, exponent) with cache reads only.
+    _plain: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    _with_read: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for b in _BUCKETS:
@@ -65,6 +69,10 @@ class BucketPrices:
         while len(_POW10) <= spread:  # at construction, never per call
             _POW10.append(10 ** len(_POW10))
         object.__setattr__(self, "_exact", (ci, ei, co, eo, cr, er, c5, e5, c1, e1, min(ei, eo)))
+        e = min(ei, eo)
+        object.__setattr__(self, "_plain", (ci * 10 ** (ei - e), co * 10 ** (eo - e), e))
+        e = min(ei, eo, er)
+        object.__setattr__(self, "_with_read", (ci * 10 ** (ei - e), co * 10 ** (eo - e), cr * 10 ** (er - e), e))
 
     @classmethod
     def parse(cls, data: Mapping[str, Any], where: str, fallback: BucketPrices | None = None) -> BucketPrices:
@@ -93,11 +101,34 @@ class BucketPrices:
         wherever that formula is exact (up to 28 significant digits, the default context's
         precision; beyond it the formula rounds and this stays exact up to 60 digits), computed on
         integers: Decimal operations are costly on the hot path, this makes one."""
+        # A Decimal sum has the smallest exponent of its terms (input and output always take part,
+        # a cache term when it has tokens): n × 10^e is the sum.
+        read = usage.cache_read
+        if usage.cache_write_5m or usage.cache_write_1h:
+            n, e = self._with_writes(usage)
+        elif read:
+            ci, co, cr, e = self._with_read
+            n = usage.input * ci + usage.output * co + read * cr
+        else:
+            ci, co, e = self._plain
+            n = usage.input * ci + usage.output * co
+        # n × 10^e / 10^6, written as Decimal division writes an exact quotient: trailing zeros
+        # dropped while the exponent stays at or below the dividend's (at most six of them).
+        k = 0
+        if n:
+            while k < 6 and not n % 10:
+                n //= 10
+                k += 1
+        else:
+            k = 6
+        return Decimal(n, _EXACT).scaleb(e - 6 + k, _EXACT)
+
+    def _with_writes(self, usage: Usage) -> tuple[int, int]:
+        """``(n, e)`` of a request with cache writes (any bucket may take part)."""
         ci, ei, co, eo, cr, er, c5, e5, c1, e1, e = self._exact
         read = usage.cache_read
         w5 = usage.cache_write_5m
         w1 = usage.cache_write_1h
-        # A Decimal sum has the smallest exponent of its terms (input and output always take part).
         if read and er < e:
             e = er
         if w5 and e5 < e:
@@ -111,16 +142,7 @@ class BucketPrices:
             n += w5 * c5 * _POW10[e5 - e]
         if w1:
             n += w1 * c1 * _POW10[e1 - e]
-        # n × 10^e / 10^6, written as Decimal division writes an exact quotient: trailing zeros
-        # dropped while the exponent stays at or below the dividend's (at most six of them).
-        k = 0
-        if n:
-            while k < 6 and not n % 10:
-                n //= 10
-                k += 1
-        else:
-            k = 6
-        return Decimal(n, _EXACT).scaleb(e - 6 + k, _EXACT)
+        return n, e
 
     def as_dict(self) -> dict[str, str]:
         return {b: str(getattr(self, b)) for b in _BUCKETS}

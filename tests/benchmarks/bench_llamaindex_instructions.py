@@ -1,0 +1,90 @@
+"""Machine instructions per LlamaIndex LLM call: agentcost's handler vs ``TokenCountingHandler``.
+
+    python tests/benchmarks/bench_llamaindex_instructions.py [--calls N]
+
+A diagnostic beside ``bench_llamaindex_handler.py`` (which measures time, the target's unit):
+instructions do not depend on the machine's load or clock, so this figure is the same on every
+run. Each variant of that benchmark's usage-present scenario (``none``, ``tch``, ``ours``) runs
+in its own process under ``valgrind --tool=cachegrind``, once with 0 and once with N timed calls
+after the same warm-up; the difference divided by N is the instructions per call (the ledger
+writer is held back during the calls and the process ends without its exit flush, so only the
+calling path is counted). Needs valgrind; prints a notice and exits 0 without it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve()
+VARIANTS = ("none", "tch", "ours")
+
+
+def child(variant: str, calls: int) -> None:
+    sys.path.insert(0, str(HERE.parent))
+    import _bench  # noqa: F401  (offline tiktoken cache)
+    import bench_llamaindex_handler as B
+    import tiktoken
+    from agentcost_core import Ledger
+    from agentcost_llamaindex import instrument
+    from llama_index.core.callbacks import CallbackManager, TokenCountingHandler
+
+    tmp = tempfile.mkdtemp(prefix="agentcost-instr-")
+    # The writer must not run during the calls: a batch and an interval it never reaches.
+    ledger = Ledger(f"sqlite:///{tmp}/ledger.db", batch_size=10_000_000, max_queue=10_000_000, flush_interval_s=86_400)
+    llm = B.BenchLLM(response=B.response(True))
+    if variant == "tch":
+        tch = TokenCountingHandler(tokenizer=tiktoken.encoding_for_model(B.MODEL).encode)
+        llm = B.BenchLLM(response=B.response(True), callback_manager=CallbackManager([tch]))
+    elif variant == "ours":
+        instrument(ledger, feature="bench")
+    conversation = B.base_conversation()
+    for _ in range(200):
+        llm.chat(conversation)
+    for _ in range(calls):
+        llm.chat(conversation)
+    sys.stdout.flush()
+    os._exit(0)  # no exit flush: only the calls are counted
+
+
+def instructions(variant: str, calls: int) -> int:
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+           sys.executable, str(HERE), "--child", variant, str(calls)]  # fmt: skip
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stderr
+    m = re.search(r"I\s+refs:\s+([\d,]+)", out)
+    if m is None:
+        raise RuntimeError(f"no instruction count in valgrind's output:\n{out[-2000:]}")
+    return int(m.group(1).replace(",", ""))
+
+
+def main() -> int:
+    if "--child" in sys.argv:
+        i = sys.argv.index("--child")
+        child(sys.argv[i + 1], int(sys.argv[i + 2]))
+        return 0
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed: no instruction counts (apt-get install valgrind)")
+        return 0
+    calls = int(sys.argv[sys.argv.index("--calls") + 1]) if "--calls" in sys.argv else 1_000
+    jobs = [(v, n) for v in VARIANTS for n in (0, calls)]
+    with ThreadPoolExecutor(max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
+        counts = dict(zip(jobs, pool.map(lambda job: instructions(*job), jobs)))
+    per_call = {v: (counts[(v, calls)] - counts[(v, 0)]) / calls for v in VARIANTS}
+    print(f"LlamaIndex, usage present: instructions per LLM call (cachegrind, {calls} calls after 200 warm-up)")
+    for v in VARIANTS:
+        over = "" if v == "none" else f"  (+{per_call[v] - per_call['none']:,.0f} above no handler)"
+        print(f"  {v:5s} {per_call[v]:>10,.0f}{over}")
+    ours, tch = per_call["ours"] - per_call["none"], per_call["tch"] - per_call["none"]
+    print(f"ours / TokenCountingHandler, added instructions: {ours / tch:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
