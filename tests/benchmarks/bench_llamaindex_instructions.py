@@ -1,6 +1,6 @@
 """Machine instructions per LlamaIndex LLM call: agentcost's handler vs ``TokenCountingHandler``.
 
-    python tests/benchmarks/bench_llamaindex_instructions.py [--calls N]
+    python tests/benchmarks/bench_llamaindex_instructions.py [--calls N]   (~2 minutes; skipped with --quick)
 
 A diagnostic beside ``bench_llamaindex_handler.py`` (which measures time, the target's unit):
 instructions do not depend on the machine's load or clock, so this figure is the same on every
@@ -71,6 +71,9 @@ def main() -> int:
         return 0
     if shutil.which("valgrind") is None:
         print("valgrind is not installed: no instruction counts (apt-get install valgrind)")
+        return 0
+    if "--quick" in sys.argv or os.environ.get("BENCH_QUICK") == "1":
+        print("skipped with --quick: six processes under valgrind take about two minutes")
         return 0
     calls = int(sys.argv[sys.argv.index("--calls") + 1]) if "--calls" in sys.argv else 1_000
     jobs = [(v, n) for v in VARIANTS for n in (0, calls)]
