@@ -439,6 +439,38 @@ def test_open_store_builds_each_backend_from_its_url(tmp_path):
     assert isinstance(open_store("postgresql://postgres@127.0.0.1:1/test"), PostgresStore)
 
 
+def _first_call(spec, barrier, results) -> None:  # type: ignore[no-untyped-def]
+    try:
+        store = _open(spec)
+        barrier.wait(timeout=30)
+        store.read("k")  # the first call creates the table
+        store.close()
+        results.put("ok")
+    except Exception as e:  # noqa: BLE001 - reported to the parent
+        results.put(f"{type(e).__name__}: {e}")
+
+
+@pytest.mark.parametrize("spec", [pytest.param("postgres", marks=services)], indirect=True)
+def test_processes_starting_at_once_on_a_fresh_table_all_get_through(spec, store):
+    """Concurrent CREATE TABLE IF NOT EXISTS can fail in PostgreSQL (``type … already exists``):
+    the store creates its table under an advisory lock, so no first call is refused."""
+    ctx = multiprocessing.get_context("fork")
+    for round_ in range(8):
+        table = f"{spec[2]}_{round_}"
+        barrier, results = ctx.Barrier(6), ctx.Queue()
+        procs = [ctx.Process(target=_first_call, args=((*spec[:2], table), barrier, results)) for _ in range(6)]
+        for p in procs:
+            p.start()
+        try:
+            outcomes = [results.get(timeout=60) for _ in procs]
+        finally:
+            for p in procs:
+                p.join(timeout=30)
+            with store._connection() as conn:
+                conn.execute(f"DROP TABLE IF EXISTS {table}")
+        assert outcomes == ["ok"] * 6
+
+
 def _fork_child(spec, key, results) -> None:  # type: ignore[no-untyped-def]
     results.put(_STORE_IN_PARENT[0].reserve([usd(100, 10, key=key)], NOW).admitted)
 

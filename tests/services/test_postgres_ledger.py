@@ -58,3 +58,36 @@ def test_url_opens_the_default_table(postgres_url):
         with lg.backend._conn.cursor() as cur:
             cur.execute("DELETE FROM agentcost_events WHERE trace_id = %s", (marker,))
         lg.close()
+
+
+def _open_backend(url: str, table: str, barrier, results) -> None:  # type: ignore[no-untyped-def]
+    try:
+        barrier.wait(timeout=30)
+        PostgresBackend(url, table=table).close()
+        results.put("ok")
+    except Exception as e:  # noqa: BLE001 - reported to the parent
+        results.put(f"{type(e).__name__}: {e}")
+
+
+def test_processes_starting_at_once_on_a_fresh_database_all_open_the_ledger(postgres_url):
+    """CREATE TABLE IF NOT EXISTS is not safe under concurrency in PostgreSQL: without the advisory
+    lock most of these processes failed on a catalog index (duplicate key … pg_type_typname_nsp_index)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    for _ in range(4):
+        table = "agentcost_test_" + uuid.uuid4().hex[:10]
+        barrier, results = ctx.Barrier(6), ctx.Queue()
+        procs = [ctx.Process(target=_open_backend, args=(postgres_url, table, barrier, results)) for _ in range(6)]
+        for p in procs:
+            p.start()
+        try:
+            outcomes = [results.get(timeout=60) for _ in procs]
+        finally:
+            for p in procs:
+                p.join(timeout=30)
+            backend = PostgresBackend(postgres_url, table=table)
+            with backend._conn.cursor() as cur:
+                cur.execute(f"DROP TABLE IF EXISTS {table}")
+            backend.close()
+        assert outcomes == ["ok"] * 6

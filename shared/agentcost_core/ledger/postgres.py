@@ -35,9 +35,16 @@ class PostgresBackend(LedgerBackend):
         except psycopg.Error as e:
             raise LedgerURLError(f"cannot connect to PostgreSQL ledger {_redact(url)!r}: {e}") from None
         cols = ", ".join(f"{c} {_TYPES.get(c, 'TEXT')}" for c in COLUMNS)
-        with self._conn.cursor() as cur:
-            cur.execute(f"CREATE TABLE IF NOT EXISTS {table} (seq BIGSERIAL PRIMARY KEY, {cols})")
-            cur.execute(f"CREATE INDEX IF NOT EXISTS {table}_ts ON {table} (ts)")
+        try:
+            ensure_schema(
+                self._conn,
+                table,
+                f"CREATE TABLE IF NOT EXISTS {table} (seq BIGSERIAL PRIMARY KEY, {cols})",
+                f"CREATE INDEX IF NOT EXISTS {table}_ts ON {table} (ts)",
+            )
+        except psycopg.Error as e:
+            self._conn.close()
+            raise LedgerURLError(f"cannot create the ledger table {table!r} in {_redact(url)!r}: {e}") from None
         self._lock = threading.Lock()
         self._copy = f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN"
         self._select = f"SELECT {', '.join(COLUMNS)} FROM {table}"
@@ -66,6 +73,20 @@ class PostgresBackend(LedgerBackend):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def ensure_schema(conn: Any, name: str, *statements: str) -> None:
+    """Run ``CREATE … IF NOT EXISTS`` statements safely while other processes may run them too.
+
+    PostgreSQL's ``IF NOT EXISTS`` does not hold under concurrency: two sessions creating the same
+    table at once can both pass the check, and the loser fails on a catalog index (``duplicate key
+    … pg_type_typname_nsp_index``, or ``type … already exists``). So every creator first takes a
+    transaction-scoped advisory lock named after ``name``; the next one in line then finds the
+    table there. (``conn`` is an autocommit psycopg connection.)"""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"agentcost:schema:{name}",))
+        for statement in statements:
+            conn.execute(statement)
 
 
 def _redact(url: str) -> str:

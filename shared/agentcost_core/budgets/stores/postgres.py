@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ...errors import ConfigurationError
-from ...ledger.postgres import _redact
+from ...ledger.postgres import _redact, ensure_schema
 from .base import ZERO, BudgetStoreUnavailable, Claim, Counters, CounterStore, ReserveResult, Vector, fits, hold
 
 __all__ = ["PostgresStore"]
@@ -187,9 +187,10 @@ class PostgresStore(CounterStore):
             with self._ready_lock:
                 if not self._ready:
                     try:
-                        conn.execute(self._sql_create)
-                    except (self._psycopg.errors.UniqueViolation, self._psycopg.errors.DuplicateTable):
-                        pass  # another process created it at the same moment
+                        ensure_schema(conn, self.table, self._sql_create)  # safe with other processes starting
+                    except BaseException:
+                        conn.close()
+                        raise
                     self._ready = True
         return conn
 
