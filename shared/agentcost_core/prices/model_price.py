@@ -19,6 +19,16 @@ _POW10 = [10**i for i in range(128)]  # grown at construction if a price table s
 _EXACT = Context(prec=60)
 
 
+def _divisor(e: int) -> Decimal:
+    """The Decimal 1000000E−e (value 10^(6−e)). For an integer n, ``n / _divisor(e)`` equals
+    ``(n × 10^e) / 1000000`` in value and digits: Decimal division returns the exact quotient with
+    the exponent nearest the ideal one, exp(dividend) − exp(divisor), which is e in both forms."""
+    return Decimal((0, (1, 0, 0, 0, 0, 0, 0), -e))
+
+
+_divide = _EXACT.divide
+
+
 def _coefficient_exponent(d: Decimal) -> tuple[int, int]:
     _, digits, exponent = d.as_tuple()
     return int("".join(map(str, digits)) or 0), int(exponent)
@@ -48,10 +58,11 @@ class BucketPrices:
     cache_write_1h: Decimal
     #: Each price as (integer coefficient, decimal exponent), for :meth:`cost`'s integer arithmetic.
     _exact: tuple[int, ...] = field(init=False, repr=False, compare=False)
-    #: The usual requests' terms brought to one exponent: (input, output, exponent) without cache
-    #: tokens, (input, output, cache read, exponent) with cache reads only.
-    _plain: tuple[int, ...] = field(init=False, repr=False, compare=False)
-    _with_read: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    #: The usual requests' coefficients brought to one exponent e, with the divisor of their sum:
+    #: (input, output, divisor) without cache tokens, (input, output, cache read, divisor) with
+    #: cache reads only (see :func:`_divisor`).
+    _plain: tuple[Any, ...] = field(init=False, repr=False, compare=False)
+    _with_read: tuple[Any, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for b in _BUCKETS:
@@ -70,9 +81,11 @@ class BucketPrices:
             _POW10.append(10 ** len(_POW10))
         object.__setattr__(self, "_exact", (ci, ei, co, eo, cr, er, c5, e5, c1, e1, min(ei, eo)))
         e = min(ei, eo)
-        object.__setattr__(self, "_plain", (ci * 10 ** (ei - e), co * 10 ** (eo - e), e))
+        object.__setattr__(self, "_plain", (ci * 10 ** (ei - e), co * 10 ** (eo - e), _divisor(e)))
         e = min(ei, eo, er)
-        object.__setattr__(self, "_with_read", (ci * 10 ** (ei - e), co * 10 ** (eo - e), cr * 10 ** (er - e), e))
+        object.__setattr__(
+            self, "_with_read", (ci * 10 ** (ei - e), co * 10 ** (eo - e), cr * 10 ** (er - e), _divisor(e))
+        )
 
     @classmethod
     def parse(cls, data: Mapping[str, Any], where: str, fallback: BucketPrices | None = None) -> BucketPrices:
@@ -99,32 +112,24 @@ class BucketPrices:
         """Exactly ``Σ tokens × price / 1e6``: the same Decimal (value and digits) as
         ``(usage.input * self.input + usage.output * self.output [+ cache terms]) / PER_MILLION``
         wherever that formula is exact (up to 28 significant digits, the default context's
-        precision; beyond it the formula rounds and this stays exact up to 60 digits), computed on
-        integers: Decimal operations are costly on the hot path, this makes one."""
-        # A Decimal sum has the smallest exponent of its terms (input and output always take part,
-        # a cache term when it has tokens): n × 10^e is the sum.
+        precision; beyond it the formula rounds and this stays exact up to 60 digits). The sum is
+        taken on integers and a single Decimal division makes the result: Decimal operations are
+        costly on the hot path (each one runs code the frameworks never touch)."""
+        # A Decimal sum has the smallest exponent e of its terms (input and output always take
+        # part, a cache term when it has tokens): the sum is n × 10^e.
         read = usage.cache_read
         if usage.cache_write_5m or usage.cache_write_1h:
-            n, e = self._with_writes(usage)
+            n, divisor = self._with_writes(usage)
         elif read:
-            ci, co, cr, e = self._with_read
+            ci, co, cr, divisor = self._with_read
             n = usage.input * ci + usage.output * co + read * cr
         else:
-            ci, co, e = self._plain
+            ci, co, divisor = self._plain
             n = usage.input * ci + usage.output * co
-        # n × 10^e / 10^6, written as Decimal division writes an exact quotient: trailing zeros
-        # dropped while the exponent stays at or below the dividend's (at most six of them).
-        k = 0
-        if n:
-            while k < 6 and not n % 10:
-                n //= 10
-                k += 1
-        else:
-            k = 6
-        return Decimal(n, _EXACT).scaleb(e - 6 + k, _EXACT)
+        return _divide(Decimal(n, _EXACT), divisor)
 
-    def _with_writes(self, usage: Usage) -> tuple[int, int]:
-        """``(n, e)`` of a request with cache writes (any bucket may take part)."""
+    def _with_writes(self, usage: Usage) -> tuple[int, Decimal]:
+        """``(n, divisor)`` of a request with cache writes (any bucket may take part)."""
         ci, ei, co, eo, cr, er, c5, e5, c1, e1, e = self._exact
         read = usage.cache_read
         w5 = usage.cache_write_5m
@@ -142,7 +147,7 @@ class BucketPrices:
             n += w5 * c5 * _POW10[e5 - e]
         if w1:
             n += w1 * c1 * _POW10[e1 - e]
-        return n, e
+        return n, _divisor(e)
 
     def as_dict(self) -> dict[str, str]:
         return {b: str(getattr(self, b)) for b in _BUCKETS}
