@@ -87,11 +87,13 @@ class _CostTracking(RecorderResults):
         stuck: Any = None,
         kill_switch: Any = None,
         controls: Controls | None = None,
+        keep_events: bool = True,
     ) -> None:
         self.recorder = CostRecorder(
             ledger,
             catalog=catalog,
             framework="langchain",
+            keep_events=keep_events,
             user_id=user_id,
             session_id=session_id,
             feature=feature,
@@ -334,7 +336,10 @@ class CostCallbackHandler(_CostTracking, BaseCallbackHandler):
 
     ``CostCallbackHandler(ledger=None, *, user_id=None, session_id=None, feature=None,
     agent_id=None, task_id=None)``; ``ledger`` is a URL, a :class:`Ledger` or None for the
-    default (``AGENTCOST_LEDGER`` or ``sqlite:///.agentcost/ledger.db``).
+    default (``AGENTCOST_LEDGER`` or ``sqlite:///.agentcost/ledger.db``). ``keep_events=False``
+    keeps only running totals in the handler (``events`` stays empty; ``total_cost`` and
+    ``usage_by_model`` still add up), for a handler that lives as long as the process: the
+    ledger still gets every event.
     """
 
     run_inline = True

@@ -324,3 +324,20 @@ def test_a_users_own_ledger_backend_and_ledger_subclass_get_text_ids_and_keep_th
         assert json.loads(line)["id"] == h.events[0].id and h.recorder.internal_errors == 0
         ledger.close()
     assert Teed.seen == 1
+
+
+@pytest.mark.parametrize("handler_cls", [CostCallbackHandler, AsyncCostCallbackHandler])
+def test_keep_events_false_keeps_running_totals_only(handler_cls):
+    kept = run_mode("invoke", handler_cls)
+    h = handler_cls("memory://", keep_events=False)
+    chain = make_chain()
+    for q in QUESTIONS:
+        if handler_cls is CostCallbackHandler:
+            chain.invoke({"q": q}, config={"callbacks": [h]})
+        else:
+            asyncio.run(chain.ainvoke({"q": q}, config={"callbacks": [h]}))
+    assert h.events == []  # nothing piles up in a handler that lives as long as the process
+    assert h.total_cost == kept.total_cost > 0
+    assert h.usage_by_model == kept.usage_by_model
+    h.ledger.flush()
+    assert h.ledger.count() == 3 and {e.cost for e in h.ledger.events()} == {e.cost for e in kept.events}
