@@ -207,10 +207,9 @@ class CostRecorder:
         ``provider`` nor the catalog does."""
         d = self.defaults
         model = model or requested_model
-        catalog = self.catalog
-        price = catalog.resolved(model) or catalog.get(model)
+        price = self.catalog.get(model)
         if price is None and requested_model and requested_model != model:
-            price = catalog.get(requested_model)
+            price = self.catalog.get(requested_model)
         cost: Decimal | None = None
         saved: Decimal | None = None
         if usage is None:

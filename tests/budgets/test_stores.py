@@ -26,6 +26,7 @@ from agentcost_core.budgets.stores.postgres import PostgresStore
 from agentcost_core.budgets.stores.redis import RedisStore
 from agentcost_core.budgets.stores.sqlite import SQLiteStore
 from agentcost_core.errors import ConfigurationError
+from processes_together import run_together
 
 NOW = 1_700_000_000.0
 CAP = usd_to_units(Decimal("1.00"))
@@ -332,22 +333,9 @@ def _check_totals(store, key: str, totals: dict[str, int], error_rate: float, ca
 @pytest.mark.parametrize("error_rate", [0.0, ERROR_RATE], ids=["clean", "errors"])
 def test_no_overspend_across_processes(spec, store, error_rate):
     key = f"global:{_unique()}"
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(PROCESSES)
-    results = ctx.Queue()
-    procs = [
-        ctx.Process(target=_worker, args=(spec, key, error_rate, seed, barrier, results), daemon=True)
-        for seed in range(PROCESSES)
-    ]
-    for p in procs:
-        p.start()
-    try:
-        outs = [results.get(timeout=120) for _ in procs]
-    finally:
-        for p in procs:
-            p.join(timeout=30)
-            if p.is_alive():  # pragma: no cover - only when a worker hangs
-                p.kill()
+    outs = run_together(
+        _worker, [(spec, key, error_rate, seed) for seed in range(PROCESSES)], start="spawn", timeout=120
+    )
     errors = [o["error"] for o in outs if "error" in o]
     assert not errors, errors
     totals = {k: sum(o[k] for o in outs) for k in ("refused", "released", "settled")}
@@ -454,18 +442,11 @@ def _first_call(spec, barrier, results) -> None:  # type: ignore[no-untyped-def]
 def test_processes_starting_at_once_on_a_fresh_table_all_get_through(spec, store):
     """Concurrent CREATE TABLE IF NOT EXISTS can fail in PostgreSQL (``type … already exists``):
     the store creates its table under an advisory lock, so no first call is refused."""
-    ctx = multiprocessing.get_context("fork")
     for round_ in range(8):
         table = f"{spec[2]}_{round_}"
-        barrier, results = ctx.Barrier(6), ctx.Queue()
-        procs = [ctx.Process(target=_first_call, args=((*spec[:2], table), barrier, results)) for _ in range(6)]
-        for p in procs:
-            p.start()
         try:
-            outcomes = [results.get(timeout=60) for _ in procs]
+            outcomes = run_together(_first_call, [((*spec[:2], table),)] * 6)
         finally:
-            for p in procs:
-                p.join(timeout=30)
             with store._connection() as conn:
                 conn.execute(f"DROP TABLE IF EXISTS {table}")
         assert outcomes == ["ok"] * 6

@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 import ledger_contract as contract
+from processes_together import run_together
 from agentcost_core import Ledger
 from agentcost_core.ledger.postgres import PostgresBackend
 
@@ -72,20 +73,11 @@ def _open_backend(url: str, table: str, barrier, results) -> None:  # type: igno
 def test_processes_starting_at_once_on_a_fresh_database_all_open_the_ledger(postgres_url):
     """CREATE TABLE IF NOT EXISTS is not safe under concurrency in PostgreSQL: without the advisory
     lock most of these processes failed on a catalog index (duplicate key … pg_type_typname_nsp_index)."""
-    import multiprocessing
-
-    ctx = multiprocessing.get_context("fork")
     for _ in range(4):
         table = "agentcost_test_" + uuid.uuid4().hex[:10]
-        barrier, results = ctx.Barrier(6), ctx.Queue()
-        procs = [ctx.Process(target=_open_backend, args=(postgres_url, table, barrier, results)) for _ in range(6)]
-        for p in procs:
-            p.start()
         try:
-            outcomes = [results.get(timeout=60) for _ in procs]
+            outcomes = run_together(_open_backend, [(postgres_url, table)] * 6)
         finally:
-            for p in procs:
-                p.join(timeout=30)
             backend = PostgresBackend(postgres_url, table=table)
             with backend._conn.cursor() as cur:
                 cur.execute(f"DROP TABLE IF EXISTS {table}")

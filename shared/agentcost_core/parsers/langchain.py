@@ -16,8 +16,6 @@ from ..usage import Usage
 from ._fields import count, field
 from .openai import PRICED_TIERS
 
-
-
 _TIER_KEYS = tuple((tier, (tier, f"{tier}_cache_read", f"{tier}_reasoning")) for tier in PRICED_TIERS)
 
 

@@ -116,12 +116,9 @@ def from_chat_response(response: Any) -> ResponseUsage:
         raw = response.__dict__["raw"]  # a pydantic ChatResponse / CompletionResponse: one read
     except (AttributeError, KeyError):  # a dict, a duck-typed object, a property
         raw = field(response, "raw")
-    if raw is None:
-        found = _NO_USAGE
-    else:  # from_raw(raw), written out: this runs on every LlamaIndex call
-        found = _chat_completion(raw) or _general(raw)
-        if found.usage is not None:
-            return found
+    found = from_raw(raw)
+    if found.usage is not None:
+        return found
     extra = field(response, "additional_kwargs") or {}
     if field(extra, "prompt_tokens") is not None or field(extra, "completion_tokens") is not None:
         where = "additional_kwargs"

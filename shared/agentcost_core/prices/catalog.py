@@ -44,9 +44,6 @@ class PriceCatalog:
         for p in prices:
             self._add(p)
         self._resolved: dict[str, ModelPrice | None] = {}
-        #: ``resolved(model)``: :meth:`get`'s memo alone, a dict lookup with no Python call: the
-        #: price of an id already resolved, else None. Hot paths: ``resolved(m) or get(m)``.
-        self.resolved = self._resolved.get
 
     def _add(self, price: ModelPrice) -> None:
         key = price.model.lower()

@@ -79,8 +79,8 @@ class BucketPrices:
         spread = max(ei, eo, er, e5, e1) - min(ei, eo, er, e5, e1)
         while len(_POW10) <= spread:  # at construction, never per call
             _POW10.append(10 ** len(_POW10))
-        object.__setattr__(self, "_exact", (ci, ei, co, eo, cr, er, c5, e5, c1, e1, min(ei, eo)))
         e = min(ei, eo)
+        object.__setattr__(self, "_exact", (ci, ei, co, eo, cr, er, c5, e5, c1, e1, e))
         object.__setattr__(self, "_plain", (ci * 10 ** (ei - e), co * 10 ** (eo - e), _divisor(e)))
         e = min(ei, eo, er)
         object.__setattr__(
@@ -185,8 +185,6 @@ class ModelPrice:
 
     def cost(self, usage: Usage, service_tier: str | None = None) -> Decimal:
         """Exact USD cost of one request with this usage."""
-        if self.long_context is None and not service_tier:  # prices_for's common case, inline (hot path)
-            return self.base.cost(usage)
         return self.prices_for(usage, service_tier).cost(usage)
 
     def with_model(self, model: str) -> ModelPrice:
