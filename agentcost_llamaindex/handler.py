@@ -5,7 +5,7 @@ Per LLM call the dispatcher sends ``LLMChatStartEvent`` (or ``LLMCompletionStart
 all carrying the LLM span's id. The start event gives the requested model
 (``model_dict["model"]``, ``["model_name"]`` in llama-index-core ≥ 0.14), the messages and the
 ``instrument_tags``; the end event's response (for a stream: its last chunk) gives the provider's
-usage and the model it actually served, read by :func:`agentcost_core.parsers.from_chat_response`.
+usage and the model it actually served, read by :func:`agentcost_core.parsers.read_chat_response`.
 No usage at all → the tokens are estimated from the messages (memoized per message) and the event
 is marked ``estimated``. A call that raises is recorded with its error and no cost: non-streaming
 failures arrive as the span's ``span_drop``, streaming ones as an ``ExceptionEvent``.
@@ -42,7 +42,7 @@ from pydantic import ConfigDict, Field
 from agentcost_core import ChatMessage as CoreMessage
 from agentcost_core import CostEvent, CostRecorder, Ledger, PriceCatalog, TokenCounter, Usage
 from agentcost_core.errors import UsageFormatError
-from agentcost_core.parsers import ResponseUsage, from_chat_response
+from agentcost_core.parsers import read_chat_response
 from agentcost_core.recorder import RecorderResults
 
 from .attribution import attribution_from_tags, route_from_tags
@@ -54,7 +54,7 @@ __all__ = ["CostEventHandler"]
 
 logger = logging.getLogger("agentcost.llamaindex")
 
-_NO_USAGE = ResponseUsage(None, None, None, None)
+_NO_USAGE = (None, None, None, None)
 _perf = time.perf_counter
 _MAX_ERROR_CHARS = 500
 
@@ -232,7 +232,7 @@ class CostEventHandler(RecorderResults, BaseEventHandler):
         found = _NO_USAGE
         if response is not None:
             try:
-                found = from_chat_response(response)
+                found = read_chat_response(response)
             except UsageFormatError as exc:
                 logger.warning("agentcost: unreadable usage in a LlamaIndex response (%s); estimating instead", exc)
         usage, model, service_tier, format_provider = found

@@ -106,7 +106,7 @@ def test_our_parser_failing_never_breaks_the_call(handler, monkeypatch) -> None:
     def broken(response):
         raise AttributeError("parser bug")
 
-    monkeypatch.setattr(mod, "from_chat_response", broken)
+    monkeypatch.setattr(mod, "read_chat_response", broken)
     assert RawChatLLM(model="gpt-4o", text="fine").chat([user("hi")]).message.content == "fine"
     assert handler.internal_errors == 1
     assert handler.events == []

@@ -7,7 +7,7 @@ Each returns ``None`` when no usage is present and raises
 from .anthropic import from_anthropic, merge_stream_usage
 from .gemini import from_gemini
 from .langchain import from_usage_metadata, service_tier_of, usage_and_tier
-from .llamaindex import ResponseUsage, from_chat_response, from_raw
+from .llamaindex import ResponseUsage, from_chat_response, from_raw, read_chat_response
 from .openai import from_chat_completions, from_openai, from_responses
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "ResponseUsage",
     "from_chat_response",
     "from_raw",
+    "read_chat_response",
     "from_gemini",
     "from_openai",
     "from_responses",

@@ -41,55 +41,8 @@ def _from_usage_object(usage: Any) -> tuple[Usage | None, str | None]:
     return None, None
 
 
-_new = tuple.__new__
 _NO_USAGE = ResponseUsage(None, None, None, None)
 _EMPTY: dict[str, Any] = {}
-
-
-def _chat_completion(raw: Any) -> ResponseUsage | None:
-    """An OpenAI ``ChatCompletion`` or stream chunk (an SDK object or its dict) of the usual shape,
-    read in one pass: the most common raw response, read on every call, so its field dicts are
-    read directly (a missing field or a malformed count ends the attempt; only the counts' types
-    are checked here, :class:`Usage` checks their ranges). None defers to :func:`_general`, which
-    also produces the error messages."""
-    try:
-        f = raw if type(raw) is dict else raw.__dict__
-        u = f["usage"]
-        if u is None:  # no usage (not requested, or a stream chunk before the last), unless Gemini's:
-            if "usage_metadata" in f or "usageMetadata" in f:
-                return None
-            usage = None
-        else:
-            if type(u) is not dict:
-                u = u.__dict__
-            prompt = u["prompt_tokens"]
-            output = u["completion_tokens"]
-            details = u.get("prompt_tokens_details")
-            if details is None:
-                cached = written = 0
-            else:
-                if type(details) is not dict:
-                    details = details.__dict__
-                cached = details.get("cached_tokens") or 0
-                written = details.get("cache_write_tokens") or 0
-            details = u.get("completion_tokens_details")
-            if details is None:
-                reasoning = 0
-            else:
-                reasoning = (details if type(details) is dict else details.__dict__).get("reasoning_tokens") or 0
-            if type(prompt) is not int or type(output) is not int or type(cached) is not int:
-                return None
-            if type(written) is not int or type(reasoning) is not int:
-                return None
-            usage = Usage(prompt - cached - written, cached, written, 0, output, reasoning)
-    except (KeyError, AttributeError, ValueError):  # not this shape, or counts out of range
-        return None
-    model = f.get("model")
-    tier = f.get("service_tier")
-    return _new(
-        ResponseUsage,
-        (usage, model if isinstance(model, str) else None, tier if tier in PRICED_TIERS else None, "openai"),
-    )
 
 
 def _general(raw: Any) -> ResponseUsage:
@@ -104,28 +57,76 @@ def _general(raw: Any) -> ResponseUsage:
 
 
 def from_raw(raw: Any) -> ResponseUsage:
-    """Usage and resolved model from a provider response object or dict."""
-    if raw is None:
-        return _NO_USAGE
-    return _chat_completion(raw) or _general(raw)  # an OpenAI ChatCompletion, the common case, in one pass
+    """Usage and resolved model from a provider response object or dict, whatever its shape."""
+    return _NO_USAGE if raw is None else _general(raw)
 
 
 def from_chat_response(response: Any) -> ResponseUsage:
     """Usage of a LlamaIndex chat or completion response (or its last stream chunk)."""
+    return ResponseUsage._make(read_chat_response(response))
+
+
+def read_chat_response(response: Any) -> tuple[Usage | None, str | None, str | None, str | None]:
+    """:func:`from_chat_response` as a plain tuple, for the per-call path of the handlers.
+
+    Every LlamaIndex call runs this. The usual raw response, an OpenAI ``ChatCompletion`` or
+    stream chunk (an SDK object or its dict), is read right here in one pass, straight from its
+    field dicts; only the counts' types are checked here (:class:`Usage` checks their ranges).
+    Any other shape, a missing field or a malformed count goes to the general reader, which also
+    produces the error messages. Measured in place, where the handler's code is cold by the next
+    call, building and unpacking a NamedTuple cost a call about a microsecond: hence the plain
+    tuple (``tests/benchmarks/README.md``).
+    """
     try:
         raw = response.__dict__["raw"]  # a pydantic ChatResponse / CompletionResponse: one read
     except (AttributeError, KeyError):  # a dict, a duck-typed object, a property
         raw = field(response, "raw")
-    found = from_raw(raw)
-    if found.usage is not None:
+    if raw is None:
+        found: tuple[Any, ...] = _NO_USAGE
+    else:
+        try:
+            f = raw if type(raw) is dict else raw.__dict__
+            u = f["usage"]
+            if u is not None:
+                if type(u) is not dict:
+                    u = u.__dict__
+                prompt = u["prompt_tokens"]
+                output = u["completion_tokens"]
+                details = u.get("prompt_tokens_details")
+                if details is None:
+                    cached = written = 0
+                else:
+                    if type(details) is not dict:
+                        details = details.__dict__
+                    cached = details.get("cached_tokens") or 0
+                    written = details.get("cache_write_tokens") or 0
+                details = u.get("completion_tokens_details")
+                if details is None:
+                    reasoning = 0
+                else:
+                    reasoning = (details if type(details) is dict else details.__dict__).get("reasoning_tokens") or 0
+                if type(prompt) is not int or type(output) is not int or type(cached) is not int:
+                    raise TypeError
+                if type(written) is not int or type(reasoning) is not int:
+                    raise TypeError
+                usage = Usage(prompt - cached - written, cached, written, 0, output, reasoning)
+            elif "usage_metadata" in f or "usageMetadata" in f:  # no OpenAI usage, but Gemini's
+                raise KeyError
+            else:  # no usage (not requested, or a stream chunk before the last)
+                usage = None
+            model = f.get("model")
+            tier = f.get("service_tier")
+            found = (usage, model if isinstance(model, str) else None, tier if tier in PRICED_TIERS else None, "openai")
+        except (KeyError, AttributeError, TypeError, ValueError):  # not this shape, or counts out of range
+            found = _general(raw)
+    if found[0] is not None:
         return found
     extra = field(response, "additional_kwargs") or {}
     if field(extra, "prompt_tokens") is not None or field(extra, "completion_tokens") is not None:
         where = "additional_kwargs"
-        return found._replace(
-            usage=Usage(input=count(extra, "prompt_tokens", where), output=count(extra, "completion_tokens", where))
-        )
+        usage = Usage(input=count(extra, "prompt_tokens", where), output=count(extra, "completion_tokens", where))
+        return (usage, found[1], found[2], found[3])
     if field(extra, "input_tokens") is not None:
         usage, provider = _from_usage_object(extra)
-        return found._replace(usage=usage, provider=found.provider or provider)
+        return (usage, found[1], found[2], found[3] or provider)
     return found
