@@ -101,7 +101,7 @@ def test_our_recorder_failing_never_breaks_the_call(handler, monkeypatch, caplog
 
 
 def test_our_parser_failing_never_breaks_the_call(handler, monkeypatch) -> None:
-    import agentcost_llamaindex.handler as mod
+    import agentcost_llamaindex.recording as mod
 
     def broken(response):
         raise AttributeError("parser bug")
