@@ -48,6 +48,7 @@ class BackgroundWriter:
         self._queue: deque[CostEvent] = deque()
         self._max_queue = max_queue
         self._batch_size = batch_size
+        self._quiet_below = min(batch_size - 1, max_queue)  # see put
         self._interval_s = interval_s
         self._block_s = block_s
         self._wake = threading.Event()
@@ -64,6 +65,9 @@ class BackgroundWriter:
     # --- producers ----------------------------------------------------------------------
     def put(self, event: CostEvent) -> None:
         q = self._queue
+        if len(q) < self._quiet_below:  # the usual case: room in the queue, no full batch to wake for
+            q.append(event)
+            return
         if len(q) >= self._max_queue and not self._wait_for_room():
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 10_000 == 0:
