@@ -52,7 +52,7 @@ class Usage:
         self.cache_write_1h = cache_write_1h
         self.output = output
         self.reasoning = reasoning
-        if min(input, cache_read, cache_write_5m, cache_write_1h, output, reasoning) < 0:
+        if input < 0 or cache_read < 0 or cache_write_5m < 0 or cache_write_1h < 0 or output < 0 or reasoning < 0:
             bad = {k: v for k, v in self.as_dict().items() if v < 0}
             raise ValueError(f"Usage buckets must be >= 0, got {bad}")
         if reasoning > output:

@@ -126,7 +126,7 @@ class BucketPrices:
         else:
             ci, co, divisor = self._plain
             n = usage.input * ci + usage.output * co
-        return _divide(Decimal(n, _EXACT), divisor)
+        return _divide(n, divisor)  # the context converts the integer exactly: no Decimal() call
 
     def _with_writes(self, usage: Usage) -> tuple[int, Decimal]:
         """``(n, divisor)`` of a request with cache writes (any bucket may take part)."""
