@@ -24,13 +24,16 @@ _warned_unpriced: set[str] = set()
 _warn_lock = threading.Lock()
 _ZERO = Decimal(0)
 _time = time.time
+_new_event = object.__new__
 
-_POSITIONAL = (
+#: CostEvent's fields, every one of which record_call sets (checked here at import).
+_EVENT_FIELDS = (
     "model", "usage", "cost", "provider", "kind", "priced", "estimated", "cache_hit", "saved",
     "requested_model", "service_tier", "user_id", "session_id", "feature", "agent_id", "task_id",
     "step", "trace_id", "span_id", "parent_id", "latency_s", "error", "framework", "tier", "extra", "ts", "id",
 )  # fmt: skip
-assert tuple(f.name for f in dataclasses.fields(CostEvent)) == _POSITIONAL, "CostEvent fields moved: update recorder"
+if tuple(f.name for f in dataclasses.fields(CostEvent)) != _EVENT_FIELDS:  # not an assert: kept under python -O
+    raise ImportError("CostEvent fields changed: update CostRecorder.record_call and _EVENT_FIELDS")
 
 
 def resolve_ledger(ledger: Ledger | str | None) -> Ledger:
@@ -228,16 +231,39 @@ class CostRecorder:
                 provider = self._providers[provider]
             except KeyError:
                 provider = self._providers.setdefault(provider, canonical_provider(provider))
-        # Positional construction (field order checked at import below): this runs once per call.
-        event = CostEvent(
-            model, usage, cost,
-            provider or (price.provider if price is not None else format_provider or provider_hint(model or "")),
-            kind, cost is not None, estimated, cache_hit, saved, requested_model, service_tier,
-            user_id or d["user_id"], session_id or d["session_id"], feature or d["feature"],
-            agent_id or d["agent_id"], task_id or d["task_id"],
-            step, trace_id, span_id, parent_id, latency_s, error, self.framework, tier, extra,
-            _time(), event_id or new_event_id(),
-        )  # fmt: skip
+        # Built slot by slot: calling the class would run its generated __init__ (27 parameters, a
+        # frame of its own) through type.__call__; this runs once per model call. Every field is
+        # set here (checked against the dataclass at import, see _EVENT_FIELDS).
+        event = _new_event(CostEvent)
+        event.model = model
+        event.usage = usage
+        event.cost = cost
+        event.provider = provider or (
+            price.provider if price is not None else format_provider or provider_hint(model or "")
+        )
+        event.kind = kind
+        event.priced = cost is not None
+        event.estimated = estimated
+        event.cache_hit = cache_hit
+        event.saved = saved
+        event.requested_model = requested_model
+        event.service_tier = service_tier
+        event.user_id = user_id or d["user_id"]
+        event.session_id = session_id or d["session_id"]
+        event.feature = feature or d["feature"]
+        event.agent_id = agent_id or d["agent_id"]
+        event.task_id = task_id or d["task_id"]
+        event.step = step
+        event.trace_id = trace_id
+        event.span_id = span_id
+        event.parent_id = parent_id
+        event.latency_s = latency_s
+        event.error = error
+        event.framework = self.framework
+        event.tier = tier
+        event.extra = extra
+        event.ts = _time()
+        event.id = event_id or new_event_id()
         if self.keep_events:
             self.events.append(event)  # atomic; total_cost and usage_by_model are derived on read
         else:

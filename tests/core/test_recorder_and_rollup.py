@@ -140,3 +140,14 @@ def test_rollup_cache_read_share_per_row():
     d = rows["support"].as_dict()
     assert d["cache_read_share"] == "0.8182" and d["prompt_cache_savings"] == str(900 * Decimal("2.70") / M)
     assert rows["empty"].as_dict()["cache_read_share"] is None
+
+
+def test_recorded_events_have_every_field_set():
+    """record_call builds the event slot by slot: no field may be left unset."""
+    import dataclasses
+
+    rec = CostRecorder("memory://")
+    for event in (rec.record("gpt-4o", Usage(input=10, output=2)), rec.record(None, None, error="boom")):
+        for f in dataclasses.fields(CostEvent):
+            getattr(event, f.name)  # an unset slot raises AttributeError
+        assert event.as_dict()["id"]
