@@ -64,7 +64,9 @@ def child(variant: str, calls: int) -> None:
 
 
 def instructions(variant: str, calls: int) -> int:
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    # Fixed hash seed; one BLAS thread (numpy, imported by LlamaIndex, would otherwise spin worker
+    # threads whose instructions vary from run to run).
+    env = {**os.environ, "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
            sys.executable, str(HERE), "--child", variant, str(calls)]  # fmt: skip
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stderr
