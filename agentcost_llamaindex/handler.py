@@ -38,8 +38,7 @@ class CostEventHandler(RecorderResults, BaseEventHandler):
     model_config = ConfigDict(arbitrary_types_allowed=True)
     # ``Any`` fields: pydantic keeps the objects as given (no copies, no validation on the hot path).
     recorder: Any = Field(default=None, exclude=True, repr=False)
-    table: Any = Field(default=None, exclude=True, repr=False)
-    calls: Any = Field(default=None, exclude=True, repr=False)
+    recording: Any = Field(default=None, exclude=True, repr=False)  # the LlmEventRecorder
     span_handler: Any = Field(default=None, exclude=True, repr=False)
     dispatcher: Any = Field(default=None, exclude=True, repr=False)
 
@@ -67,13 +66,18 @@ class CostEventHandler(RecorderResults, BaseEventHandler):
             task_id=task_id,
         )
         table = CallTable()
-        calls = LlmEventRecorder(table, recorder)
-        super().__init__(recorder=recorder, table=table, calls=calls)
-        self.span_handler = CostSpanHandler(table, calls.on_drop)
+        recording = LlmEventRecorder(table, recorder)
+        super().__init__(recorder=recorder, recording=recording)
+        self.span_handler = CostSpanHandler(table, recording.on_drop)
 
     @classmethod
     def class_name(cls) -> str:
         return "CostEventHandler"
+
+    @property
+    def table(self) -> CallTable:
+        """The in-flight LLM calls and open spans (shared with the span handler)."""
+        return self.recording.table
 
     # --- attaching ----------------------------------------------------------------------
     @property
@@ -114,4 +118,4 @@ class CostEventHandler(RecorderResults, BaseEventHandler):
     # --- events -------------------------------------------------------------------------
     def handle(self, event: Any, **kwargs: Any) -> None:
         """Every event of every dispatcher below the one attached to (never raises)."""
-        self.calls.handle(event)
+        self.recording.handle(event)

@@ -233,7 +233,7 @@ class LlmEventRecorder:
             trace_id=trace,
             span_id=span_id,
             parent_id=call.parent_id,
-            latency_s=time.perf_counter() - call.t0,
+            latency_s=_perf() - call.t0,
             extra=extra,
             tier=tier,
             **attribution,

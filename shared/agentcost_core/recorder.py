@@ -218,10 +218,7 @@ class CostRecorder:
         if usage is None:
             usage = Usage()
         elif price is not None:
-            if price.long_context is None and not service_tier:  # ModelPrice.cost's common case
-                cost = price.base.cost(usage)
-            else:
-                cost = price.cost(usage, service_tier)
+            cost = price.cost(usage, service_tier)
         if cache_hit:
             saved, cost = cost, _ZERO
         elif price is None and error is None and kind == "llm":

@@ -42,7 +42,6 @@ def _from_usage_object(usage: Any) -> tuple[Usage | None, str | None]:
 
 
 _NO_USAGE = ResponseUsage(None, None, None, None)
-_EMPTY: dict[str, Any] = {}
 
 
 def _general(raw: Any) -> ResponseUsage:

@@ -185,6 +185,8 @@ class ModelPrice:
 
     def cost(self, usage: Usage, service_tier: str | None = None) -> Decimal:
         """Exact USD cost of one request with this usage."""
+        if self.long_context is None and not service_tier:  # every model call: skip prices_for's call
+            return self.base.cost(usage)
         return self.prices_for(usage, service_tier).cost(usage)
 
     def with_model(self, model: str) -> ModelPrice:
