@@ -9,12 +9,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from .attribution import ATTRIBUTION_FIELDS
 from .usage import Usage
 
 __all__ = ["ATTRIBUTION_FIELDS", "CostEvent", "new_event_id", "text_ids"]
 
-#: The fields users attribute spend by, in the order reports list them.
-ATTRIBUTION_FIELDS = ("user_id", "session_id", "feature", "agent_id", "task_id")
 
 _PREFIX = os.urandom(6).hex()
 _COUNTER = itertools.count(1)

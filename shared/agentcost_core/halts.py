@@ -13,7 +13,7 @@ from typing import Any
 
 from .errors import AgentCostError
 
-__all__ = ["AgentHalted", "BudgetExceeded", "TerminationReason"]
+__all__ = ["AgentHalted", "BudgetExceeded", "CallRefused", "TerminationReason", "passes_through"]
 
 
 class TerminationReason(str, Enum):
@@ -27,6 +27,7 @@ class TerminationReason(str, Enum):
     KILL_SWITCH = "kill_switch"
     CIRCUIT_OPEN = "circuit_open"
     TIMEOUT = "timeout"
+    INTERNAL_ERROR = "internal_error"
 
     def __str__(self) -> str:  # "budget", not "TerminationReason.BUDGET", in messages and JSON
         return self.value
@@ -77,3 +78,32 @@ class BudgetExceeded(AgentHalted):
 
 def _rebuild_budget(message: str, details: dict[str, Any], partial: Any) -> BudgetExceeded:
     return BudgetExceeded(message, details=details, partial=partial)
+
+
+class CallRefused(AgentHalted):
+    """A hard budget could not be checked because of an internal error of agentcost before the
+    call (``Controls(on_internal_error="refuse")``, the default with hard budgets): the call is
+    refused rather than let through unreserved. The cause is chained (``__cause__``)."""
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None, partial: Any = None) -> None:
+        super().__init__(TerminationReason.INTERNAL_ERROR, message, details=details, partial=partial)
+
+    def __reduce__(self) -> Any:
+        return (_rebuild_refused, (str(self), self.details, self.partial))
+
+
+def _rebuild_refused(message: str, details: dict[str, Any], partial: Any) -> CallRefused:
+    return CallRefused(message, details=details, partial=partial)
+
+
+#: Control-flow exceptions of the frameworks (LangGraph's interrupts, ``Command`` to a parent
+#: graph): they are how a graph pauses or jumps, so no catch of ours may swallow them.
+_CONTROL_FLOW = ("GraphBubbleUp", "GraphInterrupt", "NodeInterrupt", "ParentCommand")
+
+
+def passes_through(exc: BaseException) -> bool:
+    """True for exceptions that are framework control flow, not errors (LangGraph's
+    ``GraphBubbleUp`` family), and for cancellation: re-raise them untouched."""
+    if not isinstance(exc, Exception):  # CancelledError, KeyboardInterrupt, SystemExit, GeneratorExit
+        return True
+    return any(c.__name__ in _CONTROL_FLOW and c.__module__.startswith("langgraph") for c in type(exc).__mro__)

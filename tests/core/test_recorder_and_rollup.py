@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from agentcost_core import CostEvent, CostRecorder, Ledger, Usage, rollup
-from agentcost_core.recorder import _warned_unpriced
+from agentcost_core.accountant import _warned_unpriced
 from agentcost_core.rollup import percentile
 
 M = Decimal(1_000_000)

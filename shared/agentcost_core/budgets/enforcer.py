@@ -27,10 +27,11 @@ from decimal import Decimal
 from typing import Any, Callable, Iterable, Sequence
 
 from ..errors import ConfigurationError
+from ..accountant import Accountant
 from ..events import CostEvent
 from ..halts import BudgetExceeded
 from ..prices import PriceCatalog
-from ..prices.model_price import BucketPrices, ModelPrice
+from ..prices.model_price import BucketPrices
 from ..usage import Usage
 from .alerts import AlertSink, BudgetAlert, log_alert
 from .budget import Budget, ScopeContext
@@ -71,13 +72,6 @@ class Reservation:
         return {"budget_store_unavailable": list(self.store_errors)} if self.store_errors else {}
 
 
-def _fallback_prices(catalog: PriceCatalog) -> BucketPrices:
-    prices = list(catalog)
-    top_in = max((p.base.input for p in prices), default=Decimal(15))
-    top_out = max((p.base.output for p in prices), default=Decimal(75))
-    return BucketPrices(top_in, top_out, top_in, top_in * 2, top_in * 2)
-
-
 class BudgetEnforcer:
     """Reserve / settle / release for a set of budgets, with thresholds, actions and alerts."""
 
@@ -91,6 +85,7 @@ class BudgetEnforcer:
         default_max_tokens: int = 4096,
         estimate_margin: float = 0.1,
         fallback: BucketPrices | None = None,
+        accountant: Accountant | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.budgets: tuple[Budget, ...] = (budgets,) if isinstance(budgets, Budget) else tuple(budgets)
@@ -100,12 +95,15 @@ class BudgetEnforcer:
         names = [b.name for b in self.budgets]
         if len(set(names)) != len(names):
             raise ConfigurationError(f"two budgets share a name {names}: give them distinct name= values")
-        if isinstance(default_max_tokens, bool) or not isinstance(default_max_tokens, int) or default_max_tokens < 1:
-            raise ConfigurationError(f"default_max_tokens must be a positive int, got {default_max_tokens!r}")
-        if not isinstance(estimate_margin, (int, float)) or not 0 <= estimate_margin <= 10:
-            raise ConfigurationError(f"estimate_margin must be a fraction >= 0, got {estimate_margin!r}")
-        self.catalog = catalog if catalog is not None else PriceCatalog.default()
-        self.fallback = fallback if fallback is not None else _fallback_prices(self.catalog)
+        if accountant is None:
+            accountant = Accountant(catalog, fallback=fallback, default_max_tokens=default_max_tokens,
+                                    estimate_margin=estimate_margin)  # fmt: skip
+        elif catalog is not None or fallback is not None:
+            raise ConfigurationError("pass either accountant= or catalog= / fallback=, not both")
+        #: Prices every reservation and settlement: the same accountant as the ledger's when the
+        #: adapters attach one (see :meth:`use_accountant`).
+        self.accountant = accountant
+        self._own_accountant = catalog is None and fallback is None
         self.ledger = ledger  # a Ledger; the adapters hand theirs over
         if alerts is None:
             self.sinks: tuple[AlertSink, ...] = (log_alert,)
@@ -116,8 +114,6 @@ class BudgetEnforcer:
             for s in self.sinks:
                 if not callable(s):
                     raise ConfigurationError(f"alerts= takes callables, got {s!r}")
-        self.default_max_tokens = default_max_tokens
-        self.estimate_margin = estimate_margin
         self.clock = clock
         self.framework: str | None = None
         self._alerted: set[tuple[str, str, str]] = set()
@@ -139,25 +135,34 @@ class BudgetEnforcer:
     def __repr__(self) -> str:
         return f"BudgetEnforcer({list(self.budgets)!r})"
 
-    # --- pricing ---------------------------------------------------------------------------
-    def _price(self, model: str | None) -> ModelPrice | None:
-        return self.catalog.get(model) if model else None
+    # --- pricing (the accountant's) ----------------------------------------------------------
+    @property
+    def catalog(self) -> PriceCatalog:
+        return self.accountant.catalog
+
+    @property
+    def fallback(self) -> BucketPrices:
+        return self.accountant.fallback
+
+    def use_accountant(self, accountant: Accountant) -> None:
+        """Price with the adapter's accountant (its catalog) unless this enforcer was given prices of
+        its own, so the ledger and the budgets count the same dollars."""
+        if self._own_accountant:
+            accountant = Accountant(accountant.catalog, fallback=accountant.fallback,
+                                    default_max_tokens=self.accountant.default_max_tokens,
+                                    estimate_margin=self.accountant.estimate_margin)  # fmt: skip
+            self.accountant = accountant
+            self._own_accountant = False
 
     def worst_case(
         self, model: str | None, input_tokens: int, max_tokens: int | None, service_tier: str | None = None
     ) -> Decimal:
-        """USD of ``input_tokens`` in and ``max_tokens`` out, at the model's applicable rates."""
-        out = max_tokens if max_tokens else self.default_max_tokens
-        price = self._price(model)
-        usage = Usage(input=input_tokens, output=out)
-        prices = price.prices_for(usage, service_tier) if price is not None else self.fallback
-        return prices.cost(usage)
+        """USD of ``input_tokens`` in and ``max_tokens`` out (the model's maximum output when None),
+        at the model's applicable rates."""
+        return self.accountant.worst_case_of(model, input_tokens, max_tokens, service_tier=service_tier).usd
 
     def actual_cost(self, usage: Usage, model: str | None, service_tier: str | None = None) -> Decimal:
-        price = self._price(model)
-        if price is not None:
-            return price.cost(usage, service_tier)
-        return self.fallback.cost(usage)
+        return self.accountant.budget_cost(usage, model, service_tier=service_tier)
 
     # --- reserve ---------------------------------------------------------------------------
     def reserve(
@@ -212,11 +217,9 @@ class BudgetEnforcer:
         service_tier: str | None,
         estimated: bool,
     ) -> tuple[Reservation, list[tuple[CounterStore, list[Claim], list[Budget]]]]:
-        if estimated and self.estimate_margin:
-            input_tokens = int(input_tokens * (1 + self.estimate_margin)) + 1
-        out = max_tokens if max_tokens else self.default_max_tokens
-        usd = self.worst_case(model, input_tokens, out, service_tier)
-        return self._prepare(ctx, model, (usd_to_units(usd), input_tokens + out, 1, 0), usd)
+        worst = self.accountant.worst_case_of(model, input_tokens, max_tokens, service_tier=service_tier,
+                                              estimated=estimated)  # fmt: skip
+        return self._prepare(ctx, model, (usd_to_units(worst.usd), worst.tokens, 1, 0), worst.usd)
 
     def _prepare(
         self, ctx: ScopeContext, model: str | None, amounts: tuple[int, int, int, int], usd: Decimal, what: Any = None

@@ -21,19 +21,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Iterable, Sequence
 
-from ..budgets import Budget, BudgetEnforcer, Reservation, ScopeContext
+from ..accountant import Accountant
+from ..budgets import Budget, BudgetEnforcer, BudgetStoreUnavailable, Reservation, ScopeContext
+from ..call import ModelCall, Outcome
 from ..errors import ConfigurationError
 from ..events import CostEvent
-from ..halts import AgentHalted, BudgetExceeded
+from ..halts import AgentHalted, BudgetExceeded, CallRefused, passes_through
 from ..usage import Usage
 from .circuit_breaker import CircuitBreaker
 from .kill_switch import KillSwitch
 from .stuck import StuckDetector
 
-__all__ = ["Controls", "RunGuard"]
+__all__ = ["CallScope", "Controls", "RunGuard"]
+
+ON_INTERNAL_ERROR = ("refuse", "allow")
 
 logger = logging.getLogger("agentcost")
 
@@ -52,8 +60,15 @@ class Controls:
         kill_switch: KillSwitch | bool | None = None,
         breaker: CircuitBreaker | bool | None = None,
         ledger: Any = None,
+        on_internal_error: str = "refuse",
         **enforcer_options: Any,
     ) -> None:
+        if on_internal_error not in ON_INTERNAL_ERROR:
+            raise ConfigurationError(f"on_internal_error must be one of {ON_INTERNAL_ERROR}, got {on_internal_error!r}")
+        #: With a hard budget, what an internal error of ours before a call does: ``refuse`` the
+        #: call (:class:`CallRefused`), or ``allow`` it through unreserved (logged and counted).
+        self.on_internal_error = on_internal_error
+        self.internal_errors = 0
         if budgets is None or isinstance(budgets, BudgetEnforcer):
             if enforcer_options and budgets is not None:
                 raise ConfigurationError(f"options {sorted(enforcer_options)} go to BudgetEnforcer(...) itself")
@@ -79,14 +94,29 @@ class Controls:
     def active(self) -> bool:
         return any(x is not None for x in (self.enforcer, self.stuck, self.kill_switch, self.breaker))
 
-    def attach(self, ledger: Any, framework: str | None) -> None:
-        """Give the controls the adapter's ledger, so warnings, actions and halts are events too."""
-        self.ledger = ledger
-        self.framework = framework
+    def attach(self, ledger: Any, framework: str | None, accountant: Accountant | None = None) -> None:
+        """Give the controls the adapter's ledger (so warnings, actions and halts are events too)
+        and its accountant (so budgets price with the catalog the ledger prices with). The first
+        adapter to attach wins; attaching again changes nothing."""
+        if self.ledger is None:
+            self.ledger = ledger
+        if self.framework is None:
+            self.framework = framework
         if self.enforcer is not None:
             if self.enforcer.ledger is None:
-                self.enforcer.ledger = ledger
-            self.enforcer.framework = framework
+                self.enforcer.ledger = self.ledger
+            if self.enforcer.framework is None:
+                self.enforcer.framework = self.framework
+            if accountant is not None:
+                self.enforcer.use_accountant(accountant)
+
+    @property
+    def accountant(self) -> Accountant | None:
+        return self.enforcer.accountant if self.enforcer is not None else None
+
+    @property
+    def hard_budgets(self) -> bool:
+        return self.enforcer is not None and any(b.hard for b in self.enforcer.budgets)
 
     def start(self, ctx: ScopeContext) -> RunGuard:
         return RunGuard(self, ctx)
@@ -141,12 +171,20 @@ class RunGuard:
         service_tier: str | None = None,
         estimated: bool = False,
     ) -> Reservation | None:
-        """:meth:`before_model` for async code (a worker thread only when a budget store does I/O)."""
-        kw = {"service_tier": service_tier, "estimated": estimated}
+        """:meth:`before_model` for async code: the reservation runs in a worker thread when a budget
+        store does I/O (never on the loop), and one made after the awaiting task was cancelled is
+        released by the enforcer."""
+        self._gate()
         enforcer = self.controls.enforcer
-        if enforcer is None or enforcer.local:
-            return self.before_model(model, input_tokens, max_tokens, **kw)
-        return await asyncio.to_thread(self.before_model, model, input_tokens, max_tokens, **kw)
+        if enforcer is None:
+            return None
+        try:
+            return await enforcer.areserve(
+                self.ctx, model=model, input_tokens=input_tokens, max_tokens=max_tokens,
+                service_tier=service_tier, estimated=estimated,
+            )  # fmt: skip
+        except BudgetExceeded as e:
+            raise self._halted(e) from None
 
     def after_model(
         self,
@@ -176,6 +214,122 @@ class RunGuard:
     def model_failed(self, res: Reservation | None) -> None:
         if res is not None and self.controls.enforcer is not None:
             self.controls.enforcer.release(res)
+
+    # --- one model call, as core values ----------------------------------------------------
+    def open_call(self, call: ModelCall) -> Reservation | None:
+        """Before ``call``: the kill switch, a pending halt, then the reservation of its worst case
+        (every billed input part, ``max_tokens`` or the model's maximum output). Raises a halt
+        (:class:`AgentHalted`) to refuse the call. An internal error of ours here refuses the call
+        under hard budgets (:class:`CallRefused`) unless ``on_internal_error="allow"``."""
+        self._gate()
+        enforcer = self.controls.enforcer
+        if enforcer is None:
+            return None
+        try:
+            tokens, estimated = enforcer.accountant.input_of(call)
+        except Exception as e:
+            return self._internal_error(e)
+        return self.before_model(call.model, tokens, call.max_tokens, service_tier=call.service_tier,
+                                 estimated=estimated)  # fmt: skip
+
+    async def aopen_call(self, call: ModelCall) -> Reservation | None:
+        """:meth:`open_call` for async code: store I/O runs in a worker thread, never on the loop."""
+        self._gate()
+        enforcer = self.controls.enforcer
+        if enforcer is None:
+            return None
+        try:
+            tokens, estimated = enforcer.accountant.input_of(call)
+        except Exception as e:
+            return self._internal_error(e)
+        return await self.abefore_model(call.model, tokens, call.max_tokens, service_tier=call.service_tier,
+                                        estimated=estimated)  # fmt: skip
+
+    def _internal_error(self, e: Exception) -> None:
+        self.controls.internal_errors += 1
+        logger.error("agentcost internal error before a model call: %r", e, exc_info=e)
+        if self.controls.hard_budgets and self.controls.on_internal_error == "refuse":
+            raise CallRefused(
+                f"agentcost could not check the budget for this call ({type(e).__name__}: {e}); the call is refused "
+                "rather than run unreserved (Controls(on_internal_error='allow') lets such calls through)"
+            ) from e
+        return None
+
+    def budget_cost(self, call: ModelCall | None, outcome: Outcome) -> Decimal:
+        """What the budgets settle ``outcome`` at: the accountant's price of its usage (or estimate)."""
+        accountant = self.controls.accountant
+        if accountant is None:
+            return Decimal(0)
+        usage, _ = accountant.usage_of(call, outcome)
+        model = outcome.model or (call.model if call is not None else None)
+        return accountant.budget_cost(usage, model, service_tier=outcome.service_tier or (call and call.service_tier),
+                                      requested=call.model if call is not None else None,
+                                      cache_hit=outcome.cache_hit)  # fmt: skip
+
+    def close_call(self, res: Reservation | None, call: ModelCall | None, outcome: Outcome,
+                   cost: Decimal | None = None) -> None:  # fmt: skip
+        """After the call: settle at ``cost`` (the recorder's budget cost) or the accountant's price
+        of the outcome, and feed the stuck detector. A failed outcome releases instead."""
+        if outcome.error is not None:
+            self.model_failed(res)
+            return
+        if cost is None:
+            cost = self.budget_cost(call, outcome)
+        usage = outcome.usage
+        if usage is None and self.controls.accountant is not None and not outcome.cache_hit:
+            usage, _ = self.controls.accountant.usage_of(call, outcome)
+        self.after_model(res, usage, model=outcome.model or (call.model if call else None),
+                         service_tier=outcome.service_tier, cost=cost, text=outcome.text,
+                         tool_calls=outcome.tool_calls)  # fmt: skip
+
+    async def aclose_call(self, res: Reservation | None, call: ModelCall | None, outcome: Outcome,
+                          cost: Decimal | None = None) -> None:  # fmt: skip
+        """:meth:`close_call` for async code: store I/O runs in a worker thread, never on the loop."""
+        enforcer = self.controls.enforcer
+        if res is None or enforcer is None or enforcer.local:
+            self.close_call(res, call, outcome, cost)
+        else:
+            await asyncio.to_thread(self.close_call, res, call, outcome, cost)
+
+    async def amodel_failed(self, res: Reservation | None) -> None:
+        enforcer = self.controls.enforcer
+        if res is None or enforcer is None:
+            return
+        if enforcer.local:
+            enforcer.release(res)
+        else:
+            await enforcer.arelease(res)
+
+    @contextmanager
+    def call(self, call: ModelCall) -> Iterator[CallScope]:
+        """The whole call as a context manager: open (may raise a halt), then settle when the body
+        sets ``scope.outcome``, release on an error, a cancellation or no outcome."""
+        res = self.open_call(call)
+        scope = CallScope(call)
+        try:
+            yield scope
+        except BaseException:
+            self.model_failed(res)
+            raise
+        if scope.outcome is None:
+            self.model_failed(res)
+        else:
+            self.close_call(res, call, scope.outcome, scope.cost)
+
+    @asynccontextmanager
+    async def acall(self, call: ModelCall) -> AsyncIterator[CallScope]:
+        """:meth:`call` for async code; a release after a cancellation is shielded from it."""
+        res = await self.aopen_call(call)
+        scope = CallScope(call)
+        try:
+            yield scope
+        except BaseException:
+            await asyncio.shield(self.amodel_failed(res))
+            raise
+        if scope.outcome is None:
+            await asyncio.shield(self.amodel_failed(res))
+        else:
+            await asyncio.shield(self.aclose_call(res, call, scope.outcome, scope.cost))
 
     # --- tool calls -----------------------------------------------------------------------
     def before_tool(self, name: str, args: Any = None, *, check_breaker: bool = True) -> str | None:
@@ -284,3 +438,13 @@ def _plain(details: dict[str, Any]) -> dict[str, Any]:
     return {k: v if isinstance(v, (str, int, float, bool, type(None))) else str(v) for k, v in details.items()}
 
 
+
+
+@dataclass(slots=True)
+class CallScope:
+    """What :meth:`RunGuard.call` yields: set ``outcome`` (and, when a recorder priced the call,
+    ``cost``, so the budget settles at the ledger's number) before the block ends."""
+
+    call: ModelCall
+    outcome: Outcome | None = None
+    cost: Decimal | None = None

@@ -169,6 +169,8 @@ class ModelPrice:
     #: Service tier name -> its prices above the long-context threshold.
     tier_long_context: Mapping[str, BucketPrices] = field(default_factory=dict)
     context_window: int | None = None
+    #: The most output tokens one call can produce (budgets reserve it when a call sets no max_tokens).
+    max_output: int | None = None
     effective_date: str | None = None
     source: str | None = None
     aliases: tuple[str, ...] = ()
@@ -228,6 +230,9 @@ class ModelPrice:
                 if long is not None:
                     tier_long[name] = long.scaled(factor)
         cw = data.get("context_window")
+        mo = data.get("max_output")
+        if mo is not None and (not isinstance(mo, int) or isinstance(mo, bool) or mo <= 0):
+            raise PriceFileError(f"{where}.max_output must be a positive integer, got {mo!r}")
         aliases = data.get("aliases") or ()
         if not isinstance(aliases, (list, tuple)) or not all(isinstance(a, str) for a in aliases):
             raise PriceFileError(f"{where}.aliases: expected a list of model ids")
@@ -241,6 +246,7 @@ class ModelPrice:
             tiers=tiers,
             tier_long_context=tier_long,
             context_window=cw if isinstance(cw, int) else None,
+            max_output=mo,
             effective_date=data.get("effective_date"),
             source=data.get("source"),
             aliases=tuple(aliases),

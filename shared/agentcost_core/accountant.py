@@ -1,0 +1,269 @@
+"""The one accountant of every model call: the worst case before it, "usage or estimate" after
+it, one pricing policy, one :class:`CostEvent`.
+
+Both adapters, the budgets and the ledger go through the same :class:`Accountant`, so the
+ledger and the budgets see the same number for the same call:
+
+* **before** — :meth:`Accountant.worst_case`: every billed input part (messages, tool schemas,
+  images) counted with the model family's tokenizer (plus ``estimate_margin`` when the count is
+  an estimate), and ``max_tokens`` of output, or the model's maximum output from the price data
+  when the call sets none, at the model's price for its service tier, long-context tier
+  included. A model the catalog does not know is priced at ``fallback`` (by default the
+  catalog's most expensive input and output prices).
+* **after** — :meth:`Accountant.usage_of`: the provider's usage when it could be read, otherwise
+  the tokens counted by us, marked ``estimated`` (never a priced $0).
+* **pricing** — :meth:`Accountant.ledger_cost`: the catalog's price, ``None`` for an unknown model
+  (reports list it as unpriced); :meth:`Accountant.budget_cost`: the same, with the fallback
+  prices for an unknown model. An LLM-cache hit costs $0 in both.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from decimal import Decimal
+
+from .call import ModelCall, Outcome, describe_error
+from .errors import ConfigurationError
+from .events import CostEvent
+from .prices import ModelPrice, PriceCatalog
+from .prices.model_ids import canonical_provider, provider_hint
+from .prices.model_price import BucketPrices
+from .tokens import TokenCounter
+from .usage import Usage
+
+__all__ = ["Accountant", "WorstCase", "image_tokens"]
+
+logger = logging.getLogger("agentcost")
+_ZERO = Decimal(0)
+
+#: The most tokens one image part can be billed at, per provider (high detail, largest size):
+#: OpenAI gpt-4o 8 tiles × 170 + 85; gpt-4o-mini bills images at 33× the tokens; Anthropic
+#: ~1,600 tokens for a 1.15-megapixel image; Gemini 258 tokens per 768×768 tile, up to 8 tiles.
+_IMAGE_TOKENS = {"openai": 1_445, "anthropic": 1_600, "google": 2_064}
+_IMAGE_TOKENS_MINI = 48_169  # gpt-4o-mini / gpt-4.1-mini style models billing 2,833 + 5,667 per tile
+_IMAGE_TOKENS_OTHER = 2_064
+
+
+def image_tokens(model: str | None) -> int:
+    """Worst-case tokens billed for one image part sent to ``model``."""
+    name = (model or "").lower()
+    if "gpt-4o-mini" in name:
+        return _IMAGE_TOKENS_MINI
+    return _IMAGE_TOKENS.get(provider_hint(name) or "", _IMAGE_TOKENS_OTHER)
+
+
+@dataclass(frozen=True, slots=True)
+class WorstCase:
+    """What a call may cost at most: reserved before it runs."""
+
+    usd: Decimal
+    input_tokens: int
+    output_tokens: int
+    estimated: bool
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+_warned_unpriced: set[str] = set()
+_warn_lock = threading.Lock()
+
+
+def warn_unpriced_once(model: str | None) -> None:
+    key = model or "<no model name>"
+    with _warn_lock:
+        if key in _warned_unpriced:
+            return
+        _warned_unpriced.add(key)
+    logger.warning(
+        "agentcost: no price for model %r; its calls are recorded as UNPRICED (cost None), not $0. "
+        "Add it with PriceCatalog.default().merged({...}) or AGENTCOST_PRICES=path.json",
+        key,
+    )
+
+
+def _fallback_prices(catalog: PriceCatalog) -> BucketPrices:
+    prices = list(catalog)
+    top_in = max((p.base.input for p in prices), default=Decimal(15))
+    top_out = max((p.base.output for p in prices), default=Decimal(75))
+    return BucketPrices(top_in, top_out, top_in, top_in * 2, top_in * 2)
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else value if isinstance(value, str) else str(value)
+
+
+class Accountant:
+    """Prices calls with one catalog, for the ledger and the budgets alike.
+
+    ``Accountant(catalog=None, *, fallback=None, default_max_tokens=4096, estimate_margin=0.1)``:
+    ``default_max_tokens`` is the output reserved for a call that sets no ``max_tokens`` to a
+    model whose maximum output the price data does not give.
+    """
+
+    def __init__(
+        self,
+        catalog: PriceCatalog | None = None,
+        *,
+        fallback: BucketPrices | None = None,
+        default_max_tokens: int = 4096,
+        estimate_margin: float = 0.1,
+    ) -> None:
+        if catalog is not None and not isinstance(catalog, PriceCatalog):
+            raise TypeError(f"catalog must be a PriceCatalog, got {type(catalog).__name__}")
+        if isinstance(default_max_tokens, bool) or not isinstance(default_max_tokens, int) or default_max_tokens < 1:
+            raise ConfigurationError(f"default_max_tokens must be a positive int, got {default_max_tokens!r}")
+        if isinstance(estimate_margin, bool) or not isinstance(estimate_margin, (int, float)) or not 0 <= estimate_margin <= 10:
+            raise ConfigurationError(f"estimate_margin must be a fraction >= 0, got {estimate_margin!r}")
+        if fallback is not None and not isinstance(fallback, BucketPrices):
+            raise ConfigurationError(f"fallback must be BucketPrices, got {type(fallback).__name__}")
+        self.catalog = catalog if catalog is not None else PriceCatalog.default()
+        self.fallback = fallback if fallback is not None else _fallback_prices(self.catalog)
+        self.default_max_tokens = default_max_tokens
+        self.estimate_margin = float(estimate_margin)
+
+    def __repr__(self) -> str:
+        return f"Accountant(models={sum(1 for _ in self.catalog)}, default_max_tokens={self.default_max_tokens})"
+
+    # --- prices -----------------------------------------------------------------------------
+    def price(self, model: str | None, requested: str | None = None) -> ModelPrice | None:
+        """The served model's price, else the requested model's, else None (unknown)."""
+        price = self.catalog.get(model) if model else None
+        if price is None and requested and requested != model:
+            price = self.catalog.get(requested)
+        return price
+
+    def ledger_cost(self, usage: Usage, model: str | None, *, service_tier: str | None = None,
+                    requested: str | None = None) -> Decimal | None:  # fmt: skip
+        """What the call cost, or None when no price is known (never a silent $0)."""
+        price = self.price(model, requested)
+        return None if price is None else price.cost(usage, service_tier)
+
+    def budget_cost(self, usage: Usage | None, model: str | None, *, service_tier: str | None = None,
+                    requested: str | None = None, cache_hit: bool = False) -> Decimal:  # fmt: skip
+        """What a budget counts: the ledger's cost, the fallback prices for an unknown model, $0
+        for a cache hit or a call with no usage at all."""
+        if cache_hit or usage is None:
+            return _ZERO
+        price = self.price(model, requested)
+        if price is None:
+            return self.fallback.cost(usage)
+        return price.cost(usage, service_tier)
+
+    def max_output(self, model: str | None) -> int:
+        price = self.price(model)
+        if price is not None and price.max_output:
+            return price.max_output
+        return self.default_max_tokens
+
+    # --- before the call ----------------------------------------------------------------------
+    def input_of(self, call: ModelCall) -> tuple[int, bool]:
+        """(input tokens, estimated) of every billed input part: messages, tool schemas, images."""
+        count = call.input_tokens()
+        tokens, estimated = count.tokens, not count.exact
+        if call.images:
+            tokens += call.images * image_tokens(call.model)
+            estimated = True
+        return tokens, estimated
+
+    def worst_case(self, call: ModelCall) -> WorstCase:
+        """The most ``call`` can cost (see the module docstring)."""
+        tokens, estimated = self.input_of(call)
+        return self.worst_case_of(call.model, tokens, call.max_tokens, service_tier=call.service_tier,
+                                  estimated=estimated)  # fmt: skip
+
+    def worst_case_of(self, model: str | None, input_tokens: int, max_tokens: int | None = None, *,
+                      service_tier: str | None = None, estimated: bool = False) -> WorstCase:  # fmt: skip
+        """The worst case from counts already made."""
+        if estimated and self.estimate_margin:
+            input_tokens = int(input_tokens * (1 + self.estimate_margin)) + 1
+        out = max_tokens if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) and max_tokens > 0 \
+            else self.max_output(model)  # fmt: skip
+        usage = Usage(input=input_tokens, output=out)
+        price = self.price(model)
+        prices = price.prices_for(usage, service_tier) if price is not None else self.fallback
+        return WorstCase(prices.cost(usage), input_tokens, out, estimated)
+
+    # --- after the call -----------------------------------------------------------------------
+    def usage_of(self, call: ModelCall | None, outcome: Outcome) -> tuple[Usage | None, bool]:
+        """(usage, estimated): the provider's usage, or our count when it reported none, could not
+        be read, or reported no tokens for a call that produced output. A failed call with no
+        usage has none."""
+        usage = outcome.usage
+        if usage is not None and not usage.total and not outcome.cache_hit and (outcome.text or outcome.tool_calls):
+            outcome.usage_error = outcome.usage_error or "usage reports no tokens for a call that produced output"
+            usage = None
+        if usage is not None:
+            return usage, False
+        if outcome.error is not None or outcome.cache_hit:
+            return None, False
+        return self.estimate(call, outcome), True
+
+    def estimate(self, call: ModelCall | None, outcome: Outcome) -> Usage:
+        """The call's tokens counted by us (memoized per message)."""
+        model = outcome.model or (call.model if call is not None else None)
+        counter = TokenCounter.for_model(model)
+        n_in = 0
+        if call is not None:
+            n_in = call.input_tokens().tokens + call.images * image_tokens(model)
+        text = outcome.text
+        if outcome.tool_calls:
+            text += "".join(f"{name}{args}" for name, args in outcome.tool_calls)
+        n_out = counter.count_text(text).tokens if text else 0
+        return Usage(input=n_in, output=n_out)
+
+    def event(self, call: ModelCall, outcome: Outcome, *, framework: str | None = None,
+              event_id: str | None = None) -> tuple[CostEvent, Decimal]:  # fmt: skip
+        """The call's ledger event and the amount its budgets settle at, priced once."""
+        usage, estimated = self.usage_of(call, outcome)
+        model = outcome.model or call.model
+        price = self.price(model, call.model)
+        tier = outcome.service_tier or call.service_tier
+        cost: Decimal | None = None
+        saved: Decimal | None = None
+        if usage is not None and price is not None:
+            cost = price.cost(usage, tier)
+        if outcome.cache_hit:
+            saved, cost = cost, _ZERO
+        elif price is None and outcome.error is None:
+            warn_unpriced_once(model)
+        extra = dict(outcome.extra or {})
+        if outcome.usage_error:
+            extra["usage_error"] = outcome.usage_error
+        provider = call.provider and canonical_provider(call.provider)
+        if not provider:
+            provider = price.provider if price is not None else outcome.usage_provider or provider_hint(model or "")
+        a = call.attribution
+        event = CostEvent(
+            model=model,
+            usage=usage if usage is not None else Usage(),
+            cost=cost,
+            provider=provider,
+            kind="llm",
+            priced=cost is not None,
+            estimated=estimated,
+            cache_hit=outcome.cache_hit,
+            saved=saved,
+            requested_model=call.model,
+            service_tier=tier,
+            user_id=a.user_id,
+            session_id=a.session_id,
+            feature=a.feature,
+            agent_id=a.agent_id,
+            task_id=a.task_id,
+            step=call.step,
+            trace_id=_text(call.trace_id),
+            span_id=_text(call.span_id),
+            parent_id=_text(call.parent_id),
+            latency_s=outcome.latency_s,
+            error=describe_error(outcome.error),
+            framework=framework or call.framework,
+            tier=outcome.tier,
+            extra=extra or None,
+            **({"id": event_id} if event_id is not None else {}),
+        )
+        budget = self.budget_cost(usage, model, service_tier=tier, requested=call.model, cache_hit=outcome.cache_hit)
+        return event, budget

@@ -1,0 +1,84 @@
+"""One model call as two plain values: what goes in (:class:`ModelCall`) and what came out
+(:class:`Outcome`). Each adapter builds them once at its edge from framework objects; everything
+after that (guards, budgets, pricing, the ledger) reads only these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from .attribution import NO_ATTRIBUTION, Attribution
+from .tokens import ChatMessage, TokenCount, TokenCounter
+from .usage import Usage
+
+__all__ = ["ModelCall", "Outcome", "describe_error"]
+
+_MAX_ERROR_CHARS = 2000
+
+
+@dataclass(slots=True)
+class ModelCall:
+    """What a model call sends, as core items.
+
+    ``tools`` is the tool schemas as JSON text (billed as input); ``images`` counts the image parts
+    of the input (each billed as tokens); ``max_tokens`` is the request's output cap, if it sets
+    one; ``service_tier`` the tier it asks for (``None`` for the default tier).
+    """
+
+    model: str | None
+    messages: Sequence[ChatMessage] = ()
+    tools: str | None = None
+    images: int = 0
+    max_tokens: int | None = None
+    service_tier: str | None = None
+    attribution: Attribution = NO_ATTRIBUTION
+    trace_id: Any = None
+    span_id: Any = None
+    parent_id: Any = None
+    step: str | None = None
+    provider: str | None = None
+    framework: str | None = None
+    _input: TokenCount | None = field(default=None, repr=False, compare=False)
+
+    def input_tokens(self) -> TokenCount:
+        """The prompt's tokens, counted with the model family's tokenizer (once per call; per-message
+        counts are memoized across calls). Tool schemas and images make the count an estimate."""
+        if self._input is None:
+            counter = TokenCounter.for_model(self.model)
+            count = counter.count_messages(list(self.messages))
+            if self.tools:
+                count = count + TokenCount(counter.count_text(self.tools).tokens, False)
+            self._input = count
+        return self._input
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What came back: the provider's usage (``None`` when it reported none or it could not be
+    read: ``usage_error`` says why), the model it served, the tier, the output, and whether it
+    was an LLM-cache hit or an error."""
+
+    usage: Usage | None = None
+    model: str | None = None
+    service_tier: str | None = None
+    text: str = ""
+    tool_calls: tuple[tuple[str, Any], ...] = ()
+    cache_hit: bool = False
+    error: str | None = None
+    usage_error: str | None = None
+    usage_provider: str | None = None  # the provider whose usage format the response had
+    latency_s: float | None = None
+    extra: dict[str, Any] | None = None
+    tier: str | None = None  # the routing tier that served the call
+
+
+def describe_error(error: BaseException | str | None, limit: int = _MAX_ERROR_CHARS) -> str | None:
+    """An error as one bounded line for the ledger."""
+    if error is None:
+        return None
+    if isinstance(error, str):
+        text = error
+    else:
+        message = str(error)
+        text = f"{type(error).__name__}: {message}" if message else type(error).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
