@@ -19,7 +19,10 @@ simply calls the tool.
 
 from __future__ import annotations
 
+import copy
+import types
 import uuid
+from collections.abc import AsyncIterator, Iterator
 from contextvars import ContextVar
 from decimal import Decimal
 from typing import Any
@@ -28,12 +31,12 @@ from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.tools import BaseTool
 
-from agentcost_core.budgets import ScopeContext
+from agentcost_core.attribution import Attribution, read_attribution
 from agentcost_core.guards.result import GuardedResult, stop_text
 from agentcost_core.guards.run_guard import Controls, RunGuard
-from agentcost_core.halts import AgentHalted, TerminationReason
+from agentcost_core.halts import AgentHalted, TerminationReason, passes_through
 
-from .callbacks import CostCallbackHandler, _attribution
+from .callbacks import CostCallbackHandler, scope_of
 from .messages import content_text
 
 __all__ = ["TERMINATION_KEY", "GuardedAgent", "GuardedResult", "final_message", "guard", "termination_of"]
@@ -70,8 +73,8 @@ class _GuardedTool(BaseTool):
     def _failed(self, run: RunGuard, tool_input: Any, error: Exception) -> Any:
         """With a circuit breaker, a failing tool answers with its error (the agent can adapt and
         the breaker counts it); without one, the error propagates as it would unguarded."""
-        if isinstance(error, AgentHalted) or run.controls.breaker is None:
-            raise error
+        if passes_through(error) or isinstance(error, AgentHalted) or run.controls.breaker is None:
+            raise error  # LangGraph interrupts pause the run; they are not tool failures
         return self._blocked(tool_input, f"Error: tool {self.name!r} failed: {type(error).__name__}: {error}", self.name)
 
     @staticmethod
@@ -149,7 +152,8 @@ def _proxy(tool: Any) -> Any:
 
 
 def _front_tools(agent: Any) -> Any:
-    """Put the proxy in front of the agent's tools; returns the agent to run."""
+    """A copy of the agent whose tools are fronted by the proxy; the user's agent, its graph and
+    its tool nodes are left as they were."""
     try:
         from langchain_classic.agents import AgentExecutor
     except ImportError:  # pragma: no cover - langchain-classic is optional
@@ -157,13 +161,23 @@ def _front_tools(agent: Any) -> Any:
     if AgentExecutor is not None and isinstance(agent, AgentExecutor):
         return agent.model_copy(update={"tools": [_proxy(t) for t in agent.tools]})
     nodes = getattr(agent, "nodes", None)
-    if isinstance(nodes, dict):
-        for node in nodes.values():
-            tools = getattr(getattr(node, "bound", None), "_tools_by_name", None)
-            if isinstance(tools, dict):  # a LangGraph ToolNode: proxies are transparent elsewhere
-                for name, tool in list(tools.items()):
-                    tools[name] = _proxy(tool)
-    return agent
+    if not isinstance(nodes, dict) or not hasattr(agent, "copy"):
+        return agent
+    fronted = {}
+    for name, node in nodes.items():
+        bound = getattr(node, "bound", None)
+        tools = getattr(bound, "_tools_by_name", None)
+        if isinstance(tools, dict):  # a LangGraph ToolNode: a copy of it with proxied tools
+            tool_node = copy.copy(bound)
+            tool_node._tools_by_name = {n: _proxy(t) for n, t in tools.items()}
+            for attr in ("func", "afunc"):  # methods bound to the original node: bind them to the copy
+                method = getattr(tool_node, attr, None)
+                if getattr(method, "__self__", None) is bound:
+                    setattr(tool_node, attr, types.MethodType(method.__func__, tool_node))
+            fronted[name] = node.copy({"bound": tool_node})
+    if not fronted:
+        return agent
+    return agent.copy({"nodes": {**nodes, **fronted}})
 
 
 def _final_text(output: Any) -> str | None:
@@ -189,6 +203,7 @@ class GuardedAgent(Runnable[Any, GuardedResult]):
         self.controls = controls
         self.ledger = ledger
         self.attribution = attribution
+        self.defaults = Attribution.of({k: v for k, v in attribution.items() if k != "catalog"})
 
     def flush(self) -> None:
         """Store every event recorded so far in the ledger (before reading it back)."""
@@ -203,16 +218,8 @@ class GuardedAgent(Runnable[Any, GuardedResult]):
         configurable = config.get("configurable") or {}
         if "thread_id" in configurable and "thread_id" not in md:
             md["thread_id"] = configurable["thread_id"]
-        user_id, session_id, feature, agent_id, _ = _attribution(md)
-        a = self.attribution
-        ctx = ScopeContext(
-            trace_id=str(uuid.uuid4()),
-            session_id=session_id or a.get("session_id"),
-            user_id=user_id or a.get("user_id"),
-            feature=feature or a.get("feature"),
-            agent_id=agent_id or a.get("agent_id"),
-        )
-        run = handler.fixed_run = self.controls.start(ctx)
+        attribution = read_attribution(md, defaults=self.defaults)
+        run = handler.fixed_run = self.controls.start(scope_of(str(uuid.uuid4()), attribution))
         callbacks = config.get("callbacks")
         if callbacks is None:
             config["callbacks"] = [handler]
@@ -262,6 +269,46 @@ class GuardedAgent(Runnable[Any, GuardedResult]):
         return self._result(handler, run, output, None)
 
 
+    def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:
+        """The agent's own stream, chunk by chunk as it runs; the last item is the
+        :class:`GuardedResult` (its ``output`` is None after a streamed run that finished: the
+        chunks were the output)."""
+        handler, run, config = self._start(config)
+        token = _ACTIVE.set(run)
+        halt = None
+        last = None
+        try:
+            for chunk in self.agent.stream(input, config, **kwargs):
+                last = chunk
+                yield chunk
+        except AgentHalted as e:
+            halt = e
+        finally:
+            _ACTIVE.reset(token)
+        yield self._result(handler, run, None if halt is not None else _values(last), halt)
+
+    async def astream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> AsyncIterator[Any]:
+        """:meth:`stream` for async code."""
+        handler, run, config = self._start(config)
+        token = _ACTIVE.set(run)
+        halt = None
+        last = None
+        try:
+            async for chunk in self.agent.astream(input, config, **kwargs):
+                last = chunk
+                yield chunk
+        except AgentHalted as e:
+            halt = e
+        finally:
+            _ACTIVE.reset(token)
+        yield self._result(handler, run, None if halt is not None else _values(last), halt)
+
+
+def _values(chunk: Any) -> Any:
+    """A streamed chunk when it is the graph's whole state (``stream_mode="values"``), else None."""
+    return chunk if isinstance(chunk, dict) and "messages" in chunk else None
+
+
 def guard(
     agent: Any,
     *,
@@ -270,6 +317,7 @@ def guard(
     kill_switch: Any = None,
     breaker: Any = None,
     ledger: Any = None,
+    catalog: Any = None,
     **attribution: Any,
 ) -> GuardedAgent:
     """Wrap a ``create_agent`` agent, a LangGraph graph or an ``AgentExecutor``.
@@ -277,9 +325,13 @@ def guard(
     ``budgets``: a Budget, several, or a BudgetEnforcer; ``stuck``: a StuckDetector or True;
     ``kill_switch``: a KillSwitch or True (``AGENTCOST_KILL_SWITCH``); ``breaker``: a
     CircuitBreaker or True. ``ledger`` and the attribution keywords (``user_id``, ``session_id``,
-    ``feature``, ``agent_id``, ``task_id``) are those of :class:`CostCallbackHandler`.
+    ``feature``, ``agent_id``, ``task_id``) are those of :class:`CostCallbackHandler`;
+    ``catalog`` prices both the ledger and the budgets. The agent itself is not changed: the
+    guarded copy fronts the tools.
     """
     controls = Controls(budgets=budgets, stuck=stuck, kill_switch=kill_switch, breaker=breaker)
     if not controls.active:
         raise TypeError("guard() needs at least one of budgets=, stuck=, kill_switch=, breaker=")
+    if catalog is not None:
+        attribution["catalog"] = catalog  # the handler's accountant: the ledger and the budgets price with it
     return GuardedAgent(agent, controls, ledger, attribution)

@@ -53,3 +53,37 @@ def tools_json(tools: Any) -> str:
         except Exception:  # an exotic tool: its name and description still count
             out.append({"name": getattr(t, "name", str(t)), "description": getattr(t, "description", "")})
     return json.dumps(out, default=str)
+
+
+_IMAGE_TYPES = frozenset({"image_url", "image", "input_image"})
+
+
+def _images_in(content: Any) -> int:
+    if isinstance(content, str) or not content:
+        return 0
+    n = 0
+    for block in content:
+        if isinstance(block, dict) and (block.get("type") in _IMAGE_TYPES or "image_url" in block):
+            n += 1
+    return n
+
+
+def count_images(prompt: Any) -> int:
+    """Image parts in a model run's prompt (each is billed as input tokens)."""
+    if not prompt or isinstance(prompt[0], str):
+        return 0
+    return sum(_images_in(getattr(m, "content", None)) for m in prompt[0])
+
+
+def images_in_messages(messages: Iterable[Any]) -> int:
+    return sum(_images_in(getattr(m, "content", None)) for m in messages)
+
+
+def prompt_messages(prompt: Any) -> list[ChatMessage]:
+    """A model run's prompt as core messages: ``on_chat_model_start`` gives lists of messages,
+    ``on_llm_start`` prompt strings."""
+    if not prompt:
+        return []
+    if isinstance(prompt[0], str):
+        return [ChatMessage("user", p) for p in prompt]
+    return to_chat_messages(prompt[0])

@@ -77,6 +77,7 @@ def _with_handler_defaults(md: Mapping[str, Any], callbacks: Any) -> Mapping[str
     handlers = callbacks if isinstance(callbacks, list) else getattr(callbacks, "handlers", None) or ()
     for h in handlers:
         defaults = getattr(getattr(h, "recorder", None), "defaults", None)
+        defaults = defaults.as_dict() if hasattr(defaults, "as_dict") else defaults
         if isinstance(defaults, dict) and any(defaults.values()):
             return {**{k: v for k, v in defaults.items() if v is not None}, **md}
     return md

@@ -4,9 +4,11 @@ agent stopped, carrying the termination reason in ``additional_kwargs``)."""
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
+import threading
 import uuid
+from collections import OrderedDict
 from typing import Annotated, Any
 
 from langchain.agents.middleware.types import AgentMiddleware, AgentState, ModelResponse, PrivateStateAttr
@@ -14,20 +16,20 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.channels.untracked_value import UntrackedValue
 from typing_extensions import NotRequired
 
-from agentcost_core.budgets import ScopeContext
+from agentcost_core.attribution import Attribution, read_attribution
+from agentcost_core.call import ModelCall, Outcome
 from agentcost_core.guards.run_guard import Controls, RunGuard
-from agentcost_core.halts import AgentHalted
-from agentcost_core.parsers import usage_and_tier
-from agentcost_core.tokens import TokenCounter
-from agentcost_core.usage import Usage
+from agentcost_core.halts import AgentHalted, CallRefused, passes_through
 
-from ..callbacks import _attribution
+from ..callbacks import scope_of
 from ..guard import TERMINATION_KEY, final_message, termination_of
-from ..messages import content_text, to_chat_messages, tools_json
+from ..messages import content_text, images_in_messages, to_chat_messages, tools_json
+from ..response import outcome_of_message
 
 __all__ = ["GuardMiddleware", "GuardState", "TERMINATION_KEY", "termination_of"]
 
 logger = logging.getLogger("agentcost")
+_MAX_RUNS = 10_000  # a bound for hosts whose runs never reach after_agent
 
 
 class GuardState(AgentState[Any]):
@@ -36,8 +38,51 @@ class GuardState(AgentState[Any]):
     agentcost_run: NotRequired[Annotated[str, UntrackedValue, PrivateStateAttr]]
 
 
+def _setting(request: Any, *names: str) -> Any:
+    settings = request.model_settings or {}
+    for name in names:
+        value = settings.get(name)
+        if value is None:
+            value = getattr(request.model, name, None)
+        if value is not None:
+            return value
+    return None
+
+
+def model_call_of(request: Any, attribution: Attribution, trace: str) -> ModelCall:
+    """The :class:`ModelCall` of a ``create_agent`` model request."""
+    model = request.model
+    name = getattr(model, "model_name", None) or getattr(model, "model", None)
+    messages = list(request.messages)
+    if request.system_message is not None:
+        messages.insert(0, request.system_message)
+    max_tokens = _setting(request, "max_tokens", "max_completion_tokens", "max_output_tokens")
+    tier = _setting(request, "service_tier")
+    return ModelCall(
+        model=name if isinstance(name, str) else None,
+        messages=to_chat_messages(messages),
+        tools=tools_json(request.tools) if request.tools else None,
+        images=images_in_messages(messages),
+        max_tokens=max_tokens if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) else None,
+        service_tier=tier if isinstance(tier, str) and tier not in ("auto", "default") else None,
+        attribution=attribution,
+        trace_id=trace,
+        framework="langchain",
+    )
+
+
+def outcome_of_response(response: Any) -> Outcome:
+    """The :class:`Outcome` of a model handler's response (a ModelResponse or an AIMessage)."""
+    messages = getattr(response, "result", None) or ([response] if isinstance(response, AIMessage) else [])
+    ai = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
+    return Outcome() if ai is None else outcome_of_message(ai)
+
+
 class GuardMiddleware(AgentMiddleware[GuardState, Any]):
-    """Base of the guard middlewares: subclasses pass the :class:`Controls` they enforce."""
+    """Base of the guard middlewares: subclasses pass the :class:`Controls` they enforce.
+
+    Each agent run gets its own :class:`RunGuard`, keyed by a private per-run state id and
+    dropped when the run ends (a bounded number is kept for runs that end by an exception)."""
 
     state_schema = GuardState
 
@@ -48,103 +93,71 @@ class GuardMiddleware(AgentMiddleware[GuardState, Any]):
             from agentcost_core.recorder import resolve_ledger
 
             controls.attach(resolve_ledger(ledger), "langchain")
-        self.attribution = attribution
-        self._runs: dict[str, RunGuard] = {}  # per-run state; runs that raise are forgotten too
-        self.last_termination: AgentHalted | None = None
+        self.attribution = Attribution.of(attribution)
+        self._lock = threading.Lock()
+        self._runs: OrderedDict[str, RunGuard] = OrderedDict()
 
     # --- the run ---------------------------------------------------------------------------
     def before_agent(self, state: GuardState, runtime: Any) -> dict[str, Any] | None:
         run_id = state.get("agentcost_run") or str(uuid.uuid4())
-        if run_id not in self._runs:
-            self._runs[run_id] = self.controls.start(self._context(run_id))
+        self._run_for(run_id)
         return {"agentcost_run": run_id}
 
     async def abefore_agent(self, state: GuardState, runtime: Any) -> dict[str, Any] | None:
-        return self.before_agent(state, runtime)
+        return self.before_agent(state, runtime)  # no I/O: starting a run is bookkeeping
 
     def after_agent(self, state: GuardState, runtime: Any) -> dict[str, Any] | None:
-        run = self._runs.pop(state.get("agentcost_run") or "", None)
-        if run is not None and run.termination is not None:
-            self.last_termination = run.termination
+        self._forget(state)
         return None
 
     async def aafter_agent(self, state: GuardState, runtime: Any) -> dict[str, Any] | None:
         return self.after_agent(state, runtime)
 
-    def _context(self, run_id: str) -> ScopeContext:
-        md: dict[str, Any] = {}
+    def _context_attribution(self) -> Attribution:
         try:
             from langgraph.config import get_config
 
             config = get_config()
-            md = {**(config.get("metadata") or {})}
-            md.setdefault("thread_id", (config.get("configurable") or {}).get("thread_id"))
         except Exception:  # outside a graph run: attribution from the constructor only
-            pass
-        user_id, session_id, feature, agent_id, _ = _attribution({k: v for k, v in md.items() if v is not None})
-        a = self.attribution
-        return ScopeContext(
-            trace_id=run_id,
-            session_id=session_id or a.get("session_id"),
-            user_id=user_id or a.get("user_id"),
-            feature=feature or a.get("feature"),
-            agent_id=agent_id or a.get("agent_id"),
-        )
+            return self.attribution
+        return read_attribution(config.get("metadata"), defaults=self.attribution,
+                                configurable=config.get("configurable"))  # fmt: skip
+
+    def _run_for(self, run_id: str) -> RunGuard:
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None:
+                run = self._runs[run_id] = self.controls.start(scope_of(run_id, self._context_attribution()))
+                if len(self._runs) > _MAX_RUNS:
+                    self._runs.popitem(last=False)
+            return run
 
     def _forget(self, state: Any) -> None:
-        """A run ended by an exception (after_agent will not run): drop its state."""
         run_id = state.get("agentcost_run") if isinstance(state, dict) else None
         if run_id:
-            self._runs.pop(run_id, None)
+            with self._lock:
+                self._runs.pop(run_id, None)
 
     def _run(self, state: Any) -> RunGuard:
-        run_id = (state or {}).get("agentcost_run") if isinstance(state, dict) else None
-        run = self._runs.get(run_id or "")
-        if run is None:  # e.g. a hook called outside before_agent: a run of its own
-            run_id = run_id or str(uuid.uuid4())
-            if len(self._runs) >= 10_000:  # a bound for hosts whose runs never reach after_agent
-                self._runs.pop(next(iter(self._runs)))
-            run = self._runs[run_id] = self.controls.start(self._context(run_id))
-        return run
+        run_id = state.get("agentcost_run") if isinstance(state, dict) else None
+        return self._run_for(run_id or str(uuid.uuid4()))
 
     # --- helpers for subclasses ------------------------------------------------------------
-    @staticmethod
-    def _prompt_tokens(request: Any) -> tuple[str | None, int, bool, int | None]:
-        model = request.model
-        name = getattr(model, "model_name", None) or getattr(model, "model", None)
-        name = name if isinstance(name, str) else None
-        messages = list(request.messages)
-        if request.system_message is not None:
-            messages.insert(0, request.system_message)
-        counter = TokenCounter.for_model(name)
-        count = counter.count_messages(to_chat_messages(messages))
-        tokens, estimated = count.tokens, not count.exact
-        if request.tools:  # tool schemas are billed input: count them (their framing is estimated)
-            tokens += counter.count_text(tools_json(request.tools)).tokens
-            estimated = True
-        settings = request.model_settings or {}
-        max_tokens = settings.get("max_tokens") or getattr(model, "max_tokens", None)
-        return name, tokens, estimated, max_tokens if isinstance(max_tokens, int) else None
-
-    @staticmethod
-    def _outcome(response: Any) -> tuple[Any, str | None, str | None, str, list[tuple[str, Any]]]:
-        """(usage, served model, tier, text, tool calls) of a model response."""
-        messages = getattr(response, "result", None) or ([response] if isinstance(response, AIMessage) else [])
-        ai = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
-        if ai is None:
-            return None, None, None, "", []
-        usage, tier = usage_and_tier(ai.usage_metadata) if ai.usage_metadata else (None, None)
-        md = ai.response_metadata or {}
-        model = md.get("model_name") or md.get("model")
-        calls = [(c.get("name"), c.get("args")) for c in ai.tool_calls or ()]
-        return usage, model, tier or md.get("service_tier"), content_text(ai.content), calls
+    def _call(self, run: RunGuard, request: Any) -> ModelCall:
+        try:
+            return model_call_of(request, self._context_attribution(), run.ctx.trace_id or "")
+        except Exception as e:  # our fault: refuse under hard budgets, else go ahead unreserved
+            logger.error("agentcost internal error reading a model request: %r", e, exc_info=e)
+            if self.controls.hard_budgets and self.controls.on_internal_error == "refuse":
+                raise CallRefused(f"agentcost could not read this model request ({type(e).__name__}: {e}); "
+                                  "the call is refused rather than run unreserved") from e  # fmt: skip
+            return ModelCall(None, trace_id=run.ctx.trace_id, framework="langchain")
 
     def _stop(self, run: RunGuard, halt: AgentHalted) -> ModelResponse:
         if halt.partial is None:
             halt.partial = run.best_answer()
         if run.termination is None:
             run.termination = halt
-        self.last_termination = halt
         return ModelResponse(result=[final_message(halt, halt.partial)])
 
     @staticmethod
@@ -160,53 +173,65 @@ class GuardMiddleware(AgentMiddleware[GuardState, Any]):
 
     # --- the hooks -------------------------------------------------------------------------
     def _refusal(self, run: RunGuard, halt: AgentHalted, state: Any) -> ModelResponse:
-        if halt.details.get("action") == "block":
+        if halt.details.get("action") == "block" or isinstance(halt, CallRefused):
             self._forget(state)
             raise halt  # the user asked for a hard stop
         return self._stop(run, halt)
 
-    def _model_plan(self, request: Any) -> tuple[str | None, int, bool, int | None]:
-        if self.controls.enforcer is None:
-            return None, 0, False, None
-        return self._prompt_tokens(request)
+    def _settle(self, run: RunGuard, res: Any, call: ModelCall, response: Any) -> None:
+        try:
+            outcome = outcome_of_response(response)
+            if outcome.usage_error:
+                logger.warning("agentcost: malformed usage from %s (%s); tokens estimated instead",
+                               outcome.model or call.model, outcome.usage_error)  # fmt: skip
+            run.close_call(res, call, outcome)
+        except Exception as e:  # our fault: the agent goes on; the hold must not stay
+            logger.error("agentcost internal error settling a model call: %r", e, exc_info=e)
+            run.model_failed(res)
 
-    def _settle(self, run: RunGuard, res: Any, name: str | None, response: Any, prompt_tokens: int = 0) -> None:
-        usage, model, tier, text, calls = self._outcome(response)
-        if usage is None and res is not None:  # no usage reported: count it rather than settle at $0
-            counter = TokenCounter.for_model(model or name)
-            usage = Usage(input=prompt_tokens, output=counter.count_text(text + json.dumps(calls, default=str)).tokens)
-        run.after_model(res, usage, model=model or name, service_tier=tier, text=text, tool_calls=calls)
+    async def _asettle(self, run: RunGuard, res: Any, call: ModelCall, response: Any) -> None:
+        try:
+            outcome = outcome_of_response(response)
+            if outcome.usage_error:
+                logger.warning("agentcost: malformed usage from %s (%s); tokens estimated instead",
+                               outcome.model or call.model, outcome.usage_error)  # fmt: skip
+            await run.aclose_call(res, call, outcome)
+        except Exception as e:
+            logger.error("agentcost internal error settling a model call: %r", e, exc_info=e)
+            await run.amodel_failed(res)
 
     def wrap_model_call(self, request: Any, handler: Any) -> Any:
         run = self._run(request.state)
-        name, tokens, estimated, max_tokens = self._model_plan(request)
         try:
-            res = run.before_model(name, tokens, max_tokens, estimated=estimated)
+            call = self._call(run, request)
+            res = run.open_call(call)
         except AgentHalted as halt:
             return self._refusal(run, halt, request.state)
         try:
             response = handler(self._with_nudge(request, run.take_nudge()))
-        except BaseException:
+        except BaseException as e:
             run.model_failed(res)
-            self._forget(request.state)
+            if not passes_through(e):
+                self._forget(request.state)
             raise
-        self._settle(run, res, name, response, tokens)
+        self._settle(run, res, call, response)
         return response
 
     async def awrap_model_call(self, request: Any, handler: Any) -> Any:
         run = self._run(request.state)
-        name, tokens, estimated, max_tokens = self._model_plan(request)
         try:
-            res = await run.abefore_model(name, tokens, max_tokens, estimated=estimated)
+            call = self._call(run, request)
+            res = await run.aopen_call(call)
         except AgentHalted as halt:
             return self._refusal(run, halt, request.state)
         try:
             response = await handler(self._with_nudge(request, run.take_nudge()))
-        except BaseException:  # errors and cancellation release the reservation
-            run.model_failed(res)
-            self._forget(request.state)
+        except BaseException as e:  # errors and cancellation release the reservation
+            await asyncio.shield(run.amodel_failed(res))
+            if not passes_through(e):
+                self._forget(request.state)
             raise
-        self._settle(run, res, name, response, tokens)
+        await asyncio.shield(self._asettle(run, res, call, response))
         return response
 
     def _tool_gate(self, run: RunGuard, request: Any) -> ToolMessage | None:
@@ -231,6 +256,8 @@ class GuardMiddleware(AgentMiddleware[GuardState, Any]):
         return out
 
     def _tool_failed(self, run: RunGuard, request: Any, error: Exception) -> ToolMessage:
+        if passes_through(error):  # a LangGraph interrupt is how the run pauses: not a tool failure
+            raise error
         run.after_tool(request.tool_call.get("name"), None, error)
         if isinstance(error, AgentHalted) or self.controls.breaker is None:
             raise error

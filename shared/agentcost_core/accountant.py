@@ -96,6 +96,16 @@ def _text(value: object) -> str | None:
     return None if value is None else value if isinstance(value, str) else str(value)
 
 
+_DEFAULT_TIERS = ("default", "auto", "standard")
+
+
+def served_tier(call: ModelCall | None, outcome: Outcome) -> str | None:
+    """The service tier a call was billed at: the one the response names (``"default"`` when it
+    was served on the default tier, whatever was asked), else the one the request asked for."""
+    tier = outcome.service_tier if outcome.service_tier is not None else (call.service_tier if call else None)
+    return None if tier in _DEFAULT_TIERS else tier
+
+
 class Accountant:
     """Prices calls with one catalog, for the ledger and the budgets alike.
 
@@ -221,7 +231,7 @@ class Accountant:
         usage, estimated = self.usage_of(call, outcome)
         model = outcome.model or call.model
         price = self.price(model, call.model)
-        tier = outcome.service_tier or call.service_tier
+        tier = served_tier(call, outcome)
         cost: Decimal | None = None
         saved: Decimal | None = None
         if usage is not None and price is not None:

@@ -69,21 +69,31 @@ class CostRecorder:
     # --- totals -------------------------------------------------------------------------------
     @property
     def total_cost(self) -> Decimal:
-        """Exact USD of the priced events recorded so far."""
+        """Exact USD of the priced events: those in :attr:`events` (the list is the caller's to
+        clear), or every event recorded when events are not kept."""
+        if self.keep_events:
+            return sum((e.cost for e in list(self.events) if e.kind == "llm" and e.cost is not None), _ZERO)
         with self._lock:
             return self._total
 
     @property
     def usage_by_model(self) -> dict[str, Usage]:
-        """Summed usage per served model."""
-        with self._lock:
-            return dict(self._usage)
+        """Summed usage per served model (of :attr:`events` when they are kept)."""
+        if not self.keep_events:
+            with self._lock:
+                return dict(self._usage)
+        out: dict[str, Usage] = {}
+        for e in list(self.events):
+            if e.kind == "llm" and e.model and e.usage:
+                prev = out.get(e.model)
+                out[e.model] = e.usage if prev is None else prev + e.usage
+        return out
 
     def _keep(self, event: CostEvent) -> None:
-        with self._lock:
-            if self.keep_events:
-                self.events.append(event)
-            if event.kind == "llm":
+        if self.keep_events:
+            self.events.append(event)
+        elif event.kind == "llm":
+            with self._lock:
                 if event.model and event.usage:
                     prev = self._usage.get(event.model)
                     self._usage[event.model] = event.usage if prev is None else prev + event.usage

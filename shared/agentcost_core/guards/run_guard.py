@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Iterable, Sequence
 
-from ..accountant import Accountant
+from ..accountant import Accountant, served_tier
 from ..budgets import Budget, BudgetEnforcer, BudgetStoreUnavailable, Reservation, ScopeContext
 from ..call import ModelCall, Outcome
 from ..errors import ConfigurationError
@@ -262,7 +262,7 @@ class RunGuard:
             return Decimal(0)
         usage, _ = accountant.usage_of(call, outcome)
         model = outcome.model or (call.model if call is not None else None)
-        return accountant.budget_cost(usage, model, service_tier=outcome.service_tier or (call and call.service_tier),
+        return accountant.budget_cost(usage, model, service_tier=served_tier(call, outcome),
                                       requested=call.model if call is not None else None,
                                       cache_hit=outcome.cache_hit)  # fmt: skip
 
@@ -279,7 +279,7 @@ class RunGuard:
         if usage is None and self.controls.accountant is not None and not outcome.cache_hit:
             usage, _ = self.controls.accountant.usage_of(call, outcome)
         self.after_model(res, usage, model=outcome.model or (call.model if call else None),
-                         service_tier=outcome.service_tier, cost=cost, text=outcome.text,
+                         service_tier=served_tier(call, outcome), cost=cost, text=outcome.text,
                          tool_calls=outcome.tool_calls)  # fmt: skip
 
     async def aclose_call(self, res: Reservation | None, call: ModelCall | None, outcome: Outcome,

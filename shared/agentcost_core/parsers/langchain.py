@@ -33,47 +33,17 @@ def service_tier_of(usage_metadata: Any) -> str | None:
 _PLAIN_KEYS = frozenset({"cache_read", "cache_creation", "reasoning", "audio"})
 
 
-def plain_usage(um: Any) -> Usage | None:
-    """The common shapes (a plain dict of ints, no service-tier prefixes) without per-field
-    probing; None defers to :func:`usage_and_tier` for anything else (other types, tier keys,
-    unknown keys, inconsistent counts, which the general path names)."""
-    if type(um) is not dict:
-        return None
-    total_in = um.get("input_tokens", 0)
-    output = um.get("output_tokens", 0)
-    idet = um.get("input_token_details") or _EMPTY
-    odet = um.get("output_token_details") or _EMPTY
-    if type(total_in) is not int or type(output) is not int or type(idet) is not dict or type(odet) is not dict:
-        return None
-    if not (idet.keys() <= _KNOWN_INPUT_KEYS and odet.keys() <= _KNOWN_OUTPUT_KEYS):
-        return None  # service-tier prefixes or keys we do not know: the general path decides
-    cache_read = idet.get("cache_read") or 0
-    w5 = idet.get("ephemeral_5m_input_tokens") or 0
-    w1 = idet.get("ephemeral_1h_input_tokens") or 0
-    if not (w5 or w1):
-        w5 = idet.get("cache_creation") or 0
-    reasoning = odet.get("reasoning") or 0
-    if type(cache_read) is not int or type(w5) is not int or type(w1) is not int or type(reasoning) is not int:
-        return None
-    rest = total_in - cache_read - w5 - w1
-    if rest < 0 or cache_read < 0 or w5 < 0 or w1 < 0 or output < 0 or reasoning < 0 or reasoning > output:
-        return None  # the general path names the problem
-    return Usage(rest, cache_read, w5, w1, output, reasoning)
-
-
-_EMPTY: dict[str, Any] = {}
-_KNOWN_INPUT_KEYS = frozenset({"cache_read", "cache_creation", "ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens", "audio"})
-_KNOWN_OUTPUT_KEYS = frozenset({"reasoning", "audio"})
-
-
 def from_usage_metadata(usage_metadata: Any) -> Usage | None:
     """Translate LangChain ``UsageMetadata`` into non-overlapping buckets."""
+    if usage_metadata is None:
+        return None
+    where = "usage_metadata"
+    if isinstance(usage_metadata, (str, bytes, int, float, list, tuple, set)):
+        raise UsageFormatError(f"{where} must be a mapping of token counts, got {type(usage_metadata).__name__}")
     if not usage_metadata:
         return None
-    fast = plain_usage(usage_metadata)
-    if fast is not None:
-        return fast
-    where = "usage_metadata"
+    if field(usage_metadata, "input_tokens") is None and field(usage_metadata, "output_tokens") is None:
+        raise UsageFormatError(f"{where} has neither input_tokens nor output_tokens (only {_keys(usage_metadata)})")
     total_in = count(usage_metadata, "input_tokens", where)
     output = count(usage_metadata, "output_tokens", where)
     idet = field(usage_metadata, "input_token_details") or {}
@@ -106,9 +76,11 @@ def from_usage_metadata(usage_metadata: Any) -> Usage | None:
 
 
 def usage_and_tier(usage_metadata: Any) -> tuple[Usage | None, str | None]:
-    """:func:`from_usage_metadata` and :func:`service_tier_of` in one pass (the hot path's form:
-    the common shape has no tier keys, so it skips the tier probe)."""
-    fast = plain_usage(usage_metadata)
-    if fast is not None:
-        return fast, None
-    return from_usage_metadata(usage_metadata), service_tier_of(usage_metadata)
+    """:func:`from_usage_metadata` and the service tier its keys reveal."""
+    usage = from_usage_metadata(usage_metadata)
+    return usage, service_tier_of(usage_metadata) if usage is not None else None
+
+
+def _keys(obj: Any) -> str:
+    keys = list(obj.keys()) if hasattr(obj, "keys") else [k for k in dir(obj) if not k.startswith("_")]
+    return ", ".join(map(str, keys[:8])) or "nothing"
