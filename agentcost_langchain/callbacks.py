@@ -26,7 +26,7 @@ from agentcost_core.attribution import Attribution, read_attribution
 from agentcost_core.budgets import BudgetStoreUnavailable, ScopeContext
 from agentcost_core.call import ModelCall, Outcome
 from agentcost_core.guards.run_guard import Controls, RunGuard
-from agentcost_core.halts import AgentHalted, CallRefused
+from agentcost_core.halts import AgentHalted, CallRefused, passes_through
 from agentcost_core.recorder import RecorderResults
 from agentcost_core.routing.router import ROUTE_KEY, ROUTER_PROVIDER
 
@@ -164,6 +164,8 @@ class _CostTracking(RecorderResults):
     def _tool_end(self, run_id: UUID, output: Any, error: BaseException | None) -> None:
         entry = self._tools.pop(run_id, None) if self._tools else None
         if entry is None:
+            return
+        if error is not None and passes_through(error):  # a LangGraph interrupt: the tool did not fail
             return
         try:
             name, run = entry
