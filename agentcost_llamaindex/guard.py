@@ -100,8 +100,8 @@ def _covered_elsewhere(ledger: Ledger) -> bool:
         if (
             isinstance(h, CostEventHandler)
             and not isinstance(h, _RunCostHandler)
-            and getattr(h.recorder, "ledger", None) is ledger
-        ):
+            and getattr(getattr(h.recorder, "ledger", None), "backend", None) is ledger.backend
+        ):  # (references to one shared ledger share its backend)
             return True
     return False
 

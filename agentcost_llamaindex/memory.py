@@ -188,8 +188,8 @@ class _Recorder:
             return True
         if self.ledger is None:
             return False
-        mine = self.handler.recorder.ledger
-        return not any(h.recorder.ledger is mine for h in attached)
+        mine = self.handler.recorder.ledger.backend  # references to one shared ledger share its backend
+        return not any(h.recorder.ledger.backend is mine for h in attached)
 
     def call(self, fn: Callable[[], Any]) -> Any:
         tags = {**active_instrument_tags.get(), "feature": "memory", _SUMMARY_TAG: self.marker}

@@ -24,8 +24,10 @@ _ZERO = Decimal(0)
 
 
 def resolve_ledger(ledger: Ledger | str | None) -> Ledger:
-    """A :class:`Ledger` from a Ledger, a URL, or None (the default URL); file and server
-    ledgers are shared per process so every handler uses one writer."""
+    """A :class:`Ledger` from a Ledger, a URL, or None (the default URL). For a file or server
+    URL each caller gets its own reference to the process-wide ledger of that URL
+    (:meth:`Ledger.shared`): every handler uses one writer, and closing one handler's ledger
+    drops only its reference."""
     if isinstance(ledger, Ledger):
         return ledger
     if ledger is None or isinstance(ledger, str):

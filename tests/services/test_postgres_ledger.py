@@ -14,16 +14,25 @@ from agentcost_core.ledger.postgres import PostgresBackend
 pytestmark = pytest.mark.services
 
 
+def _sql(url: str, statement: str, *args) -> None:  # type: ignore[no-untyped-def]
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(statement, args or None)
+
+
+def _drop(url: str, table: str) -> None:
+    _sql(url, f"DROP TABLE IF EXISTS {table}")
+    _sql(url, "DELETE FROM agentcost_meta WHERE name = %s", table)
+
+
 @pytest.fixture
 def pg_ledger(postgres_url):
     table = "agentcost_test_" + uuid.uuid4().hex[:10]
-    backend = PostgresBackend(postgres_url, table=table)
-    lg = Ledger(backend=backend)
+    lg = Ledger(backend=PostgresBackend(postgres_url, table=table))
     yield lg
-    lg.flush()
-    with backend._conn.cursor() as cur:
-        cur.execute(f"DROP TABLE IF EXISTS {table}")
     lg.close()
+    _drop(postgres_url, table)
 
 
 @pytest.mark.parametrize(
@@ -56,9 +65,8 @@ def test_url_opens_the_default_table(postgres_url):
         lg.record(contract.make_event(1, trace_id=marker))
         assert [e.trace_id for e in lg.events(trace_id=marker)] == [marker]
     finally:
-        with lg.backend._conn.cursor() as cur:
-            cur.execute("DELETE FROM agentcost_events WHERE trace_id = %s", (marker,))
         lg.close()
+        _sql(postgres_url, "DELETE FROM agentcost_events WHERE trace_id = %s", marker)
 
 
 def _open_backend(url: str, table: str, barrier, results) -> None:  # type: ignore[no-untyped-def]
@@ -78,8 +86,6 @@ def test_processes_starting_at_once_on_a_fresh_database_all_open_the_ledger(post
         try:
             outcomes = run_together(_open_backend, [(postgres_url, table)] * 6)
         finally:
-            backend = PostgresBackend(postgres_url, table=table)
-            with backend._conn.cursor() as cur:
-                cur.execute(f"DROP TABLE IF EXISTS {table}")
-            backend.close()
+            PostgresBackend(postgres_url, table=table).close()  # exists even if every process failed
+            _drop(postgres_url, table)
         assert outcomes == ["ok"] * 6

@@ -2,5 +2,6 @@
 
 from .base import LedgerBackend
 from .ledger import DEFAULT_LEDGER_URL, Ledger, default_ledger_url, open_backend
+from .shared import SharedLedger
 
-__all__ = ["DEFAULT_LEDGER_URL", "Ledger", "LedgerBackend", "default_ledger_url", "open_backend"]
+__all__ = ["DEFAULT_LEDGER_URL", "Ledger", "LedgerBackend", "SharedLedger", "default_ledger_url", "open_backend"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from typing import Any, Iterator, Sequence
@@ -53,17 +54,22 @@ def open_backend(url: str, *, durable: bool = False) -> LedgerBackend:
     raise LedgerURLError(f"unknown ledger scheme {scheme!r} in {url!r}; use one of: {_SCHEMES}")
 
 
-_SHARED: dict[str, Ledger] = {}
-_SHARED_LOCK = threading.Lock()
-
-
 class Ledger:
     """Append-only store of :class:`CostEvent`.
 
     ``Ledger("sqlite:///path")`` (default: :func:`default_ledger_url`), ``Ledger("postgresql://…")``,
     ``Ledger("memory://")`` or ``Ledger(backend=...)``. Writes go through a bounded background
     writer; ``flush()`` (also run at exit) stores everything enqueued. ``sync=True`` writes each
-    event before ``record`` returns: nothing can be lost, at the price of latency.
+    event before ``record`` returns: nothing can be lost, at the price of latency (and the write
+    then runs on the caller's thread).
+
+    When the writer's queue (``max_queue`` events) is full, ``record`` from a thread running an
+    asyncio event loop never waits: the event is dropped. From any other thread it waits up to
+    ``full_queue_wait_s`` seconds for room, then drops. :attr:`dropped` counts what was dropped;
+    the first drop logs one warning.
+
+    A ledger you construct is yours: ``close()`` stores what is queued and closes the backend.
+    :meth:`shared` hands out references to one process-wide ledger per URL instead.
     """
 
     def __init__(
@@ -75,67 +81,82 @@ class Ledger:
         max_queue: int = 100_000,
         batch_size: int = 2_000,
         flush_interval_s: float = 0.2,
+        full_queue_wait_s: float = 5.0,
     ) -> None:
         if max_queue <= 0 or batch_size <= 0 or flush_interval_s <= 0:
             raise LedgerURLError("max_queue, batch_size and flush_interval_s must be positive")
-        self.backend = backend if backend is not None else open_backend(
-            default_ledger_url() if url is None else url, durable=sync
-        )
-        self.url = self.backend.url
-        self.sync = sync
-        self._writer: BackgroundWriter | None = None
-        self._sync_lock = threading.Lock()
+        if full_queue_wait_s < 0:
+            raise LedgerURLError("full_queue_wait_s must be zero or positive")
+        if backend is None:
+            backend = open_backend(default_ledger_url() if url is None else url, durable=sync)
+        writer = None
         if not sync:
-            self._writer = BackgroundWriter(
-                self._store, max_queue=max_queue, batch_size=batch_size, interval_s=flush_interval_s
+            writer = BackgroundWriter(
+                functools.partial(store, backend),
+                max_queue=max_queue,
+                batch_size=batch_size,
+                interval_s=flush_interval_s,
+                full_queue_wait_s=full_queue_wait_s,
             )
-            if type(self).record is Ledger.record:  # (a subclass's own record() is kept)
-                # The hot path calls ``ledger.record(event)`` once per model call: go straight to the queue.
-                self.record = self._writer.put  # type: ignore[method-assign]
+        self._use(backend, writer, threading.Lock())
+
+    def _use(self, backend: LedgerBackend, writer: BackgroundWriter | None, sync_lock: threading.Lock) -> None:
+        """Point this ledger at a backend and its writer (None: sync mode)."""
+        self.backend = backend
+        self.url = backend.url
+        self.sync = writer is None
+        self._writer = writer
+        self._sync_lock = sync_lock
+        self.closed = False
 
     @classmethod
     def shared(cls, url: str | None = None) -> Ledger:
-        """One ledger per URL per process, so many handlers share one writer and connection."""
-        key = url or default_ledger_url()
-        with _SHARED_LOCK:
-            ledger = _SHARED.get(key)
-            if ledger is None:
-                ledger = _SHARED[key] = cls(key)
-            return ledger
+        """A reference to the one ledger of ``url`` in this process (default: :func:`default_ledger_url`),
+        so many handlers share one writer and connection.
+
+        Each call returns a new reference; ``close()`` on it drops only that reference. The
+        backend closes when the last reference is closed (what is queued is stored at exit anyway)."""
+        from .shared import SharedLedger
+
+        return SharedLedger(url)
 
     # --- writing ------------------------------------------------------------------------
-    def _store(self, events: Sequence[CostEvent]) -> None:
-        """Hand events to the backend, their ids made text first (the LangChain hot path records
-        a run's UUID as it comes: see :func:`~agentcost_core.events.text_ids`)."""
-        for e in events:
-            text_ids(e)
-        self.backend.write_many(events)
-
     def record(self, event: CostEvent) -> None:
         """Enqueue ``event`` for the background writer (sync mode: store it now)."""
+        self._check_open()
         if self._writer is not None:
             self._writer.put(event)
         else:
             with self._sync_lock:
-                self._store((event,))
+                store(self.backend, (event,))
 
     def record_many(self, events: list[CostEvent]) -> None:
+        self._check_open()
         if self._writer is not None:
             for e in events:
                 self._writer.put(e)
         else:
             with self._sync_lock:
-                self._store(events)
+                store(self.backend, events)
 
     def flush(self) -> None:
         """Store every event recorded so far."""
+        self._check_open()
         if self._writer is not None:
             self._writer.flush()
 
     def close(self) -> None:
+        """Store what is queued and close the backend. Closing twice is harmless."""
+        if self.closed:
+            return
+        self.closed = True
         if self._writer is not None:
             self._writer.close()
         self.backend.close()
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ValueError(f"{self!r} is closed")
 
     @property
     def dropped(self) -> int:
@@ -174,3 +195,12 @@ class Ledger:
 
     def __repr__(self) -> str:
         return f"Ledger({self.url!r}, sync={self.sync})"
+
+
+def store(backend: LedgerBackend, events: Sequence[CostEvent]) -> None:
+    """Hand events to the backend, their ids made text first (the LangChain hot path records
+    a run's UUID as it comes: see :func:`~agentcost_core.events.text_ids`)."""
+    for e in events:
+        text_ids(e)
+    backend.write_many(events)
+

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
 from ..errors import LedgerURLError
@@ -34,14 +35,11 @@ class PostgresBackend(LedgerBackend):
             self._conn = psycopg.connect(url, autocommit=True)
         except psycopg.Error as e:
             raise LedgerURLError(f"cannot connect to PostgreSQL ledger {_redact(url)!r}: {e}") from None
-        cols = ", ".join(f"{c} {_TYPES.get(c, 'TEXT')}" for c in COLUMNS)
         try:
-            ensure_schema(
-                self._conn,
-                table,
-                f"CREATE TABLE IF NOT EXISTS {table} (seq BIGSERIAL PRIMARY KEY, {cols})",
-                f"CREATE INDEX IF NOT EXISTS {table}_ts ON {table} (ts)",
-            )
+            _migrate(self._conn, table, _redact(url))
+        except LedgerURLError:
+            self._conn.close()
+            raise
         except psycopg.Error as e:
             self._conn.close()
             raise LedgerURLError(f"cannot create the ledger table {table!r} in {_redact(url)!r}: {e}") from None
@@ -75,18 +73,76 @@ class PostgresBackend(LedgerBackend):
             self._conn.close()
 
 
-def ensure_schema(conn: Any, name: str, *statements: str) -> None:
-    """Run ``CREATE … IF NOT EXISTS`` statements safely while other processes may run them too.
+@contextmanager
+def schema_transaction(conn: Any, name: str) -> Iterator[None]:
+    """A transaction holding the advisory lock named after ``name``, for creating or changing tables
+    while other processes may do the same.
 
     PostgreSQL's ``IF NOT EXISTS`` does not hold under concurrency: two sessions creating the same
     table at once can both pass the check, and the loser fails on a catalog index (``duplicate key
     … pg_type_typname_nsp_index``, or ``type … already exists``). So every creator first takes a
-    transaction-scoped advisory lock named after ``name``; the next one in line then finds the
-    table there. (``conn`` is an autocommit psycopg connection.)"""
+    transaction-scoped advisory lock; the next one in line then finds the table there. (``conn``
+    is an autocommit psycopg connection.)"""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"agentcost:schema:{name}",))
+        yield
+
+
+def ensure_schema(conn: Any, name: str, *statements: str) -> None:
+    """Run ``CREATE … IF NOT EXISTS`` statements safely while other processes may run them too."""
+    with schema_transaction(conn, name):
         for statement in statements:
             conn.execute(statement)
+
+
+#: The layout version this code writes. Each ledger table's version is a row of ``agentcost_meta``;
+#: version 0 is a new table or one written before versions existed (the same columns, no row).
+SCHEMA_VERSION = 1
+_META = "CREATE TABLE IF NOT EXISTS agentcost_meta (name TEXT PRIMARY KEY, schema_version INTEGER NOT NULL)"
+
+
+def _upgrade_from_0(conn: Any, table: str, where: str) -> None:
+    """A new table is created; an unversioned ledger keeps its rows and is marked version 1."""
+    rows = conn.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+        "AND table_name = %s",
+        (table.lower(),),  # unquoted names are folded to lower case
+    ).fetchall()
+    missing = set(COLUMNS) - {r[0] for r in rows} if rows else set()
+    if missing:
+        raise LedgerURLError(
+            f"table {table!r} in {where!r} is not an agentcost ledger (no {', '.join(sorted(missing))})"
+        )
+    cols = ", ".join(f"{c} {_TYPES.get(c, 'TEXT')}" for c in COLUMNS)
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {table} (seq BIGSERIAL PRIMARY KEY, {cols})")
+    conn.execute(f"CREATE INDEX IF NOT EXISTS {table}_ts ON {table} (ts)")
+
+
+#: ``_UPGRADES[n]`` takes a ledger table from version n to n + 1 (a new layout adds its step here).
+_UPGRADES = {0: _upgrade_from_0}
+
+
+def _migrate(conn: Any, table: str, where: str) -> None:
+    """Bring ``table`` to :data:`SCHEMA_VERSION` in one locked transaction; refuse a newer one."""
+    with schema_transaction(conn, "agentcost_meta"):
+        conn.execute(_META)
+        row = conn.execute("SELECT schema_version FROM agentcost_meta WHERE name = %s", (table,)).fetchone()
+        version = row[0] if row else 0
+        if version > SCHEMA_VERSION:
+            raise LedgerURLError(
+                f"ledger table {table!r} in {where!r} has schema version {version}, newer than this "
+                f"agentcost knows ({SCHEMA_VERSION}); upgrade agentcost to read or write it"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        while version < SCHEMA_VERSION:
+            _UPGRADES[version](conn, table, where)
+            version += 1
+        conn.execute(
+            "INSERT INTO agentcost_meta (name, schema_version) VALUES (%s, %s) "
+            "ON CONFLICT (name) DO UPDATE SET schema_version = EXCLUDED.schema_version",
+            (table, version),
+        )
 
 
 def _redact(url: str) -> str:

@@ -24,12 +24,49 @@ SCHEMA = (
     + ")"
 )
 INDEXES = ("CREATE INDEX IF NOT EXISTS events_ts ON events (ts)",)
-# CPython's sqlite3 binds NULL by first trying to adapt None, which fails through an AttributeError
-# (an exception per NULL column per row: ~40% of the insert time for a ledger row). An identity
-# adapter for None binds exactly the same NULL, without the exception. It is registered only if
-# nobody registered one before, and changes no stored value for anyone.
-if (type(None), sqlite3.PrepareProtocol) not in sqlite3.adapters:
-    sqlite3.register_adapter(type(None), lambda value: value)
+
+#: The layout version this code writes, kept in the file's ``PRAGMA user_version``. Version 0 is
+#: a new file or a ledger written before versions existed (the same ``events`` table, unmarked).
+SCHEMA_VERSION = 1
+
+
+def _upgrade_from_0(conn: sqlite3.Connection, url: str) -> None:
+    """A new file gets the tables; an unversioned ledger keeps its rows and is marked version 1."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+    missing = set(COLUMNS) - have if have else set()
+    if missing:
+        raise LedgerURLError(
+            f"{url!r} has an 'events' table that is not an agentcost ledger (no {', '.join(sorted(missing))})"
+        )
+    for ddl in (SCHEMA, *INDEXES):
+        conn.execute(ddl)
+
+
+#: ``_UPGRADES[n]`` takes a ledger from version n to n + 1 (a new layout adds its step here).
+_UPGRADES = {0: _upgrade_from_0}
+
+
+def _migrate(conn: sqlite3.Connection, url: str) -> None:
+    """Bring the file to :data:`SCHEMA_VERSION` in one transaction; refuse a newer one."""
+    if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+        return  # the usual case: nothing to write (a read-only file opens too)
+    conn.execute("BEGIN IMMEDIATE")  # one process migrates; the others then see its result
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise LedgerURLError(
+                f"ledger {url!r} has schema version {version}, newer than this agentcost knows "
+                f"({SCHEMA_VERSION}); upgrade agentcost to read or write it"
+            )
+        while version < SCHEMA_VERSION:
+            _UPGRADES[version](conn, url)
+            version += 1
+        conn.execute(f"PRAGMA user_version = {version}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
 
 _INSERT = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM events"
@@ -53,9 +90,10 @@ class SQLiteBackend(LedgerBackend):
             self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=OFF")
-            self._conn.execute(SCHEMA)
-            for ddl in INDEXES:
-                self._conn.execute(ddl)
+            _migrate(self._conn, url)
+        except LedgerURLError:
+            self._conn.close()
+            raise
         except sqlite3.Error as e:
             raise LedgerURLError(f"cannot open SQLite ledger {url!r}: {e}") from None
         self._lock = threading.Lock()

@@ -1,14 +1,21 @@
-"""The bounded background writer that keeps ledger inserts off the hot path.
+"""The bounded background writer that keeps ledger inserts off the caller's thread.
 
-Producers append to a deque (one atomic operation under the GIL) and wake the writer
-thread, which drains in batches. ``flush()`` drains what is queued under the same lock the
-writer holds while it writes, so when ``flush()`` returns every event enqueued before it is
-stored. When the queue is full, producers wait up to ``block_s`` for room and then drop the
-event, counting it and logging once per burst: losing a record beats stalling a user's agent.
+Producers append to a deque and wake the writer thread, which stores the queue in batches.
+``flush()`` drains what is queued under the same lock the writer holds while it writes, so
+when ``flush()`` returns every event enqueued before it is stored.
+
+When the queue is full (the backend is slower than the producers, or stalled):
+
+* a call from a thread that runs an asyncio event loop never waits: the event is dropped;
+* a call from any other thread waits up to ``full_queue_wait_s`` for room, then drops the event.
+
+Every dropped event is counted in :attr:`BackgroundWriter.dropped` (``Ledger.dropped``) and the
+first drop logs one warning: losing a record beats stalling a user's agent or event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import logging
 import threading
@@ -33,6 +40,15 @@ def _flush_all_at_exit() -> None:
             pass
 
 
+def on_event_loop() -> bool:
+    """True when the calling thread is running an asyncio event loop right now."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 class BackgroundWriter:
     def __init__(
         self,
@@ -41,16 +57,15 @@ class BackgroundWriter:
         max_queue: int = 100_000,
         batch_size: int = 2_000,
         interval_s: float = 0.2,
-        block_s: float = 5.0,
+        full_queue_wait_s: float = 5.0,
         name: str = "agentcost-ledger-writer",
     ) -> None:
         self._write = write
         self._queue: deque[CostEvent] = deque()
         self._max_queue = max_queue
         self._batch_size = batch_size
-        self._quiet_below = min(batch_size - 1, max_queue)  # see put
         self._interval_s = interval_s
-        self._block_s = block_s
+        self._full_queue_wait_s = full_queue_wait_s
         self._wake = threading.Event()
         self._room = threading.Condition()
         self._io_lock = threading.Lock()
@@ -64,53 +79,49 @@ class BackgroundWriter:
 
     # --- producers ----------------------------------------------------------------------
     def put(self, event: CostEvent) -> None:
-        q = self._queue
-        if len(q) < self._quiet_below:  # the usual case: room in the queue, no full batch to wake for
-            q.append(event)
+        """Queue ``event``; when the queue is full, apply the policy in the module docstring."""
+        if len(self._queue) >= self._max_queue and not self._wait_for_room():
+            self._drop()
             return
-        if len(q) >= self._max_queue and not self._wait_for_room():
-            self.dropped += 1
-            if self.dropped == 1 or self.dropped % 10_000 == 0:
-                logger.error("agentcost ledger queue full: %d event(s) dropped so far", self.dropped)
-            return
-        q.append(event)
-        if len(q) >= self._batch_size and not self._wake.is_set():
+        self._queue.append(event)
+        if len(self._queue) >= self._batch_size and not self._wake.is_set():
             self._wake.set()
 
     def _wait_for_room(self) -> bool:
         self._wake.set()
+        if on_event_loop() or self._full_queue_wait_s <= 0:
+            return False
         with self._room:
-            return self._room.wait_for(lambda: len(self._queue) < self._max_queue, timeout=self._block_s)
+            return self._room.wait_for(lambda: len(self._queue) < self._max_queue, timeout=self._full_queue_wait_s)
+
+    def _drop(self) -> None:
+        self.dropped += 1
+        if self.dropped == 1:
+            logger.warning(
+                "agentcost ledger queue full (%d events): dropping events rather than blocking; "
+                "Ledger.dropped counts them",
+                self._max_queue,
+            )
 
     @property
     def pending(self) -> int:
         return len(self._queue)
 
     # --- the writer ---------------------------------------------------------------------
-    def _drain(self) -> int:
+    def _drain(self) -> None:
         """Write everything queued, in batches. Caller holds ``_io_lock``."""
-        q = self._queue
-        n = 0
-        while q:
-            batch = []
-            pop = q.popleft
-            try:
-                for _ in range(min(len(q), self._batch_size)):
-                    batch.append(pop())
-            except IndexError:  # pragma: no cover - another drainer emptied it
-                pass
-            if not batch:
-                break
+        while self._queue:
+            batch: list[CostEvent] = []
+            while self._queue and len(batch) < self._batch_size:
+                batch.append(self._queue.popleft())
             try:
                 self._write(batch)
                 self.written += len(batch)
             except Exception:
                 self.write_errors += 1
                 logger.exception("agentcost ledger write failed; %d event(s) lost", len(batch))
-            n += len(batch)
             with self._room:
                 self._room.notify_all()
-        return n
 
     def _run(self) -> None:
         while not self._closed:

@@ -23,6 +23,14 @@ def _per_million(entry: Mapping[str, Any], key: str, where: str) -> Decimal | No
     return None if v is None else to_decimal(v, f"{where}.{key}") * PER_MILLION
 
 
+def _first(*values: Decimal | None) -> Decimal:
+    """The first value that is given: an explicit 0 is a price (free), only a missing one falls back."""
+    for v in values:
+        if v is not None:
+            return v
+    raise ValueError("no price given")  # pragma: no cover - the last value is always a known price
+
+
 def parse_litellm(data: Mapping[str, Any], *, source: str) -> Any:
     from .catalog import PriceCatalog
 
@@ -40,25 +48,25 @@ def parse_litellm(data: Mapping[str, Any], *, source: str) -> Any:
         cr = _per_million(entry, "cache_read_input_token_cost", where)
         cw = _per_million(entry, "cache_creation_input_token_cost", where)
         cw1h = _per_million(entry, "cache_creation_input_token_cost_above_1hr", where)
-        base = BucketPrices(input=i, output=o, cache_read=cr if cr is not None else i,
-                            cache_write_5m=cw if cw is not None else i, cache_write_1h=cw1h or cw or i)
+        base = BucketPrices(input=i, output=o, cache_read=_first(cr, i),
+                            cache_write_5m=_first(cw, i), cache_write_1h=_first(cw1h, cw, i))
         long = None
         threshold = None
         li = _per_million(entry, "input_cost_per_token_above_200k_tokens", where)
         if li is not None:
             threshold = 200_000
-            lo = _per_million(entry, "output_cost_per_token_above_200k_tokens", where) or o
+            lo = _first(_per_million(entry, "output_cost_per_token_above_200k_tokens", where), o)
             lcr = _per_million(entry, "cache_read_input_token_cost_above_200k_tokens", where)
             lcw = _per_million(entry, "cache_creation_input_token_cost_above_200k_tokens", where)
-            long = BucketPrices(input=li, output=lo, cache_read=lcr or base.cache_read,
-                                cache_write_5m=lcw or base.cache_write_5m, cache_write_1h=base.cache_write_1h)
+            long = BucketPrices(input=li, output=lo, cache_read=_first(lcr, base.cache_read),
+                                cache_write_5m=_first(lcw, base.cache_write_5m), cache_write_1h=base.cache_write_1h)
         tiers: dict[str, BucketPrices] = {}
         for tier, suffix in (("flex", "_flex"), ("priority", "_priority"), ("batch", "_batches")):
             ti = _per_million(entry, "input_cost_per_token" + suffix, where)
             to = _per_million(entry, "output_cost_per_token" + suffix, where)
             if ti is not None and to is not None:
                 tcr = _per_million(entry, "cache_read_input_token_cost" + suffix, where)
-                tiers[tier] = BucketPrices(input=ti, output=to, cache_read=tcr if tcr is not None else ti,
+                tiers[tier] = BucketPrices(input=ti, output=to, cache_read=_first(tcr, ti),
                                            cache_write_5m=ti, cache_write_1h=ti)
         mi = entry.get("max_input_tokens")
         prices.append(
