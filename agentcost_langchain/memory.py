@@ -231,6 +231,12 @@ class TieredMemory(_Middleware):  # type: ignore[misc,valid-type]
         when the summarizer is a chat model; its ``events`` and ``total_cost`` are the memory's own bill."""
         return getattr(self._options.get("summarizer"), "handler", None)
 
+    @property
+    def conversations(self) -> int:
+        """How many conversations (agent threads, history sessions) have state held in memory; at
+        most ``max_sessions`` of each kind."""
+        return max(len(self._contexts), len(self._sessions))
+
     def _context_for(self, key: str) -> TieredContext:
         return self._contexts.get(key, lambda: TieredContext(self.max_tokens, **self._options))
 
