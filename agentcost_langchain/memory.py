@@ -12,16 +12,22 @@ Three ways in, one selection (:meth:`TieredMemory.fit`):
 * ``memory.fit(messages)`` — the budgeted list, anywhere.
 
 The summarizer is any chat model (a cheap one): its calls are recorded in the ledger with
-``feature="memory"``. Mark a message ``additional_kwargs={"agentcost_priority": "pinned"}`` (never
+``feature="memory"``. Under an async agent (``ainvoke`` / ``astream``, the async hooks
+``awrap_model_call`` / ``abefore_model``, ``afit``, ``aget_messages``) it is called with
+``ainvoke``: a summary never blocks the event loop.
+
+Per-conversation state (one context per agent thread id and per history session) is bounded:
+``max_sessions`` (1,000) conversations are kept, the least recently used is forgotten first and
+rebuilt from the agent's state or the store when it comes back (its summary is written again). Mark a message ``additional_kwargs={"agentcost_priority": "pinned"}`` (never
 cut, kept in the stable prefix) or ``"high"`` (a retrieved document).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-import sqlite3
+import logging
 import threading
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from langchain_core.chat_history import BaseChatMessageHistory
@@ -34,19 +40,23 @@ from langchain_core.messages import (
     messages_from_dict,
 )
 
-from agentcost_core.context import ContextReport, Item, StructuredSummary, TieredContext, parse_summary, summary_prompt
+from agentcost_core.context import ContextPlan, ContextReport, Item, StructuredSummary, TieredContext, parse_summary, summary_prompt
 from agentcost_core.context.caching import CacheBreaker, CacheBreakerDetector
+from agentcost_core.context.message_log import SqliteMessageLog
+from agentcost_core.context.sessions import SessionMap
 from agentcost_core.errors import ConfigurationError
 
 from .caching import add_cache_breakpoints, detect_cache_breakers
 from .messages import content_text, to_chat_message
+
+logger = logging.getLogger("agentcost.context")
 
 try:  # create_agent middleware needs `langchain`; the rest only langchain-core
     from langchain.agents.middleware.types import AgentMiddleware as _Middleware
 except ImportError:  # pragma: no cover - langchain not installed
     _Middleware = object  # type: ignore[assignment,misc]
 
-__all__ = ["TieredChatMessageHistory", "TieredMemory", "to_item"]
+__all__ = ["ChatModelSummarizer", "TieredChatMessageHistory", "TieredMemory", "chat_model_summarizer", "to_item"]
 
 PRIORITY_KEY = "agentcost_priority"
 #: ``additional_kwargs`` key of the summary message (its structured content, so a rewritten
@@ -93,25 +103,41 @@ def _from_items(items: Sequence[Item], n_stable: int, summary: StructuredSummary
     return out
 
 
-def chat_model_summarizer(model: Any, ledger: Any = None) -> Callable[..., StructuredSummary]:
-    """A core summarizer from a LangChain chat model; each call is a ledger event (feature memory)."""
-    from .callbacks import CostCallbackHandler
+class ChatModelSummarizer:
+    """A core summarizer from a LangChain chat model; each call is a ledger event (feature memory).
+    Called plainly it uses ``invoke``; ``asummarize`` (what async callers await) uses ``ainvoke``."""
 
-    handler = CostCallbackHandler(ledger, feature="memory")
+    def __init__(self, model: Any, ledger: Any = None) -> None:
+        from .callbacks import CostCallbackHandler
 
-    def summarize(previous: StructuredSummary | None, transcript: list[tuple[str, str]], first: int) -> StructuredSummary:
-        reply = model.invoke([HumanMessage(content=summary_prompt(previous, transcript, first))],
-                             config={"callbacks": [handler], "run_name": "agentcost-summary"})  # fmt: skip
-        return parse_summary(content_text(reply.content))
+        self.model = model
+        self.handler = CostCallbackHandler(ledger, feature="memory")
 
-    summarize.handler = handler  # type: ignore[attr-defined]
-    return summarize
+    def _request(self, previous: StructuredSummary | None, transcript: list[tuple[str, str]], first: int) -> Any:
+        prompt = [HumanMessage(content=summary_prompt(previous, transcript, first))]
+        return prompt, {"callbacks": [self.handler], "run_name": "agentcost-summary"}
+
+    def __call__(self, previous: StructuredSummary | None, transcript: list[tuple[str, str]], first: int) -> StructuredSummary:
+        prompt, config = self._request(previous, transcript, first)
+        return parse_summary(content_text(self.model.invoke(prompt, config=config).content))
+
+    async def asummarize(
+        self, previous: StructuredSummary | None, transcript: list[tuple[str, str]], first: int
+    ) -> StructuredSummary:
+        prompt, config = self._request(previous, transcript, first)
+        return parse_summary(content_text((await self.model.ainvoke(prompt, config=config)).content))
+
+
+def chat_model_summarizer(model: Any, ledger: Any = None) -> ChatModelSummarizer:
+    """A core summarizer from a LangChain chat model (see :class:`ChatModelSummarizer`)."""
+    return ChatModelSummarizer(model, ledger)
 
 
 class TieredMemory(_Middleware):  # type: ignore[misc,valid-type]
     """``TieredMemory(max_tokens, *, model=None, summarizer=None, recent_turns=5, high_share=0.30,
-    medium_share=0.25, summarize_every=10)``; ``summarizer`` is a chat model or a core summarizer
-    callable; ``model`` names the model whose tokenizer counts (default: o200k)."""
+    medium_share=0.25, summarize_every=10, max_sessions=1000)``; ``summarizer`` is a chat model or
+    a core summarizer callable; ``model`` names the model whose tokenizer counts (default: o200k);
+    ``max_sessions`` bounds the conversations (agent threads, history sessions) kept in memory."""
 
     def __init__(
         self,
@@ -130,11 +156,12 @@ class TieredMemory(_Middleware):  # type: ignore[misc,valid-type]
         cache_ttl: str | None = None,
         detect_cache_breakers: bool = True,
         mode: str = "view",
+        max_sessions: int = 1000,
     ) -> None:
         if _Middleware is not object:
             super().__init__()
         if summarizer is not None and hasattr(summarizer, "invoke"):
-            summarizer = chat_model_summarizer(summarizer, ledger)
+            summarizer = ChatModelSummarizer(summarizer, ledger)
         self._options = dict(
             model=model, summarizer=summarizer, recent_turns=recent_turns, high_share=high_share,
             medium_share=medium_share, summarize_every=summarize_every, on_overflow=on_overflow,
@@ -142,10 +169,14 @@ class TieredMemory(_Middleware):  # type: ignore[misc,valid-type]
         )  # fmt: skip
         self.max_tokens = max_tokens
         self.context = TieredContext(max_tokens, **self._options)  # validates the options now
-        self._contexts: dict[str, TieredContext] = {}
-        self._sessions: dict[str, list[BaseMessage]] = {}  # session id -> its full history, loaded once
-        self._lock = threading.Lock()
+        self.max_sessions = max_sessions
+        self._contexts: SessionMap[TieredContext] = SessionMap(max_sessions)  # validates max_sessions
+        self._sessions: SessionMap[_Session] = SessionMap(max_sessions)  # session id -> its full history
+        self._log: SqliteMessageLog | None = None
+        self._log_lock = threading.Lock()
         self.store = store
+        if store is not None and not (isinstance(store, str) and store.startswith("sqlite:///")):
+            raise ConfigurationError(f"TieredMemory store must be a sqlite:///path URL, got {store!r}")
         if mode not in ("view", "rewrite"):
             raise ConfigurationError(f"mode must be 'view' or 'rewrite', got {mode!r}")
         self.mode = mode
@@ -162,8 +193,17 @@ class TieredMemory(_Middleware):  # type: ignore[misc,valid-type]
         system prompt the framework sends separately)."""
         return self._fit(self.context, messages, reserve)
 
+    async def afit(self, messages: Sequence[BaseMessage], *, reserve: int = 0) -> list[BaseMessage]:
+        """:meth:`fit` on an event loop: a summary is awaited (the chat model's ``ainvoke``)."""
+        return await self._afit(self.context, messages, reserve)
+
     def _fit(self, ctx: TieredContext, messages: Sequence[BaseMessage], reserve: int = 0) -> list[BaseMessage]:
-        plan = ctx.fit(source=messages, convert=to_item, budget=self.max_tokens - reserve)
+        return self._view(ctx.fit(source=messages, convert=to_item, budget=self.max_tokens - reserve))
+
+    async def _afit(self, ctx: TieredContext, messages: Sequence[BaseMessage], reserve: int = 0) -> list[BaseMessage]:
+        return self._view(await ctx.afit(source=messages, convert=to_item, budget=self.max_tokens - reserve))
+
+    def _view(self, plan: ContextPlan) -> list[BaseMessage]:
         self.last_report = plan.report
         self.last_n_stable = plan.n_stable
         out = _from_items(plan.items, plan.n_stable, plan.summary)
@@ -171,9 +211,7 @@ class TieredMemory(_Middleware):  # type: ignore[misc,valid-type]
             try:
                 detect_cache_breakers(self.detector, out, plan.n_stable)
             except Exception as e:  # detection is advice: never break the call
-                import logging
-
-                logging.getLogger("agentcost.context").error("cache-breaker detection failed: %r", e)
+                logger.error("cache-breaker detection failed: %r", e)
         if self.cache_ttl is not None and plan.n_stable:
             out = add_cache_breakpoints(out, plan.n_stable, self.cache_ttl)
         return out
@@ -193,15 +231,17 @@ class TieredMemory(_Middleware):  # type: ignore[misc,valid-type]
         when the summarizer is a chat model; its ``events`` and ``total_cost`` are the memory's own bill."""
         return getattr(self._options.get("summarizer"), "handler", None)
 
+    @property
+    def conversations(self) -> int:
+        """How many conversations (agent threads, history sessions) have state held in memory; at
+        most ``max_sessions`` of each kind."""
+        return max(len(self._contexts), len(self._sessions))
+
     def _context_for(self, key: str) -> TieredContext:
-        with self._lock:
-            ctx = self._contexts.get(key)
-            if ctx is None:
-                ctx = self._contexts[key] = TieredContext(self.max_tokens, **self._options)
-            return ctx
+        return self._contexts.get(key, lambda: TieredContext(self.max_tokens, **self._options))
 
     # --- create_agent middleware ---------------------------------------------------------------
-    def _request_view(self, request: Any) -> Any:
+    def _request_context(self, request: Any) -> tuple[TieredContext, int]:
         thread = None
         try:
             from langgraph.config import get_config
@@ -213,13 +253,19 @@ class TieredMemory(_Middleware):  # type: ignore[misc,valid-type]
         reserve = 0
         if request.system_message is not None:
             reserve = ctx.counter.message_tokens(to_chat_message(request.system_message))
-        return request.override(messages=self._fit(ctx, request.messages, reserve))
+        return ctx, reserve
 
     def wrap_model_call(self, request: Any, handler: Any) -> Any:
-        return handler(request if self.mode == "rewrite" else self._request_view(request))
+        if self.mode == "rewrite":
+            return handler(request)
+        ctx, reserve = self._request_context(request)
+        return handler(request.override(messages=self._fit(ctx, request.messages, reserve)))
 
     async def awrap_model_call(self, request: Any, handler: Any) -> Any:
-        return await handler(request if self.mode == "rewrite" else self._request_view(request))
+        if self.mode == "rewrite":
+            return await handler(request)
+        ctx, reserve = self._request_context(request)
+        return await handler(request.override(messages=await self._afit(ctx, request.messages, reserve)))
 
     def before_model(self, state: Any, runtime: Any) -> dict[str, Any] | None:
         """``mode="rewrite"``: replace the state's messages by the budgeted view, the way
@@ -227,9 +273,16 @@ class TieredMemory(_Middleware):  # type: ignore[misc,valid-type]
         carries the structured summary forward). ``mode="view"`` (default) leaves state alone."""
         if self.mode != "rewrite":
             return None
-        from langchain_core.messages import RemoveMessage
-        from langgraph.graph.message import REMOVE_ALL_MESSAGES
+        messages, ctx = self._rewrite_context(state)
+        return self._rewritten(messages, self._fit(ctx, messages))
 
+    async def abefore_model(self, state: Any, runtime: Any) -> dict[str, Any] | None:
+        if self.mode != "rewrite":
+            return None
+        messages, ctx = self._rewrite_context(state)
+        return self._rewritten(messages, await self._afit(ctx, messages))
+
+    def _rewrite_context(self, state: Any) -> tuple[list[BaseMessage], TieredContext]:
         messages = list(state["messages"])
         summary = None
         for m in messages:
@@ -238,80 +291,95 @@ class TieredMemory(_Middleware):  # type: ignore[misc,valid-type]
                 summary = StructuredSummary.model_validate(marked)
         ctx = TieredContext(self.max_tokens, **self._options)  # the state itself is bounded: read it whole
         ctx.summary = summary
-        view = self._fit(ctx, messages)
         self.context = ctx
+        return messages, ctx
+
+    @staticmethod
+    def _rewritten(messages: list[BaseMessage], view: list[BaseMessage]) -> dict[str, Any] | None:
+        from langchain_core.messages import RemoveMessage
+        from langgraph.graph.message import REMOVE_ALL_MESSAGES
+
         if len(view) == len(messages) and all(a is b for a, b in zip(view, messages)):
             return None
         return {"messages": [RemoveMessage(id=REMOVE_ALL_MESSAGES), *view]}
 
-    async def abefore_model(self, state: Any, runtime: Any) -> dict[str, Any] | None:
-        return self.before_model(state, runtime)
-
     # --- RunnableWithMessageHistory ------------------------------------------------------------
-    def _session_messages(self, session_id: str, load: Callable[[], list[BaseMessage]]) -> list[BaseMessage]:
-        with self._lock:
-            messages = self._sessions.get(session_id)
-            if messages is None:
-                messages = self._sessions[session_id] = load()
-            return messages
-
     def history(self, session_id: str) -> TieredChatMessageHistory:
         """The chat message history of ``session_id`` (pass ``memory.history`` as
         ``get_session_history``)."""
         return TieredChatMessageHistory(self, session_id, self.store)
 
+    def _message_log(self, store: str | None) -> SqliteMessageLog:
+        if store is not None and store != self.store:
+            return SqliteMessageLog(store)
+        with self._log_lock:
+            if self._log is None:
+                self._log = SqliteMessageLog(self.store or "sqlite:///.agentcost/memory.db")
+            return self._log
 
-_DB_LOCK = threading.Lock()
+
+class _Session:
+    """One session's full history as read from the store, in the store's order."""
+
+    def __init__(self) -> None:
+        self.messages: list[BaseMessage] = []
+        self.seen = -1  # the last sequence number read
+        self.lock = threading.Lock()
+
+    def sync(self, log: SqliteMessageLog, session_id: str) -> list[BaseMessage]:
+        """Take in what any writer appended since the last read; the history, shared (not a copy)."""
+        with self.lock:
+            rows = log.read(session_id, after=self.seen)
+            if rows:
+                self.messages.extend(messages_from_dict([json.loads(r[1]) for r in rows]))
+                self.seen = rows[-1][0]
+            return self.messages
 
 
 class TieredChatMessageHistory(BaseChatMessageHistory):
-    """Full history persisted in SQLite; ``messages`` is the budgeted view of it."""
+    """Full history persisted in SQLite; ``messages`` is the budgeted view of it.
+
+    Several writers on one session (history objects, threads, processes) are safe: every
+    ``add_messages`` is one transaction numbered after the session's last message, and every
+    reader takes in all writers' messages in that one order."""
 
     def __init__(self, memory: TieredMemory, session_id: str, store: str | None = None) -> None:
         self.memory = memory
         self.session_id = session_id
-        url = store or "sqlite:///.agentcost/memory.db"
-        if not url.startswith("sqlite:///"):
-            raise ConfigurationError(f"TieredMemory store must be a sqlite:///path URL, got {url!r}")
-        self.path = Path(url[len("sqlite:///") :])
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with _DB_LOCK, sqlite3.connect(self.path) as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS agentcost_memory "
-                "(session_id TEXT NOT NULL, seq INTEGER NOT NULL, message TEXT NOT NULL, PRIMARY KEY (session_id, seq))"
-            )
-        # One list per session for every history object of this memory (RunnableWithMessageHistory
+        self.log = memory._message_log(store)
+        self.path = self.log.path
+        # One history per session for every history object of this memory (RunnableWithMessageHistory
         # asks for a new one per invocation): the same message objects, so the view is incremental
         # and the summary is not rebuilt.
-        self._full: list[BaseMessage] = memory._session_messages(session_id, self._load)
+        self._session = memory._sessions.get(session_id, _Session)
 
-    def _load(self) -> list[BaseMessage]:
-        with _DB_LOCK, sqlite3.connect(self.path) as db:
-            rows = db.execute(
-                "SELECT message FROM agentcost_memory WHERE session_id = ? ORDER BY seq", (self.session_id,)
-            ).fetchall()
-        return messages_from_dict([json.loads(r[0]) for r in rows])
+    def _full(self) -> list[BaseMessage]:
+        return self._session.sync(self.log, self.session_id)
 
     @property
     def full_messages(self) -> list[BaseMessage]:
-        """Everything ever added to this session."""
-        return list(self._full)
+        """Everything ever added to this session (by any writer), in the store's order."""
+        return list(self._full())
 
     @property
     def messages(self) -> list[BaseMessage]:  # type: ignore[override]
         """The budgeted view: what reaches the model."""
-        return self.memory._fit(self.memory._context_for(f"session:{self.session_id}"), self._full)
+        return self.memory._fit(self._context(), self._full())
+
+    async def aget_messages(self) -> list[BaseMessage]:
+        """The budgeted view, for async chains: the store is read in a worker thread and a summary
+        is awaited (the chat model's ``ainvoke``)."""
+        full = await asyncio.to_thread(self._full)
+        return await self.memory._afit(self._context(), full)
+
+    def _context(self) -> TieredContext:
+        return self.memory._context_for(f"session:{self.session_id}")
 
     def add_messages(self, messages: Sequence[BaseMessage]) -> None:
-        start = len(self._full)
-        rows = [(self.session_id, start + k, json.dumps(message_to_dict(m))) for k, m in enumerate(messages)]
-        with _DB_LOCK, sqlite3.connect(self.path) as db:
-            db.executemany("INSERT INTO agentcost_memory (session_id, seq, message) VALUES (?, ?, ?)", rows)
-        self._full.extend(messages)
+        self.log.append(self.session_id, [json.dumps(message_to_dict(m)) for m in messages])
 
     def clear(self) -> None:
-        with _DB_LOCK, sqlite3.connect(self.path) as db:
-            db.execute("DELETE FROM agentcost_memory WHERE session_id = ?", (self.session_id,))
-        del self._full[:]
-        self.memory._context_for(f"session:{self.session_id}").reset()
-
+        self.log.clear(self.session_id)
+        self.memory._sessions.discard(self.session_id)
+        self._session = self.memory._sessions.get(self.session_id, _Session)
+        self._context().reset()

@@ -30,8 +30,6 @@ as ``reserve=``. Tool schemas are not counted.
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -40,32 +38,27 @@ from typing import Any
 from llama_index.core.base.llms.base import BaseLLM
 from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
-from llama_index.core.instrumentation import get_dispatcher
-from llama_index.core.instrumentation.dispatcher import active_instrument_tags, instrument_tags
-from llama_index.core.instrumentation.events.llm import LLMChatStartEvent, LLMCompletionStartEvent
 from llama_index.core.memory.types import BaseMemory
 
 from agentcost_core.context import (
     ContextBudgetError,
+    ContextPlan,
     ContextReport,
     Item,
     StructuredSummary,
     TieredContext,
-    parse_summary,
-    summary_prompt,
 )
 from agentcost_core.errors import ConfigurationError
 from agentcost_core.tokens import ChatMessage as CoreMessage
 
-from .handler import CostEventHandler
 from .messages import message_text
+from .summarizer import LlmSummarizer, llm_summarizer
 
-__all__ = ["TieredMemory", "llm_summarizer", "to_item"]
+__all__ = ["LlmSummarizer", "TieredMemory", "llm_summarizer", "to_item"]
 
 logger = logging.getLogger("agentcost.llamaindex")
 
 PRIORITY_KEY = "agentcost_priority"
-_SUMMARY_TAG = "agentcost.memory_summary"  # marks the summarizer's own LLM calls
 _ROLES = {
     "system": "system",
     "developer": "system",
@@ -76,7 +69,6 @@ _ROLES = {
     "tool": "tool",
     "function": "tool",
 }
-_ids = itertools.count(1)
 
 
 # --- messages ------------------------------------------------------------------------------
@@ -133,98 +125,6 @@ def _from_items(items: Sequence[Item], drop: Any = None) -> list[ChatMessage]:
 def _user_text(message: ChatMessage) -> str:
     """The text of a user message the way agents write ``user_msg_str`` (text blocks joined)."""
     return "\n".join(b.text for b in message.blocks if isinstance(b, TextBlock))
-
-
-# --- the summarizer ------------------------------------------------------------------------------
-class _SummaryHandler(CostEventHandler):
-    """Records only LLM calls started under its own marker tag (the summarizer's)."""
-
-    marker: Any = Field(default=None, exclude=True, repr=False)
-
-    @classmethod
-    def class_name(cls) -> str:
-        return "AgentCostSummaryHandler"
-
-    def handle(self, event: Any, **kwargs: Any) -> None:
-        starts = isinstance(event, (LLMChatStartEvent, LLMCompletionStartEvent))
-        if starts and (event.tags or {}).get(_SUMMARY_TAG) != self.marker:
-            return
-        super().handle(event, **kwargs)
-
-
-class _Recorder:
-    """Makes sure each summarizer call lands in the ledger once, as ``feature="memory"``.
-
-    The call always runs under ``instrument_tags({..., "feature": "memory"})``, so a handler the
-    user attached with ``instrument()`` records it as memory. Our own handler, attached to the
-    root dispatcher for the duration of the call only and recording only that call, is used when
-    no attached handler already writes to the ledger asked for (``ledger=None``: when none is
-    attached at all, then into the default ledger)."""
-
-    def __init__(self, ledger: Any) -> None:
-        self.ledger = ledger
-        self.marker = f"summary-{next(_ids)}"
-        self._handler: _SummaryHandler | None = None
-        self._lock = threading.Lock()
-        self._users = 0
-
-    @property
-    def handler(self) -> _SummaryHandler:
-        """The handler that records summarizer calls no instrumented handler covers (created lazily:
-        resolving the default ledger opens it)."""
-        with self._lock:
-            if self._handler is None:
-                h = _SummaryHandler(self.ledger, feature="memory")
-                h.marker = self.marker
-                self._handler = h
-            return self._handler
-
-    def _needed(self) -> bool:
-        attached = [
-            h for h in get_dispatcher().event_handlers
-            if isinstance(h, CostEventHandler) and not isinstance(h, _SummaryHandler)
-        ]  # fmt: skip
-        if not attached:
-            return True
-        if self.ledger is None:
-            return False
-        mine = self.handler.recorder.ledger.backend  # references to one shared ledger share its backend
-        return not any(h.recorder.ledger.backend is mine for h in attached)
-
-    def call(self, fn: Callable[[], Any]) -> Any:
-        tags = {**active_instrument_tags.get(), "feature": "memory", _SUMMARY_TAG: self.marker}
-        own = self._needed()
-        if own:
-            handler = self.handler
-            with self._lock:
-                self._users += 1
-                handler.attach()
-        try:
-            with instrument_tags(tags):
-                return fn()
-        finally:
-            if own:
-                with self._lock:
-                    self._users -= 1
-                    if self._users == 0:
-                        handler.detach()
-
-
-def llm_summarizer(llm: BaseLLM, ledger: Any = None) -> Callable[..., StructuredSummary]:
-    """A core summarizer from a LlamaIndex LLM; each call is a ledger event with ``feature="memory"``
-    (``summarize.recorder.handler.events``: those recorded by the memory's own handler, when no
-    ``instrument()`` handler covered them)."""
-    recorder = _Recorder(ledger)
-
-    def summarize(
-        previous: StructuredSummary | None, transcript: list[tuple[str, str]], first: int
-    ) -> StructuredSummary:
-        prompt = ChatMessage(role=MessageRole.USER, content=summary_prompt(previous, transcript, first))
-        reply = recorder.call(lambda: llm.chat([prompt]))
-        return parse_summary(reply.message.content or "")
-
-    summarize.recorder = recorder  # type: ignore[attr-defined]
-    return summarize
 
 
 # --- the memory ------------------------------------------------------------------------------------
@@ -378,13 +278,22 @@ class TieredMemory(BaseMemory):
     def fit(self, messages: Sequence[ChatMessage], *, reserve: int | None = None) -> list[ChatMessage]:
         """The budgeted view of ``messages`` (``reserve``: tokens sent elsewhere, e.g. a system prompt
         the framework adds itself; default: the memory's own ``reserve``)."""
-        with self._lock:
-            return self._fit(messages, self.reserve if reserve is None else reserve)
+        source, budget, drop = self._request(list(messages), self.reserve if reserve is None else reserve)
+        return self._view(self._context.fit(source=source, convert=self._convert, budget=budget), drop)
 
-    def _fit(self, messages: Sequence[ChatMessage], reserve: int, drop: Any = None) -> list[ChatMessage]:
-        if len(self._items) > max(4096, 4 * len(self._history)):  # foreign lists passed to fit()
-            self._items.clear()
-        ctx = self._context
+    async def afit(self, messages: Sequence[ChatMessage], *, reserve: int | None = None) -> list[ChatMessage]:
+        """:meth:`fit` on an event loop: a summary is awaited (the LLM's ``achat``)."""
+        source, budget, drop = self._request(list(messages), self.reserve if reserve is None else reserve)
+        return self._view(await self._context.afit(source=source, convert=self._convert, budget=budget), drop)
+
+    def _request(
+        self, messages: list[ChatMessage], reserve: int, drop: Any = None
+    ) -> tuple[list[ChatMessage], int, Any]:
+        """What to select from, and the budget: the history is a snapshot, so the selection (and a
+        summary) runs without holding the memory's lock."""
+        with self._lock:
+            if len(self._items) > max(4096, 4 * len(self._history)):  # foreign lists passed to fit()
+                self._items.clear()
         if reserve > self.max_tokens - 4:
             message = (
                 f"{reserve} tokens are sent outside the memory's view (reserve, initial_token_count, the "
@@ -394,7 +303,9 @@ class TieredMemory(BaseMemory):
                 raise ContextBudgetError(message + ": raise max_tokens")
             logger.warning("agentcost memory: %s; sending the protected messages alone", message)
             reserve = self.max_tokens - 4
-        plan = ctx.fit(source=messages, convert=self._convert, budget=self.max_tokens - reserve)
+        return messages, self.max_tokens - reserve, drop
+
+    def _view(self, plan: ContextPlan, drop: Any) -> list[ChatMessage]:
         self._last_report = plan.report
         self._last_n_stable = sum(1 for i in plan.items[: plan.n_stable] if drop is None or i.ref is not drop)
         return _from_items(plan.items, drop)
@@ -421,26 +332,30 @@ class TieredMemory(BaseMemory):
         current input but not returned, so it is not sent twice. ``initial_token_count`` (what
         ``ChatMemoryBuffer`` accepts: tokens the caller adds) is taken off the budget.
         """
+        source, budget, drop = self._get_request(input, kwargs)
+        return self._view(self._context.fit(source=source, convert=self._convert, budget=budget), drop)
+
+    async def aget(self, input: str | ChatMessage | None = None, **kwargs: Any) -> list[ChatMessage]:
+        """:meth:`get`; inside an agent's step, room is left for the steps of the run in progress. A
+        summary is awaited (the LLM's ``achat``), never run on the event loop."""
+        pending = await self._scratchpad_tokens()
+        if pending:
+            kwargs["initial_token_count"] = int(kwargs.get("initial_token_count") or 0) + pending
+        source, budget, drop = self._get_request(input, kwargs)
+        return self._view(await self._context.afit(source=source, convert=self._convert, budget=budget), drop)
+
+    def _get_request(self, input: str | ChatMessage | None, kwargs: dict[str, Any]) -> tuple[list[ChatMessage], int, Any]:
         reserve = self.reserve + int(kwargs.get("initial_token_count") or 0)
         with self._lock:
-            history = self._history
+            history = list(self._history)
             if input is not None:
                 text = input if isinstance(input, str) else _user_text(input)
                 if text and not self._has_input(text):
                     message = (
                         input if isinstance(input, ChatMessage) else ChatMessage(role=MessageRole.USER, content=text)
                     )
-                    return self._fit([*history, message], reserve, drop=message)
-            return self._fit(history, reserve)
-
-    async def aget(self, input: str | ChatMessage | None = None, **kwargs: Any) -> list[ChatMessage]:
-        """:meth:`get`; inside an agent's step, room is left for the steps of the run in progress."""
-        pending = await self._scratchpad_tokens()
-        if pending:
-            kwargs["initial_token_count"] = int(kwargs.get("initial_token_count") or 0) + pending
-        if self._summarize is not None:  # a summary may call a model: keep the event loop free
-            return await asyncio.to_thread(self.get, input, **kwargs)
-        return self.get(input, **kwargs)
+                    return self._request([*history, message], reserve, drop=message)
+        return self._request(history, reserve)
 
     async def _scratchpad_tokens(self) -> int:
         """Tokens of the agent's in-progress steps, which it appends after the memory's view."""

@@ -42,6 +42,13 @@ def clock() -> Clock:
     return Clock()
 
 
+def refreshed(ks: KillSwitch) -> None:
+    """A check on a stale cache answers from it and asks for a background reading: wait for it."""
+    n = ks.refreshes
+    ks.is_tripped()
+    assert ks.wait_for_refresh(10, after=n)
+
+
 # -- environment variable --------------------------------------------------------------------
 
 
@@ -176,6 +183,7 @@ def test_trip_and_reset_through_the_file(tmp_path: Path, clock: Clock) -> None:
         operator.check("bot")  # the writer sees its own trip at once
     worker.check("bot")  # the other instance only after its TTL
     clock.advance(5.0)
+    refreshed(worker)
     with pytest.raises(AgentHalted):
         worker.check("bot")
 
@@ -187,6 +195,7 @@ def test_trip_and_reset_through_the_file(tmp_path: Path, clock: Clock) -> None:
     operator.check("bot")
     assert json.loads(path.read_text()) == {"global": False, "agents": [], "reason": None}
     clock.advance(5.0)
+    refreshed(worker)
     worker.check("bot")  # reset lets runs proceed
 
 
@@ -233,11 +242,13 @@ def redis_key(redis_url: str) -> Iterator[tuple[str, Any]]:
 
 def test_redis_key_text_and_json(redis_url: str, redis_key: tuple[str, Any]) -> None:
     key, client = redis_key
-    ks = KillSwitch(env=None, redis_url=redis_url, redis_key=key, ttl=0)
+    ks = KillSwitch(env=None, redis_url=redis_url, redis_key=key)
     assert not ks.is_tripped("bot")  # missing key = off
     client.set(key, "bot,other")
+    assert ks.wait_for_refresh(10)
     assert ks.is_tripped("bot") and not ks.is_tripped("third") and not ks.is_tripped()
     client.set(key, json.dumps({"global": True, "reason": "budget incident"}))
+    assert ks.wait_for_refresh(10)
     with pytest.raises(AgentHalted, match="budget incident") as info:
         ks.check("third")
     assert info.value.details == {
@@ -247,6 +258,7 @@ def test_redis_key_text_and_json(redis_url: str, redis_key: tuple[str, Any]) -> 
         "global": True,
     }
     client.set(key, "0")
+    assert ks.wait_for_refresh(10)
     ks.check("third")
 
 
@@ -261,6 +273,7 @@ def test_redis_trip_and_reset_across_instances(redis_url: str, redis_key: tuple[
     clock.advance(4.0)
     worker.check("bot")  # not yet: cached
     clock.advance(1.0)
+    refreshed(worker)
     with pytest.raises(AgentHalted, match="stuck in a loop"):
         worker.check("bot")
     worker.check("other-bot")
@@ -272,14 +285,16 @@ def test_redis_trip_and_reset_across_instances(redis_url: str, redis_key: tuple[
     operator.reset()
     assert client.get(key) is None  # fully off: the key is removed
     clock.advance(5.0)
+    refreshed(worker)
     worker.check("bot")
     worker.check("second")
 
 
 def test_unreachable_redis_open_keeps_state_and_warns_once(caplog: pytest.LogCaptureFixture) -> None:
-    ks = KillSwitch(env=None, redis_url="redis://127.0.0.1:1/0", ttl=0, timeout=1.0)
+    ks = KillSwitch(env=None, redis_url="redis://127.0.0.1:1/0", timeout=1.0)
     with caplog.at_level(logging.WARNING, logger="agentcost_core.guards.kill_switch"):
         ks.check("bot")
+        assert ks.wait_for_refresh(10)
         ks.check("bot")
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1
@@ -347,9 +362,10 @@ def endpoint() -> Iterator[Endpoint]:
 
 
 def test_url_global_and_per_agent(endpoint: Endpoint) -> None:
-    ks = KillSwitch(env=None, url=endpoint.url, ttl=0)
+    ks = KillSwitch(env=None, url=endpoint.url)
     assert not ks.is_tripped("bot")
     endpoint.set({"agents": ["bot"], "reason": "manual stop"})
+    assert ks.wait_for_refresh(10)
     with pytest.raises(AgentHalted, match="manual stop") as info:
         ks.check("bot")
     source = info.value.details["source"]
@@ -357,6 +373,7 @@ def test_url_global_and_per_agent(endpoint: Endpoint) -> None:
     assert "secret" not in source  # no query string (tokens) in messages and logs
     ks.check("other")
     endpoint.set({"global": True})
+    assert ks.wait_for_refresh(10)
     assert ks.is_tripped("other")
 
 
@@ -370,45 +387,48 @@ def test_url_is_fetched_once_per_ttl(endpoint: Endpoint, clock: Clock) -> None:
     assert not ks.is_tripped("bot")
     assert endpoint.hits == 1
     clock.advance(0.01)
+    refreshed(ks)  # read in the background, once
     assert ks.is_tripped("bot")
     assert endpoint.hits == 2
 
 
-def test_one_refresh_at_a_time_others_use_the_last_state(endpoint: Endpoint, clock: Clock) -> None:
+def test_a_check_never_waits_for_a_reading_in_flight(endpoint: Endpoint, clock: Clock) -> None:
     ks = KillSwitch(env=None, url=endpoint.url, ttl=5.0, clock=clock)
-    assert not ks.is_tripped("bot")  # cache primed
+    assert not ks.is_tripped("bot")  # the first reading
     endpoint.set({"global": True})
     endpoint.hold = threading.Event()
     endpoint.entered.clear()
     clock.advance(5.0)
-    results: list[bool] = []
-    refresher = threading.Thread(target=lambda: results.append(ks.is_tripped("bot")))
-    refresher.start()
-    assert endpoint.entered.wait(10)  # the refresher's request is in flight, held by the server
-    # Meanwhile other callers neither block nor start a second request: they get the last state.
+    n = ks.refreshes
+    assert not ks.is_tripped("bot")  # stale: the last state answers at once, a reading starts
+    assert endpoint.entered.wait(10)  # the background request is in flight, held by the server
+    # Meanwhile checks neither block nor start a second request: they get the last state.
     assert [ks.is_tripped("bot") for _ in range(5)] == [False] * 5
     assert endpoint.hits == 2
     endpoint.hold.set()
-    refresher.join(10)
-    assert results == [True]
+    assert ks.wait_for_refresh(10, after=n)
     assert ks.is_tripped("bot")
     assert endpoint.hits == 2
+    ks.close()
 
 
 def test_url_failure_open_keeps_last_known_state_then_recovers(
     endpoint: Endpoint, caplog: pytest.LogCaptureFixture
 ) -> None:
-    ks = KillSwitch(env=None, url=endpoint.url, ttl=0)
+    ks = KillSwitch(env=None, url=endpoint.url)
     endpoint.set({"global": True, "reason": "incident"})
     assert ks.is_tripped()
     endpoint.status = 500
     with caplog.at_level(logging.WARNING, logger="agentcost_core.guards.kill_switch"):
+        assert ks.wait_for_refresh(10)
         assert ks.is_tripped()  # unreachable: the last known state (tripped) holds
         assert ks.state().reason == "incident"
         endpoint.status = 200
         endpoint.body = b"<html>not json</html>"
+        assert ks.wait_for_refresh(10)
         assert ks.is_tripped()
         endpoint.set({"global": False})
+        assert ks.wait_for_refresh(10)
         assert not ks.is_tripped()
     messages = [r.getMessage() for r in caplog.records]
     assert len([m for m in messages if "cannot be read" in m]) == 1
@@ -459,6 +479,8 @@ def test_any_source_trips_and_state_combines_them(monkeypatch: pytest.MonkeyPatc
         ({"redis_url": "http://127.0.0.1:6379"}, "redis_url"),
         ({"redis_url": "redis://127.0.0.1:6379/0", "redis_client": object()}, "not both"),
         ({"redis_url": "redis://127.0.0.1:6379/0", "redis_key": ""}, "redis_key"),
+        ({"url": "http://127.0.0.1:1/x", "ttl": 0}, "ttl=0"),
+        ({"redis_url": "redis://127.0.0.1:6379/0", "ttl": 0}, "ttl=0"),
     ],
 )
 def test_bad_configuration(kwargs: dict[str, Any], match: str) -> None:

@@ -25,6 +25,7 @@ was appended), and turns that leave the view for good (summarized or archived) a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -132,6 +133,18 @@ class _Turn:
         return out
 
 
+@dataclass(frozen=True)
+class _Fold:
+    """A summary to write before the selection: the low turns through turn ``last``."""
+
+    previous: StructuredSummary | None
+    transcript: list[tuple[str, str]]
+    first: int
+    last: int
+    count: int
+    generation: int
+
+
 def _fraction(name: str, v: Any) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
         raise ConfigurationError(f"TieredContext {name}= must be a fraction between 0 and 1, got {v!r}")
@@ -184,6 +197,8 @@ class TieredContext:
         self.last_report: ContextReport | None = None
         self.archived_turns = 0
         self._lock = threading.RLock()
+        self._generation = 0  # bumped when a different conversation starts: a pending summary is void
+        self._folding = False  # a summary is being written (outside the lock)
         self.reset()
 
     # --- state -----------------------------------------------------------------------------
@@ -191,6 +206,7 @@ class TieredContext:
         """Forget the history read so far; with ``conversation`` also the summary and what was
         archived (a different conversation starts)."""
         if conversation:
+            self._generation += 1
             self.summary = None
             self._forgotten_through = 0  # turns up to this number are in the summary or archived
             self._first_ref: Any = None  # the first non-system message: identifies the conversation
@@ -280,21 +296,86 @@ class TieredContext:
     def fit(self, items: Sequence[Item] | None = None, *, source: Sequence[Any] | None = None,
             convert: Callable[[Any], Item] | None = None, budget: int | None = None) -> ContextPlan:  # fmt: skip
         """The budgeted selection for the next call (see the module docstring). ``budget`` overrides
-        ``max_tokens`` for this call (e.g. minus a system prompt sent separately). Thread-safe: calls
-        on one context are serialised."""
+        ``max_tokens`` for this call (e.g. minus a system prompt sent separately).
+
+        Thread-safe. The selection itself runs under the context's lock; a summary (a model call)
+        runs outside it, so other callers are never stuck behind a summarizer. While one caller's
+        summary is in flight, other callers select without summarizing (older turns wait, or leave
+        that one view, within the budget); the summary lands with the next selection."""
+        report = ContextReport(self.max_tokens if budget is None else budget)
+        step = self._pass(items, source, convert, budget, report, fold=True)
+        if isinstance(step, ContextPlan):
+            return step
+        result: StructuredSummary | Exception | None = None
+        try:
+            result = self.summarizer(step.previous, step.transcript, step.first)  # type: ignore[misc]
+        except Exception as e:  # a failing summarizer never breaks the call: archive instead
+            result = e
+        finally:
+            self._settle(step, result, report)
+        return self._pass(items, source, convert, budget, report, fold=False)  # type: ignore[return-value]
+
+    async def afit(self, items: Sequence[Item] | None = None, *, source: Sequence[Any] | None = None,
+                   convert: Callable[[Any], Item] | None = None, budget: int | None = None) -> ContextPlan:  # fmt: skip
+        """:meth:`fit` for a caller on an event loop: the summary is awaited, never run on the loop —
+        the summarizer's ``asummarize`` coroutine when it has one (a chat model's ``ainvoke``), else
+        the plain summarizer in a worker thread. Cancelled while summarizing: nothing is folded."""
+        report = ContextReport(self.max_tokens if budget is None else budget)
+        step = self._pass(items, source, convert, budget, report, fold=True)
+        if isinstance(step, ContextPlan):
+            return step
+        result: StructuredSummary | Exception | None = None
+        try:
+            asummarize = getattr(self.summarizer, "asummarize", None)
+            if asummarize is not None:
+                result = await asummarize(step.previous, step.transcript, step.first)
+            else:
+                result = await asyncio.to_thread(self.summarizer, step.previous, step.transcript, step.first)  # type: ignore[arg-type]
+        except Exception as e:  # a failing summarizer never breaks the call: archive instead
+            result = e
+        finally:
+            self._settle(step, result, report)
+        return self._pass(items, source, convert, budget, report, fold=False)  # type: ignore[return-value]
+
+    def _pass(self, items: Sequence[Item] | None, source: Sequence[Any] | None,
+              convert: Callable[[Any], Item] | None, budget: int | None, report: ContextReport,
+              *, fold: bool) -> ContextPlan | _Fold:  # fmt: skip
+        """One selection under the lock: the plan, or (``fold``) the summary to write first."""
         with self._lock:
-            if budget is None:
-                return self._fit(items, source, convert)
-            saved, self.max_tokens = self.max_tokens, budget
+            saved = self.max_tokens
+            if budget is not None:
+                self.max_tokens = budget
             try:
-                return self._fit(items, source, convert)
+                return self._select(items, source, convert, report, fold=fold)
             finally:
                 self.max_tokens = saved
 
-    def _fit(self, items: Sequence[Item] | None, source: Sequence[Any] | None,
-             convert: Callable[[Any], Item] | None) -> ContextPlan:  # fmt: skip
+    def _settle(self, step: _Fold, result: StructuredSummary | Exception | None, report: ContextReport) -> None:
+        """Fold a summary's result in (``None``: the summary was cancelled; an error: archive)."""
+        with self._lock:
+            self._folding = False
+            if result is None or step.generation != self._generation:
+                return  # cancelled, or the conversation was reset meanwhile: nothing to fold
+            turns = [t for t in self._turns if t.number <= step.last]
+            if isinstance(result, Exception) or not isinstance(result, StructuredSummary):
+                problem = result if isinstance(result, Exception) else TypeError(
+                    f"summarizer returned {type(result).__name__}, not StructuredSummary"
+                )
+                logger.error("agentcost context: summarizer failed (%r); archiving %d turns instead", problem, len(turns))
+                for t in turns:
+                    self._archive(t, report)
+                return
+            newer = result if result.turns_covered else result.model_copy(update={"turns_covered": step.count})
+            report.summary_calls += 1
+            self.summary = newer if self.summary is None else self.summary.merged(newer)
+            report.summarized_turns += step.count
+            self._forget_through(step.last)
+
+    def _select(self, items: Sequence[Item] | None, source: Sequence[Any] | None,
+                convert: Callable[[Any], Item] | None, report: ContextReport, *, fold: bool) -> ContextPlan | _Fold:  # fmt: skip
         self.read(items, source=source, convert=convert)
-        report = ContextReport(self.max_tokens, full_history=self._full + _PRIMING)
+        report.budget = self.max_tokens
+        report.full_history = self._full + _PRIMING
         turns = self._turns
         current = turns[-1] if turns and turns[-1].user is not None else None
         past = turns[:-1] if current is not None else list(turns)
@@ -305,11 +386,6 @@ class TieredContext:
         high_steps = [s for s in current_steps[:-1] if any(i.priority == "high" for i in s.items)] + high_steps
         medium_steps = [s for s in current_steps if s not in high_steps]
 
-        # summarize every N low turns (the summary is stable between summaries)
-        if self.summarizer is not None and len(low_turns) >= self.summarize_every:
-            self._summarize(low_turns, report)
-            low_turns = []
-
         protected = [*self._protected]
         user_tokens = current.user.tokens if current is not None else 0  # type: ignore[union-attr]
         summary_item = self._summary_item()
@@ -319,18 +395,24 @@ class TieredContext:
         m = sum(u.tokens for u in m_units)
         low = sum(t.tokens for t in low_turns)
 
-        if h + m + low > room and low_turns:  # 1. low goes first: summarized or archived
-            if self.summarizer is not None:
-                self._summarize(low_turns, report)
-                low_turns = []
-                summary_item = self._summary_item()
-                room = self._room(protected, user_tokens, summary_item, report)
-            else:
-                while low_turns and h + m + low > room:
-                    dropped = low_turns.pop(0)
-                    low -= dropped.tokens
-                    self._archive(dropped, report)
-            low = sum(t.tokens for t in low_turns)
+        # 1. low goes first: summarized every N low turns (the summary is stable between summaries)
+        # and whenever it does not fit; without a summarizer archived and dropped
+        if self.summarizer is not None and low_turns and (len(low_turns) >= self.summarize_every or h + m + low > room):
+            if fold and not self._folding:
+                self._folding = True
+                return _Fold(
+                    previous=self.summary,
+                    transcript=[(i.role, i.text) for t in low_turns for i in t.items()],
+                    first=low_turns[0].number or 1,
+                    last=low_turns[-1].number,
+                    count=len(low_turns),
+                    generation=self._generation,
+                )
+        elif h + m + low > room and low_turns:
+            while low_turns and h + m + low > room:
+                dropped = low_turns.pop(0)
+                low -= dropped.tokens
+                self._archive(dropped, report)
         medium_cap = int(self.medium_share * room)
         while m_units and h + m + low > room and m > medium_cap:  # 2. medium loses whole units, oldest first
             m -= m_units.pop(0).tokens
@@ -341,7 +423,7 @@ class TieredContext:
         while m_units and h + m + low > room:  # 4. what clipping could not free comes out of medium
             m -= m_units.pop(0).tokens
             report.dropped_units += 1
-        while low_turns and h + m + low > room:  # (low kept verbatim under summarize_every)
+        while low_turns and h + m + low > room:  # (low kept verbatim under summarize_every, or a summary pending)
             low -= low_turns.pop(0).tokens
         if h + m + low > room:  # the latest step's own messages do not fit even with outputs clipped
             message = f"the latest step needs {h} tokens but only {room} are left after protected messages"
@@ -399,25 +481,6 @@ class TieredContext:
         return room
 
     # --- compression steps -------------------------------------------------------------------
-    def _summarize(self, turns: list[_Turn], report: ContextReport) -> None:
-        transcript = [(i.role, i.text) for t in turns for i in t.items()]
-        first = turns[0].number or 1
-        try:
-            newer = self.summarizer(self.summary, transcript, first)  # type: ignore[misc]
-            if not isinstance(newer, StructuredSummary):
-                raise TypeError(f"summarizer returned {type(newer).__name__}, not StructuredSummary")
-            if not newer.turns_covered:
-                newer = newer.model_copy(update={"turns_covered": len(turns)})
-        except Exception as e:  # a failing summarizer never breaks the call: archive instead
-            logger.error("agentcost context: summarizer failed (%r); archiving %d turns instead", e, len(turns))
-            for t in turns:
-                self._archive(t, report)
-            return
-        report.summary_calls += 1
-        self.summary = newer if self.summary is None else self.summary.merged(newer)
-        report.summarized_turns += len(turns)
-        self._forget(turns)
-
     def _archive(self, turn: _Turn, report: ContextReport) -> None:
         report.dropped_turns += 1
         self.archived_turns += 1
@@ -432,6 +495,11 @@ class TieredContext:
         self._forgotten_through = max([self._forgotten_through, *(t.number for t in turns)])
         gone = {id(t) for t in turns}
         self._turns = [t for t in self._turns if id(t) not in gone]
+
+    def _forget_through(self, number: int) -> None:
+        """Forget the oldest turns up to turn ``number`` (folded into the summary)."""
+        self._forgotten_through = max(self._forgotten_through, number)
+        self._turns = [t for t in self._turns if t.number > number]
 
     def _clip(self, items: list[Item], room: int, report: ContextReport) -> tuple[list[Item], int]:
         """Clip tool outputs (largest first, water-filling) so the items fit ``room`` tokens."""

@@ -14,15 +14,28 @@ Two formats are understood (the URL speaks JSON only):
   anything else is a comma-separated list of the agent ids to stop;
 - JSON: ``{"global": bool, "agents": [ids], "reason": str}`` (every key optional).
 
-What the sources say is cached for ``ttl`` seconds per instance, so the check on the hot path is a
-clock read; a trip is seen within ``ttl``. One thread refreshes at a time, the others keep using the
-last state meanwhile. A source that cannot be read keeps its last known state (``on_error="open"``)
-or counts as tripped for every agent (``on_error="closed"``); either way a warning is logged once
-until it recovers.
+What the sources say is cached for ``ttl`` seconds (5) per instance, so :meth:`KillSwitch.check` is
+a read of memory. The environment variable is read again by the checking thread once the cache is
+``ttl`` old (no I/O). The file, the Redis key and the URL are read by one background daemon thread
+per instance, never by the thread that checks (an event loop included): it starts on the first
+check, reads every ``ttl`` seconds, and stops on :meth:`KillSwitch.close` (or when the instance is
+garbage-collected). A trip is seen within ``ttl`` plus one read.
+
+Before the first reading has arrived, a check from an ordinary thread waits for it at most
+``timeout`` seconds; a check on an event loop never waits. A source not read yet counts as off with
+``on_error="open"`` and as tripped with ``on_error="closed"`` (call :meth:`KillSwitch.start` early,
+e.g. at startup, so the first reading is in before the first agent runs). A source that cannot be
+read keeps its last known state (``on_error="open"``) or counts as tripped for every agent
+(``on_error="closed"``); either way a warning is logged once until it recovers.
+
+``ttl=0`` turns the cache off: every check reads every source on the checking thread. It is allowed
+only with the environment variable and a file (local sources), for tests and local tooling; Redis
+and URL sources need ``ttl > 0``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -31,6 +44,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -38,6 +52,7 @@ from typing import Any, Literal, Protocol
 
 from ..errors import ConfigurationError
 from ..halts import AgentHalted, TerminationReason
+from .refresher import Refresher
 
 __all__ = ["KillSwitch", "KillSwitchState"]
 
@@ -124,7 +139,7 @@ class _Source(Protocol):
 class _Writable(Protocol):
     name: str
 
-    def update(self, change: Callable[[KillSwitchState], KillSwitchState]) -> None: ...
+    def update(self, change: Callable[[KillSwitchState], KillSwitchState]) -> KillSwitchState: ...
 
 
 class _EnvSource:
@@ -149,16 +164,18 @@ class _FileSource:
             return KillSwitchState(source=self.name)
         return _parse(text, self.name)
 
-    def update(self, change: Callable[[KillSwitchState], KillSwitchState]) -> None:
+    def update(self, change: Callable[[KillSwitchState], KillSwitchState]) -> KillSwitchState:
         with self._lock:
             try:
                 current = self.read()
             except ValueError as e:
                 logger.warning("kill switch %s held malformed content (%s); overwriting it", self.name, e)
                 current = KillSwitchState(source=self.name)
+            new = change(current)
             tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_text(_dump(change(current)), encoding="utf-8")
+            tmp.write_text(_dump(new), encoding="utf-8")
             os.replace(tmp, self.path)  # readers see the old or the new content, never half of it
+            return replace(new, source=self.name)
 
 
 class _RedisSource:
@@ -176,7 +193,9 @@ class _RedisSource:
         text = raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else str(raw)
         return _parse(text, self.name)
 
-    def update(self, change: Callable[[KillSwitchState], KillSwitchState]) -> None:
+    def update(self, change: Callable[[KillSwitchState], KillSwitchState]) -> KillSwitchState:
+        written: list[KillSwitchState] = []
+
         def apply(pipe: Any) -> None:  # read-modify-write under WATCH: concurrent operators do not lose updates
             try:
                 current = self._decode(pipe.get(self.key))
@@ -184,6 +203,7 @@ class _RedisSource:
                 logger.warning("kill switch %s held malformed content (%s); overwriting it", self.name, e)
                 current = KillSwitchState(source=self.name)
             new = change(current)
+            written[:] = [new]
             pipe.multi()
             if new.tripped:
                 pipe.set(self.key, _dump(new))
@@ -192,12 +212,13 @@ class _RedisSource:
 
         if hasattr(self.client, "transaction"):
             self.client.transaction(apply, self.key)
-            return
+            return replace(written[-1], source=self.name)
         new = change(self.read())  # a minimal duck-typed client: get / set / delete only
         if new.tripped:
             self.client.set(self.key, _dump(new))
         else:
             self.client.delete(self.key)
+        return replace(new, source=self.name)
 
 
 class _UrlSource:
@@ -283,10 +304,27 @@ class KillSwitch:
         if not self._sources:
             raise ConfigurationError("KillSwitch needs at least one source: env, file, redis_url/redis_client or url")
 
-        self._refresh_lock = threading.Lock()
-        self._cache: tuple[float, tuple[KillSwitchState, ...]] | None = None  # (read at, one state per source)
+        # the environment variable (and, with ttl=0, the file) is read by the checking thread; the
+        # rest by a background thread that writes its readings here
+        self._inline = [x for x in self._sources if isinstance(x, _EnvSource) or self._ttl == 0]
+        self._remote = [x for x in self._sources if x not in self._inline]
+        if self._ttl == 0 and any(isinstance(x, (_RedisSource, _UrlSource)) for x in self._sources):
+            raise ConfigurationError(
+                "KillSwitch ttl=0 (read on every check) is only for the environment variable and a file; "
+                "Redis and URL sources are read in the background and need ttl > 0"
+            )
+        self._timeout = float(timeout)
+        self._lock = threading.Lock()  # guards the cached states below
+        self._inline_cache: tuple[float, tuple[KillSwitchState, ...]] | None = None
+        self._remote_states: dict[str, KillSwitchState] = {}  # source name -> last reading
+        self._written: dict[str, int] = {}  # source name -> version of this instance's last trip/reset
+        self._version = 0
         self._last: dict[str, KillSwitchState] = {}  # last good reading per source, for on_error="open"
         self._failing: set[str] = set()  # sources already warned about
+        self._refresher: Refresher | None = None
+        if self._remote:
+            self._refresher = Refresher(self._read_remote, period=self._ttl, clock=clock, name="agentcost-kill-switch")
+            weakref.finalize(self, self._refresher.close, 0).atexit = False
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -298,7 +336,8 @@ class KillSwitch:
     def check(self, agent_id: str | None = None) -> None:
         """Raise :class:`AgentHalted` (``TerminationReason.KILL_SWITCH``) when this agent must stop.
 
-        With ``agent_id=None`` only a global trip applies (a per-agent trip cannot name it).
+        With ``agent_id=None`` only a global trip applies (a per-agent trip cannot name it). Reads
+        the cached state: no I/O on the calling thread (see the module docstring for the first check).
         """
         for s in self._current():
             if s.applies_to(agent_id):
@@ -320,32 +359,91 @@ class KillSwitch:
         return _combine(self._current())
 
     def refresh(self) -> KillSwitchState:
-        """Read every source now, ignoring the cache; returns the combined state."""
-        with self._refresh_lock:
-            return _combine(self._reload())
+        """Read every source now on the calling thread, ignoring the cache (blocking I/O: not for
+        an event loop); returns the combined state."""
+        inline = self._read_inline()
+        self._read_remote()
+        return _combine(inline + self._remote_current(wait=False))
+
+    def start(self) -> None:
+        """Start the background reading of the file, Redis and URL sources now (the first check
+        otherwise does); with it, the first reading is usually in before the first agent runs."""
+        if self._refresher is not None:
+            self._refresher.start()
+
+    @property
+    def refreshes(self) -> int:
+        """How many background readings have completed."""
+        return self._refresher.count if self._refresher is not None else 0
+
+    def wait_for_refresh(self, timeout: float | None = None, *, after: int | None = None) -> bool:
+        """Wait for a background reading: a new one asked for now, or (``after=n``) any reading
+        past the first ``n``. True when it landed, False after ``timeout`` seconds. Blocks: not for
+        an event loop (tests, startup)."""
+        if self._refresher is None:
+            self._read_inline()
+            return True
+        self._refresher.start()
+        if after is None:
+            after = self._refresher.count
+            self._refresher.request()
+        return self._refresher.wait(after=after, timeout=timeout)
+
+    def close(self) -> None:
+        """Stop the background thread (a later check starts no new one; readings stay as last seen)."""
+        if self._refresher is not None:
+            self._refresher.close()
+
+    def __enter__(self) -> KillSwitch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _current(self) -> tuple[KillSwitchState, ...]:
-        cache = self._cache
+        cache = self._inline_cache
         if cache is not None and self._clock() - cache[0] < self._ttl:
-            return cache[1]
-        if cache is None:
-            self._refresh_lock.acquire()
-        elif not self._refresh_lock.acquire(blocking=False):
-            return cache[1]  # another thread is refreshing: use the last state until it is done
-        try:
-            cache = self._cache
-            if cache is not None and self._clock() - cache[0] < self._ttl:
-                return cache[1]  # refreshed while we waited
-            return self._reload()
-        finally:
-            self._refresh_lock.release()
+            inline = cache[1]
+        else:
+            inline = self._read_inline()
+        return inline + self._remote_current(wait=True)
 
-    def _reload(self) -> tuple[KillSwitchState, ...]:
-        """Read every source (caller holds the refresh lock) and cache the result."""
+    def _read_inline(self) -> tuple[KillSwitchState, ...]:
         started = self._clock()
-        states = tuple(self._read(source) for source in self._sources)
-        self._cache = (started, states)
+        states = tuple(self._read(source) for source in self._inline)
+        self._inline_cache = (started, states)
         return states
+
+    def _remote_current(self, *, wait: bool) -> tuple[KillSwitchState, ...]:
+        refresher = self._refresher
+        if refresher is None:
+            return ()
+        refresher.start()
+        with self._lock:
+            states = dict(self._remote_states)
+        if len(states) < len(self._remote) and wait and not _on_event_loop():
+            refresher.wait(after=0, timeout=self._timeout)  # the first reading, bounded
+            with self._lock:
+                states = dict(self._remote_states)
+        elif refresher.stale():
+            refresher.request()
+        return tuple(states.get(source.name) or self._unknown(source) for source in self._remote)
+
+    def _unknown(self, source: _Source) -> KillSwitchState:
+        """A source with no reading yet: off, or tripped under on_error="closed"."""
+        if self._on_error == "closed":
+            return KillSwitchState(is_global=True, reason="kill switch source not read yet", source=source.name)
+        return KillSwitchState(source=source.name)
+
+    def _read_remote(self) -> None:
+        """Read the file, Redis and URL sources (on the background thread, or in :meth:`refresh`)."""
+        with self._lock:
+            version = self._version
+        readings = {source.name: self._read(source) for source in self._remote}
+        with self._lock:
+            for name, state in readings.items():
+                if self._written.get(name, -1) < version:  # a trip/reset made meanwhile is newer
+                    self._remote_states[name] = state
 
     def _read(self, source: _Source) -> KillSwitchState:
         try:
@@ -406,12 +504,24 @@ class KillSwitch:
                 f"KillSwitch.{what}() needs a file or a Redis source; the environment variable and the URL are read-only"
             )
         for target in self._writable:
-            target.update(change)
-        with self._refresh_lock:
-            self._reload()
+            new = target.update(change)
+            with self._lock:
+                self._version += 1
+                self._written[target.name] = self._version
+                if any(source is target for source in self._remote):
+                    self._remote_states[target.name] = new
+        self._inline_cache = None  # with ttl=0 the file is read inline: read it again
 
     def __repr__(self) -> str:
         return f"KillSwitch(sources={list(self.sources)!r}, ttl={self._ttl}, on_error={self._on_error!r})"
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _combine(states: tuple[KillSwitchState, ...]) -> KillSwitchState:
