@@ -103,11 +103,17 @@ def _fit(rows: list[RollupRow], total: RollupRow, label_header: str, width: int)
     used = 1 + label + 3
     kept = []
     for i, col in enumerate(_COLUMNS):
+        if not _has_cells(col, rows, total):  # nothing unpriced, nothing saved: no column for it
+            continue
         w = _width([col.header, col.cell(total), *(col.cell(r) for r in rows)]) + 3
         if i < 2 or used + w <= width:
             kept.append(i)
             used += w
     return kept, label
+
+
+def _has_cells(col: _Column, rows: list[RollupRow], total: RollupRow) -> bool:
+    return any(col.cell(r) for r in [*rows, total])
 
 
 def print_table(r: Rollup, top: int | None, console: Console | None = None) -> None:
@@ -125,7 +131,7 @@ def print_table(r: Rollup, top: int | None, console: Console | None = None) -> N
         for row in rows:
             table.add_row(row.label, *(_COLUMNS[i].cell(row) for i in kept))
         console.print(table)
-        hidden = [_COLUMNS[i].header.replace("\n", " ") for i in range(len(_COLUMNS)) if i not in kept]
+        hidden = [c.header.replace("\n", " ") for i, c in enumerate(_COLUMNS) if i not in kept and _has_cells(c, rows, t)]
         if hidden:
             console.print(f"(not shown at {console.width} columns: {', '.join(hidden)}; "
                           "a wider terminal or --format csv / json shows them)")  # fmt: skip
