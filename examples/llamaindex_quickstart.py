@@ -4,7 +4,7 @@ One line attaches agentcost to LlamaIndex's root instrumentation dispatcher; att
 ``instrument_tags``. Offline by default (a scripted function-calling LLM that reports OpenAI-shaped
 usage); with OPENAI_API_KEY set it uses gpt-4o-mini through llama-index-llms-openai.
 
-    python examples/llamaindex_quickstart.py
+    python examples/llamaindex_quickstart.py    # records into .agentcost/llamaindex_quickstart.db (fresh each run)
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from llama_index.core.instrumentation.dispatcher import instrument_tags
 from agentcost_core.cli import main as agentcost_cli
 from agentcost_llamaindex import instrument
 from agentcost_llamaindex.testing import ScriptedLLM
+from example_ledger import fresh_ledger
 
 INVENTORY = {"widget": 42, "gadget": 0, "gizmo": 7}
 
@@ -73,7 +74,8 @@ async def run() -> None:
         "stock-check": FunctionAgent(tools=[stock_level], llm=stock_llm, system_prompt=SYSTEM),
         "quotes": FunctionAgent(tools=[unit_price, stock_level], llm=quote_llm, system_prompt=SYSTEM),
     }
-    with instrument(agent_id="inventory") as handler:  # default ledger: .agentcost/ledger.db
+    ledger = fresh_ledger("llamaindex_quickstart")  # this run only: the report below shows nothing older
+    with instrument(ledger=ledger, agent_id="inventory") as handler:
         print(f"Running {len(SESSIONS)} sessions with {label}; ledger: {handler.ledger.url}\n")
         for i, (feature, user, question) in enumerate(SESSIONS, 1):
             before = len(handler.events)
@@ -85,7 +87,7 @@ async def run() -> None:
             print(f"              {len(calls)} model calls, {sum(e.usage.total for e in calls):,} tokens, ${cost:.6f}\n")
         print(f"This run: {len(handler.events)} model calls, ${handler.total_cost} exactly.\n")
         handler.ledger.flush()
-    agentcost_cli(["report", "--by", "feature", "--where", "framework=llamaindex"])
+    agentcost_cli(["report", "--ledger", ledger, "--by", "feature"])
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ is a few hundred tokens) is replayed three times on gpt-4o:
 3. ``TieredMemory(4000, model="gpt-4o", summarizer=<gpt-4o-mini>)``: recent turns verbatim,
    older turns folded into a structured summary by the cheap model.
 
-Every model call is recorded by a ``CostCallbackHandler`` in the default SQLite ledger
-(.agentcost/ledger.db, or AGENTCOST_LEDGER) under the features ``full-history``,
+Every model call is recorded by a ``CostCallbackHandler`` in this example's own SQLite ledger
+(.agentcost/long_conversation.db, fresh each run) under the features ``full-history``,
 ``trim-messages`` and ``tiered-memory``; the summarizer's calls are recorded as ``memory``. The
 dollars printed are the recorded costs. Runs offline and deterministically with scripted models
 that report exact prompt tokens (tiktoken), so the three runs see the same conversation.
@@ -39,6 +39,7 @@ from agentcost_langchain import CostCallbackHandler
 from agentcost_langchain.memory import TieredMemory
 from agentcost_langchain.messages import to_chat_messages
 from agentcost_langchain.testing import ScriptedChatModel
+from example_ledger import fresh_ledger
 
 MODEL, SUMMARY_MODEL = "gpt-4o", "gpt-4o-mini"
 BUDGET = 4_000  # tokens per model call, system prompt included
@@ -427,12 +428,13 @@ def _usd(d: Decimal, places: int = 4) -> str:
 
 
 def main() -> int:
-    memory = TieredMemory(BUDGET, model=MODEL, summarizer=SummaryModel(model=SUMMARY_MODEL))
+    ledger = fresh_ledger("long_conversation")  # this run only: the report below shows nothing older
+    memory = TieredMemory(BUDGET, model=MODEL, summarizer=SummaryModel(model=SUMMARY_MODEL), ledger=ledger)
     summarizer_handler = memory.summarizer_handler  # records the summarizer's calls (feature "memory")
     runs = [
-        Run("full history", "full-history", list, CostCallbackHandler(feature="full-history")),
-        Run("trim_messages", "trim-messages", trimmed, CostCallbackHandler(feature="trim-messages")),
-        Run("TieredMemory", "tiered-memory", memory.fit, CostCallbackHandler(feature="tiered-memory"), summarizer_handler),
+        Run("full history", "full-history", list, CostCallbackHandler(ledger=ledger, feature="full-history")),
+        Run("trim_messages", "trim-messages", trimmed, CostCallbackHandler(ledger=ledger, feature="trim-messages")),
+        Run("TieredMemory", "tiered-memory", memory.fit, CostCallbackHandler(ledger=ledger, feature="tiered-memory"), summarizer_handler),
     ]
     tool_turns = sum(1 for t in CONVERSATION if t.order)
     print(f"A {TURNS}-turn support conversation ({tool_turns} turns look an order up), {MODEL}, "
@@ -474,7 +476,7 @@ def main() -> int:
         r.handler.flush()
     summarizer_handler.flush()  # every event is in the ledger before the report reads it
     sys.stdout.flush()
-    return agentcost_cli(["report", "--by", "feature"])
+    return agentcost_cli(["report", "--ledger", ledger, "--by", "feature"])
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@ Runs offline by default: a scripted chat model replays realistic replies and rep
 way a provider does (exact prompt tokens, prompt-cache reads). With OPENAI_API_KEY set it uses
 gpt-4o-mini through langchain-openai; with ANTHROPIC_API_KEY, claude-haiku-4-5.
 
-    python examples/quickstart.py            # records into .agentcost/ledger.db, prints the report
-    agentcost report --by model              # the same ledger, any time later
+    python examples/quickstart.py            # records into .agentcost/quickstart.db (fresh each run), prints the report
+    agentcost report --by model --ledger sqlite:///.agentcost/quickstart.db   # the same ledger, any time later
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from langchain_core.tools import tool
 from agentcost_core.cli import main as agentcost_cli
 from agentcost_langchain import CostCallbackHandler
 from agentcost_langchain.testing import ScriptedChatModel
+from example_ledger import fresh_ledger
 
 ORDERS = {"A-1001": "shipped on Nov 20, arriving Nov 24", "A-1002": "delayed: carrier backlog, new ETA Nov 27"}
 KB = {
@@ -117,7 +118,8 @@ def run() -> None:
         "research": create_agent(research_model, tools=[search_kb], system_prompt=SYSTEM),
     }
     # One handler for the whole app; attribution per run comes from the run's metadata.
-    handler = CostCallbackHandler(agent_id="helpdesk")
+    ledger = fresh_ledger("quickstart")  # this run only: the report below shows nothing older
+    handler = CostCallbackHandler(ledger=ledger, agent_id="helpdesk")
     print(f"Running {len(SESSIONS)} sessions with {label}; ledger: {handler.ledger.url}\n")
     for i, (feature, user, question) in enumerate(SESSIONS, 1):
         before = len(handler.events)
@@ -135,8 +137,8 @@ def run() -> None:
     print(f"This run: {len(handler.events)} model calls, ${handler.total_cost} exactly.\n")
     handler.ledger.flush()
     # The same report the CLI prints: `agentcost report --by feature`
-    agentcost_cli(["report", "--by", "feature"])
-    agentcost_cli(["report", "--by", "model", "--since", "1d"])
+    agentcost_cli(["report", "--ledger", ledger, "--by", "feature"])
+    agentcost_cli(["report", "--ledger", ledger, "--by", "model"])
 
 
 if __name__ == "__main__":

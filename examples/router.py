@@ -14,10 +14,10 @@ frontier tier with their real usage: the routing savings.
 
 Runs offline with scripted models that report provider-shaped usage (``gpt-5-nano`` and
 ``gpt-5`` catalog prices; prompt tokens counted exactly). Swap in ``ChatOpenAI(model=...)`` for
-the real thing. Events go to the default SQLite ledger (.agentcost/ledger.db, or AGENTCOST_LEDGER).
+the real thing. Events go to this example's own SQLite ledger (.agentcost/router.db, fresh each run).
 
     python examples/router.py
-    agentcost report --by tier,step          # the same ledger, any time later
+    agentcost report --by tier,step --ledger sqlite:///.agentcost/router.db   # the same ledger, any time later
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from agentcost_core.routing import HeuristicPolicy, StaticPolicy
 from agentcost_langchain import CostCallbackHandler
 from agentcost_langchain.router import ModelRouter
 from agentcost_langchain.testing import ScriptedChatModel
+from example_ledger import fresh_ledger
 
 NANO, FRONTIER = "gpt-5-nano", "gpt-5"
 ANALYSE = {"defect", "billing"}  # the categories whose tickets get a root-cause analysis
@@ -126,7 +127,8 @@ def main() -> int:
     extract = EXTRACT | router.with_config(run_name="extract") | StrOutputParser()
     analyse = ANALYSIS | router.with_config(run_name="analyse") | StrOutputParser()
 
-    handler = CostCallbackHandler(feature="router-demo")  # the default SQLite ledger
+    ledger = fresh_ledger("router")  # this run only: the report below shows nothing older
+    handler = CostCallbackHandler(ledger=ledger, feature="router-demo")
     print("Support tickets through a ModelRouter (nano = gpt-5-nano, frontier = gpt-5)")
     print("=" * 78)
     for tid, customer, _, _, _, text in TICKETS:
@@ -159,7 +161,7 @@ def main() -> int:
     )
     print()
     sys.stdout.flush()
-    return agentcost_cli(["report", "--by", "tier"])
+    return agentcost_cli(["report", "--ledger", ledger, "--by", "tier"])
 
 
 if __name__ == "__main__":

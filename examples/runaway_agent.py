@@ -6,8 +6,8 @@ ends). Guarded with ``guard()``, a $0.25 session budget and the stuck detector s
 then a halt with the best answer found so far.
 
 Runs offline with a scripted model that reports realistic usage (prompt tokens counted exactly,
-growing every step as the conversation grows). Events go to the default SQLite ledger
-(.agentcost/ledger.db, or AGENTCOST_LEDGER).
+growing every step as the conversation grows). Events go to this example's own SQLite ledger
+(.agentcost/runaway_agent.db, fresh each run).
 
     python examples/runaway_agent.py
 """
@@ -25,6 +25,7 @@ from agentcost_core import Budget, StuckDetector
 from agentcost_core.cli import main as agentcost_cli
 from agentcost_langchain import CostCallbackHandler, guard
 from agentcost_langchain.testing import ScriptedChatModel
+from example_ledger import fresh_ledger
 
 MODEL = "claude-sonnet-4-5-20250929"
 UNGUARDED_STEPS = 40  # LangGraph's recursion limit: the only brake the unguarded agent has
@@ -53,7 +54,8 @@ def main() -> int:
     system = "You are a careful support agent. Use the tools, then answer. " * 40  # a realistic system prompt
 
     # 1. Unguarded: runs until the recursion limit cuts it off.
-    handler = CostCallbackHandler(feature="runaway-demo", session_id="unguarded")
+    ledger = fresh_ledger("runaway_agent")  # this run only: the report below shows nothing older
+    handler = CostCallbackHandler(ledger=ledger, feature="runaway-demo", session_id="unguarded")
     agent = create_agent(looping_model(), tools=[search_tickets], system_prompt=system)
     try:
         agent.invoke(question, {"callbacks": [handler], "recursion_limit": UNGUARDED_STEPS})
@@ -69,6 +71,7 @@ def main() -> int:
         agent,
         budgets=Budget(usd="0.25", per="session", on_exceed="wrap_up"),
         stuck=StuckDetector(),
+        ledger=ledger,
         feature="runaway-demo",
         session_id="guarded",
     )
@@ -88,7 +91,7 @@ def main() -> int:
     print(f"at {UNGUARDED_STEPS} steps the unguarded loop only stopped because of the demo's recursion limit.")
     print()
     sys.stdout.flush()
-    return agentcost_cli(["report", "--by", "session"])
+    return agentcost_cli(["report", "--ledger", ledger, "--by", "session"])
 
 
 if __name__ == "__main__":

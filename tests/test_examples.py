@@ -22,17 +22,34 @@ def _run(script: str, cwd: Path) -> str:
     return out.stdout
 
 
-def test_quickstart_prints_costs_per_feature_from_the_default_sqlite_ledger(tmp_path):
+def _report_total_calls(out: str) -> list[int]:
+    """The calls in the total row of each report table the example printed."""
+    return [int(n) for n in re.findall(r"│ total\s+│\s+([\d,]+) │", out)]
+
+
+def test_quickstart_prints_costs_per_feature_from_its_own_sqlite_ledger(tmp_path):
     pytest.importorskip("langchain.agents")
     out = _run("quickstart.py", tmp_path)
     assert "spend by feature" in out and "support" in out and "research" in out
     assert "This run: 12 model calls" in out
-    assert (tmp_path / ".agentcost" / "ledger.db").is_file()
+    assert _report_total_calls(out) == [12, 12]
     from agentcost_core import Ledger
 
-    lg = Ledger(f"sqlite:///{tmp_path}/.agentcost/ledger.db")
+    lg = Ledger(f"sqlite:///{tmp_path}/.agentcost/quickstart.db")
     assert lg.count() == 12 and {e.feature for e in lg.events()} == {"support", "research"}
     assert all(e.priced for e in lg.events())
+
+
+def test_demo_run_twice_reports_only_the_current_run(tmp_path):
+    pytest.importorskip("langchain.agents")
+    _run("quickstart.py", tmp_path)
+    _run("runaway_agent.py", tmp_path)  # another example in the same directory
+    out = _run("quickstart.py", tmp_path)
+    assert "This run: 12 model calls" in out
+    assert _report_total_calls(out) == [12, 12]  # not 24 (the first run) nor the runaway agent's calls
+    from agentcost_core import Ledger
+
+    assert Ledger(f"sqlite:///{tmp_path}/.agentcost/quickstart.db").count() == 12
 
 
 def test_llamaindex_quickstart_prints_costs_per_feature(tmp_path):
@@ -42,7 +59,7 @@ def test_llamaindex_quickstart_prints_costs_per_feature(tmp_path):
     assert "This run: 10 model calls" in out
     from agentcost_core import Ledger
 
-    events = Ledger(f"sqlite:///{tmp_path}/.agentcost/ledger.db").events(framework="llamaindex")
+    events = Ledger(f"sqlite:///{tmp_path}/.agentcost/llamaindex_quickstart.db").events()
     assert len(events) == 10 and all(e.priced and not e.estimated for e in events)
     assert {e.user_id for e in events} == {"user-1", "user-2", "user-3"}
     assert len({e.trace_id for e in events}) == 4  # one workflow run id per session
@@ -55,12 +72,15 @@ def test_runaway_agent_prints_both_bills_and_the_guard_stops_the_loop(tmp_path):
     assert "stopped: repeated_tool" in out and "nudges sent: 1" in out
     from agentcost_core import Ledger
 
-    events = Ledger(f"sqlite:///{tmp_path}/.agentcost/ledger.db").events()
+    events = Ledger(f"sqlite:///{tmp_path}/.agentcost/runaway_agent.db").events()
     calls = [e for e in events if e.kind == "llm"]
     guarded = sum(e.cost for e in calls if e.session_id == "guarded")
     unguarded = sum(e.cost for e in calls if e.session_id == "unguarded")
     assert 0 < guarded < unguarded / 4
     assert {"guard.nudge", "halt"} <= {e.kind for e in events}
+    notices = out[out.index("budget warnings and halts"):]  # the report lists the guard's nudge and halt
+    assert re.search(r"│ halt\s+│ repeated_tool\s+│\s+1 │", notices)
+    assert re.search(r"│ guard\.nudge\s+│ repeated_tool\s+│\s+1 │", notices)
 
 
 def test_long_conversation_tiered_memory_stays_in_budget_and_costs_least(tmp_path):
@@ -72,7 +92,7 @@ def test_long_conversation_tiered_memory_stays_in_budget_and_costs_least(tmp_pat
     assert rmas and rmas.group(1) == rmas.group(2) == rmas.group(3)  # the summary kept every refund decision
     from agentcost_core import Ledger
 
-    events = [e for e in Ledger(f"sqlite:///{tmp_path}/.agentcost/ledger.db").events() if e.kind == "llm"]
+    events = [e for e in Ledger(f"sqlite:///{tmp_path}/.agentcost/long_conversation.db").events() if e.kind == "llm"]
     by = {f: [e for e in events if e.feature == f] for f in ("full-history", "trim-messages", "tiered-memory", "memory")}
     assert {e.feature for e in events} == set(by)
     assert all(e.priced and not e.estimated for e in events)
@@ -94,7 +114,7 @@ def test_router_sends_easy_steps_to_nano_hard_ones_to_frontier_and_reports_savin
 
     from agentcost_core import Ledger
 
-    events = Ledger(f"sqlite:///{tmp_path}/.agentcost/ledger.db").events()
+    events = Ledger(f"sqlite:///{tmp_path}/.agentcost/router.db").events()
     calls = [e for e in events if e.kind == "llm"]
     routes = {e.parent_id: e for e in events if e.kind == "route"}
     assert {e.feature for e in calls} == {"router-demo"} and all(e.priced for e in calls)
@@ -112,7 +132,8 @@ def test_router_sends_easy_steps_to_nano_hard_ones_to_frontier_and_reports_savin
     saved = re.search(r"routing savings: \$(\d+\.\d+) \((\d+)%\)", out)
     assert saved and Decimal(saved.group(1)) > 0 and int(saved.group(2)) > 0
     report = re.search(r"routing: 49 routed calls cost \$[\d.]+; on the top tier they would have cost \$[\d.]+ "
-                       r"\(saved \$([\d.]+)\)", out)  # fmt: skip
+                       r"\(saved \$([\d.]+)\)", " ".join(out.split()))  # fmt: skip  (the line wraps at 80 columns)
     assert report and Decimal(report.group(1)) > 0
-    assert Decimal(report.group(1)) == Decimal(saved.group(1)).quantize(Decimal("0.0001"))  # the same real usage
+    # the same real usage: the report prints the exact savings, the example rounds them to 6 places
+    assert Decimal(report.group(1)).quantize(Decimal("0.000001")) == Decimal(saved.group(1))
     assert "spend by tier" in out

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
+import os
 import re
 import sys
 import time
 from datetime import datetime, timezone
-from decimal import Decimal
-from typing import Sequence
+from pathlib import Path
+from typing import NoReturn, Sequence
 
 from .errors import ConfigurationError
-from .rollup import GROUPABLE, Rollup
+from .ledger.base import FILTERABLE
+from .report import print_csv, print_json, print_table
+from .rollup import GROUPABLE
 
 #: Short names users type: ``--by session`` is ``--by session_id``.
 _BY_ALIASES = {"user": "user_id", "session": "session_id", "agent": "agent_id", "task": "task_id", "trace": "trace_id"}
@@ -40,165 +41,58 @@ def parse_when(text: str, *, now: float | None = None) -> float:
     return dt.timestamp()
 
 
-def _money(d: Decimal | None, places: int = 6) -> str:
-    if d is None:
-        return "—"
-    q = Decimal(1).scaleb(-places)
-    if d != 0 and abs(d) < q:
-        q = Decimal("0.000001")  # tiny amounts: show micro-dollars rather than $0.0000
-    return f"${d.quantize(q):,}"
+def _read_filters(pairs: Sequence[str]) -> dict[str, str]:
+    filters = {}
+    for pair in pairs:
+        k, sep, v = pair.partition("=")
+        k = _BY_ALIASES.get(k.strip(), k.strip())
+        if not sep or not k:
+            raise ConfigurationError(f"--where takes field=value (e.g. --where feature=support), got {pair!r}")
+        if k not in FILTERABLE:
+            raise ConfigurationError(f"cannot filter on {k!r} in --where; choose from {', '.join(sorted(FILTERABLE))}")
+        filters[k] = v.strip()
+    return filters
 
 
-def _tokens(n: int) -> str:
-    return f"{n:,}"
-
-
-def _share_pct(share: Decimal | None, places: int = 1) -> Decimal | None:
-    """A 0..1 share as a percentage rounded to ``places`` (None stays None)."""
-    return None if share is None else (share * 100).quantize(Decimal(1).scaleb(-places))
-
-
-def _pct(share: Decimal | None) -> str:
-    pct = _share_pct(share)
-    return "—" if pct is None else f"{pct}%"
-
-
-def _report_table(r: Rollup, top: int | None) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console(width=max(180, Console().width))
-    title = f"agentcost — spend by {' / '.join(r.by)}"
-    table = Table(title=title, show_footer=True, header_style="bold")
-    t = r.total
-    cols = [
-        (" / ".join(r.by), "total", "left"),
-        ("calls", f"{t.calls:,}", "right"),
-        ("input", _tokens(t.usage.input), "right"),
-        ("cache read", _tokens(t.usage.cache_read), "right"),
-        ("cache write", _tokens(t.usage.cache_write), "right"),
-        ("output", _tokens(t.usage.output), "right"),
-        ("reasoning", _tokens(t.usage.reasoning), "right"),
-        ("cost", _money(t.cost, 4), "right"),
-        ("p50/call", _money(t.per_call.get("p50")), "right"),
-        ("p95/call", _money(t.per_call.get("p95")), "right"),
-        ("p99/call", _money(t.per_call.get("p99")), "right"),
-        ("unpriced", str(t.unpriced_calls), "right"),
-        ("cache read %", _pct(t.cache_read_share), "right"),
-        ("cache saved", _money(t.cache_savings + t.prompt_cache_savings, 4), "right"),
-    ]
-    for name, footer, justify in cols:
-        table.add_column(name, footer=footer, justify=justify, no_wrap=True)  # type: ignore[arg-type]
-    rows = r.rows if top is None else r.rows[:top]
-    for row in rows:
-        table.add_row(
-            row.label,
-            f"{row.calls:,}",
-            _tokens(row.usage.input),
-            _tokens(row.usage.cache_read),
-            _tokens(row.usage.cache_write),
-            _tokens(row.usage.output),
-            _tokens(row.usage.reasoning),
-            _money(row.cost, 4) if row.priced_calls or not row.unpriced_calls else "unpriced",
-            _money(row.per_call.get("p50")),
-            _money(row.per_call.get("p95")),
-            _money(row.per_call.get("p99")),
-            str(row.unpriced_calls) if row.unpriced_calls else "",
-            _pct(row.cache_read_share),
-            _money(row.cache_savings + row.prompt_cache_savings, 4) if (row.cache_savings or row.prompt_cache_savings) else "",
-        )
-    console.print(table)
-    if top is not None and len(r.rows) > top:
-        console.print(f"[dim]… {len(r.rows) - top} more group(s); use --top to show more[/dim]")
-    lines = []
-    if t.sessions:
-        ps = t.per_session
-        lines.append(
-            f"per session ({t.sessions:,} sessions): p50 {_money(ps.get('p50'))}  p95 {_money(ps.get('p95'))}  p99 {_money(ps.get('p99'))}"
-        )
-    if t.cache_hits:
-        lines.append(f"LLM-cache hits: {t.cache_hits:,} calls, {_money(t.cache_savings, 4)} saved")
-    if t.routed_calls:
-        top_cost = t.routed_cost + t.routing_savings
-        lines.append(
-            f"routing: {t.routed_calls} routed calls cost {_money(t.routed_cost, 4)}; on the top tier they would have cost "
-            f"{_money(top_cost, 4)} (saved {_money(t.routing_savings, 4)})"
-        )
-    if t.prompt_cache_savings:
-        lines.append(
-            f"prompt-cache reads ({_pct(t.cache_read_share)} of prompt tokens) saved "
-            f"{_money(t.prompt_cache_savings, 4)} against full input price"
-        )
-    if t.estimated_calls:
-        lines.append(f"{t.estimated_calls:,} call(s) with estimated tokens (the provider reported no usage)")
-    if t.error_calls:
-        lines.append(f"{t.error_calls:,} failed call(s)")
-    pm = r.projected_monthly
-    if pm is not None:
-        lines.append(f"projected monthly spend at this window's rate: ${pm:,}")
-    for line in lines:
-        console.print(line)
-    if t.unpriced_calls:
-        console.print(
-            f"[bold yellow]{t.unpriced_calls:,} UNPRICED call(s)[/bold yellow] (cost unknown, not $0) for: "
-            + ", ".join(t.unpriced_models)
-        )
-
-
-def _report_csv(r: Rollup, top: int | None, out: io.TextIOBase) -> None:
-    w = csv.writer(out)
-    w.writerow(
-        [*r.by, "calls", "input", "cache_read", "cache_write_5m", "cache_write_1h", "output", "reasoning", "cost",
-         "p50_per_call", "p95_per_call", "p99_per_call", "unpriced_calls", "cache_hits", "cache_savings",
-         "prompt_cache_savings", "cache_read_pct", "estimated_calls", "error_calls"]
-    )  # fmt: skip
-    rows = r.rows if top is None else r.rows[:top]
-    for row in [*rows, r.total]:
-        key = list(row.key) if row is not r.total else ["total"] + [""] * (len(r.by) - 1)
-        u = row.usage
-        w.writerow(
-            [*["" if k is None else k for k in key], row.calls, u.input, u.cache_read, u.cache_write_5m,
-             u.cache_write_1h, u.output, u.reasoning, row.cost,
-             *("" if row.per_call.get(p) is None else row.per_call[p] for p in ("p50", "p95", "p99")),
-             row.unpriced_calls, row.cache_hits, row.cache_savings, row.prompt_cache_savings,
-             "" if row.cache_read_share is None else _share_pct(row.cache_read_share, 2),
-             row.estimated_calls, row.error_calls]
-        )  # fmt: skip
+def _check_ledger_exists(url: str) -> None:
+    """A report reads a ledger: a SQLite path that holds no file is a mistake, not an empty ledger to create."""
+    scheme, sep, rest = url.strip().partition("://")
+    if sep and scheme.lower() == "sqlite" and rest.startswith("/") and rest != "/":
+        path = Path(rest[1:])
+        if not path.is_file():
+            where = path if path.is_absolute() else f"{path} (in {Path.cwd()})"
+            raise ConfigurationError(f"no ledger file at {where}; run your agent first, or pass --ledger URL")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .ledger import Ledger
+    from .ledger import Ledger, default_ledger_url
 
     by = tuple(_BY_ALIASES.get(b.strip(), b.strip()) for b in args.by.split(",") if b.strip())
+    if not by:
+        raise ConfigurationError(f"--by needs a field; choose from {', '.join(sorted(GROUPABLE))}")
     for b in by:
         if b not in GROUPABLE:
             raise ConfigurationError(f"cannot group by {b!r}; choose from {', '.join(sorted(GROUPABLE))}")
     since = parse_when(args.since) if args.since else None
     until = parse_when(args.until) if args.until else None
-    filters = {}
-    for w in args.where or ():
-        k, sep, v = w.partition("=")
-        if not sep:
-            raise ConfigurationError(f"--where takes key=value, got {w!r}")
-        filters[k.strip()] = v.strip()
-    ledger = Ledger(args.ledger, sync=True)
+    if since is not None and until is not None and until <= since:
+        raise ConfigurationError(f"--until {args.until!r} is not after --since {args.since!r}")
+    filters = _read_filters(args.where or ())
+    url = args.ledger if args.ledger is not None else default_ledger_url()
+    _check_ledger_exists(url)
+    ledger = Ledger(url, sync=True)
     try:
         r = ledger.rollup(by=by, since=since, until=until, **filters)
     finally:
         ledger.close()
     if args.format == "json":
-        data = r.as_dict()
-        if args.top is not None:
-            data["rows"] = data["rows"][: args.top]
-        json.dump(data, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        print_json(r, args.top, sys.stdout)
     elif args.format == "csv":
-        _report_csv(r, args.top, sys.stdout)  # type: ignore[arg-type]
+        print_csv(r, args.top, sys.stdout)
+    elif not r.total.calls and not r.total.notices:
+        print(f"No events in {ledger.url} for this window.")
     else:
-        if not r.total.calls:
-            print(f"No events in {ledger.url} for this window.")
-            return 0
-        _report_table(r, args.top)
+        print_table(r, args.top)
     return 0
 
 
@@ -253,15 +147,34 @@ def cmd_prices(args: argparse.Namespace) -> int:
     return 0
 
 
+class UsageError(Exception):
+    """A command line argparse cannot read (raised instead of printing usage and exiting)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="agentcost", description="Where the money goes in your agents.")
+    parser = _Parser(prog="agentcost", description="Where the money goes in your agents.")
     sub = parser.add_subparsers(dest="command", required=True)
     rp = sub.add_parser("report", help="roll the ledger up by feature, model, agent, user, session or day")
     rp.add_argument("--ledger", default=None, help="ledger URL (default: $AGENTCOST_LEDGER or sqlite:///.agentcost/ledger.db)")
     rp.add_argument("--by", default="feature", help=f"comma-separated: {', '.join(sorted(GROUPABLE))} (default: feature)")
     rp.add_argument("--since", help="window start: 7d, 24h, 30m, or an ISO date")
     rp.add_argument("--until", help="window end: same forms as --since")
-    rp.add_argument("--top", type=int, default=None, help="show only the N costliest groups")
+    rp.add_argument("--top", type=_positive_int, default=None, help="show only the N costliest groups")
     rp.add_argument("--where", action="append", help="filter, e.g. --where feature=support (repeatable)")
     rp.add_argument("--format", choices=("table", "json", "csv"), default="table")
     rp.set_defaults(func=cmd_report)
@@ -274,16 +187,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _fail(message: str, code: int) -> int:
+    """Every failure is one line on stderr (set ``AGENTCOST_DEBUG=1`` for the traceback of an unexpected one)."""
+    print(f"agentcost: {' '.join(message.split())}", file=sys.stderr)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if getattr(args, "top", None) is not None and args.top <= 0:
-        print("agentcost: --top must be a positive number", file=sys.stderr)
-        return 2
+    """The ``agentcost`` console script. Returns the exit status: 0, 1 (a failure while running, e.g. an
+    unreachable database) or 2 (a bad argument); ``--help`` exits through ``SystemExit(0)``."""
     try:
+        args = build_parser().parse_args(argv)
         return int(args.func(args))
-    except ConfigurationError as e:
-        print(f"agentcost: {e}", file=sys.stderr)
-        return 2
+    except (UsageError, ConfigurationError) as e:
+        return _fail(str(e), 2)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except Exception as e:
+        if os.environ.get("AGENTCOST_DEBUG"):
+            raise
+        return _fail(f"{type(e).__name__}: {e}", 1)
 
 
 if __name__ == "__main__":  # pragma: no cover

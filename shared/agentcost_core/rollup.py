@@ -14,11 +14,20 @@ from .events import CostEvent
 from .ledger.base import FILTERABLE
 from .usage import Usage
 
-__all__ = ["CALL_KINDS", "GROUPABLE", "Rollup", "RollupRow", "percentile", "rollup"]
+__all__ = ["CALL_KINDS", "GROUPABLE", "NOTICE_KINDS", "Rollup", "RollupRow", "notice_subject", "percentile", "rollup"]
 
 GROUPABLE = frozenset(FILTERABLE | {"day", "hour", "month"})
 #: Event kinds that are billable calls; every other kind (guard notices) is counted apart.
 CALL_KINDS = frozenset({"llm", "embedding", "tool"})
+#: Guard notices a report lists (budget warnings and halts), in display order, with the ``extra`` field
+#: that names what each one is about: the budget's name, the halt's or nudge's reason, the breaker's tool.
+NOTICE_KINDS = {
+    "budget.warning": "budget",
+    "budget.exceeded": "budget",
+    "halt": "reason",
+    "guard.nudge": "reason",
+    "guard.circuit_open": "tool",
+}
 _ZERO = Decimal(0)
 _MONTH_S = Decimal(30 * 86400)
 
@@ -29,6 +38,12 @@ def percentile(sorted_values: Sequence[Decimal], q: float) -> Decimal | None:
         return None
     rank = max(1, -(-int(q * 1000) * len(sorted_values) // 100_000))  # ceil(q/100 * n)
     return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def notice_subject(e: CostEvent) -> str:
+    """What a guard notice is about: its budget's name, its halt / nudge reason or its tool ("" if unknown)."""
+    value = (e.extra or {}).get(NOTICE_KINDS.get(e.kind, ""))
+    return "" if value is None else str(value)
 
 
 def _key_of(e: CostEvent, field_name: str) -> str | None:
@@ -62,12 +77,17 @@ class RollupRow:
     last_ts: float | None = None
     #: Guard events by kind (``budget.warning``, ``budget.exceeded``, ``halt`` ...), not counted as calls.
     notices: dict[str, int] = field(default_factory=dict)
+    #: The same notices by (kind, subject): ``("budget.exceeded", "session-cap"): 2``; see :func:`notice_subject`.
+    notice_subjects: dict[tuple[str, str], int] = field(default_factory=dict)
     _costs: list[Decimal] = field(default_factory=list, repr=False)
     _by_session: dict[str, Decimal] = field(default_factory=dict, repr=False)
 
     def add(self, e: CostEvent, prompt_cache_saving: Decimal | None, routing_saving: Decimal | None = None) -> None:
         if e.kind not in CALL_KINDS:  # budget warnings, halts, routing decisions: not calls
             self.notices[e.kind] = self.notices.get(e.kind, 0) + 1
+            if e.kind in NOTICE_KINDS:
+                key = (e.kind, notice_subject(e))
+                self.notice_subjects[key] = self.notice_subjects.get(key, 0) + 1
             return
         self.calls += 1
         self.usage = self.usage + e.usage
@@ -141,6 +161,9 @@ class RollupRow:
             "sessions": self.sessions,
             "per_session": {k: s(v) for k, v in self.per_session.items()},
             "notices": dict(self.notices),
+            "notice_subjects": [
+                {"kind": kind, "subject": subject, "count": n} for (kind, subject), n in self.notice_subjects.items()
+            ],
         }
 
 
