@@ -141,6 +141,12 @@ def hold(state: dict[str, tuple[Counters, float | None]], claims: Sequence[Claim
     return after
 
 
+def read_counters(store: CounterStore, key: str, now: float) -> Counters:
+    """``key``'s counters in ``store``, its expired leases swept as of ``now`` (a store that keeps
+    no leases is read as it reads)."""
+    return store.read(key, now) if store.leases else store.read(key)
+
+
 def add(a: Sequence[int], b: Sequence[int], sign: int = 1) -> Vector:
     return (a[0] + sign * b[0], a[1] + sign * b[1], a[2] + sign * b[2], a[3] + sign * b[3])
 
