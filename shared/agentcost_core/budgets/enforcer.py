@@ -43,7 +43,7 @@ from ..usage import Usage
 from .alerts import AlertSink, BudgetAlert, log_alert
 from .budget import Budget, ScopeContext
 from .leases import OpenReservations, leased
-from .off_loop import off_loop
+from .off_loop import in_background, off_loop
 from .stores.base import (
     DIMENSIONS,
     BudgetStoreUnavailable,
@@ -460,9 +460,9 @@ class BudgetEnforcer:
             self.open.untrack(res)
             await off_loop(self.release, res)
 
-    def _abandoned(self, reservations: list[Reservation]) -> None:
+    def _abandoned(self, loop: Any, reservations: list[Reservation]) -> None:
         """Release the reservations of a task that ended without ending them (called on the loop:
-        in-process stores inline, others in a thread of their own)."""
+        in-process stores inline, others off the loop)."""
 
         def release_all() -> None:
             for res in reservations:
@@ -471,7 +471,7 @@ class BudgetEnforcer:
         if self.local:
             release_all()
         else:
-            threading.Thread(target=release_all, name="agentcost-release", daemon=True).start()
+            in_background(loop, release_all)
 
     def renew_leases(self) -> int:
         """Renew the lease of every call still running (the renewer thread does this every

@@ -48,7 +48,7 @@ class OpenReservations:
         self,
         lease_seconds: float,
         clock: Callable[[], float],
-        abandon: Callable[[list[Reservation]], None],
+        abandon: Callable[[asyncio.AbstractEventLoop, list[Reservation]], None],
     ) -> None:
         self.lease_seconds = lease_seconds
         self.clock = clock
@@ -160,7 +160,7 @@ class OpenReservations:
                 r.task = None
         if left:
             logger.info("agentcost: releasing %d reservation(s) of a task that ended without settling them", len(left))
-            self._abandon(left)
+            self._abandon(task.get_loop(), left)
 
     # --- ending ----------------------------------------------------------------------------
     def close(self, res: Reservation) -> bool:

@@ -7,8 +7,8 @@ worker: a store call that is half-way through a network round trip cannot be tak
 * the worker always runs to the end (a cancelled settle or release still settles or releases);
 * when the awaiting task was cancelled, ``undo(result)`` runs exactly once as soon as the worker
   has a result nobody will receive (a reservation made for a task that is gone is released), in the
-  worker thread or, when the result was already there, in a short-lived thread of its own: never on
-  the event loop;
+  worker thread or, when the result was already there, in another worker (:func:`in_background`):
+  never on the event loop;
 * the ``CancelledError`` is re-raised.
 """
 
@@ -20,7 +20,7 @@ import logging
 import threading
 from typing import Any, Callable
 
-__all__ = ["off_loop"]
+__all__ = ["in_background", "off_loop"]
 
 logger = logging.getLogger("agentcost.budgets")
 
@@ -45,12 +45,12 @@ class _Handoff:
             self._undo(result)
         return result
 
-    def abandon(self) -> None:
+    def abandon(self, loop: asyncio.AbstractEventLoop) -> None:
         with self.lock:
             self.abandoned = True
             finished, result = self.finished, self.result
         if finished and self.undo is not None:
-            threading.Thread(target=self._undo, args=(result,), name="agentcost-undo", daemon=True).start()
+            in_background(loop, self._undo, result)
 
     def _undo(self, result: Any) -> None:
         if self.undo is None:
@@ -76,5 +76,15 @@ async def off_loop(fn: Callable[..., Any], *args: Any, undo: Callable[[Any], Non
         return await asyncio.shield(fut)
     except asyncio.CancelledError:
         fut.add_done_callback(_consume)
-        handoff.abandon()
+        handoff.abandon(loop)
         raise
+
+
+def in_background(loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any) -> None:
+    """Start ``fn(*args)`` off the loop without waiting for it: in the loop's default executor (so
+    ``asyncio.run`` waits for it before it returns), or in a thread of its own once that executor
+    is shut down."""
+    try:
+        loop.run_in_executor(None, fn, *args).add_done_callback(_consume)
+    except RuntimeError:  # the loop is closed or its executor shut down
+        threading.Thread(target=fn, args=args, name="agentcost-background", daemon=True).start()
