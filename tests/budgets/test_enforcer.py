@@ -367,7 +367,7 @@ class _ReadFails(MemoryStore):
         super().__init__()
         self.failure_mode = failure_mode
 
-    def read(self, key):  # type: ignore[no-untyped-def]
+    def read(self, key, now=None):  # type: ignore[no-untyped-def]
         raise BudgetStoreUnavailable("redis://10.0.0.1 down")
 
 

@@ -73,7 +73,7 @@ def _cleanup(spec: tuple[str, ...], store) -> None:  # type: ignore[no-untyped-d
         assert not list(store.client.scan_iter(match=spec[2] + "*"))
     elif spec[0] == "postgres":
         with store._connection() as conn:
-            conn.execute(f"DROP TABLE IF EXISTS {spec[2]}")
+            conn.execute(f"DROP TABLE IF EXISTS {spec[2]}, {spec[2]}_holds")
     store.close()
 
 
@@ -448,7 +448,7 @@ def test_processes_starting_at_once_on_a_fresh_table_all_get_through(spec, store
             outcomes = run_together(_first_call, [((*spec[:2], table),)] * 6)
         finally:
             with store._connection() as conn:
-                conn.execute(f"DROP TABLE IF EXISTS {table}")
+                conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_holds")
         assert outcomes == ["ok"] * 6
 
 

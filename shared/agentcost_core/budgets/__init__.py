@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..halts import BudgetExceeded
 from .alerts import AlertSink, BudgetAlert, log_alert
-from .budget import ACTIONS, SCOPES, Budget, ScopeContext
+from .budget import ACTIONS, SCOPES, Budget, BudgetStatus, ScopeContext
 from .enforcer import BudgetEnforcer, Reservation
 from .stores import BudgetStoreUnavailable, CounterStore, MemoryStore, open_store
 
@@ -17,6 +17,7 @@ __all__ = [
     "BudgetAlert",
     "BudgetEnforcer",
     "BudgetExceeded",
+    "BudgetStatus",
     "BudgetStoreUnavailable",
     "CounterStore",
     "MemoryStore",

@@ -20,12 +20,18 @@ call; the agent adapters end the run gracefully with what it has), ``downgrade``
 the router moves calls to a cheaper tier; at the limit the call is refused), ``notify`` (soft:
 alert only). ``block``, ``wrap_up`` and ``downgrade`` are hard limits: a reservation that does not
 fit is refused, never shrunk.
+
+``budget.status(user_id=..., session_id=..., feature=..., agent_id=..., trace_id=... / run_id=...)``
+reads where one scope stands, from whichever store the budget uses: a :class:`BudgetStatus` with
+``spent`` and ``held`` in Decimal USD (``held``: what calls in flight have reserved; expired leases
+are swept first), the limit and what remains, and the counts.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -35,7 +41,7 @@ from ..errors import ConfigurationError
 if TYPE_CHECKING:
     from .stores.base import CounterStore
 
-__all__ = ["ACTIONS", "SCOPES", "Budget", "ScopeContext"]
+__all__ = ["ACTIONS", "SCOPES", "Budget", "BudgetStatus", "ScopeContext"]
 
 SCOPES = ("request", "run", "session", "user_day", "feature_month", "agent", "global_day")
 ACTIONS = ("notify", "downgrade", "wrap_up", "block")
@@ -54,6 +60,32 @@ class ScopeContext:
     user_id: str | None = None
     feature: str | None = None
     agent_id: str | None = None
+
+
+#: The keywords of :meth:`Budget.status`: the attribution a scope is keyed by.
+STATUS_KEYWORDS = ("user_id", "session_id", "feature", "agent_id", "trace_id", "run_id")
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetStatus:
+    """Where one budget scope stands (see :meth:`Budget.status`). Money is Decimal USD."""
+
+    budget: str  # the budget's name
+    key: str  # the counter key of the scope
+    spent: Decimal  # settled
+    held: Decimal  # reserved by calls in flight
+    limit: Decimal | None  # the usd limit, if any
+    remaining: Decimal | None  # limit - spent - held (never below 0), if there is a usd limit
+    tokens: int
+    model_calls: int
+    tool_calls: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _scope_text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def _count(name: str, value: Any) -> int | None:
@@ -154,6 +186,60 @@ class Budget:
     def __repr__(self) -> str:
         limits = ", ".join(f"{k}={str(v)!r}" if k == "usd" else f"{k}={v}" for k, v in self.limits().items())
         return f"Budget({limits}, per={self.per!r}, on_exceed={self.on_exceed!r}, name={self.name!r})"
+
+    # --- reading a scope -------------------------------------------------------------------
+    def status(self, *, now: float | None = None, **scope: str | None) -> BudgetStatus:
+        """Where the scope named by ``scope`` stands, read from this budget's store.
+
+        ``scope``: the attribution keywords (``user_id=``, ``session_id=``, ``feature=``,
+        ``agent_id=``, and ``trace_id=`` or its alias ``run_id=`` for ``per="run"``); the ones
+        this budget's scope does not use are ignored, a missing one reads the calls that had none.
+        ``now``: the time to read at (default: the wall clock; it picks the day / month period).
+        Raises :class:`ConfigurationError` for an unknown keyword or a ``per="request"`` budget (it
+        keeps no counters), :class:`BudgetStoreUnavailable` when a shared store cannot be reached.
+        """
+        key, now = self._status_key(now, scope)
+        from .stores.base import read_counters  # late: stores import this module
+
+        return self._status_of(key, read_counters(self.store, key, now))
+
+    async def astatus(self, *, now: float | None = None, **scope: str | None) -> BudgetStatus:
+        """:meth:`status` for async code: a store that does I/O is read in a worker thread."""
+        if not self.store.shared:
+            return self.status(now=now, **scope)
+        key, now = self._status_key(now, scope)
+        from .off_loop import off_loop
+        from .stores.base import read_counters
+
+        return self._status_of(key, await off_loop(read_counters, self.store, key, now))
+
+    def _status_key(self, now: float | None, scope: dict[str, Any]) -> tuple[str, float]:
+        unknown = sorted(set(scope) - set(STATUS_KEYWORDS))
+        if unknown:
+            raise ConfigurationError(
+                f"Budget.status() got unknown scope keyword(s) {', '.join(unknown)}; "
+                f"use {', '.join(k + '=' for k in STATUS_KEYWORDS)}"
+            )
+        if self.per == "request":
+            raise ConfigurationError("a per='request' budget caps each call alone: it keeps no counters to read")
+        if scope.get("trace_id") is not None and scope.get("run_id") is not None and scope["trace_id"] != scope["run_id"]:
+            raise ConfigurationError("Budget.status() takes trace_id= or run_id= (the same thing), not two values")
+        ctx = ScopeContext(
+            trace_id=_scope_text(scope.get("trace_id", scope.get("run_id"))),
+            session_id=_scope_text(scope.get("session_id")),
+            user_id=_scope_text(scope.get("user_id")),
+            feature=_scope_text(scope.get("feature")),
+            agent_id=_scope_text(scope.get("agent_id")),
+        )
+        now = time.time() if now is None else now
+        return self.scope_key(ctx, now)[0], now
+
+    def _status_of(self, key: str, c: Any) -> BudgetStatus:
+        from .stores.base import units_to_usd
+
+        spent, held = units_to_usd(c.spent[0]), units_to_usd(c.held[0])
+        remaining = None if self.usd is None else max(self.usd - spent - held, Decimal(0))
+        return BudgetStatus(self.name, key, spent, held, self.usd, remaining, c.spent[1], c.spent[2], c.spent[3])
 
     # --- scope keys ------------------------------------------------------------------------
     def scope_key(self, ctx: ScopeContext, now: float) -> tuple[str, int | None]:

@@ -10,6 +10,14 @@
         raise
     enforcer.settle(res, usage, model=response_model)
 
+The async forms (``areserve``, ``asettle``, ``arelease``, ``areserve_tool``, ``adowngrade_requested``,
+``aspent``) never do store I/O on the event loop, and are safe to cancel: a reservation a worker
+makes after its awaiting task was cancelled is released as the worker finishes, and a cancelled
+settle still settles. A reservation made inside an asyncio task that ends without settling or
+releasing it is released. In a shared store every reservation is a lease of ``lease_seconds``
+(default 120 s), renewed while the call runs: a process that dies mid-call holds nothing for
+longer than that (see :mod:`agentcost_core.budgets.leases`).
+
 The worst case is the input tokens (counted before the call; ``estimate_margin`` is added when the
 count is an estimate) plus ``max_tokens`` of output (or ``default_max_tokens``) at the model's
 price for its service tier, long-context tier included; a model the catalog does not know is
@@ -18,8 +26,8 @@ priced at ``fallback`` (by default the catalog's most expensive input and output
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -35,12 +43,15 @@ from ..prices.model_price import BucketPrices
 from ..usage import Usage
 from .alerts import AlertSink, BudgetAlert, log_alert
 from .budget import Budget, ScopeContext
+from .leases import OpenReservations, leased
+from .off_loop import in_background, off_loop
 from .stores.base import (
     DIMENSIONS,
     BudgetStoreUnavailable,
     Claim,
     Counters,
     CounterStore,
+    read_counters,
     units_to_usd,
     usd_to_units,
 )
@@ -52,7 +63,7 @@ logger = logging.getLogger("agentcost.budgets")
 _USD, _TOKENS, _CALLS, _TOOLS = range(4)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True)
 class Reservation:
     """What one call holds in each store until it is settled or released (exactly once)."""
 
@@ -65,6 +76,10 @@ class Reservation:
     store_errors: list[str] = field(default_factory=list)
     done: bool = False
     cost: Decimal | None = None  # what settle() counted
+    #: The id its holds carry in shared stores (leases); None when every store is in-process.
+    lease_id: str | None = field(default=None, repr=False)
+    #: The asyncio task it was made in, while that task may still have to release it.
+    task: Any = field(default=None, repr=False, compare=False)
 
     @property
     def flags(self) -> dict[str, Any]:
@@ -87,6 +102,7 @@ class BudgetEnforcer:
         fallback: BucketPrices | None = None,
         accountant: Accountant | None = None,
         clock: Callable[[], float] = time.time,
+        lease_seconds: float = 120.0,
     ) -> None:
         self.budgets: tuple[Budget, ...] = (budgets,) if isinstance(budgets, Budget) else tuple(budgets)
         for b in self.budgets:
@@ -131,6 +147,17 @@ class BudgetEnforcer:
         self._request_budgets = [b for b in self.budgets if b.per == "request"]
         #: Only in-process counters: the async forms run inline (no thread hop for microseconds of work).
         self.local = all(isinstance(store, MemoryStore) for store, _ in self._groups)
+        if (
+            isinstance(lease_seconds, bool)
+            or not isinstance(lease_seconds, (int, float))
+            or not math.isfinite(lease_seconds)
+            or lease_seconds < 1
+        ):
+            raise ConfigurationError(f"lease_seconds must be a number of seconds >= 1, got {lease_seconds!r}")
+        #: How long a hold in a shared store outlives its call when nothing renews it (a dead process).
+        self.lease_seconds = float(lease_seconds)
+        self.leased = any(leased(store) for store, _ in self._groups)
+        self.open = OpenReservations(self.lease_seconds, clock, self._abandoned)
 
     def __repr__(self) -> str:
         return f"BudgetEnforcer({list(self.budgets)!r})"
@@ -180,6 +207,7 @@ class BudgetEnforcer:
         for store, claims, budgets in claims_by_group:
             self._reserve_group(res, store, claims, budgets, ctx)
         self._check_seconds(res)
+        self.open.track_task(res)
         return res
 
     async def areserve(
@@ -193,12 +221,14 @@ class BudgetEnforcer:
         estimated: bool = False,
     ) -> Reservation:
         """:meth:`reserve` for async code: inline with in-process stores, in a worker thread when a
-        store does network I/O."""
+        store does I/O. Cancelling it never leaves a hold behind (see the module docstring)."""
         kw = {"model": model, "input_tokens": input_tokens, "max_tokens": max_tokens,
               "service_tier": service_tier, "estimated": estimated}  # fmt: skip
         if self.local:
             return self.reserve(ctx, **kw)
-        return await asyncio.to_thread(self.reserve, ctx, **kw)
+        res: Reservation = await off_loop(lambda: self.reserve(ctx, **kw), undo=self.release)
+        self.open.track_task(res)  # the worker had no task to tie it to
+        return res
 
     def reserve_tool(self, ctx: ScopeContext, tool: str | None = None) -> Reservation:
         """Count one tool call (``tool_calls`` limits); settle it after the tool runs."""
@@ -206,6 +236,15 @@ class BudgetEnforcer:
         for store, claims, budgets in groups:
             self._reserve_group(res, store, claims, budgets, ctx)
         self._check_seconds(res)
+        self.open.track_task(res)
+        return res
+
+    async def areserve_tool(self, ctx: ScopeContext, tool: str | None = None) -> Reservation:
+        """:meth:`reserve_tool` for async code (off the event loop when a store does I/O)."""
+        if self.local:
+            return self.reserve_tool(ctx, tool)
+        res: Reservation = await off_loop(self.reserve_tool, ctx, tool, undo=self.release)
+        self.open.track_task(res)
         return res
 
     def _prepare_model(
@@ -225,6 +264,8 @@ class BudgetEnforcer:
         self, ctx: ScopeContext, model: str | None, amounts: tuple[int, int, int, int], usd: Decimal, what: Any = None
     ) -> tuple[Reservation, list[tuple[CounterStore, list[Claim], list[Budget]]]]:
         res = Reservation(ctx, model, amounts, usd)
+        if self.leased:
+            res.lease_id = self.open.new_lease_id()
         for b in self._request_budgets:  # one call alone: no counters to keep
             limits = _limits(b)
             for i, limit in enumerate(limits):
@@ -246,8 +287,12 @@ class BudgetEnforcer:
     def _reserve_group(
         self, res: Reservation, store: CounterStore, claims: list[Claim], budgets: list[Budget], ctx: ScopeContext
     ) -> None:
+        now = self.clock()
         try:
-            result = store.reserve(claims, self.clock())
+            if res.lease_id is not None and leased(store):
+                result = store.reserve(claims, now, self.open.lease(res, now))
+            else:
+                result = store.reserve(claims, now)
         except BudgetStoreUnavailable as e:
             self._store_failed(res, store, e)
             return
@@ -279,7 +324,7 @@ class BudgetEnforcer:
                 if b.seconds is None or not b.hard:
                     continue
                 try:
-                    started = store.read(claim.key).started
+                    started = read_counters(store, claim.key, now).started
                 except BudgetStoreUnavailable as e:
                     if store.failure_mode == "fail_open":
                         res.store_errors.append(str(e))
@@ -306,7 +351,7 @@ class BudgetEnforcer:
         groups, res.groups = res.groups, []
         for store, claims, _ in groups:
             try:
-                store.release(claims)
+                _release(store, claims, res)
             except Exception as e:  # pragma: no cover - store down between two calls
                 logger.error("agentcost: could not release a reservation: %r", e)
 
@@ -358,13 +403,15 @@ class BudgetEnforcer:
         cost: Decimal | None = None,
     ) -> Decimal:
         """Count the call's real cost (from ``cost``, else priced from ``usage``); exactly once."""
-        if res.done:
+        if not self.open.close(res):
             return res.cost or Decimal(0)
-        res.done = True
         actual = self._actual(res, usage, model, service_tier, cost)
         for store, claims, budgets in res.groups:
             try:
-                after = store.settle(claims, actual)
+                if res.lease_id is not None and leased(store):
+                    after = store.settle(claims, actual, res.lease_id)
+                else:
+                    after = store.settle(claims, actual)
             except Exception as e:
                 logger.error("agentcost: could not settle a reservation in %r: %r", store, e)
                 continue
@@ -380,10 +427,12 @@ class BudgetEnforcer:
         service_tier: str | None = None,
         cost: Decimal | None = None,
     ) -> Decimal:
+        """:meth:`settle` for async code; a cancelled ``asettle`` still settles (in its worker)."""
         kw = {"model": model, "service_tier": service_tier, "cost": cost}
         if self.local:
             return self.settle(res, usage, **kw)
-        return await asyncio.to_thread(self.settle, res, usage, **kw)
+        self.open.untrack(res)  # ended here: the end of the task must not release it instead
+        return await off_loop(lambda: self.settle(res, usage, **kw))  # type: ignore[no-any-return]
 
     def _actual(
         self, res: Reservation, usage: Usage | None, model: str | None, tier: str | None, cost: Decimal | None
@@ -398,20 +447,43 @@ class BudgetEnforcer:
 
     def release(self, res: Reservation) -> None:
         """Drop the reservation (the call failed or was cancelled); exactly once."""
-        if res.done:
+        if not self.open.close(res):
             return
-        res.done = True
         for store, claims, _ in res.groups:
             try:
-                store.release(claims)
-            except Exception as e:
+                _release(store, claims, res)
+            except Exception as e:  # its lease (shared stores) still ends the hold
                 logger.error("agentcost: could not release a reservation in %r: %r", store, e)
 
     async def arelease(self, res: Reservation) -> None:
+        """:meth:`release` for async code; a cancelled ``arelease`` still releases (in its worker)."""
         if self.local:
             self.release(res)
         else:
-            await asyncio.to_thread(self.release, res)
+            self.open.untrack(res)
+            await off_loop(self.release, res)
+
+    def _abandoned(self, loop: Any, reservations: list[Reservation]) -> None:
+        """Release the reservations of a task that ended without ending them (called on the loop:
+        in-process stores inline, others off the loop)."""
+
+        def release_all() -> None:
+            for res in reservations:
+                self.release(res)
+
+        if self.local:
+            release_all()
+        else:
+            in_background(loop, release_all)
+
+    def renew_leases(self) -> int:
+        """Renew the lease of every call still running (the renewer thread does this every
+        ``lease_seconds / 3``); returns how many holds were renewed."""
+        return self.open.renew()
+
+    def close(self) -> None:
+        """Stop renewing leases (the enforcer's calls are over)."""
+        self.open.stop()
 
     # --- thresholds ------------------------------------------------------------------------
     def _after(
@@ -487,7 +559,7 @@ class BudgetEnforcer:
                 continue
             key, _ = b.scope_key(ctx, now)
             try:
-                c = b.store.read(key)
+                c = read_counters(b.store, key, now)
             except BudgetStoreUnavailable:
                 continue
             threshold = b.warn_at or 1.0
@@ -506,7 +578,7 @@ class BudgetEnforcer:
             if b.per == "request":
                 continue
             key, _ = b.scope_key(ctx, now)
-            c = b.store.read(key)
+            c = read_counters(b.store, key, now)
             out[b.name] = {
                 "usd": units_to_usd(c.spent[_USD]),
                 "tokens": c.spent[_TOKENS],
@@ -515,6 +587,25 @@ class BudgetEnforcer:
                 "held_usd": units_to_usd(c.held[_USD]),
             }
         return out
+
+    async def adowngrade_requested(self, ctx: ScopeContext) -> bool:
+        """:meth:`downgrade_requested` for async code (off the event loop when a store does I/O)."""
+        if self.local:
+            return self.downgrade_requested(ctx)
+        return await off_loop(self.downgrade_requested, ctx)  # type: ignore[no-any-return]
+
+    async def aspent(self, ctx: ScopeContext, budget: Budget | str | None = None) -> dict[str, Any]:
+        """:meth:`spent` for async code (off the event loop when a store does I/O)."""
+        if self.local:
+            return self.spent(ctx, budget)
+        return await off_loop(self.spent, ctx, budget)  # type: ignore[no-any-return]
+
+
+def _release(store: CounterStore, claims: list[Claim], res: Reservation) -> None:
+    if res.lease_id is not None and leased(store):
+        store.release(claims, res.lease_id)
+    else:
+        store.release(claims)
 
 
 def _limits(b: Budget) -> tuple[int | None, int | None, int | None, int | None]:

@@ -15,6 +15,14 @@ several budgets: its session, its user's day, the global day):
 * :meth:`CounterStore.settle` — move a reservation from held to spent at its real amounts.
 * :meth:`CounterStore.release` — drop a reservation (error, cancellation) without spending.
 
+**Leases.** A reservation made with a :class:`Lease` is also recorded as its own hold, under the
+lease id, with an expiry. Expired holds are swept (taken off ``held``) atomically whenever their key
+is reserved against or read, so a hold whose owner died (a killed process, a task that never came
+back) is gone after its lease. :meth:`CounterStore.renew` pushes the expiry of a live call's hold
+forward. Settling or releasing with the lease id acts on that hold only: a hold already swept is not
+subtracted twice (its spend is still added), and ``held`` never goes below zero. Without a lease a
+reservation never expires (the amounts are then subtracted as given).
+
 What a shared store does when it cannot be reached is the user's choice: ``fail_closed``
 (default: the call is refused with :class:`BudgetStoreUnavailable`) or ``fail_open`` (the call
 goes ahead, and its ledger event is flagged).
@@ -22,13 +30,13 @@ goes ahead, and its ledger event is flagged).
 
 from __future__ import annotations
 
-import asyncio
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 from typing import Sequence
 
 from ...errors import AgentCostError, ConfigurationError
+from ..off_loop import off_loop
 
 __all__ = [
     "DIMENSIONS",
@@ -37,6 +45,7 @@ __all__ = [
     "Claim",
     "CounterStore",
     "Counters",
+    "Lease",
     "ReserveResult",
     "units_to_usd",
     "usd_to_units",
@@ -76,6 +85,14 @@ class Claim:
     amounts: Vector
     ttl: int | None = None  # seconds until the key may expire (end of its period); None: never
     hard: bool = True  # soft claims (notify / downgrade) are counted but never refused
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A reservation's own hold: its id (unique per reservation) and when it expires unless renewed."""
+
+    id: str
+    expires: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +141,12 @@ def hold(state: dict[str, tuple[Counters, float | None]], claims: Sequence[Claim
     return after
 
 
+def read_counters(store: CounterStore, key: str, now: float) -> Counters:
+    """``key``'s counters in ``store``, its expired leases swept as of ``now`` (a store that keeps
+    no leases is read as it reads)."""
+    return store.read(key, now) if store.leases else store.read(key)
+
+
 def add(a: Sequence[int], b: Sequence[int], sign: int = 1) -> Vector:
     return (a[0] + sign * b[0], a[1] + sign * b[1], a[2] + sign * b[2], a[3] + sign * b[3])
 
@@ -137,6 +160,9 @@ class CounterStore(ABC):
     failure_mode: str = "fail_closed"
     #: True for stores whose counters are shared between processes.
     shared: bool = False
+    #: True for stores that keep leased holds (every built-in store); the enforcer leases the
+    #: reservations it makes in shared stores that do.
+    leases: bool = False
 
     def _check_failure_mode(self, failure_mode: str) -> str:
         if failure_mode not in FAILURE_MODES:
@@ -144,33 +170,52 @@ class CounterStore(ABC):
         return failure_mode
 
     @abstractmethod
-    def reserve(self, claims: Sequence[Claim], now: float) -> ReserveResult:
-        """Hold every claim's amounts if all hard claims fit; else change nothing."""
+    def reserve(self, claims: Sequence[Claim], now: float, lease: Lease | None = None) -> ReserveResult:
+        """Hold every claim's amounts if all hard claims fit; else change nothing. With ``lease``,
+        the hold is recorded under ``lease.id`` and expires at ``lease.expires`` unless renewed."""
 
     @abstractmethod
-    def settle(self, claims: Sequence[Claim], actual: Vector) -> tuple[Counters, ...]:
-        """Per claim: held -= claim.amounts, spent += actual. Returns the counters after."""
+    def settle(self, claims: Sequence[Claim], actual: Vector, lease_id: str | None = None) -> tuple[Counters, ...]:
+        """Per claim: spent += actual, and held -= the reservation's hold (its lease's amounts when
+        ``lease_id`` is given and the hold has not expired; ``claim.amounts`` without a lease).
+        Returns the counters after."""
 
-    def release(self, claims: Sequence[Claim]) -> tuple[Counters, ...]:
-        """Drop the reservation: held -= claim.amounts, nothing spent."""
-        return self.settle(claims, ZERO)
+    def release(self, claims: Sequence[Claim], lease_id: str | None = None) -> tuple[Counters, ...]:
+        """Drop the reservation: held -= its hold, nothing spent."""
+        return self.settle(claims, ZERO, lease_id)
+
+    def renew(self, claims: Sequence[Claim], lease_id: str, expires: float) -> bool:
+        """Move the lease's expiry to ``expires`` on every claim's key; False when its hold is gone
+        (settled, released or already expired: a renewal never re-creates a hold)."""
+        return False
 
     @abstractmethod
-    def read(self, key: str) -> Counters:
-        """A key's counters (zeros when it has none)."""
+    def read(self, key: str, now: float | None = None) -> Counters:
+        """A key's counters (zeros when it has none), expired leases swept as of ``now``
+        (default: the wall clock)."""
 
     @abstractmethod
     def reset(self, key: str | None = None) -> None:
         """Forget one key, or every key of this store (tests, a new period by hand)."""
 
-    async def areserve(self, claims: Sequence[Claim], now: float) -> ReserveResult:
-        return await asyncio.to_thread(self.reserve, claims, now)
+    # The async forms run the sync calls off the event loop and are safe to cancel: a reservation
+    # the worker makes after its awaiting task was cancelled is released as the worker finishes,
+    # and a cancelled settle / release still runs to the end.
+    async def areserve(self, claims: Sequence[Claim], now: float, lease: Lease | None = None) -> ReserveResult:
+        def undo(result: ReserveResult) -> None:
+            if result.admitted:
+                self.release(claims, lease.id if lease is not None else None)
 
-    async def asettle(self, claims: Sequence[Claim], actual: Vector) -> tuple[Counters, ...]:
-        return await asyncio.to_thread(self.settle, claims, actual)
+        return await off_loop(self.reserve, claims, now, lease, undo=undo)  # type: ignore[no-any-return]
 
-    async def arelease(self, claims: Sequence[Claim]) -> tuple[Counters, ...]:
-        return await asyncio.to_thread(self.release, claims)
+    async def asettle(self, claims: Sequence[Claim], actual: Vector, lease_id: str | None = None) -> tuple[Counters, ...]:
+        return await off_loop(self.settle, claims, actual, lease_id)  # type: ignore[no-any-return]
+
+    async def arelease(self, claims: Sequence[Claim], lease_id: str | None = None) -> tuple[Counters, ...]:
+        return await off_loop(self.release, claims, lease_id)  # type: ignore[no-any-return]
+
+    async def aread(self, key: str, now: float | None = None) -> Counters:
+        return await off_loop(self.read, key, now)  # type: ignore[no-any-return]
 
     def close(self) -> None:  # noqa: B027 - optional for stores holding connections
         """Release connections."""

@@ -4,9 +4,10 @@ process share it; it needs no server and never fails, so it has no failure mode 
 from __future__ import annotations
 
 import threading
+import time
 from typing import Sequence
 
-from .base import ZERO, Claim, Counters, CounterStore, ReserveResult, Vector, add, fits
+from .base import ZERO, Claim, Counters, CounterStore, Lease, ReserveResult, Vector, add, fits
 
 __all__ = ["MemoryStore"]
 
@@ -15,16 +16,21 @@ class MemoryStore(CounterStore):
     """``memory://``: counters for this process only. Periods roll over by key (the key names
     its day / month), and expired keys are dropped as new ones arrive."""
 
+    leases = True
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counters: dict[str, Counters] = {}
         self._expires: dict[str, float] = {}
         self._reserves = 0  # every 1,000 reservations, expired keys of every scope are dropped
+        #: Leased holds: key -> lease id -> (amounts, expires); and per key, the earliest expiry.
+        self._holds: dict[str, dict[str, tuple[Vector, float]]] = {}
+        self._next_expiry: dict[str, float] = {}
 
     def __repr__(self) -> str:
         return f"MemoryStore(keys={len(self._counters)})"
 
-    def reserve(self, claims: Sequence[Claim], now: float) -> ReserveResult:
+    def reserve(self, claims: Sequence[Claim], now: float, lease: Lease | None = None) -> ReserveResult:
         with self._lock:
             self._reserves += 1
             if self._reserves % 1000 == 0:
@@ -43,30 +49,76 @@ class MemoryStore(CounterStore):
                 self._counters[claim.key] = working[claim.key]
                 if claim.ttl is not None:
                     self._expires[claim.key] = now + claim.ttl
+                if lease is not None:
+                    holds = self._holds.setdefault(claim.key, {})
+                    amounts = add(holds[lease.id][0], claim.amounts) if lease.id in holds else claim.amounts
+                    holds[lease.id] = (amounts, lease.expires)
+                    self._next_expiry[claim.key] = min(self._next_expiry.get(claim.key, lease.expires), lease.expires)
             return ReserveResult(True, tuple(after))
 
-    async def areserve(self, claims: Sequence[Claim], now: float) -> ReserveResult:
-        return self.reserve(claims, now)  # a lock held for microseconds: no thread hop
+    async def areserve(self, claims: Sequence[Claim], now: float, lease: Lease | None = None) -> ReserveResult:
+        return self.reserve(claims, now, lease)  # a lock held for microseconds: no thread hop
 
-    def settle(self, claims: Sequence[Claim], actual: Vector) -> tuple[Counters, ...]:
+    def settle(self, claims: Sequence[Claim], actual: Vector, lease_id: str | None = None) -> tuple[Counters, ...]:
         with self._lock:
             out = []
             for claim in claims:
                 c = self._counters.get(claim.key) or Counters()
-                held = add(c.held, claim.amounts, -1)
+                held = add(c.held, self._take_hold(claim, lease_id), -1)
                 new = Counters(add(c.spent, actual), tuple(max(h, 0) for h in held), c.started)  # type: ignore[arg-type]
                 self._counters[claim.key] = new
                 out.append(new)
             return tuple(out)
 
-    async def asettle(self, claims: Sequence[Claim], actual: Vector) -> tuple[Counters, ...]:
-        return self.settle(claims, actual)
+    async def asettle(self, claims: Sequence[Claim], actual: Vector, lease_id: str | None = None) -> tuple[Counters, ...]:
+        return self.settle(claims, actual, lease_id)
 
-    async def arelease(self, claims: Sequence[Claim]) -> tuple[Counters, ...]:
-        return self.settle(claims, ZERO)
+    async def arelease(self, claims: Sequence[Claim], lease_id: str | None = None) -> tuple[Counters, ...]:
+        return self.settle(claims, ZERO, lease_id)
 
-    def read(self, key: str) -> Counters:
+    def renew(self, claims: Sequence[Claim], lease_id: str, expires: float) -> bool:
+        renewed = False
         with self._lock:
+            for claim in claims:
+                holds = self._holds.get(claim.key)
+                if holds and lease_id in holds:
+                    holds[lease_id] = (holds[lease_id][0], expires)
+                    renewed = True
+        return renewed
+
+    def _take_hold(self, claim: Claim, lease_id: str | None) -> Vector:
+        """What settling ``claim`` takes off ``held``: its lease's hold (once), or its amounts."""
+        if lease_id is None:
+            return claim.amounts
+        holds = self._holds.get(claim.key)
+        taken = holds.pop(lease_id, None) if holds else None
+        if holds is not None and not holds:
+            del self._holds[claim.key]
+            self._next_expiry.pop(claim.key, None)
+        return ZERO if taken is None else taken[0]
+
+    def _sweep_leases(self, key: str, now: float) -> None:
+        """Take the expired leases of ``key`` off its held amounts."""
+        if self._next_expiry.get(key, now + 1) > now:
+            return
+        holds = self._holds[key]
+        c = self._counters.get(key) or Counters()
+        held = c.held
+        for lease_id, (amounts, expires) in list(holds.items()):
+            if expires <= now:
+                held = add(held, amounts, -1)
+                del holds[lease_id]
+        self._counters[key] = Counters(c.spent, tuple(max(h, 0) for h in held), c.started)  # type: ignore[arg-type]
+        if holds:
+            self._next_expiry[key] = min(exp for _, exp in holds.values())
+        else:
+            del self._holds[key]
+            del self._next_expiry[key]
+
+    def read(self, key: str, now: float | None = None) -> Counters:
+        with self._lock:
+            if key in self._next_expiry:
+                self._sweep_leases(key, time.time() if now is None else now)
             return self._counters.get(key) or Counters()
 
     def reset(self, key: str | None = None) -> None:
@@ -74,21 +126,28 @@ class MemoryStore(CounterStore):
             if key is None:
                 self._counters.clear()
                 self._expires.clear()
+                self._holds.clear()
+                self._next_expiry.clear()
             else:
-                self._counters.pop(key, None)
-                self._expires.pop(key, None)
+                self._drop(key)
 
     def _sweep(self, now: float) -> None:
         """Drop every expired key with nothing held (per-run and per-session keys pile up otherwise)."""
         for key in [k for k, exp in self._expires.items() if exp <= now]:
             c = self._counters.get(key)
             if c is None or not any(c.held):
-                self._counters.pop(key, None)
-                self._expires.pop(key, None)
+                self._drop(key)
+
+    def _drop(self, key: str) -> None:
+        self._counters.pop(key, None)
+        self._expires.pop(key, None)
+        self._holds.pop(key, None)
+        self._next_expiry.pop(key, None)
 
     def _get(self, key: str, now: float) -> Counters:
         exp = self._expires.get(key)
         if exp is not None and exp <= now:
-            self._counters.pop(key, None)
-            self._expires.pop(key, None)
+            self._drop(key)  # its period is over: a fresh key, its leases with it
+        elif key in self._next_expiry:
+            self._sweep_leases(key, now)
         return self._counters.get(key) or Counters()

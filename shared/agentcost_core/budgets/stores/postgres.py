@@ -5,6 +5,10 @@ DO NOTHING``), then all the call's rows are locked with ``SELECT … FOR UPDATE`
 transaction locks in the same order, so concurrent calls never deadlock), checked, updated and
 committed. A settle updates each row in place (``held = GREATEST(held - amount, 0)``,
 ``spent = spent + actual``), in the same key order, in one transaction.
+
+Leased holds are rows of ``<table>_holds`` (key, lease, amounts, expires). Every transaction that
+touches them locks the counter rows first, in key order, so sweeps, settles and reserves never
+deadlock; a renewal updates one hold row per statement.
 """
 
 from __future__ import annotations
@@ -12,19 +16,33 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from ...errors import ConfigurationError
 from ...ledger.postgres import _redact, ensure_schema
-from .base import ZERO, BudgetStoreUnavailable, Claim, Counters, CounterStore, ReserveResult, Vector, fits, hold
+from .base import (
+    ZERO,
+    BudgetStoreUnavailable,
+    Claim,
+    Counters,
+    CounterStore,
+    Lease,
+    ReserveResult,
+    Vector,
+    add,
+    fits,
+    hold,
+)
 
 __all__ = ["PostgresStore"]
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _SPENT = ("spent_usd", "spent_tokens", "spent_calls", "spent_tools")
 _HELD = ("held_usd", "held_tokens", "held_calls", "held_tools")
+_AMOUNTS = ("usd", "tokens", "calls", "tools")
 _COUNTER_COLUMNS = (*_SPENT, *_HELD)
 _ROW = f"{', '.join(_COUNTER_COLUMNS)}, started, expires"
 _POOL_WAIT = 30.0  # seconds a call waits for a free connection before the store is "unavailable"
@@ -110,6 +128,7 @@ class PostgresStore(CounterStore):
     """
 
     shared = True
+    leases = True
 
     def __init__(
         self,
@@ -128,7 +147,11 @@ class PostgresStore(CounterStore):
         if sep and scheme.lower() in ("postgresql+psycopg", "postgres"):
             url = "postgresql://" + rest
         self.url = _redact(url)
-        if not isinstance(table, str) or not all(_IDENT.fullmatch(p) for p in table.split(".")):
+        if (
+            not isinstance(table, str)
+            or not all(_IDENT.fullmatch(p) for p in table.split("."))
+            or len(table.split(".")[-1]) > 57  # room for the "_holds" table
+        ):
             raise ConfigurationError(f"bad PostgreSQL table name {table!r} for the budget store")
         if connect_timeout <= 0:
             raise ConfigurationError(f"connect_timeout must be > 0 seconds, got {connect_timeout!r}")
@@ -153,11 +176,27 @@ class PostgresStore(CounterStore):
         self._ready = False
         self._ready_lock = threading.Lock()
         t = table
+        h = self.holds_table = f"{table}_holds"
         self._sql_create = (
             f"CREATE TABLE IF NOT EXISTS {t} (key TEXT PRIMARY KEY, "
             + ", ".join(f"{c} BIGINT NOT NULL DEFAULT 0" for c in _COUNTER_COLUMNS)
             + ", started DOUBLE PRECISION, expires DOUBLE PRECISION)"
         )
+        self._sql_create_holds = (
+            f"CREATE TABLE IF NOT EXISTS {h} (key TEXT NOT NULL, lease TEXT NOT NULL, "
+            + ", ".join(f"{c} BIGINT NOT NULL DEFAULT 0" for c in _AMOUNTS)
+            + ", expires DOUBLE PRECISION NOT NULL, PRIMARY KEY (key, lease))"
+        )
+        amounts = ", ".join(_AMOUNTS)
+        self._sql_sweep = f"DELETE FROM {h} WHERE key = ANY(%s) AND expires <= %s RETURNING key, {amounts}"
+        self._sql_any_expired = f"SELECT 1 FROM {h} WHERE key = %s AND expires <= %s LIMIT 1"
+        self._sql_drop_holds = f"DELETE FROM {h} WHERE key = ANY(%s)"
+        self._sql_add_hold = (
+            f"INSERT INTO {h} (key, lease, {amounts}, expires) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+            f"ON CONFLICT (key, lease) DO UPDATE SET " + ", ".join(f"{c} = {h}.{c} + excluded.{c}" for c in _AMOUNTS)
+        )
+        self._sql_take_hold = f"DELETE FROM {h} WHERE key = %s AND lease = %s RETURNING {amounts}"
+        self._sql_renew = f"UPDATE {h} SET expires = %s WHERE key = %s AND lease = %s"
         sorted_keys = 'SELECT k FROM unnest(%s::text[]) AS u(k) ORDER BY k COLLATE "C"'
         self._sql_insert_missing = f"INSERT INTO {t} (key) {sorted_keys} ON CONFLICT (key) DO NOTHING"
         self._sql_lock = f'SELECT key, {_ROW} FROM {t} WHERE key = ANY(%s) ORDER BY key COLLATE "C" FOR UPDATE'
@@ -173,7 +212,6 @@ class PostgresStore(CounterStore):
             + ", ".join(f"{c} = GREATEST({c} - %s, 0)" for c in _HELD)
             + f" WHERE key = %s RETURNING {_ROW}"
         )
-        self._sql_drop_expired = f"DELETE FROM {t} WHERE key = ANY(%s) AND expires <= %s"
         self._sql_read = f"SELECT {_ROW} FROM {t} WHERE key = %s"
 
     def __repr__(self) -> str:
@@ -187,7 +225,7 @@ class PostgresStore(CounterStore):
             with self._ready_lock:
                 if not self._ready:
                     try:
-                        ensure_schema(conn, self.table, self._sql_create)  # safe with other processes starting
+                        ensure_schema(conn, self.table, self._sql_create, self._sql_create_holds)  # safe with other processes starting
                     except BaseException:
                         conn.close()
                         raise
@@ -206,53 +244,93 @@ class PostgresStore(CounterStore):
 
     # -- counters ------------------------------------------------------------------------------
 
-    def reserve(self, claims: Sequence[Claim], now: float) -> ReserveResult:
+    def reserve(self, claims: Sequence[Claim], now: float, lease: Lease | None = None) -> ReserveResult:
         keys = sorted({c.key for c in claims})
-        expired: list[str] = []
         with self._connection() as conn:
             with conn.transaction() as tx, conn.cursor() as cur:
                 cur.execute(self._sql_insert_missing, (keys,))
-                state: dict[str, tuple[Counters, float | None]] = {}
-                for r in cur.execute(self._sql_lock, (keys,)).fetchall():
-                    counters, expires = _row_counters(r[1:])
-                    if expires is not None and expires <= now:
-                        expired.append(r[0])
-                        counters, expires = Counters(), None  # its period is over: a fresh key
-                    state[r[0]] = (counters, expires)
+                state, changed = self._locked(cur, keys, now)
                 current = tuple(state[c.key][0] for c in claims)
                 refused = next(
                     ((i, d) for i, (c, claim) in enumerate(zip(current, claims)) if (d := fits(c, claim)) is not None),
                     None,
                 )
-                if refused is not None:
+                if refused is None:
+                    after = hold(state, claims, now)  # expiry extended, never shortened
+                    if lease is not None:
+                        cur.executemany(
+                            self._sql_add_hold, [(c.key, lease.id, *c.amounts, lease.expires) for c in claims]
+                        )
+                elif not changed:
                     raise self._psycopg.Rollback(tx)  # change nothing
-                after = hold(state, claims, now)  # expiry extended, never shortened
+                # refused: as the in-process store does, a refusal still commits the swept leases and
+                # the keys whose period is over
                 cur.executemany(
                     self._sql_write, [(*c.spent, *c.held, c.started, exp, key) for key, (c, exp) in state.items()]
                 )
-                return ReserveResult(True, tuple(after))
-            # refused: as the in-process store does, a refusal still drops the keys whose period is over
-            if expired:
-                conn.execute(self._sql_drop_expired, (expired, now))
-            return ReserveResult(False, current, refused[0], refused[1])
+            if refused is not None:
+                return ReserveResult(False, current, refused[0], refused[1])
+            return ReserveResult(True, tuple(after))
 
-    def settle(self, claims: Sequence[Claim], actual: Vector) -> tuple[Counters, ...]:
+    def _locked(
+        self, cur: Any, keys: list[str], now: float
+    ) -> tuple[dict[str, tuple[Counters, float | None]], bool]:
+        """The counter rows of ``keys``, locked in key order, with their expired periods reset and
+        their expired leases swept; and whether anything was reset or swept."""
+        state: dict[str, tuple[Counters, float | None]] = {}
+        over: list[str] = []
+        for r in cur.execute(self._sql_lock, (keys,)).fetchall():
+            counters, expires = _row_counters(r[1:])
+            if expires is not None and expires <= now:
+                over.append(r[0])
+                counters, expires = Counters(), None  # its period is over: a fresh key
+            state[r[0]] = (counters, expires)
+        if over:
+            cur.execute(self._sql_drop_holds, (over,))
+        swept = cur.execute(self._sql_sweep, (keys, now)).fetchall()
+        for key, *amounts in swept:
+            c, expires = state[key]
+            held = add(c.held, [int(a) for a in amounts], -1)
+            state[key] = (Counters(c.spent, tuple(max(x, 0) for x in held), c.started), expires)  # type: ignore[arg-type]
+        return state, bool(over or swept)
+
+    def settle(self, claims: Sequence[Claim], actual: Vector, lease_id: str | None = None) -> tuple[Counters, ...]:
         keys = sorted({c.key for c in claims})
         order = sorted(range(len(claims)), key=lambda i: claims[i].key)  # stable: lock in key order
         out: list[Counters | None] = [None] * len(claims)
         with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute(self._sql_insert_missing, (keys,))
+            if lease_id is not None:
+                cur.execute(self._sql_lock, (keys,))  # counters before holds, as every transaction
             for i in order:
                 claim = claims[i]
-                r = cur.execute(self._sql_settle, (*actual, *claim.amounts, claim.key)).fetchone()
+                taken: Sequence[int] = claim.amounts
+                if lease_id is not None:
+                    r = cur.execute(self._sql_take_hold, (claim.key, lease_id)).fetchone()
+                    taken = ZERO if r is None else tuple(int(x) for x in r)  # swept already: nothing to take
+                r = cur.execute(self._sql_settle, (*actual, *taken, claim.key)).fetchone()
                 out[i] = _row_counters(r)[0]
         return tuple(out)  # type: ignore[arg-type]
 
-    def release(self, claims: Sequence[Claim]) -> tuple[Counters, ...]:
-        return self.settle(claims, ZERO)
+    def release(self, claims: Sequence[Claim], lease_id: str | None = None) -> tuple[Counters, ...]:
+        return self.settle(claims, ZERO, lease_id)
 
-    def read(self, key: str) -> Counters:
+    def renew(self, claims: Sequence[Claim], lease_id: str, expires: float) -> bool:
+        found = 0
         with self._connection() as conn:
+            for key in sorted({c.key for c in claims}):  # one row per statement: never a lock cycle
+                found += conn.execute(self._sql_renew, (expires, key, lease_id)).rowcount
+        return found > 0
+
+    def read(self, key: str, now: float | None = None) -> Counters:
+        now = time.time() if now is None else now
+        with self._connection() as conn:
+            if conn.execute(self._sql_any_expired, (key, now)).fetchone() is not None:
+                with conn.transaction(), conn.cursor() as cur:
+                    state, _ = self._locked(cur, [key], now)
+                    cur.executemany(
+                        self._sql_write, [(*c.spent, *c.held, c.started, exp, k) for k, (c, exp) in state.items()]
+                    )
             r = conn.execute(self._sql_read, (key,)).fetchone()
         return Counters() if r is None else _row_counters(r)[0]
 
@@ -260,8 +338,10 @@ class PostgresStore(CounterStore):
         with self._connection() as conn:
             if key is None:
                 conn.execute(f"DELETE FROM {self.table}")
+                conn.execute(f"DELETE FROM {self.holds_table}")
             else:
                 conn.execute(f"DELETE FROM {self.table} WHERE key = %s", (key,))
+                conn.execute(f"DELETE FROM {self.holds_table} WHERE key = %s", (key,))
 
     def ping(self) -> None:
         """Check the database answers; raises :class:`BudgetStoreUnavailable` if not."""

@@ -11,39 +11,86 @@ numbers, which are doubles: exact up to 2**53 units, i.e. ~$900,000 per key at 1
 which is why the store unit is 1e-10 USD and not finer.
 
 Keys expire at the end of their period: a claim's ``ttl`` sets the hash's ``EXPIRE`` when it has
-none or a shorter one (a TTL is only set or extended, never shortened). On Redis Cluster every key
+none or a shorter one (a TTL is only set or extended, never shortened). Leased holds are fields of the same hash (``l:<lease id>``), swept by every script that touches the
+key. On Redis Cluster every key
 of one call must live in one slot: give a prefix with a hash tag, e.g. ``"{agentcost}:budget:"``.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from ...errors import ConfigurationError
 from ...ledger.postgres import _redact
-from .base import ZERO, BudgetStoreUnavailable, Claim, Counters, CounterStore, ReserveResult, Vector
+from .base import ZERO, BudgetStoreUnavailable, Claim, Counters, CounterStore, Lease, ReserveResult, Vector
 
 __all__ = ["RedisStore"]
 
 _FIELDS = ("spent0", "spent1", "spent2", "spent3", "held0", "held1", "held2", "held3", "started")
 
-# KEYS: the claims' hashes. ARGV[1]: now (kept as the string it is). Then 10 per claim:
-# hard ("1"/"0"), 4 limits ("" when unlimited), 4 amounts, ttl ("" when none).
-# Returns {admitted, refused claim (0-based) or -1, dimension or -1, {9 fields per claim...}}.
-_RESERVE = """
+# Shared by every script. A leased hold is the hash field ``l:<lease id>`` = "a0 a1 a2 a3 expires";
+# field ``next`` is no later than the earliest lease expiry, so a sweep reads the hash only when a
+# lease may have run out.
+_PRELUDE = """
 local fields = {'spent0','spent1','spent2','spent3','held0','held1','held2','held3','started'}
-local n = #KEYS
+local function parse(v)
+  local p = {}
+  for x in string.gmatch(v, '%S+') do p[#p + 1] = x end
+  return p
+end
+local function take(key, a)
+  for d = 1, 4 do
+    local amount = a[d]
+    if amount ~= '0' then
+      local held = tonumber(redis.call('HGET', key, fields[d + 4]) or '0')
+      if held <= tonumber(amount) then
+        redis.call('HSET', key, fields[d + 4], '0')
+      else
+        redis.call('HINCRBY', key, fields[d + 4], '-' .. amount)
+      end
+    end
+  end
+end
+local function sweep(key, now)
+  local nxt = redis.call('HGET', key, 'next')
+  if not nxt or tonumber(nxt) > now then return end
+  local all = redis.call('HGETALL', key)
+  local soonest = nil
+  for j = 1, #all, 2 do
+    if string.sub(all[j], 1, 2) == 'l:' then
+      local p = parse(all[j + 1])
+      if tonumber(p[5]) <= now then
+        take(key, p)
+        redis.call('HDEL', key, all[j])
+      elseif soonest == nil or tonumber(p[5]) < tonumber(soonest) then
+        soonest = p[5]
+      end
+    end
+  end
+  if soonest then redis.call('HSET', key, 'next', soonest) else redis.call('HDEL', key, 'next') end
+end
 local function snapshot()
   local out = {}
-  for i = 1, n do
+  for i = 1, #KEYS do
     local v = redis.call('HMGET', KEYS[i], unpack(fields))
     for f = 1, 9 do out[#out + 1] = v[f] or '' end
   end
   return out
 end
+"""
+
+# KEYS: the claims' hashes. ARGV[1]: now (kept as the string it is); ARGV[2]: lease id ("" when
+# none); ARGV[3]: lease expiry. Then 10 per claim: hard ("1"/"0"), 4 limits ("" when unlimited),
+# 4 amounts, ttl ("" when none).
+# Returns {admitted, refused claim (0-based) or -1, dimension or -1, {9 fields per claim...}}.
+_RESERVE = _PRELUDE + """
+local n = #KEYS
+local now = tonumber(ARGV[1])
+for i = 1, n do sweep(KEYS[i], now) end
 for i = 1, n do
-  local a = 1 + (i - 1) * 10
+  local a = 3 + (i - 1) * 10
   if ARGV[a + 1] == '1' then
     local v = redis.call('HMGET', KEYS[i], unpack(fields))
     for d = 0, 3 do
@@ -57,13 +104,25 @@ for i = 1, n do
     end
   end
 end
+local lease = ARGV[2]
 for i = 1, n do
-  local a = 1 + (i - 1) * 10
+  local a = 3 + (i - 1) * 10
   for d = 0, 3 do
     local amount = ARGV[a + 6 + d]
     if amount ~= '0' then redis.call('HINCRBY', KEYS[i], fields[d + 5], amount) end
   end
   redis.call('HSETNX', KEYS[i], 'started', ARGV[1])
+  if lease ~= '' then
+    local amounts = {ARGV[a + 6], ARGV[a + 7], ARGV[a + 8], ARGV[a + 9]}
+    local prev = redis.call('HGET', KEYS[i], 'l:' .. lease)
+    if prev then
+      local p = parse(prev)
+      for d = 1, 4 do amounts[d] = string.format('%.0f', tonumber(p[d]) + tonumber(amounts[d])) end
+    end
+    redis.call('HSET', KEYS[i], 'l:' .. lease, table.concat(amounts, ' ') .. ' ' .. ARGV[3])
+    local nxt = redis.call('HGET', KEYS[i], 'next')
+    if not nxt or tonumber(ARGV[3]) < tonumber(nxt) then redis.call('HSET', KEYS[i], 'next', ARGV[3]) end
+  end
   local ttl = ARGV[a + 10]
   if ttl ~= '' and redis.call('TTL', KEYS[i]) < tonumber(ttl) then
     redis.call('EXPIRE', KEYS[i], ttl)
@@ -72,23 +131,24 @@ end
 return {1, -1, -1, snapshot()}
 """
 
-# KEYS: the claims' hashes. ARGV[1..4]: the actual amounts. Then 5 per claim: 4 held amounts, ttl.
-# held -= amount (never below 0), spent += actual. Returns {9 fields per claim...}.
-_SETTLE = """
-local fields = {'spent0','spent1','spent2','spent3','held0','held1','held2','held3','started'}
+# KEYS: the claims' hashes. ARGV[1..4]: the actual amounts; ARGV[5]: lease id ("" when none). Then
+# 5 per claim: 4 held amounts, ttl. spent += actual; held -= the lease's hold when it is still
+# there (nothing when it was swept), else -= the amounts; never below 0. Returns {9 fields per claim}.
+_SETTLE = _PRELUDE + """
 local n = #KEYS
+local lease = ARGV[5]
 for i = 1, n do
-  local a = 4 + (i - 1) * 5
+  local a = 5 + (i - 1) * 5
   for d = 0, 3 do
     if ARGV[1 + d] ~= '0' then redis.call('HINCRBY', KEYS[i], fields[d + 1], ARGV[1 + d]) end
-    local amount = ARGV[a + 1 + d]
-    if amount ~= '0' then
-      local held = tonumber(redis.call('HGET', KEYS[i], fields[d + 5]) or '0')
-      if held <= tonumber(amount) then
-        redis.call('HSET', KEYS[i], fields[d + 5], '0')
-      else
-        redis.call('HINCRBY', KEYS[i], fields[d + 5], '-' .. amount)
-      end
+  end
+  if lease == '' then
+    take(KEYS[i], {ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]})
+  else
+    local v = redis.call('HGET', KEYS[i], 'l:' .. lease)
+    if v then
+      take(KEYS[i], parse(v))
+      redis.call('HDEL', KEYS[i], 'l:' .. lease)
     end
   end
   local ttl = ARGV[a + 5]
@@ -96,12 +156,27 @@ for i = 1, n do
     redis.call('EXPIRE', KEYS[i], ttl)
   end
 end
-local out = {}
-for i = 1, n do
-  local v = redis.call('HMGET', KEYS[i], unpack(fields))
-  for f = 1, 9 do out[#out + 1] = v[f] or '' end
+return snapshot()
+"""
+
+# KEYS: the claims' hashes. ARGV[1]: lease id; ARGV[2]: new expiry. Returns how many holds it found.
+_RENEW = _PRELUDE + """
+local found = 0
+for i = 1, #KEYS do
+  local v = redis.call('HGET', KEYS[i], 'l:' .. ARGV[1])
+  if v then
+    local p = parse(v)
+    redis.call('HSET', KEYS[i], 'l:' .. ARGV[1], p[1] .. ' ' .. p[2] .. ' ' .. p[3] .. ' ' .. p[4] .. ' ' .. ARGV[2])
+    found = found + 1
+  end
 end
-return out
+return found
+"""
+
+# KEYS[1]: one hash; ARGV[1]: now. Sweeps its expired leases, returns its 9 fields.
+_READ = _PRELUDE + """
+sweep(KEYS[1], tonumber(ARGV[1]))
+return snapshot()
 """
 
 
@@ -136,6 +211,7 @@ class RedisStore(CounterStore):
     """
 
     shared = True
+    leases = True
 
     def __init__(
         self,
@@ -174,6 +250,8 @@ class RedisStore(CounterStore):
         self.client = client
         self._reserve_script = client.register_script(_RESERVE)
         self._settle_script = client.register_script(_SETTLE)
+        self._renew_script = client.register_script(_RENEW)
+        self._read_script = client.register_script(_READ)
 
     def __repr__(self) -> str:
         return f"RedisStore({self.url!r}, prefix={self.prefix!r}, failure_mode={self.failure_mode!r})"
@@ -191,8 +269,9 @@ class RedisStore(CounterStore):
         """Check the server answers; raises :class:`BudgetStoreUnavailable` if not."""
         self._call(self.client.ping)
 
-    def reserve(self, claims: Sequence[Claim], now: float) -> ReserveResult:
+    def reserve(self, claims: Sequence[Claim], now: float, lease: Lease | None = None) -> ReserveResult:
         args: list[str] = [repr(float(now))]
+        args += ["", ""] if lease is None else [lease.id, repr(float(lease.expires))]
         for c in claims:
             args.append("1" if c.hard else "0")
             args.extend("" if lim is None else str(int(lim)) for lim in c.limits)
@@ -206,20 +285,25 @@ class RedisStore(CounterStore):
             return ReserveResult(True, counters)
         return ReserveResult(False, counters, int(refused), int(dim))
 
-    def settle(self, claims: Sequence[Claim], actual: Vector) -> tuple[Counters, ...]:
+    def settle(self, claims: Sequence[Claim], actual: Vector, lease_id: str | None = None) -> tuple[Counters, ...]:
         args = [_amount(a) for a in actual]
+        args.append(lease_id or "")
         for c in claims:
             args.extend(_amount(a) for a in c.amounts)
             args.append("" if c.ttl is None else str(max(int(c.ttl), 1)))
         flat = self._call(self._settle_script, keys=[self.prefix + c.key for c in claims], args=args)
         return tuple(_counters(flat, i) for i in range(len(claims)))
 
-    def release(self, claims: Sequence[Claim]) -> tuple[Counters, ...]:
-        return self.settle(claims, ZERO)
+    def release(self, claims: Sequence[Claim], lease_id: str | None = None) -> tuple[Counters, ...]:
+        return self.settle(claims, ZERO, lease_id)
 
-    def read(self, key: str) -> Counters:
-        values = self._call(self.client.hmget, self.prefix + key, _FIELDS)
-        return _counters([b"" if v is None else v for v in values], 0)
+    def renew(self, claims: Sequence[Claim], lease_id: str, expires: float) -> bool:
+        keys = [self.prefix + c.key for c in claims]
+        return int(self._call(self._renew_script, keys=keys, args=[lease_id, repr(float(expires))])) > 0
+
+    def read(self, key: str, now: float | None = None) -> Counters:
+        now = time.time() if now is None else now
+        return _counters(self._call(self._read_script, keys=[self.prefix + key], args=[repr(float(now))]), 0)
 
     def reset(self, key: str | None = None) -> None:
         if key is not None:

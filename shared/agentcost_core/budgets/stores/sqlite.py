@@ -2,7 +2,8 @@
 
 Every reserve / settle is one ``BEGIN IMMEDIATE`` transaction (SQLite's write lock is taken before
 the counters are read), so the check-and-hold is atomic across threads and processes. WAL mode
-lets readers run beside the writer; each thread has its own connection.
+lets readers run beside the writer; each thread has its own connection. Leased holds live in table
+``agentcost_budget_holds`` (one row per key and lease), swept inside the same transactions.
 """
 
 from __future__ import annotations
@@ -10,13 +11,26 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ...errors import ConfigurationError
-from .base import ZERO, BudgetStoreUnavailable, Claim, Counters, CounterStore, ReserveResult, Vector, add, fits, hold
+from .base import (
+    ZERO,
+    BudgetStoreUnavailable,
+    Claim,
+    Counters,
+    CounterStore,
+    Lease,
+    ReserveResult,
+    Vector,
+    add,
+    fits,
+    hold,
+)
 
 __all__ = ["SQLiteStore"]
 
@@ -36,6 +50,14 @@ _UPSERT = (
     f"VALUES ({', '.join('?' * (len(_COUNTER_COLUMNS) + 3))}) ON CONFLICT (key) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in (*_COUNTER_COLUMNS, "started", "expires"))
 )
+HOLDS = "agentcost_budget_holds"
+HOLDS_SCHEMA = (
+    f"CREATE TABLE IF NOT EXISTS {HOLDS} (key TEXT NOT NULL, lease TEXT NOT NULL, "
+    + ", ".join(f"{d} INTEGER NOT NULL DEFAULT 0" for d in _DIM_COLUMNS)
+    + ", expires REAL NOT NULL, PRIMARY KEY (key, lease))"
+)
+HOLDS_INDEX = f"CREATE INDEX IF NOT EXISTS {HOLDS}_expires ON {HOLDS} (key, expires)"
+_EXPIRED = f"SELECT {', '.join(_DIM_COLUMNS)} FROM {HOLDS} WHERE key = ? AND expires <= ?"
 _URL_FORMS = "sqlite:///relative/path.db, sqlite:////absolute/path.db or a file path"
 
 
@@ -85,6 +107,7 @@ class SQLiteStore(CounterStore):
     """
 
     shared = True
+    leases = True
 
     def __init__(
         self,
@@ -134,6 +157,8 @@ class SQLiteStore(CounterStore):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(SCHEMA)
+            conn.execute(HOLDS_SCHEMA)
+            conn.execute(HOLDS_INDEX)
         except sqlite3.Error as e:
             if conn is not None:
                 conn.close()
@@ -182,62 +207,128 @@ class SQLiteStore(CounterStore):
     def _write(conn: sqlite3.Connection, key: str, c: Counters, expires: float | None) -> None:
         conn.execute(_UPSERT, (key, *c.spent, *c.held, c.started, expires))
 
-    def reserve(self, claims: Sequence[Claim], now: float) -> ReserveResult:
-        return self._transaction(self._reserve, claims, now)  # type: ignore[no-any-return]
+    def reserve(self, claims: Sequence[Claim], now: float, lease: Lease | None = None) -> ReserveResult:
+        return self._transaction(self._reserve, claims, now, lease)  # type: ignore[no-any-return]
 
-    def _reserve(self, conn: sqlite3.Connection, claims: Sequence[Claim], now: float) -> tuple[bool, ReserveResult]:
+    def _reserve(
+        self, conn: sqlite3.Connection, claims: Sequence[Claim], now: float, lease: Lease | None
+    ) -> tuple[bool, ReserveResult]:
         state: dict[str, tuple[Counters, float | None]] = {}
-        dropped = False
+        changed = False
         for claim in claims:
             if claim.key not in state:
                 row = self._row(conn, claim.key)
                 if row is not None and row[1] is not None and row[1] <= now:
-                    conn.execute(f"DELETE FROM {TABLE} WHERE key = ?", (claim.key,))  # its period is over
-                    dropped, row = True, None
+                    self._drop(conn, claim.key)  # its period is over: a fresh key, its leases with it
+                    changed, row = True, None
+                if row is not None:
+                    swept = self._sweep(conn, claim.key, row[0], now)
+                    changed = changed or swept is not row[0]
+                    row = (swept, row[1])
                 state[claim.key] = row or (Counters(), None)
+        if changed:
+            for key, (c, expires) in state.items():
+                if c != Counters():
+                    self._write(conn, key, c, expires)
         current = tuple(state[c.key][0] for c in claims)
         for i, (counters, claim) in enumerate(zip(current, claims)):
             dim = fits(counters, claim)
             if dim is not None:
-                return dropped, ReserveResult(False, current, i, dim)  # commits only the expired keys' removal
+                return changed, ReserveResult(False, current, i, dim)  # commits only what was swept
         after = hold(state, claims, now)  # expiry extended, never shortened
         for key, (c, expires) in state.items():
             self._write(conn, key, c, expires)
+        if lease is not None:
+            conn.executemany(
+                f"INSERT INTO {HOLDS} (key, lease, {', '.join(_DIM_COLUMNS)}, expires) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (key, lease) DO UPDATE SET "
+                + ", ".join(f"{d} = {d} + excluded.{d}" for d in _DIM_COLUMNS),
+                [(c.key, lease.id, *c.amounts, lease.expires) for c in claims],
+            )
         return True, ReserveResult(True, tuple(after))
 
-    def settle(self, claims: Sequence[Claim], actual: Vector) -> tuple[Counters, ...]:
-        return self._transaction(self._settle, claims, actual)  # type: ignore[no-any-return]
+    @staticmethod
+    def _drop(conn: sqlite3.Connection, key: str) -> None:
+        conn.execute(f"DELETE FROM {TABLE} WHERE key = ?", (key,))
+        conn.execute(f"DELETE FROM {HOLDS} WHERE key = ?", (key,))
+
+    @staticmethod
+    def _sweep(conn: sqlite3.Connection, key: str, c: Counters, now: float) -> Counters:
+        """``c`` with the expired leases of ``key`` taken off held (and deleted); ``c`` itself when none."""
+        expired = conn.execute(_EXPIRED, (key, now)).fetchall()
+        if not expired:
+            return c
+        conn.execute(f"DELETE FROM {HOLDS} WHERE key = ? AND expires <= ?", (key, now))
+        held = c.held
+        for amounts in expired:
+            held = add(held, amounts, -1)
+        return Counters(c.spent, tuple(max(h, 0) for h in held), c.started)  # type: ignore[arg-type]
+
+    def settle(self, claims: Sequence[Claim], actual: Vector, lease_id: str | None = None) -> tuple[Counters, ...]:
+        return self._transaction(self._settle, claims, actual, lease_id)  # type: ignore[no-any-return]
 
     def _settle(
-        self, conn: sqlite3.Connection, claims: Sequence[Claim], actual: Vector
+        self, conn: sqlite3.Connection, claims: Sequence[Claim], actual: Vector, lease_id: str | None
     ) -> tuple[bool, tuple[Counters, ...]]:
         out = []
         for claim in claims:
             row = self._row(conn, claim.key)
             c, expires = row if row is not None else (Counters(), None)
-            held = tuple(max(h, 0) for h in add(c.held, claim.amounts, -1))
+            taken: Sequence[int] = claim.amounts
+            if lease_id is not None:
+                r = conn.execute(
+                    f"DELETE FROM {HOLDS} WHERE key = ? AND lease = ? RETURNING {', '.join(_DIM_COLUMNS)}",
+                    (claim.key, lease_id),
+                ).fetchone()
+                taken = ZERO if r is None else tuple(r)  # swept already: nothing left to take off
+            held = tuple(max(h, 0) for h in add(c.held, taken, -1))
             c = Counters(add(c.spent, actual), held, c.started)  # type: ignore[arg-type]
             self._write(conn, claim.key, c, expires)
             out.append(c)
         return True, tuple(out)
 
-    def release(self, claims: Sequence[Claim]) -> tuple[Counters, ...]:
-        return self.settle(claims, ZERO)
+    def release(self, claims: Sequence[Claim], lease_id: str | None = None) -> tuple[Counters, ...]:
+        return self.settle(claims, ZERO, lease_id)
 
-    def read(self, key: str) -> Counters:
+    def renew(self, claims: Sequence[Claim], lease_id: str, expires: float) -> bool:
+        keys = sorted({c.key for c in claims})
+        conn = self._conn()
         try:
-            row = self._row(self._conn(), key)
+            cur = conn.execute(
+                f"UPDATE {HOLDS} SET expires = ? WHERE lease = ? AND key IN ({', '.join('?' * len(keys))})",
+                (expires, lease_id, *keys),
+            )
+        except sqlite3.Error as e:
+            raise self._unavailable(e) from e
+        return cur.rowcount > 0
+
+    def read(self, key: str, now: float | None = None) -> Counters:
+        now = time.time() if now is None else now
+        try:
+            conn = self._conn()
+            if conn.execute(f"SELECT 1 FROM {HOLDS} WHERE key = ? AND expires <= ? LIMIT 1", (key, now)).fetchone():
+                return self._transaction(self._read_swept, key, now)  # type: ignore[no-any-return]
+            row = self._row(conn, key)
         except sqlite3.Error as e:
             raise self._unavailable(e) from e
         return Counters() if row is None else row[0]
+
+    def _read_swept(self, conn: sqlite3.Connection, key: str, now: float) -> tuple[bool, Counters]:
+        row = self._row(conn, key)
+        if row is None:
+            return True, Counters()
+        c = self._sweep(conn, key, row[0], now)
+        self._write(conn, key, c, row[1])
+        return True, c
 
     def reset(self, key: str | None = None) -> None:
         conn = self._conn()
         try:
             if key is None:
                 conn.execute(f"DELETE FROM {TABLE}")
+                conn.execute(f"DELETE FROM {HOLDS}")
             else:
-                conn.execute(f"DELETE FROM {TABLE} WHERE key = ?", (key,))
+                self._drop(conn, key)
         except sqlite3.Error as e:
             raise self._unavailable(e) from e
 
