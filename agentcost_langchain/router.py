@@ -330,5 +330,5 @@ class ModelRouter(BaseChatModel):
                 yield ChatGenerationChunk(message=chunk)
 
         decision = self.decide(messages, run_manager, **kwargs)
-        async for chunk in self._dispatch.astream(decision, open_stream, _answer_of_chunks):
+        async for chunk in await self._dispatch.astream(decision, open_stream, _answer_of_chunks):
             yield chunk

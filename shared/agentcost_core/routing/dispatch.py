@@ -137,35 +137,47 @@ class Dispatch:
         open_stream: Callable[[Attempt], Iterable[C]],
         read: Callable[[list[C]], tuple[str, Any]],
     ) -> Iterator[C]:
-        """The routed call as a stream of chunks. ``read`` gets all chunks of a buffered attempt."""
+        """The routed call as a stream of chunks; the first attempt's stream is opened now (the
+        tier's call starts where the caller asked for it). ``read`` gets all chunks of a buffered
+        attempt."""
         attempt = self.first(decision)
+        return self._rest(attempt, open_stream(attempt), open_stream, read)
+
+    def _rest(self, attempt: Attempt, stream: Iterable[C], open_stream: Callable[[Attempt], Iterable[C]],
+              read: Callable[[list[C]], tuple[str, Any]]) -> Iterator[C]:  # fmt: skip
         while self.can_escalate(attempt):
-            chunks = list(open_stream(attempt))
+            chunks = list(stream)
             nxt = self.after(attempt, *read(chunks))
             if nxt is None:
                 yield from chunks
                 return
             attempt = nxt
-        yield from open_stream(attempt)
+            stream = open_stream(attempt)
+        yield from stream
 
     async def astream(
         self,
         decision: RoutingDecision,
-        open_stream: Callable[[Attempt], Awaitable[Any]],
+        open_stream: Callable[[Attempt], Any],
         read: Callable[[list[C]], tuple[str, Any]],
     ) -> AsyncIterator[C]:
-        """:meth:`stream` for an async ``open_stream`` (an awaitable of an async iterator, or an
-        async iterator itself)."""
+        """:meth:`stream` for an async ``open_stream`` (returning an awaitable of an async
+        iterator, or an async iterator itself); awaiting it opens the first attempt's stream."""
         attempt = self.first(decision)
+        return self._arest(attempt, await _opened(open_stream(attempt)), open_stream, read)
+
+    async def _arest(self, attempt: Attempt, stream: Any, open_stream: Callable[[Attempt], Any],
+                     read: Callable[[list[C]], tuple[str, Any]]) -> AsyncIterator[C]:  # fmt: skip
         while self.can_escalate(attempt):
-            chunks = [c async for c in await _opened(open_stream(attempt))]
+            chunks = [c async for c in stream]
             nxt = self.after(attempt, *read(chunks))
             if nxt is None:
                 for c in chunks:
                     yield c
                 return
             attempt = nxt
-        async for c in await _opened(open_stream(attempt)):
+            stream = await _opened(open_stream(attempt))
+        async for c in stream:
             yield c
 
 
