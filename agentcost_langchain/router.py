@@ -24,6 +24,7 @@ When the chosen tier is another provider, provider-only settings are stripped: A
 from __future__ import annotations
 
 import uuid
+from contextvars import ContextVar
 from typing import Any, AsyncIterator, Iterator, Mapping, Sequence
 
 from langchain_core.callbacks import (
@@ -49,6 +50,9 @@ __all__ = ["ROUTER_PROVIDER", "ModelRouter", "answer_of", "for_tier", "route_req
 
 #: ``stream()`` does not hand ``_stream`` its run manager: the call's key for the tier's callbacks.
 _STREAM_RUN = "agentcost_stream_run"
+#: The router run's manager while LangChain's ``_generate_with_cache`` runs (it may call ``_stream``).
+_RUN_MANAGER: ContextVar[Any] = ContextVar("agentcost_router_run_manager", default=None)
+_NOSTREAM = "nostream"  # langgraph.constants.TAG_NOSTREAM
 _ANTHROPIC_TYPES = frozenset({"anthropic-chat", "anthropic-bedrock-chat", "anthropic-chat-vertexai"})
 _PROMPT_CACHE_KEY_TYPES = frozenset({"openai-chat", "azure-openai-chat", "fireworks-chat"})
 
@@ -70,13 +74,15 @@ def _model_id(model: Any) -> str | None:
 
 def _child_callbacks(manager: Any, run_id: Any, is_async: bool = False) -> Any:
     """A callback manager for the tier's call, nested under the router's run ``run_id`` (LLM run
-    managers have no ``get_child``): ``manager``'s inheritable handlers, tags and metadata."""
+    managers have no ``get_child``): ``manager``'s inheritable handlers, tags and metadata. The
+    tier's run is tagged ``nostream``: LangGraph's ``stream_mode="messages"`` streams the router's
+    run (what the router answers, after any cascade), not each tier's tokens a second time."""
     cls = AsyncCallbackManager if is_async else CallbackManager
     return cls(
         handlers=list(manager.inheritable_handlers),
         inheritable_handlers=list(manager.inheritable_handlers),
         parent_run_id=run_id,
-        tags=list(manager.inheritable_tags),
+        tags=[*manager.inheritable_tags, _NOSTREAM],
         inheritable_tags=list(manager.inheritable_tags),
         metadata=dict(manager.inheritable_metadata),
         inheritable_metadata=dict(manager.inheritable_metadata),
@@ -258,17 +264,39 @@ class ModelRouter(BaseChatModel):
         if stop is not None:
             kw["stop"] = stop
         config: dict[str, Any] = {"metadata": {ROUTE_KEY: attempt.route}}
-        if run_manager is not None:
-            config["callbacks"] = _child_callbacks(run_manager, run_manager.run_id, isinstance(run_manager, AsyncCallbackManagerForLLMRun))
-        elif kwargs.get(_STREAM_RUN) in self._stream_runs:
+        if run_manager is None and kwargs.get(_STREAM_RUN) in self._stream_runs:
             config["callbacks"] = self._stream_runs[kwargs[_STREAM_RUN]]
+        else:
+            run_manager = run_manager or _RUN_MANAGER.get()
+            if run_manager is not None:
+                is_async = isinstance(run_manager, AsyncCallbackManagerForLLMRun)
+                config["callbacks"] = _child_callbacks(run_manager, run_manager.run_id, is_async)
         kw.pop(_STREAM_RUN, None)
         return runnable, msgs, kw, config
 
     # --- streams ----------------------------------------------------------------------------
-    # LangChain's ``stream`` / ``astream`` run the router's model run but call ``_stream`` without
-    # its run manager. They are LangChain's own, with the run's id fixed up front, so ``_stream``
-    # finds the callbacks for the tier's call (nested under that run) under a key in its kwargs.
+    # LangChain calls ``_stream`` without the run manager of the router's model run: from
+    # ``invoke`` when streaming is wanted (e.g. LangGraph's ``stream_mode="messages"``) and from
+    # ``stream``. For the first, the run manager is in ``_RUN_MANAGER`` while LangChain's
+    # ``_generate_with_cache`` runs; ``stream`` / ``astream`` are LangChain's own, with the run's
+    # id fixed up front, so ``_stream`` finds the callbacks for the tier's call (nested under that
+    # run) under a key in its kwargs.
+    def _generate_with_cache(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                             run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:  # fmt: skip
+        token = _RUN_MANAGER.set(run_manager)
+        try:
+            return super()._generate_with_cache(messages, stop=stop, run_manager=run_manager, **kwargs)
+        finally:
+            _RUN_MANAGER.reset(token)
+
+    async def _agenerate_with_cache(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                                    run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:  # fmt: skip
+        token = _RUN_MANAGER.set(run_manager)
+        try:
+            return await super()._agenerate_with_cache(messages, stop=stop, run_manager=run_manager, **kwargs)
+        finally:
+            _RUN_MANAGER.reset(token)
+
     def _stream_callbacks(self, config: Any, is_async: bool) -> tuple[Any, str]:
         config = ensure_config(config)
         run_id = config.get("run_id") or uuid.uuid4()

@@ -135,3 +135,36 @@ def test_model_router_cascade_escalates_under_async_invoke_and_stream() -> None:
 
     assert asyncio.run(run()) == ("A refund is possible within 30 days.",) * 2
     assert llm_tiers(h) == ["nano", "frontier"] * 2
+
+
+def test_an_agent_on_the_router_streams_each_token_once_in_messages_mode() -> None:
+    from langchain.agents import create_agent
+    from langchain_core.messages import HumanMessage
+
+    router = ModelRouter(two_tiers(nano=["hello there friend"]), StaticPolicy({}, default="nano"))
+    agent = create_agent(router, tools=[])
+    pieces = [m.content for m, _ in agent.stream({"messages": [HumanMessage("hi")]}, stream_mode="messages")]
+    assert "".join(pieces) == "hello there friend"
+
+
+def test_an_agent_on_a_cascading_router_streams_only_the_answer_that_stands() -> None:
+    from langchain.agents import create_agent
+    from langchain_core.messages import HumanMessage
+
+    h = CostCallbackHandler(Ledger("memory://", sync=True))
+    agent = create_agent(refund_router(), tools=[])
+    stream = agent.stream({"messages": [HumanMessage("Money back?")]}, {"callbacks": [h]}, stream_mode="messages")
+    assert "".join(m.content for m, _ in stream) == "A refund is possible within 30 days."
+    assert llm_tiers(h) == ["nano", "frontier"]
+
+
+def test_a_router_as_a_tier_of_a_router_records_the_inner_tiers_call() -> None:
+    inner = ModelRouter(two_tiers(), StaticPolicy({}, default="frontier"))
+    outer = ModelRouter({"cheap": ScriptedChatModel(script=["cheap"], model=NANO), "inner": inner},
+                        StaticPolicy({}, default="inner"))  # fmt: skip
+    h = CostCallbackHandler(Ledger("memory://", sync=True))
+    runs = ModelRuns()
+    assert "".join(c.content for c in outer.stream("hi", {"callbacks": [h, runs]})) == "frontier answer"
+    ids = [r[0] for r in runs.runs]
+    assert [r[1] for r in runs.runs][1:] == ids[:-1]  # outer router > inner router > tier, each nested
+    assert [(e.model, e.tier) for e in h.events if e.kind == "llm"] == [(FRONTIER, "frontier")]
