@@ -1,4 +1,4 @@
-"""``ModelRouter``: a drop-in chat model that sends each call to the cheapest tier that can do it.
+"""``ModelRouter``: a chat model that sends each call to the cheapest tier that can do it.
 
     router = ModelRouter(tiers={"nano": ChatOpenAI(model="gpt-5-nano"), "frontier": ChatOpenAI(model="gpt-5")},
                          policy=StaticPolicy({"classify": "nano"}) | HeuristicPolicy(("nano", "frontier")))
@@ -6,16 +6,25 @@
     agent = create_agent(router, tools)                    # tools are bound on every tier
     agent = create_agent(model, tools, middleware=[RouterMiddleware(router)])  # or swap per call
 
+``ModelRouter`` is a real LangChain chat model: ``invoke`` / ``stream`` / ``batch`` and their async
+twins run LangChain's own model run (callbacks, ``cache=`` / ``set_llm_cache``, tracing), whose
+``_generate`` / ``_stream`` (and async twins) decide on the run's messages, metadata, tags and
+tools and delegate to the chosen tier's model under the run's child callbacks. Under a
+:class:`~agentcost_core.routing.CascadePolicy` a rejected answer is escalated once (see
+:class:`~agentcost_core.routing.Dispatch`): both calls are billed and recorded.
+
 The decision (tier, reason, score, features, decision time) travels to the capture handler in
-the inner call's metadata: the model call's event carries ``event.tier`` and the reason, and the
-decision is its own ``route`` event linked to that call. The router's own run is not a model call
-(the handler records only the tier's call). When the chosen tier is another provider,
-provider-only settings are stripped: Anthropic ``cache_control`` markers for non-Anthropic tiers,
-``prompt_cache_key`` for non-OpenAI tiers.
+the tier call's metadata (``agentcost_route``): the model call's event carries ``event.tier`` and
+the reason, and the decision is its own ``route`` event linked to that call. The router's own run
+reports ``ls_provider="agentcost-router"``: the handler records it as a step, not a model call.
+When the chosen tier is another provider, provider-only settings are stripped: Anthropic
+``cache_control`` markers for non-Anthropic tiers, ``prompt_cache_key`` for non-OpenAI tiers.
 """
 
 from __future__ import annotations
 
+import uuid
+from contextvars import ContextVar
 from typing import Any, AsyncIterator, Iterator, Mapping, Sequence
 
 from langchain_core.callbacks import (
@@ -25,18 +34,25 @@ from langchain_core.callbacks import (
     CallbackManagerForLLMRun,
 )
 from langchain_core.language_models.chat_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables.config import ensure_config
 from pydantic import ConfigDict, PrivateAttr
 
+from agentcost_core.budgets import ScopeContext
 from agentcost_core.errors import ConfigurationError
-from agentcost_core.routing import ROUTE_KEY, Router, RouteRequest, RoutingDecision
+from agentcost_core.routing import ROUTE_KEY, Attempt, Dispatch, Router, RouteRequest, RoutingDecision
 from agentcost_core.routing.router import ROUTER_PROVIDER
 
 from .messages import content_text
 
-__all__ = ["ROUTER_PROVIDER", "ModelRouter"]
+__all__ = ["ROUTER_PROVIDER", "ModelRouter", "answer_of", "for_tier", "route_request"]
 
+#: ``stream()`` does not hand ``_stream`` its run manager: the call's key for the tier's callbacks.
+_STREAM_RUN = "agentcost_stream_run"
+#: The router run's manager while LangChain's ``_generate_with_cache`` runs (it may call ``_stream``).
+_RUN_MANAGER: ContextVar[Any] = ContextVar("agentcost_router_run_manager", default=None)
+_NOSTREAM = "nostream"  # langgraph.constants.TAG_NOSTREAM
 _ANTHROPIC_TYPES = frozenset({"anthropic-chat", "anthropic-bedrock-chat", "anthropic-chat-vertexai"})
 _PROMPT_CACHE_KEY_TYPES = frozenset({"openai-chat", "azure-openai-chat", "fireworks-chat"})
 
@@ -56,18 +72,20 @@ def _model_id(model: Any) -> str | None:
     return None
 
 
-def _child_callbacks(run_manager: Any) -> Any:
-    """A callback manager for the tier's call, nested under the router's run (LLM run managers
-    have no ``get_child``): the inheritable handlers, tags and metadata, parented to the router."""
-    cls = AsyncCallbackManager if isinstance(run_manager, AsyncCallbackManagerForLLMRun) else CallbackManager
+def _child_callbacks(manager: Any, run_id: Any, is_async: bool = False) -> Any:
+    """A callback manager for the tier's call, nested under the router's run ``run_id`` (LLM run
+    managers have no ``get_child``): ``manager``'s inheritable handlers, tags and metadata. The
+    tier's run is tagged ``nostream``: LangGraph's ``stream_mode="messages"`` streams the router's
+    run (what the router answers, after any cascade), not each tier's tokens a second time."""
+    cls = AsyncCallbackManager if is_async else CallbackManager
     return cls(
-        handlers=list(run_manager.inheritable_handlers),
-        inheritable_handlers=list(run_manager.inheritable_handlers),
-        parent_run_id=run_manager.run_id,
-        tags=list(run_manager.inheritable_tags),
-        inheritable_tags=list(run_manager.inheritable_tags),
-        metadata=dict(run_manager.inheritable_metadata),
-        inheritable_metadata=dict(run_manager.inheritable_metadata),
+        handlers=list(manager.inheritable_handlers),
+        inheritable_handlers=list(manager.inheritable_handlers),
+        parent_run_id=run_id,
+        tags=[*manager.inheritable_tags, _NOSTREAM],
+        inheritable_tags=list(manager.inheritable_tags),
+        metadata=dict(manager.inheritable_metadata),
+        inheritable_metadata=dict(manager.inheritable_metadata),
     )
 
 
@@ -94,8 +112,89 @@ def _strip_cache_control(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
     return out
 
 
+
+def _last_human_text(messages: Sequence[BaseMessage]) -> str:
+    for m in reversed(messages):
+        if m.type == "human":
+            return content_text(m.content)
+    return ""
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def route_request(
+    messages: Sequence[BaseMessage],
+    *,
+    metadata: Mapping[str, Any] | None = None,
+    tags: Sequence[str] = (),
+    tools: int = 0,
+    trace: Any = None,
+    callbacks: Any = None,
+) -> RouteRequest:
+    """The :class:`RouteRequest` for a LangChain model call: the last human text, a chars/4 token
+    estimate, message and tool counts, and from the run's metadata and tags the step
+    (``langgraph_node`` / ``agentcost_step``), ``user_tier``, ``latency_sensitive`` and the budget
+    scope (``user_id``, ``session_id`` / ``thread_id`` / ``conversation_id``, ``feature``,
+    ``agent_id``; completed with an attached ``CostCallbackHandler``'s defaults, so a budget-aware
+    policy checks the scope the handler charges). Used by :class:`ModelRouter` and
+    ``RouterMiddleware`` alike."""
+    md = _with_handler_defaults(metadata or {}, callbacks)
+    session = md.get("session_id") or md.get("thread_id") or md.get("conversation_id")
+    scope = ScopeContext(
+        trace_id=_str(trace),
+        session_id=_str(session),
+        user_id=_str(md.get("user_id")),
+        feature=_str(md.get("feature")),
+        agent_id=_str(md.get("agent_id")),
+    )
+    return RouteRequest(
+        text=_last_human_text(messages),
+        context_tokens=sum(len(content_text(m.content)) for m in messages) // 4,
+        messages=len(messages),
+        tools=tools,
+        step=_str(md.get("langgraph_node") or md.get("agentcost_step")),
+        tags=tuple(tags or ()),
+        user_tier=_str(md.get("user_tier")),
+        latency_sensitive=bool(md.get("latency_sensitive", False)),
+        scope=scope,
+    )
+
+
+def for_tier(model: Any, messages: Sequence[BaseMessage], settings: Mapping[str, Any]) -> tuple[list[BaseMessage], dict[str, Any]]:
+    """``messages`` and call settings for a tier's model, provider-only settings stripped:
+    Anthropic ``cache_control`` markers for other providers, ``prompt_cache_key`` for non-OpenAI."""
+    llm_type = getattr(_model_of(model), "_llm_type", None)
+    msgs = list(messages) if llm_type in _ANTHROPIC_TYPES else _strip_cache_control(messages)
+    kw = dict(settings)
+    if "prompt_cache_key" in kw and llm_type not in _PROMPT_CACHE_KEY_TYPES:
+        kw.pop("prompt_cache_key")
+    return msgs, kw
+
+
+def answer_of(message: BaseMessage) -> tuple[str, Any]:
+    """(text, raw) of a model's answer, for a cascade's validator."""
+    return content_text(message.content), message
+
+
+def _answer_of_chunks(chunks: list[ChatGenerationChunk]) -> tuple[str, Any]:
+    if not chunks:
+        return "", None
+    message = chunks[0].message
+    for c in chunks[1:]:
+        message = message + c.message
+    return answer_of(message)
+
+
 class ModelRouter(BaseChatModel):
-    """``ModelRouter(tiers={name: chat_model, ...}, policy=..., default=None)``."""
+    """``ModelRouter(tiers={name: chat_model, ...}, policy=..., default=None, catalog=None)``.
+
+    ``policy``: a core routing policy (or a list / ``|`` chain); ``default``: the tier when no
+    policy decides (else the top tier); ``catalog``: the price catalog ranking the tiers. Every
+    ``BaseChatModel`` option applies to the router's own run (``cache=``, ``callbacks=``,
+    ``tags=``, ``metadata=``, ``rate_limiter=`` ...).
+    """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -104,8 +203,10 @@ class ModelRouter(BaseChatModel):
     default: str | None = None
     catalog: Any = None
     _router: Router = PrivateAttr()
+    _dispatch: Dispatch = PrivateAttr()
     _tool_count: int = PrivateAttr(default=0)
-    _cascade: Any = PrivateAttr(default=None)
+    _params: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _stream_runs: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     def __init__(self, tiers: Mapping[str, Any], policy: Any, default: str | None = None, **kwargs: Any) -> None:
         if not isinstance(tiers, Mapping) or not tiers:
@@ -113,11 +214,12 @@ class ModelRouter(BaseChatModel):
         super().__init__(tiers=dict(tiers), policy=policy, default=default, **kwargs)
         ids = {name: _model_id(_model_of(m)) for name, m in self.tiers.items()}
         self._router = Router(ids, policy, default=default, catalog=self.catalog)
-        chain = getattr(self._router.policy, "policies", [self._router.policy])
-        self._cascade = next((p for p in chain if hasattr(p, "next_tier") and hasattr(p, "validate")), None)
+        self._dispatch = Dispatch(self._router)
+        self._params = {"tiers": ids, "policy": repr(self._router.policy), "default": default}
 
     @property
     def router(self) -> Router:
+        """The core router (its ``tiers`` are ranked cheapest first)."""
         return self._router
 
     @property
@@ -126,7 +228,7 @@ class ModelRouter(BaseChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        return {"tiers": {n: _model_id(_model_of(m)) for n, m in self.tiers.items()}}
+        return self._params  # also the cache key's model part: the tiers and the policy
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
         return {"ls_provider": ROUTER_PROVIDER, "ls_model_name": "router", "ls_model_type": "chat"}
@@ -135,152 +237,127 @@ class ModelRouter(BaseChatModel):
     def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> ModelRouter:  # type: ignore[override]
         """Bind ``tools`` on every tier (each in its own provider's format)."""
         bound = {name: m.bind_tools(tools, **kwargs) for name, m in self.tiers.items()}
-        out = ModelRouter(bound, self.policy, self.default, catalog=self.catalog)
+        out = self.model_copy(update={"tiers": bound})
         out._tool_count = len(tools)
         return out
 
     # --- deciding ----------------------------------------------------------------------------
-    def _request(self, messages: Sequence[BaseMessage], md: Mapping[str, Any], tags: Sequence[str], trace: Any) -> RouteRequest:
-        text = ""
-        for m in reversed(messages):
-            if m.type == "human":
-                text = content_text(m.content)
-                break
-        chars = sum(len(content_text(m.content)) for m in messages)
-        from agentcost_core.budgets import ScopeContext
-
-        session = md.get("session_id") or md.get("thread_id") or md.get("conversation_id")
-        scope = ScopeContext(
-            trace_id=None if trace is None else str(trace), session_id=None if session is None else str(session),
-            user_id=md.get("user_id"), feature=md.get("feature"), agent_id=md.get("agent_id"),
-        )  # fmt: skip
-        return RouteRequest(
-            text=text,
-            context_tokens=chars // 4,
-            messages=len(messages),
-            tools=self._tool_count,
-            step=md.get("langgraph_node") or md.get("agentcost_step"),
-            tags=tuple(tags or ()),
-            user_tier=md.get("user_tier"),
-            latency_sensitive=bool(md.get("latency_sensitive", False)),
-            scope=scope,
+    def decide(self, messages: Sequence[BaseMessage], run_manager: Any = None, **kwargs: Any) -> RoutingDecision:
+        """The decision for these messages under ``run_manager``'s run (its metadata, tags and
+        handlers); nothing is called."""
+        tools = kwargs.get("tools")  # bound with ``.bind(tools=...)``, else counted by bind_tools
+        request = route_request(
+            messages,
+            metadata=getattr(run_manager, "metadata", None),
+            tags=getattr(run_manager, "tags", None) or (),
+            tools=len(tools) if isinstance(tools, (list, tuple)) else self._tool_count,
+            trace=getattr(run_manager, "parent_run_id", None) or getattr(run_manager, "run_id", None),
+            callbacks=getattr(run_manager, "handlers", None),
         )
+        return self._router.route(request)
 
-    def decide(self, messages: Sequence[BaseMessage], run_manager: Any = None) -> RoutingDecision:
-        md = getattr(run_manager, "metadata", None) or {}
-        trace = getattr(run_manager, "parent_run_id", None) or getattr(run_manager, "run_id", None)
-        return self._router.route(self._request(messages, md, getattr(run_manager, "tags", None) or (), trace))
-
-    def _prepare(self, tier: str, messages: Sequence[BaseMessage], decision: RoutingDecision, run_manager: Any,
-                 kwargs: dict[str, Any], escalated_from: str | None = None) -> tuple[Any, list[BaseMessage], dict[str, Any], dict[str, Any]]:  # fmt: skip
-        runnable = self.tiers[tier]
-        llm_type = getattr(_model_of(runnable), "_llm_type", None)
-        msgs = list(messages)
-        if llm_type not in _ANTHROPIC_TYPES:
-            msgs = _strip_cache_control(msgs)
-        kw = dict(kwargs)
-        if "prompt_cache_key" in kw and llm_type not in _PROMPT_CACHE_KEY_TYPES:
-            kw.pop("prompt_cache_key")
-        meta = self._router.metadata(decision)
-        if escalated_from is not None:
-            meta.update(tier=tier, model=self._router.tiers[tier].model, escalated_from=escalated_from)
-        config: dict[str, Any] = {"metadata": {ROUTE_KEY: meta}}
-        if run_manager is not None:
-            config["callbacks"] = _child_callbacks(run_manager)
-        return runnable, msgs, kw, config
-
-    def _escalation(self, tier: str, message: AIMessage, escalations: int) -> tuple[str, str] | None:
-        cascade = self._cascade
-        if cascade is None or escalations >= cascade.max_escalations:
-            return None
-        nxt = cascade.next_tier(tier)
-        if nxt is None:
-            return None
-        logprobs = None
-        lp = (message.response_metadata or {}).get("logprobs")
-        if isinstance(lp, dict) and isinstance(lp.get("content"), list):
-            logprobs = [t.get("logprob") for t in lp["content"] if isinstance(t, dict) and "logprob" in t]
-        ok, reason = cascade.validate(content_text(message.content), logprobs=logprobs, raw=message)
-        return None if ok else (nxt, reason)
-
-    # --- calls -------------------------------------------------------------------------------
-    # invoke / ainvoke / stream / astream run the tier's call under the caller's config with the
-    # decision in its metadata (one LangChain model run per call, not two). ``generate`` reaches
-    # ``_generate``, where the router's own run is a step the capture handler skips.
-    def _plan(self, input: Any, config: Any) -> tuple[list[BaseMessage], Any, Mapping[str, Any], RoutingDecision]:
-        from langchain_core.runnables.config import ensure_config
-
-        config = ensure_config(config)
-        messages = self._convert_input(input).to_messages()
-        md = config.get("metadata") or {}
-        scope_md = _with_handler_defaults(md, config.get("callbacks"))  # budgets see the handler's attribution
-        return messages, config, md, self._router.route(self._request(messages, scope_md, config.get("tags") or (), None))
-
-    def _tier_call(self, tier: str, messages: list[BaseMessage], decision: RoutingDecision, config: Any,
-                   md: Mapping[str, Any], stop: list[str] | None, kwargs: dict[str, Any],
-                   escalated_from: str | None = None) -> tuple[Any, list[BaseMessage], dict[str, Any], Any]:  # fmt: skip
-        runnable, msgs, kw, inner = self._prepare(tier, messages, decision, None, kwargs, escalated_from)
+    def _prepare(self, attempt: Attempt, messages: Sequence[BaseMessage], stop: list[str] | None,
+                 run_manager: Any, kwargs: Mapping[str, Any]) -> tuple[Any, list[BaseMessage], dict[str, Any], dict[str, Any]]:  # fmt: skip
+        """The tier's runnable, messages, call kwargs and config (the decision in its metadata,
+        the router run's child callbacks)."""
+        runnable = self.tiers[attempt.tier]
+        msgs, kw = for_tier(runnable, messages, kwargs)
         if stop is not None:
             kw["stop"] = stop
-        return runnable, msgs, kw, {**config, "metadata": {**md, **inner["metadata"]}}
+        config: dict[str, Any] = {"metadata": {ROUTE_KEY: attempt.route}}
+        if run_manager is None and kwargs.get(_STREAM_RUN) in self._stream_runs:
+            config["callbacks"] = self._stream_runs[kwargs[_STREAM_RUN]]
+        else:
+            run_manager = run_manager or _RUN_MANAGER.get()
+            if run_manager is not None:
+                is_async = isinstance(run_manager, AsyncCallbackManagerForLLMRun)
+                config["callbacks"] = _child_callbacks(run_manager, run_manager.run_id, is_async)
+        kw.pop(_STREAM_RUN, None)
+        return runnable, msgs, kw, config
 
-    def _retry(self, tier: str, message: AIMessage, escalations: int, decision: RoutingDecision) -> tuple[str, RoutingDecision] | None:  # fmt: skip
-        """The next attempt of a cascade (tier, decision), or None when this answer stands."""
-        step = self._escalation(tier, message, escalations)
-        if step is None:
-            return None
-        nxt, why = step
-        return nxt, decision.moved(nxt, f"cascade escalated: {why}")
+    # --- streams ----------------------------------------------------------------------------
+    # LangChain calls ``_stream`` without the run manager of the router's model run: from
+    # ``invoke`` when streaming is wanted (e.g. LangGraph's ``stream_mode="messages"``) and from
+    # ``stream``. For the first, the run manager is in ``_RUN_MANAGER`` while LangChain's
+    # ``_generate_with_cache`` runs; ``stream`` / ``astream`` are LangChain's own, with the run's
+    # id fixed up front, so ``_stream`` finds the callbacks for the tier's call (nested under that
+    # run) under a key in its kwargs.
+    def _generate_with_cache(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                             run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:  # fmt: skip
+        token = _RUN_MANAGER.set(run_manager)
+        try:
+            return super()._generate_with_cache(messages, stop=stop, run_manager=run_manager, **kwargs)
+        finally:
+            _RUN_MANAGER.reset(token)
 
-    def _call(self, messages: list[BaseMessage], config: Any, md: Mapping[str, Any], decision: RoutingDecision,
-              stop: list[str] | None, kwargs: dict[str, Any]) -> AIMessage:  # fmt: skip
-        tier, escalated_from, escalations = decision.tier, None, 0
-        while True:
-            runnable, msgs, kw, cfg = self._tier_call(tier, messages, decision, config, md, stop, kwargs, escalated_from)
-            message = runnable.invoke(msgs, cfg, **kw)
-            nxt = self._retry(tier, message, escalations, decision)
-            if nxt is None:
-                return message
-            escalated_from, (tier, decision), escalations = tier, nxt, escalations + 1
+    async def _agenerate_with_cache(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                                    run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:  # fmt: skip
+        token = _RUN_MANAGER.set(run_manager)
+        try:
+            return await super()._agenerate_with_cache(messages, stop=stop, run_manager=run_manager, **kwargs)
+        finally:
+            _RUN_MANAGER.reset(token)
 
-    async def _acall(self, messages: list[BaseMessage], config: Any, md: Mapping[str, Any], decision: RoutingDecision,
-                     stop: list[str] | None, kwargs: dict[str, Any]) -> AIMessage:  # fmt: skip
-        tier, escalated_from, escalations = decision.tier, None, 0
-        while True:
-            runnable, msgs, kw, cfg = self._tier_call(tier, messages, decision, config, md, stop, kwargs, escalated_from)
-            message = await runnable.ainvoke(msgs, cfg, **kw)
-            nxt = self._retry(tier, message, escalations, decision)
-            if nxt is None:
-                return message
-            escalated_from, (tier, decision), escalations = tier, nxt, escalations + 1
+    def _stream_callbacks(self, config: Any, is_async: bool) -> tuple[Any, str]:
+        config = ensure_config(config)
+        run_id = config.get("run_id") or uuid.uuid4()
+        cls = AsyncCallbackManager if is_async else CallbackManager
+        manager = cls.configure(config.get("callbacks"), self.callbacks, self.verbose, config.get("tags"), self.tags,
+                                config.get("metadata"), self.metadata)  # fmt: skip
+        key = uuid.uuid4().hex
+        self._stream_runs[key] = _child_callbacks(manager, run_id, is_async)
+        return {**config, "run_id": run_id}, key
 
-    def invoke(self, input: Any, config: Any = None, *, stop: list[str] | None = None, **kwargs: Any) -> AIMessage:  # type: ignore[override]
-        messages, config, md, decision = self._plan(input, config)
-        return self._call(messages, config, md, decision, stop, kwargs)
+    def stream(self, input: Any, config: Any = None, *, stop: list[str] | None = None, **kwargs: Any) -> Iterator[Any]:  # type: ignore[override]
+        config, key = self._stream_callbacks(config, False)
+        try:
+            yield from super().stream(input, config, stop=stop, **{**kwargs, _STREAM_RUN: key})
+        finally:
+            self._stream_runs.pop(key, None)
 
-    async def ainvoke(self, input: Any, config: Any = None, *, stop: list[str] | None = None, **kwargs: Any) -> AIMessage:  # type: ignore[override]
-        messages, config, md, decision = self._plan(input, config)
-        return await self._acall(messages, config, md, decision, stop, kwargs)
+    async def astream(self, input: Any, config: Any = None, *, stop: list[str] | None = None, **kwargs: Any) -> AsyncIterator[Any]:  # type: ignore[override]
+        config, key = self._stream_callbacks(config, True)
+        try:
+            async for chunk in super().astream(input, config, stop=stop, **{**kwargs, _STREAM_RUN: key}):
+                yield chunk
+        finally:
+            self._stream_runs.pop(key, None)
 
+    # --- calls -------------------------------------------------------------------------------
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                   run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:  # fmt: skip
-        config = {"callbacks": _child_callbacks(run_manager)} if run_manager is not None else {}
-        message = self._call(messages, config, {}, self.decide(messages, run_manager), stop, kwargs)
+        def call(attempt: Attempt) -> BaseMessage:
+            runnable, msgs, kw, config = self._prepare(attempt, messages, stop, run_manager, kwargs)
+            return runnable.invoke(msgs, config, **kw)
+
+        message = self._dispatch.call(self.decide(messages, run_manager, **kwargs), call, answer_of)
         return ChatResult(generations=[ChatGeneration(message=message)])
 
     async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                          run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:  # fmt: skip
-        config = {"callbacks": _child_callbacks(run_manager)} if run_manager is not None else {}
-        message = await self._acall(messages, config, {}, self.decide(messages, run_manager), stop, kwargs)
+        async def call(attempt: Attempt) -> BaseMessage:
+            runnable, msgs, kw, config = self._prepare(attempt, messages, stop, run_manager, kwargs)
+            return await runnable.ainvoke(msgs, config, **kw)
+
+        message = await self._dispatch.acall(self.decide(messages, run_manager, **kwargs), call, answer_of)
         return ChatResult(generations=[ChatGeneration(message=message)])
 
-    def stream(self, input: Any, config: Any = None, *, stop: list[str] | None = None, **kwargs: Any) -> Iterator[AIMessageChunk]:  # type: ignore[override]
-        messages, config, md, decision = self._plan(input, config)
-        runnable, msgs, kw, cfg = self._tier_call(decision.tier, messages, decision, config, md, stop, kwargs)
-        yield from runnable.stream(msgs, cfg, **kw)
+    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:  # fmt: skip
+        def open_stream(attempt: Attempt) -> Iterator[ChatGenerationChunk]:
+            runnable, msgs, kw, config = self._prepare(attempt, messages, stop, run_manager, kwargs)
+            for chunk in runnable.stream(msgs, config, **kw):
+                yield ChatGenerationChunk(message=chunk)
 
-    async def astream(self, input: Any, config: Any = None, *, stop: list[str] | None = None, **kwargs: Any) -> AsyncIterator[AIMessageChunk]:  # type: ignore[override]
-        messages, config, md, decision = self._plan(input, config)
-        runnable, msgs, kw, cfg = self._tier_call(decision.tier, messages, decision, config, md, stop, kwargs)
-        async for chunk in runnable.astream(msgs, cfg, **kw):
+        yield from self._dispatch.stream(self.decide(messages, run_manager, **kwargs), open_stream, _answer_of_chunks)
+
+    async def _astream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                       run_manager: AsyncCallbackManagerForLLMRun | None = None, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:  # fmt: skip
+        async def open_stream(attempt: Attempt) -> AsyncIterator[ChatGenerationChunk]:
+            runnable, msgs, kw, config = self._prepare(attempt, messages, stop, run_manager, kwargs)
+            async for chunk in runnable.astream(msgs, config, **kw):
+                yield ChatGenerationChunk(message=chunk)
+
+        decision = self.decide(messages, run_manager, **kwargs)
+        async for chunk in await self._dispatch.astream(decision, open_stream, _answer_of_chunks):
             yield chunk

@@ -52,7 +52,7 @@ from pydantic import Field, PrivateAttr
 
 from agentcost_core.budgets import ScopeContext
 from agentcost_core.errors import ConfigurationError
-from agentcost_core.routing import ROUTE_KEY, Router, RouteRequest, RoutingDecision
+from agentcost_core.routing import ROUTE_KEY, Attempt, Dispatch, Router, RouteRequest, RoutingDecision
 
 from .attribution import attribution_from_tags
 from .calls import span_name
@@ -120,6 +120,7 @@ class RouterLLM(FunctionCallingLLM):
     default: str | None = None
     catalog: Any = Field(default=None, exclude=True)
     _router: Router = PrivateAttr()
+    _dispatch: Dispatch = PrivateAttr()
     _served: dict[int, Any] = PrivateAttr(default_factory=dict)
     _last: str | None = PrivateAttr(default=None)
 
@@ -139,6 +140,7 @@ class RouterLLM(FunctionCallingLLM):
         super().__init__(tiers=dict(tiers), policy=policy, default=default, catalog=catalog, **kwargs)
         ids = {name: _model_id(llm) for name, llm in self.tiers.items()}
         self._router = Router(ids, policy, default=default, catalog=catalog)
+        self._dispatch = Dispatch(self._router)
 
     @classmethod
     def class_name(cls) -> str:
@@ -200,40 +202,69 @@ class RouterLLM(FunctionCallingLLM):
         """The decision the router would make for these messages (or prompt) now; nothing is called."""
         return self._router.route(self.request(messages, prompt=prompt, tools=tools))
 
-    def _choose(
-        self, messages: Sequence[ChatMessage] | None, prompt: str | None, tools: int
-    ) -> tuple[str, dict[str, Any]]:
-        decision = self.decide(messages, prompt=prompt, tools=tools)
-        return decision.tier, self._router.metadata(decision)
-
-    def _for_chat(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> tuple[str, Any, dict[str, Any]]:
+    def _decision(self, messages: Sequence[ChatMessage] | None, prompt: str | None, tools: int,
+                  kwargs: dict[str, Any]) -> RoutingDecision:  # fmt: skip
         pinned = kwargs.pop(_PIN, None)  # decided by _prepare_chat_with_tools, formatted for that tier
-        if pinned is not None:
-            name, meta = pinned
-        else:
-            name, meta = self._choose(messages, None, len(kwargs.get("tools") or ()))
-        self._last = name
-        return name, self.tiers[name], self._tags(meta)
-
-    def _for_prompt(self, prompt: str) -> tuple[str, Any, dict[str, Any]]:
-        name, meta = self._choose(None, prompt, 0)
-        self._last = name
-        return name, self.tiers[name], self._tags(meta)
-
-    def _for_tools(self, tools: Sequence[Any], user_msg: Any, chat_history: Any) -> tuple[str, Any, dict[str, Any]]:
-        name, meta = self._choose(_history(user_msg, chat_history), None, len(tools or ()))
-        llm = self.tiers[name]
-        if not isinstance(llm, FunctionCallingLLM):
-            raise ConfigurationError(
-                f"RouterLLM tier {name!r} ({type(llm).__name__}) is not a function-calling LLM; "
-                "tool calling needs every tier to be one"
-            )
-        self._last = name
-        return name, llm, self._tags(meta)
+        return pinned if pinned is not None else self.decide(messages, prompt=prompt, tools=tools)
 
     @staticmethod
-    def _tags(meta: dict[str, Any]) -> dict[str, Any]:
-        return {**active_instrument_tags.get(), ROUTE_KEY: meta}
+    def _tags(route: dict[str, Any]) -> dict[str, Any]:
+        return {**active_instrument_tags.get(), ROUTE_KEY: route}
+
+    def _tier(self, attempt: Attempt, tools: bool) -> Any:
+        llm = self.tiers[attempt.tier]
+        if tools and not isinstance(llm, FunctionCallingLLM):
+            raise ConfigurationError(
+                f"RouterLLM tier {attempt.tier!r} ({type(llm).__name__}) is not a function-calling LLM; "
+                "tool calling needs every tier to be one"
+            )
+        self._last = attempt.tier
+        return llm
+
+    # --- the one dispatch path -------------------------------------------------------------------
+    def _route(self, method: str, decision: RoutingDecision, *args: Any, **kwargs: Any) -> Any:
+        """Every call: the tier's own ``method`` under the decision's instrument tags, through the
+        core :class:`~agentcost_core.routing.Dispatch` (a cascade validates and escalates). Returns
+        the response (sync), a coroutine of it (``a*`` methods), or a stream (``*stream*``; an
+        async one is a coroutine of the stream)."""
+        tools = "with_tools" in method
+        is_async, streaming = method.startswith("a"), "stream" in method
+
+        def start(attempt: Attempt) -> tuple[Any, dict[str, Any]]:
+            tags = self._tags(attempt.route)
+            with _tagged(tags):
+                return getattr(self._tier(attempt, tools), method)(*args, **kwargs), tags
+
+        def call(attempt: Attempt) -> Any:
+            response, _ = start(attempt)
+            self._remember(response, attempt.tier)
+            return response
+
+        async def acall(attempt: Attempt) -> Any:
+            pending, tags = start(attempt)
+            with _tagged(tags):
+                response = await pending
+            self._remember(response, attempt.tier)
+            return response
+
+        def open_stream(attempt: Attempt) -> Any:
+            stream, tags = start(attempt)
+            return self._stream(stream, attempt.tier, tags)
+
+        async def aopen_stream(attempt: Attempt) -> Any:
+            pending, tags = start(attempt)
+            with _tagged(tags):
+                stream = await pending
+            return self._astream(stream, attempt.tier, tags)
+
+        dispatch = self._dispatch
+        if streaming:
+            if is_async:
+                return dispatch.astream(decision, aopen_stream, _answer_of_chunks)
+            return dispatch.stream(decision, open_stream, _answer_of_chunks)
+        if is_async:
+            return dispatch.acall(decision, acall, _answer_of)
+        return dispatch.call(decision, call, _answer_of)
 
     # --- which tier served a response --------------------------------------------------------
     def _remember(self, response: Any, name: str, previous: Any = None) -> None:
@@ -291,71 +322,50 @@ class RouterLLM(FunctionCallingLLM):
                 await aclose()
 
     # --- chat ----------------------------------------------------------------------------------
+    def _chat_decision(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> RoutingDecision:
+        return self._decision(messages, None, len(kwargs.get("tools") or ()), kwargs)
+
     @_no_span
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        name, llm, tags = self._for_chat(messages, kwargs)
-        with _tagged(tags):
-            response = llm.chat(messages, **kwargs)
-        self._remember(response, name)
-        return response
+        return self._route("chat", self._chat_decision(messages, kwargs), messages, **kwargs)
 
     @_no_span
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        name, llm, tags = self._for_chat(messages, kwargs)
-        with _tagged(tags):
-            response = await llm.achat(messages, **kwargs)
-        self._remember(response, name)
-        return response
+        return await self._route("achat", self._chat_decision(messages, kwargs), messages, **kwargs)
 
     @_no_span
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
-        name, llm, tags = self._for_chat(messages, kwargs)
-        with _tagged(tags):
-            stream = llm.stream_chat(messages, **kwargs)
-        return self._stream(stream, name, tags)
+        return self._route("stream_chat", self._chat_decision(messages, kwargs), messages, **kwargs)
 
     @_no_span
     async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
-        name, llm, tags = self._for_chat(messages, kwargs)
-        with _tagged(tags):
-            stream = await llm.astream_chat(messages, **kwargs)
-        return self._astream(stream, name, tags)
+        return await self._route("astream_chat", self._chat_decision(messages, kwargs), messages, **kwargs)
 
     # --- completion ----------------------------------------------------------------------------
     @_no_span
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        _, llm, tags = self._for_prompt(prompt)
-        with _tagged(tags):
-            return llm.complete(prompt, formatted=formatted, **kwargs)
+        return self._route("complete", self.decide(prompt=prompt), prompt, formatted=formatted, **kwargs)
 
     @_no_span
     async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        _, llm, tags = self._for_prompt(prompt)
-        with _tagged(tags):
-            return await llm.acomplete(prompt, formatted=formatted, **kwargs)
+        return await self._route("acomplete", self.decide(prompt=prompt), prompt, formatted=formatted, **kwargs)
 
     @_no_span
     def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
-        name, llm, tags = self._for_prompt(prompt)
-        with _tagged(tags):
-            stream = llm.stream_complete(prompt, formatted=formatted, **kwargs)
-        return self._stream(stream, name, tags)
+        return self._route("stream_complete", self.decide(prompt=prompt), prompt, formatted=formatted, **kwargs)
 
     @_no_span
     async def astream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseAsyncGen:
-        name, llm, tags = self._for_prompt(prompt)
-        with _tagged(tags):
-            stream = await llm.astream_complete(prompt, formatted=formatted, **kwargs)
-        return self._astream(stream, name, tags)
+        return await self._route("astream_complete", self.decide(prompt=prompt), prompt, formatted=formatted, **kwargs)
 
     # --- function calling: the chosen tier's own implementation ----------------------------------
-    @staticmethod
-    def _tool_kwargs(verbose: bool, allow_parallel_tool_calls: bool, tool_required: bool,
-                     kwargs: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    def _route_tools(self, method: str, tools: Sequence[Any], user_msg: Any, chat_history: Any, verbose: bool,
+                     allow_parallel_tool_calls: bool, tool_required: bool, kwargs: dict[str, Any]) -> Any:  # fmt: skip
         kw = {"verbose": verbose, "allow_parallel_tool_calls": allow_parallel_tool_calls, **kwargs}
         if tool_required:  # older integrations do not take the argument at all
             kw["tool_required"] = True
-        return kw
+        decision = self.decide(_history(user_msg, chat_history), tools=len(tools or ()))
+        return self._route(method, decision, tools, user_msg=user_msg, chat_history=chat_history, **kw)
 
     @_no_span
     def chat_with_tools(
@@ -368,12 +378,8 @@ class RouterLLM(FunctionCallingLLM):
         tool_required: bool = False,
         **kwargs: Any,
     ) -> ChatResponse:
-        name, llm, tags = self._for_tools(tools, user_msg, chat_history)
-        kw = self._tool_kwargs(verbose, allow_parallel_tool_calls, tool_required, kwargs)
-        with _tagged(tags):
-            response = llm.chat_with_tools(tools, user_msg=user_msg, chat_history=chat_history, **kw)
-        self._remember(response, name)
-        return response
+        return self._route_tools("chat_with_tools", tools, user_msg, chat_history, verbose,
+                                 allow_parallel_tool_calls, tool_required, kwargs)  # fmt: skip
 
     @_no_span
     async def achat_with_tools(
@@ -386,12 +392,8 @@ class RouterLLM(FunctionCallingLLM):
         tool_required: bool = False,
         **kwargs: Any,
     ) -> ChatResponse:
-        name, llm, tags = self._for_tools(tools, user_msg, chat_history)
-        kw = self._tool_kwargs(verbose, allow_parallel_tool_calls, tool_required, kwargs)
-        with _tagged(tags):
-            response = await llm.achat_with_tools(tools, user_msg=user_msg, chat_history=chat_history, **kw)
-        self._remember(response, name)
-        return response
+        return await self._route_tools("achat_with_tools", tools, user_msg, chat_history, verbose,
+                                       allow_parallel_tool_calls, tool_required, kwargs)  # fmt: skip
 
     @_no_span
     def stream_chat_with_tools(
@@ -404,11 +406,8 @@ class RouterLLM(FunctionCallingLLM):
         tool_required: bool = False,
         **kwargs: Any,
     ) -> ChatResponseGen:
-        name, llm, tags = self._for_tools(tools, user_msg, chat_history)
-        kw = self._tool_kwargs(verbose, allow_parallel_tool_calls, tool_required, kwargs)
-        with _tagged(tags):
-            stream = llm.stream_chat_with_tools(tools, user_msg=user_msg, chat_history=chat_history, **kw)
-        return self._stream(stream, name, tags)
+        return self._route_tools("stream_chat_with_tools", tools, user_msg, chat_history, verbose,
+                                 allow_parallel_tool_calls, tool_required, kwargs)  # fmt: skip
 
     @_no_span
     async def astream_chat_with_tools(
@@ -421,11 +420,8 @@ class RouterLLM(FunctionCallingLLM):
         tool_required: bool = False,
         **kwargs: Any,
     ) -> ChatResponseAsyncGen:
-        name, llm, tags = self._for_tools(tools, user_msg, chat_history)
-        kw = self._tool_kwargs(verbose, allow_parallel_tool_calls, tool_required, kwargs)
-        with _tagged(tags):
-            stream = await llm.astream_chat_with_tools(tools, user_msg=user_msg, chat_history=chat_history, **kw)
-        return self._astream(stream, name, tags)
+        return await self._route_tools("astream_chat_with_tools", tools, user_msg, chat_history, verbose,
+                                 allow_parallel_tool_calls, tool_required, kwargs)  # fmt: skip
 
     @_no_span
     def _prepare_chat_with_tools(
@@ -440,15 +436,15 @@ class RouterLLM(FunctionCallingLLM):
     ) -> dict[str, Any]:
         """Decides here (the tools are known) and prepares in the chosen tier's format; the
         decision is pinned in the returned kwargs, so the ``chat`` call they feed goes to that tier."""
-        name, meta = self._choose(_history(user_msg, chat_history), None, len(tools or ()))
-        llm = self.tiers[name]
+        decision = self.decide(_history(user_msg, chat_history), tools=len(tools or ()))
+        llm = self.tiers[decision.tier]
         if not isinstance(llm, FunctionCallingLLM):
-            raise ConfigurationError(f"RouterLLM tier {name!r} ({type(llm).__name__}) is not a function-calling LLM")
+            raise ConfigurationError(f"RouterLLM tier {decision.tier!r} ({type(llm).__name__}) is not a function-calling LLM")
         out = llm._prepare_chat_with_tools_compat(
             tools, user_msg=user_msg, chat_history=chat_history, verbose=verbose,
             allow_parallel_tool_calls=allow_parallel_tool_calls, tool_required=tool_required, **kwargs,
         )  # fmt: skip
-        out[_PIN] = (name, meta)
+        out[_PIN] = decision
         return out
 
     def _validate_chat_with_tools_response(
@@ -467,6 +463,21 @@ class RouterLLM(FunctionCallingLLM):
         """Parsed by the tier that served ``response`` (each provider has its own tool-call format)."""
         llm = self._server(response)
         return llm.get_tool_calls_from_response(response, error_on_no_tool_call=error_on_no_tool_call, **kwargs)
+
+
+def _answer_of(response: Any) -> tuple[str, Any]:
+    """(text, raw) of a chat or completion response, for a cascade's validator."""
+    message = getattr(response, "message", None)
+    text = _text(message) if message is not None else getattr(response, "text", None)
+    return (text if isinstance(text, str) else ""), response
+
+
+def _answer_of_chunks(chunks: list[Any]) -> tuple[str, Any]:
+    """(text, raw) of a buffered stream: its deltas joined (else the last chunk's full text)."""
+    if not chunks:
+        return "", None
+    joined = "".join(c.delta for c in chunks if isinstance(getattr(c, "delta", None), str))
+    return (joined or _answer_of(chunks[-1])[0]), chunks[-1]
 
 
 @contextmanager
