@@ -25,6 +25,7 @@ from agentcost_core import CostRecorder, Ledger, PriceCatalog
 from agentcost_core.attribution import Attribution, read_attribution
 from agentcost_core.budgets import BudgetStoreUnavailable, ScopeContext
 from agentcost_core.call import ModelCall, Outcome
+from agentcost_core.errors import ConfigurationError
 from agentcost_core.guards.run_guard import Controls, RunGuard
 from agentcost_core.halts import AgentHalted, CallRefused, passes_through
 from agentcost_core.recorder import RecorderResults
@@ -39,11 +40,9 @@ from .response import read_outcome
 
 __all__ = ["AsyncCostCallbackHandler", "CostCallbackHandler"]
 
-_perf = time.perf_counter
 logger = logging.getLogger("agentcost")
 
 
-_ROUTER_RUN: tuple[Any, ...] = ("router",)
 _MAX_RUNS = 10_000  # a bound on remembered runs, for hosts whose runs never end in our sight
 
 
@@ -77,13 +76,22 @@ class _CostTracking(RecorderResults):
         kill_switch: Any = None,
         controls: Controls | None = None,
         keep_events: bool = True,
+        call_timeout: float = 600.0,
+        clock: Any = time.monotonic,
     ) -> None:
+        if isinstance(call_timeout, bool) or not isinstance(call_timeout, (int, float)) or not call_timeout > 0:
+            raise ConfigurationError(f"call_timeout must be a number of seconds > 0, got {call_timeout!r}")
+        #: A model call whose end LangChain never reports (its task was cancelled) is given up after
+        #: this many seconds: its reservation is released and its state dropped.
+        self.call_timeout = float(call_timeout)
+        self._clock = clock
         self.recorder = CostRecorder(
             ledger, catalog=catalog, framework="langchain", keep_events=keep_events, user_id=user_id,
             session_id=session_id, feature=feature, agent_id=agent_id, task_id=task_id,
         )  # fmt: skip
         self._lock = threading.Lock()
-        self._runs: dict[UUID, Any] = {}  # model run id -> its pending call
+        self._runs: dict[UUID, Any] = {}  # model run id -> its pending call, oldest first
+        self._router_runs: set[UUID] = set()  # a ModelRouter's own runs (steps, not calls)
         self._chains: dict[UUID, tuple[str, str | None, str]] = {}  # chain run id -> (root, name, own id)
         # Guards (budgets, stuck detection, kill switch): halts raise from the handler's hooks.
         if controls is None:
@@ -193,7 +201,7 @@ class _CostTracking(RecorderResults):
             if md.get("ls_provider") == ROUTER_PROVIDER:  # a ModelRouter's own run: a step, not a call
                 outer = self._chains.get(parent_run_id) if parent_run_id is not None else None
                 self._chain_start(None, run_id, parent_run_id, {"name": kwargs.get("name") or (outer[1] if outer else None)})
-                self._runs[run_id] = _ROUTER_RUN
+                self._router_runs.add(run_id)
                 return
             call = self._model_call(prompt, run_id, parent_run_id, md, kwargs)
             guard = None
@@ -201,7 +209,8 @@ class _CostTracking(RecorderResults):
                 trace, seen = self._trace_of(run_id, parent_run_id)
                 run = self._run_guard(trace, call.attribution)
                 guard = (run, run.open_call(call), seen)
-            self._runs[run_id] = (time.perf_counter(), call, md, guard)
+            self._forget_abandoned()
+            self._runs[run_id] = (self._clock(), call, md, guard)
         except (AgentHalted, BudgetStoreUnavailable):
             raise  # a deliberate halt: the model is not called
         except Exception as e:
@@ -244,16 +253,17 @@ class _CostTracking(RecorderResults):
     def _model_end(self, response: Any, *, run_id: UUID, error: BaseException | None = None, **kwargs: Any) -> None:
         """``on_llm_end`` (and ``on_llm_error`` with the error and no response): the call's
         :class:`Outcome`, priced once by the accountant, recorded, and settled at that price."""
-        state = self._runs.pop(run_id, None)
-        if state is _ROUTER_RUN:
+        if run_id in self._router_runs:
+            self._router_runs.discard(run_id)
             self._chain_end(run_id)
             return
+        state = self._runs.pop(run_id, None)
         if state is None:  # attached after the call started: record what the end tells us
             state = (None, ModelCall(None, span_id=str(run_id), trace_id=str(run_id), framework="langchain",
                                      attribution=self.recorder.defaults), {}, None)  # fmt: skip
         t0, call, md, guard = state
         outcome = Outcome(error=error) if response is None else read_outcome(response)
-        outcome.latency_s = None if t0 is None else time.perf_counter() - t0
+        outcome.latency_s = None if t0 is None else self._clock() - t0
         if outcome.usage_error is not None:
             logger.warning("agentcost: malformed usage from %s (%s); tokens estimated instead",
                            outcome.model or call.model, outcome.usage_error)  # fmt: skip
@@ -270,6 +280,28 @@ class _CostTracking(RecorderResults):
         finally:
             if guard is not None:
                 self._close_guarded(guard, call, outcome, cost)
+
+    def _forget_abandoned(self) -> None:
+        """Give up the oldest pending calls once they are older than ``call_timeout``: LangChain
+        never calls ``on_llm_error`` for a call whose asyncio task was cancelled, so without this
+        their reservations would be held (and renewed) as long as the handler lives."""
+        if not self._runs:
+            return
+        limit = self._clock() - self.call_timeout
+        while self._runs:
+            run_id, state = next(iter(self._runs.items()))
+            if state[0] > limit:
+                return
+            if self._runs.pop(run_id, None) is None:
+                continue
+            guard = state[3]
+            logger.warning("agentcost: a model call never reported its end within %.0f s; its reservation is released",
+                           self.call_timeout)  # fmt: skip
+            if guard is not None:
+                try:
+                    guard[0].model_failed(guard[1])
+                except Exception as e:
+                    self.recorder.note_internal_error("release", e)
 
     def _close_guarded(self, guard: tuple[RunGuard, Any, bool], call: ModelCall, outcome: Outcome, cost: Any) -> None:
         run, res, seen = guard

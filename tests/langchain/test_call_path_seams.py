@@ -301,3 +301,46 @@ async def test_a_handler_with_a_shared_budget_store_keeps_the_event_loop_running
     store.go.set()
     assert (await call).content == "ok"
     assert ticks == 50
+
+
+# --- defect 14: a cancelled call leaves nothing held ------------------------------------------------
+class Hanging(ScriptedChatModel):
+    """A model whose async call never returns until cancelled."""
+
+    async def _agenerate(self, *args: Any, **kwargs: Any) -> Any:
+        await asyncio.Event().wait()
+
+
+async def _until(predicate: Any) -> None:
+    for _ in range(10_000):
+        if predicate():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition not reached")
+
+
+async def test_a_cancelled_ainvoke_releases_its_reservation_in_process() -> None:
+    budget = Budget(usd="1", per="global_day", store=MemoryStore())
+    handler = CostCallbackHandler("memory://", budgets=budget)
+    task = asyncio.create_task(Hanging(model="gpt-4o").ainvoke("hi", {"callbacks": [handler]}))
+    await _until(lambda: held_and_spent(budget)[0] > 0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await _until(lambda: held_and_spent(budget)[0] == 0)
+    assert held_and_spent(budget) == (0, 0)
+
+
+async def test_a_cancelled_ainvoke_on_a_shared_store_is_released_after_the_call_timeout(tmp_path: Any) -> None:
+    now = [1000.0]
+    budget = Budget(usd="1", per="global_day", store=f"sqlite:///{tmp_path}/b.db")
+    handler = CostCallbackHandler("memory://", budgets=budget, call_timeout=60, clock=lambda: now[0])
+    task = asyncio.create_task(Hanging(model="gpt-4o").ainvoke("hi", {"callbacks": [handler]}))
+    await _until(lambda: held_and_spent(budget)[0] > 0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    now[0] += 61  # LangChain never reports the cancelled call's end: the next call gives it up
+    await ScriptedChatModel(script=["ok"], model="gpt-4o").ainvoke("next", {"callbacks": [handler]})
+    held, spent = held_and_spent(budget)
+    assert held == 0 and spent == handler.events[-1].cost
