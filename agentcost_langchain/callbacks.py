@@ -91,7 +91,7 @@ class _CostTracking(RecorderResults):
         )  # fmt: skip
         self._lock = threading.Lock()
         self._runs: dict[UUID, Any] = {}  # model run id -> its pending call, oldest first
-        self._router_runs: set[UUID] = set()  # a ModelRouter's own runs (steps, not calls)
+        self._router_runs: dict[UUID, ModelCall] = {}  # a ModelRouter's own runs (steps, not calls)
         self._chains: dict[UUID, tuple[str, str | None, str]] = {}  # chain run id -> (root, name, own id)
         # Guards (budgets, stuck detection, kill switch): halts raise from the handler's hooks.
         if controls is None:
@@ -201,7 +201,7 @@ class _CostTracking(RecorderResults):
             if md.get("ls_provider") == ROUTER_PROVIDER:  # a ModelRouter's own run: a step, not a call
                 outer = self._chains.get(parent_run_id) if parent_run_id is not None else None
                 self._chain_start(None, run_id, parent_run_id, {"name": kwargs.get("name") or (outer[1] if outer else None)})
-                self._router_runs.add(run_id)
+                self._router_runs[run_id] = self._model_call(prompt, run_id, parent_run_id, md, kwargs)
                 return
             call = self._model_call(prompt, run_id, parent_run_id, md, kwargs)
             guard = None
@@ -253,9 +253,11 @@ class _CostTracking(RecorderResults):
     def _model_end(self, response: Any, *, run_id: UUID, error: BaseException | None = None, **kwargs: Any) -> None:
         """``on_llm_end`` (and ``on_llm_error`` with the error and no response): the call's
         :class:`Outcome`, priced once by the accountant, recorded, and settled at that price."""
-        if run_id in self._router_runs:
-            self._router_runs.discard(run_id)
+        router_call = self._router_runs.pop(run_id, None)
+        if router_call is not None:  # the router's own run: a call only when its LLM cache answered
             self._chain_end(run_id)
+            if response is not None:
+                self._record_router_cache_hit(router_call, response, run_id)
             return
         state = self._runs.pop(run_id, None)
         if state is None:  # attached after the call started: record what the end tells us
@@ -280,6 +282,15 @@ class _CostTracking(RecorderResults):
         finally:
             if guard is not None:
                 self._close_guarded(guard, call, outcome, cost)
+
+    def _record_router_cache_hit(self, call: ModelCall, response: Any, run_id: UUID) -> None:
+        try:
+            outcome = read_outcome(response)
+            if outcome.cache_hit:
+                call.model = outcome.model or call.model
+                self.recorder.record_outcome(call, outcome, event_id=str(run_id))
+        except Exception as e:
+            self.recorder.note_internal_error("on_llm_end (router)", e)
 
     def _forget_abandoned(self) -> None:
         """Give up the oldest pending calls once they are older than ``call_timeout``: LangChain

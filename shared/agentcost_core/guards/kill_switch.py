@@ -555,7 +555,7 @@ def _redis_client(redis_url: str | None, timeout: float) -> Any:
         from redis.retry import Retry
     except ImportError:
         raise ConfigurationError(
-            "KillSwitch redis_url needs the redis package: pip install 'agentcost[redis]'"
+            "KillSwitch redis_url needs the redis package: pip install 'agentcost-control[redis]'"
         ) from None
     try:
         return redis.Redis.from_url(

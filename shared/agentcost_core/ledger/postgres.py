@@ -25,7 +25,7 @@ class PostgresBackend(LedgerBackend):
             import psycopg
         except ImportError:  # pragma: no cover - depends on the install
             raise LedgerURLError(
-                f"ledger {url!r} needs psycopg: pip install 'agentcost[postgres]'"
+                f"ledger {url!r} needs psycopg: pip install 'agentcost-control[postgres]'"
             ) from None
         if not table.replace("_", "").isalnum():
             raise LedgerURLError(f"bad table name {table!r}")

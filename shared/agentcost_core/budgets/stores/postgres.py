@@ -162,7 +162,7 @@ class PostgresStore(CounterStore):
             import psycopg.conninfo
         except ImportError:
             raise ConfigurationError(
-                "a PostgreSQL budget store needs psycopg 3: pip install 'agentcost[postgres]'"
+                "a PostgreSQL budget store needs psycopg 3: pip install 'agentcost-control[postgres]'"
             ) from None
         try:
             psycopg.conninfo.conninfo_to_dict(url)

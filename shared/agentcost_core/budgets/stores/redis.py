@@ -233,7 +233,7 @@ class RedisStore(CounterStore):
             import redis
         except ImportError:
             raise ConfigurationError(
-                "a Redis budget store needs the redis package: pip install 'agentcost[redis]'"
+                "a Redis budget store needs the redis package: pip install 'agentcost-control[redis]'"
             ) from None
         self._errors: tuple[type[BaseException], ...] = (redis.exceptions.RedisError, OSError)
         self.prefix = prefix
