@@ -109,8 +109,10 @@ def test_async_calls_and_streams_escalate_the_same_way() -> None:
 def test_an_accepted_stream_is_replayed_and_the_last_tier_streams_live() -> None:
     router = refund_router()
     accepted = {"nano": "refund ok", "frontier": "unused"}
-    stream = Dispatch(router).stream(route(router), lambda a: iter(accepted[a.tier].split(" ")), lambda c: (" ".join(c), None))
-    out = list(stream)
+    def accepted_words(attempt: Any) -> Any:
+        return iter(accepted[attempt.tier].split(" "))
+
+    out = list(Dispatch(router).stream(route(router), accepted_words, lambda c: (" ".join(c), None)))
     assert out == ["refund", "ok"]
     live: list[str] = []
 
