@@ -162,7 +162,9 @@ def route_request(
     )
 
 
-def for_tier(model: Any, messages: Sequence[BaseMessage], settings: Mapping[str, Any]) -> tuple[list[BaseMessage], dict[str, Any]]:
+def for_tier(
+    model: Any, messages: Sequence[BaseMessage], settings: Mapping[str, Any]
+) -> tuple[list[BaseMessage], dict[str, Any]]:
     """``messages`` and call settings for a tier's model, provider-only settings stripped:
     Anthropic ``cache_control`` markers for other providers, ``prompt_cache_key`` for non-OpenAI."""
     llm_type = getattr(_model_of(model), "_llm_type", None)
@@ -308,14 +310,18 @@ class ModelRouter(BaseChatModel):
         self._stream_runs[key] = _child_callbacks(manager, run_id, is_async)
         return {**config, "run_id": run_id}, key
 
-    def stream(self, input: Any, config: Any = None, *, stop: list[str] | None = None, **kwargs: Any) -> Iterator[Any]:  # type: ignore[override]
+    def stream(  # type: ignore[override]
+        self, input: Any, config: Any = None, *, stop: list[str] | None = None, **kwargs: Any
+    ) -> Iterator[Any]:
         config, key = self._stream_callbacks(config, False)
         try:
             yield from super().stream(input, config, stop=stop, **{**kwargs, _STREAM_RUN: key})
         finally:
             self._stream_runs.pop(key, None)
 
-    async def astream(self, input: Any, config: Any = None, *, stop: list[str] | None = None, **kwargs: Any) -> AsyncIterator[Any]:  # type: ignore[override]
+    async def astream(  # type: ignore[override]
+        self, input: Any, config: Any = None, *, stop: list[str] | None = None, **kwargs: Any
+    ) -> AsyncIterator[Any]:
         config, key = self._stream_callbacks(config, True)
         try:
             async for chunk in super().astream(input, config, stop=stop, **{**kwargs, _STREAM_RUN: key}):

@@ -12,7 +12,10 @@
 Every call (``chat``, ``complete``, their async and streaming forms, and the function-calling
 path ``*_chat_with_tools`` / ``_prepare_chat_with_tools`` / ``get_tool_calls_from_response``) is
 decided by a core :class:`~agentcost_core.routing.Router` and delegated to the chosen tier's own
-method, so provider-specific tool formats are the tier's. The request a policy sees: the last user
+method, so provider-specific tool formats are the tier's. All of them go through one path
+(``_route``) and the core :class:`~agentcost_core.routing.Dispatch`: under a ``CascadePolicy`` a
+rejected answer is escalated once to the next tier (a stream is buffered while it may still be
+escalated); both calls are billed and recorded. The request a policy sees: the last user
 message's text, a chars/4 estimate of the prompt's tokens, the message and tool counts, and from
 ``instrument_tags``: ``tags`` (a list), ``step`` / ``agentcost_step`` (else the enclosing span's
 name, the step the ledger records), ``user_tier``, ``latency_sensitive`` and the attribution (the
@@ -439,7 +442,9 @@ class RouterLLM(FunctionCallingLLM):
         decision = self.decide(_history(user_msg, chat_history), tools=len(tools or ()))
         llm = self.tiers[decision.tier]
         if not isinstance(llm, FunctionCallingLLM):
-            raise ConfigurationError(f"RouterLLM tier {decision.tier!r} ({type(llm).__name__}) is not a function-calling LLM")
+            raise ConfigurationError(
+                f"RouterLLM tier {decision.tier!r} ({type(llm).__name__}) is not a function-calling LLM"
+            )
         out = llm._prepare_chat_with_tools_compat(
             tools, user_msg=user_msg, chat_history=chat_history, verbose=verbose,
             allow_parallel_tool_calls=allow_parallel_tool_calls, tool_required=tool_required, **kwargs,

@@ -38,7 +38,9 @@ per-round paired differences and as p10 − p10), no callbacks attached:
              ``config={"configurable": {"tier": ...}}`` minus the plain ``ScriptedChatModel.invoke``
   agentcost  ``ModelRouter(tiers={nano, frontier}, policy=StaticPolicy(...))`` (tier picked by a tag)
              and ``policy=StaticPolicy(...) | HeuristicPolicy(...)`` (tier picked by the prompt),
-             minus the plain ``ScriptedChatModel.invoke``
+             minus the plain ``ScriptedChatModel.invoke``. ``ModelRouter`` is a real chat model
+             (issue 12): a call is two LangChain model runs, the router's and the tier's, so this
+             includes a second ``BaseChatModel`` pipeline (about +150 µs CPU on the 2-core VM)
 
 Every model variant gets the same two prompts, alternating (an easy one the heuristic sends to nano,
 a hard one it sends to frontier), and the tier-picking variants alternate tiers the same way, so each

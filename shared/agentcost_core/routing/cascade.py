@@ -1,8 +1,9 @@
 """The cascade chooser: try the cheap tier first, escalate when its answer is rejected.
 
-``CascadePolicy(("nano", "frontier"), validator)`` always chooses the first listed tier. The
-adapters (``agentcost_langchain.ModelRouter``, ``agentcost_llamaindex.RouterLLM``) then call that
-tier, ask :meth:`CascadePolicy.validate` about the answer and, when it is rejected, call
+``CascadePolicy(("nano", "frontier"), validator)`` always chooses the first listed tier.
+:class:`~agentcost_core.routing.Dispatch` (used by ``agentcost_langchain.ModelRouter`` and
+``RouterMiddleware`` and by ``agentcost_llamaindex.RouterLLM``) then calls that tier, asks
+:meth:`CascadePolicy.validate` about the answer and, when it is rejected, calls
 :meth:`CascadePolicy.next_tier` — at most ``max_escalations`` times. Every call is billed and
 recorded, so the ledger shows what the escalations cost.
 
