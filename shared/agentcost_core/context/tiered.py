@@ -33,12 +33,12 @@ from typing import Any, Callable, Sequence
 
 from ..errors import AgentCostError, ConfigurationError
 from ..tokens import ChatMessage, TokenCounter
+from .clipping import clip_tool_outputs
 from .summary import StructuredSummary, Summarizer
 
 __all__ = ["ContextBudgetError", "ContextPlan", "ContextReport", "Item", "TieredContext"]
 
 logger = logging.getLogger("agentcost.context")
-CLIP_MARKER = "\n…[clipped by agentcost: {n} tokens omitted]"
 _PRIMING = 3  # reply priming counted once per request
 
 
@@ -419,7 +419,7 @@ class TieredContext:
             report.dropped_units += 1
         high_items = [i for s in high_steps for i in s.items]
         if h + m + low > room:  # 3. clip the high tier's tool outputs
-            high_items, h = self._clip(high_items, max(0, room - m - low), report)
+            high_items, h = clip_tool_outputs(high_items, max(0, room - m - low), self.counter, report)
         while m_units and h + m + low > room:  # 4. what clipping could not free comes out of medium
             m -= m_units.pop(0).tokens
             report.dropped_units += 1
@@ -500,66 +500,3 @@ class TieredContext:
         """Forget the oldest turns up to turn ``number`` (folded into the summary)."""
         self._forgotten_through = max(self._forgotten_through, number)
         self._turns = [t for t in self._turns if t.number > number]
-
-    def _clip(self, items: list[Item], room: int, report: ContextReport) -> tuple[list[Item], int]:
-        """Clip tool outputs (largest first, water-filling) so the items fit ``room`` tokens."""
-        fixed = sum(i.tokens for i in items if i.role != "tool")
-        tools = [i for i in items if i.role == "tool"]
-        left = room - fixed
-        if not tools or left < 0:
-            return items, sum(i.tokens for i in items)
-        caps: dict[int, int] = {}
-        pending = sorted(tools, key=lambda i: i.tokens)
-        while pending:
-            share = left // len(pending)
-            smallest = pending[0]
-            if smallest.tokens <= share:
-                caps[id(smallest)] = smallest.tokens
-                left -= smallest.tokens
-                pending.pop(0)
-            else:
-                for i in pending:
-                    caps[id(i)] = share
-                break
-        out, total = [], fixed
-        for i in items:
-            cap = caps.get(id(i))
-            if cap is None or cap >= i.tokens:
-                out.append(i)
-                total += i.tokens if i.role == "tool" else 0
-                continue
-            clipped = self._clip_text(i, cap)
-            report.clipped_items += 1
-            out.append(clipped)
-            total += clipped.tokens
-        return out, total
-
-    def _clip_text(self, item: Item, cap: int) -> Item:
-        overhead = item.tokens - self.counter.count_text(item.text).tokens  # framing
-        marker_room = 16
-        keep = max(0, cap - overhead - marker_room)
-        text = item.text
-        enc = None
-        try:
-            from ..tokens.counter import _encoding
-
-            enc = _encoding(self.counter.encoding_name)
-        except Exception:  # pragma: no cover
-            enc = None
-        if enc:
-            ids = enc.encode(text, disallowed_special=())
-            omitted = max(0, len(ids) - keep)
-            head = enc.decode(ids[:keep])
-        else:
-            chars = keep * 4
-            omitted = max(0, (len(text) - chars) // 4)
-            head = text[:chars]
-        new_text = head + CLIP_MARKER.format(n=omitted)
-        tokens = self.counter.message_tokens(ChatMessage(item.role, new_text, item.name))
-        while tokens > cap and head:  # the marker or a re-tokenized seam can add a token or two
-            head = head[: int(len(head) * 0.9)]
-            new_text = head + CLIP_MARKER.format(n=omitted)
-            tokens = self.counter.message_tokens(ChatMessage(item.role, new_text, item.name))
-        clipped = item.clipped(new_text)
-        clipped.tokens = tokens
-        return clipped
