@@ -7,95 +7,41 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 from agentcost_core.guards.kill_switch import KillSwitch
 from agentcost_core.halts import AgentHalted
+from test_kill_switch import Clock, Endpoint, endpoint  # noqa: F401 - the local HTTP endpoint fixture
 
 THREAD = "agentcost-kill-switch"  # the documented name of the background thread
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+def stall(endpoint: Endpoint) -> None:
+    """From now on the server holds every request until :func:`resume`."""
+    endpoint.entered.clear()
+    endpoint.hold = threading.Event()
 
 
-class StallingEndpoint:
-    """A local JSON endpoint that, once ``stall`` is called, holds every request until ``resume``."""
-
-    def __init__(self) -> None:
-        self.body = b'{"global": false}'
-        self.hits = 0
-        self.gate = threading.Event()
-        self.gate.set()
-        self.entered = threading.Event()
-        endpoint = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                endpoint.hits += 1
-                endpoint.entered.set()
-                endpoint.gate.wait(10)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(endpoint.body)))
-                self.end_headers()
-                self.wfile.write(endpoint.body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/kill-switch"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    def set(self, doc: Any) -> None:
-        self.body = json.dumps(doc).encode()
-
-    def stall(self) -> None:
-        self.entered.clear()
-        self.gate.clear()
-
-    def resume(self) -> None:
-        self.gate.set()
-
-    def close(self) -> None:
-        self.gate.set()
-        self.server.shutdown()
-        self.server.server_close()
+def resume(endpoint: Endpoint) -> None:
+    if endpoint.hold is not None:
+        endpoint.hold.set()
 
 
-@pytest.fixture
-def endpoint() -> Iterator[StallingEndpoint]:
-    ep = StallingEndpoint()
-    try:
-        yield ep
-    finally:
-        ep.close()
+def stalled(endpoint: Endpoint) -> bool:
+    return endpoint.hold is not None and not endpoint.hold.is_set()
 
 
 def background_threads() -> set[threading.Thread]:
     return {t for t in threading.enumerate() if t.name == THREAD and t.is_alive()}
 
 
-async def test_a_check_on_the_event_loop_returns_while_the_url_is_stalled(endpoint: StallingEndpoint) -> None:
+async def test_a_check_on_the_event_loop_returns_while_the_url_is_stalled(endpoint: Endpoint) -> None:
     clock = Clock()
     ks = KillSwitch(env=None, url=endpoint.url, ttl=5.0, clock=clock, timeout=30.0)
     assert not (await asyncio.to_thread(ks.refresh)).tripped  # a first reading, off the loop: off
-    endpoint.stall()
+    stall(endpoint)
     endpoint.set({"global": True, "reason": "incident"})
     clock.advance(5.0)
     # stale: answers from the cache at once and asks for a background reading (a blocking read here
@@ -105,9 +51,9 @@ async def test_a_check_on_the_event_loop_returns_while_the_url_is_stalled(endpoi
     assert await asyncio.to_thread(endpoint.entered.wait, 10)
     for _ in range(3):
         ks.check("bot")  # still the last state, still no waiting
-    assert not endpoint.gate.is_set()  # the server was stalled through all of the above
+    assert stalled(endpoint)  # the server was stalled through all of the above
     n = ks.refreshes  # the stalled reading cannot have landed yet
-    endpoint.resume()
+    resume(endpoint)
     assert await asyncio.to_thread(ks.wait_for_refresh, 10, after=n)
     with pytest.raises(AgentHalted, match="incident"):
         ks.check("bot")  # the trip at the server is seen after the background reading
@@ -116,17 +62,17 @@ async def test_a_check_on_the_event_loop_returns_while_the_url_is_stalled(endpoi
 
 
 async def test_the_first_check_on_the_event_loop_never_waits_and_counts_as_on_error_says(
-    endpoint: StallingEndpoint,
+    endpoint: Endpoint,
 ) -> None:
     endpoint.set({"global": True})
-    endpoint.stall()
+    stall(endpoint)
     fail_open = KillSwitch(env=None, url=endpoint.url)
     fail_closed = KillSwitch(env=None, url=endpoint.url, on_error="closed")
     fail_open.check("bot")  # not read yet: off
     with pytest.raises(AgentHalted, match="not read yet"):
         fail_closed.check("bot")  # not read yet: tripped
-    assert not endpoint.gate.is_set()
-    endpoint.resume()
+    assert stalled(endpoint)
+    resume(endpoint)
     assert await asyncio.to_thread(fail_open.wait_for_refresh, 10, after=0)
     with pytest.raises(AgentHalted):
         fail_open.check("bot")
@@ -134,7 +80,7 @@ async def test_the_first_check_on_the_event_loop_never_waits_and_counts_as_on_er
     fail_closed.close()
 
 
-def test_the_first_check_off_the_loop_waits_for_the_first_reading(endpoint: StallingEndpoint) -> None:
+def test_the_first_check_off_the_loop_waits_for_the_first_reading(endpoint: Endpoint) -> None:
     endpoint.set({"agents": ["bot"]})
     with KillSwitch(env=None, url=endpoint.url) as ks:
         with pytest.raises(AgentHalted):
@@ -142,13 +88,13 @@ def test_the_first_check_off_the_loop_waits_for_the_first_reading(endpoint: Stal
         assert endpoint.hits == 1
 
 
-def test_the_first_check_off_the_loop_waits_at_most_the_timeout(endpoint: StallingEndpoint) -> None:
+def test_the_first_check_off_the_loop_waits_at_most_the_timeout(endpoint: Endpoint) -> None:
     endpoint.set({"global": True})
-    endpoint.stall()
+    stall(endpoint)
     with KillSwitch(env=None, url=endpoint.url, timeout=0.2) as ks:
         assert not ks.is_tripped("bot")  # no reading within the timeout: on_error="open" counts it as off
-        assert not endpoint.gate.is_set()  # returned while the server still held the request
-        endpoint.resume()
+        assert stalled(endpoint)  # returned while the server still held the request
+        resume(endpoint)
 
 
 def test_trip_and_reset_act_at_once_locally(tmp_path: Path) -> None:

@@ -28,8 +28,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from ..errors import AgentCostError, ConfigurationError
 from ..tokens import ChatMessage, TokenCounter
@@ -134,6 +135,16 @@ class _Turn:
 
 
 @dataclass(frozen=True)
+class _Request:
+    """What one ``fit`` was asked."""
+
+    items: Sequence[Item] | None
+    source: Sequence[Any] | None
+    convert: Callable[[Any], Item] | None
+    budget: int | None
+
+
+@dataclass(frozen=True)
 class _Fold:
     """A summary to write before the selection: the low turns through turn ``last``."""
 
@@ -143,6 +154,8 @@ class _Fold:
     last: int
     count: int
     generation: int
+    request: _Request
+    report: ContextReport
 
 
 def _fraction(name: str, v: Any) -> float:
@@ -302,55 +315,54 @@ class TieredContext:
         runs outside it, so other callers are never stuck behind a summarizer. While one caller's
         summary is in flight, other callers select without summarizing (older turns wait, or leave
         that one view, within the budget); the summary lands with the next selection."""
-        report = ContextReport(self.max_tokens if budget is None else budget)
-        step = self._pass(items, source, convert, budget, report, fold=True)
+        step = self._pass(_Request(items, source, convert, budget), ContextReport(self.max_tokens), fold=True)
         if isinstance(step, ContextPlan):
             return step
-        result: StructuredSummary | Exception | None = None
-        try:
-            result = self.summarizer(step.previous, step.transcript, step.first)  # type: ignore[misc]
-        except Exception as e:  # a failing summarizer never breaks the call: archive instead
-            result = e
-        finally:
-            self._settle(step, result, report)
-        return self._pass(items, source, convert, budget, report, fold=False)  # type: ignore[return-value]
+        with self._summarizing(step) as outcome:
+            outcome.append(self.summarizer(step.previous, step.transcript, step.first))  # type: ignore[misc]
+        return self._pass(step.request, step.report, fold=False)  # type: ignore[return-value]
 
     async def afit(self, items: Sequence[Item] | None = None, *, source: Sequence[Any] | None = None,
                    convert: Callable[[Any], Item] | None = None, budget: int | None = None) -> ContextPlan:  # fmt: skip
         """:meth:`fit` for a caller on an event loop: the summary is awaited, never run on the loop —
         the summarizer's ``asummarize`` coroutine when it has one (a chat model's ``ainvoke``), else
         the plain summarizer in a worker thread. Cancelled while summarizing: nothing is folded."""
-        report = ContextReport(self.max_tokens if budget is None else budget)
-        step = self._pass(items, source, convert, budget, report, fold=True)
+        step = self._pass(_Request(items, source, convert, budget), ContextReport(self.max_tokens), fold=True)
         if isinstance(step, ContextPlan):
             return step
-        result: StructuredSummary | Exception | None = None
-        try:
+        with self._summarizing(step) as outcome:
             asummarize = getattr(self.summarizer, "asummarize", None)
             if asummarize is not None:
-                result = await asummarize(step.previous, step.transcript, step.first)
+                outcome.append(await asummarize(step.previous, step.transcript, step.first))
             else:
-                result = await asyncio.to_thread(self.summarizer, step.previous, step.transcript, step.first)  # type: ignore[arg-type]
-        except Exception as e:  # a failing summarizer never breaks the call: archive instead
-            result = e
-        finally:
-            self._settle(step, result, report)
-        return self._pass(items, source, convert, budget, report, fold=False)  # type: ignore[return-value]
+                outcome.append(await asyncio.to_thread(self.summarizer, step.previous, step.transcript, step.first))  # type: ignore[arg-type]
+        return self._pass(step.request, step.report, fold=False)  # type: ignore[return-value]
 
-    def _pass(self, items: Sequence[Item] | None, source: Sequence[Any] | None,
-              convert: Callable[[Any], Item] | None, budget: int | None, report: ContextReport,
-              *, fold: bool) -> ContextPlan | _Fold:  # fmt: skip
+    @contextmanager
+    def _summarizing(self, step: _Fold) -> Iterator[list[Any]]:
+        """Around one summary: its result (appended by the caller) is folded in at the end; an
+        error archives the turns instead (a failing summarizer never breaks the call); a
+        cancellation folds nothing."""
+        outcome: list[Any] = []
+        try:
+            yield outcome
+        except Exception as e:
+            outcome[:] = [e]
+        finally:
+            self._settle(step, outcome[0] if outcome else None)
+
+    def _pass(self, request: _Request, report: ContextReport, *, fold: bool) -> ContextPlan | _Fold:
         """One selection under the lock: the plan, or (``fold``) the summary to write first."""
         with self._lock:
             saved = self.max_tokens
-            if budget is not None:
-                self.max_tokens = budget
+            if request.budget is not None:
+                self.max_tokens = request.budget
             try:
-                return self._select(items, source, convert, report, fold=fold)
+                return self._select(request, report, fold=fold)
             finally:
                 self.max_tokens = saved
 
-    def _settle(self, step: _Fold, result: StructuredSummary | Exception | None, report: ContextReport) -> None:
+    def _settle(self, step: _Fold, result: StructuredSummary | Exception | None) -> None:
         """Fold a summary's result in (``None``: the summary was cancelled; an error: archive)."""
         with self._lock:
             self._folding = False
@@ -363,17 +375,16 @@ class TieredContext:
                 )
                 logger.error("agentcost context: summarizer failed (%r); archiving %d turns instead", problem, len(turns))
                 for t in turns:
-                    self._archive(t, report)
+                    self._archive(t, step.report)
                 return
             newer = result if result.turns_covered else result.model_copy(update={"turns_covered": step.count})
-            report.summary_calls += 1
+            step.report.summary_calls += 1
             self.summary = newer if self.summary is None else self.summary.merged(newer)
-            report.summarized_turns += step.count
+            step.report.summarized_turns += step.count
             self._forget_through(step.last)
 
-    def _select(self, items: Sequence[Item] | None, source: Sequence[Any] | None,
-                convert: Callable[[Any], Item] | None, report: ContextReport, *, fold: bool) -> ContextPlan | _Fold:  # fmt: skip
-        self.read(items, source=source, convert=convert)
+    def _select(self, request: _Request, report: ContextReport, *, fold: bool) -> ContextPlan | _Fold:
+        self.read(request.items, source=request.source, convert=request.convert)
         report.budget = self.max_tokens
         report.full_history = self._full + _PRIMING
         turns = self._turns
@@ -407,6 +418,8 @@ class TieredContext:
                     last=low_turns[-1].number,
                     count=len(low_turns),
                     generation=self._generation,
+                    request=request,
+                    report=report,
                 )
         elif h + m + low > room and low_turns:
             while low_turns and h + m + low > room:
