@@ -218,21 +218,22 @@ class TieredContext:
     def reset(self, *, conversation: bool = True) -> None:
         """Forget the history read so far; with ``conversation`` also the summary and what was
         archived (a different conversation starts)."""
-        if conversation:
-            self._generation += 1
-            self.summary = None
-            self._forgotten_through = 0  # turns up to this number are in the summary or archived
-            self._first_ref: Any = None  # the first non-system message: identifies the conversation
-            self._first_idx = -1
-            self._started = False  # a fresh context: a summary set on it by hand is kept
-        self._source_len = 0
-        self._last_ref: Any = None
-        self._lead: list[tuple[Any, Item]] = []  # leading system messages: re-checked on every call
-        self._protected: list[Item] = []  # system and pinned messages, in order
-        self._turns: list[_Turn] = []  # the turns still in view (oldest first)
-        self._turn_count = 0
-        self._unsummarized = 0  # low turns gathered since the last summary
-        self._full = 0  # tokens of the whole history, for the report
+        with self._lock:  # a selection in progress on another thread finishes first
+            if conversation:
+                self._generation += 1
+                self.summary = None
+                self._forgotten_through = 0  # turns up to this number are in the summary or archived
+                self._first_ref: Any = None  # the first non-system message: identifies the conversation
+                self._first_idx = -1
+                self._started = False  # a fresh context: a summary set on it by hand is kept
+            self._source_len = 0
+            self._last_ref: Any = None
+            self._lead: list[tuple[Any, Item]] = []  # leading system messages: re-checked on every call
+            self._protected: list[Item] = []  # system and pinned messages, in order
+            self._turns: list[_Turn] = []  # the turns still in view (oldest first)
+            self._turn_count = 0
+            self._unsummarized = 0  # low turns gathered since the last summary
+            self._full = 0  # tokens of the whole history, for the report
 
     def _count(self, item: Item) -> Item:
         if item.tokens < 0:
