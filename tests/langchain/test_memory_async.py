@@ -13,25 +13,13 @@ import threading
 from typing import Any
 
 import pytest
-from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from test_memory import conversation
 
 from agentcost_langchain.memory import TieredMemory
 from agentcost_langchain.testing import ScriptedChatModel
 
-FILLER = "the parcel left the depot and the carrier scanned it at the hub before the delay "
 REPLY = '{"user_context": "customer", "decisions": ["refund offered"], "key_facts": [{"fact": "order 4417", "turn": 1}]}'
 BOUND = 10.0  # seconds a blocked summary waits before giving up (only reached when the loop is blocked)
-
-
-def conversation(turns: int) -> list[Any]:
-    msgs: list[Any] = [SystemMessage("You are a support agent.")]
-    for t in range(turns):
-        msgs.append(HumanMessage(f"question {t}: {FILLER * 2}"))
-        msgs.append(AIMessage("", tool_calls=[{"name": "lookup", "args": {"t": t}, "id": f"c{t}"}]))
-        msgs.append(ToolMessage(f"result {t}: {FILLER * 3}", tool_call_id=f"c{t}"))
-        msgs.append(AIMessage(f"answer {t}: {FILLER}"))
-    msgs.append(HumanMessage("What is the status now?"))
-    return msgs
 
 
 class Gate:

@@ -28,17 +28,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from ..errors import AgentCostError, ConfigurationError
 from ..tokens import ChatMessage, TokenCounter
+from .clipping import clip_tool_outputs
 from .summary import StructuredSummary, Summarizer
 
 __all__ = ["ContextBudgetError", "ContextPlan", "ContextReport", "Item", "TieredContext"]
 
 logger = logging.getLogger("agentcost.context")
-CLIP_MARKER = "\n…[clipped by agentcost: {n} tokens omitted]"
 _PRIMING = 3  # reply priming counted once per request
 
 
@@ -134,6 +135,16 @@ class _Turn:
 
 
 @dataclass(frozen=True)
+class _Request:
+    """What one ``fit`` was asked."""
+
+    items: Sequence[Item] | None
+    source: Sequence[Any] | None
+    convert: Callable[[Any], Item] | None
+    budget: int | None
+
+
+@dataclass(frozen=True)
 class _Fold:
     """A summary to write before the selection: the low turns through turn ``last``."""
 
@@ -143,6 +154,8 @@ class _Fold:
     last: int
     count: int
     generation: int
+    request: _Request
+    report: ContextReport
 
 
 def _fraction(name: str, v: Any) -> float:
@@ -205,21 +218,22 @@ class TieredContext:
     def reset(self, *, conversation: bool = True) -> None:
         """Forget the history read so far; with ``conversation`` also the summary and what was
         archived (a different conversation starts)."""
-        if conversation:
-            self._generation += 1
-            self.summary = None
-            self._forgotten_through = 0  # turns up to this number are in the summary or archived
-            self._first_ref: Any = None  # the first non-system message: identifies the conversation
-            self._first_idx = -1
-            self._started = False  # a fresh context: a summary set on it by hand is kept
-        self._source_len = 0
-        self._last_ref: Any = None
-        self._lead: list[tuple[Any, Item]] = []  # leading system messages: re-checked on every call
-        self._protected: list[Item] = []  # system and pinned messages, in order
-        self._turns: list[_Turn] = []  # the turns still in view (oldest first)
-        self._turn_count = 0
-        self._unsummarized = 0  # low turns gathered since the last summary
-        self._full = 0  # tokens of the whole history, for the report
+        with self._lock:  # a selection in progress on another thread finishes first
+            if conversation:
+                self._generation += 1
+                self.summary = None
+                self._forgotten_through = 0  # turns up to this number are in the summary or archived
+                self._first_ref: Any = None  # the first non-system message: identifies the conversation
+                self._first_idx = -1
+                self._started = False  # a fresh context: a summary set on it by hand is kept
+            self._source_len = 0
+            self._last_ref: Any = None
+            self._lead: list[tuple[Any, Item]] = []  # leading system messages: re-checked on every call
+            self._protected: list[Item] = []  # system and pinned messages, in order
+            self._turns: list[_Turn] = []  # the turns still in view (oldest first)
+            self._turn_count = 0
+            self._unsummarized = 0  # low turns gathered since the last summary
+            self._full = 0  # tokens of the whole history, for the report
 
     def _count(self, item: Item) -> Item:
         if item.tokens < 0:
@@ -302,55 +316,54 @@ class TieredContext:
         runs outside it, so other callers are never stuck behind a summarizer. While one caller's
         summary is in flight, other callers select without summarizing (older turns wait, or leave
         that one view, within the budget); the summary lands with the next selection."""
-        report = ContextReport(self.max_tokens if budget is None else budget)
-        step = self._pass(items, source, convert, budget, report, fold=True)
+        step = self._pass(_Request(items, source, convert, budget), ContextReport(self.max_tokens), fold=True)
         if isinstance(step, ContextPlan):
             return step
-        result: StructuredSummary | Exception | None = None
-        try:
-            result = self.summarizer(step.previous, step.transcript, step.first)  # type: ignore[misc]
-        except Exception as e:  # a failing summarizer never breaks the call: archive instead
-            result = e
-        finally:
-            self._settle(step, result, report)
-        return self._pass(items, source, convert, budget, report, fold=False)  # type: ignore[return-value]
+        with self._summarizing(step) as outcome:
+            outcome.append(self.summarizer(step.previous, step.transcript, step.first))  # type: ignore[misc]
+        return self._pass(step.request, step.report, fold=False)  # type: ignore[return-value]
 
     async def afit(self, items: Sequence[Item] | None = None, *, source: Sequence[Any] | None = None,
                    convert: Callable[[Any], Item] | None = None, budget: int | None = None) -> ContextPlan:  # fmt: skip
         """:meth:`fit` for a caller on an event loop: the summary is awaited, never run on the loop —
         the summarizer's ``asummarize`` coroutine when it has one (a chat model's ``ainvoke``), else
         the plain summarizer in a worker thread. Cancelled while summarizing: nothing is folded."""
-        report = ContextReport(self.max_tokens if budget is None else budget)
-        step = self._pass(items, source, convert, budget, report, fold=True)
+        step = self._pass(_Request(items, source, convert, budget), ContextReport(self.max_tokens), fold=True)
         if isinstance(step, ContextPlan):
             return step
-        result: StructuredSummary | Exception | None = None
-        try:
+        with self._summarizing(step) as outcome:
             asummarize = getattr(self.summarizer, "asummarize", None)
             if asummarize is not None:
-                result = await asummarize(step.previous, step.transcript, step.first)
+                outcome.append(await asummarize(step.previous, step.transcript, step.first))
             else:
-                result = await asyncio.to_thread(self.summarizer, step.previous, step.transcript, step.first)  # type: ignore[arg-type]
-        except Exception as e:  # a failing summarizer never breaks the call: archive instead
-            result = e
-        finally:
-            self._settle(step, result, report)
-        return self._pass(items, source, convert, budget, report, fold=False)  # type: ignore[return-value]
+                outcome.append(await asyncio.to_thread(self.summarizer, step.previous, step.transcript, step.first))  # type: ignore[arg-type]
+        return self._pass(step.request, step.report, fold=False)  # type: ignore[return-value]
 
-    def _pass(self, items: Sequence[Item] | None, source: Sequence[Any] | None,
-              convert: Callable[[Any], Item] | None, budget: int | None, report: ContextReport,
-              *, fold: bool) -> ContextPlan | _Fold:  # fmt: skip
+    @contextmanager
+    def _summarizing(self, step: _Fold) -> Iterator[list[Any]]:
+        """Around one summary: its result (appended by the caller) is folded in at the end; an
+        error archives the turns instead (a failing summarizer never breaks the call); a
+        cancellation folds nothing."""
+        outcome: list[Any] = []
+        try:
+            yield outcome
+        except Exception as e:
+            outcome[:] = [e]
+        finally:
+            self._settle(step, outcome[0] if outcome else None)
+
+    def _pass(self, request: _Request, report: ContextReport, *, fold: bool) -> ContextPlan | _Fold:
         """One selection under the lock: the plan, or (``fold``) the summary to write first."""
         with self._lock:
             saved = self.max_tokens
-            if budget is not None:
-                self.max_tokens = budget
+            if request.budget is not None:
+                self.max_tokens = request.budget
             try:
-                return self._select(items, source, convert, report, fold=fold)
+                return self._select(request, report, fold=fold)
             finally:
                 self.max_tokens = saved
 
-    def _settle(self, step: _Fold, result: StructuredSummary | Exception | None, report: ContextReport) -> None:
+    def _settle(self, step: _Fold, result: StructuredSummary | Exception | None) -> None:
         """Fold a summary's result in (``None``: the summary was cancelled; an error: archive)."""
         with self._lock:
             self._folding = False
@@ -363,17 +376,16 @@ class TieredContext:
                 )
                 logger.error("agentcost context: summarizer failed (%r); archiving %d turns instead", problem, len(turns))
                 for t in turns:
-                    self._archive(t, report)
+                    self._archive(t, step.report)
                 return
             newer = result if result.turns_covered else result.model_copy(update={"turns_covered": step.count})
-            report.summary_calls += 1
+            step.report.summary_calls += 1
             self.summary = newer if self.summary is None else self.summary.merged(newer)
-            report.summarized_turns += step.count
+            step.report.summarized_turns += step.count
             self._forget_through(step.last)
 
-    def _select(self, items: Sequence[Item] | None, source: Sequence[Any] | None,
-                convert: Callable[[Any], Item] | None, report: ContextReport, *, fold: bool) -> ContextPlan | _Fold:  # fmt: skip
-        self.read(items, source=source, convert=convert)
+    def _select(self, request: _Request, report: ContextReport, *, fold: bool) -> ContextPlan | _Fold:
+        self.read(request.items, source=request.source, convert=request.convert)
         report.budget = self.max_tokens
         report.full_history = self._full + _PRIMING
         turns = self._turns
@@ -407,6 +419,8 @@ class TieredContext:
                     last=low_turns[-1].number,
                     count=len(low_turns),
                     generation=self._generation,
+                    request=request,
+                    report=report,
                 )
         elif h + m + low > room and low_turns:
             while low_turns and h + m + low > room:
@@ -419,7 +433,7 @@ class TieredContext:
             report.dropped_units += 1
         high_items = [i for s in high_steps for i in s.items]
         if h + m + low > room:  # 3. clip the high tier's tool outputs
-            high_items, h = self._clip(high_items, max(0, room - m - low), report)
+            high_items, h = clip_tool_outputs(high_items, max(0, room - m - low), self.counter, report)
         while m_units and h + m + low > room:  # 4. what clipping could not free comes out of medium
             m -= m_units.pop(0).tokens
             report.dropped_units += 1
@@ -500,66 +514,3 @@ class TieredContext:
         """Forget the oldest turns up to turn ``number`` (folded into the summary)."""
         self._forgotten_through = max(self._forgotten_through, number)
         self._turns = [t for t in self._turns if t.number > number]
-
-    def _clip(self, items: list[Item], room: int, report: ContextReport) -> tuple[list[Item], int]:
-        """Clip tool outputs (largest first, water-filling) so the items fit ``room`` tokens."""
-        fixed = sum(i.tokens for i in items if i.role != "tool")
-        tools = [i for i in items if i.role == "tool"]
-        left = room - fixed
-        if not tools or left < 0:
-            return items, sum(i.tokens for i in items)
-        caps: dict[int, int] = {}
-        pending = sorted(tools, key=lambda i: i.tokens)
-        while pending:
-            share = left // len(pending)
-            smallest = pending[0]
-            if smallest.tokens <= share:
-                caps[id(smallest)] = smallest.tokens
-                left -= smallest.tokens
-                pending.pop(0)
-            else:
-                for i in pending:
-                    caps[id(i)] = share
-                break
-        out, total = [], fixed
-        for i in items:
-            cap = caps.get(id(i))
-            if cap is None or cap >= i.tokens:
-                out.append(i)
-                total += i.tokens if i.role == "tool" else 0
-                continue
-            clipped = self._clip_text(i, cap)
-            report.clipped_items += 1
-            out.append(clipped)
-            total += clipped.tokens
-        return out, total
-
-    def _clip_text(self, item: Item, cap: int) -> Item:
-        overhead = item.tokens - self.counter.count_text(item.text).tokens  # framing
-        marker_room = 16
-        keep = max(0, cap - overhead - marker_room)
-        text = item.text
-        enc = None
-        try:
-            from ..tokens.counter import _encoding
-
-            enc = _encoding(self.counter.encoding_name)
-        except Exception:  # pragma: no cover
-            enc = None
-        if enc:
-            ids = enc.encode(text, disallowed_special=())
-            omitted = max(0, len(ids) - keep)
-            head = enc.decode(ids[:keep])
-        else:
-            chars = keep * 4
-            omitted = max(0, (len(text) - chars) // 4)
-            head = text[:chars]
-        new_text = head + CLIP_MARKER.format(n=omitted)
-        tokens = self.counter.message_tokens(ChatMessage(item.role, new_text, item.name))
-        while tokens > cap and head:  # the marker or a re-tokenized seam can add a token or two
-            head = head[: int(len(head) * 0.9)]
-            new_text = head + CLIP_MARKER.format(n=omitted)
-            tokens = self.counter.message_tokens(ChatMessage(item.role, new_text, item.name))
-        clipped = item.clipped(new_text)
-        clipped.tokens = tokens
-        return clipped

@@ -36,208 +36,35 @@ and URL sources need ``ttl > 0``.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import os
 import threading
 import time
 import urllib.parse
-import urllib.request
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from ..errors import ConfigurationError
 from ..halts import AgentHalted, TerminationReason
+from .kill_switch_sources import (
+    EnvSource,
+    FileSource,
+    KillSwitchState,
+    RedisSource,
+    Source,
+    UrlSource,
+    Writable,
+    connect_redis,
+)
 from .refresher import Refresher
 
 __all__ = ["KillSwitch", "KillSwitchState"]
 
 logger = logging.getLogger(__name__)
-
-_GLOBAL_WORDS = frozenset({"1", "true", "all", "*"})
-_OFF_WORDS = frozenset({"", "0", "false"})
-_MAX_BODY = 1_000_000  # bytes read from the URL; a kill-switch document is tiny
-
-
-@dataclass(frozen=True)
-class KillSwitchState:
-    """What the kill switch says: every agent stopped (``is_global``), or the listed ``agents``.
-
-    ``reason`` is the operator's note, if any; ``source`` names where the trip was read
-    (``"env:AGENTCOST_KILL_SWITCH"``, ``"file:/path"``, ``"redis:key"``, ``"url:http://host/path"``;
-    several are joined by ``", "`` in :meth:`KillSwitch.state`).
-    """
-
-    is_global: bool = False
-    agents: frozenset[str] = field(default_factory=frozenset)
-    reason: str | None = None
-    source: str | None = None
-
-    @property
-    def tripped(self) -> bool:
-        """True when any agent at all is stopped."""
-        return self.is_global or bool(self.agents)
-
-    def applies_to(self, agent_id: str | None) -> bool:
-        """True when an agent with this id (``None``: an unnamed agent) must stop."""
-        return self.is_global or (agent_id is not None and agent_id in self.agents)
-
-
-class _Malformed(ValueError):
-    """A source's content is in neither format."""
-
-
-def _parse(text: str, source: str, *, json_only: bool = False) -> KillSwitchState:
-    """One source's content in either format; ``ValueError`` when it is malformed."""
-    stripped = text.strip()
-    if json_only or stripped.startswith(("{", "[")):
-        return _parse_json(stripped, source)
-    word = stripped.lower()
-    if word in _OFF_WORDS:
-        return KillSwitchState(source=source)
-    if word in _GLOBAL_WORDS:
-        return KillSwitchState(is_global=True, source=source)
-    agents = frozenset(a.strip() for a in stripped.split(",") if a.strip())
-    return KillSwitchState(agents=agents, source=source)
-
-
-def _parse_json(text: str, source: str) -> KillSwitchState:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise _Malformed(f"not valid JSON: {e}") from None
-    if not isinstance(data, dict):
-        raise _Malformed(f"expected a JSON object, got {type(data).__name__}")
-    is_global = data.get("global", False)
-    agents = data.get("agents", [])
-    reason = data.get("reason")
-    if not isinstance(is_global, bool):
-        raise _Malformed(f'"global" must be true or false, got {is_global!r}')
-    if agents is None:
-        agents = []
-    if not isinstance(agents, list) or not all(isinstance(a, str) and a for a in agents):
-        raise _Malformed(f'"agents" must be a list of agent id strings, got {agents!r}')
-    if reason is not None and not isinstance(reason, str):
-        raise _Malformed(f'"reason" must be a string, got {reason!r}')
-    return KillSwitchState(is_global=is_global, agents=frozenset(agents), reason=reason or None, source=source)
-
-
-def _dump(state: KillSwitchState) -> str:
-    return json.dumps({"global": state.is_global, "agents": sorted(state.agents), "reason": state.reason})
-
-
-class _Source(Protocol):
-    name: str
-
-    def read(self) -> KillSwitchState: ...
-
-
-class _Writable(Protocol):
-    name: str
-
-    def update(self, change: Callable[[KillSwitchState], KillSwitchState]) -> KillSwitchState: ...
-
-
-class _EnvSource:
-    def __init__(self, var: str) -> None:
-        self.var = var
-        self.name = f"env:{var}"
-
-    def read(self) -> KillSwitchState:
-        return _parse(os.environ.get(self.var, ""), self.name)
-
-
-class _FileSource:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.name = f"file:{path}"
-        self._lock = threading.Lock()
-
-    def read(self) -> KillSwitchState:
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return KillSwitchState(source=self.name)
-        return _parse(text, self.name)
-
-    def update(self, change: Callable[[KillSwitchState], KillSwitchState]) -> KillSwitchState:
-        with self._lock:
-            try:
-                current = self.read()
-            except ValueError as e:
-                logger.warning("kill switch %s held malformed content (%s); overwriting it", self.name, e)
-                current = KillSwitchState(source=self.name)
-            new = change(current)
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_text(_dump(new), encoding="utf-8")
-            os.replace(tmp, self.path)  # readers see the old or the new content, never half of it
-            return replace(new, source=self.name)
-
-
-class _RedisSource:
-    def __init__(self, client: Any, key: str) -> None:
-        self.client = client
-        self.key = key
-        self.name = f"redis:{key}"
-
-    def read(self) -> KillSwitchState:
-        return self._decode(self.client.get(self.key))
-
-    def _decode(self, raw: Any) -> KillSwitchState:
-        if raw is None:
-            return KillSwitchState(source=self.name)
-        text = raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else str(raw)
-        return _parse(text, self.name)
-
-    def update(self, change: Callable[[KillSwitchState], KillSwitchState]) -> KillSwitchState:
-        written: list[KillSwitchState] = []
-
-        def apply(pipe: Any) -> None:  # read-modify-write under WATCH: concurrent operators do not lose updates
-            try:
-                current = self._decode(pipe.get(self.key))
-            except ValueError as e:
-                logger.warning("kill switch %s held malformed content (%s); overwriting it", self.name, e)
-                current = KillSwitchState(source=self.name)
-            new = change(current)
-            written[:] = [new]
-            pipe.multi()
-            if new.tripped:
-                pipe.set(self.key, _dump(new))
-            else:
-                pipe.delete(self.key)
-
-        if hasattr(self.client, "transaction"):
-            self.client.transaction(apply, self.key)
-            return replace(written[-1], source=self.name)
-        new = change(self.read())  # a minimal duck-typed client: get / set / delete only
-        if new.tripped:
-            self.client.set(self.key, _dump(new))
-        else:
-            self.client.delete(self.key)
-        return replace(new, source=self.name)
-
-
-class _UrlSource:
-    def __init__(self, url: str, timeout: float) -> None:
-        self.url = url
-        self.timeout = timeout
-        parts = urllib.parse.urlsplit(url)
-        host = parts.hostname or ""
-        if parts.port:
-            host = f"{host}:{parts.port}"
-        self.name = f"url:{parts.scheme}://{host}{parts.path}"  # no credentials or query in logs
-
-    def read(self) -> KillSwitchState:
-        request = urllib.request.Request(
-            self.url, headers={"Accept": "application/json", "User-Agent": "agentcost-kill-switch"}
-        )
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:
-            body = response.read(_MAX_BODY)
-        return _parse(body.decode("utf-8"), self.name, json_only=True)
 
 
 class KillSwitch:
@@ -248,6 +75,10 @@ class KillSwitch:
     HTTP(S) endpoint answering JSON. ``ttl`` is how long one reading is trusted, ``timeout`` the
     network timeout in seconds, ``clock`` a monotonic clock (injectable for tests). ``on_error``:
     ``"open"`` keeps an unreadable source's last known state, ``"closed"`` treats it as tripped.
+
+    The file, Redis and URL sources are read by one daemon thread per instance, named
+    ``agentcost-kill-switch``, started by the first check (or :meth:`start`) and stopped by
+    :meth:`close` (or ``with KillSwitch(...) as ks:``); it also ends when the instance is dropped.
     """
 
     def __init__(
@@ -270,21 +101,26 @@ class KillSwitch:
             raise ConfigurationError(f"KillSwitch on_error must be 'open' or 'closed', got {on_error!r}")
         if not callable(clock):
             raise ConfigurationError(f"KillSwitch clock must be callable, got {clock!r}")
+        if ttl == 0 and (redis_url is not None or redis_client is not None or url is not None):
+            raise ConfigurationError(
+                "KillSwitch ttl=0 (read on every check) is only for the environment variable and a file; "
+                "Redis and URL sources are read in the background and need ttl > 0"
+            )
         self._ttl = float(ttl)
         self._clock = clock
         self._on_error = on_error
-        self._sources: list[_Source] = []
-        self._writable: list[_Writable] = []
+        self._sources: list[Source] = []
+        self._writable: list[Writable] = []
 
         if env is not None:
             if not isinstance(env, str) or not env:
                 raise ConfigurationError(f"KillSwitch env must be a variable name or None, got {env!r}")
-            self._sources.append(_EnvSource(env))
+            self._sources.append(EnvSource(env))
         if file is not None:
             path = Path(file)
             if path.is_dir():
                 raise ConfigurationError(f"KillSwitch file {str(path)!r} is a directory")
-            file_source = _FileSource(path)
+            file_source = FileSource(path)
             self._sources.append(file_source)
             self._writable.append(file_source)
         if redis_url is not None or redis_client is not None:
@@ -292,27 +128,22 @@ class KillSwitch:
                 raise ConfigurationError("KillSwitch takes redis_url or redis_client, not both")
             if not isinstance(redis_key, str) or not redis_key:
                 raise ConfigurationError(f"KillSwitch redis_key must be a non-empty string, got {redis_key!r}")
-            client = redis_client if redis_client is not None else _redis_client(redis_url, float(timeout))
-            redis_source = _RedisSource(client, redis_key)
+            client = redis_client if redis_client is not None else connect_redis(redis_url, float(timeout))
+            redis_source = RedisSource(client, redis_key)
             self._sources.append(redis_source)
             self._writable.append(redis_source)
         if url is not None:
             parts = urllib.parse.urlsplit(url) if isinstance(url, str) else None
             if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
                 raise ConfigurationError(f"KillSwitch url must be an http:// or https:// URL, got {url!r}")
-            self._sources.append(_UrlSource(url, float(timeout)))
+            self._sources.append(UrlSource(url, float(timeout)))
         if not self._sources:
             raise ConfigurationError("KillSwitch needs at least one source: env, file, redis_url/redis_client or url")
 
         # the environment variable (and, with ttl=0, the file) is read by the checking thread; the
         # rest by a background thread that writes its readings here
-        self._inline = [x for x in self._sources if isinstance(x, _EnvSource) or self._ttl == 0]
+        self._inline = [x for x in self._sources if isinstance(x, EnvSource) or self._ttl == 0]
         self._remote = [x for x in self._sources if x not in self._inline]
-        if self._ttl == 0 and any(isinstance(x, (_RedisSource, _UrlSource)) for x in self._sources):
-            raise ConfigurationError(
-                "KillSwitch ttl=0 (read on every check) is only for the environment variable and a file; "
-                "Redis and URL sources are read in the background and need ttl > 0"
-            )
         self._timeout = float(timeout)
         self._lock = threading.Lock()  # guards the cached states below
         self._inline_cache: tuple[float, tuple[KillSwitchState, ...]] | None = None
@@ -429,7 +260,7 @@ class KillSwitch:
             refresher.request()
         return tuple(states.get(source.name) or self._unknown(source) for source in self._remote)
 
-    def _unknown(self, source: _Source) -> KillSwitchState:
+    def _unknown(self, source: Source) -> KillSwitchState:
         """A source with no reading yet: off, or tripped under on_error="closed"."""
         if self._on_error == "closed":
             return KillSwitchState(is_global=True, reason="kill switch source not read yet", source=source.name)
@@ -445,7 +276,7 @@ class KillSwitch:
                 if self._written.get(name, -1) < version:  # a trip/reset made meanwhile is newer
                     self._remote_states[name] = state
 
-    def _read(self, source: _Source) -> KillSwitchState:
+    def _read(self, source: Source) -> KillSwitchState:
         try:
             state = source.read()
         except Exception as e:  # noqa: BLE001 - unreachable, timed out, malformed: on_error decides
@@ -456,7 +287,7 @@ class KillSwitch:
         self._last[source.name] = state
         return state
 
-    def _failed(self, source: _Source, error: Exception) -> KillSwitchState:
+    def _failed(self, source: Source, error: Exception) -> KillSwitchState:
         problem = f"{type(error).__name__}: {error}"
         if source.name not in self._failing:
             self._failing.add(source.name)
@@ -541,25 +372,3 @@ def _check_seconds(name: str, value: Any, *, allow_zero: bool) -> None:
     if not ok or value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise ConfigurationError(f"KillSwitch {name} must be a finite number of seconds {bound}, got {value!r}")
-
-
-def _redis_client(redis_url: str | None, timeout: float) -> Any:
-    """A client for ``redis_url`` that fails fast (no retries) so an outage costs one timeout."""
-    if not isinstance(redis_url, str) or not redis_url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigurationError(
-            f"KillSwitch redis_url must be a redis://, rediss:// or unix:// URL, got {redis_url!r}"
-        )
-    try:
-        import redis
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-    except ImportError:
-        raise ConfigurationError(
-            "KillSwitch redis_url needs the redis package: pip install 'agentcost-control[redis]'"
-        ) from None
-    try:
-        return redis.Redis.from_url(
-            redis_url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)
-        )
-    except ValueError as e:
-        raise ConfigurationError(f"KillSwitch redis_url is not usable: {e}") from None
