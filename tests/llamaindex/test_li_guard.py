@@ -206,8 +206,9 @@ async def test_agent_workflow_loop_is_stopped() -> None:
 async def test_budget_stops_a_looping_agent_within_its_cap() -> None:
     tool = Lookups(answer=lambda q: f"result for {q}")
     llm = RecordingLLM(
-        model="gpt-4o-2024-08-06", script=[{"tool": "lookup", "args": {"q": f"query {i}"}} for i in range(500)]
-    )
+        model="gpt-4o-2024-08-06", max_tokens=512,
+        script=[{"tool": "lookup", "args": {"q": f"query {i}"}} for i in range(500)],
+    )  # fmt: skip
     agent = FunctionAgent(tools=[tool.tool()], llm=llm, streaming=False)
     cap = Decimal("0.05")
 
