@@ -172,6 +172,7 @@ class GuardedAgent:
         ledger = Ledger("memory://", sync=True) if _covered_elsewhere(self.ledger) else self.ledger
         costs = _RunCostHandler(ledger, accountant=self.accountant, **self.attribution.as_dict())
         costs.run_id = run_id
+        costs.recording.on_record = state.note_priced  # the budgets settle at the ledger's number
         costs.attach()
         try:
             if user_msg is not None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
 from contextvars import ContextVar
+from decimal import Decimal
 from typing import Any
 
 from llama_index.core.agent.workflow import AgentInput, AgentOutput, ToolCall, ToolCallResult
@@ -138,6 +139,18 @@ class _RunState:
         self.halt: AgentHalted | None = None  # the halt that ended a gracefully stopped run
         self.llm_fronted = False
         self.tools_fronted = False
+        # id(response) -> (response, what the run's cost handler priced it at for the budgets)
+        self.priced: dict[int, tuple[Any, Decimal]] = {}
+
+    def note_priced(self, response: Any, event: Any, budget_cost: Decimal) -> None:
+        """The run's cost handler recorded the call that returned ``response``."""
+        self.priced[id(response)] = (response, budget_cost)
+
+    def cost_of(self, response: Any) -> Decimal | None:
+        """What the ledger's event for ``response`` settles the budgets at (None: not recorded, the
+        accountant prices the outcome itself), so the ledger and the budgets count the same."""
+        found = self.priced.pop(id(response), None)
+        return found[1] if found is not None and found[0] is response else None
 
     def _defer(self) -> AgentHalted | None:
         """With ``wrap_up``, a pending stuck halt waits here (not in the run guard, whose next
@@ -191,6 +204,7 @@ class _RunState:
             async with self.run.acall(mc) as scope:
                 response = await call(messages, wrap)
                 scope.outcome = outcome_of(llm, response, with_tools and not wrap)
+                scope.cost = self.cost_of(response)
         except BaseException as e:
             self._failed(wrap, e)
             raise
@@ -207,6 +221,7 @@ class _RunState:
             with self.run.call(mc) as scope:
                 response = call(messages, wrap)
                 scope.outcome = outcome_of(llm, response, with_tools and not wrap)
+                scope.cost = self.cost_of(response)
         except BaseException as e:
             self._failed(wrap, e)
             raise
@@ -232,6 +247,7 @@ class _RunState:
                     except GeneratorExit:  # the consumer stopped early: the tokens so far were billed
                         pass
                     scope.outcome = outcome_of(llm, last, with_tools and not wrap)
+                    scope.cost = self.cost_of(last)
             except BaseException as e:
                 self._failed(wrap, e)
                 raise
@@ -258,6 +274,7 @@ class _RunState:
                     except GeneratorExit:  # the consumer stopped early: the tokens so far were billed
                         pass
                     scope.outcome = outcome_of(llm, last, with_tools and not wrap)
+                    scope.cost = self.cost_of(last)
             except BaseException as e:
                 self._failed(wrap, e)
                 raise

@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from llama_index.core.instrumentation.events.exception import ExceptionEvent
@@ -115,11 +116,15 @@ def read_response(
 
 
 class LlmEventRecorder:
-    """Records the LLM calls of one handler from the events and span drops it receives."""
+    """Records the LLM calls of one handler from the events and span drops it receives.
+
+    ``on_record(response, event, budget_cost)``, when set, sees every call recorded with the
+    response it was priced from (``guard()`` settles its budgets at that same number)."""
 
     def __init__(self, table: CallTable, recorder: CostRecorder) -> None:
         self.table = table
         self.recorder = recorder
+        self.on_record: Callable[[Any, CostEvent, Decimal], None] | None = None
 
     # --- events -------------------------------------------------------------------------
     def handle(self, event: Any) -> None:
@@ -210,7 +215,9 @@ class LlmEventRecorder:
             tier=tier,
         )
         # span ids are unique (name + uuid4): the span id is the event id
-        event, _ = self.recorder.record_outcome(pending.call, outcome, event_id=pending.call.span_id)
+        event, budget_cost = self.recorder.record_outcome(pending.call, outcome, event_id=pending.call.span_id)
+        if self.on_record is not None and response is not None:
+            self.on_record(response, event, budget_cost)
         return event
 
     def _record_error(self, pending: PendingCall, err: BaseException | None) -> CostEvent:
