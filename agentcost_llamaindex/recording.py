@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -55,7 +55,7 @@ from agentcost_core.parsers.llamaindex import ResponseUsage
 
 from .attribution import route_from_tags, run_id_from_tags
 from .calls import CallTable, PendingCall
-from .messages import image_count, response_text, to_core_messages, tools_text
+from .messages import CoreMessages, image_count, response_text, tools_text
 
 __all__ = ["LlmEventRecorder", "model_call_settings", "read_response"]
 
@@ -67,31 +67,34 @@ _perf = time.perf_counter
 _START_EVENTS = (LLMChatStartEvent, LLMCompletionStartEvent)
 _PROGRESS_EVENTS = (LLMChatInProgressEvent, LLMCompletionInProgressEvent)
 _END_EVENTS = (LLMChatEndEvent, LLMCompletionEndEvent)
+_LLM_EVENTS = (*_START_EVENTS, *_PROGRESS_EVENTS, *_END_EVENTS, ExceptionEvent)
 
 
 def _positive_int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
+def _setting(source: Any, key: str) -> Any:
+    return source.get(key) if isinstance(source, dict) else getattr(source, key, None)
+
+
+def _tier(source: Any) -> str | None:
+    tier = _setting(source, "service_tier")
+    if tier is None:
+        extra = _setting(source, "additional_kwargs")
+        tier = extra.get("service_tier") if isinstance(extra, dict) else None
+    return tier if isinstance(tier, str) and tier else None
+
+
 def model_call_settings(settings: Any, kwargs: Any = None) -> tuple[int | None, str | None]:
     """``(max_tokens, service_tier)`` a call asks for: its keyword arguments first, then the LLM's
-    own settings (an LLM object or its ``to_dict()``): ``max_tokens`` (``max_output_tokens`` /
-    ``max_new_tokens`` for some integrations) and ``additional_kwargs["service_tier"]``."""
-    def get(source: Any, key: str) -> Any:
-        return source.get(key) if isinstance(source, dict) else getattr(source, key, None)
-
-    max_tokens = tier = None
-    for source in (kwargs, settings):
-        if source is None:
-            continue
-        for key in ("max_tokens", "max_output_tokens", "max_new_tokens", "max_completion_tokens"):
-            max_tokens = max_tokens or _positive_int(get(source, key))
-        extra = get(source, "additional_kwargs")
-        for where in (source, extra if isinstance(extra, dict) else None):
-            value = get(where, "service_tier") if where is not None else None
-            if tier is None and isinstance(value, str) and value:
-                tier = value
-    return max_tokens, tier
+    own settings (an LLM object or its ``to_dict()``): ``max_tokens`` and ``service_tier``, itself
+    or in ``additional_kwargs`` (as ``llama-index-llms-openai`` takes it)."""
+    max_tokens = _positive_int(_setting(kwargs, "max_tokens")) if kwargs else None
+    return (
+        max_tokens or _positive_int(_setting(settings, "max_tokens")),
+        (_tier(kwargs) if kwargs else None) or _tier(settings),
+    )
 
 
 def read_response(
@@ -128,7 +131,7 @@ class LlmEventRecorder:
 
     # --- events -------------------------------------------------------------------------
     def handle(self, event: Any) -> None:
-        if not isinstance(event, (*_START_EVENTS, *_PROGRESS_EVENTS, *_END_EVENTS, ExceptionEvent)):
+        if not isinstance(event, _LLM_EVENTS):
             return
         try:
             if isinstance(event, _END_EVENTS):
@@ -153,7 +156,7 @@ class LlmEventRecorder:
         tags = event.tags or None
         if isinstance(event, LLMChatStartEvent):
             messages = event.messages
-            core = to_core_messages(messages)
+            core: Sequence[CoreMessage] = CoreMessages(messages)
         else:
             messages = None
             core = [CoreMessage("user", event.prompt or "")]
@@ -161,6 +164,7 @@ class LlmEventRecorder:
         # model_dict["model"] (["model_name"] in llama-index-core >= 0.14); "unknown" is LlamaIndex's placeholder
         model = model_dict.get("model") or model_dict.get("model_name")
         max_tokens, service_tier = model_call_settings(model_dict, event.additional_kwargs)
+        defaults = self.recorder.defaults
         call = ModelCall(
             model=model if isinstance(model, str) and model != "unknown" else None,
             messages=core,
@@ -168,7 +172,7 @@ class LlmEventRecorder:
             images=image_count(messages),
             max_tokens=max_tokens,
             service_tier=service_tier,
-            attribution=read_attribution(tags, defaults=self.recorder.defaults),
+            attribution=read_attribution(tags, defaults=defaults) if tags else defaults,
             trace_id=run_id_from_tags(tags) or place.root,
             span_id=span_id,
             parent_id=place.parent_id,
