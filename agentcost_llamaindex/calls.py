@@ -55,6 +55,7 @@ class PendingCall:
     and what the handler needs until it ends."""
 
     call: ModelCall
+    messages: Any  # the framework's message list (None for a completion), read for an estimate
     tags: dict[str, Any] | None  # the instrument_tags of the call (a RouterLLM's decision among them)
     t0: float
     outer: bool = False  # True once an inner LLM call is seen: this call is a wrapper, not counted

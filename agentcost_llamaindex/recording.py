@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -169,7 +170,6 @@ class LlmEventRecorder:
             model=model if isinstance(model, str) and model != "unknown" else None,
             messages=core,
             tools=tools_text(event.additional_kwargs),
-            images=image_count(messages),
             max_tokens=max_tokens,
             service_tier=service_tier,
             attribution=read_attribution(tags, defaults=defaults) if tags else defaults,
@@ -179,7 +179,7 @@ class LlmEventRecorder:
             step=place.step,
             framework="llamaindex",
         )
-        self.table.add(span_id, PendingCall(call=call, tags=tags, t0=_perf()))
+        self.table.add(span_id, PendingCall(call=call, messages=messages, tags=tags, t0=_perf()))
 
     def _on_exception(self, event: Any) -> None:
         """A streaming call failed (non-streaming failures arrive as the span's drop)."""
@@ -207,11 +207,15 @@ class LlmEventRecorder:
     def _record(self, pending: PendingCall, response: Any, closed_early: bool = False) -> CostEvent:
         found, usage_error = read_response(response, self.recorder.note_internal_error)
         tier, extra = self._route(pending, {"stream_closed_early": True} if closed_early else None)
+        call = pending.call
+        estimate = found.usage is None or not found.usage.total
+        if estimate and pending.messages:  # the input is counted only for an estimate: its image parts too
+            call = replace(call, images=image_count(pending.messages))
         outcome = Outcome(
             usage=found.usage,
             model=found.model,
             service_tier=found.service_tier,
-            text=response_text(response),
+            text=response_text(response) if estimate else "",  # the output is read only for an estimate
             usage_error=usage_error,
             usage_provider=found.provider,  # the usage FORMAT: the catalog's provider wins when known
             latency_s=_perf() - pending.t0,
@@ -219,7 +223,7 @@ class LlmEventRecorder:
             tier=tier,
         )
         # span ids are unique (name + uuid4): the span id is the event id
-        event, budget_cost = self.recorder.record_outcome(pending.call, outcome, event_id=pending.call.span_id)
+        event, budget_cost = self.recorder.record_outcome(call, outcome, event_id=call.span_id)
         if self.on_record is not None and response is not None:
             self.on_record(response, event, budget_cost)
         return event
