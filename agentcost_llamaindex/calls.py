@@ -23,11 +23,13 @@ CPython, and span ids are unique, so threads and asyncio tasks need no lock.
 from __future__ import annotations
 
 import sys
-import time
+from dataclasses import dataclass
 from types import AsyncGeneratorType, GeneratorType
 from typing import Any
 
-__all__ = ["STREAM_TYPES", "CallTable", "PendingCall", "span_name"]
+from agentcost_core.call import ModelCall
+
+__all__ = ["STREAM_TYPES", "CallTable", "PendingCall", "Place", "span_name"]
 
 #: In-flight calls / open spans kept at most; beyond that the oldest entries are dropped.
 MAX_PENDING = 10_000
@@ -36,7 +38,6 @@ MAX_ROUTES = 10_000  # routing decision ids already recorded (one route event pe
 _MAX_DEPTH = 256  # span-tree walk limit (guards against a cycle in foreign span ids)
 _UUID_SUFFIX = 37  # dispatcher span ids are f"{name}-{uuid4()}"
 STREAM_TYPES = (GeneratorType, AsyncGeneratorType)
-_perf = time.perf_counter
 
 
 def span_name(span_id: str | None) -> str | None:
@@ -48,41 +49,27 @@ def span_name(span_id: str | None) -> str | None:
     return span_id
 
 
+@dataclass(slots=True, eq=False)
 class PendingCall:
-    """One LLM call between its start event and its end (or error)."""
+    """One LLM call between its start event and its end (or error): the call as the core sees it,
+    and what the handler needs until it ends."""
 
-    __slots__ = (
-        "requested",
-        "messages",
-        "prompt",
-        "kwargs",
-        "tags",
-        "t0",
-        "parent_id",
-        "step_span",
-        "root",
-        "outer",
-        "last",
-        "gen",
-    )
-
-    # No __init__: CallTable.begin fills every slot (a constructor call per LLM call is a frame on
-    # the hot path).
-    requested: str | None
-    messages: Any  # the framework's message list (translated only to estimate)
-    prompt: str | None
-    kwargs: Any  # the start event's additional_kwargs (tools, for estimates)
-    tags: dict[str, Any]
+    call: ModelCall
+    messages: Any  # the framework's message list (None for a completion), read for an estimate
+    tags: dict[str, Any] | None  # the instrument_tags of the call (a RouterLLM's decision among them)
     t0: float
+    outer: bool = False  # True once an inner LLM call is seen: this call is a wrapper, not counted
+    last: Any = None  # last streamed chunk
+    gen: Any = None  # the stream generator, once the span returned one
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a starting call sits in the span tree."""
+
     parent_id: str | None
-    step_span: str | None
-    root: str | None
-    outer: bool  # True once an inner LLM call is seen: this call is a wrapper, not counted
-    last: Any  # last streamed chunk
-    gen: Any  # the stream generator, once the span returned one
-
-
-_new_call = PendingCall.__new__
+    root: str | None  # the outermost open span (the trace, unless a workflow run id names it)
+    step: str | None  # the nearest non-LLM span above the outermost LLM span, by name
 
 
 class CallTable:
@@ -118,33 +105,12 @@ class CallTable:
             self.streams[span_id] = call
 
     # --- calls --------------------------------------------------------------------------
-    def begin(
-        self,
-        span_id: str | None,
-        model_dict: Any,
-        messages: Any,
-        prompt: str | None,
-        kwargs: Any,
-        tags: dict[str, Any],
-    ) -> PendingCall:
-        """Register a starting call (from its start event's fields); mark every LLM call that
-        encloses it as outer."""
-        call = _new_call(PendingCall)
-        call.t0 = _perf()
-        # The requested model: the start event's model_dict["model"] (["model_name"] in
-        # llama-index-core >= 0.14); "unknown" is LlamaIndex's placeholder.
-        model = (model_dict.get("model") or model_dict.get("model_name")) if isinstance(model_dict, dict) else None
-        call.requested = model if isinstance(model, str) and model != "unknown" else None
-        call.messages = messages
-        call.prompt = prompt
-        call.kwargs = kwargs
-        call.tags = tags
-        call.outer = False
-        call.last = call.gen = None
+    def place(self, span_id: str | None) -> Place:
+        """Where a call starting in span ``span_id`` sits; marks every LLM call that encloses it
+        as outer (its end is not counted again)."""
         calls = self.calls
         parents = self.parents
         parent = parents.get(span_id)
-        call.parent_id = parent
         root = span_id
         step_span = None
         p = parent
@@ -159,17 +125,19 @@ class CallTable:
             root = p
             p = parents.get(p)
             depth += 1
-        call.step_span = step_span
-        call.root = root
         if self.streams:
             self._mark_running_streams()
+        return Place(parent_id=parent, root=root, step=span_name(step_span))
+
+    def add(self, span_id: str | None, call: PendingCall) -> None:
+        """Register a starting call (placed first with :meth:`place`)."""
+        calls = self.calls
         if len(calls) >= MAX_PENDING:
             _drop_oldest(calls, MAX_PENDING // 10)
             _drop_oldest(self.streams, MAX_PENDING // 10)
         calls[span_id] = call
-        if len(parents) >= MAX_SPANS:
-            _drop_oldest(parents, MAX_SPANS // 10)
-        return call
+        if len(self.parents) >= MAX_SPANS:
+            _drop_oldest(self.parents, MAX_SPANS // 10)
 
     def finish(self, span_id: str | None) -> PendingCall | None:
         """Remove and return the call (None when its start was not seen)."""

@@ -12,21 +12,28 @@ Works with ``FunctionAgent``, ``ReActAgent`` (any ``BaseWorkflowAgent``) and ``A
 Where the control sits. LlamaIndex instrumentation handlers cannot stop a run (the dispatcher
 swallows their exceptions), so they only measure: each run gets its own
 :class:`~agentcost_llamaindex.CostEventHandler` that keeps the events tagged with the run's id.
-Control is in-band, for the duration of one run:
+Control is in-band: ``guard()`` makes a guarded COPY of the agent once (the user's agent, its LLM
+and its tools are never modified, and still run unguarded) and runs the copy:
 
-* the agent's ``llm`` (each agent's, in an ``AgentWorkflow``) is fronted by a thin delegating LLM.
-  Before every model call it checks the kill switch and reserves the call's worst case on the
-  budgets; a refusal raises :class:`AgentHalted` out of the agent's step, which ends the workflow.
-  After the call it settles the provider's reported usage (read by the same parser the handler
-  uses) and gives the stuck monitor the model's text and requested tool calls. A pending nudge is
-  appended to the next call's messages as a user message, shown once;
-* the agent's ``_call_tool`` is fronted as well (a tool's own exception is turned into an error
+* the copy's ``llm`` (each member agent's, in an ``AgentWorkflow``) is a thin delegating LLM.
+  Every model call becomes a :class:`~agentcost_core.call.ModelCall` (messages, tool schemas,
+  image parts, the LLM's ``max_tokens`` and ``additional_kwargs["service_tier"]``) run in the
+  run guard's call scope: the kill switch, then the reservation of its worst case at the price of
+  its service tier; a refusal raises :class:`AgentHalted` out of the agent's step, which ends the
+  workflow. After the call its :class:`~agentcost_core.call.Outcome` (the provider's usage, read
+  by the handler's parser; an estimate, marked, when it cannot be read) is settled, and the stuck
+  monitor sees the model's text and requested tool calls. A pending nudge is appended to the next
+  call's messages as a user message, shown once;
+* the copy's class overrides ``_call_tool`` (a tool's own exception is turned into an error
   result by LlamaIndex, so a halt could not be raised from inside a tool): a halt is raised before
   the tool runs, an open circuit answers with an error result instead of calling the tool, and the
   result (or failure) goes to the stuck monitor and the circuit breaker;
 * the run's stream events (``ToolCall``, ``ToolCallResult``, ``AgentOutput``) feed the guard only
-  where those fronts could not be installed (a custom ``Workflow`` emitting the agent events); a
-  halt found there ends the run with ``handler.cancel_run()``.
+  where the copy could not front them (a custom ``Workflow`` emitting the agent events); a halt
+  found there ends the run with ``handler.cancel_run()``.
+
+Budgets price with the same :class:`~agentcost_core.Accountant` as the run's ledger events
+(``guard(..., catalog=...)`` prices both with the user's catalog).
 
 Hard and graceful stops. Budget and kill-switch halts stop the run at once; the result
 carries the best answer found so far. A stuck verdict (repeated tool, similar outputs, no progress,
@@ -38,17 +45,12 @@ switch and the budgets, and a model that asks for tools anyway is stopped hard. 
 ``early_stopping_method="generate"`` (reached through ``ctx.store["max_iterations"]``) is not used
 for this: its final call sees only the memory, not the tool calls and results of the current run,
 which ``FunctionAgent`` / ``ReActAgent`` keep in their scratchpad until the run finishes.
-
-The user's objects are changed only while a guarded run is in flight: the fronts are instance
-attributes set when the first guarded run of an agent starts and removed when the last one ends;
-a run of the same agent that is not guarded meanwhile goes straight through them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
-import threading
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
@@ -57,18 +59,19 @@ from typing import Any
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.dispatcher import active_instrument_tags
-from llama_index.core.llms.llm import LLM
 from pydantic import Field
 
 from agentcost_core import Ledger
+from agentcost_core.accountant import Accountant
+from agentcost_core.attribution import Attribution, read_attribution
 from agentcost_core.budgets import ScopeContext
 from agentcost_core.guards.result import GuardedResult, stop_text
 from agentcost_core.guards.run_guard import Controls
 from agentcost_core.halts import AgentHalted
 from agentcost_core.recorder import resolve_ledger
 
-from .attribution import RUN_ID_TAG, attribution_from_tags
-from .guarded_llm import _front_call_tool, _front_llm
+from .attribution import RUN_ID_TAG
+from .guarded_llm import guarded_copy
 from .guarded_run import _ACTIVE, WRAP_UP_MESSAGE, _RunState  # noqa: F401 - WRAP_UP_MESSAGE: re-exported
 from .handler import CostEventHandler
 
@@ -106,67 +109,6 @@ def _covered_elsewhere(ledger: Ledger) -> bool:
     return False
 
 
-# --- installing the fronts ------------------------------------------------------------------
-# Instance attributes set while guarded runs are in flight, counted per (object, attribute).
-_PATCH_LOCK = threading.Lock()
-_PATCHES: dict[tuple[int, str], list[Any]] = {}  # -> [count, obj, had own value, own value]
-
-
-def _patch(obj: Any, attr: str, make: Callable[[Any], Any]) -> None:
-    key = (id(obj), attr)
-    with _PATCH_LOCK:
-        entry = _PATCHES.get(key)
-        if entry is None:
-            own = obj.__dict__
-            entry = [0, obj, attr in own, own.get(attr)]
-            object.__setattr__(obj, attr, make(getattr(obj, attr)))
-            _PATCHES[key] = entry
-        entry[0] += 1
-
-
-def _unpatch(obj: Any, attr: str) -> None:
-    key = (id(obj), attr)
-    with _PATCH_LOCK:
-        entry = _PATCHES.get(key)
-        if entry is None:
-            return
-        entry[0] -= 1
-        if entry[0] > 0:
-            return
-        del _PATCHES[key]
-        if entry[2]:
-            object.__setattr__(obj, attr, entry[3])
-        else:
-            obj.__dict__.pop(attr, None)
-
-
-class _Fronts:
-    """The fronts installed for one run of ``agent``; :meth:`remove` takes them away again."""
-
-    def __init__(self, agent: Any) -> None:
-        self.done: list[tuple[Any, str]] = []
-        agents = getattr(agent, "agents", None)
-        owners = list(agents.values()) if isinstance(agents, dict) else [agent]
-        try:
-            llm_owners = [a for a in owners if isinstance(getattr(a, "llm", None), LLM)]
-            for a in llm_owners:
-                _patch(a, "llm", _front_llm)
-                self.done.append((a, "llm"))
-            self.llm = bool(llm_owners) and len(llm_owners) == len(owners)
-            self.tools = False
-            if inspect.iscoroutinefunction(getattr(agent, "_call_tool", None)) and hasattr(agent, "__dict__"):
-                _patch(agent, "_call_tool", _front_call_tool)
-                self.done.append((agent, "_call_tool"))
-                self.tools = True
-        except BaseException:
-            self.remove()
-            raise
-
-    def remove(self) -> None:
-        while self.done:
-            _unpatch(*self.done.pop())
-
-
 # --- the guarded agent ----------------------------------------------------------------------
 def _text_of(output: Any) -> str | None:
     if output is None:
@@ -195,22 +137,27 @@ class GuardedAgent:
     """What ``guard()`` returns. ``await run(...)`` (or ``run_sync(...)``) gives a
     :class:`GuardedResult`; every run has its own guard state, cost capture and run id."""
 
-    def __init__(self, agent: Any, controls: Controls, ledger: Ledger, wrap_up: bool, options: dict[str, Any]) -> None:
-        self.agent = agent
+    def __init__(
+        self,
+        agent: Any,
+        controls: Controls,
+        ledger: Ledger,
+        wrap_up: bool,
+        accountant: Accountant,
+        attribution: Attribution,
+    ) -> None:
+        self.agent = agent  # the user's agent, never modified
         self.controls = controls
         self.ledger = ledger
         self.wrap_up = wrap_up
-        self.options = options
+        self.accountant = accountant
+        self.attribution = attribution
+        self.guarded, self.llm_fronted, self.tools_fronted = guarded_copy(agent)
 
     def _scope(self, run_id: str) -> ScopeContext:
-        tagged, _ = attribution_from_tags(active_instrument_tags.get())
-        o = self.options
+        a = read_attribution(active_instrument_tags.get(), defaults=self.attribution)
         return ScopeContext(
-            trace_id=run_id,
-            session_id=tagged.get("session_id") or o.get("session_id"),
-            user_id=tagged.get("user_id") or o.get("user_id"),
-            feature=tagged.get("feature") or o.get("feature"),
-            agent_id=tagged.get("agent_id") or o.get("agent_id"),
+            trace_id=run_id, session_id=a.session_id, user_id=a.user_id, feature=a.feature, agent_id=a.agent_id
         )
 
     async def run(
@@ -221,26 +168,22 @@ class GuardedAgent:
         every stream event of the run."""
         run_id = str(kwargs.pop("run_id", None) or uuid.uuid4())
         state = _RunState(self.controls.start(self._scope(run_id)), self.wrap_up)
+        state.llm_fronted, state.tools_fronted = self.llm_fronted, self.tools_fronted
         ledger = Ledger("memory://", sync=True) if _covered_elsewhere(self.ledger) else self.ledger
-        costs = _RunCostHandler(ledger, **self.options)
+        costs = _RunCostHandler(ledger, accountant=self.accountant, **self.attribution.as_dict())
         costs.run_id = run_id
+        costs.recording.on_record = state.note_priced  # the budgets settle at the ledger's number
         costs.attach()
-        fronts: _Fronts | None = None
         try:
-            fronts = _Fronts(self.agent)
-            state.llm_fronted, state.tools_fronted = fronts.llm, fronts.tools
             if user_msg is not None:
                 kwargs["user_msg"] = user_msg
             token = _ACTIVE.set(state)  # the workflow's tasks are created now and keep it
             try:
-                handler = self.agent.run(run_id=run_id, **kwargs)
+                handler = self.guarded.run(run_id=run_id, **kwargs)
             finally:
                 _ACTIVE.reset(token)
             output, halt = await self._drive(state, handler, on_event)
         finally:
-            state.close()
-            if fronts is not None:
-                fronts.remove()
             costs.detach()
         return self._result(costs, state, output, halt)
 
@@ -333,5 +276,7 @@ def guard(
     if not controls.active:
         raise TypeError("guard() needs at least one of budgets=, stuck=, kill_switch=, breaker=")
     resolved = resolve_ledger(ledger)
-    controls.attach(resolved, "llamaindex")
-    return GuardedAgent(agent, controls, resolved, wrap_up, options)
+    attribution = Attribution.of({k: v for k, v in options.items() if k != "catalog"})
+    accountant = Accountant(options.get("catalog"))
+    controls.attach(resolved, "llamaindex", accountant)  # the budgets price as the ledger does
+    return GuardedAgent(agent, controls, resolved, wrap_up, accountant, attribution)

@@ -1,25 +1,28 @@
-"""The fronts put on an agent while guarded runs of it are in flight.
+"""The guarded copy of an agent: ``guard()`` runs it instead of the user's agent.
 
-:class:`_GuardedLLM` stands in for an agent's ``llm`` and ``_front_call_tool`` for its
-``_call_tool``. Both delegate to what they front: directly outside a guarded run (a run of the same
-agent that is not guarded goes straight through), else through the run's
-:class:`~agentcost_llamaindex.guarded_run._RunState`, found in ``_ACTIVE``. Installing and removing
-them is done by :mod:`agentcost_llamaindex.guard`.
+:func:`guarded_copy` copies the agent (and, for an ``AgentWorkflow``, each member agent) with its
+``llm`` fronted by a :class:`_GuardedLLM` and its class's ``_call_tool`` overridden by
+:class:`_GuardedToolCalls` (a subclass made once per agent class). Both delegate to what they
+front: directly outside a guarded run, else through the run's
+:class:`~agentcost_llamaindex.guarded_run._RunState`, found in ``_ACTIVE``. The user's agent, LLM
+and tools are never modified.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import inspect
+import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from llama_index.core.base.llms.types import LLMMetadata
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from .guarded_run import _ACTIVE, _user
 
-__all__: list[str] = []
+__all__ = ["guarded_copy"]
 
 
 def _history(user_msg: Any, chat_history: Any) -> list[Any]:
@@ -35,15 +38,15 @@ def _prompt(messages: list[Any]) -> str:
 
 def _delegate(name: str, mode: str, prompt: bool = False) -> Callable[..., Any]:
     """A ``_GuardedLLM`` method: ``inner.<name>`` directly outside a guarded run, else through the
-    run's guard (``mode``: ``call`` / ``acall`` / ``stream`` / ``astream``)."""
-    stream = "stream" in mode
+    run's guard (``mode``: the :class:`_RunState` method, ``call`` / ``acall`` / ``stream`` /
+    ``astream``)."""
 
     def prepare(fn: Any, first: Any, kwargs: dict[str, Any]) -> tuple[list[Any], Callable[..., Any]]:
         if prompt:
             return [_user(first)], lambda m, wrap: fn(_prompt(m), **kwargs)
         return list(first), lambda m, wrap: fn(m, **kwargs)
 
-    if mode.startswith("a"):
+    if mode in ("acall", "astream"):
 
         async def amethod(self: Any, first: Any, **kwargs: Any) -> Any:
             state = _ACTIVE.get()
@@ -51,7 +54,8 @@ def _delegate(name: str, mode: str, prompt: bool = False) -> Callable[..., Any]:
             if state is None:
                 return await fn(first, **kwargs)
             messages, call = prepare(fn, first, kwargs)
-            return await state.acall(self.inner, messages, None, False, call, stream)
+            through = getattr(state, mode)(self.inner, messages, None, False, call)
+            return through if mode == "astream" else await through
 
         amethod.__name__ = name
         return amethod
@@ -62,7 +66,7 @@ def _delegate(name: str, mode: str, prompt: bool = False) -> Callable[..., Any]:
         if state is None:
             return fn(first, **kwargs)
         messages, call = prepare(fn, first, kwargs)
-        return state.call(self.inner, messages, None, False, call, stream)
+        return getattr(state, mode)(self.inner, messages, None, False, call)
 
     method.__name__ = name
     return method
@@ -70,7 +74,6 @@ def _delegate(name: str, mode: str, prompt: bool = False) -> Callable[..., Any]:
 
 def _delegate_tools(name: str, plain: str, mode: str) -> Callable[..., Any]:
     """A ``_GuardedLLM`` ``*_with_tools`` method; the messages are ``chat_history`` + ``user_msg``."""
-    stream = "stream" in mode
 
     def prepare(self: Any, tools: Any, kwargs: dict[str, Any]) -> tuple[list[Any], Callable[..., Any]]:
         messages = _history(kwargs.pop("user_msg", None), kwargs.pop("chat_history", None))
@@ -79,14 +82,15 @@ def _delegate_tools(name: str, plain: str, mode: str) -> Callable[..., Any]:
         fn, wrap_fn = getattr(self.inner, name), getattr(self.inner, plain)
         return messages, lambda m, wrap: wrap_fn(m) if wrap else fn(tools, chat_history=m, **kwargs)
 
-    if mode.startswith("a"):
+    if mode in ("acall", "astream"):
 
         async def amethod(self: Any, tools: Sequence[Any], **kwargs: Any) -> Any:
             state = _ACTIVE.get()
             if state is None:
                 return await getattr(self.inner, name)(tools, **kwargs)
             messages, call = prepare(self, tools, kwargs)
-            return await state.acall(self.inner, messages, tools, True, call, stream)
+            through = getattr(state, mode)(self.inner, messages, tools, True, call)
+            return through if mode == "astream" else await through
 
         amethod.__name__ = name
         return amethod
@@ -96,7 +100,7 @@ def _delegate_tools(name: str, plain: str, mode: str) -> Callable[..., Any]:
         if state is None:
             return getattr(self.inner, name)(tools, **kwargs)
         messages, call = prepare(self, tools, kwargs)
-        return state.call(self.inner, messages, tools, True, call, stream)
+        return getattr(state, mode)(self.inner, messages, tools, True, call)
 
     method.__name__ = name
     return method
@@ -161,15 +165,75 @@ class _GuardedLLM(FunctionCallingLLM):
         return self.inner.get_tool_calls_from_response(response, error_on_no_tool_call=error_on_no_tool_call, **kwargs)
 
 
-def _front_call_tool(original: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-    async def _call_tool(ctx: Any, tool: Any, tool_input: dict) -> Any:
+# --- the guarded copy of an agent ---------------------------------------------------------------
+class _GuardedToolCalls:
+    """Put first in the bases of a guarded copy's class: inside a guarded run the agent's tool
+    calls go through the run's guard (a halt is raised before the tool runs; an open circuit
+    answers instead of the tool)."""
+
+    async def _call_tool(self, ctx: Any, tool: Any, tool_input: dict) -> Any:
         state = _ACTIVE.get()
+        call_tool = super()._call_tool  # type: ignore[misc]
         if state is None:
-            return await original(ctx, tool, tool_input)
-        return await state.call_tool(original, ctx, tool, tool_input)
-
-    return _call_tool
+            return await call_tool(ctx, tool, tool_input)
+        return await state.call_tool(call_tool, ctx, tool, tool_input)
 
 
-def _front_llm(llm: Any) -> Any:
-    return llm if isinstance(llm, _GuardedLLM) else _GuardedLLM(llm)
+_GUARDED_CLASSES: dict[type, type] = {}
+_CLASSES_LOCK = threading.Lock()
+
+
+def _guarded_class(cls: type) -> type:
+    """``cls`` with its tool calls guarded (one subclass per agent class, made once)."""
+    with _CLASSES_LOCK:
+        guarded = _GUARDED_CLASSES.get(cls)
+        if guarded is None:
+            guarded = type(cls.__name__, (_GuardedToolCalls, cls), {"__module__": cls.__module__})
+            _GUARDED_CLASSES[cls] = guarded
+        return guarded
+
+
+def _copy(obj: Any, cls: type, changes: dict[str, Any]) -> Any:
+    """A shallow copy of ``obj`` as an instance of ``cls`` (``obj``'s class or a subclass), with
+    ``changes`` applied to the copy; ``obj`` itself is not touched."""
+    if isinstance(obj, BaseModel):
+        if cls is type(obj):
+            return obj.model_copy(update=changes)
+        state = obj.__getstate__()  # pydantic's own copy of its fields, extras and private values
+        copy = cls.__new__(cls)
+        copy.__setstate__({**state, "__dict__": {**state["__dict__"], **changes}})
+        return copy
+    copy = cls.__new__(cls)
+    copy.__dict__.update(vars(obj), **changes)
+    return copy
+
+
+def _with_guarded_llm(agent: Any) -> tuple[Any, bool]:
+    """A copy of ``agent`` whose ``llm`` is fronted by a :class:`_GuardedLLM` (and whether it could be)."""
+    llm = getattr(agent, "llm", None)
+    if not isinstance(llm, LLM):
+        return agent, False
+    return _copy(agent, type(agent), {"llm": llm if isinstance(llm, _GuardedLLM) else _GuardedLLM(llm)}), True
+
+
+def guarded_copy(agent: Any) -> tuple[Any, bool, bool]:
+    """``(copy, llm fronted, tools fronted)``: a copy of a ``FunctionAgent`` / ``ReActAgent`` /
+    ``AgentWorkflow`` (each member agent copied too) whose model calls go through a
+    :class:`_GuardedLLM` and whose tool calls go through the run's guard. The user's agent, its
+    LLM and its tools are left as they are (the copy shares the tools and the inner LLM)."""
+    agents = getattr(agent, "agents", None)
+    changes: dict[str, Any] = {}
+    if isinstance(agents, dict) and agents:  # an AgentWorkflow: every member agent's llm
+        copies = {name: _with_guarded_llm(member) for name, member in agents.items()}
+        changes["agents"] = {name: member for name, (member, _) in copies.items()}
+        llm_fronted = all(fronted for _, fronted in copies.values())
+    else:
+        llm = getattr(agent, "llm", None)
+        llm_fronted = isinstance(llm, LLM)
+        if llm_fronted:
+            changes["llm"] = llm if isinstance(llm, _GuardedLLM) else _GuardedLLM(llm)
+    tools_fronted = inspect.iscoroutinefunction(getattr(type(agent), "_call_tool", None)) and hasattr(agent, "__dict__")
+    cls = _guarded_class(type(agent)) if tools_fronted else type(agent)
+    if not changes and cls is type(agent):
+        return agent, False, False  # nothing to front: the run's stream events are watched instead
+    return _copy(agent, cls, changes), llm_fronted, tools_fronted

@@ -1,14 +1,19 @@
 """The state of one guarded run: every model and tool call of the run goes through it.
 
-A :class:`_RunState` holds the run's :class:`~agentcost_core.guards.run_guard.RunGuard`; the fronts
-(:mod:`agentcost_llamaindex.guarded_llm`) find it in the ``_ACTIVE`` context variable, which is set
-while the workflow's tasks are created, so they keep it. Each model call is a :class:`_ModelCall`:
-it reserves the call's worst case on the budgets before the call and settles the provider's
-reported usage after it (or releases the reservation when the call fails). A pending nudge goes
-with the next call as a user message; a pending stuck halt turns the next call into the wrap-up
-call (``WRAP_UP_MESSAGE``, no tools) and answers the tool calls asked for meanwhile with a "not
-run" note. Where the fronts could not be installed, the run's stream events feed the guard
-instead (:meth:`_RunState.observe`).
+A :class:`_RunState` holds the run's :class:`~agentcost_core.guards.run_guard.RunGuard`; the
+guarded copies (:mod:`agentcost_llamaindex.guarded_llm`) find it in the ``_ACTIVE`` context
+variable, which is set while the workflow's tasks are created, so they keep it. Each model call
+is a :class:`~agentcost_core.call.ModelCall` (messages, tool schemas, image parts, the LLM's
+``max_tokens`` and ``service_tier``) run inside the guard's call scope (``run.call`` /
+``run.acall``): the kill switch and the budget reservation of its worst case before it, the
+:class:`~agentcost_core.call.Outcome` settled after it, the reservation released on an error or a
+cancellation. A stream is reserved when its first chunk is asked for and settled at its last (or
+where the consumer stopped: the tokens so far were billed).
+
+A pending nudge goes with the next call as a user message; a pending stuck halt is deferred while
+the next call is made as the wrap-up call (``WRAP_UP_MESSAGE``, no tools), and tool calls asked
+for meanwhile are answered with a "not run" note. Where the copies could not front the model or
+the tools, the run's stream events feed the guard instead (:meth:`_RunState.observe`).
 """
 
 from __future__ import annotations
@@ -16,21 +21,19 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
 from contextvars import ContextVar
+from decimal import Decimal
 from typing import Any
 
 from llama_index.core.agent.workflow import AgentInput, AgentOutput, ToolCall, ToolCallResult
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 from llama_index.core.tools import ToolOutput
 
-from agentcost_core import ChatMessage as CoreMessage
-from agentcost_core import TokenCounter, Usage
-from agentcost_core.budgets import Reservation
-from agentcost_core.errors import UsageFormatError
+from agentcost_core.call import ModelCall, Outcome, describe_error
 from agentcost_core.guards.run_guard import RunGuard
-from agentcost_core.halts import AgentHalted
-from agentcost_core.parsers import from_chat_response
+from agentcost_core.halts import AgentHalted, passes_through
 
-from .messages import response_text, to_core_messages, tools_text
+from .messages import image_count, to_core_messages, tools_text
+from .recording import model_call_settings, read_response
 
 __all__ = ["WRAP_UP_MESSAGE"]
 
@@ -52,7 +55,11 @@ def _why(halt: Any) -> str:
     return str(halt).rstrip(". ")
 
 
-# --- one model call -------------------------------------------------------------------------
+def _user(text: str) -> ChatMessage:
+    return ChatMessage(role=MessageRole.USER, content=text)
+
+
+# --- reading an LLM and its responses -------------------------------------------------------
 def _model_name(llm: Any) -> str | None:
     model = getattr(llm, "model", None)
     if not isinstance(model, str):
@@ -61,11 +68,6 @@ def _model_name(llm: Any) -> str | None:
         except Exception:  # noqa: BLE001 - an exotic LLM: price it at the fallback
             model = None
     return model if isinstance(model, str) and model and model != "unknown" else None
-
-
-def _max_tokens(llm: Any) -> int | None:
-    value = getattr(llm, "max_tokens", None)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def _visible_text(response: Any) -> str:
@@ -80,9 +82,9 @@ def _visible_text(response: Any) -> str:
     return text if isinstance(text, str) else ""
 
 
-def _requested_tools(llm: Any, response: Any, with_tools: bool) -> list[tuple[str, Any]]:
+def _requested_tools(llm: Any, response: Any, with_tools: bool) -> tuple[tuple[str, Any], ...]:
     if response is None:
-        return []
+        return ()
     selections = None
     if with_tools:
         try:
@@ -90,101 +92,41 @@ def _requested_tools(llm: Any, response: Any, with_tools: bool) -> list[tuple[st
         except Exception:  # noqa: BLE001 - not every integration implements it: read the blocks
             selections = None
     if selections is not None:
-        return [(s.tool_name, s.tool_kwargs) for s in selections]
+        return tuple((s.tool_name, s.tool_kwargs) for s in selections)
     message = getattr(response, "message", None)
     blocks = getattr(message, "blocks", None) or ()
-    return [(b.tool_name, b.tool_kwargs) for b in blocks if getattr(b, "block_type", None) == "tool_call"]
+    return tuple((b.tool_name, b.tool_kwargs) for b in blocks if getattr(b, "block_type", None) == "tool_call")
 
 
-def _user(text: str) -> ChatMessage:
-    return ChatMessage(role=MessageRole.USER, content=text)
+def model_call(llm: Any, messages: Sequence[Any], tools: Any, trace_id: str | None = None) -> ModelCall:
+    """The :class:`ModelCall` an LLM is about to make: its model, messages, tool schemas, image
+    parts, and the ``max_tokens`` / ``service_tier`` it is configured with."""
+    max_tokens, service_tier = model_call_settings(llm)
+    return ModelCall(
+        model=_model_name(llm),
+        messages=to_core_messages(messages),
+        tools=tools_text({"tools": tools}) if tools else None,
+        images=image_count(messages),
+        max_tokens=max_tokens,
+        service_tier=service_tier,
+        trace_id=trace_id,
+        framework="llamaindex",
+    )
 
 
-class _ModelCall:
-    """One model call under a run's guard: reserve before, settle or release after (once)."""
-
-    __slots__ = ("done", "exact", "inner", "messages", "model", "res", "state", "tokens", "tools", "with_tools", "wrap")
-
-    def __init__(
-        self, state: _RunState, inner: Any, messages: list[Any], tools: Any, with_tools: bool, wrap: bool
-    ) -> None:
-        self.state = state
-        self.inner = inner
-        self.messages = messages
-        self.tools = tools
-        self.with_tools = with_tools
-        self.wrap = wrap
-        self.model = _model_name(inner)
-        core = to_core_messages(messages)
-        schemas = tools_text({"tools": tools}) if tools else None
-        if schemas:
-            core.append(CoreMessage("system", schemas))
-        count = TokenCounter.for_model(self.model).count_messages(core)
-        self.tokens = count.tokens
-        self.exact = count.exact
-        self.res: Reservation | None = None
-        self.done = False
-
-    def _gate(self, run: RunGuard) -> None:
-        if self.wrap:  # the stuck halt waits for this one call; kill switch and budgets still apply
-            pending, run.halt = run.halt, None
-            try:
-                self.res = run.before_model(self.model, self.tokens, _max_tokens(self.inner), estimated=not self.exact)
-            finally:
-                run.halt = pending
-        else:
-            self.res = run.before_model(self.model, self.tokens, _max_tokens(self.inner), estimated=not self.exact)
-
-    async def _agate(self, run: RunGuard) -> None:
-        if self.wrap:
-            self._gate(run)  # synchronous: the pending halt must not be lifted across an await
-        else:
-            self.res = await run.abefore_model(
-                self.model, self.tokens, _max_tokens(self.inner), estimated=not self.exact
-            )
-
-    def finish(self, response: Any) -> None:
-        if self.done:
-            return
-        self.done = True
-        self.state.open.discard(self)
-        try:
-            self._settle(response)
-        except Exception as e:  # noqa: BLE001 - our fault: never the user's problem
-            logger.error("agentcost: could not account for a guarded model call: %r", e)
-        if self.wrap:
-            self.state.conclude()
-
-    def _settle(self, response: Any) -> None:
-        found = None
-        if response is not None:
-            try:
-                found = from_chat_response(response)
-            except UsageFormatError:
-                found = None
-        usage = found.usage if found is not None else None
-        model = (found.model if found is not None else None) or self.model
-        if usage is None:  # no reported usage: count it ourselves
-            text = response_text(response)
-            usage = Usage(
-                input=self.tokens, output=TokenCounter.for_model(model).count_text(text).tokens if text else 0
-            )
-        self.state.run.after_model(
-            self.res, usage, model=model, service_tier=found.service_tier if found is not None else None,
-            text=_visible_text(response), tool_calls=_requested_tools(self.inner, response, self.with_tools),
-        )  # fmt: skip
-
-    def fail(self, error: BaseException) -> None:
-        """Release the reservation; a failed wrap-up call ends the run with the stuck halt instead."""
-        if self.done:
-            return
-        self.done = True
-        self.state.open.discard(self)
-        self.state.run.model_failed(self.res)
-        if self.wrap and isinstance(error, Exception):
-            halt = self.state.conclude()
-            if halt is not None:
-                raise halt from error
+def outcome_of(llm: Any, response: Any, with_tools: bool) -> Outcome:
+    """What a call returned (for a stream: its last chunk), as an :class:`Outcome`. Never raises:
+    whatever cannot be read is estimated and marked."""
+    found, usage_error = read_response(response)
+    try:
+        text, calls = _visible_text(response), _requested_tools(llm, response, with_tools)
+    except Exception as e:  # noqa: BLE001 - our fault: the call is estimated from its input
+        logger.error("agentcost: could not read a LlamaIndex response: %r", e)
+        text, calls = "", ()
+    return Outcome(
+        usage=found.usage, model=found.model, service_tier=found.service_tier, text=text, tool_calls=calls,
+        usage_error=usage_error, usage_provider=found.provider,
+    )  # fmt: skip
 
 
 # --- the state of one guarded run -------------------------------------------------------------
@@ -193,112 +135,153 @@ class _RunState:
         self.run = run
         self.wrap_up = wrap_up
         self.wrapping = False  # the wrap-up call of a graceful stop was made
+        self.deferred: AgentHalted | None = None  # the stuck halt waiting for the wrap-up call
         self.halt: AgentHalted | None = None  # the halt that ended a gracefully stopped run
         self.llm_fronted = False
         self.tools_fronted = False
-        self.open: set[_ModelCall] = set()
+        # id(response) -> (response, what the run's cost handler priced it at for the budgets)
+        self.priced: dict[int, tuple[Any, Decimal]] = {}
 
-    def stuck_pending(self) -> bool:
-        """A stuck halt is pending and will end the run gracefully."""
+    def note_priced(self, response: Any, event: Any, budget_cost: Decimal) -> None:
+        """The run's cost handler recorded the call that returned ``response``."""
+        self.priced[id(response)] = (response, budget_cost)
+
+    def cost_of(self, response: Any) -> Decimal | None:
+        """What the ledger's event for ``response`` settles the budgets at (None: not recorded, the
+        accountant prices the outcome itself), so the ledger and the budgets count the same."""
+        found = self.priced.pop(id(response), None)
+        return found[1] if found is not None and found[0] is response else None
+
+    def _defer(self) -> AgentHalted | None:
+        """With ``wrap_up``, a pending stuck halt waits here (not in the run guard, whose next
+        check would raise it) until the wrap-up call is made."""
         run = self.run
-        return self.wrap_up and run.halt is not None and run.termination is None
+        if self.wrap_up and self.deferred is None and run.halt is not None and run.termination is None:
+            self.deferred, run.halt = run.halt, None
+        return self.deferred
 
     def conclude(self) -> AgentHalted | None:
-        """Make the pending halt final (recorded once, raised by every later model or tool call)."""
+        """Make the stuck halt final (recorded once, raised by every later model or tool call)."""
+        run = self.run
+        if self.deferred is not None:
+            run.halt, self.deferred = self.deferred, None
         try:
-            self.run.check()
+            run.check()
         except AgentHalted as e:
             self.halt = e
             return e
         return None
 
-    def close(self) -> None:
-        for call in list(self.open):  # a stream never consumed: release what it holds
-            call.done = True
-            self.run.model_failed(call.res)
-        self.open.clear()
-
     # --- model calls ------------------------------------------------------------------------
-    def _begin(self, inner: Any, messages: Sequence[Any], tools: Any, with_tools: bool) -> _ModelCall:
-        run = self.run
+    def _prepare(self, messages: Sequence[Any], tools: Any) -> tuple[list[Any], Any, bool]:
+        """The messages and tools the call goes out with, and whether it is the wrap-up call."""
         messages = list(messages)
-        wrap = False
-        if self.stuck_pending() and not self.wrapping:
-            self.wrapping = wrap = True
-            messages.append(_user(WRAP_UP_MESSAGE.format(why=_why(run.halt))))
-            tools = None
-        else:
-            nudge = run.take_nudge()
-            if nudge:
-                messages.append(_user(_NOTE + nudge))
-        call = _ModelCall(self, inner, messages, tools, with_tools and not wrap, wrap)
-        self.open.add(call)
-        return call
+        halt = self._defer()
+        if halt is not None:
+            if self.wrapping:  # another call while (or after) the wrap-up call: the halt stands
+                raise self.conclude() or halt
+            self.wrapping = True
+            messages.append(_user(WRAP_UP_MESSAGE.format(why=_why(halt))))
+            return messages, None, True
+        nudge = self.run.take_nudge()
+        if nudge:
+            messages.append(_user(_NOTE + nudge))
+        return messages, tools, False
 
-    def _failed(self, call: _ModelCall, error: BaseException) -> None:
-        self.open.discard(call)
-        if isinstance(error, AgentHalted) and call.res is None and not call.done:
-            call.done = True  # refused before the call: nothing was reserved
-            return
-        call.fail(error)
+    def _failed(self, wrap: bool, error: BaseException) -> None:
+        """A failed wrap-up call ends the run with the stuck halt instead."""
+        if wrap and not passes_through(error) and not isinstance(error, AgentHalted):
+            halt = self.conclude()
+            if halt is not None:
+                raise halt from error
 
-    async def acall(self, inner: Any, messages: Sequence[Any], tools: Any, with_tools: bool,
-                    call: Callable[[list[Any], bool], Awaitable[Any]], stream: bool = False) -> Any:  # fmt: skip
-        """One async model call through the guard (``stream``: ``call`` gives an async generator)."""
-        mc = self._begin(inner, messages, tools, with_tools)
+    async def acall(self, llm: Any, messages: Sequence[Any], tools: Any, with_tools: bool,
+                    call: Callable[[list[Any], bool], Awaitable[Any]]) -> Any:  # fmt: skip
+        """One async model call through the run's guard."""
+        messages, tools, wrap = self._prepare(messages, tools)
+        mc = model_call(llm, messages, tools, self.run.ctx.trace_id)
         try:
-            await mc._agate(self.run)
-            out = await call(mc.messages, mc.wrap)
+            async with self.run.acall(mc) as scope:
+                response = await call(messages, wrap)
+                scope.outcome = outcome_of(llm, response, with_tools and not wrap)
+                scope.cost = self.cost_of(response)
         except BaseException as e:
-            self._failed(mc, e)
+            self._failed(wrap, e)
             raise
-        if stream:
-            return self._aiter(mc, out)
-        mc.finish(out)
-        return out
+        if wrap:
+            self.conclude()
+        return response
 
-    def call(self, inner: Any, messages: Sequence[Any], tools: Any, with_tools: bool,
-             call: Callable[[list[Any], bool], Any], stream: bool = False) -> Any:  # fmt: skip
-        """One sync model call through the guard (``stream``: ``call`` gives a generator)."""
-        mc = self._begin(inner, messages, tools, with_tools)
+    def call(self, llm: Any, messages: Sequence[Any], tools: Any, with_tools: bool,
+             call: Callable[[list[Any], bool], Any]) -> Any:  # fmt: skip
+        """One sync model call through the run's guard."""
+        messages, tools, wrap = self._prepare(messages, tools)
+        mc = model_call(llm, messages, tools, self.run.ctx.trace_id)
         try:
-            mc._gate(self.run)
-            out = call(mc.messages, mc.wrap)
+            with self.run.call(mc) as scope:
+                response = call(messages, wrap)
+                scope.outcome = outcome_of(llm, response, with_tools and not wrap)
+                scope.cost = self.cost_of(response)
         except BaseException as e:
-            self._failed(mc, e)
+            self._failed(wrap, e)
             raise
-        if stream:
-            return self._iter(mc, out)
-        mc.finish(out)
-        return out
+        if wrap:
+            self.conclude()
+        return response
 
-    async def _aiter(self, mc: _ModelCall, stream: Any) -> AsyncGenerator[Any, None]:
-        last = None
-        try:
-            async for chunk in stream:
-                last = chunk
-                yield chunk
-        except GeneratorExit:  # the consumer stopped early: the tokens were still billed
-            mc.finish(last)
-            raise
-        except BaseException as e:
-            self._failed(mc, e)
-            raise
-        mc.finish(last)
+    def astream(self, llm: Any, messages: Sequence[Any], tools: Any, with_tools: bool,
+                call: Callable[[list[Any], bool], Awaitable[Any]]) -> AsyncGenerator[Any, None]:  # fmt: skip
+        """One async streaming call: the guard's scope opens at the first chunk asked for."""
+        messages, tools, wrap = self._prepare(messages, tools)
+        mc = model_call(llm, messages, tools, self.run.ctx.trace_id)
 
-    def _iter(self, mc: _ModelCall, stream: Any) -> Generator[Any, None, None]:
-        last = None
-        try:
-            for chunk in stream:
-                last = chunk
-                yield chunk
-        except GeneratorExit:
-            mc.finish(last)
-            raise
-        except BaseException as e:
-            self._failed(mc, e)
-            raise
-        mc.finish(last)
+        async def chunks() -> AsyncGenerator[Any, None]:
+            last = None
+            try:
+                async with self.run.acall(mc) as scope:
+                    stream = await call(messages, wrap)
+                    try:
+                        async for chunk in stream:
+                            last = chunk
+                            yield chunk
+                    except GeneratorExit:  # the consumer stopped early: the tokens so far were billed
+                        pass
+                    scope.outcome = outcome_of(llm, last, with_tools and not wrap)
+                    scope.cost = self.cost_of(last)
+            except BaseException as e:
+                self._failed(wrap, e)
+                raise
+            if wrap:
+                self.conclude()
+
+        return chunks()
+
+    def stream(self, llm: Any, messages: Sequence[Any], tools: Any, with_tools: bool,
+               call: Callable[[list[Any], bool], Any]) -> Generator[Any, None, None]:  # fmt: skip
+        """One sync streaming call: the guard's scope opens at the first chunk asked for."""
+        messages, tools, wrap = self._prepare(messages, tools)
+        mc = model_call(llm, messages, tools, self.run.ctx.trace_id)
+
+        def chunks() -> Generator[Any, None, None]:
+            last = None
+            try:
+                with self.run.call(mc) as scope:
+                    stream = call(messages, wrap)
+                    try:
+                        for chunk in stream:
+                            last = chunk
+                            yield chunk
+                    except GeneratorExit:  # the consumer stopped early: the tokens so far were billed
+                        pass
+                    scope.outcome = outcome_of(llm, last, with_tools and not wrap)
+                    scope.cost = self.cost_of(last)
+            except BaseException as e:
+                self._failed(wrap, e)
+                raise
+            if wrap:
+                self.conclude()
+
+        return chunks()
 
     # --- tool calls -------------------------------------------------------------------------
     async def call_tool(self, original: Callable[..., Awaitable[Any]], ctx: Any, tool: Any, tool_input: dict) -> Any:
@@ -307,15 +290,10 @@ class _RunState:
             name = tool.metadata.get_name()
         except Exception:  # noqa: BLE001
             name = getattr(getattr(tool, "metadata", None), "name", None) or "tool"
-        if self.stuck_pending():
-            pending, run.halt = run.halt, None
-            try:
-                run.check()  # the kill switch and earlier halts still stop the run at once
-            finally:
-                run.halt = pending
-            return ToolOutput(
-                tool_name=name, content=_NOT_RUN.format(why=_why(run.halt)), raw_input=tool_input, is_error=True
-            )
+        halt = self._defer()
+        if halt is not None:
+            run.check()  # the kill switch and earlier halts still stop the run at once
+            return ToolOutput(tool_name=name, content=_NOT_RUN.format(why=_why(halt)), raw_input=tool_input, is_error=True)
         blocked = run.before_tool(name, tool_input)  # raises a halt
         if blocked is not None:
             return ToolOutput(tool_name=name, content=blocked, raw_input=tool_input, is_error=True)
@@ -326,10 +304,10 @@ class _RunState:
         try:
             run.after_tool(name, None if error is not None else getattr(out, "content", out), error)
         except Exception as e:  # noqa: BLE001 - our fault: never the user's problem
-            logger.error("agentcost: could not account for tool %r: %r", name, e)
+            logger.error("agentcost: could not account for tool %r: %s", name, describe_error(e))
         return out
 
-    # --- stream events (where the fronts are missing) ---------------------------------------
+    # --- stream events (where the copies could not front the model or the tools) -------------
     def observe(self, ev: Any) -> None:
         run = self.run
         if not self.llm_fronted:

@@ -16,6 +16,7 @@ from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from pydantic import ConfigDict, Field
 
 from agentcost_core import CostRecorder, Ledger, PriceCatalog
+from agentcost_core.accountant import Accountant
 from agentcost_core.recorder import RecorderResults
 
 from .calls import CallTable
@@ -31,7 +32,8 @@ class CostEventHandler(RecorderResults, BaseEventHandler):
     ``instrument()`` creates one and attaches it to the root dispatcher; or attach by hand with
     :meth:`attach`. ``total_cost`` (Decimal, priced calls only), ``events`` (its
     :class:`~agentcost_core.CostEvent` list in call order) and ``usage_by_model`` cover the calls
-    this handler saw; every event also goes to the ledger. Used as a context manager it attaches
+    this handler saw; every event also goes to the ledger. ``catalog`` prices the calls (or pass
+    ``accountant``, an :class:`~agentcost_core.accountant.Accountant`, to share one with budgets). Used as a context manager it attaches
     on entry (if needed) and detaches on exit.
     """
 
@@ -47,6 +49,7 @@ class CostEventHandler(RecorderResults, BaseEventHandler):
         ledger: Ledger | str | None = None,
         *,
         catalog: PriceCatalog | None = None,
+        accountant: Accountant | None = None,
         user_id: str | None = None,
         session_id: str | None = None,
         feature: str | None = None,
@@ -57,6 +60,7 @@ class CostEventHandler(RecorderResults, BaseEventHandler):
         recorder = CostRecorder(
             ledger,
             catalog=catalog,
+            accountant=accountant,
             framework="llamaindex",
             keep_events=keep_events,
             user_id=user_id,

@@ -1,20 +1,22 @@
 """LlamaIndex messages and responses translated to the core's framework-free types.
 
-Used only when a provider reported no usage and the tokens must be estimated: the request's
-``ChatMessage`` list becomes core :class:`~agentcost_core.ChatMessage` tuples (whose counts the
-:class:`~agentcost_core.TokenCounter` memoizes), and a response becomes the text it generated.
-Text, tool calls and thinking count; images, audio and documents have no text to count.
+A request's ``ChatMessage`` list becomes core :class:`~agentcost_core.ChatMessage` tuples (whose
+counts the :class:`~agentcost_core.TokenCounter` memoizes) and its image parts a count, for the
+:class:`~agentcost_core.ModelCall`; a response becomes the text it generated. Text, tool calls and
+thinking count as text; images are counted as parts (billed per image); audio and documents
+have no text to count.
 Duck-typed on ``block_type`` so older llama-index-core versions without some block classes work.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from typing import Any, Iterable
 
 from agentcost_core import ChatMessage as CoreMessage
 
-__all__ = ["message_text", "response_text", "to_core_message", "to_core_messages", "tools_text"]
+__all__ = ["CoreMessages", "image_count", "message_text", "response_text", "to_core_message", "to_core_messages", "tools_text"]
 
 _new = tuple.__new__
 
@@ -83,6 +85,38 @@ def to_core_message(message: Any) -> CoreMessage:
 def to_core_messages(messages: Iterable[Any] | None) -> list[CoreMessage]:
     """LlamaIndex ``ChatMessage`` list → core messages."""
     return [to_core_message(m) for m in messages or ()]
+
+
+class CoreMessages(Sequence[CoreMessage]):
+    """A LlamaIndex message list read as core messages, translated when first read: only an
+    estimate or a worst case reads them, and most calls report their usage."""
+
+    __slots__ = ("source", "_core")
+
+    def __init__(self, messages: Sequence[Any] | None) -> None:
+        self.source = messages or ()
+        self._core: list[CoreMessage] | None = None
+
+    def _messages(self) -> list[CoreMessage]:
+        if self._core is None:
+            self._core = to_core_messages(self.source)
+        return self._core
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._messages()[index]
+
+    def __iter__(self) -> Iterator[CoreMessage]:
+        return iter(self._messages())
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+
+def image_count(messages: Iterable[Any] | None) -> int:
+    """The image parts (``ImageBlock``) of a LlamaIndex message list: each is billed as input."""
+    return sum(
+        1 for m in messages or () for b in (getattr(m, "blocks", None) or ()) if getattr(b, "block_type", None) == "image"
+    )
 
 
 def response_text(response: Any) -> str:

@@ -4,6 +4,8 @@
 ``{"tool": name, "args": {...}}``) and puts an OpenAI-shaped response in ``raw``: the model id it
 claims to serve and usage with prompt tokens counted exactly from the messages (plus optional
 prompt-cache reads), the way ``llama-index-llms-openai`` exposes a real ``ChatCompletion``.
+Like the OpenAI integration it has ``max_tokens`` and ``additional_kwargs`` (a
+``service_tier`` there is echoed in the response, as the provider does).
 It works with ``FunctionAgent``, ``ReActAgent`` and ``AgentWorkflow``; streams carry usage on the
 last chunk only, like the real provider.
 """
@@ -11,7 +13,7 @@ last chunk only, like the real provider.
 from __future__ import annotations
 
 import json
-from typing import Any, AsyncGenerator, Generator, List, Sequence
+from typing import Any, AsyncGenerator, Dict, Generator, List, Optional, Sequence
 
 from llama_index.core.base.llms.types import (
     ChatMessage,
@@ -40,6 +42,8 @@ class ScriptedLLM(MockFunctionCallingLLM):
     model: str = "gpt-4o-mini-2024-07-18"
     cached_share: float = 0.0
     turn: int = 0
+    max_tokens: Optional[int] = None
+    additional_kwargs: Dict[str, Any] = Field(default_factory=dict)
 
     @property
     def metadata(self) -> LLMMetadata:
@@ -73,6 +77,9 @@ class ScriptedLLM(MockFunctionCallingLLM):
                 "completion_tokens_details": {"reasoning_tokens": 0},
             },
         }
+        tier = self.additional_kwargs.get("service_tier")
+        if tier is not None:
+            raw["service_tier"] = tier
         return message, raw
 
     @llm_chat_callback()

@@ -92,7 +92,7 @@ def test_our_recorder_failing_never_breaks_the_call(handler, monkeypatch, caplog
         raise KeyError("ledger exploded")
 
     monkeypatch.setattr(handler.recorder, "record", broken)
-    monkeypatch.setattr(handler.recorder, "record_call", broken)
+    monkeypatch.setattr(handler.recorder, "record_outcome", broken)
     llm = RawChatLLM(model="gpt-4o", text="fine", raw=None)
     assert llm.chat([user("hi")]).message.content == "fine"
     assert [c.message.content for c in llm.stream_chat([user("hi")])][-1] == "fine"
@@ -100,20 +100,22 @@ def test_our_recorder_failing_never_breaks_the_call(handler, monkeypatch, caplog
     assert "agentcost internal error" in caplog.text
 
 
-def test_our_parser_failing_never_breaks_the_call(handler, monkeypatch) -> None:
+def test_our_parser_failing_never_breaks_the_call_and_the_call_is_estimated(handler, monkeypatch) -> None:
     import agentcost_llamaindex.recording as mod
 
     def broken(response):
         raise AttributeError("parser bug")
 
-    monkeypatch.setattr(mod, "read_chat_response", broken)
+    monkeypatch.setattr(mod, "from_chat_response", broken)
     assert RawChatLLM(model="gpt-4o", text="fine").chat([user("hi")]).message.content == "fine"
     assert handler.internal_errors == 1
-    assert handler.events == []
+    [e] = handler.events
+    assert e.estimated and e.cost is not None and e.cost > 0
+    assert "parser bug" in e.extra["usage_error"]
 
 
 def test_failure_path_failing_never_hides_the_users_exception(handler, monkeypatch) -> None:
-    monkeypatch.setattr(handler.recorder, "record", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(handler.recorder, "record_outcome", lambda *a, **k: 1 / 0)
     boom = RuntimeError("provider down")
     with pytest.raises(RuntimeError) as caught:
         RawChatLLM(model="gpt-4o", error=boom).chat([user("hi")])

@@ -59,6 +59,6 @@ def count(obj: Any, key: str, where: str) -> int:
         raise UsageFormatError(f"{where}.{key} must be a token count, got {value!r}")
     if isinstance(value, float) and value.is_integer() and value >= 0:
         return int(value)
-    if isinstance(value, str) and value.isascii() and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit():  # not "²": int() refuses it
         return int(value)
     raise UsageFormatError(f"{where}.{key} must be a non-negative integer token count, got {value!r}")
