@@ -81,6 +81,36 @@ async def test_cancelled_settle_still_settles(kind, request, tmp_path):
         assert held_and_spent(e) == (0, CENT)
 
 
+@pytest.mark.parametrize("kind", SHARED)
+def test_settle_cancelled_before_its_worker_started_still_settles(kind, request, tmp_path):
+    """With every worker busy the settle waits in the executor's queue; cancelling the task then
+    must not drop it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with opened(kind, request, tmp_path, gated(kind)) as (store, _):
+        store.gated = set()
+        budget = Budget(usd=1, per="user_day", store=store)
+        e = BudgetEnforcer(budget, catalog=TOY, alerts=[])
+        busy = threading.Event()
+
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
+            res = await e.areserve(CTX, **reserve_kw())
+            blocker = loop.run_in_executor(None, busy.wait, 30)  # the only worker is taken
+            task = asyncio.create_task(e.asettle(res, CALL, model="toy-1c"))
+            await asyncio.sleep(0)  # the settle is queued behind the blocker
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            busy.set()
+            await blocker
+
+        asyncio.run(main())  # waits for the executor's queue
+        assert store.settled.is_set()
+        assert held_and_spent(e) == (0, CENT)
+
+
 @pytest.mark.parametrize("kind", ALL)
 def test_a_task_cancelled_with_an_open_reservation_leaves_nothing_held(kind, request, tmp_path):
     """LangChain never calls on_llm_error when the outer task is cancelled: the reservation made in

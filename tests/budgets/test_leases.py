@@ -156,3 +156,26 @@ def test_store_renewal_extends_a_live_lease_and_never_revives_a_gone_one(kind, r
         store.release(two_keys, "a")
         assert store.renew(two_keys, "a", T0 + 500) is False
         assert store.read("j", T0).held == (0, 0, 0, 0)
+
+
+@pytest.mark.parametrize("kind", ["sqlite"])
+def test_the_renewer_thread_renews_open_leases_in_the_background(kind, request, tmp_path):
+    import threading
+
+    from agentcost_core.budgets.stores.sqlite import SQLiteStore
+
+    class Watched(SQLiteStore):
+        renewed = threading.Event()
+
+        def renew(self, claims, lease_id, expires):  # type: ignore[no-untyped-def]
+            try:
+                return super().renew(claims, lease_id, expires)
+            finally:
+                self.renewed.set()
+
+    with opened(kind, request, tmp_path, Watched) as (store, _):
+        e = BudgetEnforcer(Budget(usd=1, per="user_day", store=store), catalog=TOY, alerts=[], lease_seconds=1)
+        res = call(e)
+        assert store.renewed.wait(30), "no renewal came from the background"
+        e.release(res)
+        e.close()

@@ -37,6 +37,8 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
+from .off_loop import off_loop
+from .stores.base import read_counters, units_to_usd
 
 if TYPE_CHECKING:
     from .stores.base import CounterStore
@@ -199,8 +201,6 @@ class Budget:
         keeps no counters), :class:`BudgetStoreUnavailable` when a shared store cannot be reached.
         """
         key, now = self._status_key(now, scope)
-        from .stores.base import read_counters  # late: stores import this module
-
         return self._status_of(key, read_counters(self.store, key, now))
 
     async def astatus(self, *, now: float | None = None, **scope: str | None) -> BudgetStatus:
@@ -208,9 +208,6 @@ class Budget:
         if not self.store.shared:
             return self.status(now=now, **scope)
         key, now = self._status_key(now, scope)
-        from .off_loop import off_loop
-        from .stores.base import read_counters
-
         return self._status_of(key, await off_loop(read_counters, self.store, key, now))
 
     def _status_key(self, now: float | None, scope: dict[str, Any]) -> tuple[str, float]:
@@ -225,7 +222,7 @@ class Budget:
         if scope.get("trace_id") is not None and scope.get("run_id") is not None and scope["trace_id"] != scope["run_id"]:
             raise ConfigurationError("Budget.status() takes trace_id= or run_id= (the same thing), not two values")
         ctx = ScopeContext(
-            trace_id=_scope_text(scope.get("trace_id", scope.get("run_id"))),
+            trace_id=_scope_text(scope["trace_id"] if scope.get("trace_id") is not None else scope.get("run_id")),
             session_id=_scope_text(scope.get("session_id")),
             user_id=_scope_text(scope.get("user_id")),
             feature=_scope_text(scope.get("feature")),
@@ -235,8 +232,6 @@ class Budget:
         return self.scope_key(ctx, now)[0], now
 
     def _status_of(self, key: str, c: Any) -> BudgetStatus:
-        from .stores.base import units_to_usd
-
         spent, held = units_to_usd(c.spent[0]), units_to_usd(c.held[0])
         remaining = None if self.usd is None else max(self.usd - spent - held, Decimal(0))
         return BudgetStatus(self.name, key, spent, held, self.usd, remaining, c.spent[1], c.spent[2], c.spent[3])

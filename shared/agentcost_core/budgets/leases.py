@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import uuid
 import weakref
@@ -58,6 +59,7 @@ class OpenReservations:
         self._by_task: dict[asyncio.Task[Any], dict[int, Reservation]] = {}
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
+        self._renewer_pid = 0  # a child process forked from ours has no renewer thread: it starts its own
 
     # --- leases ----------------------------------------------------------------------------
     def new_lease_id(self) -> str:
@@ -68,7 +70,7 @@ class OpenReservations:
         assert res.lease_id is not None
         with self._lock:
             self._leases[res.lease_id] = res
-            if self._renewer is None:
+            if self._renewer is None or self._renewer_pid != os.getpid():
                 self._start_renewer()
         return Lease(res.lease_id, now + self.lease_seconds)
 
@@ -85,9 +87,12 @@ class OpenReservations:
                 keeper.renew()
                 del keeper
 
+        first = self._renewer is None
         self._renewer = threading.Thread(target=loop, name="agentcost-lease-renewer", daemon=True)
+        self._renewer_pid = os.getpid()
         self._renewer.start()
-        weakref.finalize(self, stop.set)  # the enforcer is gone: so is its renewer
+        if first:
+            weakref.finalize(self, stop.set)  # the enforcer is gone: so is its renewer
 
     def renew(self) -> int:
         """Push the lease of every live open reservation ``lease_seconds`` past now (the renewer

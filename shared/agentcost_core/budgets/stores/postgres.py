@@ -195,16 +195,26 @@ class PostgresStore(CounterStore):
             f"INSERT INTO {h} (key, lease, {amounts}, expires) VALUES (%s, %s, %s, %s, %s, %s, %s) "
             f"ON CONFLICT (key, lease) DO UPDATE SET " + ", ".join(f"{c} = {h}.{c} + excluded.{c}" for c in _AMOUNTS)
         )
-        self._sql_take_hold = f"DELETE FROM {h} WHERE key = %s AND lease = %s RETURNING {amounts}"
+        # settle: lock the counter rows (key order) first, then take the lease's holds of those keys
+        self._sql_lock_take = (
+            f'WITH locked AS (SELECT key FROM {t} WHERE key = ANY(%s) ORDER BY key COLLATE "C" FOR UPDATE) '
+            f"DELETE FROM {h} WHERE lease = %s AND key IN (SELECT key FROM locked) RETURNING key, {amounts}"
+        )
         self._sql_renew = f"UPDATE {h} SET expires = %s WHERE key = %s AND lease = %s"
         sorted_keys = 'SELECT k FROM unnest(%s::text[]) AS u(k) ORDER BY k COLLATE "C"'
         self._sql_insert_missing = f"INSERT INTO {t} (key) {sorted_keys} ON CONFLICT (key) DO NOTHING"
         self._sql_lock = f'SELECT key, {_ROW} FROM {t} WHERE key = ANY(%s) ORDER BY key COLLATE "C" FOR UPDATE'
+        # the same, and whether the key has a lease that ran out (a sweep is due)
+        self._sql_lock_due = (
+            f"SELECT key, {_ROW}, EXISTS (SELECT 1 FROM {h} WHERE {h}.key = {t}.key AND {h}.expires <= %s) "
+            f'FROM {t} WHERE key = ANY(%s) ORDER BY key COLLATE "C" FOR UPDATE'
+        )
         self._sql_write = (
             f"UPDATE {t} SET "
             + ", ".join(f"{c} = %s" for c in (*_COUNTER_COLUMNS, "started", "expires"))
             + " WHERE key = %s"
         )
+        self._sql_write_with_hold = f"WITH hold AS ({self._sql_add_hold}) {self._sql_write}"
         self._sql_settle = (
             f"UPDATE {t} SET "
             + ", ".join(f"{c} = {c} + %s" for c in _SPENT)
@@ -257,17 +267,28 @@ class PostgresStore(CounterStore):
                 )
                 if refused is None:
                     after = hold(state, claims, now)  # expiry extended, never shortened
-                    if lease is not None:
+                    if lease is not None:  # each key's counters and its hold for this lease, in one statement
+                        held: dict[str, Sequence[int]] = {}
+                        for c in claims:
+                            held[c.key] = add(held[c.key], c.amounts) if c.key in held else c.amounts
                         cur.executemany(
-                            self._sql_add_hold, [(c.key, lease.id, *c.amounts, lease.expires) for c in claims]
+                            self._sql_write_with_hold,
+                            [
+                                (key, lease.id, *held[key], lease.expires, *c.spent, *c.held, c.started, exp, key)
+                                for key, (c, exp) in state.items()
+                            ],
                         )
-                elif not changed:
+                    else:
+                        cur.executemany(
+                            self._sql_write,
+                            [(*c.spent, *c.held, c.started, exp, key) for key, (c, exp) in state.items()],
+                        )
+                elif changed:  # refused: as the in-process store does, still commit what was swept or reset
+                    cur.executemany(
+                        self._sql_write, [(*c.spent, *c.held, c.started, exp, key) for key, (c, exp) in state.items()]
+                    )
+                else:
                     raise self._psycopg.Rollback(tx)  # change nothing
-                # refused: as the in-process store does, a refusal still commits the swept leases and
-                # the keys whose period is over
-                cur.executemany(
-                    self._sql_write, [(*c.spent, *c.held, c.started, exp, key) for key, (c, exp) in state.items()]
-                )
             if refused is not None:
                 return ReserveResult(False, current, refused[0], refused[1])
             return ReserveResult(True, tuple(after))
@@ -279,15 +300,17 @@ class PostgresStore(CounterStore):
         their expired leases swept; and whether anything was reset or swept."""
         state: dict[str, tuple[Counters, float | None]] = {}
         over: list[str] = []
-        for r in cur.execute(self._sql_lock, (keys,)).fetchall():
-            counters, expires = _row_counters(r[1:])
+        due = False
+        for r in cur.execute(self._sql_lock_due, (now, keys)).fetchall():
+            counters, expires = _row_counters(r[1:11])
+            due = due or r[11]
             if expires is not None and expires <= now:
                 over.append(r[0])
                 counters, expires = Counters(), None  # its period is over: a fresh key
             state[r[0]] = (counters, expires)
         if over:
             cur.execute(self._sql_drop_holds, (over,))
-        swept = cur.execute(self._sql_sweep, (keys, now)).fetchall()
+        swept = cur.execute(self._sql_sweep, (keys, now)).fetchall() if due else []
         for key, *amounts in swept:
             c, expires = state[key]
             held = add(c.held, [int(a) for a in amounts], -1)
@@ -300,14 +323,14 @@ class PostgresStore(CounterStore):
         out: list[Counters | None] = [None] * len(claims)
         with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute(self._sql_insert_missing, (keys,))
-            if lease_id is not None:
-                cur.execute(self._sql_lock, (keys,))  # counters before holds, as every transaction
+            holds: dict[str, Sequence[int]] = {}
+            if lease_id is not None:  # counters locked before holds, as in every transaction
+                holds = {r[0]: tuple(int(x) for x in r[1:]) for r in cur.execute(self._sql_lock_take, (keys, lease_id))}
             for i in order:
                 claim = claims[i]
                 taken: Sequence[int] = claim.amounts
                 if lease_id is not None:
-                    r = cur.execute(self._sql_take_hold, (claim.key, lease_id)).fetchone()
-                    taken = ZERO if r is None else tuple(int(x) for x in r)  # swept already: nothing to take
+                    taken = holds.pop(claim.key, ZERO)  # swept already (or taken by a twin claim): nothing
                 r = cur.execute(self._sql_settle, (*actual, *taken, claim.key)).fetchone()
                 out[i] = _row_counters(r)[0]
         return tuple(out)  # type: ignore[arg-type]
