@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,36 @@ def redis_url() -> str:
 import sys as _sys  # noqa: E402
 
 _sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis", "postgres"])
+def budget_store(request: pytest.FixtureRequest, tmp_path) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    """A budget counter store of each kind (the real services for Redis and PostgreSQL)."""
+    import uuid
+
+    from agentcost_core.budgets.stores.memory import MemoryStore
+    from agentcost_core.budgets.stores.postgres import PostgresStore
+    from agentcost_core.budgets.stores.redis import RedisStore
+    from agentcost_core.budgets.stores.sqlite import SQLiteStore
+
+    unique = uuid.uuid4().hex[:12]
+    kind = request.param
+    if kind == "memory":
+        store: object = MemoryStore()
+    elif kind == "sqlite":
+        store = SQLiteStore(f"sqlite:///{tmp_path}/budgets.db")
+    elif kind == "redis":
+        store = RedisStore(request.getfixturevalue("redis_url"), prefix=f"agentcost-test:{unique}:")
+    else:
+        store = PostgresStore(request.getfixturevalue("postgres_url"), table=f"agentcost_test_{unique}")
+    try:
+        yield store
+    finally:
+        if kind == "redis":
+            store.reset()  # type: ignore[attr-defined]
+        store.close()  # type: ignore[attr-defined]
+        if kind == "postgres":
+            import psycopg
+
+            with psycopg.connect(request.getfixturevalue("postgres_url"), autocommit=True) as conn:
+                conn.execute(f"DROP TABLE IF EXISTS agentcost_test_{unique}")

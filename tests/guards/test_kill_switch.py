@@ -495,7 +495,7 @@ def test_file_that_is_a_directory_is_rejected(tmp_path: Path) -> None:
 
 def test_redis_url_without_the_redis_package(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "redis", None)  # makes "import redis" fail
-    with pytest.raises(ConfigurationError, match=r"pip install 'agentcost\[redis\]'"):
+    with pytest.raises(ConfigurationError, match=r"pip install 'agentcost-control\[redis\]'"):
         KillSwitch(redis_url="redis://127.0.0.1:6379/0")
 
 

@@ -29,9 +29,9 @@ from agentcost_langchain.middleware import BudgetMiddleware, CircuitBreakerMiddl
 from agentcost_langchain.testing import ScriptedChatModel
 
 
-def held_and_spent(budget: Budget, ctx: ScopeContext | None = None) -> tuple[Decimal, Decimal]:
-    counters = budget.store.read(budget.scope_key(ctx or ScopeContext(), time.time())[0])
-    return Decimal(counters.held[0]) / Decimal(10**10), Decimal(counters.spent[0]) / Decimal(10**10)
+def held_and_spent(budget: Budget, **scope: Any) -> tuple[Decimal, Decimal]:
+    status = budget.status(**scope)
+    return status.held, status.spent
 
 
 @tool
@@ -81,9 +81,9 @@ class PriorityModel(ScriptedChatModel):
         return reply
 
 
-def test_priority_tier_calls_never_overspend_a_hard_cap_under_the_budget_middleware() -> None:
+def test_priority_tier_calls_never_overspend_a_hard_cap_under_the_budget_middleware(budget_store: Any) -> None:
     cap = Decimal("0.017")
-    budget = Budget(usd=cap, per="global_day", on_exceed="block", store=MemoryStore())
+    budget = Budget(usd=cap, per="global_day", on_exceed="block", store=budget_store)
     ledger = Ledger("memory://", sync=True)
     model = PriorityModel(script=["A detailed answer " * 30], model="gpt-4o", max_tokens=400)
     agent = create_agent(model, tools=[], middleware=[BudgetMiddleware(budget, ledger=ledger)])
@@ -122,8 +122,8 @@ class OddUsageModel(ScriptedChatModel):
      {"input_tokens": None, "output_tokens": None}],
     ids=["list", "string", "int", "digit-like", "total-only", "none-counts"],
 )
-def test_unreadable_usage_is_estimated_and_releases_the_hold(odd: Any) -> None:
-    budget = Budget(usd="1", per="global_day", store=MemoryStore())
+def test_unreadable_usage_is_estimated_and_releases_the_hold(odd: Any, budget_store: Any) -> None:
+    budget = Budget(usd="1", per="global_day", store=budget_store)
     ledger = Ledger("memory://", sync=True)
     handler = CostCallbackHandler(ledger)
     agent = create_agent(OddUsageModel(script=["All done here."], model="gpt-4o", odd=odd), tools=[],
@@ -137,8 +137,8 @@ def test_unreadable_usage_is_estimated_and_releases_the_hold(odd: Any) -> None:
 
 
 # --- defect 8: an LLM-cache hit is $0 in the ledger and in the budget -----------------------------
-def test_an_llm_cache_hit_costs_nothing_in_the_ledger_or_the_budget() -> None:
-    budget = Budget(usd="1", per="global_day", store=MemoryStore())
+def test_an_llm_cache_hit_costs_nothing_in_the_ledger_or_the_budget(budget_store: Any) -> None:
+    budget = Budget(usd="1", per="global_day", store=budget_store)
     handler = CostCallbackHandler(Ledger("memory://", sync=True), budgets=budget)
     model = ScriptedChatModel(script=["cached answer"], model="gpt-4o", cache=InMemoryCache())
     model.invoke("same question", {"callbacks": [handler]})
@@ -151,9 +151,9 @@ def test_an_llm_cache_hit_costs_nothing_in_the_ledger_or_the_budget() -> None:
 
 
 # --- defect 9: one catalog prices the ledger and the budgets --------------------------------------
-def test_guard_with_a_catalog_reserves_and_settles_a_house_model_at_its_own_price() -> None:
+def test_guard_with_a_catalog_reserves_and_settles_a_house_model_at_its_own_price(budget_store: Any) -> None:
     house = PriceCatalog.default().merged({"models": {"house-llm": {"input": "0.10", "output": "0.20", "max_output": 1000}}})
-    budget = Budget(usd="0.01", per="global_day", store=MemoryStore())  # far below the fallback price
+    budget = Budget(usd="0.01", per="global_day", store=budget_store)  # far below the fallback price
     agent = create_agent(ScriptedChatModel(script=["fine"], model="house-llm"), tools=[])
     result = guard(agent, budgets=budget, catalog=house, ledger="memory://").invoke({"messages": [HumanMessage("hi")]})
     assert result.termination_reason is None
@@ -344,3 +344,52 @@ async def test_a_cancelled_ainvoke_on_a_shared_store_is_released_after_the_call_
     await ScriptedChatModel(script=["ok"], model="gpt-4o").ainvoke("next", {"callbacks": [handler]})
     held, spent = held_and_spent(budget)
     assert held == 0 and spent == handler.events[-1].cost
+
+
+# --- the worst case under load: 64 threads on one hard cap, every store -----------------------------
+@pytest.mark.parametrize("kind", ["images", "reasoning-without-max-tokens"])
+def test_64_threads_never_overspend_one_hard_cap(kind: str, budget_store: Any) -> None:
+    cap = Decimal("1")
+    budget = Budget(usd=cap, per="global_day", on_exceed="block", store=budget_store)
+    handler = CostCallbackHandler(Ledger("memory://", sync=True), budgets=budget)
+    if kind == "images":
+        image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+        prompt: Any = [HumanMessage(content=[{"type": "text", "text": "describe"}, image, image])]
+
+        class Billed(ScriptedChatModel):  # the provider bills the image tokens it was sent
+            def _usage(self, messages: Any, reply: Any) -> dict[str, Any]:
+                usage = super()._usage(messages, reply)
+                usage["input_tokens"] += 2 * 1_445
+                return {**usage, "total_tokens": usage["input_tokens"] + usage["output_tokens"]}
+
+        model: ScriptedChatModel = Billed(script=["a cat " * 200], model="gpt-4o", max_tokens=500)
+    else:
+        prompt = "prove the theorem"
+
+        class Reasoner(ScriptedChatModel):  # no max_tokens: it thinks for 10,000 tokens
+            def _usage(self, messages: Any, reply: Any) -> dict[str, Any]:
+                usage = super()._usage(messages, reply)
+                return {**usage, "output_tokens": 10_000, "total_tokens": usage["input_tokens"] + 10_000,
+                        "output_token_details": {"reasoning": 9_900}}
+
+        model = Reasoner(script=["QED"], model="o4-mini")
+    barrier = threading.Barrier(64)
+    refused = []
+
+    def one() -> None:
+        barrier.wait()
+        for _ in range(3):
+            try:
+                model.invoke(prompt, {"callbacks": [handler]})
+            except BudgetExceeded:
+                refused.append(1)
+                return
+
+    threads = [threading.Thread(target=one) for _ in range(64)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    held, spent = held_and_spent(budget)
+    assert refused and held == 0 and spent <= cap
+    assert spent == sum(e.cost for e in handler.events if e.kind == "llm")

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -36,17 +35,15 @@ from typing import Any, Callable, Iterable, Sequence
 
 from ..errors import ConfigurationError
 from ..accountant import Accountant
-from ..events import CostEvent
-from ..halts import BudgetExceeded
 from ..prices import PriceCatalog
 from ..prices.model_price import BucketPrices
 from ..usage import Usage
-from .alerts import AlertSink, BudgetAlert, log_alert
+from .alerts import AlertSink, log_alert
+from .notices import BudgetNotices, limits_of
 from .budget import Budget, ScopeContext
 from .leases import OpenReservations, leased
 from .off_loop import in_background, off_loop
 from .stores.base import (
-    DIMENSIONS,
     BudgetStoreUnavailable,
     Claim,
     Counters,
@@ -120,20 +117,18 @@ class BudgetEnforcer:
         #: adapters attach one (see :meth:`use_accountant`).
         self.accountant = accountant
         self._own_accountant = catalog is None and fallback is None
-        self.ledger = ledger  # a Ledger; the adapters hand theirs over
         if alerts is None:
-            self.sinks: tuple[AlertSink, ...] = (log_alert,)
+            sinks: tuple[AlertSink, ...] = (log_alert,)
         elif callable(alerts):
-            self.sinks = (alerts,)
+            sinks = (alerts,)
         else:
-            self.sinks = tuple(alerts)
-            for s in self.sinks:
+            sinks = tuple(alerts)
+            for s in sinks:
                 if not callable(s):
                     raise ConfigurationError(f"alerts= takes callables, got {s!r}")
         self.clock = clock
-        self.framework: str | None = None
-        self._alerted: set[tuple[str, str, str]] = set()
-        self._alert_lock = threading.Lock()
+        #: Alerts and ledger events for thresholds and refusals.
+        self.notices = BudgetNotices(sinks, ledger)
         self._groups: list[tuple[CounterStore, list[Budget]]] = []
         for b in self.budgets:
             if b.per == "request":
@@ -158,6 +153,27 @@ class BudgetEnforcer:
         self.lease_seconds = float(lease_seconds)
         self.leased = any(leased(store) for store, _ in self._groups)
         self.open = OpenReservations(self.lease_seconds, clock, self._abandoned)
+
+    @property
+    def ledger(self) -> Any:
+        """Where budget events go (a Ledger; the adapters hand theirs over)."""
+        return self.notices.ledger
+
+    @ledger.setter
+    def ledger(self, ledger: Any) -> None:
+        self.notices.ledger = ledger
+
+    @property
+    def framework(self) -> str | None:
+        return self.notices.framework
+
+    @framework.setter
+    def framework(self, framework: str | None) -> None:
+        self.notices.framework = framework
+
+    @property
+    def sinks(self) -> tuple[AlertSink, ...]:
+        return self.notices.sinks
 
     def __repr__(self) -> str:
         return f"BudgetEnforcer({list(self.budgets)!r})"
@@ -267,20 +283,20 @@ class BudgetEnforcer:
         if self.leased:
             res.lease_id = self.open.new_lease_id()
         for b in self._request_budgets:  # one call alone: no counters to keep
-            limits = _limits(b)
+            limits = limits_of(b)
             for i, limit in enumerate(limits):
                 if limit is not None and amounts[i] > limit:
                     key = f"request:{ctx.trace_id or '-'}"
                     if b.hard:
-                        self._refuse(res, b, key, i, Counters(), amounts[i], ctx)
-                    self._threshold(b, key, i, limit, amounts[i], amounts[i] / limit, "exceeded", b.on_exceed, ctx)
+                        raise self.notices.refusal(b, key, i, Counters(), amounts[i], ctx, model=model)
+                    self.notices.threshold(b, key, i, limit, amounts[i], amounts[i] / limit, "exceeded", b.on_exceed, ctx)
         now = self.clock()
         groups = []
         for store, budgets in self._groups:
             claims = []
             for b in budgets:
                 key, ttl = b.scope_key(ctx, now)
-                claims.append(Claim(key, _limits(b), amounts, ttl, b.hard))
+                claims.append(Claim(key, limits_of(b), amounts, ttl, b.hard))
             groups.append((store, claims, budgets))
         return res, groups
 
@@ -315,7 +331,8 @@ class BudgetEnforcer:
             return
         i = result.refused
         self._undo(res)
-        self._refuse(res, budgets[i], claims[i].key, result.dimension, result.counters[i], claims[i].amounts[result.dimension], ctx)
+        raise self.notices.refusal(budgets[i], claims[i].key, result.dimension, result.counters[i],
+                                   claims[i].amounts[result.dimension], ctx, model=res.model)  # fmt: skip
 
     def _check_seconds(self, res: Reservation) -> None:
         now = self.clock()
@@ -333,7 +350,8 @@ class BudgetEnforcer:
                     raise
                 if started is not None and now - started > b.seconds:
                     self._undo(res)
-                    self._refuse(res, b, claim.key, None, Counters(started=started), 0, res.ctx, elapsed=now - started)
+                    raise self.notices.refusal(b, claim.key, None, Counters(started=started), 0, res.ctx,
+                                               model=res.model, elapsed=now - started)  # fmt: skip
 
     def _store_failed(self, res: Reservation, store: CounterStore, e: BudgetStoreUnavailable) -> None:
         if store.failure_mode == "fail_open":
@@ -354,43 +372,6 @@ class BudgetEnforcer:
                 _release(store, claims, res)
             except Exception as e:  # pragma: no cover - store down between two calls
                 logger.error("agentcost: could not release a reservation: %r", e)
-
-    def _refuse(
-        self,
-        res: Reservation,
-        budget: Budget,
-        key: str,
-        dim: int | None,
-        counters: Counters,
-        requested: int,
-        ctx: ScopeContext,
-        elapsed: float | None = None,
-    ) -> None:
-        if dim is None:
-            dimension, limit, committed = "seconds", budget.seconds, round(elapsed or 0.0, 3)
-            fraction = (elapsed or 0.0) / budget.seconds if budget.seconds else 1.0
-            detail = f"{committed} s elapsed of {limit} s"
-        else:
-            dimension = DIMENSIONS[dim]
-            limit_v = _limits(budget)[dim]
-            committed_v = counters.committed(dim)
-            if dim == _USD:
-                limit, committed, asked = units_to_usd(limit_v), units_to_usd(committed_v), units_to_usd(requested)
-                limit = budget.usd
-                detail = f"${committed.normalize():f} committed + ${asked.normalize():f} for this call > ${limit}"
-            else:
-                limit, committed, asked = limit_v, committed_v, requested
-                detail = f"{committed} committed + {asked} for this call > {limit}"
-            fraction = float(committed_v + requested) / float(limit_v) if limit_v else 1.0
-        action = budget.on_exceed
-        message = (
-            f"budget {budget.name!r} (per {budget.per}) exceeded on {dimension}: {detail}; "
-            f"action {action}" + (f" — {res.model}" if res.model else "")
-        )
-        alert = BudgetAlert("exceeded", action, budget.name, budget.per, key, dimension, limit, committed,
-                            fraction, message, _ctx_dict(ctx))  # fmt: skip
-        self._emit(alert, ctx, dedupe=False)
-        raise BudgetExceeded(message, details={**alert.as_dict(), "action": action})
 
     # --- settle / release ------------------------------------------------------------------
     def settle(
@@ -415,7 +396,7 @@ class BudgetEnforcer:
             except Exception as e:
                 logger.error("agentcost: could not settle a reservation in %r: %r", store, e)
                 continue
-            self._after(budgets, claims, after, res.ctx)
+            self.notices.after_settle(budgets, claims, after, res.ctx)
         return res.cost  # type: ignore[return-value]
 
     async def asettle(
@@ -485,70 +466,6 @@ class BudgetEnforcer:
         """Stop renewing leases (the enforcer's calls are over)."""
         self.open.stop()
 
-    # --- thresholds ------------------------------------------------------------------------
-    def _after(
-        self, budgets: Sequence[Budget], claims: Sequence[Claim], counters: Sequence[Counters], ctx: ScopeContext
-    ) -> None:
-        """Thresholds on what was really spent (settled), never on reservations' worst cases."""
-        for b, claim, c in zip(budgets, claims, counters):
-            for i, limit in enumerate(claim.limits):
-                if not limit:
-                    continue
-                used = c.spent[i]
-                fraction = used / limit
-                if fraction >= 1 and not b.hard:
-                    self._threshold(b, claim.key, i, limit, used, fraction, "exceeded", b.on_exceed, ctx)
-                elif b.warn_at is not None and fraction >= b.warn_at:
-                    self._threshold(b, claim.key, i, limit, used, fraction, "warning", "notify", ctx)
-
-    def _threshold(
-        self, b: Budget, key: str, dim: int, limit: int, used: int, fraction: float, level: str, action: str,
-        ctx: ScopeContext,
-    ) -> None:  # fmt: skip
-        dedupe = (key, DIMENSIONS[dim], level)
-        with self._alert_lock:
-            if dedupe in self._alerted:
-                return
-            if len(self._alerted) > 100_000:
-                self._alerted.clear()
-            self._alerted.add(dedupe)
-        if dim == _USD:
-            shown_limit, shown_used = b.usd, units_to_usd(used)
-            what = f"${shown_used.normalize():f} of ${shown_limit}"
-        else:
-            shown_limit, shown_used = limit, used
-            what = f"{used} of {limit} {DIMENSIONS[dim]}"
-        verb = "reached its warning threshold" if level == "warning" else "is over its limit"
-        message = f"budget {b.name!r} (per {b.per}) {verb}: {what} ({fraction:.0%}); action {action}"
-        alert = BudgetAlert(level, action, b.name, b.per, key, DIMENSIONS[dim], shown_limit, shown_used, fraction,
-                            message, _ctx_dict(ctx))  # fmt: skip
-        self._emit(alert, ctx, dedupe=True)
-
-    def _emit(self, alert: BudgetAlert, ctx: ScopeContext, dedupe: bool) -> None:
-        for sink in self.sinks:
-            try:
-                sink(alert)
-            except Exception as e:
-                logger.error("agentcost alert sink %r failed: %r", sink, e)
-        ledger = self.ledger
-        if ledger is not None:
-            try:
-                ledger.record(
-                    CostEvent(
-                        None,
-                        kind=f"budget.{alert.level}",
-                        user_id=ctx.user_id,
-                        session_id=ctx.session_id,
-                        feature=ctx.feature,
-                        agent_id=ctx.agent_id,
-                        trace_id=ctx.trace_id,
-                        framework=self.framework,
-                        extra=alert.as_dict(),
-                    )
-                )
-            except Exception as e:  # pragma: no cover - defensive
-                logger.error("agentcost: could not record a budget event: %r", e)
-
     # --- questions the router and the adapters ask -----------------------------------------
     def downgrade_requested(self, ctx: ScopeContext) -> bool:
         """True when a ``downgrade`` budget of this call's scopes is at or above ``warn_at``
@@ -563,7 +480,7 @@ class BudgetEnforcer:
             except BudgetStoreUnavailable:
                 continue
             threshold = b.warn_at or 1.0
-            for i, limit in enumerate(_limits(b)):
+            for i, limit in enumerate(limits_of(b)):
                 if limit and c.committed(i) / limit >= threshold:
                     return True
         return False
@@ -606,18 +523,3 @@ def _release(store: CounterStore, claims: list[Claim], res: Reservation) -> None
         store.release(claims, res.lease_id)
     else:
         store.release(claims)
-
-
-def _limits(b: Budget) -> tuple[int | None, int | None, int | None, int | None]:
-    return (None if b.usd is None else usd_to_units(b.usd), b.tokens, b.model_calls, b.tool_calls)
-
-
-def _ctx_dict(ctx: ScopeContext) -> dict[str, Any]:
-    return {
-        "trace_id": ctx.trace_id,
-        "session_id": ctx.session_id,
-        "user_id": ctx.user_id,
-        "feature": ctx.feature,
-        "agent_id": ctx.agent_id,
-    }
-

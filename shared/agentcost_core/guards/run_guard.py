@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -29,11 +28,11 @@ from decimal import Decimal
 from typing import Any, Iterable, Sequence
 
 from ..accountant import Accountant, served_tier
-from ..budgets import Budget, BudgetEnforcer, BudgetStoreUnavailable, Reservation, ScopeContext
+from ..budgets import Budget, BudgetEnforcer, Reservation, ScopeContext
 from ..call import ModelCall, Outcome
 from ..errors import ConfigurationError
 from ..events import CostEvent
-from ..halts import AgentHalted, BudgetExceeded, CallRefused, passes_through
+from ..halts import AgentHalted, BudgetExceeded, CallRefused
 from ..usage import Usage
 from .circuit_breaker import CircuitBreaker
 from .kill_switch import KillSwitch

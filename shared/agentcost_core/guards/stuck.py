@@ -67,18 +67,17 @@ per-run memory is bounded by ``window`` except for the set of hashes of the dist
 
 from __future__ import annotations
 
-import ast
-import json
 import logging
 import math
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..errors import ConfigurationError
 from ..halts import AgentHalted, TerminationReason
+from .similarity import canonical, cosine, jaccard, result_text, shingles, short
 
 __all__ = ["StuckDetector", "StuckMonitor", "StuckVerdict"]
 
@@ -286,7 +285,7 @@ class StuckMonitor:
         ``(name, args)`` pairs. Counts one iteration."""
         if text is not None and not isinstance(text, str):
             text = str(text)
-        calls = [(str(name), _canonical(args)) for name, args in tool_calls]
+        calls = [(str(name), canonical(args)) for name, args in tool_calls]
         norm: str | None = None
         vec: tuple[float, ...] | None = None
         if text and not text.isspace():  # the costly parts run outside the lock (embed may be remote)
@@ -318,19 +317,19 @@ class StuckMonitor:
             if same_name:  # executing a call the model announced: prefer the one with these arguments
                 match = same_name[0]
                 if len(same_name) > 1:
-                    key = _canonical(args)
+                    key = canonical(args)
                     match = next((c for c in same_name if c.key == key), match)
                 self._announced.remove(match)
                 return
             if self._nudged and self._arm_seq is None and self._iterations == 0:
                 self._arm_seq = self._seq  # an adapter that records no model outputs
-            self._add_call(name, _canonical(args), self._seq)
+            self._add_call(name, canonical(args), self._seq)
 
     def record_tool_result(self, name: str, result: Any) -> None:
         """A tool's result; new when its normalised text was not seen before in this run."""
         name = str(name)
-        text = _result_text(result)
-        digest = hash(_canonical(result, parse=False))
+        text = result_text(result)
+        digest = hash(canonical(result, parse=False))
         with self._lock:
             self._seq += 1
             seq = self._seq
@@ -359,26 +358,26 @@ class StuckMonitor:
     # -- similarity ------------------------------------------------------------------------------
 
     def _compare(self, norm: str, vec: tuple[float, ...] | None, seq: int) -> None:
-        shingles: frozenset[str] | None = None
+        grams: frozenset[str] | None = None
         self._sim = None
         if self._prev_norm is not None:
             score: float | None = None
             measure = "embedding"
             if vec is not None and self._prev_vec is not None and len(vec) == len(self._prev_vec):
-                score = _cosine(vec, self._prev_vec)
+                score = cosine(vec, self._prev_vec)
             if score is None:
                 measure = "shingle_jaccard"
                 if norm == self._prev_norm:
                     score = 1.0
                 else:
                     if self._prev_shingles is None:
-                        self._prev_shingles = _shingles(self._prev_norm)
-                    shingles = _shingles(norm)
-                    score = _jaccard(shingles, self._prev_shingles, self._d.similarity)
+                        self._prev_shingles = shingles(self._prev_norm)
+                    grams = shingles(norm)
+                    score = jaccard(grams, self._prev_shingles, self._d.similarity)
             if score >= self._d.similarity and not self._progress_since_output:
                 self._sim = (score, seq, measure)
         self._prev_norm = norm
-        self._prev_shingles = shingles
+        self._prev_shingles = grams
         self._prev_vec = vec
         self._progress_since_output = False
 
@@ -470,9 +469,9 @@ class StuckMonitor:
         count, name, key = best
         return _Detection(
             TerminationReason.REPEATED_TOOL, "identical_args",
-            f"calling `{name}` with the same arguments ({_short(key)}) {count} times in your last {n} tool calls",
+            f"calling `{name}` with the same arguments ({short(key)}) {count} times in your last {n} tool calls",
             f"the agent called `{name}` with the same arguments {count} times in its last {n} tool calls",
-            {"tool": name, "args": _short(key), "count": count, "last_calls": n},
+            {"tool": name, "args": short(key), "count": count, "last_calls": n},
         )  # fmt: skip
 
     def _same_tool(self, min_seq: int) -> _Detection | None:
@@ -552,105 +551,3 @@ class StuckMonitor:
     def __repr__(self) -> str:
         state = "halted" if self._halt is not None else ("nudged" if self._nudged else "ok")
         return f"StuckMonitor(iterations={self._iterations}, tool_calls={self._tool_calls}, state={state})"
-
-
-# -- normalisation and measures ------------------------------------------------------------------
-
-_FAILED = object()
-
-
-def _canonical(value: Any, parse: bool = True) -> str:
-    """A stable text key for tool arguments (``parse``: strings holding JSON / Python literals are
-    parsed first) or tool results. Never raises."""
-    try:
-        if isinstance(value, str):
-            if not parse:
-                return " ".join(value.split())
-            s = value.strip()
-            if s[:1] in ("{", "[") and len(s) <= _PARSE_MAX_CHARS:
-                parsed = _parse(s)
-                if parsed is not _FAILED:
-                    return _dump(parsed)
-            return _dump(s)
-        if value is None and not parse:
-            return ""
-        return _dump(value)
-    except Exception:  # noqa: BLE001 - an exotic object: its repr is still a usable key
-        try:
-            return repr(value)
-        except Exception:  # noqa: BLE001 - a broken __repr__
-            return f"<{type(value).__name__}>"
-
-
-def _parse(s: str) -> Any:
-    try:
-        return json.loads(s)
-    except ValueError:
-        pass
-    try:
-        return ast.literal_eval(s)
-    except Exception:  # noqa: BLE001 - SyntaxError, ValueError, RecursionError, MemoryError ...
-        return _FAILED
-
-
-def _dump(value: Any) -> str:
-    return json.dumps(_clean(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, str):
-        return " ".join(value.split())
-    if isinstance(value, (int, float)) or value is None:
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, (set, frozenset)):
-        return sorted((_clean(v) for v in value), key=_dump)
-    dump = getattr(value, "model_dump", None)  # pydantic models
-    if callable(dump):
-        return _clean(dump())
-    return value
-
-
-def _result_text(result: Any) -> str:
-    if result is None:
-        return ""
-    if isinstance(result, str):
-        return result
-    try:
-        return json.dumps(result, ensure_ascii=False, default=str)
-    except Exception:  # noqa: BLE001 - e.g. circular structures
-        return str(result)
-
-
-def _shingles(s: str) -> frozenset[str]:
-    if len(s) < 3:
-        return frozenset((s,))
-    return frozenset(s[i : i + 3] for i in range(len(s) - 2))
-
-
-def _jaccard(a: frozenset[str], b: frozenset[str], threshold: float) -> float:
-    small, large = (len(a), len(b)) if len(a) <= len(b) else (len(b), len(a))
-    if large == 0:
-        return 1.0
-    if small / large < threshold:  # |A∩B|/|A∪B| <= small/large: cannot reach the threshold
-        return small / large  # an upper bound, below the threshold
-    inter = len(a & b)
-    return inter / (len(a) + len(b) - inter)
-
-
-def _cosine(u: tuple[float, ...], v: tuple[float, ...]) -> float:
-    dot = nu = nv = 0.0
-    for x, y in zip(u, v):
-        dot += x * y
-        nu += x * x
-        nv += y * y
-    if nu == 0.0 or nv == 0.0:
-        return 0.0
-    return max(-1.0, min(1.0, dot / math.sqrt(nu * nv)))
-
-
-def _short(text: str) -> str:
-    return text if len(text) <= _DETAIL_MAX_CHARS else text[: _DETAIL_MAX_CHARS - 1] + "…"
