@@ -179,3 +179,26 @@ def test_the_renewer_thread_renews_open_leases_in_the_background(kind, request, 
         assert store.renewed.wait(30), "no renewal came from the background"
         e.release(res)
         e.close()
+
+
+def test_a_store_subclass_written_before_leases_is_still_driven_the_old_way(tmp_path):
+    from agentcost_core.budgets.stores.sqlite import SQLiteStore
+
+    class OldStyle(SQLiteStore):
+        def reserve(self, claims, now):  # type: ignore[no-untyped-def, override]
+            return super().reserve(claims, now)
+
+        def read(self, key):  # type: ignore[no-untyped-def, override]
+            return super().read(key)
+
+    store = OldStyle(f"sqlite:///{tmp_path}/old.db")
+    try:
+        budget = Budget(usd=1, per="user_day", store=store)
+        e = BudgetEnforcer(budget, catalog=TOY, alerts=[])
+        res = call(e)
+        assert budget.status(user_id="u-1").held == CENT
+        assert e.settle(res, CALL, model="toy-1c") == CENT
+        status = budget.status(user_id="u-1")
+        assert (status.held, status.spent) == (0, CENT)
+    finally:
+        store.close()

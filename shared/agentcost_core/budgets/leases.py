@@ -27,7 +27,7 @@ import uuid
 import weakref
 from typing import TYPE_CHECKING, Any, Callable
 
-from .stores.base import CounterStore, Lease
+from .stores.base import CounterStore, Lease, takes_leases
 
 if TYPE_CHECKING:
     from .enforcer import Reservation
@@ -39,7 +39,7 @@ logger = logging.getLogger("agentcost.budgets")
 
 def leased(store: CounterStore) -> bool:
     """True when reservations in ``store`` are leases (shared stores that keep leased holds)."""
-    return store.shared and store.leases
+    return takes_leases(store)
 
 
 class OpenReservations:
