@@ -393,3 +393,15 @@ def test_64_threads_never_overspend_one_hard_cap(kind: str, budget_store: Any) -
     held, spent = held_and_spent(budget)
     assert refused and held == 0 and spent <= cap
     assert spent == sum(e.cost for e in handler.events if e.kind == "llm")
+
+
+def test_attaching_controls_again_never_rewrites_where_their_events_go() -> None:
+    first, second = Ledger("memory://", sync=True), Ledger("memory://", sync=True)
+    budget = Budget(usd="0.000001", per="request", on_exceed="block", store=MemoryStore())
+    controls = Controls(budgets=budget)
+    model = ScriptedChatModel(script=["ok"], model="gpt-4o", max_tokens=50)
+    for ledger in (first, second):  # two handlers (e.g. two guard() invocations) share the controls
+        with pytest.raises(BudgetExceeded):
+            model.invoke("hi", {"callbacks": [CostCallbackHandler(ledger, controls=controls)]})
+    assert [e.kind for e in first.events() if e.kind.startswith("budget")] == ["budget.exceeded"] * 2
+    assert [e.kind for e in second.events() if e.kind != "llm"] == []

@@ -78,7 +78,10 @@ def test_model_router_answers_from_its_llm_cache_without_calling_a_tier() -> Non
     h = CostCallbackHandler(Ledger("memory://", sync=True))
     assert router.invoke("What is our refund window?", {"callbacks": [h]}).content == "first"
     assert router.invoke("What is our refund window?", {"callbacks": [h]}).content == "first"
-    assert llm_tiers(h) == ["nano"]  # the second answer came from the cache
+    first, hit = [e for e in h.events if e.kind == "llm"]
+    assert first.tier == "nano" and not first.cache_hit
+    assert hit.cache_hit and hit.cost == 0 and hit.saved == first.cost  # from the cache: recorded at $0
+    assert hit.model == first.model
 
 
 def test_set_llm_cache_applies_to_the_model_router() -> None:

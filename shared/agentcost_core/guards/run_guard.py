@@ -283,12 +283,25 @@ class RunGuard:
 
     async def aclose_call(self, res: Reservation | None, call: ModelCall | None, outcome: Outcome,
                           cost: Decimal | None = None) -> None:  # fmt: skip
-        """:meth:`close_call` for async code: store I/O runs in a worker thread, never on the loop."""
+        """:meth:`close_call` for async code: the settle's store I/O runs in a worker thread, never on
+        the loop, and completes even if this task is cancelled meanwhile."""
         enforcer = self.controls.enforcer
-        if res is None or enforcer is None or enforcer.local:
-            self.close_call(res, call, outcome, cost)
-        else:
-            await asyncio.to_thread(self.close_call, res, call, outcome, cost)
+        if res is None or enforcer is None or enforcer.local or outcome.error is not None:
+            if outcome.error is not None:
+                await self.amodel_failed(res)
+            else:
+                self.close_call(res, call, outcome, cost)
+            return
+        if cost is None:
+            cost = self.budget_cost(call, outcome)
+        usage = outcome.usage
+        if usage is None and not outcome.cache_hit:
+            usage, _ = enforcer.accountant.usage_of(call, outcome)
+        model = outcome.model or (call.model if call else None)
+        tier = served_tier(call, outcome)
+        counted = await enforcer.asettle(res, usage, model=model, service_tier=tier, cost=cost)
+        self.after_model(None, usage, model=model, service_tier=tier, cost=counted, text=outcome.text,
+                         tool_calls=outcome.tool_calls)  # fmt: skip
 
     async def amodel_failed(self, res: Reservation | None) -> None:
         enforcer = self.controls.enforcer
