@@ -405,3 +405,21 @@ def test_attaching_controls_again_never_rewrites_where_their_events_go() -> None
             model.invoke("hi", {"callbacks": [CostCallbackHandler(ledger, controls=controls)]})
     assert [e.kind for e in first.events() if e.kind.startswith("budget")] == ["budget.exceeded"] * 2
     assert [e.kind for e in second.events() if e.kind != "llm"] == []
+
+
+def test_a_guarded_agent_streams_the_agents_chunks_then_its_result() -> None:
+    from agentcost_core.guards.result import GuardedResult
+
+    @tool
+    def look(action: str) -> str:
+        """Look something up."""
+        return "found it"
+
+    call = AIMessage(content="", tool_calls=[{"name": "look", "args": {"action": "x"}, "id": "s1"}])
+    agent = create_agent(ScriptedChatModel(script=[call, "Here it is."], model="gpt-4o"), tools=[look])
+    items = list(guard(agent, budgets=Budget(usd="1", store=MemoryStore()), ledger="memory://").stream(
+        {"messages": [HumanMessage("find it")]}, stream_mode="updates"))
+    *chunks, result = items
+    assert len(chunks) >= 3 and all(isinstance(c, dict) for c in chunks)  # model, tools, model: as they ran
+    assert isinstance(result, GuardedResult) and result.termination_reason is None
+    assert result.cost > 0 and len([e for e in result.events if e.kind == "llm"]) == 2
