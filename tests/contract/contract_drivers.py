@@ -74,20 +74,23 @@ class LangChainDriver:
         assert h.internal_errors == 0
         return event
 
-    def same_call_twice_with_llm_cache(self, *, usage: dict[str, int], model: str = "gpt-4o") -> list[Any]:
+    def same_call_twice_with_llm_cache(self, *, usage: dict[str, int], model: str = "gpt-4o", budgets: Any = None,
+                                       user_id: str | None = None) -> list[Any]:
+        """The same call twice on a model with an LLM cache (the second one a hit); the two events."""
         from langchain_core.caches import InMemoryCache
 
         from agentcost_langchain import CostCallbackHandler
 
-        h = CostCallbackHandler(Ledger("memory://", sync=True))
+        h = CostCallbackHandler(Ledger("memory://", sync=True), budgets=budgets, user_id=user_id)
         llm = _usage_chat_model(usage=usage, served=model, text="Paris.", cache=InMemoryCache())
         for _ in range(2):
             llm.invoke("What is the capital of France?", {"callbacks": [h]})
         return llm_events(h.events)
 
     def guarded_run(self, *, budgets: Any, user_id: str, turns: int, model: str, max_tokens: int,
-                    service_tier: str | None = None) -> tuple[Any, list[Any]]:
-        """A looping tool-calling agent under ``guard(create_agent(...), budgets=...)``."""
+                    service_tier: str | None = None, malformed_usage: Any = None) -> tuple[Any, list[Any]]:
+        """A looping tool-calling agent under ``guard(create_agent(...), budgets=...)``
+        (``malformed_usage``: what every reply reports as its usage instead of the real one)."""
         from langchain.agents import create_agent
         from langchain_core.messages import AIMessage, HumanMessage
         from langchain_core.tools import tool
@@ -104,6 +107,8 @@ class LangChainDriver:
             for i in range(turns)
         ]
         kw: dict[str, Any] = {"service_tier": service_tier} if service_tier else {}
+        if malformed_usage is not None:
+            kw["malformed_usage"] = malformed_usage
         llm = _tiered_scripted_model(script=[*script, "Done."], model=model, max_tokens=max_tokens, **kw)
         agent = create_agent(llm, tools=[lookup])
         ledger = Ledger("memory://", sync=True)
@@ -200,6 +205,7 @@ def _tiered_scripted_model(**kw: Any) -> Any:
 
     class TieredScripted(ScriptedChatModel):
         service_tier: str | None = None
+        malformed_usage: Any = None
 
         @property
         def _identifying_params(self) -> dict[str, Any]:
@@ -210,6 +216,8 @@ def _tiered_scripted_model(**kw: Any) -> Any:
 
         def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **k: Any) -> Any:
             result = super()._generate(messages, stop, run_manager, **k)
+            if self.malformed_usage is not None:
+                result.generations[0].message.usage_metadata = self.malformed_usage
             if self.service_tier:
                 message = result.generations[0].message
                 message.response_metadata = {**message.response_metadata, "service_tier": self.service_tier}
@@ -258,12 +266,12 @@ class LlamaIndexDriver:
         pytest.skip("LlamaIndex has no LLM cache: a cache hit cannot happen on this adapter")
 
     def guarded_run(self, *, budgets: Any, user_id: str, turns: int, model: str, max_tokens: int,
-                    service_tier: str | None = None) -> tuple[Any, list[Any]]:
-        """A looping tool-calling agent under ``guard(FunctionAgent(...), budgets=...)``."""
+                    service_tier: str | None = None, malformed_usage: Any = None) -> tuple[Any, list[Any]]:
+        """A looping tool-calling agent under ``guard(FunctionAgent(...), budgets=...)``
+        (``malformed_usage``: what every reply reports as its usage instead of the real one)."""
         from llama_index.core.agent.workflow import FunctionAgent
 
         from agentcost_llamaindex import guard
-        from agentcost_llamaindex.testing import ScriptedLLM
 
         def lookup(q: str) -> str:
             """Look something up."""
@@ -271,7 +279,8 @@ class LlamaIndexDriver:
 
         script: list[Any] = [{"tool": "lookup", "args": {"q": f"query {i}"}} for i in range(turns)]
         extra = {"service_tier": service_tier} if service_tier else {}
-        llm = ScriptedLLM(script=[*script, "Done."], model=model, max_tokens=max_tokens, additional_kwargs=extra)
+        llm = _malformed_scripted_llm(malformed_usage)(script=[*script, "Done."], model=model, max_tokens=max_tokens,
+                                                      additional_kwargs=extra)
         agent = FunctionAgent(tools=[lookup], llm=llm, streaming=False)
         ledger = Ledger("memory://", sync=True)
         result = asyncio.run(
@@ -311,6 +320,21 @@ class LlamaIndexDriver:
         [event] = llm_events(h.events)
         assert out.message.content == f"{event.tier} answer"
         return event
+
+
+def _malformed_scripted_llm(usage: Any) -> Any:
+    """``ScriptedLLM``, or a subclass whose responses report ``usage`` instead of the real usage."""
+    from agentcost_llamaindex.testing import ScriptedLLM
+
+    if usage is None:
+        return ScriptedLLM
+
+    class MalformedUsageLLM(ScriptedLLM):
+        def _reply(self, messages: Any) -> Any:
+            message, raw = super()._reply(messages)
+            return message, {**raw, "usage": usage}
+
+    return MalformedUsageLLM
 
 
 def _raw_chat_llm(*, model: str, text: str, raw: Any) -> Any:
