@@ -133,15 +133,15 @@ class LangChainDriver:
         roles = {"system": "system", "human": "user", "ai": "assistant"}
         return [(roles[m.type], m.content if isinstance(m.content, str) else json.dumps(m.content)) for m in view], tokens
 
-    def route(self, *, policy: Any, prompt: str) -> Any:
-        """One call through ``ModelRouter`` with tiers nano / frontier; its llm event."""
+    def route(self, *, policy: Any, prompt: str, metadata: dict[str, Any] | None = None) -> Any:
+        """One call through ``ModelRouter`` with tiers nano / frontier (``metadata``: the run's); its llm event."""
         from agentcost_langchain import CostCallbackHandler, ModelRouter
         from agentcost_langchain.testing import ScriptedChatModel
 
         tiers = {"nano": ScriptedChatModel(script=["nano answer"], model=NANO),
                  "frontier": ScriptedChatModel(script=["frontier answer"], model=FRONTIER)}  # fmt: skip
         h = CostCallbackHandler(Ledger("memory://", sync=True))
-        out = ModelRouter(tiers, policy).invoke(prompt, {"callbacks": [h]})
+        out = ModelRouter(tiers, policy).invoke(prompt, {"callbacks": [h], "metadata": dict(metadata or {})})
         [event] = llm_events(h.events)
         assert out.content == f"{event.tier} answer"
         return event
@@ -306,16 +306,18 @@ class LlamaIndexDriver:
         tokens = TokenCounter.for_model(model).count_messages(to_core_messages(view)).tokens
         return [(m.role.value, m.content or "") for m in view], tokens
 
-    def route(self, *, policy: Any, prompt: str) -> Any:
-        """One call through ``RouterLLM`` with tiers nano / frontier; its llm event."""
+    def route(self, *, policy: Any, prompt: str, metadata: dict[str, Any] | None = None) -> Any:
+        """One call through ``RouterLLM`` with tiers nano / frontier (``metadata``: the run's
+        ``instrument_tags``); its llm event."""
         from llama_index.core.base.llms.types import ChatMessage, MessageRole
+        from llama_index.core.instrumentation.dispatcher import instrument_tags
 
         from agentcost_llamaindex import RouterLLM, instrument
         from agentcost_llamaindex.testing import ScriptedLLM
 
         tiers = {"nano": ScriptedLLM(script=["nano answer"], model=NANO),
                  "frontier": ScriptedLLM(script=["frontier answer"], model=FRONTIER)}  # fmt: skip
-        with instrument(Ledger("memory://", sync=True)) as h:
+        with instrument(Ledger("memory://", sync=True)) as h, instrument_tags(dict(metadata or {})):
             out = RouterLLM(tiers, policy).chat([ChatMessage(role=MessageRole.USER, content=prompt)])
         [event] = llm_events(h.events)
         assert out.message.content == f"{event.tier} answer"
