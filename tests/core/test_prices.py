@@ -191,7 +191,7 @@ def test_cost_arithmetic_equals_the_decimal_formula_in_value_and_digits_for_ever
 
     catalog = PriceCatalog.default()
     price_sets = []
-    for p in catalog._prices.values():
+    for p in catalog:  # every model price the catalog holds
         price_sets += [p.base, *([p.long_context] if p.long_context else []), *p.tiers.values()]
     price_sets += [BucketPrices(*map(Decimal, v)) for v in
                    (("0", "0", "0", "0", "0"), ("1E+1", "0.5", "3", "0.075", "2.000"), ("1E-7", "123456.789", "0.10", "1", "7E-3"))]  # fmt: skip
