@@ -15,7 +15,7 @@ import asyncio
 import json
 from decimal import Decimal
 from importlib import resources
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import pytest
 
@@ -35,12 +35,16 @@ MALFORMED = {
 
 def catalog_price(model: str, bucket: str) -> Decimal:
     """USD per 1M tokens of ``bucket`` for ``model``, straight from the packaged prices.json."""
-    entry = json.loads(resources.files("agentcost_core").joinpath("data/prices.json").read_text("utf-8"))["models"][model]
+    entry = json.loads(resources.files("agentcost_core").joinpath("data/prices.json").read_text("utf-8"))["models"][
+        model
+    ]
     return Decimal(str(entry[bucket]))
 
 
 def tier_multiplier(model: str, tier: str) -> Decimal:
-    entry = json.loads(resources.files("agentcost_core").joinpath("data/prices.json").read_text("utf-8"))["models"][model]
+    entry = json.loads(resources.files("agentcost_core").joinpath("data/prices.json").read_text("utf-8"))["models"][
+        model
+    ]
     return Decimal(str(entry["service_tiers"][tier]))
 
 
@@ -61,8 +65,16 @@ def llm_events(events: Sequence[Any]) -> list[Any]:
 class LangChainDriver:
     name = "langchain"
 
-    def call(self, *, usage: Any, model: str = "gpt-4o", text: str = "Paris.", attribution: dict[str, Any] | None = None,
-             service_tier: str | None = None, raw_usage: bool = False) -> Any:
+    def call(
+        self,
+        *,
+        usage: Any,
+        model: str = "gpt-4o",
+        text: str = "Paris.",
+        attribution: dict[str, Any] | None = None,
+        service_tier: str | None = None,
+        raw_usage: bool = False,
+    ) -> Any:
         """One model call through ``CostCallbackHandler``; the single event it recorded."""
         from agentcost_langchain import CostCallbackHandler
 
@@ -74,8 +86,9 @@ class LangChainDriver:
         assert h.internal_errors == 0
         return event
 
-    def same_call_twice_with_llm_cache(self, *, usage: dict[str, int], model: str = "gpt-4o", budgets: Any = None,
-                                       user_id: str | None = None) -> list[Any]:
+    def same_call_twice_with_llm_cache(
+        self, *, usage: dict[str, int], model: str = "gpt-4o", budgets: Any = None, user_id: str | None = None
+    ) -> list[Any]:
         """The same call twice on a model with an LLM cache (the second one a hit); the two events."""
         from langchain_core.caches import InMemoryCache
 
@@ -87,8 +100,17 @@ class LangChainDriver:
             llm.invoke("What is the capital of France?", {"callbacks": [h]})
         return llm_events(h.events)
 
-    def guarded_run(self, *, budgets: Any, user_id: str, turns: int, model: str, max_tokens: int,
-                    service_tier: str | None = None, malformed_usage: Any = None) -> tuple[Any, list[Any]]:
+    def guarded_run(
+        self,
+        *,
+        budgets: Any,
+        user_id: str,
+        turns: int,
+        model: str,
+        max_tokens: int,
+        service_tier: str | None = None,
+        malformed_usage: Any = None,
+    ) -> tuple[Any, list[Any]]:
         """A looping tool-calling agent under ``guard(create_agent(...), budgets=...)``
         (``malformed_usage``: what every reply reports as its usage instead of the real one)."""
         from langchain.agents import create_agent
@@ -117,8 +139,9 @@ class LangChainDriver:
         )
         return result, llm_events(ledger.events())
 
-    def fit_memory(self, *, max_tokens: int, system: str, history: list[tuple[str, str]], current: str,
-                   model: str = "gpt-4o") -> tuple[list[tuple[str, str]], int]:
+    def fit_memory(
+        self, *, max_tokens: int, system: str, history: list[tuple[str, str]], current: str, model: str = "gpt-4o"
+    ) -> tuple[list[tuple[str, str]], int]:
         """``TieredMemory.fit`` over system + history + the current input; the view and its tokens."""
         from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
@@ -131,7 +154,9 @@ class LangChainDriver:
         view = TieredMemory(max_tokens, model=model, recent_turns=2).fit(msgs)
         tokens = TokenCounter.for_model(model).count_messages(to_chat_messages(view)).tokens
         roles = {"system": "system", "human": "user", "ai": "assistant"}
-        return [(roles[m.type], m.content if isinstance(m.content, str) else json.dumps(m.content)) for m in view], tokens
+        return [
+            (roles[m.type], m.content if isinstance(m.content, str) else json.dumps(m.content)) for m in view
+        ], tokens
 
     def route(self, *, policy: Any, prompt: str, metadata: dict[str, Any] | None = None) -> Any:
         """One call through ``ModelRouter`` with tiers nano / frontier (``metadata``: the run's); its llm event."""
@@ -150,8 +175,9 @@ class LangChainDriver:
 NANO, FRONTIER = "gpt-4.1-nano", "gpt-4.1"
 
 
-def _usage_chat_model(*, usage: Any, served: str, text: str, service_tier: str | None = None,
-                      raw_usage: bool = False, cache: Any = None) -> Any:
+def _usage_chat_model(
+    *, usage: Any, served: str, text: str, service_tier: str | None = None, raw_usage: bool = False, cache: Any = None
+) -> Any:
     """A chat model whose reply carries exactly the given usage, in LangChain's ``usage_metadata``
     shape (``raw_usage``: put ``usage`` there as it is, malformed or not)."""
     from langchain_core.language_models.chat_models import BaseChatModel
@@ -195,8 +221,9 @@ def _usage_chat_model(*, usage: Any, served: str, text: str, service_tier: str |
                 message.usage_metadata = md  # type: ignore[assignment]
             return ChatResult(generations=[ChatGeneration(message=message)])
 
-    return UsageChatModel(usage=usage, served=served, text=text, service_tier=service_tier, raw_usage=raw_usage,
-                          cache=cache)
+    return UsageChatModel(
+        usage=usage, served=served, text=text, service_tier=service_tier, raw_usage=raw_usage, cache=cache
+    )
 
 
 def _tiered_scripted_model(**kw: Any) -> Any:
@@ -230,8 +257,16 @@ def _tiered_scripted_model(**kw: Any) -> Any:
 class LlamaIndexDriver:
     name = "llamaindex"
 
-    def call(self, *, usage: Any, model: str = "gpt-4o", text: str = "Paris.", attribution: dict[str, Any] | None = None,
-             service_tier: str | None = None, raw_usage: bool = False) -> Any:
+    def call(
+        self,
+        *,
+        usage: Any,
+        model: str = "gpt-4o",
+        text: str = "Paris.",
+        attribution: dict[str, Any] | None = None,
+        service_tier: str | None = None,
+        raw_usage: bool = False,
+    ) -> Any:
         """One model call seen by ``instrument()``; the single event it recorded."""
         from llama_index.core.base.llms.types import ChatMessage, MessageRole
         from llama_index.core.instrumentation.dispatcher import instrument_tags
@@ -265,8 +300,17 @@ class LlamaIndexDriver:
     def same_call_twice_with_llm_cache(self, **kw: Any) -> list[Any]:
         pytest.skip("LlamaIndex has no LLM cache: a cache hit cannot happen on this adapter")
 
-    def guarded_run(self, *, budgets: Any, user_id: str, turns: int, model: str, max_tokens: int,
-                    service_tier: str | None = None, malformed_usage: Any = None) -> tuple[Any, list[Any]]:
+    def guarded_run(
+        self,
+        *,
+        budgets: Any,
+        user_id: str,
+        turns: int,
+        model: str,
+        max_tokens: int,
+        service_tier: str | None = None,
+        malformed_usage: Any = None,
+    ) -> tuple[Any, list[Any]]:
         """A looping tool-calling agent under ``guard(FunctionAgent(...), budgets=...)``
         (``malformed_usage``: what every reply reports as its usage instead of the real one)."""
         from llama_index.core.agent.workflow import FunctionAgent
@@ -279,17 +323,21 @@ class LlamaIndexDriver:
 
         script: list[Any] = [{"tool": "lookup", "args": {"q": f"query {i}"}} for i in range(turns)]
         extra = {"service_tier": service_tier} if service_tier else {}
-        llm = _malformed_scripted_llm(malformed_usage)(script=[*script, "Done."], model=model, max_tokens=max_tokens,
-                                                      additional_kwargs=extra)
+        llm = _malformed_scripted_llm(malformed_usage)(
+            script=[*script, "Done."], model=model, max_tokens=max_tokens, additional_kwargs=extra
+        )
         agent = FunctionAgent(tools=[lookup], llm=llm, streaming=False)
         ledger = Ledger("memory://", sync=True)
         result = asyncio.run(
-            guard(agent, budgets=budgets, ledger=ledger, user_id=user_id).run("Look everything up.", max_iterations=4 * turns + 10)
+            guard(agent, budgets=budgets, ledger=ledger, user_id=user_id).run(
+                "Look everything up.", max_iterations=4 * turns + 10
+            )
         )
         return result, llm_events(ledger.events())
 
-    def fit_memory(self, *, max_tokens: int, system: str, history: list[tuple[str, str]], current: str,
-                   model: str = "gpt-4o") -> tuple[list[tuple[str, str]], int]:
+    def fit_memory(
+        self, *, max_tokens: int, system: str, history: list[tuple[str, str]], current: str, model: str = "gpt-4o"
+    ) -> tuple[list[tuple[str, str]], int]:
         """``TieredMemory`` put / get (the current input put last, as an agent does)."""
         from llama_index.core.base.llms.types import ChatMessage, MessageRole
 
