@@ -67,14 +67,20 @@ def _spec(kind: str, request: pytest.FixtureRequest, tmp_path) -> tuple[str, ...
     raise AssertionError(kind)
 
 
+def _drop_tables(url: str, table: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_holds")
+
+
 def _cleanup(spec: tuple[str, ...], store) -> None:  # type: ignore[no-untyped-def]
     if spec[0] == "redis":
         store.reset()
         assert not list(store.client.scan_iter(match=spec[2] + "*"))
-    elif spec[0] == "postgres":
-        with store._connection() as conn:
-            conn.execute(f"DROP TABLE IF EXISTS {spec[2]}, {spec[2]}_holds")
     store.close()
+    if spec[0] == "postgres":
+        _drop_tables(spec[1], spec[2])
 
 
 ALL = ["memory", "sqlite", pytest.param("redis", marks=services), pytest.param("postgres", marks=services)]
@@ -447,8 +453,7 @@ def test_processes_starting_at_once_on_a_fresh_table_all_get_through(spec, store
         try:
             outcomes = run_together(_first_call, [((*spec[:2], table),)] * 6)
         finally:
-            with store._connection() as conn:
-                conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_holds")
+            _drop_tables(spec[1], table)
         assert outcomes == ["ok"] * 6
 
 

@@ -116,17 +116,22 @@ def test_overrides_merge_on_top(catalog):
     assert catalog.cost("gpt-4o", Usage(input=M)) == Decimal("2.50")  # the original is untouched
 
 
-def test_env_override_file(tmp_path, monkeypatch):
-    import agentcost_core.prices.catalog as cat_mod
+def test_env_override_file(tmp_path):
+    """A process started with ``AGENTCOST_PRICES`` prices the models of that file by default."""
+    import os
+    import subprocess
+    import sys
 
     f = tmp_path / "mine.json"
     f.write_text(json.dumps({"models": {"house-model": {"provider": "acme", "input": "1.5", "output": "3"}}}))
-    monkeypatch.setenv("AGENTCOST_PRICES", str(f))
-    monkeypatch.setattr(cat_mod, "_DEFAULT", None)
-    try:
-        assert PriceCatalog.default().cost("house-model", Usage(input=1000)) == Decimal("0.0015")
-    finally:
-        monkeypatch.setattr(cat_mod, "_DEFAULT", None)
+    code = (
+        "from agentcost_core import PriceCatalog, Usage\n"
+        "c = PriceCatalog.default()\n"
+        "print(c.cost('house-model', Usage(input=1000)), c.cost('gpt-4o', Usage(input=1_000_000)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "AGENTCOST_PRICES": str(f)},
+                         capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    assert out.stdout.split() == ["0.0015", "2.50"]  # the override, and the packaged prices beside it
 
 
 @pytest.mark.parametrize(
@@ -191,7 +196,7 @@ def test_cost_arithmetic_equals_the_decimal_formula_in_value_and_digits_for_ever
 
     catalog = PriceCatalog.default()
     price_sets = []
-    for p in catalog._prices.values():
+    for p in catalog:  # every model price the catalog holds
         price_sets += [p.base, *([p.long_context] if p.long_context else []), *p.tiers.values()]
     price_sets += [BucketPrices(*map(Decimal, v)) for v in
                    (("0", "0", "0", "0", "0"), ("1E+1", "0.5", "3", "0.075", "2.000"), ("1E-7", "123456.789", "0.10", "1", "7E-3"))]  # fmt: skip

@@ -167,8 +167,10 @@ def test_reads_only_new_messages_when_the_list_grows() -> None:
         return m
 
     history.append(Item("assistant", "more"))
-    ctx.fit(source=history, convert=convert)
-    assert ctx._source_len == len(history)
+    grown = ctx.fit(source=history, convert=convert)
+    fresh = TieredContext(2000, model="gpt-4o", recent_turns=3).fit(list(history))
+    assert [i.text for i in grown.items] == [i.text for i in fresh.items]  # the same view as a fresh read
+    assert grown.items[-1].text == "more" and grown.report.total == fresh.report.total
     ctx2 = TieredContext(2000, model="gpt-4o")
     ctx2.fit(source=history, convert=convert)
     n = len(seen)

@@ -61,12 +61,15 @@ def test_anthropic_with_client_uses_count_tokens_once_per_request():
 
 
 @needs_o200k
-def test_per_message_memo_counts_only_new_messages(monkeypatch):
+def test_a_growing_history_counts_as_the_sum_of_its_messages():
     c = TokenCounter("gpt-4o")
     history = [ChatMessage("user", f"message number {i}") for i in range(200)]
-    c.count_messages(history)
-    encoded = []
-    real = c._raw
-    monkeypatch.setattr(c, "_raw", lambda text: encoded.append(text) or real(text))
-    c.count_messages([*history, ChatMessage("assistant", "a brand new reply")])
-    assert encoded == ["a brand new reply", "assistant"]
+    before = c.count_messages(history).tokens
+    new = ChatMessage("assistant", "a brand new reply")
+    assert c.count_messages([*history, new]).tokens == before + c.message_tokens(new)
+    assert c.count_messages(history).tokens == before  # counting again gives the same answer
+    # a message counted before and one that differs only in its text are told apart
+    seen, edited = history[7], ChatMessage("user", "message number 7, edited to be much longer than before")
+    empty = c.count_messages([]).tokens
+    assert c.count_messages([seen]).tokens - empty == c.message_tokens(seen)
+    assert c.count_messages([edited]).tokens - empty == c.message_tokens(edited) > c.message_tokens(seen)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import weakref
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
 pytest.importorskip("langchain_core")
 
+from langchain_core.callbacks import BaseCallbackHandler  # noqa: E402
 from langchain_core.messages import AIMessage  # noqa: E402
 from langchain_core.prompts import ChatPromptTemplate  # noqa: E402
 from langchain_core.runnables import RunnableLambda  # noqa: E402
@@ -106,18 +110,33 @@ def test_attribution_defaults_and_per_run_metadata():
     assert third.session_id == "conv-9"
 
 
+class RunIds(BaseCallbackHandler):
+    """Keeps a weak reference to the id of every run LangChain starts."""
+
+    def __init__(self) -> None:
+        self.refs: list[weakref.ref[Any]] = []
+
+    def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: Any, **kw: Any) -> None:
+        self.refs.append(weakref.ref(run_id))
+
+    def on_chat_model_start(self, serialized: Any, messages: Any, *, run_id: Any, **kw: Any) -> None:
+        self.refs.append(weakref.ref(run_id))
+
+
 def test_trace_is_the_root_run_and_step_the_enclosing_chain():
     h = CostCallbackHandler("memory://")
+    run_ids = RunIds()
     model = ScriptedChatModel(script=["x"])
     inner = (PROMPT | model).with_config(run_name="summarize")
     outer = (RunnableLambda(lambda x: x) | inner).with_config(run_name="pipeline")
-    outer.invoke({"q": "hello"}, config={"callbacks": [h]})
-    outer.invoke({"q": "hello"}, config={"callbacks": [h]})
+    outer.invoke({"q": "hello"}, config={"callbacks": [h, run_ids]})
+    outer.invoke({"q": "hello"}, config={"callbacks": [h, run_ids]})
     a, b = h.events
     assert a.step == "summarize" and a.trace_id != b.trace_id
     assert a.parent_id is not None and a.span_id != a.parent_id
-    # the handler forgets finished runs
-    assert not h._runs and not h._chains
+    # the handler forgets finished runs: nothing keeps any of their run ids alive
+    gc.collect()
+    assert len(run_ids.refs) >= 8 and all(ref() is None for ref in run_ids.refs)
 
 
 def test_langgraph_node_is_the_step_and_thread_id_the_session():

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 from decimal import Decimal
 from typing import Any
 
@@ -269,9 +270,18 @@ def test_a_hard_cap_holds_when_tool_schemas_are_billed_as_input() -> None:
     assert sum(e.cost for e in h.events if e.kind == "llm") <= Decimal("0.05")
 
 
+def _live_run_guards() -> int:
+    from agentcost_core.guards.run_guard import RunGuard
+
+    gc.collect()
+    return sum(isinstance(o, RunGuard) for o in gc.get_objects())
+
+
 def test_the_handler_forgets_the_run_state_of_direct_model_calls() -> None:
     h = CostCallbackHandler(ledger(), budgets=Budget(usd=10, store=MemoryStore()))
     model = ScriptedChatModel(script=["ok"], model="gpt-4o")
+    before = _live_run_guards()
     for _ in range(50):
         model.invoke("hi", {"callbacks": [h]})
-    assert h._guarded == {}
+    assert len(h.events) == 50
+    assert _live_run_guards() == before  # no run guard outlives its call

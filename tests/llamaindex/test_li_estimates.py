@@ -38,19 +38,19 @@ def test_mock_llm_without_model_name_is_estimated_and_unpriced(handler) -> None:
     assert e.model is None and e.cost is None and not e.priced
 
 
-def test_counts_are_memoized_per_message(handler) -> None:
-    from agentcost_core import TokenCounter
-
-    counter = TokenCounter.for_model("gpt-4o")  # shared per model by every handler
-    counter._memo.clear()
+def test_a_growing_conversation_is_estimated_as_the_sum_of_its_messages(handler) -> None:
+    counter = TokenCounter("gpt-4o")
     llm = RawChatLLM(model="gpt-4o", raw=None)
     history = [user(f"message number {i} " * 20) for i in range(30)]
     llm.chat(history)
-    assert len(counter._memo) == 30
     history.append(user("one more"))
     llm.chat(history)
-    assert len(counter._memo) == 31  # one new count, the 30 old ones reused
-    assert handler.events[1].usage.input > handler.events[0].usage.input
+    llm.chat(history)  # the same conversation again: the same estimate
+    first, grown, again = handler.events
+    [new] = to_core_messages(history[-1:])
+    assert grown.usage.input == first.usage.input + counter.message_tokens(new)
+    assert again.usage == grown.usage and again.cost == grown.cost
+    assert first.usage.input == counter.count_messages(to_core_messages(history[:-1])).tokens
 
 
 def test_additional_kwargs_token_counts_are_used_before_estimating(handler) -> None:
