@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Run every benchmark in this folder, one after the other (never in parallel: they time CPU).
 #
-#   bash tests/benchmarks/run_all.sh            # full runs (~12 minutes on 2 cores)
-#   bash tests/benchmarks/run_all.sh --quick    # smoke run (~1 minute)
+#   bash tests/benchmarks/run_all.sh            # full runs (~16 minutes on 2 cores)
+#   bash tests/benchmarks/run_all.sh --quick    # smoke run (~1.5 minutes)
 #
 # Python: $PYTHON if set, else the active virtualenv, else ./.venv (what `make bench` builds), else python3.
 # The output is also saved to $BENCH_OUT (default: /tmp/agentcost-bench-<timestamp>.txt).
@@ -27,7 +27,7 @@ out="${BENCH_OUT:-${TMPDIR:-/tmp}/agentcost-bench-$(date +%Y%m%d-%H%M%S).txt}"
 run_all() {
     local status=0
     echo "# agentcost benchmarks — $(date -Iseconds) — $("$py" -V 2>&1) — $(nproc) CPU(s)"
-    for bench in bench_langchain_callback bench_llamaindex_handler bench_ledger bench_budgets bench_context bench_routing bench_llamaindex_instructions; do
+    for bench in bench_langchain_callback bench_budget_call bench_llamaindex_handler bench_ledger bench_budgets bench_context bench_routing bench_llamaindex_instructions; do
         echo
         echo "================================================================ $bench"
         "$py" "$here/$bench.py" "$@" || { echo "!! $bench exited with status $?"; status=1; }
