@@ -205,12 +205,14 @@ class _CostTracking(RecorderResults):
                 return
             call = self._model_call(prompt, run_id, parent_run_id, md, kwargs)
             guard = None
+            if self.controls is not None and self.controls.enforcer is not None:
+                self._add_input(call, prompt, kwargs)
             if self.controls is not None:
                 trace, seen = self._trace_of(run_id, parent_run_id)
                 run = self._run_guard(trace, call.attribution)
                 guard = (run, run.open_call(call), seen)
             self._forget_abandoned()
-            self._runs[run_id] = (self._clock(), call, md, guard)
+            self._runs[run_id] = (self._clock(), call, md, guard, prompt, kwargs)
         except (AgentHalted, BudgetStoreUnavailable):
             raise  # a deliberate halt: the model is not called
         except Exception as e:
@@ -233,12 +235,8 @@ class _CostTracking(RecorderResults):
             trace, step = parent or str(run_id), None
         max_tokens = inv.get("max_tokens") or inv.get("max_completion_tokens") or inv.get("max_output_tokens")
         tier = inv.get("service_tier")
-        tools = inv.get("tools") or inv.get("functions")
         return ModelCall(
             model=inv.get("model") or inv.get("model_name") or md.get("ls_model_name"),
-            messages=prompt_messages(prompt),
-            tools=tools_json(tools) if tools else None,
-            images=count_images(prompt),
             max_tokens=max_tokens if isinstance(max_tokens, int) else None,
             service_tier=tier if isinstance(tier, str) and tier not in ("auto", "default") else None,
             attribution=read_attribution(md, defaults=self.recorder.defaults),
@@ -249,6 +247,18 @@ class _CostTracking(RecorderResults):
             provider=md.get("ls_provider"),
             framework="langchain",
         )
+
+    @staticmethod
+    def _add_input(call: ModelCall, prompt: Any, kwargs: dict[str, Any]) -> ModelCall:
+        """The call's billed input parts as core items (messages, tool schemas, image parts),
+        converted only when something needs them: a budget's worst case before the call, or an
+        estimate after it when the provider reported no usage."""
+        inv = kwargs.get("invocation_params") or {}
+        tools = inv.get("tools") or inv.get("functions")
+        call.messages = prompt_messages(prompt)
+        call.tools = tools_json(tools) if tools else None
+        call.images = count_images(prompt)
+        return call
 
     def _model_end(self, response: Any, *, run_id: UUID, error: BaseException | None = None, **kwargs: Any) -> None:
         """``on_llm_end`` (and ``on_llm_error`` with the error and no response): the call's
@@ -262,9 +272,11 @@ class _CostTracking(RecorderResults):
         state = self._runs.pop(run_id, None)
         if state is None:  # attached after the call started: record what the end tells us
             state = (None, ModelCall(None, span_id=str(run_id), trace_id=str(run_id), framework="langchain",
-                                     attribution=self.recorder.defaults), {}, None)  # fmt: skip
-        t0, call, md, guard = state
+                                     attribution=self.recorder.defaults), {}, None, None, {})  # fmt: skip
+        t0, call, md, guard, prompt, start_kwargs = state
         outcome = Outcome(error=error) if response is None else read_outcome(response)
+        if outcome.usage is None and prompt is not None and not call.messages and not outcome.cache_hit:
+            self._add_input(call, prompt, start_kwargs)  # no usage reported: the tokens are counted
         outcome.latency_s = None if t0 is None else self._clock() - t0
         if outcome.usage_error is not None:
             logger.warning("agentcost: malformed usage from %s (%s); tokens estimated instead",
