@@ -227,12 +227,13 @@ class _CostTracking(RecorderResults):
                     kwargs: dict[str, Any]) -> ModelCall:  # fmt: skip
         """The framework-free :class:`ModelCall` of a model run's start."""
         inv = kwargs.get("invocation_params") or {}
+        span = str(run_id)  # formatted once: the span id, the event id, and the trace of a lone call
         chain = self._chains.get(parent_run_id) if parent_run_id is not None else None
         if chain is not None:
             trace, step, parent = chain
         else:
             parent = None if parent_run_id is None else str(parent_run_id)
-            trace, step = parent or str(run_id), None
+            trace, step = parent or span, None
         max_tokens = inv.get("max_tokens") or inv.get("max_completion_tokens") or inv.get("max_output_tokens")
         tier = inv.get("service_tier")
         return ModelCall(
@@ -241,7 +242,7 @@ class _CostTracking(RecorderResults):
             service_tier=tier if isinstance(tier, str) and tier not in ("auto", "default") else None,
             attribution=read_attribution(md, defaults=self.recorder.defaults),
             trace_id=trace,
-            span_id=str(run_id),
+            span_id=span,
             parent_id=parent,
             step=md.get("langgraph_node") or kwargs.get("name") or step,  # an explicit run name names the step
             provider=md.get("ls_provider"),
@@ -288,7 +289,7 @@ class _CostTracking(RecorderResults):
             route = md.get(ROUTE_KEY) or ACTIVE_ROUTE.get()
             if isinstance(route, dict):  # a ModelRouter chose this call's tier: tag it, record the decision
                 self._record_route(route, call, outcome)
-            _, cost = self.recorder.record_outcome(call, outcome, event_id=str(run_id))
+            _, cost = self.recorder.record_outcome(call, outcome, event_id=call.span_id)
         except Exception as e:
             self.recorder.note_internal_error("on_llm_end" if error is None else "on_llm_error", e)
         finally:

@@ -26,7 +26,7 @@ from decimal import Decimal
 
 from .call import ModelCall, Outcome, describe_error
 from .errors import ConfigurationError
-from .events import CostEvent
+from .events import CostEvent, new_event_id
 from .prices import ModelPrice, PriceCatalog
 from .prices.model_ids import canonical_provider, provider_hint
 from .prices.model_price import BucketPrices
@@ -232,17 +232,22 @@ class Accountant:
         model = outcome.model or call.model
         price = self.price(model, call.model)
         tier = served_tier(call, outcome)
+        # Priced once: the ledger's cost, and from it what the budgets settle at (budget_cost's rules).
         cost: Decimal | None = None
         saved: Decimal | None = None
-        if usage is not None and price is not None:
-            cost = price.cost(usage, tier)
+        budget = _ZERO
+        if usage is not None:
+            if price is not None:
+                cost = budget = price.cost(usage, tier)
+            else:
+                budget = self.fallback.cost(usage)
         if outcome.cache_hit:
-            saved, cost = cost, _ZERO
+            saved, cost, budget = cost, _ZERO, _ZERO
         elif price is None and outcome.error is None:
             warn_unpriced_once(model)
-        extra = dict(outcome.extra or {})
+        extra = dict(outcome.extra) if outcome.extra else None
         if outcome.usage_error:
-            extra["usage_error"] = outcome.usage_error
+            extra = {**(extra or {}), "usage_error": outcome.usage_error}
         provider = call.provider and canonical_provider(call.provider)
         if not provider:
             provider = price.provider if price is not None else outcome.usage_provider or provider_hint(model or "")
@@ -272,8 +277,7 @@ class Accountant:
             error=describe_error(outcome.error),
             framework=framework or call.framework,
             tier=outcome.tier,
-            extra=extra or None,
-            **({"id": event_id} if event_id is not None else {}),
+            extra=extra,
+            id=event_id if event_id is not None else new_event_id(),
         )
-        budget = self.budget_cost(usage, model, service_tier=tier, requested=call.model, cache_hit=outcome.cache_hit)
         return event, budget

@@ -8,7 +8,7 @@ What the metadata does not say comes from the defaults (a handler's constructor 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 __all__ = ["ATTRIBUTION_FIELDS", "Attribution", "read_attribution"]
@@ -45,11 +45,26 @@ class Attribution:
         return cls(**{k: _text(v) for k, v in values.items()})
 
     def over(self, defaults: Attribution) -> Attribution:
-        """This attribution, each missing field taken from ``defaults``."""
-        return Attribution(*(getattr(self, f.name) or getattr(defaults, f.name) for f in fields(self)))
+        """This attribution, each missing field taken from ``defaults`` (runs once or twice per
+        model call: the fields are spelled out rather than looked up with ``dataclasses.fields``)."""
+        if defaults is NO_ATTRIBUTION or defaults is self:
+            return self
+        return Attribution(
+            user_id=self.user_id or defaults.user_id,
+            session_id=self.session_id or defaults.session_id,
+            feature=self.feature or defaults.feature,
+            agent_id=self.agent_id or defaults.agent_id,
+            task_id=self.task_id or defaults.task_id,
+        )
 
     def as_dict(self) -> dict[str, str | None]:
-        return asdict(self)
+        return {
+            "user_id": self.user_id,
+            "session_id": self.session_id,
+            "feature": self.feature,
+            "agent_id": self.agent_id,
+            "task_id": self.task_id,
+        }
 
 
 NO_ATTRIBUTION = Attribution()
@@ -64,14 +79,25 @@ def read_attribution(
     """The attribution a run's metadata gives (LangGraph's ``configurable["thread_id"]`` names the
     session when the metadata does not), over ``defaults``."""
     md = metadata or {}
-    session = next((md[k] for k in SESSION_KEYS if md.get(k) not in (None, "")), None)
+    session = None
+    for key in SESSION_KEYS:  # the first one set names the session
+        if md.get(key) not in (None, ""):
+            session = md[key]
+            break
     if session is None and configurable:
         session = configurable.get("thread_id")
-    found = Attribution(
-        user_id=_text(md.get("user_id")),
-        session_id=_text(session),
-        feature=_text(md.get("feature")),
-        agent_id=_text(md.get("agent_id")),
-        task_id=_text(md.get("task_id")),
+    values = (
+        _text(md.get("user_id")),
+        _text(session),
+        _text(md.get("feature")),
+        _text(md.get("agent_id")),
+        _text(md.get("task_id")),
     )
-    return found.over(defaults) if defaults is not NO_ATTRIBUTION else found
+    if values == _NOTHING:  # the metadata names no one: the defaults, as they are
+        return defaults
+    user_id, session_id, feature, agent_id, task_id = values
+    found = Attribution(user_id=user_id, session_id=session_id, feature=feature, agent_id=agent_id, task_id=task_id)
+    return found.over(defaults)
+
+
+_NOTHING = (None, None, None, None, None)

@@ -35,10 +35,14 @@ def field(obj: Any, key: str, default: Any = None) -> Any:
         value = obj.get(key, default)
         return default if value is None else value
     d = getattr(obj, "__dict__", None)
-    if d is not None and key in d:
+    if d is not None and key in d:  # a declared field of a pydantic model (or a plain attribute)
         value = d[key]
     else:
-        extra = getattr(obj, "__pydantic_extra__", None) or getattr(obj, "model_extra", None)
+        # undeclared fields of a pydantic model that allows extras (``model_extra`` is a property
+        # returning this same dict: read only when the attribute itself is absent)
+        extra = getattr(obj, "__pydantic_extra__", _MISSING)
+        if extra is _MISSING:
+            extra = getattr(obj, "model_extra", None)
         if extra and key in extra:
             value = extra[key]
         elif _class_has(type(obj), key):  # a property or class attribute

@@ -35,13 +35,18 @@ _PLAIN_KEYS = frozenset({"cache_read", "cache_creation", "reasoning", "audio"})
 
 def from_usage_metadata(usage_metadata: Any) -> Usage | None:
     """Translate LangChain ``UsageMetadata`` into non-overlapping buckets."""
+    return usage_and_tier(usage_metadata)[0]
+
+
+def usage_and_tier(usage_metadata: Any) -> tuple[Usage | None, str | None]:
+    """:func:`from_usage_metadata` and the service tier its keys reveal (read once)."""
     if usage_metadata is None:
-        return None
+        return None, None
     where = "usage_metadata"
     if isinstance(usage_metadata, (str, bytes, int, float, list, tuple, set)):
         raise UsageFormatError(f"{where} must be a mapping of token counts, got {type(usage_metadata).__name__}")
     if not usage_metadata:
-        return None
+        return None, None
     if field(usage_metadata, "input_tokens") is None and field(usage_metadata, "output_tokens") is None:
         raise UsageFormatError(f"{where} has neither input_tokens nor output_tokens (only {_keys(usage_metadata)})")
     total_in = count(usage_metadata, "input_tokens", where)
@@ -65,7 +70,7 @@ def from_usage_metadata(usage_metadata: Any) -> Usage | None:
         )
     if reasoning > output:
         raise UsageFormatError(f"{where}: reasoning tokens ({reasoning}) exceed output_tokens ({output})")
-    return Usage(
+    usage = Usage(
         input=total_in - cache_read - w5 - w1,
         cache_read=cache_read,
         cache_write_5m=w5,
@@ -73,12 +78,7 @@ def from_usage_metadata(usage_metadata: Any) -> Usage | None:
         output=output,
         reasoning=reasoning,
     )
-
-
-def usage_and_tier(usage_metadata: Any) -> tuple[Usage | None, str | None]:
-    """:func:`from_usage_metadata` and the service tier its keys reveal."""
-    usage = from_usage_metadata(usage_metadata)
-    return usage, service_tier_of(usage_metadata) if usage is not None else None
+    return usage, tier
 
 
 def _keys(obj: Any) -> str:

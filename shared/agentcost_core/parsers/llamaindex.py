@@ -37,7 +37,10 @@ _NO_USAGE = ResponseUsage(None, None, None, None)
 
 
 def _has(usage: Any, *keys: str) -> bool:
-    return any(field(usage, k) is not None for k in keys)
+    for key in keys:
+        if field(usage, key) is not None:
+            return True
+    return False
 
 
 def _from_usage_object(usage: Any) -> tuple[Usage | None, str | None]:
