@@ -9,28 +9,38 @@ details (``flex_cache_read``, ``priority_reasoning``) and adds the tier's own bu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ..errors import UsageFormatError
 from ..usage import Usage
-from ._fields import count, field
+from ._fields import count
 from .openai import PRICED_TIERS
 
 _TIER_KEYS = tuple((tier, (tier, f"{tier}_cache_read", f"{tier}_reasoning")) for tier in PRICED_TIERS)
+_PLAIN_KEYS = frozenset({"cache_read", "cache_creation", "reasoning", "audio"})
+_EMPTY: Mapping[str, Any] = {}
+_WHERE = "usage_metadata"
+_IN = "usage_metadata.input_token_details"
+_OUT = "usage_metadata.output_token_details"
 
 
-def service_tier_of(usage_metadata: Any) -> str | None:
-    """The OpenAI service tier a LangChain ``usage_metadata`` reveals by its key prefixes."""
-    for details in (field(usage_metadata, "input_token_details"), field(usage_metadata, "output_token_details")):
-        if details and (type(details) is not dict or not details.keys() <= _PLAIN_KEYS):
+def _tier_of(*details: Mapping[str, Any]) -> str | None:
+    for d in details:
+        if d and not d.keys() <= _PLAIN_KEYS:  # only service-tier prefixes add other keys
             for tier, keys in _TIER_KEYS:
                 for k in keys:
-                    if k in details:
+                    if k in d:
                         return tier
     return None
 
 
-_PLAIN_KEYS = frozenset({"cache_read", "cache_creation", "reasoning", "audio"})
+def service_tier_of(usage_metadata: Any) -> str | None:
+    """The OpenAI service tier a LangChain ``usage_metadata`` reveals by its key prefixes."""
+    if not isinstance(usage_metadata, Mapping):
+        return None
+    idet, odet = usage_metadata.get("input_token_details"), usage_metadata.get("output_token_details")
+    return _tier_of(*(d for d in (idet, odet) if isinstance(d, Mapping)))
 
 
 def from_usage_metadata(usage_metadata: Any) -> Usage | None:
@@ -39,37 +49,45 @@ def from_usage_metadata(usage_metadata: Any) -> Usage | None:
 
 
 def usage_and_tier(usage_metadata: Any) -> tuple[Usage | None, str | None]:
-    """:func:`from_usage_metadata` and the service tier its keys reveal (read once)."""
-    if usage_metadata is None:
+    """:func:`from_usage_metadata` and the service tier its keys reveal, in one reading.
+
+    ``usage_metadata`` is the mapping LangChain puts on an AI message; anything else (a list, a
+    string, a number), a mapping with neither ``input_tokens`` nor ``output_tokens`` (e.g. only
+    ``total_tokens``) and counts that are not non-negative integers raise :class:`UsageFormatError`.
+    """
+    um = usage_metadata
+    if um is None:
         return None, None
-    where = "usage_metadata"
-    if isinstance(usage_metadata, (str, bytes, int, float, list, tuple, set)):
-        raise UsageFormatError(f"{where} must be a mapping of token counts, got {type(usage_metadata).__name__}")
-    if not usage_metadata:
+    if not isinstance(um, Mapping):
+        raise UsageFormatError(f"{_WHERE} must be a mapping of token counts, got {type(um).__name__}")
+    if not um:
         return None, None
-    if field(usage_metadata, "input_tokens") is None and field(usage_metadata, "output_tokens") is None:
-        raise UsageFormatError(f"{where} has neither input_tokens nor output_tokens (only {_keys(usage_metadata)})")
-    total_in = count(usage_metadata, "input_tokens", where)
-    output = count(usage_metadata, "output_tokens", where)
-    idet = field(usage_metadata, "input_token_details") or {}
-    odet = field(usage_metadata, "output_token_details") or {}
-    tier = service_tier_of(usage_metadata)
-    p = f"{tier}_" if tier else ""
-    iw = where + ".input_token_details"
-    cache_read = count(idet, p + "cache_read", iw) or count(idet, "cache_read", iw)
-    w5 = count(idet, "ephemeral_5m_input_tokens", iw)
-    w1 = count(idet, "ephemeral_1h_input_tokens", iw)
-    if w5 + w1 == 0:
-        w5 = count(idet, p + "cache_creation", iw) or count(idet, "cache_creation", iw)
-    reasoning = count(odet, p + "reasoning", where + ".output_token_details") or count(
-        odet, "reasoning", where + ".output_token_details"
-    )
+    if um.get("input_tokens") is None and um.get("output_tokens") is None:
+        raise UsageFormatError(f"{_WHERE} has neither input_tokens nor output_tokens (only {_keys(um)})")
+    total_in = count(um, "input_tokens", _WHERE)
+    output = count(um, "output_tokens", _WHERE)
+    idet = um.get("input_token_details") or _EMPTY
+    odet = um.get("output_token_details") or _EMPTY
+    if not isinstance(idet, Mapping) or not isinstance(odet, Mapping):
+        raise UsageFormatError(f"{_WHERE}: token details must be mappings")
+    tier = _tier_of(idet, odet)
+    cache_read = w5 = w1 = reasoning = 0
+    if idet:
+        p = f"{tier}_" if tier else ""
+        cache_read = count(idet, p + "cache_read", _IN) or count(idet, "cache_read", _IN)
+        w5 = count(idet, "ephemeral_5m_input_tokens", _IN)
+        w1 = count(idet, "ephemeral_1h_input_tokens", _IN)
+        if w5 + w1 == 0:
+            w5 = count(idet, p + "cache_creation", _IN) or count(idet, "cache_creation", _IN)
+    if odet:
+        reasoning = count(odet, f"{tier}_reasoning", _OUT) if tier else 0
+        reasoning = reasoning or count(odet, "reasoning", _OUT)
     if cache_read + w5 + w1 > total_in:
         raise UsageFormatError(
-            f"{where}: cache read ({cache_read}) + cache write ({w5 + w1}) tokens exceed input_tokens ({total_in})"
+            f"{_WHERE}: cache read ({cache_read}) + cache write ({w5 + w1}) tokens exceed input_tokens ({total_in})"
         )
     if reasoning > output:
-        raise UsageFormatError(f"{where}: reasoning tokens ({reasoning}) exceed output_tokens ({output})")
+        raise UsageFormatError(f"{_WHERE}: reasoning tokens ({reasoning}) exceed output_tokens ({output})")
     usage = Usage(
         input=total_in - cache_read - w5 - w1,
         cache_read=cache_read,
@@ -81,6 +99,5 @@ def usage_and_tier(usage_metadata: Any) -> tuple[Usage | None, str | None]:
     return usage, tier
 
 
-def _keys(obj: Any) -> str:
-    keys = list(obj.keys()) if hasattr(obj, "keys") else [k for k in dir(obj) if not k.startswith("_")]
-    return ", ".join(map(str, keys[:8])) or "nothing"
+def _keys(obj: Mapping[str, Any]) -> str:
+    return ", ".join(map(str, list(obj.keys())[:8])) or "nothing"
