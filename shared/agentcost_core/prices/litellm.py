@@ -69,6 +69,7 @@ def parse_litellm(data: Mapping[str, Any], *, source: str) -> Any:
                 tiers[tier] = BucketPrices(input=ti, output=to, cache_read=_first(tcr, ti),
                                            cache_write_5m=ti, cache_write_1h=ti)
         mi = entry.get("max_input_tokens")
+        mo = entry.get("max_output_tokens")
         prices.append(
             ModelPrice(
                 model=str(model),
@@ -78,6 +79,7 @@ def parse_litellm(data: Mapping[str, Any], *, source: str) -> Any:
                 long_context=long,
                 tiers=tiers,
                 context_window=mi if isinstance(mi, int) else None,
+                max_output=mo if isinstance(mo, int) and not isinstance(mo, bool) and mo > 0 else None,
                 source=f"litellm: {source}",
             )
         )
