@@ -66,3 +66,14 @@ def count(obj: Any, key: str, where: str) -> int:
     if isinstance(value, str) and value.isascii() and value.isdigit():  # not "²": int() refuses it
         return int(value)
     raise UsageFormatError(f"{where}.{key} must be a non-negative integer token count, got {value!r}")
+
+
+def tokens(mapping: Any, key: str, where: str) -> int:
+    """:func:`count` for a mapping (what LangChain and most dict payloads give): a plain
+    non-negative int is returned as it is, anything else goes through :func:`count`'s checks."""
+    value = mapping.get(key)
+    if type(value) is int and value >= 0:
+        return value
+    if value is None:
+        return 0
+    return count(mapping, key, where)

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import UsageFormatError
 from ..usage import Usage
-from ._fields import count
+from ._fields import tokens
 from .openai import PRICED_TIERS
 
 _TIER_KEYS = tuple((tier, (tier, f"{tier}_cache_read", f"{tier}_reasoning")) for tier in PRICED_TIERS)
@@ -64,8 +64,8 @@ def usage_and_tier(usage_metadata: Any) -> tuple[Usage | None, str | None]:
         return None, None
     if um.get("input_tokens") is None and um.get("output_tokens") is None:
         raise UsageFormatError(f"{_WHERE} has neither input_tokens nor output_tokens (only {_keys(um)})")
-    total_in = count(um, "input_tokens", _WHERE)
-    output = count(um, "output_tokens", _WHERE)
+    total_in = tokens(um, "input_tokens", _WHERE)
+    output = tokens(um, "output_tokens", _WHERE)
     idet = um.get("input_token_details") or _EMPTY
     odet = um.get("output_token_details") or _EMPTY
     if not isinstance(idet, Mapping) or not isinstance(odet, Mapping):
@@ -74,14 +74,14 @@ def usage_and_tier(usage_metadata: Any) -> tuple[Usage | None, str | None]:
     cache_read = w5 = w1 = reasoning = 0
     if idet:
         p = f"{tier}_" if tier else ""
-        cache_read = count(idet, p + "cache_read", _IN) or count(idet, "cache_read", _IN)
-        w5 = count(idet, "ephemeral_5m_input_tokens", _IN)
-        w1 = count(idet, "ephemeral_1h_input_tokens", _IN)
+        cache_read = tokens(idet, p + "cache_read", _IN) or tokens(idet, "cache_read", _IN)
+        w5 = tokens(idet, "ephemeral_5m_input_tokens", _IN)
+        w1 = tokens(idet, "ephemeral_1h_input_tokens", _IN)
         if w5 + w1 == 0:
-            w5 = count(idet, p + "cache_creation", _IN) or count(idet, "cache_creation", _IN)
+            w5 = tokens(idet, p + "cache_creation", _IN) or tokens(idet, "cache_creation", _IN)
     if odet:
-        reasoning = count(odet, f"{tier}_reasoning", _OUT) if tier else 0
-        reasoning = reasoning or count(odet, "reasoning", _OUT)
+        reasoning = tokens(odet, f"{tier}_reasoning", _OUT) if tier else 0
+        reasoning = reasoning or tokens(odet, "reasoning", _OUT)
     if cache_read + w5 + w1 > total_in:
         raise UsageFormatError(
             f"{_WHERE}: cache read ({cache_read}) + cache write ({w5 + w1}) tokens exceed input_tokens ({total_in})"
