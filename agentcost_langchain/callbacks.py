@@ -6,7 +6,9 @@ trace (the root run id) and step (the LangGraph node, else the enclosing chain's
 reads attribution from run ``metadata``: ``user_id``, ``session_id`` (or ``thread_id`` /
 ``conversation_id``), ``feature``, ``agent_id``, ``task_id``, over the constructor's defaults.
 
-Our own faults never reach the user's chain: every hook catches, logs and counts them.
+Our own faults never reach the user's chain: every hook catches, logs and counts them. The hooks run
+only our code (no user code, so no LangGraph interrupt can arise inside them); a tool's interrupt
+reported through ``on_tool_error`` is recognised with ``passes_through`` and not counted as a failure.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from agentcost_core.budgets import BudgetStoreUnavailable, ScopeContext
 from agentcost_core.call import ModelCall, Outcome
 from agentcost_core.errors import ConfigurationError
 from agentcost_core.guards.run_guard import Controls, RunGuard
-from agentcost_core.halts import AgentHalted, CallRefused, passes_through
+from agentcost_core.halts import AgentHalted, passes_through
 from agentcost_core.recorder import RecorderResults
 from agentcost_core.routing.router import ROUTE_KEY, ROUTER_PROVIDER
 
@@ -217,11 +219,8 @@ class _CostTracking(RecorderResults):
             raise  # a deliberate halt: the model is not called
         except Exception as e:
             self.recorder.note_internal_error("on_chat_model_start", e)
-            if self.controls is not None and self.controls.hard_budgets and self.controls.on_internal_error == "refuse":
-                raise CallRefused(
-                    f"agentcost could not check the budget for this call ({type(e).__name__}: {e}); the call is "
-                    "refused rather than run unreserved (Controls(on_internal_error='allow') lets it through)"
-                ) from e
+            if self.controls is not None:
+                self.controls.internal_error_before_call(e)  # under hard budgets: refuse, never run unreserved
 
     def _model_call(self, prompt: Any, run_id: UUID, parent_run_id: UUID | None, md: dict[str, Any],
                     kwargs: dict[str, Any]) -> ModelCall:  # fmt: skip

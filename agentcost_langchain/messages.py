@@ -50,7 +50,7 @@ def tools_json(tools: Any) -> str:
             from langchain_core.utils.function_calling import convert_to_openai_tool
 
             out.append(convert_to_openai_tool(t))
-        except Exception:  # an exotic tool: its name and description still count
+        except Exception:  # an exotic tool (schema conversion runs no user code, so no interrupt can arise here)
             out.append({"name": getattr(t, "name", str(t)), "description": getattr(t, "description", "")})
     return json.dumps(out, default=str)
 

@@ -88,4 +88,4 @@ def budget_store(request: pytest.FixtureRequest, tmp_path) -> Iterator[object]: 
             import psycopg
 
             with psycopg.connect(request.getfixturevalue("postgres_url"), autocommit=True) as conn:
-                conn.execute(f"DROP TABLE IF EXISTS agentcost_test_{unique}")
+                conn.execute(f"DROP TABLE IF EXISTS agentcost_test_{unique}, agentcost_test_{unique}_holds")

@@ -147,10 +147,7 @@ class GuardMiddleware(AgentMiddleware[GuardState, Any]):
         try:
             return model_call_of(request, self._context_attribution(), run.ctx.trace_id or "")
         except Exception as e:  # our fault: refuse under hard budgets, else go ahead unreserved
-            logger.error("agentcost internal error reading a model request: %r", e, exc_info=e)
-            if self.controls.hard_budgets and self.controls.on_internal_error == "refuse":
-                raise CallRefused(f"agentcost could not read this model request ({type(e).__name__}: {e}); "
-                                  "the call is refused rather than run unreserved") from e  # fmt: skip
+            self.controls.internal_error_before_call(e)
             return ModelCall(None, trace_id=run.ctx.trace_id, framework="langchain")
 
     def _stop(self, run: RunGuard, halt: AgentHalted) -> ModelResponse:

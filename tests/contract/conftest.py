@@ -26,36 +26,3 @@ def adapter(request: pytest.FixtureRequest) -> Iterator[Any]:
 def both() -> dict[str, Any]:
     """Both drivers, for tests that compare the adapters' outcomes with each other."""
     return {name: cls() for name, cls in DRIVERS.items()}
-
-
-@pytest.fixture(params=["memory", "sqlite", "redis", "postgres"])
-def budget_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    """A budget counter store of each kind (the real services for Redis and PostgreSQL)."""
-    import uuid
-
-    from agentcost_core.budgets.stores.memory import MemoryStore
-    from agentcost_core.budgets.stores.postgres import PostgresStore
-    from agentcost_core.budgets.stores.redis import RedisStore
-    from agentcost_core.budgets.stores.sqlite import SQLiteStore
-
-    unique = uuid.uuid4().hex[:12]
-    kind = request.param
-    if kind == "memory":
-        store: Any = MemoryStore()
-    elif kind == "sqlite":
-        store = SQLiteStore(f"sqlite:///{tmp_path}/budgets.db")
-    elif kind == "redis":
-        store = RedisStore(request.getfixturevalue("redis_url"), prefix=f"agentcost-contract:{unique}:")
-    else:
-        store = PostgresStore(request.getfixturevalue("postgres_url"), table=f"agentcost_contract_{unique}")
-    try:
-        yield store
-    finally:
-        if kind == "redis":
-            store.reset()
-        store.close()
-        if kind == "postgres":
-            import psycopg
-
-            with psycopg.connect(request.getfixturevalue("postgres_url"), autocommit=True) as conn:
-                conn.execute(f"DROP TABLE IF EXISTS agentcost_contract_{unique}, agentcost_contract_{unique}_holds")

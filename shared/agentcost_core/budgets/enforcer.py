@@ -29,7 +29,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable, Iterable, Sequence
 
@@ -40,6 +39,7 @@ from ..prices.model_price import BucketPrices
 from ..usage import Usage
 from .alerts import AlertSink, log_alert
 from .notices import BudgetNotices, limits_of
+from .reservation import Reservation
 from .budget import Budget, ScopeContext
 from .leases import OpenReservations, leased
 from .off_loop import in_background, off_loop
@@ -58,30 +58,6 @@ __all__ = ["BudgetEnforcer", "Reservation"]
 
 logger = logging.getLogger("agentcost.budgets")
 _USD, _TOKENS, _CALLS, _TOOLS = range(4)
-
-
-@dataclass(slots=True, weakref_slot=True)
-class Reservation:
-    """What one call holds in each store until it is settled or released (exactly once)."""
-
-    ctx: ScopeContext
-    model: str | None
-    amounts: tuple[int, int, int, int]
-    worst_case_usd: Decimal
-    groups: list[tuple[CounterStore, list[Claim], list[Budget]]] = field(default_factory=list)
-    #: Set when a fail-open store could not be reached: the call went ahead unbudgeted there.
-    store_errors: list[str] = field(default_factory=list)
-    done: bool = False
-    cost: Decimal | None = None  # what settle() counted
-    #: The id its holds carry in shared stores (leases); None when every store is in-process.
-    lease_id: str | None = field(default=None, repr=False)
-    #: The asyncio task it was made in, while that task may still have to release it.
-    task: Any = field(default=None, repr=False, compare=False)
-
-    @property
-    def flags(self) -> dict[str, Any]:
-        """Extra ledger fields for the call's event (empty in the normal case)."""
-        return {"budget_store_unavailable": list(self.store_errors)} if self.store_errors else {}
 
 
 class BudgetEnforcer:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from .stores.base import CounterStore, Lease, takes_leases
 
 if TYPE_CHECKING:
-    from .enforcer import Reservation
+    from .reservation import Reservation
 
 __all__ = ["OpenReservations", "leased"]
 

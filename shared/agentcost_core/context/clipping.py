@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from ..tokens import ChatMessage, TokenCounter
 
 if TYPE_CHECKING:
-    from .tiered import ContextReport, Item
+    from .plan import ContextReport, Item
 
 __all__ = ["CLIP_MARKER", "clip_tool_outputs"]
 

@@ -32,73 +32,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
-from ..errors import AgentCostError, ConfigurationError
+from ..errors import ConfigurationError
+from ..halts import passes_through
 from ..tokens import ChatMessage, TokenCounter
 from .clipping import clip_tool_outputs
+from .plan import ContextBudgetError, ContextPlan, ContextReport, Item
 from .summary import StructuredSummary, Summarizer
 
 __all__ = ["ContextBudgetError", "ContextPlan", "ContextReport", "Item", "TieredContext"]
 
 logger = logging.getLogger("agentcost.context")
 _PRIMING = 3  # reply priming counted once per request
-
-
-class ContextBudgetError(AgentCostError):
-    """The protected messages alone (system prompt, pinned, current input, summary) exceed the
-    token budget: nothing can be cut to make the call fit."""
-
-
-@dataclass(slots=True, eq=False)
-class Item:
-    """A framework-free view of one message. ``ref`` is the framework's own message."""
-
-    role: str  # system | user | assistant | tool
-    text: str
-    ref: Any = None
-    name: str | None = None
-    tool_call_ids: tuple[str, ...] = ()  # assistant: the tool calls it makes
-    tool_call_id: str | None = None  # tool: the call it answers
-    priority: str | None = None  # "pinned" (protected), "high", or "summary" (ours, skipped on reading)
-    tokens: int = -1  # this message's tokens, framing included (set once by the context)
-    clipped_text: str | None = None  # set on the copy the plan returns when a tool output is clipped
-
-    def clipped(self, text: str) -> Item:
-        return Item(self.role, self.text, self.ref, self.name, self.tool_call_ids, self.tool_call_id,
-                    self.priority, self.tokens, text)  # fmt: skip
-
-
-@dataclass
-class ContextReport:
-    """What one ``fit`` kept per tier and what it summarized, dropped or clipped."""
-
-    budget: int
-    total: int = 0
-    protected: int = 0
-    summary: int = 0
-    high: int = 0
-    medium: int = 0
-    low: int = 0
-    full_history: int = 0  # what the whole history would have cost, unbudgeted
-    summarized_turns: int = 0  # folded into the summary by this call
-    dropped_turns: int = 0  # archived and dropped by this call (no summarizer)
-    dropped_units: int = 0  # medium turns / steps left out of this call's view
-    clipped_items: int = 0
-    summary_calls: int = 0
-    over_budget: bool = False  # protected alone exceeded the budget (on_overflow="warn")
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass
-class ContextPlan:
-    """The budgeted selection, in output order. ``n_stable`` leading items are the stable prefix
-    (system, pinned, summary) where cache breakpoints belong."""
-
-    items: list[Item]
-    n_stable: int
-    report: ContextReport
-    summary: StructuredSummary | None = None
 
 
 @dataclass(eq=False)
@@ -348,6 +292,8 @@ class TieredContext:
         try:
             yield outcome
         except Exception as e:
+            if passes_through(e):  # a framework's control flow (an interrupt) is not a failed summary
+                raise
             outcome[:] = [e]
         finally:
             self._settle(step, outcome[0] if outcome else None)
@@ -502,6 +448,8 @@ class TieredContext:
             try:
                 self.archive(turn.items())
             except Exception as e:
+                if passes_through(e):
+                    raise
                 logger.error("agentcost context: archive callable failed: %r", e)
         self._forget([turn])
 

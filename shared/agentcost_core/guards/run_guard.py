@@ -109,6 +109,18 @@ class Controls:
             if accountant is not None:
                 self.enforcer.use_accountant(accountant)
 
+    def internal_error_before_call(self, e: Exception) -> None:
+        """An internal error of ours before a model call: logged and counted; under hard budgets
+        with ``on_internal_error="refuse"`` the call is refused (:class:`CallRefused`) rather than
+        let through unreserved."""
+        self.internal_errors += 1
+        logger.error("agentcost internal error before a model call: %r", e, exc_info=e)
+        if self.hard_budgets and self.on_internal_error == "refuse":
+            raise CallRefused(
+                f"agentcost could not check the budget for this call ({type(e).__name__}: {e}); the call is refused "
+                "rather than run unreserved (Controls(on_internal_error='allow') lets such calls through)"
+            ) from e
+
     @property
     def accountant(self) -> Accountant | None:
         return self.enforcer.accountant if self.enforcer is not None else None
@@ -220,50 +232,47 @@ class RunGuard:
         (every billed input part, ``max_tokens`` or the model's maximum output). Raises a halt
         (:class:`AgentHalted`) to refuse the call. An internal error of ours here refuses the call
         under hard budgets (:class:`CallRefused`) unless ``on_internal_error="allow"``."""
-        self._gate()
-        enforcer = self.controls.enforcer
-        if enforcer is None:
+        counted = self._billed_input(call)
+        if counted is None:
             return None
-        try:
-            tokens, estimated = enforcer.accountant.input_of(call)
-        except Exception as e:
-            return self._internal_error(e)
-        return self.before_model(call.model, tokens, call.max_tokens, service_tier=call.service_tier,
-                                 estimated=estimated)  # fmt: skip
+        return self.before_model(call.model, counted[0], call.max_tokens, service_tier=call.service_tier,
+                                 estimated=counted[1])  # fmt: skip
 
     async def aopen_call(self, call: ModelCall) -> Reservation | None:
         """:meth:`open_call` for async code: store I/O runs in a worker thread, never on the loop."""
+        counted = self._billed_input(call)
+        if counted is None:
+            return None
+        return await self.abefore_model(call.model, counted[0], call.max_tokens, service_tier=call.service_tier,
+                                        estimated=counted[1])  # fmt: skip
+
+    def _billed_input(self, call: ModelCall) -> tuple[int, bool] | None:
+        """The gates, then (input tokens, estimated) for the reservation; None when there is no
+        budget to reserve for (or our own error was let through by ``on_internal_error="allow"``)."""
         self._gate()
         enforcer = self.controls.enforcer
         if enforcer is None:
             return None
         try:
-            tokens, estimated = enforcer.accountant.input_of(call)
+            return enforcer.accountant.input_of(call)
         except Exception as e:
-            return self._internal_error(e)
-        return await self.abefore_model(call.model, tokens, call.max_tokens, service_tier=call.service_tier,
-                                        estimated=estimated)  # fmt: skip
+            self.controls.internal_error_before_call(e)
+            return None
 
-    def _internal_error(self, e: Exception) -> None:
-        self.controls.internal_errors += 1
-        logger.error("agentcost internal error before a model call: %r", e, exc_info=e)
-        if self.controls.hard_budgets and self.controls.on_internal_error == "refuse":
-            raise CallRefused(
-                f"agentcost could not check the budget for this call ({type(e).__name__}: {e}); the call is refused "
-                "rather than run unreserved (Controls(on_internal_error='allow') lets such calls through)"
-            ) from e
-        return None
-
-    def budget_cost(self, call: ModelCall | None, outcome: Outcome) -> Decimal:
-        """What the budgets settle ``outcome`` at: the accountant's price of its usage (or estimate)."""
-        accountant = self.controls.accountant
-        if accountant is None:
-            return Decimal(0)
-        usage, _ = accountant.usage_of(call, outcome)
+    def _settlement(self, call: ModelCall | None, outcome: Outcome, cost: Decimal | None
+                    ) -> tuple[Usage | None, str | None, str | None, Decimal | None]:  # fmt: skip
+        """(usage, served model, tier, cost) an outcome settles at: its usage or our estimate,
+        priced once by the accountant unless the recorder already priced it (``cost``)."""
         model = outcome.model or (call.model if call is not None else None)
-        return accountant.budget_cost(usage, model, service_tier=served_tier(call, outcome),
-                                      requested=call.model if call is not None else None,
-                                      cache_hit=outcome.cache_hit)  # fmt: skip
+        tier = served_tier(call, outcome)
+        usage = outcome.usage
+        accountant = self.controls.accountant
+        if accountant is not None:
+            usage, _ = accountant.usage_of(call, outcome)
+            if cost is None:
+                cost = accountant.budget_cost(usage, model, service_tier=tier, cache_hit=outcome.cache_hit,
+                                              requested=call.model if call is not None else None)  # fmt: skip
+        return usage, model, tier, cost
 
     def close_call(self, res: Reservation | None, call: ModelCall | None, outcome: Outcome,
                    cost: Decimal | None = None) -> None:  # fmt: skip
@@ -272,13 +281,8 @@ class RunGuard:
         if outcome.error is not None:
             self.model_failed(res)
             return
-        if cost is None:
-            cost = self.budget_cost(call, outcome)
-        usage = outcome.usage
-        if usage is None and self.controls.accountant is not None and not outcome.cache_hit:
-            usage, _ = self.controls.accountant.usage_of(call, outcome)
-        self.after_model(res, usage, model=outcome.model or (call.model if call else None),
-                         service_tier=served_tier(call, outcome), cost=cost, text=outcome.text,
+        usage, model, tier, cost = self._settlement(call, outcome, cost)
+        self.after_model(res, usage, model=model, service_tier=tier, cost=cost, text=outcome.text,
                          tool_calls=outcome.tool_calls)  # fmt: skip
 
     async def aclose_call(self, res: Reservation | None, call: ModelCall | None, outcome: Outcome,
@@ -286,19 +290,13 @@ class RunGuard:
         """:meth:`close_call` for async code: the settle's store I/O runs in a worker thread, never on
         the loop, and completes even if this task is cancelled meanwhile."""
         enforcer = self.controls.enforcer
-        if res is None or enforcer is None or enforcer.local or outcome.error is not None:
-            if outcome.error is not None:
-                await self.amodel_failed(res)
-            else:
-                self.close_call(res, call, outcome, cost)
+        if outcome.error is not None:
+            await self.amodel_failed(res)
             return
-        if cost is None:
-            cost = self.budget_cost(call, outcome)
-        usage = outcome.usage
-        if usage is None and not outcome.cache_hit:
-            usage, _ = enforcer.accountant.usage_of(call, outcome)
-        model = outcome.model or (call.model if call else None)
-        tier = served_tier(call, outcome)
+        if res is None or enforcer is None or enforcer.local:
+            self.close_call(res, call, outcome, cost)
+            return
+        usage, model, tier, cost = self._settlement(call, outcome, cost)
         counted = await enforcer.asettle(res, usage, model=model, service_tier=tier, cost=cost)
         self.after_model(None, usage, model=model, service_tier=tier, cost=counted, text=outcome.text,
                          tool_calls=outcome.tool_calls)  # fmt: skip
