@@ -1,0 +1,151 @@
+"""Shared budget stores under a stalled server: our own redis-server paused (SIGSTOP), and a proxy in
+front of PostgreSQL that stops forwarding. Every call returns within its deadline (refused under
+``fail_closed``, let through flagged under ``fail_open``), nothing a given-up reservation held
+stays held once the server answers again, and ``fail_open`` logs a bounded number of lines."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import pytest
+
+from agentcost_core.budgets import Budget, BudgetEnforcer, BudgetStoreUnavailable, ScopeContext
+from agentcost_core.budgets.stores.postgres import PostgresStore
+from agentcost_core.budgets.stores.redis import RedisStore
+
+TIMEOUT = 0.5  # the stores' deadline in these tests
+CONNECT_TIMEOUT = 2  # PostgreSQL: libpq's floor for opening a connection
+THREADS = 6
+CALLS = 2  # per thread while the server is stalled
+CTX = ScopeContext(session_id="s-1", user_id="u-1")
+
+
+def _bound(kind: str) -> float:
+    """The longest a call may take: its deadline (PostgreSQL: plus opening a new connection, which
+    every call after a cut one must do), with 0.5 s of scheduling slack."""
+    return TIMEOUT + (CONNECT_TIMEOUT if kind == "postgres" else 0) + 0.5
+
+
+@contextmanager
+def stalled_store(kind: str, request: pytest.FixtureRequest, failure_mode: str) -> Iterator[tuple[Any, Any]]:
+    """(server, store): a store of ``kind`` with a 0.5 s deadline, on a server the test can stall."""
+    if kind == "redis":
+        server = request.getfixturevalue("own_redis")
+        store: Any = RedisStore(server.url, timeout=TIMEOUT, failure_mode=failure_mode)
+        try:
+            yield server, store
+        finally:
+            store.close()
+        return
+    server = request.getfixturevalue("pg_proxy")
+    table = f"agentcost_faults_{uuid.uuid4().hex[:12]}"
+    store = PostgresStore(
+        server.url, table=table, timeout=TIMEOUT, connect_timeout=CONNECT_TIMEOUT, failure_mode=failure_mode
+    )
+    try:
+        yield server, store
+    finally:
+        server.resume()
+        store.close()
+        with psycopg.connect(request.getfixturevalue("postgres_url"), autocommit=True) as conn:
+            conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_holds")
+
+
+def _calls_while_stalled(enforcer: BudgetEnforcer) -> list[tuple[float, Any]]:
+    """Reserve from THREADS threads, CALLS each: (seconds taken, the reservation or the error)."""
+    results: list[tuple[float, Any]] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(CALLS):
+            start = time.monotonic()
+            try:
+                outcome: Any = enforcer.reserve(CTX, model="gpt-4o-mini", input_tokens=100, max_tokens=100)
+            except BudgetStoreUnavailable as e:
+                outcome = e
+            with lock:
+                results.append((time.monotonic() - start, outcome))
+
+    threads = [threading.Thread(target=worker) for _ in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not any(t.is_alive() for t in threads), "a call hung past every deadline"
+    return results
+
+
+def _wait_until_nothing_held(budget: Budget, store: Any, within: float = 15.0) -> Any:
+    """Poll (through the public API) until no reservation is held and no cancel is pending."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            status = budget.status(session_id=CTX.session_id)
+            if status.held == 0 and store.pending_cancels() == 0:
+                return status
+        except BudgetStoreUnavailable:
+            pass
+        assert time.monotonic() < deadline, f"still held after resume: {status.held}, pending {store.pending_cancels()}"
+        threading.Event().wait(0.05)  # polling a condition with a deadline
+
+
+@pytest.mark.parametrize("kind", ["redis", "postgres"])
+def test_fail_closed_calls_end_within_the_deadline_and_nothing_stays_held(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    with stalled_store(kind, request, "fail_closed") as (server, store):
+        budget = Budget(usd=100, per="session", store=store)
+        enforcer = BudgetEnforcer(budget)
+        warm = enforcer.reserve(CTX, model="gpt-4o-mini", input_tokens=100, max_tokens=100)
+        enforcer.settle(warm, cost=None)
+        server.pause()
+        try:
+            results = _calls_while_stalled(enforcer)
+        finally:
+            server.resume()
+        took = sorted(t for t, _ in results)
+        print(
+            f"{kind} paused, fail_closed: {len(took)} calls, median {took[len(took) // 2]:.2f} s, max {took[-1]:.2f} s"
+        )
+        assert all(isinstance(outcome, BudgetStoreUnavailable) for _, outcome in results)
+        assert took[-1] < _bound(kind)
+        status = _wait_until_nothing_held(budget, store)
+        assert status.held == 0 and status.model_calls == 1  # the warm-up call only
+        after = enforcer.reserve(CTX, model="gpt-4o-mini", input_tokens=100, max_tokens=100)  # working again
+        enforcer.release(after)
+        enforcer.close()
+
+
+@pytest.mark.parametrize("kind", ["redis", "postgres"])
+def test_fail_open_passes_flagged_within_the_deadline_with_bounded_logging(
+    kind: str, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> None:
+    with stalled_store(kind, request, "fail_open") as (server, store):
+        budget = Budget(usd=100, per="session", store=store)
+        enforcer = BudgetEnforcer(budget)
+        enforcer.settle(enforcer.reserve(CTX, model="gpt-4o-mini", input_tokens=100, max_tokens=100))
+        caplog.set_level(logging.WARNING, logger="agentcost")
+        server.pause()
+        try:
+            results = _calls_while_stalled(enforcer)
+        finally:
+            server.resume()
+        took = sorted(t for t, _ in results)
+        assert took[-1] < _bound(kind)
+        for _, res in results:
+            assert res.flags["budget_store_unavailable"]  # each call went ahead, flagged
+            enforcer.release(res)  # nothing held there: a no-op in the store
+        lines = [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("agentcost")]
+        print(f"{kind} paused, fail_open: {len(results)} calls, max {took[-1]:.2f} s, {len(lines)} log lines")
+        assert 1 <= len(lines) <= 2, [r.getMessage() for r in lines]
+        assert "fail_open" in lines[0].getMessage()
+        status = _wait_until_nothing_held(budget, store)
+        assert status.held == 0 and status.model_calls == 1
+        enforcer.close()
