@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -150,4 +151,24 @@ def test_fail_open_passes_flagged_within_the_deadline_with_bounded_logging(
         assert len(lines) == 2, lines  # the outage's first failure, and the store answering again
         assert "call allowed (fail_open)" in lines[0]
         assert f"answers again after {THREADS * CALLS} failed call(s)" in lines[1]
+        enforcer.close()
+
+
+def test_postgres_down_and_back_keeps_spend_and_reconnects(request: pytest.FixtureRequest) -> None:
+    """The proxy stops (connections cut, port closed: a server restart seen from the client) and
+    starts again: calls are refused at once meanwhile, then the same store reconnects by itself and
+    the spend committed before is still there."""
+    with stalled_store("postgres", request, "fail_closed") as (server, store):
+        budget = Budget(usd=10, per="session", store=store)
+        enforcer = BudgetEnforcer(budget)
+        enforcer.settle(enforcer.reserve(CTX, model="gpt-4o-mini", input_tokens=10, max_tokens=10), cost=Decimal("2"))
+        server.stop()
+        start = time.monotonic()
+        with pytest.raises(BudgetStoreUnavailable):
+            enforcer.reserve(CTX, model="gpt-4o-mini", input_tokens=10, max_tokens=10)
+        assert time.monotonic() - start < _bound("postgres")
+        server.start()
+        enforcer.settle(enforcer.reserve(CTX, model="gpt-4o-mini", input_tokens=10, max_tokens=10), cost=Decimal("1"))
+        status = budget.status(session_id=CTX.session_id)
+        assert status.spent == Decimal("3") and status.held == 0
         enforcer.close()
