@@ -13,6 +13,7 @@ deadlock; a renewal updates one hold row per statement.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import threading
@@ -167,8 +168,7 @@ class PostgresStore(CounterStore):
         ):
             raise ConfigurationError(f"bad PostgreSQL table name {table!r} for the budget store")
         self.timeout = check_timeout("PostgreSQL budget store", timeout)
-        if connect_timeout <= 0:
-            raise ConfigurationError(f"connect_timeout must be > 0 seconds, got {connect_timeout!r}")
+        check_timeout("PostgreSQL budget store connect", connect_timeout)
         if pool_size < 1:
             raise ConfigurationError(f"pool_size must be >= 1, got {pool_size!r}")
         try:
@@ -185,7 +185,7 @@ class PostgresStore(CounterStore):
         self._psycopg = psycopg
         self._dsn = url
         self.table = table
-        self.connect_timeout = max(int(connect_timeout), 1)
+        self.connect_timeout = max(math.ceil(connect_timeout), 1)  # libpq takes whole seconds (at least 2)
         self._pool = _Pool(self._connect, pool_size)
         self._cancels = PendingCancels(self._cancel)
         self._ready = False

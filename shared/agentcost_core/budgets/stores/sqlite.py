@@ -28,6 +28,7 @@ from .base import (
     ReserveResult,
     Vector,
     add,
+    check_timeout,
     fits,
     hold,
 )
@@ -124,10 +125,8 @@ class SQLiteStore(CounterStore):
         timeout: float = 30.0,
     ) -> None:
         self.failure_mode = self._check_failure_mode(failure_mode)
-        if not timeout or timeout <= 0:
-            raise ConfigurationError(f"SQLite budget store timeout must be > 0 seconds, got {timeout!r}")
+        self.timeout = check_timeout("SQLite budget store", timeout)
         self.path = sqlite_path(url_or_path)
-        self.timeout = float(timeout)
         self._local = threading.local()
         self._all: weakref.WeakSet[_Conn] = weakref.WeakSet()
         self._all_lock = threading.Lock()
