@@ -247,7 +247,7 @@ class PostgresStore(CounterStore):
     def _connect(self, deadline: float) -> Any:
         conn = self._psycopg.connect(self._dsn, autocommit=True, connect_timeout=self.connect_timeout)
         try:
-            with WATCHDOG.armed(conn.fileno(), max(deadline, time.monotonic() + self.timeout)):
+            with WATCHDOG.armed(conn.fileno(), max(deadline, time.monotonic() + self.timeout)) as alarm:
                 ms = max(int(self.timeout * 1000), 1)
                 conn.execute(f"SET statement_timeout = {ms}")
                 conn.execute(f"SET idle_in_transaction_session_timeout = {2 * ms}")
@@ -257,6 +257,8 @@ class PostgresStore(CounterStore):
                             # safe with other processes starting
                             ensure_schema(conn, self.table, self._sql_create, self._sql_create_holds)
                             self._ready = True
+            if alarm.fired:  # cut just as the setup finished: not a connection to use
+                raise self._psycopg.OperationalError(f"no answer within {self.timeout:g} s while connecting")
         except BaseException:
             conn.close()
             raise
@@ -267,8 +269,11 @@ class PostgresStore(CounterStore):
         deadline = time.monotonic() + self.timeout
         alarm = None
         try:
-            with self._pool.connection(deadline) as conn, WATCHDOG.armed(conn.fileno(), deadline) as alarm:
-                yield conn
+            with self._pool.connection(deadline) as conn:
+                with WATCHDOG.armed(conn.fileno(), deadline) as alarm:
+                    yield conn
+                if alarm.fired:  # cut just as the call finished: its answer stands, the connection goes
+                    conn.close()
         except (self._psycopg.Error, OSError) as e:
             if alarm is not None and alarm.fired:
                 raise BudgetStoreUnavailable(
