@@ -19,8 +19,12 @@ CTX = ScopeContext(session_id="s-1")
 
 
 @pytest.mark.parametrize("appendonly", [False, True], ids=["no-persistence", "appendonly"])
-def test_killed_and_restarted_redis(appendonly: bool) -> None:
-    server = OwnRedis(appendonly=appendonly)
+def test_killed_and_restarted_redis(appendonly: bool, own_redis: OwnRedis) -> None:
+    if appendonly:  # the same private server, started again with an append-only file
+        own_redis.kill()
+        own_redis.appendonly = True
+        own_redis.start()
+    server = own_redis
     store = RedisStore(server.url, timeout=0.5)
     try:
         budget = Budget(usd=10, per="session", store=store)
@@ -43,4 +47,3 @@ def test_killed_and_restarted_redis(appendonly: bool) -> None:
         enforcer.close()
     finally:
         store.close()
-        server.close()
