@@ -5,6 +5,7 @@ stays held once the server answers again, and ``fail_open`` logs a bounded numbe
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -171,4 +172,43 @@ def test_postgres_down_and_back_keeps_spend_and_reconnects(request: pytest.Fixtu
         enforcer.settle(enforcer.reserve(CTX, model="gpt-4o-mini", input_tokens=10, max_tokens=10), cost=Decimal("1"))
         status = budget.status(session_id=CTX.session_id)
         assert status.spent == Decimal("3") and status.held == 0
+        enforcer.close()
+
+
+@pytest.mark.parametrize("kind", ["redis", "postgres"])
+def test_async_reserve_on_a_stalled_store_ends_within_the_deadline_and_never_blocks_the_loop(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    with stalled_store(kind, request, "fail_closed") as (server, store):
+        budget = Budget(usd=100, per="session", store=store)
+        enforcer = BudgetEnforcer(budget)
+
+        async def scenario() -> tuple[float, int]:
+            await enforcer.arelease(await enforcer.areserve(CTX, model="gpt-4o-mini", input_tokens=10, max_tokens=10))
+            ticks = 0
+            stop = asyncio.Event()
+
+            async def ticker() -> None:
+                nonlocal ticks
+                while not stop.is_set():
+                    ticks += 1
+                    await asyncio.sleep(0.01)  # the loop's own heartbeat, not synchronisation
+
+            beat = asyncio.create_task(ticker())
+            server.pause()
+            start = time.monotonic()
+            try:
+                with pytest.raises(BudgetStoreUnavailable):
+                    await enforcer.areserve(CTX, model="gpt-4o-mini", input_tokens=10, max_tokens=10)
+            finally:
+                server.resume()
+            took = time.monotonic() - start
+            stop.set()
+            await beat
+            return took, ticks
+
+        took, ticks = asyncio.run(scenario())
+        assert took < _bound(kind)
+        assert ticks >= int(took / 0.01) // 2  # the loop kept running while the store stalled
+        assert _wait_until_nothing_held(budget, store).held == 0
         enforcer.close()
