@@ -271,6 +271,36 @@ def test_fail_closed_blocks_with_a_clear_error_and_fail_open_flags_the_call() ->
     assert e.settle(r, CALL) == Decimal("0.01")
 
 
+class FlakyStore(MemoryStore):
+    """An in-process store that is unreachable while ``down`` is set."""
+
+    shared = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failure_mode = "fail_open"
+        self.down = True
+
+    def reserve(self, claims, now, lease=None):  # type: ignore[no-untyped-def]
+        if self.down:
+            raise BudgetStoreUnavailable("redis://10.0.0.1:6379/0 unreachable: connection refused")
+        return super().reserve(claims, now, lease)
+
+
+def test_fail_open_logs_one_line_per_store_for_an_outage_and_one_when_it_answers_again(caplog) -> None:  # type: ignore[no-untyped-def]
+    store = FlakyStore()
+    e = enforcer(Budget(usd=100, store=store))
+    with caplog.at_level("WARNING", logger="agentcost"):
+        for _ in range(1_000):
+            e.release(e.reserve(CTX, model="toy-1c", input_tokens=5, max_tokens=5))
+        store.down = False
+        e.release(e.reserve(CTX, model="toy-1c", input_tokens=5, max_tokens=5))
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2, lines
+    assert "call allowed (fail_open)" in lines[0] and "connection refused" in lines[0]
+    assert "answers again after 1000 failed call(s)" in lines[1]
+
+
 def test_a_refusal_in_a_second_store_releases_the_first() -> None:
     first, second = MemoryStore(), MemoryStore()
     b1 = Budget(usd=10, store=first, name="roomy")

@@ -507,3 +507,25 @@ def test_redis_store_takes_a_client_and_resets_only_its_prefix(redis_url):
         client.close()
     with pytest.raises(ConfigurationError, match="one of the two"):
         RedisStore(redis_url, client=client)
+
+
+@pytest.mark.parametrize("timeout", [0, -1, float("nan"), float("inf"), True, "5"])
+def test_store_deadlines_must_be_a_positive_number_of_seconds(timeout, tmp_path):
+    with pytest.raises(ConfigurationError, match="timeout"):
+        RedisStore("redis://127.0.0.1:1/0", timeout=timeout)
+    with pytest.raises(ConfigurationError, match="timeout"):
+        PostgresStore("postgresql://postgres@127.0.0.1:1/test", timeout=timeout)
+    with pytest.raises(ConfigurationError, match="timeout"):
+        PostgresStore("postgresql://postgres@127.0.0.1:1/test", connect_timeout=timeout)
+    with pytest.raises(ConfigurationError, match="timeout"):
+        SQLiteStore(tmp_path / "b.db", timeout=timeout)
+
+
+def test_an_unreachable_store_answers_within_its_deadline_and_has_nothing_to_cancel():
+    store = RedisStore("redis://127.0.0.1:1/0", timeout=0.2)
+    start = time.monotonic()
+    with pytest.raises(BudgetStoreUnavailable):
+        store.reserve([usd(100, 1)], NOW)  # no lease: nothing could be held under an id
+    assert time.monotonic() - start < 1.0
+    assert store.pending_cancels() == 0
+    assert MemoryStore().pending_cancels() == 0

@@ -141,7 +141,8 @@ class TcpProxy:
 
 
 class OwnRedis:
-    def __init__(self) -> None:
+    def __init__(self, *, appendonly: bool = False) -> None:
+        self.appendonly = appendonly  # True: an append-only file fsynced on every write (survives kill -9)
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed")
@@ -158,7 +159,7 @@ class OwnRedis:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir],
+             "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "always", "--dir", self.dir],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip

@@ -32,17 +32,18 @@ import time
 from decimal import Decimal
 from typing import Any, Callable, Iterable, Sequence
 
-from ..errors import ConfigurationError
 from ..accountant import Accountant
+from ..errors import ConfigurationError
 from ..prices import PriceCatalog
 from ..prices.model_price import BucketPrices
 from ..usage import Usage
 from .alerts import AlertSink, log_alert
-from .notices import BudgetNotices, limits_of
-from .reservation import Reservation
 from .budget import Budget, ScopeContext
 from .leases import OpenReservations, leased
+from .notices import BudgetNotices, limits_of
 from .off_loop import in_background, off_loop
+from .outage_log import OUTAGES
+from .reservation import Reservation
 from .stores.base import (
     BudgetStoreUnavailable,
     Claim,
@@ -291,6 +292,7 @@ class BudgetEnforcer:
         except BaseException:
             self._undo(res)
             raise
+        OUTAGES.answered(store)
         self._admit_or_refuse(res, store, claims, budgets, result, ctx)
 
     def _admit_or_refuse(
@@ -320,6 +322,7 @@ class BudgetEnforcer:
                     started = read_counters(store, claim.key, now).started
                 except BudgetStoreUnavailable as e:
                     if store.failure_mode == "fail_open":
+                        OUTAGES.failed(store, "call allowed (fail_open)", e)
                         res.store_errors.append(str(e))
                         continue
                     self._undo(res)
@@ -331,7 +334,7 @@ class BudgetEnforcer:
 
     def _store_failed(self, res: Reservation, store: CounterStore, e: BudgetStoreUnavailable) -> None:
         if store.failure_mode == "fail_open":
-            logger.warning("agentcost budget store unavailable, call allowed (fail_open): %s", e)
+            OUTAGES.failed(store, "call allowed (fail_open)", e)  # one line per store per minute
             res.store_errors.append(str(e))
             return
         self._undo(res)
@@ -347,7 +350,7 @@ class BudgetEnforcer:
             try:
                 _release(store, claims, res)
             except Exception as e:  # pragma: no cover - store down between two calls
-                logger.error("agentcost: could not release a reservation: %r", e)
+                _log_failure(store, "could not release a reservation (its lease still ends it)", e)
 
     # --- settle / release ------------------------------------------------------------------
     def settle(
@@ -370,7 +373,7 @@ class BudgetEnforcer:
                 else:
                     after = store.settle(claims, actual)
             except Exception as e:
-                logger.error("agentcost: could not settle a reservation in %r: %r", store, e)
+                _log_failure(store, "could not settle a reservation: its spend is not counted", e)
                 continue
             self.notices.after_settle(budgets, claims, after, res.ctx)
         return res.cost  # type: ignore[return-value]
@@ -410,7 +413,7 @@ class BudgetEnforcer:
             try:
                 _release(store, claims, res)
             except Exception as e:  # its lease (shared stores) still ends the hold
-                logger.error("agentcost: could not release a reservation in %r: %r", store, e)
+                _log_failure(store, "could not release a reservation (its lease still ends it)", e)
 
     async def arelease(self, res: Reservation) -> None:
         """:meth:`release` for async code; a cancelled ``arelease`` still releases (in its worker)."""
@@ -492,6 +495,15 @@ class BudgetEnforcer:
         if self.local:
             return self.spent(ctx, budget)
         return await off_loop(self.spent, ctx, budget)  # type: ignore[no-any-return]
+
+
+def _log_failure(store: CounterStore, what: str, e: Exception) -> None:
+    """A settle or release that failed: an outage is logged once per store per interval (the store
+    cancels the hold when it answers again); anything else is logged as it comes."""
+    if isinstance(e, BudgetStoreUnavailable):
+        OUTAGES.failed(store, what, e, level=logging.ERROR)
+    else:
+        logger.error("agentcost: %s in %r: %r", what, store, e)
 
 
 def _release(store: CounterStore, claims: list[Claim], res: Reservation) -> None:

@@ -27,7 +27,8 @@ import uuid
 import weakref
 from typing import TYPE_CHECKING, Any, Callable
 
-from .stores.base import CounterStore, Lease, takes_leases
+from .outage_log import OUTAGES
+from .stores.base import BudgetStoreUnavailable, CounterStore, Lease, takes_leases
 
 if TYPE_CHECKING:
     from .reservation import Reservation
@@ -115,7 +116,9 @@ class OpenReservations:
                             "agentcost: the lease of a running call in %r had already expired: its hold is "
                             "gone (the call outlived lease_seconds without a renewal)", store,
                         )  # fmt: skip
-                except Exception as e:  # the store is down: the next renewal tries again
+                except BudgetStoreUnavailable as e:  # the store is down: the next renewal tries again
+                    OUTAGES.failed(store, "could not renew a budget lease", e, level=logging.ERROR)
+                except Exception as e:
                     logger.error("agentcost: could not renew a budget lease in %r: %r", store, e)
         return renewed
 

@@ -169,6 +169,13 @@ def read_counters(store: CounterStore, key: str, now: float) -> Counters:
     return store.read(key, now) if _takes(store)[1] else store.read(key)
 
 
+def check_timeout(what: str, timeout: object) -> float:
+    """A store's deadline in seconds: a finite number > 0, else a :class:`ConfigurationError`."""
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf"):
+        raise ConfigurationError(f"{what} timeout must be a number of seconds > 0, got {timeout!r}")
+    return float(timeout)
+
+
 def add(a: Sequence[int], b: Sequence[int], sign: int = 1) -> Vector:
     return (a[0] + sign * b[0], a[1] + sign * b[1], a[2] + sign * b[2], a[3] + sign * b[3])
 
@@ -238,6 +245,11 @@ class CounterStore(ABC):
 
     async def aread(self, key: str, now: float | None = None) -> Counters:
         return await off_loop(self.read, key, now)  # type: ignore[no-any-return]
+
+    def pending_cancels(self) -> int:
+        """How many reservations this store gave up on (a reserve, settle or release that ran out
+        of time) still wait for their cancel to reach the server; 0 for stores that never need one."""
+        return 0
 
     def close(self) -> None:  # noqa: B027 - optional for stores holding connections
         """Release connections."""

@@ -3,6 +3,7 @@ process share it; it needs no server and never fails, so it has no failure mode 
 
 from __future__ import annotations
 
+import heapq
 import threading
 import time
 from typing import Sequence
@@ -11,10 +12,15 @@ from .base import ZERO, Claim, Counters, CounterStore, Lease, ReserveResult, Vec
 
 __all__ = ["MemoryStore"]
 
+_HELD_RECHECK = 60.0  # seconds before a key past its period but still held is looked at again
+
 
 class MemoryStore(CounterStore):
     """``memory://``: counters for this process only. Periods roll over by key (the key names
-    its day / month), and expired keys are dropped as new ones arrive."""
+    its day / month). A key whose period has ended (its ``ttl`` has passed: the day, the month, a
+    run's day or a session's 7 idle days) is dropped at the next reservation after that moment,
+    unless a reservation still holds on it (then at the next check, a minute later);
+    :meth:`key_count` tells how many keys are kept."""
 
     leases = True
 
@@ -22,7 +28,10 @@ class MemoryStore(CounterStore):
         self._lock = threading.Lock()
         self._counters: dict[str, Counters] = {}
         self._expires: dict[str, float] = {}
-        self._reserves = 0  # every 1,000 reservations, expired keys of every scope are dropped
+        #: When keys' periods end: a heap of (expiry, key), at most one live entry per key (the one
+        #: ``_queued`` names); an entry whose key was extended since is moved on when it comes up.
+        self._ends: list[tuple[float, str]] = []
+        self._queued: dict[str, float] = {}
         #: Leased holds: key -> lease id -> (amounts, expires); and per key, the earliest expiry.
         self._holds: dict[str, dict[str, tuple[Vector, float]]] = {}
         self._next_expiry: dict[str, float] = {}
@@ -32,8 +41,7 @@ class MemoryStore(CounterStore):
 
     def reserve(self, claims: Sequence[Claim], now: float, lease: Lease | None = None) -> ReserveResult:
         with self._lock:
-            self._reserves += 1
-            if self._reserves % 1000 == 0:
+            if self._ends and self._ends[0][0] <= now:
                 self._sweep(now)
             current = [self._get(c.key, now) for c in claims]
             working: dict[str, Counters] = {}  # a key named twice in one call holds both amounts
@@ -49,6 +57,8 @@ class MemoryStore(CounterStore):
                 self._counters[claim.key] = working[claim.key]
                 if claim.ttl is not None:
                     self._expires[claim.key] = now + claim.ttl
+                    if claim.key not in self._queued:
+                        self._queue(claim.key, now + claim.ttl)
                 if lease is not None:
                     holds = self._holds.setdefault(claim.key, {})
                     amounts = add(holds[lease.id][0], claim.amounts) if lease.id in holds else claim.amounts
@@ -63,7 +73,12 @@ class MemoryStore(CounterStore):
         with self._lock:
             out = []
             for claim in claims:
-                c = self._counters.get(claim.key) or Counters()
+                c = self._counters.get(claim.key)
+                if c is None:  # settled after its period was dropped: the key ends a period from now
+                    c = Counters()
+                    if claim.ttl is not None:
+                        self._expires[claim.key] = time.time() + claim.ttl
+                        self._queue(claim.key, self._expires[claim.key])
                 held = add(c.held, self._take_hold(claim, lease_id), -1)
                 new = Counters(add(c.spent, actual), tuple(max(h, 0) for h in held), c.started)  # type: ignore[arg-type]
                 self._counters[claim.key] = new
@@ -121,6 +136,14 @@ class MemoryStore(CounterStore):
                 self._sweep_leases(key, time.time() if now is None else now)
             return self._counters.get(key) or Counters()
 
+    def key_count(self, now: float | None = None) -> int:
+        """How many counter keys this store keeps, once the keys whose period ended by ``now``
+        (default: the wall clock) are dropped."""
+        now = time.time() if now is None else now
+        with self._lock:
+            self._sweep(now)
+            return len(self._counters)
+
     def reset(self, key: str | None = None) -> None:
         with self._lock:
             if key is None:
@@ -128,14 +151,34 @@ class MemoryStore(CounterStore):
                 self._expires.clear()
                 self._holds.clear()
                 self._next_expiry.clear()
+                self._ends.clear()
+                self._queued.clear()
             else:
                 self._drop(key)
 
+    def _queue(self, key: str, when: float) -> None:
+        self._queued[key] = when
+        heapq.heappush(self._ends, (when, key))
+
     def _sweep(self, now: float) -> None:
-        """Drop every expired key with nothing held (per-run and per-session keys pile up otherwise)."""
-        for key in [k for k, exp in self._expires.items() if exp <= now]:
+        """Drop every key whose period ended by ``now`` and that nothing holds on (per-run and
+        per-session keys would pile up otherwise); a key still held is looked at again in a minute."""
+        ends = self._ends
+        while ends and ends[0][0] <= now:
+            when, key = heapq.heappop(ends)
+            if self._queued.get(key) != when:
+                continue  # a stale entry: the key was dropped or queued again since
+            del self._queued[key]
+            exp = self._expires.get(key)
+            if exp is None:
+                continue
+            if exp > now:  # extended since it was queued
+                self._queue(key, exp)
+                continue
             c = self._counters.get(key)
-            if c is None or not any(c.held):
+            if c is not None and any(c.held):
+                self._queue(key, now + _HELD_RECHECK)
+            else:
                 self._drop(key)
 
     def _drop(self, key: str) -> None:
@@ -143,6 +186,7 @@ class MemoryStore(CounterStore):
         self._expires.pop(key, None)
         self._holds.pop(key, None)
         self._next_expiry.pop(key, None)
+        self._queued.pop(key, None)  # its heap entry is stale now
 
     def _get(self, key: str, now: float) -> Counters:
         exp = self._expires.get(key)

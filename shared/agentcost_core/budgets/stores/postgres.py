@@ -13,6 +13,7 @@ deadlock; a renewal updates one hold row per statement.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import threading
@@ -33,9 +34,12 @@ from .base import (
     ReserveResult,
     Vector,
     add,
+    check_timeout,
     fits,
     hold,
 )
+from .cancels import CANCEL_HORIZON, PendingCancels
+from .watchdog import WATCHDOG
 
 __all__ = ["PostgresStore"]
 
@@ -45,7 +49,6 @@ _HELD = ("held_usd", "held_tokens", "held_calls", "held_tools")
 _AMOUNTS = ("usd", "tokens", "calls", "tools")
 _COUNTER_COLUMNS = (*_SPENT, *_HELD)
 _ROW = f"{', '.join(_COUNTER_COLUMNS)}, started, expires"
-_POOL_WAIT = 30.0  # seconds a call waits for a free connection before the store is "unavailable"
 # Connections inherited through fork(): never used nor closed in the child (closing would end the
 # parent's session on the shared socket); kept alive here so garbage collection does not close them.
 _INHERITED: list[Any] = []
@@ -77,16 +80,17 @@ class _Pool:
                     self._reset()
 
     @contextmanager
-    def connection(self) -> Iterator[Any]:
+    def connection(self, deadline: float) -> Iterator[Any]:
+        """A connection, waiting for a free one until ``deadline`` (``time.monotonic()``)."""
         self._check_fork()
         slots = self._slots
-        if not slots.acquire(timeout=_POOL_WAIT):
-            raise TimeoutError(f"no free connection in the pool of {self._size} after {_POOL_WAIT:.0f} s")
+        if not slots.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
+            raise TimeoutError(f"no free connection in the pool of {self._size} before the call's deadline")
         try:
             with self._lock:
                 conn = self._idle.pop() if self._idle else None
             if conn is None:
-                conn = self._connect()
+                conn = self._connect(deadline)
             ok = False
             try:
                 yield conn
@@ -122,9 +126,18 @@ class PostgresStore(CounterStore):
 
     Nothing connects at construction: the first call does, and from then on a connection failure,
     a timeout or an error answer raises :class:`BudgetStoreUnavailable` (``fail_closed`` refuses the
-    call, ``fail_open`` lets it through flagged). ``connect_timeout`` bounds each connection
-    attempt; ``pool_size`` caps this process' connections (threads beyond it wait their turn).
-    The async forms run the sync calls in a worker thread (the base class' behaviour).
+    call, ``fail_open`` lets it through flagged).
+
+    ``timeout`` (seconds, default 5.0) is every call's deadline, waiting for a pooled connection
+    included; ``connect_timeout`` (default 5) bounds opening a new one. A stalled server is given
+    up on by the client (:mod:`.watchdog` cuts the connection; the server rolls its transaction
+    back), and the server bounds its side too (``statement_timeout`` = ``timeout``,
+    ``idle_in_transaction_session_timeout`` = twice that, so a lost client's row locks go). A
+    leased reserve (or settle / release) that was given up on may still commit if its last
+    statement was already on its way: the store then cancels it by its lease id (see
+    :mod:`.cancels`), so no late commit stays held. ``pool_size`` caps this process' connections
+    (threads beyond it wait their turn, within their deadline). The async forms run the sync calls
+    in a worker thread (the base class' behaviour).
     """
 
     shared = True
@@ -138,6 +151,7 @@ class PostgresStore(CounterStore):
         table: str = "agentcost_budget_counters",
         connect_timeout: int = 5,
         pool_size: int = 8,
+        timeout: float = 5.0,
     ) -> None:
         self.failure_mode = self._check_failure_mode(failure_mode)
         if not isinstance(url, str) or not url.strip():
@@ -153,8 +167,8 @@ class PostgresStore(CounterStore):
             or len(table.split(".")[-1]) > 57  # room for the "_holds" table
         ):
             raise ConfigurationError(f"bad PostgreSQL table name {table!r} for the budget store")
-        if connect_timeout <= 0:
-            raise ConfigurationError(f"connect_timeout must be > 0 seconds, got {connect_timeout!r}")
+        self.timeout = check_timeout("PostgreSQL budget store", timeout)
+        check_timeout("PostgreSQL budget store connect", connect_timeout)
         if pool_size < 1:
             raise ConfigurationError(f"pool_size must be >= 1, got {pool_size!r}")
         try:
@@ -171,8 +185,9 @@ class PostgresStore(CounterStore):
         self._psycopg = psycopg
         self._dsn = url
         self.table = table
-        self.connect_timeout = max(int(connect_timeout), 1)
+        self.connect_timeout = max(math.ceil(connect_timeout), 1)  # libpq takes whole seconds (at least 2)
         self._pool = _Pool(self._connect, pool_size)
+        self._cancels = PendingCancels(self._cancel)
         self._ready = False
         self._ready_lock = threading.Lock()
         t = table
@@ -229,32 +244,63 @@ class PostgresStore(CounterStore):
 
     # -- connections ---------------------------------------------------------------------------
 
-    def _connect(self) -> Any:
+    def _connect(self, deadline: float) -> Any:
         conn = self._psycopg.connect(self._dsn, autocommit=True, connect_timeout=self.connect_timeout)
-        if not self._ready:
-            with self._ready_lock:
+        try:
+            with WATCHDOG.armed(conn.fileno(), max(deadline, time.monotonic() + self.timeout)) as alarm:
+                ms = max(int(self.timeout * 1000), 1)
+                conn.execute(f"SET statement_timeout = {ms}")
+                conn.execute(f"SET idle_in_transaction_session_timeout = {2 * ms}")
                 if not self._ready:
-                    try:
-                        ensure_schema(conn, self.table, self._sql_create, self._sql_create_holds)  # safe with other processes starting
-                    except BaseException:
-                        conn.close()
-                        raise
-                    self._ready = True
+                    with self._ready_lock:
+                        if not self._ready:
+                            # safe with other processes starting
+                            ensure_schema(conn, self.table, self._sql_create, self._sql_create_holds)
+                            self._ready = True
+            if alarm.fired:  # cut just as the setup finished: not a connection to use
+                raise self._psycopg.OperationalError(f"no answer within {self.timeout:g} s while connecting")
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     @contextmanager
     def _connection(self) -> Iterator[Any]:
+        deadline = time.monotonic() + self.timeout
+        alarm = None
         try:
-            with self._pool.connection() as conn:
-                yield conn
+            with self._pool.connection(deadline) as conn:
+                with WATCHDOG.armed(conn.fileno(), deadline) as alarm:
+                    yield conn
+                if alarm.fired:  # cut just as the call finished: its answer stands, the connection goes
+                    conn.close()
         except (self._psycopg.Error, OSError) as e:
+            if alarm is not None and alarm.fired:
+                raise BudgetStoreUnavailable(
+                    f"PostgreSQL budget store {self.url} (table {self.table}) unavailable: no answer within "
+                    f"{self.timeout:g} s (timeout=); the connection was closed"
+                ) from e
             raise BudgetStoreUnavailable(
                 f"PostgreSQL budget store {self.url} (table {self.table}) unavailable: {type(e).__name__}: {e}"
             ) from e
 
+    def _cancel(self, claims: Sequence[Claim], lease_id: str, expires: float) -> None:
+        self._settle(claims, ZERO, lease_id)  # the counter rows are locked first: after any late reserve
+
+    def pending_cancels(self) -> int:
+        return len(self._cancels)
+
     # -- counters ------------------------------------------------------------------------------
 
     def reserve(self, claims: Sequence[Claim], now: float, lease: Lease | None = None) -> ReserveResult:
+        try:
+            return self._reserve(claims, now, lease)
+        except BudgetStoreUnavailable:
+            if lease is not None:  # its COMMIT may still be on its way: cancel it once the server answers
+                self._cancels.add(claims, lease.id, lease.expires)
+            raise
+
+    def _reserve(self, claims: Sequence[Claim], now: float, lease: Lease | None) -> ReserveResult:
         keys = sorted({c.key for c in claims})
         with self._connection() as conn:
             with conn.transaction() as tx, conn.cursor() as cur:
@@ -318,6 +364,14 @@ class PostgresStore(CounterStore):
         return state, bool(over or swept)
 
     def settle(self, claims: Sequence[Claim], actual: Vector, lease_id: str | None = None) -> tuple[Counters, ...]:
+        try:
+            return self._settle(claims, actual, lease_id)
+        except BudgetStoreUnavailable:
+            if lease_id is not None:  # its hold is released when the server answers again
+                self._cancels.add(claims, lease_id, time.time() + CANCEL_HORIZON)
+            raise
+
+    def _settle(self, claims: Sequence[Claim], actual: Vector, lease_id: str | None) -> tuple[Counters, ...]:
         keys = sorted({c.key for c in claims})
         order = sorted(range(len(claims)), key=lambda i: claims[i].key)  # stable: lock in key order
         out: list[Counters | None] = [None] * len(claims)

@@ -24,15 +24,27 @@ from typing import Any
 
 from ...errors import ConfigurationError
 from ...ledger.postgres import _redact
-from .base import ZERO, BudgetStoreUnavailable, Claim, Counters, CounterStore, Lease, ReserveResult, Vector
+from .base import (
+    ZERO,
+    BudgetStoreUnavailable,
+    Claim,
+    Counters,
+    CounterStore,
+    Lease,
+    ReserveResult,
+    Vector,
+    check_timeout,
+)
+from .cancels import CANCEL_HORIZON, PendingCancels
 
 __all__ = ["RedisStore"]
 
 _FIELDS = ("spent0", "spent1", "spent2", "spent3", "held0", "held1", "held2", "held3", "started")
 
 # Shared by every script. A leased hold is the hash field ``l:<lease id>`` = "a0 a1 a2 a3 expires";
-# field ``next`` is no later than the earliest lease expiry, so a sweep reads the hash only when a
-# lease may have run out.
+# a cancelled lease leaves the tombstone ``t:<lease id>`` = "expires" (a reserve arriving after its
+# cancel is not applied); field ``next`` is no later than the earliest expiry of either, so a sweep
+# reads the hash only when one may have run out.
 _PRELUDE = """
 local fields = {'spent0','spent1','spent2','spent3','held0','held1','held2','held3','started'}
 local function parse(v)
@@ -59,13 +71,15 @@ local function sweep(key, now)
   local all = redis.call('HGETALL', key)
   local soonest = nil
   for j = 1, #all, 2 do
-    if string.sub(all[j], 1, 2) == 'l:' then
+    local kind = string.sub(all[j], 1, 2)
+    if kind == 'l:' or kind == 't:' then
       local p = parse(all[j + 1])
-      if tonumber(p[5]) <= now then
-        take(key, p)
+      local expires = p[#p]
+      if tonumber(expires) <= now then
+        if kind == 'l:' then take(key, p) end
         redis.call('HDEL', key, all[j])
-      elseif soonest == nil or tonumber(p[5]) < tonumber(soonest) then
-        soonest = p[5]
+      elseif soonest == nil or tonumber(expires) < tonumber(soonest) then
+        soonest = expires
       end
     end
   end
@@ -88,6 +102,11 @@ end
 _RESERVE = _PRELUDE + """
 local n = #KEYS
 local now = tonumber(ARGV[1])
+if ARGV[2] ~= '' then
+  for i = 1, n do
+    if redis.call('HEXISTS', KEYS[i], 't:' .. ARGV[2]) == 1 then return {-1, -1, -1, {}} end
+  end
+end
 for i = 1, n do sweep(KEYS[i], now) end
 for i = 1, n do
   local a = 3 + (i - 1) * 10
@@ -159,6 +178,31 @@ end
 return snapshot()
 """
 
+# KEYS: the claims' hashes. ARGV[1]: lease id; ARGV[2]: its expiry; ARGV[3]: now. Per key: the
+# lease's hold is released when it is there, else a tombstone is left until the lease's expiry (a
+# key created for it expires then too). Returns how many holds it released.
+_CANCEL = _PRELUDE + """
+local released = 0
+local lease = ARGV[1]
+for i = 1, #KEYS do
+  local v = redis.call('HGET', KEYS[i], 'l:' .. lease)
+  if v then
+    take(KEYS[i], parse(v))
+    redis.call('HDEL', KEYS[i], 'l:' .. lease)
+    released = released + 1
+  elseif tonumber(ARGV[2]) > tonumber(ARGV[3]) then
+    local existed = redis.call('EXISTS', KEYS[i])
+    redis.call('HSET', KEYS[i], 't:' .. lease, ARGV[2])
+    local nxt = redis.call('HGET', KEYS[i], 'next')
+    if not nxt or tonumber(ARGV[2]) < tonumber(nxt) then redis.call('HSET', KEYS[i], 'next', ARGV[2]) end
+    if existed == 0 then
+      redis.call('EXPIRE', KEYS[i], math.ceil(tonumber(ARGV[2]) - tonumber(ARGV[3])) + 1)
+    end
+  end
+end
+return released
+"""
+
 # KEYS: the claims' hashes. ARGV[1]: lease id; ARGV[2]: new expiry. Returns how many holds it found.
 _RENEW = _PRELUDE + """
 local found = 0
@@ -203,8 +247,13 @@ class RedisStore(CounterStore):
     Nothing connects at construction: the first reserve / settle / read does, and from then on any
     connection error, timeout or error answer raises :class:`BudgetStoreUnavailable`, which the
     enforcer turns into a refusal (``fail_closed``) or an unbudgeted call (``fail_open``). Call
-    :meth:`ping` to check the server up front. ``socket_timeout`` bounds every command (and the
-    connection attempt) so an unreachable server cannot stall a model call.
+    :meth:`ping` to check the server up front.
+
+    ``timeout`` (seconds, default 1.0) is every call's deadline: the connection attempt and each
+    command, with no retry, so a stalled or unreachable server costs a call at most that long. A
+    leased reserve (or settle / release) that ran out of time may still be applied when the server
+    answers again: the store then cancels it by its lease id (see :mod:`.cancels`), so no late
+    apply stays held. A ``client`` passed in keeps its own timeouts.
 
     The async forms run the sync client in a worker thread (the base class' behaviour): one
     thread-safe connection pool serves every thread and event loop.
@@ -220,17 +269,18 @@ class RedisStore(CounterStore):
         client: Any = None,
         prefix: str = "agentcost:budget:",
         failure_mode: str = "fail_closed",
-        socket_timeout: float = 2.0,
+        timeout: float = 1.0,
     ) -> None:
         self.failure_mode = self._check_failure_mode(failure_mode)
         if (url is None) == (client is None):
             raise ConfigurationError("RedisStore takes a URL or a client= (one of the two)")
         if not isinstance(prefix, str):
             raise ConfigurationError(f"RedisStore prefix must be a string, got {prefix!r}")
-        if socket_timeout is not None and socket_timeout <= 0:
-            raise ConfigurationError(f"RedisStore socket_timeout must be > 0 seconds, got {socket_timeout!r}")
+        self.timeout = check_timeout("RedisStore", timeout)
         try:
             import redis
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
         except ImportError:
             raise ConfigurationError(
                 "a Redis budget store needs the redis package: pip install 'agentcost-control[redis]'"
@@ -242,7 +292,9 @@ class RedisStore(CounterStore):
             assert url is not None
             self.url = _redact(url)
             try:
-                client = redis.Redis.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout)
+                client = redis.Redis.from_url(
+                    url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout, retry=Retry(NoBackoff(), 0)
+                )
             except (ValueError, TypeError) as e:
                 raise ConfigurationError(f"bad Redis budget store URL {self.url!r}: {e}") from None
         else:
@@ -252,6 +304,8 @@ class RedisStore(CounterStore):
         self._settle_script = client.register_script(_SETTLE)
         self._renew_script = client.register_script(_RENEW)
         self._read_script = client.register_script(_READ)
+        self._cancel_script = client.register_script(_CANCEL)
+        self._cancels = PendingCancels(self._cancel)
 
     def __repr__(self) -> str:
         return f"RedisStore({self.url!r}, prefix={self.prefix!r}, failure_mode={self.failure_mode!r})"
@@ -265,6 +319,13 @@ class RedisStore(CounterStore):
         except self._errors as e:
             raise self._unavailable(e) from e
 
+    def _cancel(self, claims: Sequence[Claim], lease_id: str, expires: float) -> None:
+        keys = [self.prefix + c.key for c in claims]
+        self._call(self._cancel_script, keys=keys, args=[lease_id, repr(float(expires)), repr(time.time())])
+
+    def pending_cancels(self) -> int:
+        return len(self._cancels)
+
     def ping(self) -> None:
         """Check the server answers; raises :class:`BudgetStoreUnavailable` if not."""
         self._call(self.client.ping)
@@ -277,9 +338,16 @@ class RedisStore(CounterStore):
             args.extend("" if lim is None else str(int(lim)) for lim in c.limits)
             args.extend(_amount(a) for a in c.amounts)
             args.append("" if c.ttl is None else str(max(int(c.ttl), 1)))
-        admitted, refused, dim, flat = self._call(
-            self._reserve_script, keys=[self.prefix + c.key for c in claims], args=args
-        )
+        try:
+            admitted, refused, dim, flat = self._call(
+                self._reserve_script, keys=[self.prefix + c.key for c in claims], args=args
+            )
+        except BudgetStoreUnavailable:
+            if lease is not None:  # it may still be applied when the server answers: cancel it then
+                self._cancels.add(claims, lease.id, lease.expires)
+            raise
+        if int(admitted) < 0:  # pragma: no cover - a lease id is never reused after its cancel
+            raise BudgetStoreUnavailable(f"Redis budget store {self.url}: this reservation was cancelled")
         counters = tuple(_counters(flat, i) for i in range(len(claims)))
         if int(admitted):
             return ReserveResult(True, counters)
@@ -291,7 +359,12 @@ class RedisStore(CounterStore):
         for c in claims:
             args.extend(_amount(a) for a in c.amounts)
             args.append("" if c.ttl is None else str(max(int(c.ttl), 1)))
-        flat = self._call(self._settle_script, keys=[self.prefix + c.key for c in claims], args=args)
+        try:
+            flat = self._call(self._settle_script, keys=[self.prefix + c.key for c in claims], args=args)
+        except BudgetStoreUnavailable:
+            if lease_id is not None:  # its hold is released when the server answers again
+                self._cancels.add(claims, lease_id, time.time() + CANCEL_HORIZON)
+            raise
         return tuple(_counters(flat, i) for i in range(len(claims)))
 
     def release(self, claims: Sequence[Claim], lease_id: str | None = None) -> tuple[Counters, ...]:

@@ -28,6 +28,7 @@ from .base import (
     ReserveResult,
     Vector,
     add,
+    check_timeout,
     fits,
     hold,
 )
@@ -81,6 +82,12 @@ def sqlite_path(url_or_path: str | os.PathLike[str]) -> str:
     return spec
 
 
+def _transient(e: sqlite3.OperationalError) -> bool:
+    """A lock another connection holds or just released: worth retrying, never a configuration error."""
+    text = str(e).lower()
+    return "locked" in text or "busy" in text
+
+
 class _Conn:
     """A thread's connection, with the process it was opened in (a connection must never be used
     across fork())."""
@@ -102,7 +109,8 @@ class SQLiteStore(CounterStore):
 
     ``timeout``: seconds a transaction waits for another writer before the store is reported
     unavailable. The file's folder is created if needed; a path that cannot be created or opened is
-    a :class:`ConfigurationError` here, at construction. Any later SQLite error (locked past
+    a :class:`ConfigurationError` here, at construction. Opening retries a transient "database is
+    locked" (another process creating the tables at the same moment) for up to ``timeout``. Any later SQLite error (locked past
     ``timeout``, disk full, I/O error) raises :class:`BudgetStoreUnavailable`.
     """
 
@@ -117,10 +125,8 @@ class SQLiteStore(CounterStore):
         timeout: float = 30.0,
     ) -> None:
         self.failure_mode = self._check_failure_mode(failure_mode)
-        if not timeout or timeout <= 0:
-            raise ConfigurationError(f"SQLite budget store timeout must be > 0 seconds, got {timeout!r}")
+        self.timeout = check_timeout("SQLite budget store", timeout)
         self.path = sqlite_path(url_or_path)
-        self.timeout = float(timeout)
         self._local = threading.local()
         self._all: weakref.WeakSet[_Conn] = weakref.WeakSet()
         self._all_lock = threading.Lock()
@@ -133,8 +139,8 @@ class SQLiteStore(CounterStore):
             self._conn()  # opens the file and creates the table: a bad path fails here, loudly
         except BudgetStoreUnavailable as e:
             cause = e.__cause__
-            if isinstance(cause, sqlite3.OperationalError) and "locked" in str(cause):
-                pass  # another process holds the write lock right now: the table is created on first use
+            if isinstance(cause, sqlite3.OperationalError) and _transient(cause):
+                pass  # still locked by another process after ``timeout``: the tables are created on first use
             else:
                 raise ConfigurationError(f"cannot open SQLite budget store {self.path!r}: {cause or e}") from None
 
@@ -151,22 +157,38 @@ class SQLiteStore(CounterStore):
             _INHERITED.append(held.conn)
         if self._closed:
             raise BudgetStoreUnavailable(f"SQLite budget store {self.path!r} is closed")
-        conn: sqlite3.Connection | None = None
+        deadline = time.monotonic() + self.timeout
+        pause = 0.005
+        while True:
+            try:
+                conn = self._open()
+                break
+            except sqlite3.OperationalError as e:
+                # Another process creating the same tables at this moment: SQLite answers "database
+                # is locked" at once (a stale snapshot, not a wait its busy timeout covers). Retry.
+                if not _transient(e) or time.monotonic() + pause > deadline:
+                    raise self._unavailable(e) from e
+                threading.Event().wait(pause)
+                pause = min(pause * 2, 0.2)
+            except sqlite3.Error as e:
+                raise self._unavailable(e) from e
+        held = _Conn(conn)
+        self._local.conn = held
+        with self._all_lock:
+            self._all.add(held)
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
         try:
-            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(SCHEMA)
             conn.execute(HOLDS_SCHEMA)
             conn.execute(HOLDS_INDEX)
-        except sqlite3.Error as e:
-            if conn is not None:
-                conn.close()
-            raise self._unavailable(e) from e
-        held = _Conn(conn)
-        self._local.conn = held
-        with self._all_lock:
-            self._all.add(held)
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _unavailable(self, e: BaseException) -> BudgetStoreUnavailable:
