@@ -180,19 +180,28 @@ def describe_error(
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+#: A circuit breaker's message quotes the tool's last error: "(last error: ValueError: …)."
+_LAST_ERROR = re.compile(r"\(last error: ([A-Za-z_][\w.]*)(?::.*)?\)\.", re.DOTALL)
+
+
 def private_guard_details(details: Mapping[str, Any], *, log_prompts: bool = False) -> dict[str, Any]:
-    """A guard event's details as the ledger keeps them: tool arguments (``args``) replaced by
-    their :func:`fingerprint` (also where a message quotes them) unless ``log_prompts``, and
-    every text passed through :func:`redact_text`."""
+    """A guard event's details as the ledger keeps them. Unless ``log_prompts``: tool arguments
+    (``args``) are replaced by their :func:`fingerprint` (also where a message quotes them), and
+    a tool error quoted by a circuit breaker's message keeps only its class. Every text is passed
+    through :func:`redact_text` either way."""
     out = dict(details)
-    args = out.get("args")
-    if args is not None and not log_prompts:
-        fp = fingerprint(args)
-        out["args"] = fp
-        if isinstance(args, str) and args:
-            for k, v in out.items():
-                if isinstance(v, str) and k != "args" and args in v:
-                    out[k] = v.replace(args, fp)
+    if not log_prompts:
+        args = out.get("args")
+        if args is not None:
+            fp = fingerprint(args)
+            out["args"] = fp
+            if isinstance(args, str) and args:
+                for k, v in out.items():
+                    if isinstance(v, str) and k != "args" and args in v:
+                        out[k] = v.replace(args, fp)
+        for k, v in out.items():
+            if isinstance(v, str) and "(last error: " in v:
+                out[k] = _LAST_ERROR.sub(r"(last error: \1).", v)
     for k, v in out.items():
         if isinstance(v, str):
             out[k] = redact_text(v)
