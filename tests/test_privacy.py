@@ -241,6 +241,10 @@ def run_scenario(
         seen.add("repr", obj)
         seen.add("repr", str(obj))
     own.close()
+    switch = KillSwitch(env=None, url=f"https://user:{PASSWORD}@127.0.0.1:1/switch?token={QUERY_PASSWORD}",
+                        redis_url=services["redis_store_url"])  # fmt: skip
+    seen.add("repr", switch)
+    switch.close()
     refusing = [
         lambda: Ledger(with_password("postgresql://postgres@127.0.0.1:1/none", PASSWORD)),
         lambda: Ledger(f"nosuch://user:{PASSWORD}@host/x?password={QUERY_PASSWORD}"),
