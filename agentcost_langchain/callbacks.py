@@ -78,6 +78,7 @@ class _CostTracking(RecorderResults):
         kill_switch: Any = None,
         controls: Controls | None = None,
         keep_events: bool = True,
+        log_prompts: bool = False,
         call_timeout: float = 600.0,
         clock: Any = time.monotonic,
     ) -> None:
@@ -88,7 +89,7 @@ class _CostTracking(RecorderResults):
         self.call_timeout = float(call_timeout)
         self._clock = clock
         self.recorder = CostRecorder(
-            ledger, catalog=catalog, framework="langchain", keep_events=keep_events, user_id=user_id,
+            ledger, catalog=catalog, framework="langchain", keep_events=keep_events, log_prompts=log_prompts, user_id=user_id,
             session_id=session_id, feature=feature, agent_id=agent_id, task_id=task_id,
         )  # fmt: skip
         self._lock = threading.Lock()
@@ -105,7 +106,7 @@ class _CostTracking(RecorderResults):
         self._tools: dict[UUID, tuple[str, RunGuard]] = {}
         self.fixed_run: RunGuard | None = None  # guard() pins one run per invocation
         if self.controls is not None:
-            self.controls.attach(self.recorder.ledger, "langchain", self.recorder.accountant)
+            self.controls.attach(self.recorder.ledger, "langchain", self.recorder.accountant, log_prompts=log_prompts)
             self.raise_error = True  # our halts must stop the run (internal errors are still caught)
             enforcer = self.controls.enforcer
             # Store I/O never runs on an event loop: with a shared budget store, LangChain runs this
@@ -358,7 +359,8 @@ class CostCallbackHandler(_CostTracking, BaseCallbackHandler):
     default (``AGENTCOST_LEDGER`` or ``sqlite:///.agentcost/ledger.db``). ``keep_events=False``
     keeps only running totals in the handler (``events`` stays empty; ``total_cost`` and
     ``usage_by_model`` still add up), for a handler that lives as long as the process: the
-    ledger still gets every event.
+    ledger still gets every event. ``log_prompts=True`` keeps provider error messages and tool
+    arguments in the ledger (off by default; keys and passwords are redacted either way).
     """
 
     run_inline = True

@@ -203,7 +203,7 @@ class GuardedAgent(Runnable[Any, GuardedResult]):
         self.controls = controls
         self.ledger = ledger
         self.attribution = attribution
-        self.defaults = Attribution.of({k: v for k, v in attribution.items() if k != "catalog"})
+        self.defaults = Attribution.of({k: v for k, v in attribution.items() if k not in ("catalog", "log_prompts")})
 
     def flush(self) -> None:
         """Store every event recorded so far in the ledger (before reading it back)."""
@@ -318,6 +318,7 @@ def guard(
     breaker: Any = None,
     ledger: Any = None,
     catalog: Any = None,
+    log_prompts: bool = False,
     **attribution: Any,
 ) -> GuardedAgent:
     """Wrap a ``create_agent`` agent, a LangGraph graph or an ``AgentExecutor``.
@@ -326,12 +327,15 @@ def guard(
     ``kill_switch``: a KillSwitch or True (``AGENTCOST_KILL_SWITCH``); ``breaker``: a
     CircuitBreaker or True. ``ledger`` and the attribution keywords (``user_id``, ``session_id``,
     ``feature``, ``agent_id``, ``task_id``) are those of :class:`CostCallbackHandler`;
-    ``catalog`` prices both the ledger and the budgets. The agent itself is not changed: the
-    guarded copy fronts the tools.
+    ``catalog`` prices both the ledger and the budgets; ``log_prompts=True`` keeps provider error
+    messages and tool arguments in the ledger (off by default). The agent itself is not changed:
+    the guarded copy fronts the tools.
     """
     controls = Controls(budgets=budgets, stuck=stuck, kill_switch=kill_switch, breaker=breaker)
     if not controls.active:
         raise TypeError("guard() needs at least one of budgets=, stuck=, kill_switch=, breaker=")
     if catalog is not None:
         attribution["catalog"] = catalog  # the handler's accountant: the ledger and the budgets price with it
+    if log_prompts:
+        attribution["log_prompts"] = log_prompts  # the handler's, like catalog
     return GuardedAgent(agent, controls, ledger, attribution)

@@ -77,7 +77,7 @@ from .handler import CostEventHandler
 
 __all__ = ["GuardedAgent", "GuardedResult", "guard"]
 
-_OPTIONS = frozenset({"catalog", "user_id", "session_id", "feature", "agent_id", "task_id"})
+_OPTIONS = frozenset({"catalog", "log_prompts", "user_id", "session_id", "feature", "agent_id", "task_id"})
 
 
 # --- cost capture ---------------------------------------------------------------------------
@@ -145,8 +145,10 @@ class GuardedAgent:
         wrap_up: bool,
         accountant: Accountant,
         attribution: Attribution,
+        log_prompts: bool = False,
     ) -> None:
         self.agent = agent  # the user's agent, never modified
+        self.log_prompts = log_prompts
         self.controls = controls
         self.ledger = ledger
         self.wrap_up = wrap_up
@@ -170,7 +172,8 @@ class GuardedAgent:
         state = _RunState(self.controls.start(self._scope(run_id)), self.wrap_up)
         state.llm_fronted, state.tools_fronted = self.llm_fronted, self.tools_fronted
         ledger = Ledger("memory://", sync=True) if _covered_elsewhere(self.ledger) else self.ledger
-        costs = _RunCostHandler(ledger, accountant=self.accountant, **self.attribution.as_dict())
+        costs = _RunCostHandler(ledger, accountant=self.accountant, log_prompts=self.log_prompts,
+                                **self.attribution.as_dict())  # fmt: skip
         costs.run_id = run_id
         costs.recording.on_record = state.note_priced  # the budgets settle at the ledger's number
         costs.attach()
@@ -276,7 +279,10 @@ def guard(
     if not controls.active:
         raise TypeError("guard() needs at least one of budgets=, stuck=, kill_switch=, breaker=")
     resolved = resolve_ledger(ledger)
-    attribution = Attribution.of({k: v for k, v in options.items() if k != "catalog"})
+    attribution = Attribution.of({k: v for k, v in options.items() if k not in ("catalog", "log_prompts")})
     accountant = Accountant(options.get("catalog"))
-    controls.attach(resolved, "llamaindex", accountant)  # the budgets price as the ledger does
-    return GuardedAgent(agent, controls, resolved, wrap_up, accountant, attribution)
+    log_prompts = options.get("log_prompts", False)
+    if not isinstance(log_prompts, bool):
+        raise TypeError(f"log_prompts must be True or False, got {log_prompts!r}")
+    controls.attach(resolved, "llamaindex", accountant, log_prompts=log_prompts)  # the budgets price as the ledger does
+    return GuardedAgent(agent, controls, resolved, wrap_up, accountant, attribution, log_prompts)

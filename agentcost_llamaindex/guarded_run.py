@@ -304,7 +304,7 @@ class _RunState:
         try:
             run.after_tool(name, None if error is not None else getattr(out, "content", out), error)
         except Exception as e:  # noqa: BLE001 - our fault: never the user's problem
-            logger.error("agentcost: could not account for tool %r: %s", name, describe_error(e))
+            logger.error("agentcost: could not account for tool %r: %s", name, describe_error(e, keep_message=True))
         return out
 
     # --- stream events (where the copies could not front the model or the tools) -------------

@@ -56,6 +56,7 @@ class CostEventHandler(RecorderResults, BaseEventHandler):
         agent_id: str | None = None,
         task_id: str | None = None,
         keep_events: bool = True,
+        log_prompts: bool = False,
     ) -> None:
         recorder = CostRecorder(
             ledger,
@@ -63,6 +64,7 @@ class CostEventHandler(RecorderResults, BaseEventHandler):
             accountant=accountant,
             framework="llamaindex",
             keep_events=keep_events,
+            log_prompts=log_prompts,
             user_id=user_id,
             session_id=session_id,
             feature=feature,

@@ -19,7 +19,8 @@ def instrument(ledger: Ledger | str | None = None, **options: Any) -> CostEventH
     handler's: ``catalog``, the attribution defaults ``user_id``, ``session_id``, ``feature``,
     ``agent_id``, ``task_id`` (``instrument_tags({...})`` set around a run override them per call),
     and ``keep_events`` (False keeps only running totals in the handler, for one that stays
-    attached for the life of a process; the ledger still gets every event).
+    attached for the life of a process; the ledger still gets every event), ``log_prompts``
+    (True keeps provider error messages in the ledger; off by default).
 
     ``h = instrument(...)`` stays attached until ``h.detach()``; ``with instrument(...) as h:``
     detaches on exit.

@@ -110,13 +110,13 @@ def read_response(
         return from_chat_response(response), None
     except UsageFormatError as exc:
         logger.warning("agentcost: unreadable usage in a LlamaIndex response (%s); estimating instead", exc)
-        return _NO_USAGE, describe_error(exc)
+        return _NO_USAGE, describe_error(exc, keep_message=True)
     except Exception as exc:  # a fault of our parser: estimate, and say so loudly
         if on_fault is not None:
             on_fault("reading a LlamaIndex response's usage", exc)
         else:
             logger.error("agentcost: could not read the usage of a LlamaIndex response: %r", exc, exc_info=exc)
-        return _NO_USAGE, describe_error(exc)
+        return _NO_USAGE, describe_error(exc, keep_message=True)
 
 
 class LlmEventRecorder:
@@ -231,7 +231,7 @@ class LlmEventRecorder:
     def _record_error(self, pending: PendingCall, err: BaseException | None) -> CostEvent:
         tier, extra = self._route(pending, None)
         outcome = Outcome(
-            error=describe_error(err) or "LLM span dropped", latency_s=_perf() - pending.t0, extra=extra, tier=tier
+            error=err if err is not None else "LLM span dropped", latency_s=_perf() - pending.t0, extra=extra, tier=tier
         )
         event, _ = self.recorder.record_outcome(pending.call, outcome)
         return event

@@ -226,8 +226,9 @@ class Accountant:
         return Usage(input=n_in, output=n_out)
 
     def event(self, call: ModelCall, outcome: Outcome, *, framework: str | None = None,
-              event_id: str | None = None) -> tuple[CostEvent, Decimal]:  # fmt: skip
-        """The call's ledger event and the amount its budgets settle at, priced once."""
+              event_id: str | None = None, log_prompts: bool = False) -> tuple[CostEvent, Decimal]:  # fmt: skip
+        """The call's ledger event and the amount its budgets settle at, priced once. A failed call's
+        error is kept as its class and status, with its (redacted) message only under ``log_prompts``."""
         usage, estimated = self.usage_of(call, outcome)
         model = outcome.model or call.model
         price = self.price(model, call.model)
@@ -274,7 +275,7 @@ class Accountant:
             span_id=_text(call.span_id),
             parent_id=_text(call.parent_id),
             latency_s=outcome.latency_s,
-            error=describe_error(outcome.error),
+            error=describe_error(outcome.error, keep_message=log_prompts),
             framework=framework or call.framework,
             tier=outcome.tier,
             extra=extra,

@@ -8,12 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from .attribution import NO_ATTRIBUTION, Attribution
+from .privacy import describe_error
 from .tokens import ChatMessage, TokenCount, TokenCounter
 from .usage import Usage
 
 __all__ = ["ModelCall", "Outcome", "describe_error"]
-
-_MAX_ERROR_CHARS = 2000
 
 
 @dataclass(slots=True)
@@ -64,21 +63,9 @@ class Outcome:
     text: str = ""
     tool_calls: tuple[tuple[str, Any], ...] = ()
     cache_hit: bool = False
-    error: str | None = None
+    error: BaseException | str | None = None  # described for the ledger by privacy.describe_error
     usage_error: str | None = None
     usage_provider: str | None = None  # the provider whose usage format the response had
     latency_s: float | None = None
     extra: dict[str, Any] | None = None
     tier: str | None = None  # the routing tier that served the call
-
-
-def describe_error(error: BaseException | str | None, limit: int = _MAX_ERROR_CHARS) -> str | None:
-    """An error as one bounded line for the ledger."""
-    if error is None:
-        return None
-    if isinstance(error, str):
-        text = error
-    else:
-        message = str(error)
-        text = f"{type(error).__name__}: {message}" if message else type(error).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"

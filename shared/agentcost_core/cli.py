@@ -14,6 +14,7 @@ from typing import NoReturn, Sequence
 
 from .errors import ConfigurationError
 from .ledger.base import FILTERABLE
+from .privacy import redact_text
 from .report import print_csv, print_json, print_table
 from .rollup import GROUPABLE
 
@@ -189,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _fail(message: str, code: int) -> int:
     """Every failure is one line on stderr (set ``AGENTCOST_DEBUG=1`` for the traceback of an unexpected one)."""
-    print(f"agentcost: {' '.join(message.split())}", file=sys.stderr)
+    print(f"agentcost: {' '.join(redact_text(message).split())}", file=sys.stderr)  # no key or password
     return code
 
 

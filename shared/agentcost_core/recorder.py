@@ -11,7 +11,7 @@ from typing import Any
 
 from .accountant import Accountant, warn_unpriced_once
 from .attribution import Attribution
-from .call import ModelCall, Outcome
+from .call import ModelCall, Outcome, describe_error
 from .events import CostEvent
 from .ledger import Ledger
 from .prices import PriceCatalog
@@ -39,7 +39,8 @@ def resolve_ledger(ledger: Ledger | str | None) -> Ledger:
 
 class CostRecorder:
     """Records calls for one handler through its :class:`Accountant`; keeps that handler's events
-    (or, with ``keep_events=False``, running totals only) and sends every event to the ledger."""
+    (or, with ``keep_events=False``, running totals only) and sends every event to the ledger.
+    ``log_prompts=True`` turns prompt logging on (see :mod:`agentcost_core.privacy`)."""
 
     def __init__(
         self,
@@ -49,8 +50,11 @@ class CostRecorder:
         accountant: Accountant | None = None,
         framework: str | None = None,
         keep_events: bool = True,
+        log_prompts: bool = False,
         **attribution: str | None,
     ) -> None:
+        if not isinstance(log_prompts, bool):
+            raise TypeError(f"log_prompts must be True or False, got {log_prompts!r}")
         self.defaults = Attribution.of(attribution)
         if accountant is not None and catalog is not None and accountant.catalog is not catalog:
             raise TypeError("pass either catalog= or accountant=, not both")
@@ -58,6 +62,9 @@ class CostRecorder:
         self.ledger = resolve_ledger(ledger)
         self.framework = framework
         self.keep_events = keep_events
+        #: Prompt logging (off by default): keep provider error messages and tool arguments in the
+        #: ledger, redacted of keys and passwords (see :mod:`agentcost_core.privacy`).
+        self.log_prompts = log_prompts
         self.events: list[CostEvent] = []
         self.internal_errors = 0
         self._lock = threading.Lock()
@@ -108,7 +115,8 @@ class CostRecorder:
         """Price one model call once and record it: (the event, what its budgets settle at)."""
         if call.attribution is not self.defaults:
             call.attribution = call.attribution.over(self.defaults)
-        event, budget_cost = self.accountant.event(call, outcome, framework=self.framework, event_id=event_id)
+        event, budget_cost = self.accountant.event(call, outcome, framework=self.framework, event_id=event_id,
+                                                   log_prompts=self.log_prompts)  # fmt: skip
         self._keep(event)
         return event, budget_cost
 
@@ -123,7 +131,7 @@ class CostRecorder:
         service_tier: str | None = None,
         estimated: bool = False,
         cache_hit: bool = False,
-        error: str | None = None,
+        error: BaseException | str | None = None,
         step: str | None = None,
         trace_id: str | None = None,
         span_id: str | None = None,
@@ -142,12 +150,14 @@ class CostRecorder:
                              parent_id=parent_id, step=step, provider=provider, service_tier=service_tier)  # fmt: skip
             outcome = Outcome(usage=usage, model=model, service_tier=service_tier, cache_hit=cache_hit, error=error,
                               latency_s=latency_s, extra=extra, tier=tier)  # fmt: skip
-            event, _ = self.accountant.event(call, outcome, framework=self.framework, event_id=event_id)
+            event, _ = self.accountant.event(call, outcome, framework=self.framework, event_id=event_id,
+                                             log_prompts=self.log_prompts)  # fmt: skip
             event.estimated = event.estimated or estimated
         else:  # another kind of event, or a model call with nothing to price (a failure)
             event = CostEvent(
                 model=model or requested_model, kind=kind, usage=usage or Usage(), requested_model=requested_model,
-                provider=provider, service_tier=service_tier, error=error, step=step, trace_id=trace_id,
+                provider=provider, service_tier=service_tier, step=step, trace_id=trace_id,
+                error=describe_error(error, keep_message=self.log_prompts),
                 span_id=span_id, parent_id=parent_id, latency_s=latency_s, extra=extra, framework=self.framework,
                 tier=tier, **a.as_dict(), **({"id": event_id} if event_id else {}),
             )  # fmt: skip

@@ -218,7 +218,7 @@ def test_odd_but_valid_price_tables_price_exactly():
 
     free = PriceCatalog.from_dict({"free-model": {"input": -0.0, "output": "-0.00", "provider": "x"}})
     assert str(free.cost("free-model", Usage(1000, output=10))) == "0.00"  # no "-0.00"
-    wide = PriceCatalog.from_dict({"m": {"input": "1e-130", "output": "2"}})  # exponents 130 apart
-    assert wide.cost("m", Usage(1, output=1)) == Decimal("1e-136") + Decimal("0.000002")
+    wide = PriceCatalog.from_dict({"m": {"input": "1e-30", "output": "2000"}})  # the widest spread allowed
+    assert wide.cost("m", Usage(1, output=1)) == Decimal("0.002000000000000000000000000000000001")  # exact
     with pytest.raises(PriceFileError):
         BucketPrices(Decimal("-1"), Decimal("1"), Decimal("1"), Decimal("1"), Decimal("1"))

@@ -891,7 +891,7 @@ def test_openai_http_error_propagates_and_is_recorded(status):
     assert str(tracked) == str(bare)
     assert mock.calls == 2  # max_retries=0: one request per call
     ev = only_event(h)
-    assert ev.error == f"{type(tracked).__name__}: {tracked}"
+    assert ev.error == f"{type(tracked).__name__} ({status})"  # class and status: no message by default
     assert ev.cost is None
     assert ev.priced is False
     assert ev.usage == Usage()
@@ -914,7 +914,7 @@ async def test_anthropic_http_error_async_propagates_and_is_recorded():
     assert mock.calls == 1
     ev = only_event(h)
     # langchain-anthropic re-raises the SDK error as its own subclass (AnthropicAPIError)
-    assert ev.error == f"{type(raised.value).__name__}: {raised.value}"
+    assert ev.error == f"{type(raised.value).__name__} (500)"
     assert ev.cost is None and ev.priced is False
     assert ev.usage == Usage()
     assert ev.session_id == META["session_id"] and ev.task_id == META["task_id"]
@@ -932,7 +932,7 @@ def test_anthropic_http_400_error_sync():
         P.chat_anthropic(mock, SONNET).invoke("Bad.", config=cfg(h))
 
     ev = only_event(h)
-    assert ev.error == f"{type(raised.value).__name__}: {raised.value}"
+    assert ev.error == f"{type(raised.value).__name__} (400)"
     assert ev.cost is None and ev.usage == Usage()
 
 

@@ -17,7 +17,7 @@ def test_llm_raising_is_recorded_and_propagates(handler) -> None:
         llm.chat([user("hi")])
     assert caught.value is boom
     [e] = handler.events
-    assert e.error == "RuntimeError: provider down"
+    assert e.error == "RuntimeError"  # the class only: the message stays out of the ledger by default
     assert e.cost is None and not e.priced and e.usage.total == 0
     assert e.requested_model == "claude-sonnet-4-5" and e.model == "claude-sonnet-4-5"
     assert handler.total_cost == 0
@@ -42,7 +42,7 @@ def test_openai_http_error_is_recorded_once(handler) -> None:
     with pytest.raises(openai.InternalServerError):
         llm.chat([user("hi")])
     [e] = handler.events
-    assert e.error.startswith("InternalServerError")
+    assert e.error == "InternalServerError (500)"
     assert e.cost is None and e.requested_model == "gpt-4o-mini"
 
 
@@ -54,7 +54,7 @@ def test_stream_failing_midway(handler) -> None:
             received.append(chunk)
     assert len(received) == 2
     [e] = handler.events
-    assert e.error == "ConnectionError: reset" and e.cost is None
+    assert e.error == "ConnectionError" and e.cost is None
     assert not handler.table.calls and not handler.table.streams
 
 
@@ -69,7 +69,7 @@ def test_nested_failure_is_one_error_event(handler) -> None:
     with pytest.raises(ValueError):
         Failing(model="gpt-4o").chat([user("hi")])
     [e] = handler.events
-    assert e.error == "ValueError: bad request"
+    assert e.error == "ValueError"
     assert e.span_id.startswith("Failing.complete-")
 
 

@@ -30,6 +30,7 @@ are swept first), the limit and what remains, and the counts.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
@@ -144,8 +145,10 @@ class Budget:
         self.tokens = _count("tokens", tokens)
         self.model_calls = _count("model_calls", model_calls)
         self.tool_calls = _count("tool_calls", tool_calls)
-        if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0):
-            raise ConfigurationError(f"Budget seconds= must be a number >= 0, got {seconds!r}")
+        if seconds is not None and (
+            isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < math.inf
+        ):  # NaN fails every comparison: it could never trigger
+            raise ConfigurationError(f"Budget seconds= must be a finite number >= 0 (None: no limit), got {seconds!r}")
         self.seconds = None if seconds is None else float(seconds)
         if all(v is None for v in (self.usd, self.tokens, self.model_calls, self.tool_calls, self.seconds)):
             raise ConfigurationError("Budget needs at least one limit: usd, tokens, model_calls, tool_calls or seconds")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import ConfigurationError
+from ..privacy import redact_url
 
 __all__ = ["SqliteMessageLog"]
 
@@ -31,7 +32,7 @@ class SqliteMessageLog:
 
     def __init__(self, url: str, *, timeout: float = 30.0) -> None:
         if not isinstance(url, str) or not url.startswith("sqlite:///"):
-            raise ConfigurationError(f"TieredMemory store must be a sqlite:///path URL, got {url!r}")
+            raise ConfigurationError(f"TieredMemory store must be a sqlite:///path URL, got {redact_url(url)!r}")
         self.path = Path(url[len("sqlite:///") :])
         self.timeout = timeout
         self.path.parent.mkdir(parents=True, exist_ok=True)

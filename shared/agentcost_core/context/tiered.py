@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from ..errors import ConfigurationError
 from ..halts import passes_through
+from ..privacy import redact_text
 from ..tokens import ChatMessage, TokenCounter
 from .clipping import clip_tool_outputs
 from .plan import ContextBudgetError, ContextPlan, ContextReport, Item
@@ -320,7 +321,8 @@ class TieredContext:
                 problem = result if isinstance(result, Exception) else TypeError(
                     f"summarizer returned {type(result).__name__}, not StructuredSummary"
                 )
-                logger.error("agentcost context: summarizer failed (%r); archiving %d turns instead", problem, len(turns))
+                logger.error("agentcost context: summarizer failed (%s); archiving %d turns instead", redact_text(repr(problem)),
+                             len(turns))  # fmt: skip
                 for t in turns:
                     self._archive(t, step.report)
                 return

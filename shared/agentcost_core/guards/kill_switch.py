@@ -50,6 +50,7 @@ from typing import Any, Literal
 
 from ..errors import ConfigurationError
 from ..halts import AgentHalted, TerminationReason
+from ..privacy import redact_text, redact_url
 from .kill_switch_sources import (
     EnvSource,
     FileSource,
@@ -135,7 +136,7 @@ class KillSwitch:
         if url is not None:
             parts = urllib.parse.urlsplit(url) if isinstance(url, str) else None
             if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-                raise ConfigurationError(f"KillSwitch url must be an http:// or https:// URL, got {url!r}")
+                raise ConfigurationError(f"KillSwitch url must be an http:// or https:// URL, got {redact_url(url)!r}")
             self._sources.append(UrlSource(url, float(timeout)))
         if not self._sources:
             raise ConfigurationError("KillSwitch needs at least one source: env, file, redis_url/redis_client or url")
@@ -288,7 +289,7 @@ class KillSwitch:
         return state
 
     def _failed(self, source: Source, error: Exception) -> KillSwitchState:
-        problem = f"{type(error).__name__}: {error}"
+        problem = f"{type(error).__name__}: {redact_text(str(error))}"
         if source.name not in self._failing:
             self._failing.add(source.name)
             action = (

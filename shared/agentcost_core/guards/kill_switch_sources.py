@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import ConfigurationError
+from ..privacy import redact_text, redact_url
 
 __all__ = [
     "EnvSource", "FileSource", "KillSwitchState", "RedisSource", "Source", "UrlSource", "Writable", "connect_redis",
@@ -208,7 +209,7 @@ def connect_redis(redis_url: str | None, timeout: float) -> Any:
     """A client for ``redis_url`` that fails fast (no retries) so an outage costs one timeout."""
     if not isinstance(redis_url, str) or not redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigurationError(
-            f"KillSwitch redis_url must be a redis://, rediss:// or unix:// URL, got {redis_url!r}"
+            f"KillSwitch redis_url must be a redis://, rediss:// or unix:// URL, got {redact_url(redis_url)!r}"
         )
     try:
         import redis
@@ -223,4 +224,4 @@ def connect_redis(redis_url: str | None, timeout: float) -> Any:
             redis_url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0)
         )
     except ValueError as e:
-        raise ConfigurationError(f"KillSwitch redis_url is not usable: {e}") from None
+        raise ConfigurationError(f"KillSwitch redis_url is not usable: {redact_text(str(e))}") from None

@@ -33,6 +33,7 @@ from ..call import ModelCall, Outcome
 from ..errors import ConfigurationError
 from ..events import CostEvent
 from ..halts import AgentHalted, BudgetExceeded, CallRefused
+from ..privacy import private_guard_details
 from ..usage import Usage
 from .circuit_breaker import CircuitBreaker
 from .kill_switch import KillSwitch
@@ -88,19 +89,25 @@ class Controls:
                 raise ConfigurationError(f"{name}= takes a {cls.__name__} (or True), got {type(value).__name__}")
         self.ledger = ledger
         self.framework: str | None = None
+        #: Prompt logging of the adapter that attached (None until one does; off counts as off):
+        #: tool arguments in guard events are kept only when it is on (see agentcost_core.privacy).
+        self.log_prompts: bool | None = None
 
     @property
     def active(self) -> bool:
         return any(x is not None for x in (self.enforcer, self.stuck, self.kill_switch, self.breaker))
 
-    def attach(self, ledger: Any, framework: str | None, accountant: Accountant | None = None) -> None:
-        """Give the controls the adapter's ledger (so warnings, actions and halts are events too)
-        and its accountant (so budgets price with the catalog the ledger prices with). The first
-        adapter to attach wins; attaching again changes nothing."""
+    def attach(self, ledger: Any, framework: str | None, accountant: Accountant | None = None, *,
+               log_prompts: bool = False) -> None:  # fmt: skip
+        """Give the controls the adapter's ledger (so warnings, actions and halts are events too),
+        its accountant (so budgets price with the catalog the ledger prices with) and its prompt
+        logging switch. The first adapter to attach wins; attaching again changes nothing."""
         if self.ledger is None:
             self.ledger = ledger
         if self.framework is None:
             self.framework = framework
+        if self.log_prompts is None:
+            self.log_prompts = log_prompts
         if self.enforcer is not None:
             if self.enforcer.ledger is None:
                 self.enforcer.ledger = self.ledger
@@ -437,7 +444,8 @@ class RunGuard:
             ledger.record(
                 CostEvent(
                     None, kind=kind, user_id=c.user_id, session_id=c.session_id, feature=c.feature,
-                    agent_id=c.agent_id, trace_id=c.trace_id, framework=self.controls.framework, extra=extra,
+                    agent_id=c.agent_id, trace_id=c.trace_id, framework=self.controls.framework,
+                    extra=private_guard_details(extra, log_prompts=bool(self.controls.log_prompts)),
                 )
             )  # fmt: skip
         except Exception as e:  # pragma: no cover - defensive

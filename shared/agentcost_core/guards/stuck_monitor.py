@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..halts import AgentHalted, TerminationReason
+from ..privacy import redact_text
 from .similarity import canonical, cosine, jaccard, result_text, shingles, short
 
 if TYPE_CHECKING:
@@ -254,7 +255,9 @@ class StuckMonitor:
         except Exception as e:  # noqa: BLE001 - the user's embedding function failed: use the cheap measure
             if not self._embed_warned:
                 self._embed_warned = True
-                logger.warning("stuck detection: embed() failed (%r); using the text measure instead", e)
+                logger.warning(
+                    "stuck detection: embed() failed (%s); using the text measure instead", redact_text(repr(e))
+                )
             return None
 
     # -- verdicts --------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import Any, Iterator, Sequence
 
 from ..errors import LedgerURLError
 from ..events import CostEvent, text_ids
+from ..privacy import redact_url
 from .base import LedgerBackend
 from .writer import BackgroundWriter
 
@@ -28,12 +29,12 @@ def open_backend(url: str, *, durable: bool = False) -> LedgerBackend:
 
     ``durable``: every write must survive a power failure (the ledger's sync mode)."""
     if not isinstance(url, str) or not url.strip():
-        raise LedgerURLError(f"a ledger URL must be a non-empty string, got {url!r}; use one of: {_SCHEMES}")
+        raise LedgerURLError(f"a ledger URL must be a non-empty string, got {redact_url(url)!r}; use one of: {_SCHEMES}")
     url = url.strip()
     scheme, sep, rest = url.partition("://")
     scheme = scheme.lower()
     if not sep:
-        raise LedgerURLError(f"ledger URL {url!r} has no scheme; use one of: {_SCHEMES}")
+        raise LedgerURLError(f"ledger URL {redact_url(url)!r} has no scheme; use one of: {_SCHEMES}")
     if scheme == "memory":
         from .memory import MemoryBackend
 
@@ -41,7 +42,7 @@ def open_backend(url: str, *, durable: bool = False) -> LedgerBackend:
     if scheme == "sqlite":
         if not rest.startswith("/") or rest == "/":
             raise LedgerURLError(
-                f"SQLite ledger URL {url!r} needs a path: sqlite:///relative/path.db or sqlite:////absolute/path.db"
+                f"SQLite ledger URL {redact_url(url)!r} needs a path: sqlite:///relative/path.db or sqlite:////absolute/path.db"
             )
         path = rest[1:]
         from .sqlite import SQLiteBackend
@@ -51,7 +52,7 @@ def open_backend(url: str, *, durable: bool = False) -> LedgerBackend:
         from .postgres import PostgresBackend
 
         return PostgresBackend("postgresql://" + rest)
-    raise LedgerURLError(f"unknown ledger scheme {scheme!r} in {url!r}; use one of: {_SCHEMES}")
+    raise LedgerURLError(f"unknown ledger scheme {scheme!r} in {redact_url(url)!r}; use one of: {_SCHEMES}")
 
 
 class Ledger:
@@ -103,7 +104,7 @@ class Ledger:
     def _use(self, backend: LedgerBackend, writer: BackgroundWriter | None, sync_lock: threading.Lock) -> None:
         """Point this ledger at a backend and its writer (None: sync mode)."""
         self.backend = backend
-        self.url = backend.url
+        self.url = redact_url(backend.url)  # for reports and reprs: the backend keeps the real one
         self.sync = writer is None
         self._writer = writer
         self._sync_lock = sync_lock

@@ -8,6 +8,7 @@ from typing import Any, Iterator, Sequence
 
 from ..errors import LedgerURLError
 from ..events import CostEvent
+from ..privacy import redact_text, redact_url
 from .base import COLUMNS, LedgerBackend, event_to_row, where_clause
 
 _TYPES = {
@@ -25,7 +26,7 @@ class PostgresBackend(LedgerBackend):
             import psycopg
         except ImportError:  # pragma: no cover - depends on the install
             raise LedgerURLError(
-                f"ledger {url!r} needs psycopg: pip install 'agentcost-control[postgres]'"
+                f"ledger {redact_url(url)!r} needs psycopg: pip install 'agentcost-control[postgres]'"
             ) from None
         if not table.replace("_", "").isalnum():
             raise LedgerURLError(f"bad table name {table!r}")
@@ -34,15 +35,15 @@ class PostgresBackend(LedgerBackend):
         try:
             self._conn = psycopg.connect(url, autocommit=True)
         except psycopg.Error as e:
-            raise LedgerURLError(f"cannot connect to PostgreSQL ledger {_redact(url)!r}: {e}") from None
+            raise LedgerURLError(f"cannot connect to PostgreSQL ledger {redact_url(url)!r}: {redact_text(str(e))}") from None
         try:
-            _migrate(self._conn, table, _redact(url))
+            _migrate(self._conn, table, redact_url(url))
         except LedgerURLError:
             self._conn.close()
             raise
         except psycopg.Error as e:
             self._conn.close()
-            raise LedgerURLError(f"cannot create the ledger table {table!r} in {_redact(url)!r}: {e}") from None
+            raise LedgerURLError(f"cannot create the ledger table {table!r} in {redact_url(url)!r}: {redact_text(str(e))}") from None
         self._lock = threading.Lock()
         self._copy = f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN"
         self._select = f"SELECT {', '.join(COLUMNS)} FROM {table}"
@@ -143,11 +144,3 @@ def _migrate(conn: Any, table: str, where: str) -> None:
             "ON CONFLICT (name) DO UPDATE SET schema_version = EXCLUDED.schema_version",
             (table, version),
         )
-
-
-def _redact(url: str) -> str:
-    if "@" in url and ":" in url.split("@")[0].split("//")[-1]:
-        head, tail = url.split("@", 1)
-        scheme, creds = head.split("//", 1)
-        return f"{scheme}//{creds.split(':')[0]}:***@{tail}"
-    return url

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from ..privacy import redact_url
 from .ledger import Ledger, default_ledger_url
 
 __all__ = ["SharedLedger"]
@@ -53,4 +54,4 @@ class SharedLedger(Ledger):
             entry.ledger.close()
 
     def __repr__(self) -> str:
-        return f"Ledger.shared({self.key!r})"
+        return f"Ledger.shared({redact_url(self.key)!r})"

@@ -34,16 +34,36 @@ def _coefficient_exponent(d: Decimal) -> tuple[int, int]:
     return int("".join(map(str, digits)) or 0), int(exponent)
 
 
+#: Limits on the prices we accept, checked at load: a price with tens of thousands of decimal
+#: places ("1e-60000") made catalog construction run for minutes. Real prices have at most a few.
+MAX_DECIMAL_PLACES = 30
+MAX_PRICE = Decimal(1_000_000)  # USD per 1M tokens (the dearest model costs hundreds)
+_MAX_GIVEN = Decimal(10_000_000)  # a value as written: per 1M tokens, per token (LiteLLM) or a multiplier
+
+
+def _in_range(d: Decimal, limit: Decimal) -> bool:
+    exponent = d.as_tuple().exponent
+    return isinstance(exponent, int) and -MAX_DECIMAL_PLACES <= exponent <= 6 and d <= limit
+
+
 def to_decimal(value: Any, where: str) -> Decimal:
-    """Parse a price. Strings and ints are exact; floats go through their shortest repr."""
+    """Parse a price. Strings and ints are exact; floats go through their shortest repr. Absurd
+    magnitudes and exponents are refused (see :data:`MAX_DECIMAL_PLACES`)."""
     if isinstance(value, bool) or value is None:
         raise PriceFileError(f"{where}: expected a price, got {value!r}")
+    if isinstance(value, str) and len(value) > 100:
+        raise PriceFileError(f"{where}: a price of {len(value)} characters is not a price")
     try:
         d = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
     except Exception:  # decimal.InvalidOperation, TypeError
         raise PriceFileError(f"{where}: {value!r} is not a number") from None
     if not d.is_finite() or d < 0:
         raise PriceFileError(f"{where}: price must be a finite number >= 0, got {value!r}")
+    if not _in_range(d, _MAX_GIVEN):
+        raise PriceFileError(
+            f"{where}: price {value!r} is out of range: at most {MAX_DECIMAL_PLACES} decimal places "
+            f"and below {_MAX_GIVEN:,}"
+        )
     return d
 
 
@@ -69,6 +89,11 @@ class BucketPrices:
             value = getattr(self, b)
             if not isinstance(value, Decimal) or not value.is_finite() or value < 0:
                 raise PriceFileError(f"price {b!r} must be a finite Decimal >= 0, got {value!r}")
+            if not _in_range(value, MAX_PRICE):
+                raise PriceFileError(
+                    f"price {b!r} = {value} is out of range: USD per 1M tokens must be at most {MAX_PRICE:,} "
+                    f"with at most {MAX_DECIMAL_PLACES} decimal places"
+                )
             if value.is_zero() and value.is_signed():
                 object.__setattr__(self, b, value.copy_abs())  # -0 is 0: no "-0.00" costs
         ci, ei = _coefficient_exponent(self.input)
@@ -103,7 +128,10 @@ class BucketPrices:
                 values[b] = getattr(fallback, b)
             else:
                 values[b] = values["input"]  # no separate cache price: billed as input
-        return cls(**values)
+        try:
+            return cls(**values)
+        except PriceFileError as e:  # out of range: say where
+            raise PriceFileError(f"{where}: {e}") from None
 
     def scaled(self, factor: Decimal) -> BucketPrices:
         return BucketPrices(**{b: getattr(self, b) * factor for b in _BUCKETS})

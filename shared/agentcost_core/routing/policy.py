@@ -8,6 +8,7 @@ order: the first chooser with an opinion decides, then every constraint adjusts.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..errors import ConfigurationError
@@ -181,8 +182,10 @@ class LatencyPreference(Policy):
     constraint = True
 
     def __init__(self, fast: str, keep_above: float = 0.8) -> None:
+        if isinstance(keep_above, bool) or not isinstance(keep_above, (int, float)) or not math.isfinite(keep_above):
+            raise ConfigurationError(f"LatencyPreference keep_above must be a finite score, got {keep_above!r}")
         self.fast = fast
-        self.keep_above = keep_above
+        self.keep_above = float(keep_above)
 
     def tier_names(self) -> Iterable[str]:
         return [self.fast]

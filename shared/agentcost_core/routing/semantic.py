@@ -31,6 +31,7 @@ from operator import mul
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..errors import ConfigurationError
+from ..privacy import redact_text
 from .decision import RouteRequest, RoutingDecision
 from .policy import Policy
 from .tiers import TierSet
@@ -240,7 +241,7 @@ class SemanticPolicy(Policy):
             logger.warning(
                 "agentcost routing: SemanticPolicy embedding failed (%s: %s); no semantic opinion",
                 type(exc).__name__,
-                exc,
+                redact_text(str(exc)),
             )
             return None
         scores = self.scores(vector)

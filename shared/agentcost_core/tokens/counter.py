@@ -91,13 +91,18 @@ class TokenCounter:
     """
 
     def __init__(self, model: str | None = None, *, anthropic_client: Any = None, memo_size: int = 50_000) -> None:
+        if isinstance(memo_size, bool) or not isinstance(memo_size, int) or memo_size < 1:
+            raise ValueError(f"memo_size must be a positive int, got {memo_size!r}")
         self.model = model
         self.family = provider_hint(model or "") or "other"
         self.encoding_name = encoding_for(model)
         self.anthropic_client = anthropic_client
-        self._memo: dict[tuple[str, str, str | None], int] = {}
+        # Memos keyed by a digest of the message (its hash), never by the text: an entry is two
+        # ints (~100 bytes) whatever the message's length, so ``memo_size`` entries bound the
+        # memo's bytes (~5 MB at the default) and no prompt is kept alive by it.
+        self._memo: dict[int, int] = {}
         self._memo_size = memo_size
-        self._request_memo: dict[tuple[ChatMessage, ...], int] = {}
+        self._request_memo: dict[int, int] = {}
         self.exact = self.family == "openai" and bool(_encoding(self.encoding_name))
 
     @classmethod
@@ -123,17 +128,20 @@ class TokenCounter:
 
     # --- messages -----------------------------------------------------------------------
     def message_tokens(self, m: ChatMessage) -> int:
-        """Tokens of one message including its framing (memoized: the message, a tuple, is the key)."""
-        n = self._memo.get(m)
-        if n is None:
-            n = _PER_MESSAGE + self._raw(m.content) + self._raw(m.role)
-            if m.name:
-                n += _PER_NAME + self._raw(m.name)
-            if self.family == "anthropic":
-                n = math.ceil(n * _CLAUDE_FACTOR)
-            if len(self._memo) >= self._memo_size:
-                self._memo.clear()
-            self._memo[tuple(m)] = n  # a plain tuple: equal (and hashed alike) to the ChatMessage
+        """Tokens of one message including its framing (memoized by the message's digest)."""
+        key = hash(m)  # a tuple's hash: its strings' hashes, computed once per string object
+        n = self._memo.get(key)
+        return self._count_message(m, key) if n is None else n
+
+    def _count_message(self, m: ChatMessage, key: int) -> int:
+        n = _PER_MESSAGE + self._raw(m.content) + self._raw(m.role)
+        if m.name:
+            n += _PER_NAME + self._raw(m.name)
+        if self.family == "anthropic":
+            n = math.ceil(n * _CLAUDE_FACTOR)
+        if len(self._memo) >= self._memo_size:
+            self._memo.clear()
+        self._memo[key] = n
         return n
 
     def count_messages(self, messages: Iterable[ChatMessage]) -> TokenCount:
@@ -145,12 +153,14 @@ class TokenCounter:
         memo = self._memo
         total = _REPLY_PRIMING
         for m in msgs:  # memo hits inline: a long conversation is mostly hits
-            n = memo.get(m)
-            total += self.message_tokens(m) if n is None else n
+            key = hash(m)
+            n = memo.get(key)
+            total += self._count_message(m, key) if n is None else n
         return TokenCount(total, self.exact)
 
     def _anthropic_count(self, msgs: Sequence[ChatMessage]) -> int | None:
-        cached = self._request_memo.get(tuple(msgs))
+        key = hash(tuple(msgs))
+        cached = self._request_memo.get(key)
         if cached is not None:
             return cached
         system = "\n\n".join(m.content for m in msgs if m.role == "system")
@@ -169,5 +179,5 @@ class TokenCounter:
             return None
         if len(self._request_memo) > 1_000:
             self._request_memo.clear()
-        self._request_memo[tuple(msgs)] = n
+        self._request_memo[key] = n
         return n

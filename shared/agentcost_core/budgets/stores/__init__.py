@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 
 from ...errors import ConfigurationError
+from ...privacy import redact_url
 from .base import (
     DIMENSIONS,
     FAILURE_MODES,
@@ -83,7 +84,7 @@ def open_store(spec: CounterStore | str | None) -> CounterStore:
             store = PostgresStore(url)
         else:
             raise ConfigurationError(
-                f"unknown budget store URL {spec!r}: use memory://, sqlite:///path, redis://host:port/db "
+                f"unknown budget store URL {redact_url(spec)!r}: use memory://, sqlite:///path, redis://host:port/db "
                 "or postgresql://user@host/db"
             )
         _OPENED[url] = store

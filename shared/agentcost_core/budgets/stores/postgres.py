@@ -23,7 +23,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from ...errors import ConfigurationError
-from ...ledger.postgres import _redact, ensure_schema
+from ...ledger.postgres import ensure_schema
+from ...privacy import redact_text, redact_url
 from .base import (
     ZERO,
     BudgetStoreUnavailable,
@@ -155,12 +156,12 @@ class PostgresStore(CounterStore):
     ) -> None:
         self.failure_mode = self._check_failure_mode(failure_mode)
         if not isinstance(url, str) or not url.strip():
-            raise ConfigurationError(f"a PostgreSQL budget store needs a postgresql://user@host/db URL, got {url!r}")
+            raise ConfigurationError(f"a PostgreSQL budget store needs a postgresql://user@host/db URL, got {redact_url(url)!r}")
         url = url.strip()
         scheme, sep, rest = url.partition("://")
         if sep and scheme.lower() in ("postgresql+psycopg", "postgres"):
             url = "postgresql://" + rest
-        self.url = _redact(url)
+        self.url = redact_url(url)  # for reprs and errors: connections use the real one
         if (
             not isinstance(table, str)
             or not all(_IDENT.fullmatch(p) for p in table.split("."))
@@ -181,7 +182,7 @@ class PostgresStore(CounterStore):
         try:
             psycopg.conninfo.conninfo_to_dict(url)
         except psycopg.Error as e:
-            raise ConfigurationError(f"bad PostgreSQL budget store URL {self.url!r}: {e}") from None
+            raise ConfigurationError(f"bad PostgreSQL budget store URL {self.url!r}: {redact_text(str(e))}") from None
         self._psycopg = psycopg
         self._dsn = url
         self.table = table
@@ -281,7 +282,7 @@ class PostgresStore(CounterStore):
                     f"{self.timeout:g} s (timeout=); the connection was closed"
                 ) from e
             raise BudgetStoreUnavailable(
-                f"PostgreSQL budget store {self.url} (table {self.table}) unavailable: {type(e).__name__}: {e}"
+                f"PostgreSQL budget store {self.url} (table {self.table}) unavailable: {type(e).__name__}: {redact_text(str(e))}"
             ) from e
 
     def _cancel(self, claims: Sequence[Claim], lease_id: str, expires: float) -> None:

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ...errors import ConfigurationError
-from ...ledger.postgres import _redact
+from ...privacy import redact_text, redact_url
 from .base import (
     ZERO,
     BudgetStoreUnavailable,
@@ -290,15 +290,15 @@ class RedisStore(CounterStore):
         self._owns_client = client is None
         if client is None:
             assert url is not None
-            self.url = _redact(url)
+            self.url = redact_url(url)  # for reprs and errors: the client has the real one
             try:
                 client = redis.Redis.from_url(
                     url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout, retry=Retry(NoBackoff(), 0)
                 )
             except (ValueError, TypeError) as e:
-                raise ConfigurationError(f"bad Redis budget store URL {self.url!r}: {e}") from None
+                raise ConfigurationError(f"bad Redis budget store URL {self.url!r}: {redact_text(str(e))}") from None
         else:
-            self.url = repr(client)
+            self.url = redact_text(repr(client))
         self.client = client
         self._reserve_script = client.register_script(_RESERVE)
         self._settle_script = client.register_script(_SETTLE)
@@ -311,7 +311,7 @@ class RedisStore(CounterStore):
         return f"RedisStore({self.url!r}, prefix={self.prefix!r}, failure_mode={self.failure_mode!r})"
 
     def _unavailable(self, e: BaseException) -> BudgetStoreUnavailable:
-        return BudgetStoreUnavailable(f"Redis budget store {self.url} unavailable: {type(e).__name__}: {e}")
+        return BudgetStoreUnavailable(f"Redis budget store {self.url} unavailable: {type(e).__name__}: {redact_text(str(e))}")
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
