@@ -252,7 +252,7 @@ def run_scenario(
         lambda: KillSwitch(url=f"ftp://user:{PASSWORD}@host/switch?token={QUERY_PASSWORD}"),
         lambda: KillSwitch(redis_url=f"http://user:{PASSWORD}@host/0"),
         lambda: Budget(usd="1", per="session", store=RedisStore(f"redis://default:{PASSWORD}@127.0.0.1:1/0",
-                                                                 socket_timeout=0.5)).status(session_id="s"),
+                                                                 timeout=0.5)).status(session_id="s"),
     ]  # fmt: skip
     for make in refusing:
         with pytest.raises((AgentCostError, BudgetStoreUnavailable)) as raised:

@@ -72,7 +72,7 @@ def _budget(store: Any) -> Budget:
 
 
 def _redis_store() -> RedisStore | None:
-    store = RedisStore(REDIS_URL, prefix=f"agentcost:bench:{uuid.uuid4().hex[:12]}:", socket_timeout=1.0)
+    store = RedisStore(REDIS_URL, prefix=f"agentcost:bench:{uuid.uuid4().hex[:12]}:", timeout=1.0)
     try:
         store.ping()
     except BudgetStoreUnavailable as e:
