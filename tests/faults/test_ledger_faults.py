@@ -8,10 +8,10 @@ import time
 import uuid
 from pathlib import Path
 
+import ledger_contract as contract
 import psycopg
 import pytest
 
-import ledger_contract as contract
 from agentcost_core import Ledger, Usage
 from agentcost_core.ledger.postgres import PostgresBackend
 
