@@ -83,6 +83,10 @@ def _insert(n: int) -> str:
     return f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES " + ", ".join([_ROW] * n)
 
 
+#: One row's INSERT (the benchmarks' raw ``executemany`` anchor uses it).
+_INSERT = _insert(1)
+
+
 def _transient_lock(error: sqlite3.Error) -> bool:
     text = str(error).lower()
     return isinstance(error, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
