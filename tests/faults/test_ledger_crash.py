@@ -111,3 +111,24 @@ def test_sigkill_of_a_postgres_writer_in_spool_mode_loses_nothing(postgres_url, 
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             conn.execute(f"DROP TABLE IF EXISTS {table}")
             conn.execute("DELETE FROM agentcost_meta WHERE name = %s", (table,))
+
+
+EXITING_CHILD = r"""
+import sys
+from agentcost_core import CostEvent, Ledger, Usage
+ledger = Ledger(sys.argv[1], durability=sys.argv[2])
+for i in range(int(sys.argv[3])):
+    ledger.record(CostEvent(model="m", usage=Usage(input=1), span_id=str(i)))
+sys.exit(0)  # a normal exit (a restart): the exit handler stores the queue
+"""
+
+
+@pytest.mark.parametrize(("mode", "n"), [("fast", 5_000), ("spool", 5_000), ("sync", 300)])
+def test_a_process_that_exits_normally_loses_nothing_and_leaves_no_spool(tmp_path, mode, n):
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    subprocess.run([sys.executable, "-c", EXITING_CHILD, url, mode, str(n)], check=True, env=env, timeout=120)
+    with sqlite3.connect(tmp_path / "ledger.db") as db:  # stored before any reopen could replay
+        assert db.execute("SELECT COUNT(DISTINCT span_id) FROM events").fetchone()[0] == n
+    spool = tmp_path / "ledger.db.spool"
+    assert all(f.stat().st_size == 0 for f in spool.glob("*.jsonl"))

@@ -4,6 +4,7 @@ refuses among good ones, text no column stores. Nothing is lost silently."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -39,8 +40,11 @@ def stored_spans(postgres_url: str, table: str) -> list[str]:
         return [r[0] for r in conn.execute(f"SELECT span_id FROM {table}").fetchall()]
 
 
-def test_the_postgres_ledger_reconnects_after_a_dropped_link_and_a_server_restart(pg_proxy, postgres_url, pg_table):
-    lg = Ledger(backend=PostgresBackend(pg_proxy.url, table=pg_table), flush_interval_s=0.05, retry_s=30)
+@pytest.mark.parametrize("durability", ["fast", "spool", "sync"])
+def test_the_postgres_ledger_reconnects_after_a_dropped_link_and_a_server_restart(
+    pg_proxy, postgres_url, pg_table, durability
+):
+    lg = Ledger(backend=PostgresBackend(pg_proxy.url, table=pg_table), durability=durability, flush_interval_s=0.05)
     try:
         lg.record_many([contract.make_event(i, span_id=f"before-{i}") for i in range(100)])
         lg.flush()
@@ -50,10 +54,17 @@ def test_the_postgres_ledger_reconnects_after_a_dropped_link_and_a_server_restar
         lg.flush()
 
         pg_proxy.stop()  # the server is gone until we bring it back
-        lg.record_many([contract.make_event(i, span_id=f"down-{i}") for i in range(1_200)])
-        wait_for(lambda: lg.status().retries >= 2)  # the writer is retrying, not losing the batch
+
+        def record_while_down():  # in sync mode record() itself waits for the database
+            lg.record_many([contract.make_event(i, span_id=f"down-{i}") for i in range(1_200)])
+            lg.flush()
+
+        recorder = threading.Thread(target=record_while_down, daemon=True)
+        recorder.start()
+        wait_for(lambda: lg.status().retries >= 2)  # retrying, not losing the batch
         pg_proxy.start()
-        lg.flush()
+        recorder.join(timeout=30)
+        assert not recorder.is_alive()
 
         spans = stored_spans(postgres_url, pg_table)
         assert len(spans) == len(set(spans)) == 2_500  # every event, none twice
