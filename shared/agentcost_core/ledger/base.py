@@ -114,7 +114,7 @@ class LedgerBackend(ABC):
         the events themselves were refused (the batch is split)."""
         return False
 
-    def reconnect(self) -> None:  # noqa: B027 - optional hook
+    def reconnect(self) -> None:
         """Replace a broken connection (raises when the database is still unreachable)."""
 
     def stored_ids(self, events: Sequence[CostEvent]) -> set[str]:

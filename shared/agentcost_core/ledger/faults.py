@@ -23,7 +23,8 @@ import json
 import logging
 import threading
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..events import CostEvent, text_ids
 from .base import LedgerBackend

@@ -6,6 +6,7 @@ that no database column stores, as a JSON ``\\u`` escape (``ensure_ascii``), so 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -15,6 +16,8 @@ from ..events import CostEvent, text_ids
 from ..usage import Usage
 
 __all__ = ["DeadLetters", "event_from_json", "event_to_json"]
+
+logger = logging.getLogger("agentcost.ledger")
 
 _FIELDS = tuple(f for f in CostEvent.__slots__ if f != "usage")  # type: ignore[attr-defined]
 
@@ -53,6 +56,7 @@ class DeadLetters:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.count = 0  # this process's dead letters
+        self.unwritable = 0  # of which the file could not take
 
     def add(self, event: CostEvent, reason: str) -> None:
         self.count += 1
@@ -61,9 +65,16 @@ class DeadLetters:
         line = json.dumps(
             {"at": time.time(), "reason": reason, "event": event_to_dict(event)}, ensure_ascii=True, default=str
         )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="ascii") as f:
-            f.write(line + "\n")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="ascii") as f:
+                f.write(line + "\n")
+        except OSError as e:
+            self.unwritable += 1
+            if self.unwritable == 1:
+                logger.error(
+                    "agentcost cannot write the dead-letter file %s (%s); dead letters are only counted", self.path, e
+                )
 
 
 def read_dead_letters(path: Path) -> list[dict[str, Any]]:

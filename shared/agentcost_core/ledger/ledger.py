@@ -146,7 +146,13 @@ class Ledger:
             if state is None:
                 backend.close()
                 raise LedgerURLError(f"durability='spool' needs a SQLite or PostgreSQL ledger, not {backend.url!r}")
-            spool = Spool(spool_folder(state))
+            try:
+                spool = Spool(spool_folder(state))
+            except OSError as e:
+                backend.close()
+                raise LedgerURLError(
+                    f"cannot create the spool of ledger {backend.url!r} in {spool_folder(state)}: {e}"
+                ) from None
         writer = None
         if durability != "sync":
             writer = BackgroundWriter(

@@ -16,8 +16,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..events import CostEvent
 from .jsonlines import event_from_json, event_to_json
@@ -114,6 +114,8 @@ def replay_spools(folder: Path, store: Callable[..., None], batch_size: int) -> 
                 store(events[start : start + batch_size], dedupe=True)
             total += len(events)
             path.unlink(missing_ok=True)
+        except Exception:  # the file stays for the next open; opening this ledger still works
+            logger.exception("agentcost ledger could not replay the spool file %s", path)
         finally:
             os.close(fd)
     if total:
