@@ -83,9 +83,8 @@ def test_a_steady_recorder_sees_each_event_committed_within_the_bound(tmp_path):
         started = time.monotonic()
         while time.monotonic() - started < 2.0:
             newest = reader.execute("SELECT MAX(ts) FROM events").fetchone()[0]
-            worst = max(
-                worst, time.time() - (newest if newest is not None else time.time() - (time.monotonic() - started))
-            )
+            age = time.time() - newest if newest is not None else time.monotonic() - started
+            worst = max(worst, age)
     finally:
         stop.set()
         for t in threads:

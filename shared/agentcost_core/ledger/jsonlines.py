@@ -12,26 +12,18 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ..events import CostEvent, text_ids
+from ..events import CostEvent
 from ..usage import Usage
 
 __all__ = ["DeadLetters", "event_from_json", "event_to_json"]
 
 logger = logging.getLogger("agentcost.ledger")
 
-_FIELDS = tuple(f for f in CostEvent.__slots__ if f != "usage")  # type: ignore[attr-defined]
-
-
-def event_to_dict(event: CostEvent) -> dict[str, Any]:
-    d = {f: getattr(text_ids(event), f) for f in _FIELDS}
-    d["usage"] = event.usage.as_dict()
-    d["cost"] = None if event.cost is None else str(event.cost)
-    d["saved"] = None if event.saved is None else str(event.saved)
-    return d
+_FIELDS = frozenset(CostEvent.__slots__)  # type: ignore[attr-defined]
 
 
 def event_to_json(event: CostEvent) -> str:
-    return json.dumps(event_to_dict(event), ensure_ascii=True, default=str)
+    return json.dumps(event.as_dict(), ensure_ascii=True, default=str)
 
 
 def event_from_dict(d: dict[str, Any]) -> CostEvent:
@@ -40,7 +32,7 @@ def event_from_dict(d: dict[str, Any]) -> CostEvent:
     for money in ("cost", "saved"):
         if d.get(money) is not None:
             d[money] = Decimal(d[money])
-    return CostEvent(**{k: v for k, v in d.items() if k in _FIELDS or k == "usage"})
+    return CostEvent(**{k: v for k, v in d.items() if k in _FIELDS})
 
 
 def event_from_json(line: str) -> CostEvent:
@@ -63,7 +55,7 @@ class DeadLetters:
         if self.path is None:
             return
         line = json.dumps(
-            {"at": time.time(), "reason": reason, "event": event_to_dict(event)}, ensure_ascii=True, default=str
+            {"at": time.time(), "reason": reason, "event": event.as_dict()}, ensure_ascii=True, default=str
         )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,16 +67,3 @@ class DeadLetters:
                 logger.error(
                     "agentcost cannot write the dead-letter file %s (%s); dead letters are only counted", self.path, e
                 )
-
-
-def read_dead_letters(path: Path) -> list[dict[str, Any]]:
-    """Every entry of a dead-letter file (``event`` decoded to a :class:`CostEvent`)."""
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text(encoding="ascii").splitlines():
-        if line.strip():
-            entry = json.loads(line)
-            entry["event"] = event_from_dict(entry["event"])
-            out.append(entry)
-    return out

@@ -90,7 +90,7 @@ class Ledger:
       within about ``flush_interval_s`` (0.2 s) plus the time to write what was queued before.
       A crash loses what was queued (the last fraction of a second of events; at most ``max_queue``).
     * ``"spool"``: ``record`` also appends the event to a spool file beside the ledger (one
-      unbuffered write, ~10 µs); the next ledger opened on the URL replays what a crashed process
+      unbuffered write, ~17 µs); the next ledger opened on the URL replays what a crashed process
       left there, skipping events already stored. A crash loses nothing (a power failure may).
     * ``"sync"`` (``sync=True`` is the same): ``record`` stores the event before it returns, on the
       caller's thread (SQLite with ``synchronous=FULL``). Nothing is lost, at the price of latency.
