@@ -11,19 +11,41 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+import uuid
 
 import ledger_contract as contract
+import psycopg
+import pytest
 
 from agentcost_core import Ledger
+from agentcost_core.ledger.postgres import PostgresBackend
 
 #: The documented bound, with a wide margin for a shared 2-CPU machine: a burst is committed about
 #: ``flush_interval_s`` (0.2 s) plus its write time (~1.5 s for 50,000 events here) after it ends.
 COMMIT_BOUND_S = 5.0
 
 
-def test_a_burst_recorded_by_a_cpu_bound_thread_is_committed_within_the_bound(tmp_path):
-    path = tmp_path / "ledger.db"
-    ledger = Ledger(f"sqlite:///{path}")
+@pytest.fixture(params=["sqlite", "postgres"])
+def ledger_and_counter(request, tmp_path):
+    """A ledger, and a function counting its rows through a connection of its own."""
+    if request.param == "sqlite":
+        path = tmp_path / "ledger.db"
+        ledger = Ledger(f"sqlite:///{path}")
+        reader = sqlite3.connect(path)
+        yield ledger, lambda: reader.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+        reader.close()
+        return
+    url = request.getfixturevalue("postgres_url")
+    table = f"agentcost_latency_{uuid.uuid4().hex[:10]}"
+    ledger = Ledger(backend=PostgresBackend(url, table=table))
+    with psycopg.connect(url, autocommit=True) as reader:
+        yield ledger, lambda: reader.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+        reader.execute(f"DROP TABLE IF EXISTS {table}")
+        reader.execute("DELETE FROM agentcost_meta WHERE name = %s", (table,))
+
+
+def test_a_burst_recorded_by_a_cpu_bound_thread_is_committed_within_the_bound(ledger_and_counter):
+    ledger, count_rows = ledger_and_counter
     recorded, stop, idle = threading.Event(), threading.Event(), threading.Event()
     n = 50_000
 
@@ -37,13 +59,12 @@ def test_a_burst_recorded_by_a_cpu_bound_thread_is_committed_within_the_bound(tm
 
     worker = threading.Thread(target=record_then_compute, daemon=True)
     worker.start()
-    reader = sqlite3.connect(path)
     try:
         assert recorded.wait(timeout=60)
         burst_end = time.monotonic()
         committed = 0
         while committed < n and time.monotonic() - burst_end < COMMIT_BOUND_S * 2:
-            committed = reader.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+            committed = count_rows()
             idle.wait(0.1)  # poll ten times a second (the reader must not compete for the GIL)
         took = time.monotonic() - burst_end
         assert committed == n
@@ -52,7 +73,6 @@ def test_a_burst_recorded_by_a_cpu_bound_thread_is_committed_within_the_bound(tm
     finally:
         stop.set()
         worker.join(timeout=30)
-        reader.close()
         ledger.close()
 
 
