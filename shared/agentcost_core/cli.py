@@ -1,4 +1,4 @@
-"""``agentcost`` command line: ``agentcost report`` and ``agentcost prices``."""
+"""``agentcost`` command line: ``agentcost report``, ``agentcost prices`` and ``agentcost ledger status``."""
 
 from __future__ import annotations
 
@@ -36,7 +36,9 @@ def parse_when(text: str, *, now: float | None = None) -> float:
     try:
         dt = datetime.fromisoformat(t)
     except ValueError:
-        raise ConfigurationError(f"cannot read time {text!r}: use 7d, 12h, 30m or an ISO date like 2026-11-01") from None
+        raise ConfigurationError(
+            f"cannot read time {text!r}: use 7d, 12h, 30m or an ISO date like 2026-11-01"
+        ) from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     return dt.timestamp()
@@ -97,6 +99,68 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def ledger_status(url: str) -> dict[str, object]:
+    """What a ledger holds and what waits beside it, read without changing anything (a spool is
+    not replayed): stored events, dead letters (count, file, reasons), spool entries."""
+    from collections import Counter
+
+    from .ledger import open_backend
+    from .ledger.spool import pending_spool_entries, spool_folder
+
+    backend = open_backend(url)
+    try:
+        stored = backend.count()
+        state = backend.state_path()
+        shown_url = backend.url
+    finally:
+        backend.close()
+    out: dict[str, object] = {"ledger": shown_url, "stored": stored}
+    if state is None:
+        return {**out, "dead_lettered": 0, "dead_letter_file": None, "dead_letter_reasons": {},
+                "spool_pending_replay": 0, "spool_in_live_processes": 0}  # fmt: skip
+    dead_file = state.with_name(state.name + ".deadletter.jsonl")
+    reasons: Counter[str] = Counter()
+    if dead_file.is_file():
+        for line in dead_file.read_text(encoding="ascii", errors="replace").splitlines():
+            if line.strip():
+                try:
+                    reasons[str(json.loads(line).get("reason", "?")).split(":")[0]] += 1
+                except ValueError:
+                    reasons["(unreadable line)"] += 1
+    stale, live = pending_spool_entries(spool_folder(state))
+    return {**out, "dead_lettered": sum(reasons.values()), "dead_letter_file": str(dead_file),
+            "dead_letter_reasons": dict(reasons.most_common()),
+            "spool_pending_replay": stale, "spool_in_live_processes": live}  # fmt: skip
+
+
+def cmd_ledger_status(args: argparse.Namespace) -> int:
+    from .ledger import default_ledger_url
+
+    url = args.ledger if args.ledger is not None else default_ledger_url()
+    _check_ledger_exists(url)
+    status = ledger_status(url)
+    if args.format == "json":
+        json.dump(status, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    print(f"ledger          {status['ledger']}")
+    print(f"written         {status['stored']:,} stored event(s)")
+    print(
+        f"queued          {status['spool_in_live_processes']:,} in the spool files of running processes "
+        "(durability='spool'; other queues: Ledger.status() in the recording process)"
+    )
+    print(
+        f"pending replay  {status['spool_pending_replay']:,} left in spool files by processes that stopped "
+        "(the next open of the ledger stores them)"
+    )
+    where = f" in {status['dead_letter_file']}" if status["dead_lettered"] else ""
+    print(f"dead-lettered   {status['dead_lettered']:,}{where}")
+    for reason, n in status["dead_letter_reasons"].items():  # type: ignore[union-attr]
+        print(f"  {n:>8,}  {reason}")
+    print("dropped         counted by each recording process: Ledger.status().dropped (the first drop logs a warning)")
+    return 0
+
+
 def cmd_prices(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -136,11 +200,26 @@ def cmd_prices(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
         return 0
     table = Table(title="USD per 1M tokens" + (f" (catalog updated {catalog.updated})" if catalog.updated else ""))
-    for c in ("model", "provider", "input", "cache read", "cache write 5m", "cache write 1h", "output", "long context", "tiers", "effective"):
+    for c in (
+        "model",
+        "provider",
+        "input",
+        "cache read",
+        "cache write 5m",
+        "cache write 1h",
+        "output",
+        "long context",
+        "tiers",
+        "effective",
+    ):
         table.add_column(c, justify="left" if c in ("model", "provider", "tiers", "long context") else "right")
     for asked, p in prices:
         b = p.base
-        lc = "" if p.long_context is None else f">{p.long_context_threshold:,}: {p.long_context.input}/{p.long_context.output}"
+        lc = (
+            ""
+            if p.long_context is None
+            else f">{p.long_context_threshold:,}: {p.long_context.input}/{p.long_context.output}"
+        )
         label = asked if asked == p.model else f"{asked} → {p.model}"
         table.add_row(label, p.provider, str(b.input), str(b.cache_read), str(b.cache_write_5m), str(b.cache_write_1h),
                       str(b.output), lc, ", ".join(sorted(p.tiers)), p.effective_date or "")  # fmt: skip
@@ -171,8 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="agentcost", description="Where the money goes in your agents.")
     sub = parser.add_subparsers(dest="command", required=True)
     rp = sub.add_parser("report", help="roll the ledger up by feature, model, agent, user, session or day")
-    rp.add_argument("--ledger", default=None, help="ledger URL (default: $AGENTCOST_LEDGER or sqlite:///.agentcost/ledger.db)")
-    rp.add_argument("--by", default="feature", help=f"comma-separated: {', '.join(sorted(GROUPABLE))} (default: feature)")
+    rp.add_argument(
+        "--ledger", default=None, help="ledger URL (default: $AGENTCOST_LEDGER or sqlite:///.agentcost/ledger.db)"
+    )
+    rp.add_argument(
+        "--by", default="feature", help=f"comma-separated: {', '.join(sorted(GROUPABLE))} (default: feature)"
+    )
     rp.add_argument("--since", help="window start: 7d, 24h, 30m, or an ISO date")
     rp.add_argument("--until", help="window end: same forms as --since")
     rp.add_argument("--top", type=_positive_int, default=None, help="show only the N costliest groups")
@@ -185,6 +268,14 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--file", help="merge a price file (ours or LiteLLM's format) on top")
     pp.add_argument("--format", choices=("table", "json"), default="table")
     pp.set_defaults(func=cmd_prices)
+    lp = sub.add_parser("ledger", help="inspect a ledger")
+    lsub = lp.add_subparsers(dest="ledger_command", required=True)
+    sp = lsub.add_parser("status", help="stored events, dead letters and spool entries waiting for replay")
+    sp.add_argument(
+        "--ledger", default=None, help="ledger URL (default: $AGENTCOST_LEDGER or sqlite:///.agentcost/ledger.db)"
+    )
+    sp.add_argument("--format", choices=("table", "json"), default="table")
+    sp.set_defaults(func=cmd_ledger_status)
     return parser
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from ..events import CostEvent
@@ -94,9 +95,7 @@ class LedgerBackend(ABC):
         """Append a batch atomically."""
 
     @abstractmethod
-    def query(
-        self, since: float | None = None, until: float | None = None, **filters: Any
-    ) -> Iterator[CostEvent]:
+    def query(self, since: float | None = None, until: float | None = None, **filters: Any) -> Iterator[CostEvent]:
         """Events in ``[since, until)`` matching every equality filter, oldest first."""
 
     def count(self, since: float | None = None, until: float | None = None, **filters: Any) -> int:
@@ -108,6 +107,25 @@ class LedgerBackend(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
+
+    # --- under faults (see faults.py) ---------------------------------------------------------
+    def is_transient(self, error: Exception) -> bool:
+        """True when ``error`` is the connection's fault (retry after :meth:`reconnect`), False when
+        the events themselves were refused (the batch is split)."""
+        return False
+
+    def reconnect(self) -> None:
+        """Replace a broken connection (raises when the database is still unreachable)."""
+
+    def stored_ids(self, events: Sequence[CostEvent]) -> set[str]:
+        """Which of ``events`` are already stored (by id): a retry or a replay skips them."""
+        ids = {e.id for e in events}
+        return {e.id for e in self.query() if e.id in ids}
+
+    def state_path(self) -> Path | None:
+        """Where this ledger's side files live: ``<state_path>.deadletter.jsonl`` and the spool folder
+        ``<state_path>.spool/``. None: the ledger has no place on disk (dead letters are only counted)."""
+        return None
 
     def _iter(self, rows: Iterable[Sequence[Any]]) -> Iterator[CostEvent]:
         for r in rows:

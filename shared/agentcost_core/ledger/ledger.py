@@ -5,15 +5,19 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from typing import Any, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Iterator
 
 from ..errors import LedgerURLError
-from ..events import CostEvent, text_ids
+from ..events import CostEvent
 from ..privacy import redact_url
 from .base import LedgerBackend
+from .faults import BatchStore
+from .jsonlines import DeadLetters
+from .spool import Spool, replay_spools, spool_folder
 from .writer import BackgroundWriter
 
-__all__ = ["DEFAULT_LEDGER_URL", "Ledger", "default_ledger_url", "open_backend"]
+__all__ = ["DEFAULT_LEDGER_URL", "DURABILITY", "Ledger", "LedgerStatus", "default_ledger_url", "open_backend"]
 
 DEFAULT_LEDGER_URL = "sqlite:///.agentcost/ledger.db"
 _SCHEMES = "sqlite:///path, postgresql://user@host/db, memory://"
@@ -55,14 +59,49 @@ def open_backend(url: str, *, durable: bool = False) -> LedgerBackend:
     raise LedgerURLError(f"unknown ledger scheme {scheme!r} in {redact_url(url)!r}; use one of: {_SCHEMES}")
 
 
+#: The durability modes of :class:`Ledger`, fastest first.
+DURABILITY = ("fast", "spool", "sync")
+
+
+@dataclass(frozen=True)
+class LedgerStatus:
+    """Live counts of one ledger in this process (:meth:`Ledger.status`)."""
+
+    durability: str
+    queued: int  # recorded, not yet stored
+    written: int  # stored by this process
+    dropped: int  # lost because the queue stayed full
+    dead_lettered: int  # refused by the database, or unreachable past the retry window: in the dead-letter file
+    repaired: int  # stored after their text was made storable (flagged in extra["agentcost_repaired"])
+    retries: int  # batch writes retried after a connection failure
+    dead_letter_file: str | None
+    spool_file: str | None
+
+
 class Ledger:
     """Append-only store of :class:`CostEvent`.
 
     ``Ledger("sqlite:///path")`` (default: :func:`default_ledger_url`), ``Ledger("postgresql://…")``,
-    ``Ledger("memory://")`` or ``Ledger(backend=...)``. Writes go through a bounded background
-    writer; ``flush()`` (also run at exit) stores everything enqueued. ``sync=True`` writes each
-    event before ``record`` returns: nothing can be lost, at the price of latency (and the write
-    then runs on the caller's thread).
+    ``Ledger("memory://")`` or ``Ledger(backend=...)``. ``flush()`` (also run at exit) stores
+    everything recorded so far.
+
+    ``durability`` says what a crash of this process (SIGKILL, OOM) can lose:
+
+    * ``"fast"`` (default): ``record`` only queues the event; a background writer stores batches
+      within about ``flush_interval_s`` (0.2 s) plus the time to write what was queued before.
+      A crash loses what was queued (the last fraction of a second of events; at most ``max_queue``).
+    * ``"spool"``: ``record`` also appends the event to a spool file beside the ledger (one
+      unbuffered write, ~17 µs); the next ledger opened on the URL replays what a crashed process
+      left there, skipping events already stored. A crash loses nothing (a power failure may).
+    * ``"sync"`` (``sync=True`` is the same): ``record`` stores the event before it returns, on the
+      caller's thread (SQLite with ``synchronous=FULL``). Nothing is lost, at the price of latency.
+
+    Under faults nothing is lost silently (see :mod:`.faults`): a dropped connection is retried
+    after a reconnect for up to ``retry_s`` seconds; an event the database refuses (a token count
+    beyond 64 bits) is kept in the dead-letter file ``<ledger file>.deadletter.jsonl`` (PostgreSQL:
+    under ``$AGENTCOST_LEDGER_DIR``, default ``.agentcost``) with the reason, and counted; text no
+    database stores (a lone surrogate, a NUL) is escaped and flagged in ``extra``. :meth:`status`
+    has the counts.
 
     When the writer's queue (``max_queue`` events) is full, ``record`` from a thread running an
     asyncio event loop never waits: the event is dropped. From any other thread it waits up to
@@ -78,37 +117,77 @@ class Ledger:
         url: str | None = None,
         *,
         backend: LedgerBackend | None = None,
+        durability: str | None = None,
         sync: bool = False,
         max_queue: int = 100_000,
         batch_size: int = 2_000,
         flush_interval_s: float = 0.2,
         full_queue_wait_s: float = 5.0,
+        retry_s: float = 30.0,
     ) -> None:
         if max_queue <= 0 or batch_size <= 0 or flush_interval_s <= 0:
             raise LedgerURLError("max_queue, batch_size and flush_interval_s must be positive")
-        if full_queue_wait_s < 0:
-            raise LedgerURLError("full_queue_wait_s must be zero or positive")
+        if full_queue_wait_s < 0 or retry_s < 0:
+            raise LedgerURLError("full_queue_wait_s and retry_s must be zero or positive")
+        if durability is None:
+            durability = "sync" if sync else "fast"
+        if durability not in DURABILITY or (sync and durability != "sync"):
+            raise LedgerURLError(
+                f"durability must be one of {', '.join(DURABILITY)} (sync=True is 'sync'), got {durability!r}"
+            )
         if backend is None:
-            backend = open_backend(default_ledger_url() if url is None else url, durable=sync)
+            backend = open_backend(default_ledger_url() if url is None else url, durable=durability == "sync")
+        state = backend.state_path()
+        dead_letters = DeadLetters(None if state is None else state.with_name(state.name + ".deadletter.jsonl"))
+        batch_store = BatchStore(backend, dead_letters, retry_s=retry_s)
+        if state is not None:
+            replay_spools(spool_folder(state), batch_store, batch_size)
+        spool = None
+        if durability == "spool":
+            if state is None:
+                backend.close()
+                raise LedgerURLError(f"durability='spool' needs a SQLite or PostgreSQL ledger, not {backend.url!r}")
+            try:
+                spool = Spool(spool_folder(state))
+            except OSError as e:
+                backend.close()
+                raise LedgerURLError(
+                    f"cannot create the spool of ledger {backend.url!r} in {spool_folder(state)}: {e}"
+                ) from None
         writer = None
-        if not sync:
+        if durability != "sync":
             writer = BackgroundWriter(
-                functools.partial(store, backend),
+                batch_store,
                 max_queue=max_queue,
                 batch_size=batch_size,
                 interval_s=flush_interval_s,
                 full_queue_wait_s=full_queue_wait_s,
+                when_empty=None if spool is None else functools.partial(spool.truncate_if, self._nothing_queued),
             )
-        self._use(backend, writer, threading.Lock())
+        self._use(durability, backend, writer, batch_store, spool, threading.Lock())
 
-    def _use(self, backend: LedgerBackend, writer: BackgroundWriter | None, sync_lock: threading.Lock) -> None:
+    def _use(
+        self,
+        durability: str,
+        backend: LedgerBackend,
+        writer: BackgroundWriter | None,
+        batch_store: BatchStore,
+        spool: Spool | None,
+        sync_lock: threading.Lock,
+    ) -> None:
         """Point this ledger at a backend and its writer (None: sync mode)."""
+        self.durability = durability
         self.backend = backend
         self.url = redact_url(backend.url)  # for reports and reprs: the backend keeps the real one
         self.sync = writer is None
         self._writer = writer
+        self._store = batch_store
+        self._spool = spool
         self._sync_lock = sync_lock
         self.closed = False
+
+    def _nothing_queued(self) -> bool:
+        return self._writer is not None and self._writer.pending == 0
 
     @classmethod
     def shared(cls, url: str | None = None) -> Ledger:
@@ -123,22 +202,27 @@ class Ledger:
 
     # --- writing ------------------------------------------------------------------------
     def record(self, event: CostEvent) -> None:
-        """Enqueue ``event`` for the background writer (sync mode: store it now)."""
+        """Enqueue ``event`` for the background writer (spool: write it ahead first; sync: store it now)."""
         self._check_open()
-        if self._writer is not None:
-            self._writer.put(event)
-        else:
+        writer = self._writer
+        if writer is None:
             with self._sync_lock:
-                store(self.backend, (event,))
+                self._store((event,))
+        elif self._spool is None:
+            writer.put(event)
+        else:
+            with self._spool.lock:
+                self._spool.append(event)
+                writer.put(event)
 
     def record_many(self, events: list[CostEvent]) -> None:
-        self._check_open()
-        if self._writer is not None:
-            for e in events:
-                self._writer.put(e)
-        else:
+        if self._writer is None:
+            self._check_open()
             with self._sync_lock:
-                store(self.backend, events)
+                self._store(events)
+            return
+        for e in events:
+            self.record(e)
 
     def flush(self) -> None:
         """Store every event recorded so far."""
@@ -153,6 +237,8 @@ class Ledger:
         self.closed = True
         if self._writer is not None:
             self._writer.close()
+        if self._spool is not None:
+            self._spool.close()
         self.backend.close()
 
     def _check_open(self) -> None:
@@ -164,13 +250,30 @@ class Ledger:
         """Events lost because the queue stayed full (0 in sync mode)."""
         return self._writer.dropped if self._writer else 0
 
+    def status(self) -> LedgerStatus:
+        """What this process recorded into this ledger: queued, written, dropped, dead-lettered."""
+        store = self._store
+        return LedgerStatus(
+            durability=self.durability,
+            queued=self._writer.pending if self._writer else 0,
+            written=store.written,
+            dropped=self.dropped,
+            dead_lettered=store.dead_lettered,
+            repaired=store.repaired,
+            retries=store.retries,
+            dead_letter_file=None if store.dead_letters.path is None else str(store.dead_letters.path),
+            spool_file=None if self._spool is None else str(self._spool.path),
+        )
+
     # --- reading ------------------------------------------------------------------------
     def events(self, since: float | None = None, until: float | None = None, **filters: Any) -> list[CostEvent]:
         """Stored events in ``[since, until)`` (epoch seconds) matching the equality filters."""
         self.flush()
         return list(self.backend.query(since, until, **filters))
 
-    def iter_events(self, since: float | None = None, until: float | None = None, **filters: Any) -> Iterator[CostEvent]:
+    def iter_events(
+        self, since: float | None = None, until: float | None = None, **filters: Any
+    ) -> Iterator[CostEvent]:
         self.flush()
         return self.backend.query(since, until, **filters)
 
@@ -178,7 +281,13 @@ class Ledger:
         self.flush()
         return self.backend.count(since, until, **filters)
 
-    def rollup(self, by: str | tuple[str, ...] = "feature", since: float | None = None, until: float | None = None, **filters: Any):  # type: ignore[no-untyped-def]
+    def rollup(
+        self,
+        by: str | tuple[str, ...] = "feature",
+        since: float | None = None,
+        until: float | None = None,
+        **filters: Any,
+    ):  # type: ignore[no-untyped-def]
         """Aggregate by attribution field(s); see :func:`agentcost_core.rollup.rollup`."""
         from ..rollup import rollup
 
@@ -195,13 +304,4 @@ class Ledger:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Ledger({self.url!r}, sync={self.sync})"
-
-
-def store(backend: LedgerBackend, events: Sequence[CostEvent]) -> None:
-    """Hand events to the backend, their ids made text first (the LangChain hot path records
-    a run's UUID as it comes: see :func:`~agentcost_core.events.text_ids`)."""
-    for e in events:
-        text_ids(e)
-    backend.write_many(events)
-
+        return f"Ledger({self.url!r}, durability={self.durability!r})"

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Iterator, Sequence
+from urllib.parse import urlsplit
 
 from ..errors import LedgerURLError
 from ..events import CostEvent
@@ -19,6 +23,9 @@ _TYPES = {
     "cost": "NUMERIC", "saved": "NUMERIC", "extra": "JSONB",
 }  # fmt: skip
 
+#: Seconds a (re)connection may take before it counts as a failure.
+CONNECT_TIMEOUT_S = 5
+
 
 class PostgresBackend(LedgerBackend):
     def __init__(self, url: str, *, table: str = "agentcost_events") -> None:
@@ -32,8 +39,9 @@ class PostgresBackend(LedgerBackend):
             raise LedgerURLError(f"bad table name {table!r}")
         self.url = url
         self.table = table
+        self._psycopg = psycopg
         try:
-            self._conn = psycopg.connect(url, autocommit=True)
+            self._conn = self._connect()
         except psycopg.Error as e:
             raise LedgerURLError(f"cannot connect to PostgreSQL ledger {redact_url(url)!r}: {redact_text(str(e))}") from None
         try:
@@ -56,14 +64,12 @@ class PostgresBackend(LedgerBackend):
 
     def query(self, since: float | None = None, until: float | None = None, **filters: Any) -> Iterator[CostEvent]:
         where, args = where_clause(since, until, filters, "%s")
-        with self._lock, self._conn.cursor() as cur:
-            rows = cur.execute(f"{self._select}{where} ORDER BY ts, seq", args).fetchall()
+        rows = self._read(f"{self._select}{where} ORDER BY ts, seq", args)
         return self._iter(rows)
 
     def count(self, since: float | None = None, until: float | None = None, **filters: Any) -> int:
         where, args = where_clause(since, until, filters, "%s")
-        with self._lock, self._conn.cursor() as cur:
-            return int(cur.execute(f"SELECT COUNT(*) FROM {self.table}{where}", args).fetchone()[0])
+        return int(self._read(f"SELECT COUNT(*) FROM {self.table}{where}", args)[0][0])
 
     def clear(self) -> None:
         with self._lock, self._conn.cursor() as cur:
@@ -72,6 +78,52 @@ class PostgresBackend(LedgerBackend):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+    # --- under faults -------------------------------------------------------------------------
+    def _connect(self) -> Any:
+        return self._psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+
+    def _read(self, sql: str, args: Sequence[Any]) -> list[Any]:
+        """Run a query; a connection that broke since the last use is replaced once."""
+        try:
+            with self._lock, self._conn.cursor() as cur:
+                return cur.execute(sql, args).fetchall()
+        except Exception as e:
+            if not self.is_transient(e):
+                raise
+        self.reconnect()
+        with self._lock, self._conn.cursor() as cur:
+            return cur.execute(sql, args).fetchall()
+
+    def is_transient(self, error: Exception) -> bool:
+        psycopg = self._psycopg
+        return isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError))
+
+    def reconnect(self) -> None:
+        fresh = self._connect()
+        with self._lock:
+            old, self._conn = self._conn, fresh
+        try:
+            old.close()
+        except Exception:  # noqa: S110 - the old connection is broken anyway
+            pass
+
+    def stored_ids(self, events: Sequence[CostEvent]) -> set[str]:
+        if not events:
+            return set()
+        ids = [e.id for e in events]
+        with self._lock, self._conn.cursor() as cur:
+            rows = cur.execute(f"SELECT id FROM {self.table} WHERE id = ANY(%s) AND ts >= %s AND ts <= %s",
+                               (ids, min(e.ts for e in events), max(e.ts for e in events))).fetchall()  # fmt: skip
+        return {r[0] for r in rows}
+
+    def state_path(self) -> Path:
+        """``$AGENTCOST_LEDGER_DIR`` (default ``.agentcost`` under the working directory) /
+        ``postgresql-<digest of host, port, user, database and table>``."""
+        parts = urlsplit(self.url)
+        where = f"{parts.hostname}:{parts.port}/{parts.username}{parts.path}#{self.table}"
+        folder = Path(os.environ.get("AGENTCOST_LEDGER_DIR") or ".agentcost")
+        return folder / f"postgresql-{hashlib.sha256(where.encode()).hexdigest()[:16]}"
 
 
 @contextmanager
@@ -105,8 +157,7 @@ _META = "CREATE TABLE IF NOT EXISTS agentcost_meta (name TEXT PRIMARY KEY, schem
 def _upgrade_from_0(conn: Any, table: str, where: str) -> None:
     """A new table is created; an unversioned ledger keeps its rows and is marked version 1."""
     rows = conn.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
-        "AND table_name = %s",
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = %s",
         (table.lower(),),  # unquoted names are folded to lower case
     ).fetchall()
     missing = set(COLUMNS) - {r[0] for r in rows} if rows else set()

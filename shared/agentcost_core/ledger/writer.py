@@ -1,8 +1,13 @@
 """The bounded background writer that keeps ledger inserts off the caller's thread.
 
-Producers append to a deque and wake the writer thread, which stores the queue in batches.
-``flush()`` drains what is queued under the same lock the writer holds while it writes, so
-when ``flush()`` returns every event enqueued before it is stored.
+Producers append to a deque; the writer thread stores it in batches of at most ``batch_size``.
+It writes as soon as a batch is full and at the latest ``interval_s`` after the queue stopped
+being empty (a time-based flush), then keeps writing batch after batch while events are queued,
+taking and releasing its lock per batch. So an event is committed within about ``interval_s`` plus
+the time to write what was queued before it, even next to a CPU-bound recording thread (the
+backends write hundreds of rows per statement, so the writer needs the GIL only a few times per
+batch). ``flush()`` stores the events queued when it is called — not those appended while it
+runs, so it returns even while producers keep recording.
 
 When the queue is full (the backend is slower than the producers, or stalled):
 
@@ -58,21 +63,25 @@ class BackgroundWriter:
         batch_size: int = 2_000,
         interval_s: float = 0.2,
         full_queue_wait_s: float = 5.0,
+        when_empty: Callable[[], None] | None = None,
         name: str = "agentcost-ledger-writer",
     ) -> None:
+        """``write`` stores a batch (it should not raise; what it raises is logged and counted in
+        :attr:`write_errors`). ``when_empty`` runs, under the writer's lock, each time the queue
+        has been stored to the last event (the spool truncates its file there)."""
         self._write = write
         self._queue: deque[CostEvent] = deque()
         self._max_queue = max_queue
         self._batch_size = batch_size
         self._interval_s = interval_s
         self._full_queue_wait_s = full_queue_wait_s
+        self._when_empty = when_empty
         self._wake = threading.Event()
         self._room = threading.Condition()
         self._io_lock = threading.Lock()
         self._closed = False
         self.dropped = 0
         self.write_errors = 0
-        self.written = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
         _WRITERS.add(self)
@@ -108,35 +117,48 @@ class BackgroundWriter:
         return len(self._queue)
 
     # --- the writer ---------------------------------------------------------------------
-    def _drain(self) -> None:
-        """Write everything queued, in batches. Caller holds ``_io_lock``."""
-        while self._queue:
-            batch: list[CostEvent] = []
-            while self._queue and len(batch) < self._batch_size:
-                batch.append(self._queue.popleft())
+    def _write_batch(self, limit: int) -> int:
+        """Store up to ``limit`` queued events (at most one batch). Caller holds ``_io_lock``."""
+        batch: list[CostEvent] = []
+        queue = self._queue
+        while queue and len(batch) < limit:
+            batch.append(queue.popleft())
+        if batch:
             try:
                 self._write(batch)
-                self.written += len(batch)
             except Exception:
                 self.write_errors += 1
                 logger.exception("agentcost ledger write failed; %d event(s) lost", len(batch))
             with self._room:
                 self._room.notify_all()
+        if not queue and self._when_empty is not None:
+            self._when_empty()
+        return len(batch)
 
     def _run(self) -> None:
         while not self._closed:
-            self._wake.wait(self._interval_s)
-            self._wake.clear()
+            if len(self._queue) < self._batch_size:
+                # a time-based flush: a partial batch waits at most one interval
+                self._wake.wait(self._interval_s)
+                self._wake.clear()
             with self._io_lock:
-                self._drain()
+                self._write_batch(self._batch_size)
 
     def flush(self) -> None:
+        """Store every event queued before this call."""
         with self._io_lock:
-            self._drain()
+            left = len(self._queue)
+            while left > 0:
+                written = self._write_batch(min(left, self._batch_size))
+                if not written:
+                    break
+                left -= written
 
     def close(self) -> None:
         _WRITERS.discard(self)
         self._closed = True
         self._wake.set()
         self._thread.join(timeout=10)
-        self.flush()
+        with self._io_lock:
+            while self._write_batch(self._batch_size):
+                pass

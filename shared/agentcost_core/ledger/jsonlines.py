@@ -1,0 +1,69 @@
+"""Events as JSON lines, for the files beside a ledger (the write-ahead spool and the dead letters).
+
+The encoding is lossless: Decimals as strings, and every character, even a lone surrogate or a NUL
+that no database column stores, as a JSON ``\\u`` escape (``ensure_ascii``), so a line is ASCII."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from ..events import CostEvent
+from ..usage import Usage
+
+__all__ = ["DeadLetters", "event_from_json", "event_to_json"]
+
+logger = logging.getLogger("agentcost.ledger")
+
+_FIELDS = frozenset(CostEvent.__slots__)  # type: ignore[attr-defined]
+
+
+def event_to_json(event: CostEvent) -> str:
+    return json.dumps(event.as_dict(), ensure_ascii=True, default=str)
+
+
+def event_from_dict(d: dict[str, Any]) -> CostEvent:
+    d = dict(d)
+    d["usage"] = Usage(**d.get("usage", {}))
+    for money in ("cost", "saved"):
+        if d.get(money) is not None:
+            d[money] = Decimal(d[money])
+    return CostEvent(**{k: v for k, v in d.items() if k in _FIELDS})
+
+
+def event_from_json(line: str) -> CostEvent:
+    return event_from_dict(json.loads(line))
+
+
+class DeadLetters:
+    """Events that could not be stored, one JSON line each: ``{"at", "reason", "event"}``.
+
+    ``path`` None (a ledger with no place on disk, e.g. ``memory://`` or a custom backend): the
+    events are only counted and logged."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.count = 0  # this process's dead letters
+        self.unwritable = 0  # of which the file could not take
+
+    def add(self, event: CostEvent, reason: str) -> None:
+        self.count += 1
+        if self.path is None:
+            return
+        line = json.dumps(
+            {"at": time.time(), "reason": reason, "event": event.as_dict()}, ensure_ascii=True, default=str
+        )
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="ascii") as f:
+                f.write(line + "\n")
+        except OSError as e:
+            self.unwritable += 1
+            if self.unwritable == 1:
+                logger.error(
+                    "agentcost cannot write the dead-letter file %s (%s); dead letters are only counted", self.path, e
+                )
