@@ -67,5 +67,6 @@ class Outcome:
     usage_error: str | None = None
     usage_provider: str | None = None  # the provider whose usage format the response had
     latency_s: float | None = None
+    first_chunk_s: float | None = None  # a stream's time to its first chunk (measured for exporters)
     extra: dict[str, Any] | None = None
     tier: str | None = None  # the routing tier that served the call

@@ -13,6 +13,7 @@ from .accountant import Accountant, warn_unpriced_once
 from .attribution import Attribution
 from .call import ModelCall, Outcome, describe_error
 from .events import CostEvent
+from .exporters import Exporters
 from .ledger import Ledger
 from .prices import PriceCatalog
 from .usage import Usage
@@ -40,7 +41,8 @@ def resolve_ledger(ledger: Ledger | str | None) -> Ledger:
 class CostRecorder:
     """Records calls for one handler through its :class:`Accountant`; keeps that handler's events
     (or, with ``keep_events=False``, running totals only) and sends every event to the ledger.
-    ``log_prompts=True`` turns prompt logging on (see :mod:`agentcost_core.privacy`)."""
+    ``log_prompts=True`` turns prompt logging on (see :mod:`agentcost_core.privacy`);
+    ``exporters=[...]`` get every event after the ledger (see :mod:`agentcost_core.exporters`)."""
 
     def __init__(
         self,
@@ -51,6 +53,7 @@ class CostRecorder:
         framework: str | None = None,
         keep_events: bool = True,
         log_prompts: bool = False,
+        exporters: Any = None,
         **attribution: str | None,
     ) -> None:
         if not isinstance(log_prompts, bool):
@@ -65,6 +68,9 @@ class CostRecorder:
         #: Prompt logging (off by default): keep provider error messages and tool arguments in the
         #: ledger, redacted of keys and passwords (see :mod:`agentcost_core.privacy`).
         self.log_prompts = log_prompts
+        #: Where each recorded event goes besides the ledger (see :mod:`agentcost_core.exporters`);
+        #: None when there are none.
+        self.exporters = Exporters.of(exporters)
         self.events: list[CostEvent] = []
         self.internal_errors = 0
         self._lock = threading.Lock()
@@ -98,7 +104,7 @@ class CostRecorder:
                 out[e.model] = e.usage if prev is None else prev + e.usage
         return out
 
-    def _keep(self, event: CostEvent) -> None:
+    def _keep(self, event: CostEvent, call: ModelCall | None = None, outcome: Outcome | None = None) -> None:
         if self.keep_events:
             self.events.append(event)
         elif event.kind == "llm":
@@ -109,6 +115,8 @@ class CostRecorder:
                 if event.cost is not None:
                     self._total += event.cost
         self.ledger.record(event)
+        if self.exporters is not None:
+            self.exporters.event(event, call, outcome)
 
     # --- recording ----------------------------------------------------------------------------
     def record_outcome(self, call: ModelCall, outcome: Outcome, *, event_id: str | None = None) -> tuple[CostEvent, Decimal]:
@@ -117,7 +125,7 @@ class CostRecorder:
             call.attribution = call.attribution.over(self.defaults)
         event, budget_cost = self.accountant.event(call, outcome, framework=self.framework, event_id=event_id,
                                                    log_prompts=self.log_prompts)  # fmt: skip
-        self._keep(event)
+        self._keep(event, call, outcome)
         return event, budget_cost
 
     def record(
@@ -153,6 +161,8 @@ class CostRecorder:
             event, _ = self.accountant.event(call, outcome, framework=self.framework, event_id=event_id,
                                              log_prompts=self.log_prompts)  # fmt: skip
             event.estimated = event.estimated or estimated
+            self._keep(event, call, outcome)
+            return event
         else:  # another kind of event, or a model call with nothing to price (a failure)
             event = CostEvent(
                 model=model or requested_model, kind=kind, usage=usage or Usage(), requested_model=requested_model,
