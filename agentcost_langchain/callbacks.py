@@ -79,6 +79,7 @@ class _CostTracking(RecorderResults):
         controls: Controls | None = None,
         keep_events: bool = True,
         log_prompts: bool = False,
+        exporters: Any = None,
         call_timeout: float = 600.0,
         clock: Any = time.monotonic,
     ) -> None:
@@ -90,8 +91,12 @@ class _CostTracking(RecorderResults):
         self._clock = clock
         self.recorder = CostRecorder(
             ledger, catalog=catalog, framework="langchain", keep_events=keep_events, log_prompts=log_prompts, user_id=user_id,
-            session_id=session_id, feature=feature, agent_id=agent_id, task_id=task_id,
+            session_id=session_id, feature=feature, agent_id=agent_id, task_id=task_id, exporters=exporters,
         )  # fmt: skip
+        # With exporters: each stream's first-chunk time (model run id -> clock) and each tool
+        # call's (run id -> name, attribution, start in ns), for their spans and metrics.
+        self._first_chunks: dict[UUID, float] | None = {} if self.recorder.exporters is not None else None
+        self._tool_starts: dict[UUID, tuple[str, Attribution, int]] = {}
         self._lock = threading.Lock()
         self._runs: dict[UUID, Any] = {}  # model run id -> its pending call, oldest first
         self._router_runs: dict[UUID, ModelCall] = {}  # a ModelRouter's own runs (steps, not calls)
@@ -157,6 +162,10 @@ class _CostTracking(RecorderResults):
 
     def _tool_start(self, serialized: Any, input_str: str, run_id: UUID, parent_run_id: UUID | None,
                     metadata: dict[str, Any] | None, kwargs: dict[str, Any]) -> None:  # fmt: skip
+        if self._first_chunks is not None:  # exporters: the tool call's span starts now
+            name = kwargs.get("name") or (serialized or {}).get("name") or "tool"
+            a = read_attribution(metadata, defaults=self.recorder.defaults)
+            self._tool_starts[run_id] = (name, a, time.time_ns())
         if self.controls is None:
             return
         try:
@@ -173,6 +182,10 @@ class _CostTracking(RecorderResults):
             self.recorder.note_internal_error("on_tool_start", e)
 
     def _tool_end(self, run_id: UUID, output: Any, error: BaseException | None) -> None:
+        started = self._tool_starts.pop(run_id, None) if self._tool_starts else None
+        if started is not None and self.recorder.exporters is not None:
+            failed = error if error is not None and not passes_through(error) else None
+            self.recorder.exporters.tool(started[0], started[2], time.time_ns(), error=failed, attribution=started[1])
         entry = self._tools.pop(run_id, None) if self._tools else None
         if entry is None:
             return
@@ -279,6 +292,10 @@ class _CostTracking(RecorderResults):
         if outcome.usage is None and prompt is not None and not call.messages and not outcome.cache_hit:
             self._add_input(call, prompt, start_kwargs)  # no usage reported: the tokens are counted
         outcome.latency_s = None if t0 is None else self._clock() - t0
+        if self._first_chunks:
+            first = self._first_chunks.pop(run_id, None)
+            if first is not None and t0 is not None:
+                outcome.first_chunk_s = first - t0
         if outcome.usage_error is not None:
             logger.warning("agentcost: malformed usage from %s (%s); tokens estimated instead",
                            outcome.model or call.model, outcome.usage_error)  # fmt: skip
@@ -318,6 +335,8 @@ class _CostTracking(RecorderResults):
                 return
             if self._runs.pop(run_id, None) is None:
                 continue
+            if self._first_chunks:
+                self._first_chunks.pop(run_id, None)
             guard = state[3]
             logger.warning("agentcost: a model call never reported its end within %.0f s; its reservation is released",
                            self.call_timeout)  # fmt: skip
@@ -361,6 +380,7 @@ class CostCallbackHandler(_CostTracking, BaseCallbackHandler):
     ``usage_by_model`` still add up), for a handler that lives as long as the process: the
     ledger still gets every event. ``log_prompts=True`` keeps provider error messages and tool
     arguments in the ledger (off by default; keys and passwords are redacted either way).
+    ``exporters=[OTelExporter(...)]`` send every call (and tool call) on as it is recorded.
     """
 
     run_inline = True
@@ -378,6 +398,12 @@ class CostCallbackHandler(_CostTracking, BaseCallbackHandler):
     on_llm_start = _CostTracking._model_start
 
     on_llm_end = _CostTracking._model_end
+
+    def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
+        """A streamed chunk: with exporters, the first one's time is kept (time to first chunk)."""
+        first = self._first_chunks
+        if first is not None and run_id not in first and run_id in self._runs:
+            first[run_id] = self._clock()
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self._model_end(None, run_id=run_id, error=error)
@@ -423,6 +449,7 @@ def _async_twin(name: str) -> Any:
 
 
 for _name in ("on_chain_start", "on_chain_end", "on_chain_error", "on_chat_model_start", "on_llm_start",
-              "on_llm_end", "on_llm_error", "on_tool_start", "on_tool_end", "on_tool_error"):  # fmt: skip
+              "on_llm_end", "on_llm_error", "on_llm_new_token", "on_tool_start", "on_tool_end",
+              "on_tool_error"):  # fmt: skip
     setattr(AsyncCostCallbackHandler, _name, _async_twin(_name))
 del _name

@@ -23,6 +23,7 @@ import copy
 import types
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import nullcontext
 from contextvars import ContextVar
 from decimal import Decimal
 from typing import Any
@@ -32,6 +33,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.tools import BaseTool
 
 from agentcost_core.attribution import Attribution, read_attribution
+from agentcost_core.exporters import Exporters
 from agentcost_core.guards.result import GuardedResult, stop_text
 from agentcost_core.guards.run_guard import Controls, RunGuard
 from agentcost_core.halts import AgentHalted, TerminationReason, passes_through
@@ -194,6 +196,9 @@ def _final_text(output: Any) -> str | None:
     return None
 
 
+_HANDLER_OPTIONS = ("catalog", "log_prompts", "exporters")  # the handler's options, not attribution
+
+
 class GuardedAgent(Runnable[Any, GuardedResult]):
     """The Runnable ``guard()`` returns. ``invoke`` / ``ainvoke`` (and ``batch``) give a
     :class:`GuardedResult`; every invocation is one run with its own guard state."""
@@ -203,7 +208,9 @@ class GuardedAgent(Runnable[Any, GuardedResult]):
         self.controls = controls
         self.ledger = ledger
         self.attribution = attribution
-        self.defaults = Attribution.of({k: v for k, v in attribution.items() if k not in ("catalog", "log_prompts")})
+        self.defaults = Attribution.of({k: v for k, v in attribution.items() if k not in _HANDLER_OPTIONS})
+        #: The name of the run's ``invoke_agent`` span (exporters): the agent id, else the agent's name.
+        self.name = self.defaults.agent_id or getattr(agent, "name", None) or type(agent).__name__
 
     def flush(self) -> None:
         """Store every event recorded so far in the ledger (before reading it back)."""
@@ -246,27 +253,43 @@ class GuardedAgent(Runnable[Any, GuardedResult]):
         message = final_message(halt, best)
         return GuardedResult(best, halt.reason, cost, events, best, message, halt, list(run.nudges))
 
+    def _agent_span(self, handler: CostCallbackHandler) -> Any:
+        """Around one run: the exporters' agent span (``invoke_agent {name}``), current while the
+        agent runs so its model and tool spans are children; a no-op without exporters."""
+        exporters = handler.recorder.exporters
+        if exporters is None:
+            return nullcontext(None)
+        return exporters.agent_run(self.name, handler.recorder.defaults)
+
+    @staticmethod
+    def _finish(span: Any, result: GuardedResult) -> GuardedResult:
+        if span is not None:
+            span.finish(result.events, result.termination_reason)
+        return result
+
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> GuardedResult:
         handler, run, config = self._start(config)
-        token = _ACTIVE.set(run)
-        try:
-            output = self.agent.invoke(input, config, **kwargs)
-        except AgentHalted as halt:
-            return self._result(handler, run, None, halt)
-        finally:
-            _ACTIVE.reset(token)
-        return self._result(handler, run, output, None)
+        with self._agent_span(handler) as span:
+            token = _ACTIVE.set(run)
+            try:
+                output = self.agent.invoke(input, config, **kwargs)
+            except AgentHalted as halt:
+                return self._finish(span, self._result(handler, run, None, halt))
+            finally:
+                _ACTIVE.reset(token)
+            return self._finish(span, self._result(handler, run, output, None))
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> GuardedResult:
         handler, run, config = self._start(config)
-        token = _ACTIVE.set(run)
-        try:
-            output = await self.agent.ainvoke(input, config, **kwargs)
-        except AgentHalted as halt:
-            return self._result(handler, run, None, halt)
-        finally:
-            _ACTIVE.reset(token)
-        return self._result(handler, run, output, None)
+        with self._agent_span(handler) as span:
+            token = _ACTIVE.set(run)
+            try:
+                output = await self.agent.ainvoke(input, config, **kwargs)
+            except AgentHalted as halt:
+                return self._finish(span, self._result(handler, run, None, halt))
+            finally:
+                _ACTIVE.reset(token)
+            return self._finish(span, self._result(handler, run, output, None))
 
 
     def stream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Iterator[Any]:
@@ -274,34 +297,38 @@ class GuardedAgent(Runnable[Any, GuardedResult]):
         :class:`GuardedResult` (its ``output`` is None after a streamed run that finished: the
         chunks were the output)."""
         handler, run, config = self._start(config)
-        token = _ACTIVE.set(run)
-        halt = None
-        last = None
-        try:
-            for chunk in self.agent.stream(input, config, **kwargs):
-                last = chunk
-                yield chunk
-        except AgentHalted as e:
-            halt = e
-        finally:
-            _ACTIVE.reset(token)
-        yield self._result(handler, run, None if halt is not None else _values(last), halt)
+        with self._agent_span(handler) as span:
+            token = _ACTIVE.set(run)
+            halt = None
+            last = None
+            try:
+                for chunk in self.agent.stream(input, config, **kwargs):
+                    last = chunk
+                    yield chunk
+            except AgentHalted as e:
+                halt = e
+            finally:
+                _ACTIVE.reset(token)
+            result = self._finish(span, self._result(handler, run, None if halt is not None else _values(last), halt))
+        yield result
 
     async def astream(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> AsyncIterator[Any]:
         """:meth:`stream` for async code."""
         handler, run, config = self._start(config)
-        token = _ACTIVE.set(run)
-        halt = None
-        last = None
-        try:
-            async for chunk in self.agent.astream(input, config, **kwargs):
-                last = chunk
-                yield chunk
-        except AgentHalted as e:
-            halt = e
-        finally:
-            _ACTIVE.reset(token)
-        yield self._result(handler, run, None if halt is not None else _values(last), halt)
+        with self._agent_span(handler) as span:
+            token = _ACTIVE.set(run)
+            halt = None
+            last = None
+            try:
+                async for chunk in self.agent.astream(input, config, **kwargs):
+                    last = chunk
+                    yield chunk
+            except AgentHalted as e:
+                halt = e
+            finally:
+                _ACTIVE.reset(token)
+            result = self._finish(span, self._result(handler, run, None if halt is not None else _values(last), halt))
+        yield result
 
 
 def _values(chunk: Any) -> Any:
@@ -319,6 +346,7 @@ def guard(
     ledger: Any = None,
     catalog: Any = None,
     log_prompts: bool = False,
+    exporters: Any = None,
     **attribution: Any,
 ) -> GuardedAgent:
     """Wrap a ``create_agent`` agent, a LangGraph graph or an ``AgentExecutor``.
@@ -328,7 +356,8 @@ def guard(
     CircuitBreaker or True. ``ledger`` and the attribution keywords (``user_id``, ``session_id``,
     ``feature``, ``agent_id``, ``task_id``) are those of :class:`CostCallbackHandler`;
     ``catalog`` prices both the ledger and the budgets; ``log_prompts=True`` keeps provider error
-    messages and tool arguments in the ledger (off by default). The agent itself is not changed:
+    messages and tool arguments in the ledger (off by default); ``exporters=[OTelExporter(...)]``
+    also get an ``invoke_agent`` span around each run. The agent itself is not changed:
     the guarded copy fronts the tools.
     """
     controls = Controls(budgets=budgets, stuck=stuck, kill_switch=kill_switch, breaker=breaker)
@@ -338,4 +367,7 @@ def guard(
         attribution["catalog"] = catalog  # the handler's accountant: the ledger and the budgets price with it
     if log_prompts:
         attribution["log_prompts"] = log_prompts  # the handler's, like catalog
+    if exporters is not None:
+        Exporters.of(exporters)  # bad exporters fail here, not at the first run
+        attribution["exporters"] = exporters
     return GuardedAgent(agent, controls, ledger, attribution)

@@ -25,7 +25,7 @@ def track_costs(ledger: Any = None, **kwargs: Any) -> Iterator[CostCallbackHandl
     """Record every model call in the block; yields the :class:`CostCallbackHandler`.
 
     Takes the handler's arguments (``ledger``, ``user_id``, ``session_id``, ``feature``,
-    ``agent_id``, ``task_id``, ``catalog``, ``keep_events``, ``log_prompts``). Blocks nest: the innermost handler records.
+    ``agent_id``, ``task_id``, ``catalog``, ``keep_events``, ``log_prompts``, ``exporters``). Blocks nest: the innermost handler records.
     """
     handler = CostCallbackHandler(ledger, **kwargs)
     token = _active.set(handler)
