@@ -60,6 +60,7 @@ class PendingCall:
     t0: float
     outer: bool = False  # True once an inner LLM call is seen: this call is a wrapper, not counted
     last: Any = None  # last streamed chunk
+    first_chunk: float | None = None  # when the first streamed chunk arrived (perf_counter)
     gen: Any = None  # the stream generator, once the span returned one
 
 

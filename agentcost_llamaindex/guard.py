@@ -53,6 +53,7 @@ import asyncio
 import inspect
 import uuid
 from collections.abc import Callable
+from contextlib import nullcontext
 from decimal import Decimal
 from typing import Any
 
@@ -65,6 +66,7 @@ from agentcost_core import Ledger
 from agentcost_core.accountant import Accountant
 from agentcost_core.attribution import Attribution, read_attribution
 from agentcost_core.budgets import ScopeContext
+from agentcost_core.exporters import Exporters
 from agentcost_core.guards.result import GuardedResult, stop_text
 from agentcost_core.guards.run_guard import Controls
 from agentcost_core.halts import AgentHalted
@@ -77,7 +79,7 @@ from .handler import CostEventHandler
 
 __all__ = ["GuardedAgent", "GuardedResult", "guard"]
 
-_OPTIONS = frozenset({"catalog", "log_prompts", "user_id", "session_id", "feature", "agent_id", "task_id"})
+_OPTIONS = frozenset({"catalog", "log_prompts", "exporters", "user_id", "session_id", "feature", "agent_id", "task_id"})
 
 
 # --- cost capture ---------------------------------------------------------------------------
@@ -146,8 +148,12 @@ class GuardedAgent:
         accountant: Accountant,
         attribution: Attribution,
         log_prompts: bool = False,
+        exporters: Any = None,
     ) -> None:
         self.agent = agent  # the user's agent, never modified
+        self.exporters = exporters
+        #: The name of the run's ``invoke_agent`` span (exporters): the agent id, else the agent's name.
+        self.name = attribution.agent_id or getattr(agent, "name", None) or type(agent).__name__
         self.log_prompts = log_prompts
         self.controls = controls
         self.ledger = ledger
@@ -173,22 +179,30 @@ class GuardedAgent:
         state.llm_fronted, state.tools_fronted = self.llm_fronted, self.tools_fronted
         ledger = Ledger("memory://", sync=True) if _covered_elsewhere(self.ledger) else self.ledger
         costs = _RunCostHandler(ledger, accountant=self.accountant, log_prompts=self.log_prompts,
-                                **self.attribution.as_dict())  # fmt: skip
+                                exporters=self.exporters, **self.attribution.as_dict())  # fmt: skip
         costs.run_id = run_id
         costs.recording.on_record = state.note_priced  # the budgets settle at the ledger's number
-        costs.attach()
-        try:
-            if user_msg is not None:
-                kwargs["user_msg"] = user_msg
-            token = _ACTIVE.set(state)  # the workflow's tasks are created now and keep it
+        exporters = state.exporters = costs.recorder.exporters
+        state.attribution = costs.recorder.defaults
+        # With exporters: the run's invoke_agent span, current while the workflow's tasks are created
+        # (they keep it), so the run's model and tool spans are its children.
+        with nullcontext(None) if exporters is None else exporters.agent_run(self.name, costs.recorder.defaults) as span:
+            costs.attach()
             try:
-                handler = self.guarded.run(run_id=run_id, **kwargs)
+                if user_msg is not None:
+                    kwargs["user_msg"] = user_msg
+                token = _ACTIVE.set(state)  # the workflow's tasks are created now and keep it
+                try:
+                    handler = self.guarded.run(run_id=run_id, **kwargs)
+                finally:
+                    _ACTIVE.reset(token)
+                output, halt = await self._drive(state, handler, on_event)
             finally:
-                _ACTIVE.reset(token)
-            output, halt = await self._drive(state, handler, on_event)
-        finally:
-            costs.detach()
-        return self._result(costs, state, output, halt)
+                costs.detach()
+            result = self._result(costs, state, output, halt)
+            if span is not None:
+                span.finish(result.events, result.termination_reason)
+        return result
 
     def run_sync(self, user_msg: Any = None, **kwargs: Any) -> GuardedResult:
         """``asyncio.run(self.run(...))``, for code that is not already inside an event loop."""
@@ -279,10 +293,12 @@ def guard(
     if not controls.active:
         raise TypeError("guard() needs at least one of budgets=, stuck=, kill_switch=, breaker=")
     resolved = resolve_ledger(ledger)
-    attribution = Attribution.of({k: v for k, v in options.items() if k not in ("catalog", "log_prompts")})
+    attribution = Attribution.of({k: v for k, v in options.items() if k not in ("catalog", "log_prompts", "exporters")})
+    exporters = options.get("exporters")
+    Exporters.of(exporters)  # bad exporters fail here, not at the first run
     accountant = Accountant(options.get("catalog"))
     log_prompts = options.get("log_prompts", False)
     if not isinstance(log_prompts, bool):
         raise TypeError(f"log_prompts must be True or False, got {log_prompts!r}")
     controls.attach(resolved, "llamaindex", accountant, log_prompts=log_prompts)  # the budgets price as the ledger does
-    return GuardedAgent(agent, controls, resolved, wrap_up, accountant, attribution, log_prompts)
+    return GuardedAgent(agent, controls, resolved, wrap_up, accountant, attribution, log_prompts, exporters)

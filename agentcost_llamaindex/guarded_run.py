@@ -19,6 +19,7 @@ the tools, the run's stream events feed the guard instead (:meth:`_RunState.obse
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
 from contextvars import ContextVar
 from decimal import Decimal
@@ -139,6 +140,8 @@ class _RunState:
         self.halt: AgentHalted | None = None  # the halt that ended a gracefully stopped run
         self.llm_fronted = False
         self.tools_fronted = False
+        self.exporters: Any = None  # the run's exporters (execute_tool spans), if any
+        self.attribution: Any = None  # the run's attribution defaults (for those spans)
         # id(response) -> (response, what the run's cost handler priced it at for the budgets)
         self.priced: dict[int, tuple[Any, Decimal]] = {}
 
@@ -297,10 +300,13 @@ class _RunState:
         blocked = run.before_tool(name, tool_input)  # raises a halt
         if blocked is not None:
             return ToolOutput(tool_name=name, content=blocked, raw_input=tool_input, is_error=True)
+        started = time.time_ns()
         out = await original(ctx, tool, tool_input)
         error = None
         if getattr(out, "is_error", False):
             error = getattr(out, "exception", None) or RuntimeError(str(getattr(out, "content", "") or "tool error"))
+        if self.exporters is not None:
+            self.exporters.tool(name, started, time.time_ns(), error=error, attribution=self.attribution)
         try:
             run.after_tool(name, None if error is not None else getattr(out, "content", out), error)
         except Exception as e:  # noqa: BLE001 - our fault: never the user's problem

@@ -33,7 +33,8 @@ class CostEventHandler(RecorderResults, BaseEventHandler):
     :meth:`attach`. ``total_cost`` (Decimal, priced calls only), ``events`` (its
     :class:`~agentcost_core.CostEvent` list in call order) and ``usage_by_model`` cover the calls
     this handler saw; every event also goes to the ledger. ``catalog`` prices the calls (or pass
-    ``accountant``, an :class:`~agentcost_core.accountant.Accountant`, to share one with budgets). Used as a context manager it attaches
+    ``accountant``, an :class:`~agentcost_core.accountant.Accountant`, to share one with budgets);
+    ``exporters=[OTelExporter(...)]`` send every call on as it is recorded. Used as a context manager it attaches
     on entry (if needed) and detaches on exit.
     """
 
@@ -57,6 +58,7 @@ class CostEventHandler(RecorderResults, BaseEventHandler):
         task_id: str | None = None,
         keep_events: bool = True,
         log_prompts: bool = False,
+        exporters: Any = None,
     ) -> None:
         recorder = CostRecorder(
             ledger,
@@ -65,6 +67,7 @@ class CostEventHandler(RecorderResults, BaseEventHandler):
             framework="llamaindex",
             keep_events=keep_events,
             log_prompts=log_prompts,
+            exporters=exporters,
             user_id=user_id,
             session_id=session_id,
             feature=feature,

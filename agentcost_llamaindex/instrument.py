@@ -20,7 +20,8 @@ def instrument(ledger: Ledger | str | None = None, **options: Any) -> CostEventH
     ``agent_id``, ``task_id`` (``instrument_tags({...})`` set around a run override them per call),
     and ``keep_events`` (False keeps only running totals in the handler, for one that stays
     attached for the life of a process; the ledger still gets every event), ``log_prompts``
-    (True keeps provider error messages in the ledger; off by default).
+    (True keeps provider error messages in the ledger; off by default), ``exporters``
+    (e.g. ``[OTelExporter(...)]``: every call as OpenTelemetry metrics and a span).
 
     ``h = instrument(...)`` stays attached until ``h.detach()``; ``with instrument(...) as h:``
     detaches on exit.

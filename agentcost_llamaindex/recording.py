@@ -145,6 +145,8 @@ class LlmEventRecorder:
                 pending = self.table.calls.get(event.span_id)
                 if pending is not None:
                     pending.last = event.response
+                    if pending.first_chunk is None:
+                        pending.first_chunk = _perf()
             else:
                 self._on_exception(event)
         except Exception as exc:  # our fault: never the user's problem
@@ -219,6 +221,7 @@ class LlmEventRecorder:
             usage_error=usage_error,
             usage_provider=found.provider,  # the usage FORMAT: the catalog's provider wins when known
             latency_s=_perf() - pending.t0,
+            first_chunk_s=None if pending.first_chunk is None else pending.first_chunk - pending.t0,
             extra=extra,
             tier=tier,
         )
