@@ -34,8 +34,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _bench  # first: the offline tiktoken cache
-from agentcost_core import Ledger
-from agentcost_core.otel import OTelExporter
 from bench_langchain_callback import PrebuiltChatModel
 from langchain_core.callbacks import CallbackManager
 from opentelemetry.instrumentation.langchain import __version__ as openllmetry_version
@@ -46,6 +44,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.semconv_ai import Meters
 
+from agentcost_core import Ledger
+from agentcost_core.otel import OTelExporter
 from agentcost_langchain import CostCallbackHandler
 
 A = "(a) no handler"
