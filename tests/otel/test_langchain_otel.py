@@ -142,3 +142,43 @@ def test_bad_exporters_fail_at_guard_construction():
     with pytest.raises(TypeError, match="export"):
         guard(create_agent(_model(), tools=[lookup]), budgets=Budget(usd="1", per="run", store=MemoryStore()),
               exporters=[object()])  # fmt: skip
+
+
+def test_a_halted_run_ends_its_agent_span_with_the_reason_and_every_call_in_it(telemetry):
+    loop = AIMessage(content="", tool_calls=[{"name": "lookup", "args": {"city": "Paris"}, "id": "c"}])
+    model = ScriptedChatModel(script=[loop] * 200, model="gpt-4o", max_tokens=300)
+    agent = create_agent(model, tools=[lookup], system_prompt=SYSTEM, name="looper")
+    guarded = guard(agent, budgets=Budget(usd="0.02", per="run", store=MemoryStore()), ledger="memory://",
+                    exporters=[telemetry.exporter])  # fmt: skip
+    result = guarded.invoke({"messages": [HumanMessage("Weather in Paris?")]})
+    assert result.termination_reason is not None
+    (agent_span,) = telemetry.finished("invoke_agent")
+    assert agent_span.attributes["agentcost.termination_reason"] == result.termination_reason.value
+    assert agent_span.attributes["agentcost.run.cost"] == pytest.approx(float(result.cost))
+    calls = [e for e in result.events if e.kind == "llm"]
+    chat = telemetry.finished("chat ")
+    assert len(chat) == len(calls) >= 2
+    assert all(s.parent.span_id == agent_span.context.span_id for s in chat)
+
+
+def test_no_prompt_text_tool_arguments_or_error_message_in_the_exports(telemetry):
+    secret = "sk-proj-SECRETSECRETSECRET1234 and ann@example.com"
+
+    @tool
+    def leaky(query: str) -> str:
+        """Fails with the query in its message."""
+        raise ValueError(f"bad query {query}")
+
+    script = [AIMessage(content="", tool_calls=[{"name": "leaky", "args": {"query": secret}, "id": "c1"}]), "Done."]
+    agent = create_agent(ScriptedChatModel(script=script), tools=[leaky], system_prompt=f"Never say {secret}")
+    guarded = guard(agent, budgets=Budget(usd="1", per="run", store=MemoryStore()), ledger="memory://",
+                    exporters=[telemetry.exporter])  # fmt: skip
+    try:
+        guarded.invoke({"messages": [HumanMessage(f"Look up {secret}")]})
+    except ValueError:
+        pass  # the tool's own error reaches the user; what matters is what was exported
+    exported = [str(dict(s.attributes)) + str(s.events) + str(s.status) for s in telemetry.spans.get_finished_spans()]
+    exported += [str(dict(p.attributes)) for m in ("gen_ai.client.token.usage", "gen_ai.usage.cost")
+                 for p in telemetry.points(m)]  # fmt: skip
+    assert telemetry.finished("execute_tool leaky")
+    assert exported and not any("SECRET" in x or "ann@example.com" in x or "bad query" in x for x in exported)
