@@ -262,6 +262,8 @@ class OTelExporter:
         token = otel_context.attach(otel_trace.set_span_in_context(span))
         try:
             yield _AgentSpan(span)
+        except GeneratorExit:  # a streamed run the consumer stopped reading: not a failure
+            raise
         except BaseException as exc:
             span.record_exception(exc)
             span.set_status(Status(StatusCode.ERROR, type(exc).__qualname__))

@@ -136,3 +136,13 @@ def test_the_global_providers_are_used_when_none_is_passed():
     rec = CostRecorder("memory://", exporters=[OTelExporter()])
     rec.record_outcome(_call(), Outcome(usage=Usage(input=10, output=5), latency_s=0.1))
     assert rec.exporters.errors == 0 and len(rec.events) == 1
+
+
+def test_a_routed_call_carries_its_tier_and_route_reason(telemetry):
+    rec = CostRecorder("memory://", exporters=[telemetry.exporter])
+    outcome = Outcome(usage=Usage(input=50, output=5), latency_s=0.1, tier="nano",
+                      extra={"route_id": "r1", "route_reason": "short factual question"})  # fmt: skip
+    rec.record_outcome(_call("gpt-4o-mini"), outcome)
+    (span,) = telemetry.finished()
+    assert span.attributes["agentcost.tier"] == "nano"
+    assert span.attributes["agentcost.route.reason"] == "short factual question"
