@@ -58,7 +58,7 @@ def _read(paths: list[Path]) -> tuple[dict[str, CostEvent], list[str]]:
                 continue
             try:
                 event = event_from_dict(json.loads(line)["event"])
-            except Exception:  # a truncated or edited line: kept, never lost
+            except (ValueError, KeyError, TypeError, ArithmeticError):  # a truncated or edited line: kept
                 unreadable.append(line)
                 continue
             events.setdefault(event.id, event)
