@@ -86,14 +86,14 @@ def test_a_stall_shorter_than_retry_s_is_waited_out_and_every_event_stored_once(
         lg.close()
 
 
-@pytest.mark.parametrize("durability", ["fast", "sync"])
+@pytest.mark.parametrize("durability", ["fast", "spool", "sync"])
 def test_a_stall_longer_than_retry_s_returns_within_the_bound_dead_letters_and_retry_stores_once(
     pg_proxy, postgres_url, pg_table, durability
 ):
     lg = Ledger(
         backend=PostgresBackend(pg_proxy.url, table=pg_table, timeout_s=TIMEOUT),
         durability=durability,
-        flush_interval_s=3600,  # fast: the events wait for flush()
+        flush_interval_s=3600,  # fast, spool: the events wait for flush()
         retry_s=RETRY,
     )
     try:
@@ -130,6 +130,46 @@ def test_a_stall_longer_than_retry_s_returns_within_the_bound_dead_letters_and_r
         assert (again.stored, again.still_dead) == (0, 0)
         spans = stored_spans(postgres_url, pg_table)
         assert len(spans) == len(set(spans)) == 350
+    finally:
+        lg.close()
+
+
+def test_repeated_stalls_under_steady_recording_store_each_event_exactly_once(pg_proxy, postgres_url, pg_table):
+    """Batches cut mid-way may still commit late (the stalled link delivers them on resume): the
+    retry ends the old server process and asks what is stored before writing, so nothing is lost,
+    nothing doubled, and ``written`` counts what is stored."""
+    lg = Ledger(backend=PostgresBackend(pg_proxy.url, table=pg_table, timeout_s=TIMEOUT), sync=True, retry_s=20)
+    stop = threading.Event()
+    batches = 0
+
+    def record() -> None:
+        nonlocal batches
+        while not stop.is_set():
+            lg.record_many([contract.make_event(i, span_id=f"{batches}-{i}") for i in range(50)])
+            batches += 1
+
+    recorder = threading.Thread(target=record, daemon=True)
+    recorder.start()
+    try:
+        for stall in range(8):
+            before = lg.status()
+            wait_for(lambda b=before: lg.status().written >= b.written + 200, timeout=5)  # recording flows
+            pg_proxy.pause()
+            wait_for(lambda b=before: lg.status().retries > b.retries, timeout=TIMEOUT + MARGIN)  # a call was cut
+            cut = lg.status().written
+            pg_proxy.resume()
+            wait_for(lambda c=cut: lg.status().written > c, timeout=CONNECT + 2.0 + MARGIN)  # writing again
+    finally:
+        stop.set()
+        recorder.join(timeout=10)
+        pg_proxy.resume()
+    try:
+        assert not recorder.is_alive()
+        spans = stored_spans(postgres_url, pg_table)
+        print(f"8 stalls under steady sync recording: {batches * 50:,} events, {len(spans):,} rows")
+        assert len(spans) == len(set(spans)) == batches * 50
+        status = lg.status()
+        assert (status.written, status.dead_lettered) == (batches * 50, 0) and status.retries >= 8
     finally:
         lg.close()
 

@@ -174,6 +174,7 @@ class BatchStore:
         deadline = time.monotonic() + window
         delay = 0.05
         reconnected = False  # a reconnect was attempted for this batch
+        ours = 0 if dedupe else len(events)  # stored by this call even if a failed attempt committed late
         while True:
             try:
                 if dedupe:
@@ -181,7 +182,7 @@ class BatchStore:
                     events = [e for e in events if e.id not in stored]
                 if events:
                     self.backend.write_many(events)
-                self.written += len(events)
+                self.written += max(ours, len(events))
                 if self._down_since is not None:
                     logger.warning("agentcost ledger reachable again after %.1f s", time.monotonic() - self._down_since)
                     self._down_since = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 import threading
@@ -27,6 +28,8 @@ _TYPES = {
     "priced": "BOOLEAN NOT NULL", "estimated": "BOOLEAN NOT NULL", "cache_hit": "BOOLEAN NOT NULL",
     "cost": "NUMERIC", "saved": "NUMERIC", "extra": "JSONB",
 }  # fmt: skip
+
+logger = logging.getLogger("agentcost.ledger")
 
 #: Seconds every ledger call (a batch's ``COPY``, a read) may take before the client gives up.
 DEFAULT_TIMEOUT_S = 10.0
@@ -54,6 +57,7 @@ class PostgresBackend(LedgerBackend):
         self._psycopg = psycopg
         try:
             self._conn = self._connect()
+            self._backend_pid = self._conn.info.backend_pid  # the server process of this connection
         except psycopg.Error as e:
             raise LedgerURLError(f"cannot connect to PostgreSQL ledger {redact_url(url)!r}: {redact_text(str(e))}") from None
         try:
@@ -128,6 +132,9 @@ class PostgresBackend(LedgerBackend):
         return isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError))
 
     def reconnect(self) -> None:
+        """Replace the connection. The server process of the old one is ended first (waiting up
+        to ``timeout_s``): a stalled server may still hold a ``COMMIT`` the client gave up on, and
+        it must land or be rolled back before the retry asks which events are stored."""
         fresh = self._connect()
         with self._lock:
             old, self._conn = self._conn, fresh
@@ -135,6 +142,17 @@ class PostgresBackend(LedgerBackend):
             old.close()
         except Exception:  # noqa: S110 - the old connection is broken anyway
             pass
+        self._end_backend(fresh, self._backend_pid)
+        self._backend_pid = fresh.info.backend_pid
+
+    def _end_backend(self, fresh: Any, pid: int) -> None:
+        try:
+            with self._lock, self._deadline(fresh) as conn:
+                conn.execute("SELECT pg_terminate_backend(%s, %s)", (pid, max(int(self.timeout_s * 1000), 1)))
+        except self._psycopg.OperationalError:
+            raise  # the fresh connection does not answer either: the reconnect failed
+        except self._psycopg.Error as e:  # not allowed (another role), or a server before 14
+            logger.debug("agentcost ledger could not end the old connection's server process: %s", e)
 
     def stored_ids(self, events: Sequence[CostEvent]) -> set[str]:
         if not events:
