@@ -157,6 +157,8 @@ def cmd_ledger_status(args: argparse.Namespace) -> int:
     )
     where = f" in {status['dead_letter_file']}" if status["dead_lettered"] else ""
     print(f"dead-lettered   {status['dead_lettered']:,}{where}")
+    if status["dead_lettered"]:
+        print("                (agentcost ledger retry-dead-letters stores them once the cause is gone)")
     for reason, n in status["dead_letter_reasons"].items():  # type: ignore[union-attr]
         print(f"  {n:>8,}  {reason}")
     print("dropped         counted by each recording process: Ledger.status().dropped (the first drop logs a warning)")
