@@ -1,8 +1,10 @@
-"""``agentcost`` command line: ``agentcost report``, ``agentcost prices`` and ``agentcost ledger status``."""
+"""``agentcost`` command line: ``agentcost report``, ``agentcost prices``, ``agentcost ledger status`` and
+``agentcost ledger retry-dead-letters``."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -155,10 +157,37 @@ def cmd_ledger_status(args: argparse.Namespace) -> int:
     )
     where = f" in {status['dead_letter_file']}" if status["dead_lettered"] else ""
     print(f"dead-lettered   {status['dead_lettered']:,}{where}")
+    if status["dead_lettered"]:
+        print("                (agentcost ledger retry-dead-letters stores them once the cause is gone)")
     for reason, n in status["dead_letter_reasons"].items():  # type: ignore[union-attr]
         print(f"  {n:>8,}  {reason}")
     print("dropped         counted by each recording process: Ledger.status().dropped (the first drop logs a warning)")
     return 0
+
+
+def cmd_ledger_retry_dead_letters(args: argparse.Namespace) -> int:
+    """Store the dead-lettered events of a ledger; exit status 0 when none is left, 1 otherwise."""
+    from .ledger import Ledger, default_ledger_url
+
+    url = args.ledger if args.ledger is not None else default_ledger_url()
+    _check_ledger_exists(url)
+    ledger = Ledger(url, sync=True, retry_s=args.retry_s)
+    try:
+        result = ledger.retry_dead_letters()
+    finally:
+        ledger.close()
+    if args.format == "json":
+        json.dump({"ledger": ledger.url, **dataclasses.asdict(result)}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(f"ledger          {ledger.url}")
+        print(f"stored          {result.stored:,} dead-lettered event(s)")
+        print(f"already stored  {result.already_stored:,} (removed from the file, not stored twice)")
+        where = f" in {result.dead_letter_file}" if result.still_dead else ""
+        print(f"still failing   {result.still_dead:,}{where} (with their current reason)")
+        if result.unreadable:
+            print(f"unreadable      {result.unreadable:,} line(s) that are not an event, kept in the file")
+    return 0 if result.still_dead == 0 and result.unreadable == 0 else 1
 
 
 def cmd_prices(args: argparse.Namespace) -> int:
@@ -246,6 +275,16 @@ def _positive_int(text: str) -> int:
     return n
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
+    return seconds
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="agentcost", description="Where the money goes in your agents.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -276,6 +315,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--format", choices=("table", "json"), default="table")
     sp.set_defaults(func=cmd_ledger_status)
+    dp = lsub.add_parser(
+        "retry-dead-letters",
+        help="store the dead-lettered events now that their cause is gone (never twice); the rest stay",
+    )
+    dp.add_argument(
+        "--ledger", default=None, help="ledger URL (default: $AGENTCOST_LEDGER or sqlite:///.agentcost/ledger.db)"
+    )
+    dp.add_argument(
+        "--retry-s",
+        type=_positive_seconds,
+        default=5.0,
+        help="seconds to keep retrying a database that does not answer (default 5)",
+    )
+    dp.add_argument("--format", choices=("table", "json"), default="table")
+    dp.set_defaults(func=cmd_ledger_retry_dead_letters)
     return parser
 
 

@@ -4,8 +4,13 @@
   retried after a reconnect, with backoff (0.05 s doubling to 2 s) for up to ``retry_s`` seconds.
   A retry first asks which of the batch's events are already stored (the commit may have landed
   before the link broke), so nothing is written twice. When the window is over, the batch is
-  dead-lettered with the reason; while the backend stays unreachable, each later batch gets one
-  reconnect attempt before it is dead-lettered, and the first successful write ends the outage.
+  dead-lettered with the reason; while the backend stays unreachable, a later batch gets one
+  reconnect attempt before it is dead-lettered — unless the previous attempt ended less than its
+  own duration ago (a stalled server makes each attempt take the connect deadline: batches in
+  between are dead-lettered at once, so a flush of many batches costs one attempt, not one each).
+  The first successful write ends the outage. A call that gets no answer within the backend's
+  deadline (``timeout_s``: a stalled server) fails like a dropped link, so a batch returns within
+  about ``retry_s`` + one call deadline + one connect deadline.
 * Any other failure splits the batch in halves until only the events that cannot be stored fail.
   Such an event is made storable when only its text is in the way (a lone surrogate or a NUL:
   escaped as ``\\udc80`` / ``\\x00``, the fields listed in ``extra["agentcost_repaired"]``); a
@@ -104,42 +109,52 @@ class BatchStore:
         self.retries = 0
         self.repaired = 0
         self._down_since: float | None = None
+        self._next_probe = 0.0  # while down: no reconnect attempt before this (monotonic)
         self._lock = threading.Lock()  # one batch at a time (the writer, a sync record, a replay)
 
     @property
     def dead_lettered(self) -> int:
         return self.dead_letters.count
 
-    def __call__(self, events: Sequence[CostEvent], *, dedupe: bool = False) -> None:
-        """Store ``events``: each is stored or dead-lettered. ``dedupe``: skip events already stored."""
+    def __call__(
+        self, events: Sequence[CostEvent], *, dedupe: bool = False, dead_letters: DeadLetters | None = None
+    ) -> None:
+        """Store ``events``: each is stored or dead-lettered (into ``dead_letters``, default this
+        ledger's). ``dedupe``: skip events already stored."""
         for e in events:
             text_ids(e)
+        sink = self.dead_letters if dead_letters is None else dead_letters
         with self._lock:
-            before = self.dead_letters.count
-            self._store(list(events), dedupe)
-            failed = self.dead_letters.count - before
+            before = sink.count
+            self._store(list(events), dedupe, sink)
+            failed = sink.count - before
         if failed:
-            where = self.dead_letters.path or "(no dead-letter file for this ledger; counted only)"
+            where = sink.path or "(no dead-letter file for this ledger; counted only)"
             logger.error(
                 "agentcost ledger write failed for %d of %d event(s); kept in %s (Ledger.status() counts them)",
                 failed, len(events), where,
             )  # fmt: skip
 
-    def _store(self, events: list[CostEvent], dedupe: bool) -> None:
+    def probe_now(self) -> None:
+        """Let the next batch try a reconnect even if the ledger was found unreachable a moment
+        ago (a deliberate retry: the user says the cause is gone)."""
+        self._next_probe = 0.0
+
+    def _store(self, events: list[CostEvent], dedupe: bool, sink: DeadLetters) -> None:
         try:
             self._write(events, dedupe)
         except _Unreachable as e:
             for event in events:
-                self.dead_letters.add(event, f"ledger unreachable: {e}")
+                sink.add(event, f"ledger unreachable: {e}")
         except Exception as e:
             if len(events) == 1:
-                self._store_one(events[0], e)
+                self._store_one(events[0], e, sink)
             else:
                 middle = len(events) // 2
-                self._store(events[:middle], dedupe)
-                self._store(events[middle:], dedupe)
+                self._store(events[:middle], dedupe, sink)
+                self._store(events[middle:], dedupe, sink)
 
-    def _store_one(self, event: CostEvent, error: Exception) -> None:
+    def _store_one(self, event: CostEvent, error: Exception, sink: DeadLetters) -> None:
         reason = out_of_range(event)
         fixed = None if reason else repaired(event)
         if fixed is not None:
@@ -151,14 +166,15 @@ class BatchStore:
                 reason = f"ledger unreachable: {e}"
             except Exception as e:
                 error = e
-        self.dead_letters.add(event, reason or _describe(error))
+        sink.add(event, reason or _describe(error))
 
     def _write(self, events: list[CostEvent], dedupe: bool) -> None:
         """Write, retrying connection failures; raises the data error, or :class:`_Unreachable`."""
         window = self.retry_s if self._down_since is None else 0.0
         deadline = time.monotonic() + window
         delay = 0.05
-        last_chance = False
+        reconnected = False  # a reconnect was attempted for this batch
+        ours = 0 if dedupe else len(events)  # stored by this call even if a failed attempt committed late
         while True:
             try:
                 if dedupe:
@@ -166,7 +182,7 @@ class BatchStore:
                     events = [e for e in events if e.id not in stored]
                 if events:
                     self.backend.write_many(events)
-                self.written += len(events)
+                self.written += max(ours, len(events))
                 if self._down_since is not None:
                     logger.warning("agentcost ledger reachable again after %.1f s", time.monotonic() - self._down_since)
                     self._down_since = None
@@ -176,24 +192,30 @@ class BatchStore:
                     raise
                 now = time.monotonic()
                 if now >= deadline:
-                    if last_chance or not self._reconnect():
+                    # the window is over: one reconnect attempt (a probe while down) unless this
+                    # batch has had one, or the last probe of the outage ended too recently
+                    if reconnected or now < self._next_probe or not self._reconnect():
                         if self._down_since is None:
                             self._down_since = now
-                            logger.error("agentcost ledger unreachable for %.0f s: %s", window, _describe(e))
+                            logger.error("agentcost ledger unreachable for %.1f s: %s", window, _describe(e))
                         raise _Unreachable(_describe(e)) from None
-                    last_chance = True  # one more try on the new connection
+                    reconnected = True  # one more try on the new connection
                     dedupe = True
                     continue
                 self.retries += 1
                 time.sleep(min(delay, max(0.0, deadline - now)))  # backoff, on the writer's thread
                 delay = min(delay * 2, 2.0)
                 self._reconnect()
+                reconnected = True
                 dedupe = True
 
     def _reconnect(self) -> bool:
+        started = time.monotonic()
         try:
             self.backend.reconnect()
             return True
         except Exception as e:
+            ended = time.monotonic()
+            self._next_probe = ended + (ended - started)  # probing takes at most half the time
             logger.debug("agentcost ledger reconnect failed: %s", _describe(e))
             return False

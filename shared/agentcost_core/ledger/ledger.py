@@ -5,15 +5,18 @@ from __future__ import annotations
 import functools
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import LedgerURLError
 from ..events import CostEvent
 from ..privacy import redact_url
 from .base import LedgerBackend
+from .dead_letter_retry import DeadLetterRetry, retry_dead_letters
 from .faults import BatchStore
 from .jsonlines import DeadLetters
+from .settings import check_count, check_seconds
 from .spool import Spool, replay_spools, spool_folder
 from .writer import BackgroundWriter
 
@@ -28,10 +31,12 @@ def default_ledger_url() -> str:
     return os.environ.get("AGENTCOST_LEDGER") or DEFAULT_LEDGER_URL
 
 
-def open_backend(url: str, *, durable: bool = False) -> LedgerBackend:
+def open_backend(url: str, *, durable: bool = False, timeout_s: float | None = None) -> LedgerBackend:
     """A backend for ``url``. Raises :class:`LedgerURLError` with the accepted forms.
 
-    ``durable``: every write must survive a power failure (the ledger's sync mode)."""
+    ``durable``: every write must survive a power failure (the ledger's sync mode). ``timeout_s``:
+    every database call's deadline (None: the backend's default, 10 s)."""
+    deadline = {} if timeout_s is None else {"timeout_s": timeout_s}
     if not isinstance(url, str) or not url.strip():
         raise LedgerURLError(f"a ledger URL must be a non-empty string, got {redact_url(url)!r}; use one of: {_SCHEMES}")
     url = url.strip()
@@ -51,11 +56,11 @@ def open_backend(url: str, *, durable: bool = False) -> LedgerBackend:
         path = rest[1:]
         from .sqlite import SQLiteBackend
 
-        return SQLiteBackend(url, path, durable=durable)
+        return SQLiteBackend(url, path, durable=durable, **deadline)
     if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
         from .postgres import PostgresBackend
 
-        return PostgresBackend("postgresql://" + rest)
+        return PostgresBackend("postgresql://" + rest, **deadline)
     raise LedgerURLError(f"unknown ledger scheme {scheme!r} in {redact_url(url)!r}; use one of: {_SCHEMES}")
 
 
@@ -101,7 +106,20 @@ class Ledger:
     beyond 64 bits) is kept in the dead-letter file ``<ledger file>.deadletter.jsonl`` (PostgreSQL:
     under ``$AGENTCOST_LEDGER_DIR``, default ``.agentcost``) with the reason, and counted; text no
     database stores (a lone surrogate, a NUL) is escaped and flagged in ``extra``. :meth:`status`
-    has the counts.
+    has the counts. :meth:`retry_dead_letters` (``agentcost ledger retry-dead-letters``) stores
+    them once the cause is gone.
+
+    Every database call has a deadline, ``timeout_s`` (default 10 s; for ``backend=``, the
+    backend's own): a PostgreSQL server that stalls (no answer, connection still open) has the
+    call's socket cut then, and the batch is retried like one on a dropped link. So a batch — and
+    with it ``flush()``, a sync ``record()`` and the flush at interpreter exit — returns within
+    about ``retry_s + timeout_s + max(timeout_s, 2)`` seconds however long the stall lasts
+    (50 s with the defaults; once the ledger is known to be unreachable, a few seconds at most);
+    what it could not store is in the dead-letter file, counted.
+
+    ``max_queue`` and ``batch_size`` are whole numbers > 0; ``flush_interval_s`` and ``timeout_s``
+    finite seconds > 0; ``full_queue_wait_s`` (0: never wait) and ``retry_s`` (0: no retry
+    window) finite seconds >= 0. Anything else is a :class:`LedgerURLError` at construction.
 
     When the writer's queue (``max_queue`` events) is full, ``record`` from a thread running an
     asyncio event loop never waits: the event is dropped. From any other thread it waits up to
@@ -124,11 +142,17 @@ class Ledger:
         flush_interval_s: float = 0.2,
         full_queue_wait_s: float = 5.0,
         retry_s: float = 30.0,
+        timeout_s: float | None = None,
     ) -> None:
-        if max_queue <= 0 or batch_size <= 0 or flush_interval_s <= 0:
-            raise LedgerURLError("max_queue, batch_size and flush_interval_s must be positive")
-        if full_queue_wait_s < 0 or retry_s < 0:
-            raise LedgerURLError("full_queue_wait_s and retry_s must be zero or positive")
+        max_queue = check_count("max_queue", max_queue)
+        batch_size = check_count("batch_size", batch_size)
+        flush_interval_s = check_seconds("flush_interval_s", flush_interval_s)
+        full_queue_wait_s = check_seconds("full_queue_wait_s", full_queue_wait_s, zero_ok=True)
+        retry_s = check_seconds("retry_s", retry_s, zero_ok=True)
+        if timeout_s is not None:
+            timeout_s = check_seconds("timeout_s", timeout_s)
+            if backend is not None:
+                raise LedgerURLError("timeout_s is for a ledger opened from a URL; give it to the backend instead")
         if durability is None:
             durability = "sync" if sync else "fast"
         if durability not in DURABILITY or (sync and durability != "sync"):
@@ -136,7 +160,9 @@ class Ledger:
                 f"durability must be one of {', '.join(DURABILITY)} (sync=True is 'sync'), got {durability!r}"
             )
         if backend is None:
-            backend = open_backend(default_ledger_url() if url is None else url, durable=durability == "sync")
+            backend = open_backend(
+                default_ledger_url() if url is None else url, durable=durability == "sync", timeout_s=timeout_s
+            )
         state = backend.state_path()
         dead_letters = DeadLetters(None if state is None else state.with_name(state.name + ".deadletter.jsonl"))
         batch_store = BatchStore(backend, dead_letters, retry_s=retry_s)
@@ -224,8 +250,16 @@ class Ledger:
         for e in events:
             self.record(e)
 
+    def retry_dead_letters(self) -> DeadLetterRetry:
+        """Store this ledger's dead letters now that their cause is gone (the database is back, a
+        bug fixed): each one is stored once (never a second row for an event already stored) and
+        removed from the dead-letter file; what still fails stays there with its current reason.
+        Runs on the caller's thread, within the bound of a batch per 2,000 events under faults."""
+        self._check_open()
+        return retry_dead_letters(self._store)
+
     def flush(self) -> None:
-        """Store every event recorded so far."""
+        """Store every event recorded so far (under faults: see the class docstring for the bound)."""
         self._check_open()
         if self._writer is not None:
             self._writer.flush()

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import math
 import os
 import threading
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
+from ..db_deadline import WATCHDOG
 from ..errors import LedgerURLError
 from ..events import CostEvent
 from ..privacy import redact_text, redact_url
 from .base import COLUMNS, LedgerBackend, event_to_row, where_clause
+from .settings import check_seconds
 
 _TYPES = {
     "ts": "DOUBLE PRECISION NOT NULL", "latency_s": "DOUBLE PRECISION",
@@ -23,12 +29,19 @@ _TYPES = {
     "cost": "NUMERIC", "saved": "NUMERIC", "extra": "JSONB",
 }  # fmt: skip
 
-#: Seconds a (re)connection may take before it counts as a failure.
-CONNECT_TIMEOUT_S = 5
+logger = logging.getLogger("agentcost.ledger")
+
+#: Seconds every ledger call (a batch's ``COPY``, a read) may take before the client gives up.
+DEFAULT_TIMEOUT_S = 10.0
 
 
 class PostgresBackend(LedgerBackend):
-    def __init__(self, url: str, *, table: str = "agentcost_events") -> None:
+    """``timeout_s`` (default :data:`DEFAULT_TIMEOUT_S`, 10 s) is every call's deadline: past it the
+    connection's socket is cut (:mod:`agentcost_core.db_deadline`), the call fails as a broken
+    connection would, and the ledger reconnects and retries (see :mod:`.faults`). Opening a
+    connection is bounded by ``max(ceil(timeout_s), 2)`` seconds (libpq's floor is 2)."""
+
+    def __init__(self, url: str, *, table: str = "agentcost_events", timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         try:
             import psycopg
         except ImportError:  # pragma: no cover - depends on the install
@@ -37,15 +50,19 @@ class PostgresBackend(LedgerBackend):
             ) from None
         if not table.replace("_", "").isalnum():
             raise LedgerURLError(f"bad table name {table!r}")
+        self.timeout_s = check_seconds("timeout_s", timeout_s)
+        self.connect_timeout = max(math.ceil(self.timeout_s), 2)
         self.url = url
         self.table = table
         self._psycopg = psycopg
         try:
             self._conn = self._connect()
+            self._backend_pid = self._conn.info.backend_pid  # the server process of this connection
         except psycopg.Error as e:
             raise LedgerURLError(f"cannot connect to PostgreSQL ledger {redact_url(url)!r}: {redact_text(str(e))}") from None
         try:
-            _migrate(self._conn, table, redact_url(url))
+            with self._deadline(self._conn):
+                _migrate(self._conn, table, redact_url(url))
         except LedgerURLError:
             self._conn.close()
             raise
@@ -57,7 +74,7 @@ class PostgresBackend(LedgerBackend):
         self._select = f"SELECT {', '.join(COLUMNS)} FROM {table}"
 
     def write_many(self, events: Sequence[CostEvent]) -> None:
-        with self._lock, self._conn.transaction(), self._conn.cursor() as cur:
+        with self._lock, self._deadline(self._conn) as conn, conn.transaction(), conn.cursor() as cur:
             with cur.copy(self._copy) as copy:
                 for e in events:
                     copy.write_row(event_to_row(e))
@@ -72,7 +89,7 @@ class PostgresBackend(LedgerBackend):
         return int(self._read(f"SELECT COUNT(*) FROM {self.table}{where}", args)[0][0])
 
     def clear(self) -> None:
-        with self._lock, self._conn.cursor() as cur:
+        with self._lock, self._deadline(self._conn) as conn, conn.cursor() as cur:
             cur.execute(f"DELETE FROM {self.table}")
 
     def close(self) -> None:
@@ -81,18 +98,33 @@ class PostgresBackend(LedgerBackend):
 
     # --- under faults -------------------------------------------------------------------------
     def _connect(self) -> Any:
-        return self._psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+        return self._psycopg.connect(self.url, autocommit=True, connect_timeout=self.connect_timeout)
+
+    @contextmanager
+    def _deadline(self, conn: Any) -> Iterator[Any]:
+        """Run a call on ``conn`` within ``timeout_s``; past it the socket is cut and the call raises
+        ``OperationalError`` (transient: the ledger reconnects and retries)."""
+        with WATCHDOG.armed(conn.fileno(), time.monotonic() + self.timeout_s) as alarm:
+            try:
+                yield conn
+            except Exception as e:
+                if alarm.fired:
+                    raise self._psycopg.OperationalError(
+                        f"no answer from the PostgreSQL ledger within {self.timeout_s:g} s (timeout_s=); "
+                        "the connection was closed"
+                    ) from e
+                raise
 
     def _read(self, sql: str, args: Sequence[Any]) -> list[Any]:
         """Run a query; a connection that broke since the last use is replaced once."""
         try:
-            with self._lock, self._conn.cursor() as cur:
+            with self._lock, self._deadline(self._conn) as conn, conn.cursor() as cur:
                 return cur.execute(sql, args).fetchall()
         except Exception as e:
             if not self.is_transient(e):
                 raise
         self.reconnect()
-        with self._lock, self._conn.cursor() as cur:
+        with self._lock, self._deadline(self._conn) as conn, conn.cursor() as cur:
             return cur.execute(sql, args).fetchall()
 
     def is_transient(self, error: Exception) -> bool:
@@ -100,6 +132,9 @@ class PostgresBackend(LedgerBackend):
         return isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError))
 
     def reconnect(self) -> None:
+        """Replace the connection. The server process of the old one is ended first (waiting up
+        to ``timeout_s``): a stalled server may still hold a ``COMMIT`` the client gave up on, and
+        it must land or be rolled back before the retry asks which events are stored."""
         fresh = self._connect()
         with self._lock:
             old, self._conn = self._conn, fresh
@@ -107,12 +142,23 @@ class PostgresBackend(LedgerBackend):
             old.close()
         except Exception:  # noqa: S110 - the old connection is broken anyway
             pass
+        self._end_backend(fresh, self._backend_pid)
+        self._backend_pid = fresh.info.backend_pid
+
+    def _end_backend(self, fresh: Any, pid: int) -> None:
+        try:
+            with self._lock, self._deadline(fresh) as conn:
+                conn.execute("SELECT pg_terminate_backend(%s, %s)", (pid, max(int(self.timeout_s * 1000), 1)))
+        except self._psycopg.OperationalError:
+            raise  # the fresh connection does not answer either: the reconnect failed
+        except self._psycopg.Error as e:  # not allowed (another role), or a server before 14
+            logger.debug("agentcost ledger could not end the old connection's server process: %s", e)
 
     def stored_ids(self, events: Sequence[CostEvent]) -> set[str]:
         if not events:
             return set()
         ids = [e.id for e in events]
-        with self._lock, self._conn.cursor() as cur:
+        with self._lock, self._deadline(self._conn) as conn, conn.cursor() as cur:
             rows = cur.execute(f"SELECT id FROM {self.table} WHERE id = ANY(%s) AND ts >= %s AND ts <= %s",
                                (ids, min(e.ts for e in events), max(e.ts for e in events))).fetchall()  # fmt: skip
         return {r[0] for r in rows}

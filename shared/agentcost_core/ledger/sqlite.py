@@ -5,12 +5,15 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from ..errors import LedgerURLError
 from ..events import CostEvent
+from ..privacy import redact_url
 from .base import COLUMNS, LedgerBackend, event_to_row, where_clause
+from .settings import check_seconds
 
 _TYPES = {
     "ts": "REAL NOT NULL", "latency_s": "REAL",
@@ -92,8 +95,12 @@ def _transient_lock(error: sqlite3.Error) -> bool:
     return isinstance(error, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
 
 
-def _open(path: str, url: str, durable: bool) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+#: Seconds a call waits for another process's lock on the file before it fails (and is retried).
+DEFAULT_TIMEOUT_S = 10.0
+
+
+def _open(path: str, url: str, durable: bool, timeout_s: float) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=timeout_s)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=OFF")
@@ -111,25 +118,29 @@ class SQLiteBackend(LedgerBackend):
     would), and inserts run ~15% faster.
 
     Opening retries "database is locked" for up to :data:`OPEN_RETRY_S` seconds (two processes
-    opening one new ledger at once) before calling it a configuration error."""
+    opening one new ledger at once) before calling it a configuration error. ``timeout_s``
+    (default 10 s) is how long a call waits for another process's lock on the file; past it the
+    call fails and the ledger retries it (see :mod:`.faults`)."""
 
-    def __init__(self, url: str, path: str, *, durable: bool = False) -> None:
+    def __init__(self, url: str, path: str, *, durable: bool = False, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self.url = url
         self.path = path
+        self.timeout_s = check_seconds("timeout_s", timeout_s)
+        shown = redact_url(url)
         if path != ":memory:":
             try:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             except OSError as e:
-                raise LedgerURLError(f"cannot create the folder for ledger {url!r}: {e}") from None
+                raise LedgerURLError(f"cannot create the folder for ledger {shown!r}: {e}") from None
         deadline = time.monotonic() + OPEN_RETRY_S
         delay = 0.01
         while True:
             try:
-                self._conn = _open(path, url, durable)
+                self._conn = _open(path, shown, durable, self.timeout_s)
                 break
             except sqlite3.Error as e:
                 if not _transient_lock(e) or time.monotonic() >= deadline:
-                    raise LedgerURLError(f"cannot open SQLite ledger {url!r}: {e}") from None
+                    raise LedgerURLError(f"cannot open SQLite ledger {shown!r}: {e}") from None
                 time.sleep(delay)  # another process holds the file for a moment: wait, then try again
                 delay = min(delay * 2, 0.5)
         self._lock = threading.Lock()

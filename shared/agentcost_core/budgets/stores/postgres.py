@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from ...db_deadline import WATCHDOG
 from ...errors import ConfigurationError
 from ...ledger.postgres import ensure_schema
 from ...privacy import redact_text, redact_url
@@ -40,7 +41,6 @@ from .base import (
     hold,
 )
 from .cancels import CANCEL_HORIZON, PendingCancels
-from .watchdog import WATCHDOG
 
 __all__ = ["PostgresStore"]
 
@@ -131,7 +131,7 @@ class PostgresStore(CounterStore):
 
     ``timeout`` (seconds, default 5.0) is every call's deadline, waiting for a pooled connection
     included; ``connect_timeout`` (default 5) bounds opening a new one. A stalled server is given
-    up on by the client (:mod:`.watchdog` cuts the connection; the server rolls its transaction
+    up on by the client (:mod:`agentcost_core.db_deadline` cuts the connection; the server rolls its transaction
     back), and the server bounds its side too (``statement_timeout`` = ``timeout``,
     ``idle_in_transaction_session_timeout`` = twice that, so a lost client's row locks go). A
     leased reserve (or settle / release) that was given up on may still commit if its last
@@ -156,7 +156,9 @@ class PostgresStore(CounterStore):
     ) -> None:
         self.failure_mode = self._check_failure_mode(failure_mode)
         if not isinstance(url, str) or not url.strip():
-            raise ConfigurationError(f"a PostgreSQL budget store needs a postgresql://user@host/db URL, got {redact_url(url)!r}")
+            raise ConfigurationError(
+                f"a PostgreSQL budget store needs a postgresql://user@host/db URL, got {redact_url(url)!r}"
+            )
         url = url.strip()
         scheme, sep, rest = url.partition("://")
         if sep and scheme.lower() in ("postgresql+psycopg", "postgres"):
@@ -340,9 +342,7 @@ class PostgresStore(CounterStore):
                 return ReserveResult(False, current, refused[0], refused[1])
             return ReserveResult(True, tuple(after))
 
-    def _locked(
-        self, cur: Any, keys: list[str], now: float
-    ) -> tuple[dict[str, tuple[Counters, float | None]], bool]:
+    def _locked(self, cur: Any, keys: list[str], now: float) -> tuple[dict[str, tuple[Counters, float | None]], bool]:
         """The counter rows of ``keys``, locked in key order, with their expired periods reset and
         their expired leases swept; and whether anything was reset or swept."""
         state: dict[str, tuple[Counters, float | None]] = {}

@@ -1,5 +1,7 @@
 """A client-side deadline for a blocking database call: cut its socket when the time is up.
 
+Shared by every PostgreSQL client of agentcost: the budget store and the ledger.
+
 A stalled PostgreSQL server (a paused process, a link that stopped forwarding) keeps its TCP
 connection open and acknowledged: no socket timeout, TCP keepalive or ``tcp_user_timeout`` fires,
 and ``statement_timeout`` is enforced by the server that is not running. Only the client can give
@@ -60,7 +62,7 @@ class Watchdog:
             if self._pid != os.getpid():
                 self._pid = os.getpid()
                 self._alarms = set()
-                threading.Thread(target=self._watch, name="agentcost-store-watchdog", daemon=True).start()
+                threading.Thread(target=self._watch, name="agentcost-db-deadline", daemon=True).start()
             self._alarms.add(alarm)
             self._cond.notify()
         try:
