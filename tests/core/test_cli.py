@@ -161,8 +161,9 @@ def test_prices_lookup_and_json(capsys):
     assert main(["prices", "anthropic.claude-sonnet-4-5-20250929-v1:0", "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     entry = data["anthropic.claude-sonnet-4-5-20250929-v1:0"]
-    assert entry["model"] == "claude-sonnet-4-5" and entry["input"] == "3.00"
-    assert entry["long_context"]["threshold"] == 200000
+    # An in-region Bedrock id: AWS's regional price (Anthropic's + 10% since Sonnet 4.5), from genai-prices.
+    assert entry["model"] == "regional.anthropic.claude-sonnet-4-5-20250929-v1:0" and entry["input"] == "3.3"
+    assert entry["provider"] == "aws" and entry["long_context"]["threshold"] == 200000
     assert main(["prices", "no-such-model"]) == 1
     assert "not in the catalog" in capsys.readouterr().err
 
@@ -258,7 +259,7 @@ def ledger_with_guard_events(tmp_path):
 def test_table_report_lists_budget_warnings_and_halts_per_kind_and_budget(ledger_with_guard_events, capsys):
     assert main(["report", "--ledger", ledger_with_guard_events]) == 0
     out = capsys.readouterr().out
-    section = out[out.index("budget warnings and halts"):]
+    section = out[out.index("budget warnings and halts") :]
     rows = {tuple(cell.strip() for cell in line.strip("│ ").split("│")) for line in section.splitlines() if "│" in line}
     assert rows == {
         ("budget.warning", "daily-spend", "1"),
@@ -284,4 +285,9 @@ def test_json_and_csv_reports_carry_budget_warnings_and_halts(ledger_with_guard_
     for feature in ("support", "total"):
         r = rows[feature]
         assert (r["budget_warnings"], r["budget_exceeded"], r["halts"], r["nudges"], r["circuit_opens"]) == (
-            "2", "2", "1", "1", "1")
+            "2",
+            "2",
+            "1",
+            "1",
+            "1",
+        )

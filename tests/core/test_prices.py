@@ -30,7 +30,7 @@ def test_required_models_have_dated_sourced_prices(catalog, model):
     p = catalog.get(model)
     assert p is not None, model
     assert p.base.input > 0 and p.base.output > 0 and p.base.cache_read > 0
-    assert p.effective_date and p.source
+    assert p.source and p.origin and p.origin.startswith("genai-prices")  # which data priced it
     assert p.base.cache_read <= p.base.input
 
 
@@ -41,10 +41,12 @@ def test_required_models_have_dated_sourced_prices(catalog, model):
         ("openai/gpt-4o", "gpt-4o"),
         ("azure/gpt-4.1-mini", "gpt-4.1-mini"),
         ("gpt-5-mini-2025-08-07", "gpt-5-mini"),
-        ("anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5"),
-        ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5"),
+        # Bedrock in-region and geographic profiles: AWS's regional price (genai-prices' own entry)
+        ("anthropic.claude-sonnet-4-5-20250929-v1:0", "regional.anthropic.claude-sonnet-4-5-20250929-v1:0"),
+        ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "regional.anthropic.claude-sonnet-4-5-20250929-v1:0"),
+        ("global.anthropic.claude-sonnet-4-5-20250929-v1:0", "global.anthropic.claude-sonnet-4-5-20250929-v1:0"),
         ("claude-sonnet-4-5@20250929", "claude-sonnet-4-5"),
-        ("claude-3-5-haiku-latest", "claude-3-5-haiku"),
+        ("claude-3-5-haiku-20241022", "claude-3-5-haiku-latest"),  # genai-prices' id of the family
         ("claude-haiku-4.5", "claude-haiku-4-5"),
         ("models/gemini-2.5-flash", "gemini-2.5-flash"),
         ("GPT-4o", "gpt-4o"),
@@ -72,7 +74,11 @@ def test_unknown_model_costs_none_never_zero(catalog):
 def test_exact_decimal_cost_per_bucket(catalog):
     u = Usage(input=1000, cache_read=3000, cache_write_5m=200, cache_write_1h=100, output=500, reasoning=100)
     expected = (
-        1000 * Decimal("3.00") + 3000 * Decimal("0.30") + 200 * Decimal("3.75") + 100 * Decimal("6.00") + 500 * Decimal("15.00")
+        1000 * Decimal("3.00")
+        + 3000 * Decimal("0.30")
+        + 200 * Decimal("3.75")
+        + 100 * Decimal("6.00")
+        + 500 * Decimal("15.00")
     ) / M
     assert catalog.cost("claude-sonnet-4-5-20250929", u) == expected
     assert isinstance(expected, Decimal)
@@ -81,15 +87,20 @@ def test_exact_decimal_cost_per_bucket(catalog):
 def test_long_context_reprices_the_whole_request_above_the_threshold(catalog):
     below = Usage(input=150_000, cache_read=50_000, output=1000)  # exactly 200,000 prompt tokens: base rates
     above = Usage(input=150_001, cache_read=50_000, output=1000)
-    assert catalog.cost("claude-sonnet-4-5", below) == (150_000 * Decimal(3) + 50_000 * Decimal("0.30") + 1000 * Decimal(15)) / M
-    assert catalog.cost("claude-sonnet-4-5", above) == (
-        150_001 * Decimal(6) + 50_000 * Decimal("0.60") + 1000 * Decimal("22.50")
-    ) / M
+    assert (
+        catalog.cost("claude-sonnet-4-5", below)
+        == (150_000 * Decimal(3) + 50_000 * Decimal("0.30") + 1000 * Decimal(15)) / M
+    )
+    assert (
+        catalog.cost("claude-sonnet-4-5", above)
+        == (150_001 * Decimal(6) + 50_000 * Decimal("0.60") + 1000 * Decimal("22.50")) / M
+    )
     g = catalog.get("gemini-2.5-pro")
     assert g.long_context_threshold == 200_000
-    assert catalog.cost("gemini-2.5-pro", Usage(input=250_000, output=10)) == (
-        250_000 * g.long_context.input + 10 * g.long_context.output
-    ) / M
+    assert (
+        catalog.cost("gemini-2.5-pro", Usage(input=250_000, output=10))
+        == (250_000 * g.long_context.input + 10 * g.long_context.output) / M
+    )
 
 
 def test_service_tiers_multiply_or_replace_prices(catalog):
@@ -102,14 +113,17 @@ def test_service_tiers_multiply_or_replace_prices(catalog):
     # a tier with explicit prices and its own long-context prices (gemini-2.5-pro batch)
     big = Usage(input=300_000, output=100)
     gp = catalog.get("gemini-2.5-pro")
-    assert catalog.cost("gemini-2.5-pro", big, service_tier="batch") == (
-        300_000 * gp.tier_long_context["batch"].input + 100 * gp.tier_long_context["batch"].output
-    ) / M
+    assert (
+        catalog.cost("gemini-2.5-pro", big, service_tier="batch")
+        == (300_000 * gp.tier_long_context["batch"].input + 100 * gp.tier_long_context["batch"].output) / M
+    )
     assert gp.tier_long_context["batch"].input < gp.long_context.input
 
 
 def test_overrides_merge_on_top(catalog):
-    merged = catalog.merged({"models": {"gpt-4o": {"input": "1", "output": "2"}, "acme-1": {"input": "0.5", "output": "1"}}})
+    merged = catalog.merged(
+        {"models": {"gpt-4o": {"input": "1", "output": "2"}, "acme-1": {"input": "0.5", "output": "1"}}}
+    )
     assert merged.cost("gpt-4o-2024-08-06", Usage(input=M, output=M)) == Decimal(3)
     assert merged.cost("acme-1", Usage(input=2_000_000)) == Decimal(1)
     assert merged.get("claude-haiku-4-5") is not None
@@ -131,7 +145,7 @@ def test_env_override_file(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "AGENTCOST_PRICES": str(f)},
                          capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
-    assert out.stdout.split() == ["0.0015", "2.50"]  # the override, and the packaged prices beside it
+    assert out.stdout.split() == ["0.0015", "2.5"]  # the override, and the packaged prices beside it
 
 
 @pytest.mark.parametrize(
@@ -161,7 +175,9 @@ def test_missing_price_file():
 def test_litellm_import_exact_from_float_prices():
     lite = PriceCatalog.from_file(DATA / "litellm_model_prices_sample.json")  # detected by its shape
     assert lite.get("gpt-4o") is not None and lite.get("sample_spec") is None
-    assert lite.cost("gpt-4o", Usage(input=M, cache_read=M, output=M)) == Decimal("2.5") + Decimal("1.25") + Decimal("10")
+    assert lite.cost("gpt-4o", Usage(input=M, cache_read=M, output=M)) == Decimal("2.5") + Decimal("1.25") + Decimal(
+        "10"
+    )
     raw = json.loads((DATA / "litellm_model_prices_sample.json").read_text())
     via_dict = PriceCatalog.from_litellm(raw)
     assert len(via_dict) == len(lite)
