@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, Sequence
 
 import pytest
 
 pytest.importorskip("langchain_core")
 pytest.importorskip("llama_index.core")
 
-from agentcost_core import Ledger
+from agentcost_core import Ledger  # noqa: E402
 
 MILLION = Decimal(1_000_000)
 MALFORMED = {

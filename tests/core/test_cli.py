@@ -259,7 +259,7 @@ def ledger_with_guard_events(tmp_path):
 def test_table_report_lists_budget_warnings_and_halts_per_kind_and_budget(ledger_with_guard_events, capsys):
     assert main(["report", "--ledger", ledger_with_guard_events]) == 0
     out = capsys.readouterr().out
-    section = out[out.index("budget warnings and halts") :]
+    section = out[out.index("budget warnings and halts"):]
     rows = {tuple(cell.strip() for cell in line.strip("│ ").split("│")) for line in section.splitlines() if "│" in line}
     assert rows == {
         ("budget.warning", "daily-spend", "1"),
@@ -285,9 +285,4 @@ def test_json_and_csv_reports_carry_budget_warnings_and_halts(ledger_with_guard_
     for feature in ("support", "total"):
         r = rows[feature]
         assert (r["budget_warnings"], r["budget_exceeded"], r["halts"], r["nudges"], r["circuit_opens"]) == (
-            "2",
-            "2",
-            "1",
-            "1",
-            "1",
-        )
+            "2", "2", "1", "1", "1")

@@ -74,11 +74,7 @@ def test_unknown_model_costs_none_never_zero(catalog):
 def test_exact_decimal_cost_per_bucket(catalog):
     u = Usage(input=1000, cache_read=3000, cache_write_5m=200, cache_write_1h=100, output=500, reasoning=100)
     expected = (
-        1000 * Decimal("3.00")
-        + 3000 * Decimal("0.30")
-        + 200 * Decimal("3.75")
-        + 100 * Decimal("6.00")
-        + 500 * Decimal("15.00")
+        1000 * Decimal("3.00") + 3000 * Decimal("0.30") + 200 * Decimal("3.75") + 100 * Decimal("6.00") + 500 * Decimal("15.00")
     ) / M
     assert catalog.cost("claude-sonnet-4-5-20250929", u) == expected
     assert isinstance(expected, Decimal)
@@ -87,20 +83,15 @@ def test_exact_decimal_cost_per_bucket(catalog):
 def test_long_context_reprices_the_whole_request_above_the_threshold(catalog):
     below = Usage(input=150_000, cache_read=50_000, output=1000)  # exactly 200,000 prompt tokens: base rates
     above = Usage(input=150_001, cache_read=50_000, output=1000)
-    assert (
-        catalog.cost("claude-sonnet-4-5", below)
-        == (150_000 * Decimal(3) + 50_000 * Decimal("0.30") + 1000 * Decimal(15)) / M
-    )
-    assert (
-        catalog.cost("claude-sonnet-4-5", above)
-        == (150_001 * Decimal(6) + 50_000 * Decimal("0.60") + 1000 * Decimal("22.50")) / M
-    )
+    assert catalog.cost("claude-sonnet-4-5", below) == (150_000 * Decimal(3) + 50_000 * Decimal("0.30") + 1000 * Decimal(15)) / M
+    assert catalog.cost("claude-sonnet-4-5", above) == (
+        150_001 * Decimal(6) + 50_000 * Decimal("0.60") + 1000 * Decimal("22.50")
+    ) / M
     g = catalog.get("gemini-2.5-pro")
     assert g.long_context_threshold == 200_000
-    assert (
-        catalog.cost("gemini-2.5-pro", Usage(input=250_000, output=10))
-        == (250_000 * g.long_context.input + 10 * g.long_context.output) / M
-    )
+    assert catalog.cost("gemini-2.5-pro", Usage(input=250_000, output=10)) == (
+        250_000 * g.long_context.input + 10 * g.long_context.output
+    ) / M
 
 
 def test_service_tiers_multiply_or_replace_prices(catalog):
@@ -113,17 +104,14 @@ def test_service_tiers_multiply_or_replace_prices(catalog):
     # a tier with explicit prices and its own long-context prices (gemini-2.5-pro batch)
     big = Usage(input=300_000, output=100)
     gp = catalog.get("gemini-2.5-pro")
-    assert (
-        catalog.cost("gemini-2.5-pro", big, service_tier="batch")
-        == (300_000 * gp.tier_long_context["batch"].input + 100 * gp.tier_long_context["batch"].output) / M
-    )
+    assert catalog.cost("gemini-2.5-pro", big, service_tier="batch") == (
+        300_000 * gp.tier_long_context["batch"].input + 100 * gp.tier_long_context["batch"].output
+    ) / M
     assert gp.tier_long_context["batch"].input < gp.long_context.input
 
 
 def test_overrides_merge_on_top(catalog):
-    merged = catalog.merged(
-        {"models": {"gpt-4o": {"input": "1", "output": "2"}, "acme-1": {"input": "0.5", "output": "1"}}}
-    )
+    merged = catalog.merged({"models": {"gpt-4o": {"input": "1", "output": "2"}, "acme-1": {"input": "0.5", "output": "1"}}})
     assert merged.cost("gpt-4o-2024-08-06", Usage(input=M, output=M)) == Decimal(3)
     assert merged.cost("acme-1", Usage(input=2_000_000)) == Decimal(1)
     assert merged.get("claude-haiku-4-5") is not None
@@ -175,9 +163,7 @@ def test_missing_price_file():
 def test_litellm_import_exact_from_float_prices():
     lite = PriceCatalog.from_file(DATA / "litellm_model_prices_sample.json")  # detected by its shape
     assert lite.get("gpt-4o") is not None and lite.get("sample_spec") is None
-    assert lite.cost("gpt-4o", Usage(input=M, cache_read=M, output=M)) == Decimal("2.5") + Decimal("1.25") + Decimal(
-        "10"
-    )
+    assert lite.cost("gpt-4o", Usage(input=M, cache_read=M, output=M)) == Decimal("2.5") + Decimal("1.25") + Decimal("10")
     raw = json.loads((DATA / "litellm_model_prices_sample.json").read_text())
     via_dict = PriceCatalog.from_litellm(raw)
     assert len(via_dict) == len(lite)

@@ -6,9 +6,8 @@ Named uniquely (not ``helpers.py``) because test folders here are not packages.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, Generator, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, AsyncGenerator, Generator, List, Sequence
 
 import httpx
 from llama_index.core.base.llms.types import (
@@ -43,6 +42,8 @@ def _catalog_json() -> dict[str, Any]:
 
 
 class _Entries(dict):  # type: ignore[type-arg]
+    """model -> its price entry, looked up in the packaged price data."""
+
     def __missing__(self, model: str) -> dict[str, Any]:
         return catalog_entry(model)
 
@@ -109,39 +110,17 @@ def chat_completion(text: str, usage: dict[str, Any], model: str = OPENAI_DATED)
 def chat_completion_sse(pieces: Sequence[str], usage: dict[str, Any] | None, model: str = OPENAI_DATED) -> bytes:
     """A streamed completion; with ``usage`` the last chunk has empty choices and the usage
     (what ``stream_options={"include_usage": true}`` produces)."""
-    base = {
-        "id": "chatcmpl-AgC2",
-        "object": "chat.completion.chunk",
-        "created": 1731000000,
-        "model": model,
-        "system_fingerprint": "fp_0ba0d124f1",
-        "service_tier": "default",
-    }
+    base = {"id": "chatcmpl-AgC2", "object": "chat.completion.chunk", "created": 1731000000, "model": model,
+            "system_fingerprint": "fp_0ba0d124f1", "service_tier": "default"}
     chunks: list[dict[str, Any]] = [
-        {
-            **base,
-            "choices": [
-                {
-                    "index": 0,
-                    "delta": {"role": "assistant", "content": "", "refusal": None},
-                    "logprobs": None,
-                    "finish_reason": None,
-                }
-            ],
-            "usage": None,
-        }
+        {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": "", "refusal": None},
+                              "logprobs": None, "finish_reason": None}], "usage": None}
     ]
     for p in pieces:
-        chunks.append(
-            {
-                **base,
-                "choices": [{"index": 0, "delta": {"content": p}, "logprobs": None, "finish_reason": None}],
-                "usage": None,
-            }
-        )
-    chunks.append(
-        {**base, "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}], "usage": None}
-    )
+        chunks.append({**base, "choices": [{"index": 0, "delta": {"content": p}, "logprobs": None,
+                                            "finish_reason": None}], "usage": None})
+    chunks.append({**base, "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}],
+                   "usage": None})
     if usage is not None:
         chunks.append({**base, "choices": [], "usage": usage})
     lines = [f"data: {json.dumps(c)}\n\n" for c in chunks] + ["data: [DONE]\n\n"]
@@ -151,13 +130,8 @@ def chat_completion_sse(pieces: Sequence[str], usage: dict[str, Any] | None, mod
 class OpenAIServer:
     """``httpx.MockTransport`` handler for ``POST /v1/chat/completions``; keeps the request bodies."""
 
-    def __init__(
-        self,
-        text: str = "Hello there!",
-        usage: dict[str, Any] | None = None,
-        stream_usage: bool = True,
-        status: int = 200,
-    ) -> None:
+    def __init__(self, text: str = "Hello there!", usage: dict[str, Any] | None = None,
+                 stream_usage: bool = True, status: int = 200) -> None:
         self.text = text
         self.usage = usage if usage is not None else openai_usage(100, 50, cached=40, reasoning=10)
         self.stream_usage = stream_usage
@@ -169,39 +143,25 @@ class OpenAIServer:
         body = json.loads(request.content)
         self.requests.append(body)
         if self.status != 200:
-            return httpx.Response(
-                self.status, json={"error": {"message": "boom", "type": "server_error", "code": None, "param": None}}
-            )
+            return httpx.Response(self.status, json={"error": {"message": "boom", "type": "server_error",
+                                                               "code": None, "param": None}})
         if body.get("stream"):
             usage = self.usage if self.stream_usage else None
-            return httpx.Response(
-                200,
-                content=chat_completion_sse(["Hello", " there", "!"], usage),
-                headers={"content-type": "text/event-stream"},
-            )
+            return httpx.Response(200, content=chat_completion_sse(["Hello", " there", "!"], usage),
+                                  headers={"content-type": "text/event-stream"})
         return httpx.Response(200, json=chat_completion(self.text, self.usage))
 
     def clients(self) -> tuple[httpx.Client, httpx.AsyncClient]:
-        return (
-            httpx.Client(transport=httpx.MockTransport(self)),
-            httpx.AsyncClient(transport=httpx.MockTransport(self)),
-        )
+        return (httpx.Client(transport=httpx.MockTransport(self)),
+                httpx.AsyncClient(transport=httpx.MockTransport(self)))
 
 
 # --- Anthropic Messages wire format (as llama-index-llms-anthropic stores it in ``raw``) --
 ANTHROPIC_DATED = "claude-sonnet-4-5-20250929"
 
 
-def anthropic_message(
-    text: str,
-    *,
-    input_tokens: int,
-    output_tokens: int,
-    cache_read: int = 0,
-    write_5m: int = 0,
-    write_1h: int = 0,
-    model: str = ANTHROPIC_DATED,
-) -> dict[str, Any]:
+def anthropic_message(text: str, *, input_tokens: int, output_tokens: int, cache_read: int = 0,
+                      write_5m: int = 0, write_1h: int = 0, model: str = ANTHROPIC_DATED) -> dict[str, Any]:
     return {
         "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
         "type": "message",
@@ -255,13 +215,8 @@ class RawChatLLM(CustomLLM):
             delta = w if i == 0 else " " + w
             acc += delta
             last = i == len(words) - 1
-            out.append(
-                ChatResponse(
-                    message=ChatMessage(role=MessageRole.ASSISTANT, content=acc),
-                    delta=delta,
-                    raw=self.raw if last else self.chunk_raw,
-                )
-            )
+            out.append(ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, content=acc), delta=delta,
+                                    raw=self.raw if last else self.chunk_raw))
         return out
 
     @llm_chat_callback()
@@ -335,7 +290,7 @@ class ToolScriptLLM(MockFunctionCallingLLM):
     does with ``include_usage``.
     """
 
-    script: list[Any] = Field(default_factory=list)
+    script: List[Any] = Field(default_factory=list)
     model: str = "gpt-4o"
     turn: int = 0
 
@@ -383,3 +338,4 @@ class ToolScriptLLM(MockFunctionCallingLLM):
 
 def user(text: str) -> ChatMessage:
     return ChatMessage(role=MessageRole.USER, content=text)
+

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator, Mapping
 
 from ..errors import PriceFileError
 from ..usage import Usage
@@ -144,9 +143,9 @@ class PriceCatalog:
 
     def at(self, model: str | None, when: float) -> ModelPrice | None:
         """The price of ``model`` that applied at ``when`` (UTC epoch seconds): genai-prices' dated
-        prices; user prices apply whenever."""
+        prices; the overlay's and user prices apply whenever."""
         current = self.get(model)
-        if current is None or self.base is None or not current.origin or not current.origin.startswith("genai"):
+        if current is None or self.base is None or not (current.origin or "").startswith("genai"):
             return current
         return self.base.get(model, when)  # type: ignore[arg-type]
 

@@ -14,8 +14,8 @@ discounts are not (a call is priced from its tokens).
 from __future__ import annotations
 
 import re
-from copy import copy
 from collections.abc import Iterable, Mapping
+from copy import copy
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, Mapping
 
 from ..errors import PriceFileError
 from .model_price import PER_MILLION, BucketPrices, ModelPrice, to_decimal
@@ -49,13 +48,8 @@ def parse_litellm(data: Mapping[str, Any], *, source: str) -> Any:
         cr = _per_million(entry, "cache_read_input_token_cost", where)
         cw = _per_million(entry, "cache_creation_input_token_cost", where)
         cw1h = _per_million(entry, "cache_creation_input_token_cost_above_1hr", where)
-        base = BucketPrices(
-            input=i,
-            output=o,
-            cache_read=_first(cr, i),
-            cache_write_5m=_first(cw, i),
-            cache_write_1h=_first(cw1h, cw, i),
-        )
+        base = BucketPrices(input=i, output=o, cache_read=_first(cr, i),
+                            cache_write_5m=_first(cw, i), cache_write_1h=_first(cw1h, cw, i))
         long = None
         threshold = None
         li = _per_million(entry, "input_cost_per_token_above_200k_tokens", where)
@@ -64,22 +58,16 @@ def parse_litellm(data: Mapping[str, Any], *, source: str) -> Any:
             lo = _first(_per_million(entry, "output_cost_per_token_above_200k_tokens", where), o)
             lcr = _per_million(entry, "cache_read_input_token_cost_above_200k_tokens", where)
             lcw = _per_million(entry, "cache_creation_input_token_cost_above_200k_tokens", where)
-            long = BucketPrices(
-                input=li,
-                output=lo,
-                cache_read=_first(lcr, base.cache_read),
-                cache_write_5m=_first(lcw, base.cache_write_5m),
-                cache_write_1h=base.cache_write_1h,
-            )
+            long = BucketPrices(input=li, output=lo, cache_read=_first(lcr, base.cache_read),
+                                cache_write_5m=_first(lcw, base.cache_write_5m), cache_write_1h=base.cache_write_1h)
         tiers: dict[str, BucketPrices] = {}
         for tier, suffix in (("flex", "_flex"), ("priority", "_priority"), ("batch", "_batches")):
             ti = _per_million(entry, "input_cost_per_token" + suffix, where)
             to = _per_million(entry, "output_cost_per_token" + suffix, where)
             if ti is not None and to is not None:
                 tcr = _per_million(entry, "cache_read_input_token_cost" + suffix, where)
-                tiers[tier] = BucketPrices(
-                    input=ti, output=to, cache_read=_first(tcr, ti), cache_write_5m=ti, cache_write_1h=ti
-                )
+                tiers[tier] = BucketPrices(input=ti, output=to, cache_read=_first(tcr, ti),
+                                           cache_write_5m=ti, cache_write_1h=ti)
         mi = entry.get("max_input_tokens")
         mo = entry.get("max_output_tokens")
         prices.append(

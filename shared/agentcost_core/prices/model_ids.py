@@ -82,7 +82,7 @@ def candidates(model: str) -> list[str]:
                 add(stripped)
                 changed = True
     # Dotted and dashed version spellings: claude-sonnet-4.5 <-> claude-sonnet-4-5
-    for c in out:
+    for c in list(out):
         if "claude" in c:
             add(re.sub(r"(\d)\.(\d)", r"\1-\2", c))
     return out

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Context, Decimal
-from typing import Any
+from typing import Any, Mapping
 
 from ..errors import PriceFileError
 from ..usage import Usage
 
-__all__ = ["PER_MILLION", "BucketPrices", "ModelPrice"]
+__all__ = ["BucketPrices", "ModelPrice", "PER_MILLION"]
 
 PER_MILLION = Decimal(1_000_000)
 _BUCKETS = ("input", "cache_read", "cache_write_5m", "cache_write_1h", "output")
@@ -203,8 +202,8 @@ class ModelPrice:
     effective_date: str | None = None
     source: str | None = None
     aliases: tuple[str, ...] = ()
-    #: Which price data priced it: "genai-prices 0.2.3", "genai-prices 0.2.3 + overlay 2026-12-01",
-    #: "overlay 2026-12-01", "user", "litellm". Recorded on every event (``CostEvent.price_source``).
+    #: Which price data priced it: "genai-prices 0.2.3", "genai-prices 0.2.3 + overlay 2026-11-23",
+    #: "overlay 2026-11-23", "user", "litellm". Recorded on every event (``CostEvent.price_source``).
     origin: str | None = None
     #: UTC epoch seconds at which a newer dated price of this model takes over (None: no change known).
     until: float | None = None
@@ -228,6 +227,9 @@ class ModelPrice:
     def with_model(self, model: str) -> ModelPrice:
         return replace(self, model=model)
 
+    def with_origin(self, origin: str, until: float | None = None) -> ModelPrice:
+        return replace(self, origin=origin, until=until)
+
     def as_entry(self) -> dict[str, Any]:
         """Our JSON price format (USD per 1M tokens as strings), every tier written out."""
         return {
@@ -244,9 +246,6 @@ class ModelPrice:
             "source": self.source,
             "origin": self.origin,
         }
-
-    def with_origin(self, origin: str, until: float | None = None) -> ModelPrice:
-        return replace(self, origin=origin, until=until)
 
     @classmethod
     def parse(cls, model: str, data: Mapping[str, Any], where: str) -> ModelPrice:
