@@ -234,7 +234,7 @@ class Accountant:
         model = outcome.model or call.model
         price = self.price(model, call.model)
         if price is not None and price.until is not None and time.time() >= price.until:
-            price = self.catalog.at(model, time.time())  # a dated price change since it resolved
+            price = self.catalog.at(model, time.time()) or price  # a dated price change since it resolved
         tier = served_tier(call, outcome)
         # Priced once: the ledger's cost, and from it what the budgets settle at (budget_cost's rules).
         cost: Decimal | None = None

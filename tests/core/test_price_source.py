@@ -100,3 +100,16 @@ def test_a_re_read_event_keeps_its_price_source(tmp_path, model: str) -> None:
     with Ledger(f"sqlite:///{tmp_path}/l.db", sync=True) as ledger:
         ledger.record(_event(model))
         assert ledger.events()[0].as_dict()["price_source"] == f"genai-prices {genai_version()}"
+
+
+def test_a_dated_change_while_running_prices_later_calls_at_the_new_price() -> None:
+    """A catalog resolved before a dated change (gemini-4-argon doubled on 2026-12-01) prices a call
+    made after it at the new price: the accountant sees the price's end and asks for the current one."""
+    catalog = PriceCatalog.default()
+    before = datetime(2026, 11, 15, tzinfo=UTC).timestamp()
+    old = catalog.at("gemini-4-argon", before)
+    assert old.until == datetime(2026, 12, 1, tzinfo=UTC).timestamp()
+    stale = PriceCatalog([old.with_model("gemini-4-argon").with_origin(old.origin, old.until)], base=catalog.base)
+    event = _event("gemini-4-argon", stale)
+    assert event.cost == catalog.get("gemini-4-argon").cost(Usage(input=1000, output=100))
+    assert event.cost == 2 * old.cost(Usage(input=1000, output=100))

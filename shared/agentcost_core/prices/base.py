@@ -40,7 +40,7 @@ class BasePrices:
     ) -> None:
         self.genai = genai
         self.overlay = overlay
-        #: Which genai-prices data is in use: {"origin", "path", "fetched", "url"} (see agentcost prices).
+        #: Which genai-prices data is in use: {"origin", "since", and for kept data "path", "url"}.
         self.data_info = dict(data_info or {"origin": genai.origin})
         self.origin = genai.origin
         models = overlay.get("models")
@@ -48,12 +48,16 @@ class BasePrices:
             raise PriceFileError("overlay: 'models' must be an object")
         self.corrections: dict[tuple[str, str], Mapping[str, Any]] = {}
         self.additions: dict[str, ModelPrice] = {}
+        #: Corrections of models the genai-prices data in use does not have (left out).
+        self.stale: list[str] = []
         for key, entry in models.items():
             if not isinstance(entry, Mapping) or not entry.get("source") or not entry.get("date"):
                 raise PriceFileError(f"overlay: {key!r} needs a 'source' and a 'date'")
             provider = str(entry.get("provider") or "unknown")
             if (provider, key) in genai.entries:
                 self.corrections[(provider, key)] = entry
+            elif "input" not in entry or "output" not in entry:
+                self.stale.append(f"{provider}/{key}")  # corrects a model this genai-prices data lacks
             else:
                 price = ModelPrice.parse(key, entry, f"overlay: {key}")
                 self.additions[key.lower()] = price.with_origin(overlay_origin(entry))
@@ -77,7 +81,8 @@ class BasePrices:
             genai = GenaiPrices.build(load_providers(raw), origin=info["origin"])
             return cls(genai, load_overlay(), data_info=info)
         origin = f"genai-prices {genai_version()}"
-        return cls(GenaiPrices.build(load_providers(), origin=origin), load_overlay(), data_info={"origin": origin})
+        info = {"origin": origin, "since": _installed_at(), "path": None, "url": None}
+        return cls(GenaiPrices.build(load_providers(), origin=origin), load_overlay(), data_info=info)
 
     # --- lookup -------------------------------------------------------------------------
     def _dated(self, key: tuple[str, str], when: float | None) -> ModelPrice:
@@ -119,6 +124,18 @@ class BasePrices:
             if id(p) not in seen:
                 seen.add(id(p))
                 yield p
+
+
+def _installed_at() -> float | None:
+    """When the installed genai-prices was installed (its metadata folder's time), or None."""
+    from importlib.metadata import distribution
+
+    try:
+        files = distribution("genai-prices").files or []
+        meta = next(f for f in files if f.name == "METADATA")
+        return meta.locate().stat().st_mtime  # type: ignore[union-attr]
+    except (StopIteration, OSError, ValueError):
+        return None
 
 
 def _build(

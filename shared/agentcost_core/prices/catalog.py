@@ -147,7 +147,10 @@ class PriceCatalog:
         current = self.get(model)
         if current is None or self.base is None or not (current.origin or "").startswith("genai"):
             return current
-        return self.base.get(model, when)  # type: ignore[arg-type]
+        price = self.base.get(model, when)  # type: ignore[arg-type]
+        if price is not None and current.until is not None and when >= current.until:
+            self._resolved[model] = price  # type: ignore[index]  # time moved on: later calls find it at once
+        return price
 
     def resolve(self, model: str) -> str | None:
         """The catalog key a model id resolves to."""

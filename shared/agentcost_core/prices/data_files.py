@@ -49,8 +49,8 @@ def load_kept_data() -> tuple[Any, dict[str, Any]] | None:
     except (OSError, json.JSONDecodeError) as e:
         raise PriceFileError(f"{path}: unreadable kept price data ({e}); run `agentcost prices update` again") from None
     fetched = meta.get("fetched") or path.stat().st_mtime
-    info = {"origin": f"genai-prices data {time.strftime('%Y-%m-%dT%H:%MZ', time.gmtime(fetched))}",
-            "path": str(path), "fetched": fetched, "url": meta.get("url")}  # fmt: skip
+    info = {"origin": f"genai-prices data {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(fetched))}",
+            "path": str(path), "since": fetched, "url": meta.get("url")}  # fmt: skip
     return raw, info
 
 
