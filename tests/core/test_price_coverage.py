@@ -110,7 +110,7 @@ def test_seeded_cross_check_against_genai_prices_calc_price() -> None:
     for _ in range(2400):
         provider, model = rng.choice(keys)
         info = genai.model_info(provider, model)
-        ours = base._dated((provider, model), None)
+        ours = base.model_price((provider, model))
         tier = rng.choice([None, None, *sorted(ours.tiers)])
         big = rng.random() < 0.2 and ours.long_context_threshold
         u = Usage(

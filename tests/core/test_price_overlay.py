@@ -37,8 +37,8 @@ def test_every_disagreement_with_genai_prices_is_declared_and_explained() -> Non
     corrected = BasePrices(genai, overlay)
     rows = []
     for (provider, model), entry in corrected.corrections.items():
-        theirs = _fields(plain._dated((provider, model), None))
-        ours = _fields(corrected._dated((provider, model), None))
+        theirs = _fields(plain.model_price((provider, model)))
+        ours = _fields(corrected.model_price((provider, model)))
         corrects = list(entry.get("corrects") or [])
         differing = sorted(f for f in set(theirs) | set(ours) if theirs.get(f) != ours.get(f))
         for f in differing:

@@ -85,7 +85,9 @@ class BasePrices:
         return cls(GenaiPrices.build(load_providers(), origin=origin), load_overlay(), data_info=info)
 
     # --- lookup -------------------------------------------------------------------------
-    def _dated(self, key: tuple[str, str], when: float | None) -> ModelPrice:
+    def model_price(self, key: tuple[str, str], when: float | None = None) -> ModelPrice:
+        """The price of genai-prices model ``key`` = (provider id, model id) at ``when`` (None: now),
+        with the overlay's correction."""
         dated = self.genai.entries[key]
         now = utc_now_ts() if when is None else when
         i = 0
@@ -113,12 +115,12 @@ class BasePrices:
                 key = self._flat.get(c)
                 if key is not None:
                     break
-        return None if key is None else self._dated(key, when)
+        return None if key is None else self.model_price(key, when)
 
     def current(self) -> Iterator[ModelPrice]:
         """Every model's price now: genai-prices' (corrected) and the overlay's additions."""
         for key in self.genai.entries:
-            yield self._dated(key, None)
+            yield self.model_price(key, None)
         seen = set()
         for p in self.additions.values():
             if id(p) not in seen:

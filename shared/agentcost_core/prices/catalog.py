@@ -1,4 +1,4 @@
-"""The price catalog: the packaged data files, user overrides merged on top, id resolution."""
+"""The price catalog: genai-prices with our overlay as the base, user overrides merged on top, id resolution."""
 
 from __future__ import annotations
 
@@ -33,8 +33,10 @@ def _read_json(p: Path) -> Any:
 class PriceCatalog:
     """Model id → :class:`ModelPrice`. Lookups resolve dated, prefixed and Bedrock/Vertex ids.
 
-    ``PriceCatalog.default()`` is the packaged catalog plus the file named by ``AGENTCOST_PRICES``
-    when set. ``catalog.merged(other)`` returns a catalog where ``other``'s entries win.
+    ``PriceCatalog.default()`` is genai-prices with our overlay (see :mod:`.base`) plus the file
+    named by ``AGENTCOST_PRICES`` when set. ``catalog.merged(other)`` returns a catalog where
+    ``other``'s entries win; ``PriceCatalog(prices)`` holds ``prices`` only. A model id resolves
+    once (our prices first, then the base); later look-ups are a dict hit.
     """
 
     def __init__(

@@ -2,8 +2,8 @@
 
 ``genai-prices`` (MIT, about 2,300 models of 47 providers, released about weekly) keeps each
 model's token prices, cache read / write prices, long-context tiers, service tiers (batch, flex,
-priority) and dated price changes. :func:`compile_providers` turns every text model of it into a
-:class:`ModelPrice` per date on which its prices change; :class:`GenaiPrices` resolves a model id
+priority) and dated price changes. :meth:`GenaiPrices.build` compiles every model with per-token
+prices into our price entries, one per date on which its prices change (:func:`compile_model`); :class:`GenaiPrices` resolves a model id
 (``azure/gpt-4o``, ``us.anthropic.claude-…-v1:0``, ``ft:gpt-4o-mini-…:org::id``) with
 genai-prices' own matching rules plus the platform prefixes frameworks write.
 
@@ -28,8 +28,7 @@ __all__ = ["PLATFORM_PREFIXES", "GenaiPrices", "compile_model", "genai_version",
 
 _KEYS = {"input_mtok": "input", "output_mtok": "output", "cache_read_mtok": "cache_read",
          "cache_write_mtok": "cache_write_5m", "cache_write_1h_mtok": "cache_write_1h"}  # fmt: skip
-#: Price keys priced per token that our Usage has no bucket for: a model with one is not compiled
-#: when the key is priced on its own (audio-only, image-only models).
+#: Our service tier name → genai-prices' price context (the other tiers are its ``service_tier`` values).
 _TIER_CONTEXTS = {"batch": {"processing": "batch"}}
 
 #: A framework's platform prefix → genai-prices' provider id.
@@ -128,17 +127,9 @@ def _as_entry(gp: Any) -> dict[str, Any] | None:
             base[b] = base[parent]
             if parent in long:
                 long[b] = long[parent]
-        elif thresholds and b not in long and parent in long and b not in _tiered(values):
-            pass  # an untiered price stays the same above the threshold
     if thresholds:
         base["long_context"] = {"threshold": thresholds.pop(), **long}
     return base
-
-
-def _tiered(values: Mapping[str, Any]) -> set[str]:
-    from genai_prices.types import TieredPrices
-
-    return {k for k, v in values.items() if isinstance(v, TieredPrices)}
 
 
 def _entry_at(info: Any, when: datetime) -> dict[str, Any] | None:
@@ -279,7 +270,6 @@ def price_of(
         entry = apply_overlay(entry, overlay)
         if overlay.get("corrects"):
             entry["source"] += f"; corrected by the overlay ({', '.join(overlay['corrects'])}): {overlay.get('source')}"
-        if overlay.get("corrects"):
             source = f"{origin} + {overlay_origin(overlay)}"
     entry.setdefault(
         "effective_date", datetime.fromtimestamp(dated.start, UTC).date().isoformat() if dated.start else None
