@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -232,6 +233,8 @@ class Accountant:
         usage, estimated = self.usage_of(call, outcome)
         model = outcome.model or call.model
         price = self.price(model, call.model)
+        if price is not None and price.until is not None and time.time() >= price.until:
+            price = self.catalog.at(model, time.time()) or price  # a dated price change since it resolved
         tier = served_tier(call, outcome)
         # Priced once: the ledger's cost, and from it what the budgets settle at (budget_cost's rules).
         cost: Decimal | None = None
@@ -279,6 +282,7 @@ class Accountant:
             framework=framework or call.framework,
             tier=outcome.tier,
             extra=extra,
+            price_source=price.origin if price is not None and usage is not None else None,
             id=event_id if event_id is not None else new_event_id(),
         )
         return event, budget

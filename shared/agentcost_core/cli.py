@@ -1,5 +1,5 @@
-"""``agentcost`` command line: ``agentcost report``, ``agentcost prices``, ``agentcost ledger status`` and
-``agentcost ledger retry-dead-letters``."""
+"""``agentcost`` command line: ``agentcost report``, ``agentcost prices [update]``, ``agentcost ledger status``
+and ``agentcost ledger retry-dead-letters``."""
 
 from __future__ import annotations
 
@@ -191,69 +191,9 @@ def cmd_ledger_retry_dead_letters(args: argparse.Namespace) -> int:
 
 
 def cmd_prices(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
+    from .prices.commands import cmd_prices as prices
 
-    from .prices import PriceCatalog
-
-    catalog = PriceCatalog.default()
-    if args.file:
-        catalog = catalog.merged(PriceCatalog.from_file(args.file))
-    if args.models:
-        prices = []
-        for m in args.models:
-            p = catalog.get(m)
-            if p is None:
-                print(f"{m}: not in the catalog (calls to it are recorded as unpriced)", file=sys.stderr)
-            else:
-                prices.append((m, p))
-        if not prices:
-            return 1
-    else:
-        prices = [(p.model, p) for p in catalog if not args.provider or p.provider == args.provider]
-    if args.format == "json":
-        out = {}
-        for asked, p in prices:
-            out[asked] = {
-                "model": p.model,
-                "provider": p.provider,
-                **p.base.as_dict(),
-                "long_context": None
-                if p.long_context is None
-                else {"threshold": p.long_context_threshold, **p.long_context.as_dict()},
-                "service_tiers": {k: v.as_dict() for k, v in p.tiers.items()},
-                "effective_date": p.effective_date,
-                "source": p.source,
-            }
-        json.dump(out, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-        return 0
-    table = Table(title="USD per 1M tokens" + (f" (catalog updated {catalog.updated})" if catalog.updated else ""))
-    for c in (
-        "model",
-        "provider",
-        "input",
-        "cache read",
-        "cache write 5m",
-        "cache write 1h",
-        "output",
-        "long context",
-        "tiers",
-        "effective",
-    ):
-        table.add_column(c, justify="left" if c in ("model", "provider", "tiers", "long context") else "right")
-    for asked, p in prices:
-        b = p.base
-        lc = (
-            ""
-            if p.long_context is None
-            else f">{p.long_context_threshold:,}: {p.long_context.input}/{p.long_context.output}"
-        )
-        label = asked if asked == p.model else f"{asked} → {p.model}"
-        table.add_row(label, p.provider, str(b.input), str(b.cache_read), str(b.cache_write_5m), str(b.cache_write_1h),
-                      str(b.output), lc, ", ".join(sorted(p.tiers)), p.effective_date or "")  # fmt: skip
-    Console(width=160).print(table)
-    return 0
+    return prices(args)
 
 
 class UsageError(Exception):
@@ -301,10 +241,14 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--where", action="append", help="filter, e.g. --where feature=support (repeatable)")
     rp.add_argument("--format", choices=("table", "json", "csv"), default="table")
     rp.set_defaults(func=cmd_report)
-    pp = sub.add_parser("prices", help="list the price catalog or look up models")
-    pp.add_argument("models", nargs="*", help="model ids to look up (dated, prefixed and Bedrock ids resolve)")
-    pp.add_argument("--provider", help="only this provider (openai, anthropic, google …)")
-    pp.add_argument("--file", help="merge a price file (ours or LiteLLM's format) on top")
+    pp = sub.add_parser(
+        "prices", help="the price data in use, prices by provider, search, look-ups; `prices update` fetches newer data"
+    )
+    pp.add_argument("models", nargs="*", help="model ids to look up (dated, prefixed and Bedrock ids resolve), or `update`")
+    pp.add_argument("--provider", help="only this provider (openai, anthropic, google, aws, azure, openrouter …)")
+    pp.add_argument("--search", help="only model ids containing this text")
+    pp.add_argument("--file", help="merge a price file (ours or LiteLLM's format) on top; with `update`: the data file to keep")
+    pp.add_argument("--url", help="with `update`: where to fetch genai-prices data (default: its published data.json)")
     pp.add_argument("--format", choices=("table", "json"), default="table")
     pp.set_defaults(func=cmd_prices)
     lp = sub.add_parser("ledger", help="inspect a ledger")

@@ -68,6 +68,10 @@ class CostEvent:
     framework: str | None = None
     tier: str | None = None
     extra: dict[str, Any] | None = None
+    #: Which price data priced it: "genai-prices 0.2.3", "genai-prices 0.2.3 + overlay 2026-11-23",
+    #: "overlay 2026-11-23", "genai-prices data 2026-12-04T10:00Z" (after ``agentcost prices update``),
+    #: "user" or "litellm"; None when unpriced. A later re-pricing can use the same data.
+    price_source: str | None = None
     ts: float = field(default_factory=time.time)
     id: str = field(default_factory=new_event_id)
 

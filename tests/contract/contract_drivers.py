@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 from decimal import Decimal
-from importlib import resources
 from typing import Any, Sequence
 
 import pytest
@@ -34,18 +33,18 @@ MALFORMED = {
 
 
 def catalog_price(model: str, bucket: str) -> Decimal:
-    """USD per 1M tokens of ``bucket`` for ``model``, straight from the packaged prices.json."""
-    entry = json.loads(resources.files("agentcost_core").joinpath("data/prices.json").read_text("utf-8"))["models"][
-        model
-    ]
-    return Decimal(str(entry[bucket]))
+    """USD per 1M tokens of ``bucket`` for ``model``, straight from the packaged price data."""
+    from agentcost_core import PriceCatalog
+
+    return Decimal(PriceCatalog.default().get(model).as_entry()[bucket])
 
 
 def tier_multiplier(model: str, tier: str) -> Decimal:
-    entry = json.loads(resources.files("agentcost_core").joinpath("data/prices.json").read_text("utf-8"))["models"][
-        model
-    ]
-    return Decimal(str(entry["service_tiers"][tier]))
+    """The tier's input price over the standard one (OpenAI's tiers scale every bucket alike)."""
+    from agentcost_core import PriceCatalog
+
+    entry = PriceCatalog.default().get(model).as_entry()
+    return Decimal(entry["service_tiers"][tier]["input"]) / Decimal(entry["input"])
 
 
 def hand_cost(model: str, *, input: int, output: int, cached: int = 0) -> Decimal:

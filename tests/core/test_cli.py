@@ -161,8 +161,9 @@ def test_prices_lookup_and_json(capsys):
     assert main(["prices", "anthropic.claude-sonnet-4-5-20250929-v1:0", "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     entry = data["anthropic.claude-sonnet-4-5-20250929-v1:0"]
-    assert entry["model"] == "claude-sonnet-4-5" and entry["input"] == "3.00"
-    assert entry["long_context"]["threshold"] == 200000
+    # An in-region Bedrock id: AWS's regional price (Anthropic's + 10% since Sonnet 4.5), from genai-prices.
+    assert entry["model"] == "regional.anthropic.claude-sonnet-4-5-20250929-v1:0" and entry["input"] == "3.3"
+    assert entry["provider"] == "aws" and entry["long_context"]["threshold"] == 200000
     assert main(["prices", "no-such-model"]) == 1
     assert "not in the catalog" in capsys.readouterr().err
 

@@ -30,7 +30,7 @@ def test_required_models_have_dated_sourced_prices(catalog, model):
     p = catalog.get(model)
     assert p is not None, model
     assert p.base.input > 0 and p.base.output > 0 and p.base.cache_read > 0
-    assert p.effective_date and p.source
+    assert p.source and p.origin and p.origin.startswith("genai-prices")  # which data priced it
     assert p.base.cache_read <= p.base.input
 
 
@@ -41,10 +41,12 @@ def test_required_models_have_dated_sourced_prices(catalog, model):
         ("openai/gpt-4o", "gpt-4o"),
         ("azure/gpt-4.1-mini", "gpt-4.1-mini"),
         ("gpt-5-mini-2025-08-07", "gpt-5-mini"),
-        ("anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5"),
-        ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5"),
+        # Bedrock in-region and geographic profiles: AWS's regional price (genai-prices' own entry)
+        ("anthropic.claude-sonnet-4-5-20250929-v1:0", "regional.anthropic.claude-sonnet-4-5-20250929-v1:0"),
+        ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "regional.anthropic.claude-sonnet-4-5-20250929-v1:0"),
+        ("global.anthropic.claude-sonnet-4-5-20250929-v1:0", "global.anthropic.claude-sonnet-4-5-20250929-v1:0"),
         ("claude-sonnet-4-5@20250929", "claude-sonnet-4-5"),
-        ("claude-3-5-haiku-latest", "claude-3-5-haiku"),
+        ("claude-3-5-haiku-20241022", "claude-3-5-haiku-latest"),  # genai-prices' id of the family
         ("claude-haiku-4.5", "claude-haiku-4-5"),
         ("models/gemini-2.5-flash", "gemini-2.5-flash"),
         ("GPT-4o", "gpt-4o"),
@@ -131,7 +133,7 @@ def test_env_override_file(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "AGENTCOST_PRICES": str(f)},
                          capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
-    assert out.stdout.split() == ["0.0015", "2.50"]  # the override, and the packaged prices beside it
+    assert out.stdout.split() == ["0.0015", "2.5"]  # the override, and the packaged prices beside it
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from importlib import resources
 from typing import Any, AsyncGenerator, Generator, List, Sequence
 
 import httpx
@@ -29,18 +28,28 @@ from pydantic import Field
 MILLION = Decimal(1_000_000)
 
 
-# --- prices, read from the packaged catalog so the tests follow price updates ---------------
-def _catalog_json() -> dict[str, Any]:
-    text = resources.files("agentcost_core").joinpath("data/prices.json").read_text("utf-8")
-    return json.loads(text)["models"]
-
-
+# --- prices, read from the packaged price data so the tests follow price updates ---------------
 def catalog_entry(model: str) -> dict[str, Any]:
-    return _catalog_json()[model]
+    from agentcost_core import PriceCatalog
+
+    price = PriceCatalog.default().get(model)
+    assert price is not None, model
+    return price.as_entry()
+
+
+def _catalog_json() -> dict[str, Any]:
+    return _Entries()
+
+
+class _Entries(dict):  # type: ignore[type-arg]
+    """model -> its price entry, looked up in the packaged price data."""
+
+    def __missing__(self, model: str) -> dict[str, Any]:
+        return catalog_entry(model)
 
 
 def price(model: str, bucket: str, *, long_context: bool = False) -> Decimal:
-    """USD per 1M tokens of ``bucket`` for catalog key ``model``, straight from prices.json."""
+    """USD per 1M tokens of ``bucket`` for ``model``, straight from the packaged price data."""
     entry = _catalog_json()[model]
     if long_context:
         lc = entry["long_context"]

@@ -11,7 +11,7 @@ from typing import Any, Iterable, Iterator, Sequence
 from ..events import CostEvent
 from ..usage import Usage
 
-__all__ = ["COLUMNS", "FILTERABLE", "LedgerBackend", "event_to_row", "row_to_event"]
+__all__ = ["COLUMNS", "COLUMNS_V1", "FILTERABLE", "LedgerBackend", "event_to_row", "row_to_event"]
 
 #: Column order of the ``events`` table in every SQL backend.
 COLUMNS = (
@@ -20,7 +20,10 @@ COLUMNS = (
     "cost", "priced", "estimated", "cache_hit", "saved",
     "user_id", "session_id", "feature", "agent_id", "task_id", "step",
     "trace_id", "span_id", "parent_id", "latency_s", "error", "framework", "tier", "extra",
+    "price_source",
 )  # fmt: skip
+#: The columns of schema version 1 (before ``price_source``), which an upgrade starts from.
+COLUMNS_V1 = COLUMNS[:-1]
 
 #: Columns a query may filter or group on.
 FILTERABLE = frozenset(
@@ -39,7 +42,7 @@ def event_to_row(e: CostEvent) -> tuple[Any, ...]:
         None if e.saved is None else str(e.saved),
         e.user_id, e.session_id, e.feature, e.agent_id, e.task_id, e.step,
         e.trace_id, e.span_id, e.parent_id, e.latency_s, e.error, e.framework, e.tier,
-        None if not e.extra else json.dumps(e.extra, default=str),
+        None if not e.extra else json.dumps(e.extra, default=str), e.price_source,
     )  # fmt: skip
 
 
@@ -59,6 +62,7 @@ def row_to_event(r: Sequence[Any]) -> CostEvent:
         task_id=r[22], step=r[23], trace_id=r[24], span_id=r[25], parent_id=r[26],
         latency_s=r[27], error=r[28], framework=r[29], tier=r[30],
         extra=(json.loads(r[31]) if isinstance(r[31], str) else dict(r[31])) if r[31] else None,
+        price_source=r[32] if len(r) > 32 else None,
     )  # fmt: skip
 
 

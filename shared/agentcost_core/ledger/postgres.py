@@ -18,7 +18,7 @@ from ..db_deadline import WATCHDOG
 from ..errors import LedgerURLError
 from ..events import CostEvent
 from ..privacy import redact_text, redact_url
-from .base import COLUMNS, LedgerBackend, event_to_row, where_clause
+from .base import COLUMNS, COLUMNS_V1, LedgerBackend, event_to_row, where_clause
 from .settings import check_seconds
 
 _TYPES = {
@@ -196,7 +196,7 @@ def ensure_schema(conn: Any, name: str, *statements: str) -> None:
 
 #: The layout version this code writes. Each ledger table's version is a row of ``agentcost_meta``;
 #: version 0 is a new table or one written before versions existed (the same columns, no row).
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _META = "CREATE TABLE IF NOT EXISTS agentcost_meta (name TEXT PRIMARY KEY, schema_version INTEGER NOT NULL)"
 
 
@@ -206,7 +206,7 @@ def _upgrade_from_0(conn: Any, table: str, where: str) -> None:
         "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = %s",
         (table.lower(),),  # unquoted names are folded to lower case
     ).fetchall()
-    missing = set(COLUMNS) - {r[0] for r in rows} if rows else set()
+    missing = set(COLUMNS_V1) - {r[0] for r in rows} if rows else set()
     if missing:
         raise LedgerURLError(
             f"table {table!r} in {where!r} is not an agentcost ledger (no {', '.join(sorted(missing))})"
@@ -216,8 +216,13 @@ def _upgrade_from_0(conn: Any, table: str, where: str) -> None:
     conn.execute(f"CREATE INDEX IF NOT EXISTS {table}_ts ON {table} (ts)")
 
 
+def _upgrade_from_1(conn: Any, table: str, where: str) -> None:
+    """Version 2: ``price_source``, which price data priced each event (NULL for older rows)."""
+    conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS price_source TEXT")
+
+
 #: ``_UPGRADES[n]`` takes a ledger table from version n to n + 1 (a new layout adds its step here).
-_UPGRADES = {0: _upgrade_from_0}
+_UPGRADES = {0: _upgrade_from_0, 1: _upgrade_from_1}
 
 
 def _migrate(conn: Any, table: str, where: str) -> None:

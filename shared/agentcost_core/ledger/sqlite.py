@@ -12,7 +12,7 @@ from typing import Any
 from ..errors import LedgerURLError
 from ..events import CostEvent
 from ..privacy import redact_url
-from .base import COLUMNS, LedgerBackend, event_to_row, where_clause
+from .base import COLUMNS, COLUMNS_V1, LedgerBackend, event_to_row, where_clause
 from .settings import check_seconds
 
 _TYPES = {
@@ -31,13 +31,13 @@ INDEXES = ("CREATE INDEX IF NOT EXISTS events_ts ON events (ts)",)
 
 #: The layout version this code writes, kept in the file's ``PRAGMA user_version``. Version 0 is
 #: a new file or a ledger written before versions existed (the same ``events`` table, unmarked).
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def _upgrade_from_0(conn: sqlite3.Connection, url: str) -> None:
     """A new file gets the tables; an unversioned ledger keeps its rows and is marked version 1."""
     have = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
-    missing = set(COLUMNS) - have if have else set()
+    missing = set(COLUMNS_V1) - have if have else set()
     if missing:
         raise LedgerURLError(
             f"{url!r} has an 'events' table that is not an agentcost ledger (no {', '.join(sorted(missing))})"
@@ -46,8 +46,15 @@ def _upgrade_from_0(conn: sqlite3.Connection, url: str) -> None:
         conn.execute(ddl)
 
 
+def _upgrade_from_1(conn: sqlite3.Connection, url: str) -> None:
+    """Version 2: ``price_source``, which price data priced each event (NULL for older rows)."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+    if "price_source" not in have:  # a table created by version 0's step above already has it
+        conn.execute("ALTER TABLE events ADD COLUMN price_source TEXT")
+
+
 #: ``_UPGRADES[n]`` takes a ledger from version n to n + 1 (a new layout adds its step here).
-_UPGRADES = {0: _upgrade_from_0}
+_UPGRADES = {0: _upgrade_from_0, 1: _upgrade_from_1}
 
 
 def _migrate(conn: sqlite3.Connection, url: str) -> None:

@@ -1,4 +1,4 @@
-"""The price catalog: the packaged data files, user overrides merged on top, id resolution."""
+"""The price catalog: genai-prices with our overlay as the base, user overrides merged on top, id resolution."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import json
 import os
 import threading
 from decimal import Decimal
-from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from ..errors import PriceFileError
 from ..usage import Usage
+from .base import BasePrices
 from .model_ids import candidates
 from .model_price import ModelPrice
 
@@ -33,14 +33,20 @@ def _read_json(p: Path) -> Any:
 class PriceCatalog:
     """Model id → :class:`ModelPrice`. Lookups resolve dated, prefixed and Bedrock/Vertex ids.
 
-    ``PriceCatalog.default()`` is the packaged catalog plus the file named by ``AGENTCOST_PRICES``
-    when set. ``catalog.merged(other)`` returns a catalog where ``other``'s entries win.
+    ``PriceCatalog.default()`` is genai-prices with our overlay (see :mod:`.base`) plus the file
+    named by ``AGENTCOST_PRICES`` when set. ``catalog.merged(other)`` returns a catalog where
+    ``other``'s entries win; ``PriceCatalog(prices)`` holds ``prices`` only. A model id resolves
+    once (our prices first, then the base); later look-ups are a dict hit.
     """
 
-    def __init__(self, prices: Iterable[ModelPrice] = (), *, updated: str | None = None) -> None:
+    def __init__(
+        self, prices: Iterable[ModelPrice] = (), *, updated: str | None = None, base: BasePrices | None = None
+    ) -> None:
         self._prices: dict[str, ModelPrice] = {}
         self._aliases: dict[str, str] = {}
         self.updated = updated
+        #: genai-prices with our overlay, under ``prices`` (None: a catalog of ``prices`` only).
+        self.base = base
         for p in prices:
             self._add(p)
         self._resolved: dict[str, ModelPrice | None] = {}
@@ -54,13 +60,13 @@ class PriceCatalog:
     # --- construction -------------------------------------------------------------------
     @classmethod
     def default(cls) -> PriceCatalog:
-        """The packaged catalog (cached), with ``AGENTCOST_PRICES`` overrides when set."""
+        """genai-prices (the packaged data, or the newer data ``agentcost prices update`` kept) with
+        our overlay, compiled once (cached), and ``AGENTCOST_PRICES`` overrides when set."""
         global _DEFAULT
         if _DEFAULT is None:
             with _DEFAULT_LOCK:
                 if _DEFAULT is None:
-                    text = resources.files("agentcost_core").joinpath("data/prices.json").read_text("utf-8")
-                    catalog = cls.from_dict(json.loads(text), source="agentcost_core/data/prices.json")
+                    catalog = cls(base=BasePrices.load())
                     override = os.environ.get("AGENTCOST_PRICES")
                     if override:
                         catalog = catalog.merged(cls.from_file(override))
@@ -68,7 +74,7 @@ class PriceCatalog:
         return _DEFAULT
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, source: str = "<dict>") -> PriceCatalog:
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "<dict>", origin: str = "user") -> PriceCatalog:
         """Our format: ``{"models": {id: {"input": "2.50", "output": "10", ...}}}`` (USD per 1M tokens).
 
         A bare ``{id: {...}}`` mapping is accepted too, for small override files.
@@ -82,7 +88,7 @@ class PriceCatalog:
         for model, entry in models.items():
             if model in ("schema", "updated"):
                 continue
-            prices.append(ModelPrice.parse(str(model), entry, f"{source}: models[{model!r}]"))
+            prices.append(ModelPrice.parse(str(model), entry, f"{source}: models[{model!r}]").with_origin(origin))
         return cls(prices, updated=data.get("updated") if isinstance(data.get("updated"), str) else None)
 
     @classmethod
@@ -110,7 +116,7 @@ class PriceCatalog:
         """A new catalog: this one with ``other``'s entries (or an override dict) on top."""
         if not isinstance(other, PriceCatalog):
             other = PriceCatalog.from_dict(other, source="<overrides>")
-        out = PriceCatalog(self._prices.values(), updated=self.updated)
+        out = PriceCatalog(self._prices.values(), updated=self.updated, base=self.base)
         for p in other._prices.values():
             out._add(p)
         return out
@@ -130,10 +136,23 @@ class PriceCatalog:
             if key in self._prices:
                 found = self._prices[key]
                 break
+        if found is None and self.base is not None:
+            found = self.base.get(model)
         if len(self._resolved) > 10_000:
             self._resolved.clear()
         self._resolved[model] = found
         return found
+
+    def at(self, model: str | None, when: float) -> ModelPrice | None:
+        """The price of ``model`` that applied at ``when`` (UTC epoch seconds): genai-prices' dated
+        prices; the overlay's and user prices apply whenever."""
+        current = self.get(model)
+        if current is None or self.base is None or not (current.origin or "").startswith("genai"):
+            return current
+        price = self.base.get(model, when)  # type: ignore[arg-type]
+        if price is not None and current.until is not None and when >= current.until:
+            self._resolved[model] = price  # type: ignore[index]  # time moved on: later calls find it at once
+        return price
 
     def resolve(self, model: str) -> str | None:
         """The catalog key a model id resolves to."""
@@ -149,7 +168,10 @@ class PriceCatalog:
         return isinstance(model, str) and self.get(model) is not None
 
     def __iter__(self) -> Iterator[ModelPrice]:
-        return iter(sorted(self._prices.values(), key=lambda p: (p.provider, p.model)))
+        """Every price: the base's (genai-prices with the overlay), then ours on top, by provider."""
+        prices = {(p.provider, p.model.lower()): p for p in (self.base.current() if self.base else ())}
+        prices.update({(p.provider, p.model.lower()): p for p in self._prices.values()})
+        return iter(sorted(prices.values(), key=lambda p: (p.provider, p.model)))
 
     def __len__(self) -> int:
-        return len(self._prices)
+        return sum(1 for _ in self)

@@ -81,6 +81,7 @@ def parse_litellm(data: Mapping[str, Any], *, source: str) -> Any:
                 context_window=mi if isinstance(mi, int) else None,
                 max_output=mo if isinstance(mo, int) and not isinstance(mo, bool) and mo > 0 else None,
                 source=f"litellm: {source}",
+                origin="litellm",
             )
         )
     if not prices:

@@ -202,6 +202,11 @@ class ModelPrice:
     effective_date: str | None = None
     source: str | None = None
     aliases: tuple[str, ...] = ()
+    #: Which price data priced it: "genai-prices 0.2.3", "genai-prices 0.2.3 + overlay 2026-11-23",
+    #: "overlay 2026-11-23", "user", "litellm". Recorded on every event (``CostEvent.price_source``).
+    origin: str | None = None
+    #: UTC epoch seconds at which a newer dated price of this model takes over (None: no change known).
+    until: float | None = None
 
     def prices_for(self, usage: Usage, service_tier: str | None = None) -> BucketPrices:
         if self.long_context is None and not service_tier:
@@ -221,6 +226,26 @@ class ModelPrice:
 
     def with_model(self, model: str) -> ModelPrice:
         return replace(self, model=model)
+
+    def with_origin(self, origin: str, until: float | None = None) -> ModelPrice:
+        return replace(self, origin=origin, until=until)
+
+    def as_entry(self) -> dict[str, Any]:
+        """Our JSON price format (USD per 1M tokens as strings), every tier written out."""
+        return {
+            "model": self.model,
+            "provider": self.provider,
+            **self.base.as_dict(),
+            "long_context": None
+            if self.long_context is None
+            else {"threshold": self.long_context_threshold, **self.long_context.as_dict()},
+            "service_tiers": {k: v.as_dict() for k, v in self.tiers.items()},
+            "context_window": self.context_window,
+            "max_output": self.max_output,
+            "effective_date": self.effective_date,
+            "source": self.source,
+            "origin": self.origin,
+        }
 
     @classmethod
     def parse(cls, model: str, data: Mapping[str, Any], where: str) -> ModelPrice:
