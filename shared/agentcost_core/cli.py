@@ -1,4 +1,5 @@
-"""``agentcost`` command line: ``agentcost report``, ``agentcost prices`` and ``agentcost ledger status``."""
+"""``agentcost`` command line: ``agentcost report``, ``agentcost prices``, ``agentcost ledger status`` and
+``agentcost killswitch``."""
 
 from __future__ import annotations
 
@@ -276,6 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--format", choices=("table", "json"), default="table")
     sp.set_defaults(func=cmd_ledger_status)
+    # the kill switch (and the anomaly breaker's trips): see guards/kill_switch_cli.py
+    from .guards.kill_switch_cli import add_killswitch_parser
+
+    add_killswitch_parser(sub)
     return parser
 
 

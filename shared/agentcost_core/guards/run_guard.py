@@ -411,7 +411,7 @@ class RunGuard:
         ks = self.controls.kill_switch
         if ks is not None:
             try:
-                ks.check(self.ctx.agent_id)
+                ks.check(self.ctx.agent_id, self.ctx.feature)
             except AgentHalted as e:
                 raise self._halted(e) from None
         if self.halt is not None:
