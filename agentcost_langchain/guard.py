@@ -319,6 +319,7 @@ def guard(
     ledger: Any = None,
     catalog: Any = None,
     log_prompts: bool = False,
+    anomalies: Any = None,
     **attribution: Any,
 ) -> GuardedAgent:
     """Wrap a ``create_agent`` agent, a LangGraph graph or an ``AgentExecutor``.
@@ -328,7 +329,8 @@ def guard(
     CircuitBreaker or True. ``ledger`` and the attribution keywords (``user_id``, ``session_id``,
     ``feature``, ``agent_id``, ``task_id``) are those of :class:`CostCallbackHandler`;
     ``catalog`` prices both the ledger and the budgets; ``log_prompts=True`` keeps provider error
-    messages and tool arguments in the ledger (off by default). The agent itself is not changed:
+    messages and tool arguments in the ledger (off by default); ``anomalies`` a SpendAnomalies fed
+    every model call (as for the handler). The agent itself is not changed:
     the guarded copy fronts the tools.
     """
     controls = Controls(budgets=budgets, stuck=stuck, kill_switch=kill_switch, breaker=breaker)
@@ -338,4 +340,6 @@ def guard(
         attribution["catalog"] = catalog  # the handler's accountant: the ledger and the budgets price with it
     if log_prompts:
         attribution["log_prompts"] = log_prompts  # the handler's, like catalog
+    if anomalies is not None:
+        attribution["anomalies"] = anomalies  # the handler's recorder feeds it every call
     return GuardedAgent(agent, controls, ledger, attribution)

@@ -57,6 +57,7 @@ class CostEventHandler(RecorderResults, BaseEventHandler):
         task_id: str | None = None,
         keep_events: bool = True,
         log_prompts: bool = False,
+        anomalies: Any = None,
     ) -> None:
         recorder = CostRecorder(
             ledger,
@@ -70,6 +71,7 @@ class CostEventHandler(RecorderResults, BaseEventHandler):
             feature=feature,
             agent_id=agent_id,
             task_id=task_id,
+            anomalies=anomalies,
         )
         table = CallTable()
         recording = LlmEventRecorder(table, recorder)
