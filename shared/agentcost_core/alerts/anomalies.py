@@ -60,7 +60,7 @@ def _seconds(name: str, value: Any) -> int:
 
 
 def _money(value: Decimal) -> str:
-    return f"${value.quantize(Decimal('0.000001')).normalize():f}"
+    return f"${value.quantize(Decimal('0.00000001')).normalize():f}"
 
 
 class SpendAnomalies:
@@ -278,10 +278,13 @@ class SpendAnomalies:
             switch = self.trip
 
             def trip() -> None:
-                if what == "agent":
-                    switch.trip(agent_id=name, reason=reason)
-                else:
-                    switch.trip(feature=name, reason=reason)
+                try:
+                    if what == "agent":
+                        switch.trip(agent_id=name, reason=reason)
+                    else:
+                        switch.trip(feature=name, reason=reason)
+                except Exception as e:  # noqa: BLE001 - the alert still went out; say the stop did not
+                    logger.error("agentcost anomalies: could not trip the kill switch for %s %r: %r", what, name, e)
 
             self._outbox.submit(trip)
         deliver(alert, self.sinks)

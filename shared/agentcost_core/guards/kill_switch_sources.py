@@ -151,6 +151,7 @@ class FileSource:
                 logger.warning("kill switch %s held malformed content (%s); overwriting it", self.name, e)
                 current = KillSwitchState(source=self.name)
             new = change(current)
+            self.path.parent.mkdir(parents=True, exist_ok=True)  # a first trip may create the folder
             tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
             tmp.write_text(_dump(new), encoding="utf-8")
             os.replace(tmp, self.path)  # readers see the old or the new content, never half of it
