@@ -23,8 +23,12 @@ class Clock:
         return self.now
 
 
-def call(cost: str, *, ts: float, agent: str = "support-bot", feature: str = "refunds", user: str | None = None) -> CostEvent:
-    return CostEvent("gpt-4o-mini", cost=Decimal(cost), priced=True, agent_id=agent, feature=feature, user_id=user, ts=ts)
+def call(
+    cost: str, *, ts: float, agent: str = "support-bot", feature: str = "refunds", user: str | None = None
+) -> CostEvent:
+    return CostEvent(
+        "gpt-4o-mini", cost=Decimal(cost), priced=True, agent_id=agent, feature=feature, user_id=user, ts=ts
+    )
 
 
 def steady_ledger(*, until: float = T0, cost: str = "0.01", hours: int = 24, **who: str) -> Ledger:

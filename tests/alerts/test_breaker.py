@@ -41,7 +41,7 @@ CHILD = textwrap.dedent(
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agentcost_core.cli", "killswitch", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "agentcost_core.cli", "killswitch", *args], capture_output=True, check=False,
                           text=True, timeout=60, env=os.environ.copy())  # fmt: skip
 
 

@@ -14,7 +14,9 @@ from agentcost_core.prices import PriceCatalog
 from agentcost_core.usage import Usage
 
 CTX = ScopeContext(trace_id="t-1", session_id="s-1", user_id="u-1", feature="refunds", agent_id="bot")
-TOY = PriceCatalog.default().merged({"models": {"toy": {"provider": "openai", "input": "10000", "output": "0"}}})  # 1 cent/token
+TOY = PriceCatalog.default().merged(
+    {"models": {"toy": {"provider": "openai", "input": "10000", "output": "0"}}}
+)  # 1 cent/token
 
 
 def spend(enforcer: BudgetEnforcer, cents: int, ctx: ScopeContext = CTX) -> None:
@@ -32,7 +34,7 @@ def test_soft_budget_warns_acts_and_escalates_once_each() -> None:
     ]  # fmt: skip
     assert all(isinstance(a, Alert) and isinstance(a, BudgetAlert) for a in got)
     escalated = got[-1]
-    assert escalated.value == Decimal("1.35") and escalated.baseline == Decimal("1") and escalated.fraction == 1.35
+    assert escalated.value == Decimal("1.35") and escalated.baseline == Decimal(1) and escalated.fraction == 1.35
     assert escalated.attribution["agent_id"] == "bot" and escalated.context is escalated.attribution
     assert escalated.as_dict()["kind"] == "budget.escalated" and escalated.as_dict()["level"] == "escalated"
 

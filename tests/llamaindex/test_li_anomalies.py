@@ -6,10 +6,10 @@ import pytest
 
 pytest.importorskip("llama_index.core")
 
-from li_fakes import RawChatLLM, openai_usage, user  # noqa: E402
+from li_fakes import RawChatLLM, openai_usage, user
 
-from agentcost_core.alerts import Alert, SpendAnomalies  # noqa: E402
-from agentcost_llamaindex import instrument  # noqa: E402
+from agentcost_core.alerts import Alert, SpendAnomalies
+from agentcost_llamaindex import instrument
 
 
 def test_instrument_feeds_each_call_and_a_spike_alerts_once() -> None:

@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import ConfigurationError
 from ..events import CostEvent
@@ -99,7 +99,10 @@ class SpendAnomalies:
         self.burst_factor = _factor("burst_factor", burst_factor)
         self.rate_factor = _factor("rate_factor", rate_factor)
         self.user_fraction = _factor("user_fraction", user_fraction, low=0.0)
-        for name, value in (("burst_min_requests", burst_min_requests), ("min_baseline_requests", min_baseline_requests)):
+        for name, value in (
+            ("burst_min_requests", burst_min_requests),
+            ("min_baseline_requests", min_baseline_requests),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigurationError(f"SpendAnomalies {name} must be a whole number >= 1, got {value!r}")
         self.burst_min_requests = burst_min_requests
@@ -197,63 +200,86 @@ class SpendAnomalies:
         try:
             for alert, target in self._check(event):
                 self._announce(alert, target, event)
-        except Exception as e:  # noqa: BLE001 - an internal error of ours never breaks a call
+        except Exception as e:
             logger.error("agentcost anomalies: internal error: %r", e, exc_info=e)
 
     def _check(self, event: CostEvent) -> list[tuple[Alert, tuple[str, str] | None]]:
         now = self.clock()
         minute = int(now // 60)
         cost: Decimal = event.cost  # type: ignore[assignment]
-        who = _who(event)
-        found: list[tuple[str, str, Decimal, Decimal, str, dict[str, Any]]] = []
-        attribution = {"agent_id": event.agent_id, "feature": event.feature, "user_id": event.user_id}
         with self._lock:
             w = self._window(event)
             w.advance(minute)
-            average = w.average
-            if w.count >= self.min_baseline_requests and average and cost >= self.spike_factor * average:
-                found.append(("spike", who, cost, average,
-                              f"one call of {who} cost {_money(cost)}, {cost / average:.1f}× its 24-hour average "
-                              f"of {_money(average)} per call", attribution))  # fmt: skip
+            found = [self._spike(w, cost, _who(event))]  # against the baseline before this call
             today = self._count(event, now)
-            if (
-                w.recent_count >= self.burst_min_requests
-                and w.baseline_count >= self.min_baseline_requests
-                and w.baseline_sum > 0
-            ):
-                recent, base = w.recent_sum / w.recent_count, w.baseline_sum / w.baseline_count
-                if recent >= self.burst_factor * base:
-                    found.append(("burst", who, recent, base,
-                                  f"{who} averaged {_money(recent)} per call over its last {w.recent_count} calls "
-                                  f"(15 min), {recent / base:.1f}× its 24-hour baseline of {_money(base)}",
-                                  attribution))  # fmt: skip
-            minutes = w.baseline_minutes(minute)
-            if minutes >= max(self.min_baseline_minutes, 1) and w.baseline_sum > 0:
-                hourly = w.baseline_sum * 60 / minutes
-                rate = w.recent_sum * 60 / self.window_minutes
-                if rate >= self.rate_factor * hourly:
-                    found.append(("rate", who, rate, hourly,
-                                  f"{who} is spending {_money(rate)}/h over the last {self.window_minutes} min, "
-                                  f"{rate / hourly:.1f}× its rolling hourly average of {_money(hourly)}",
-                                  attribution))  # fmt: skip
-            if today is not None and today >= self.user_fraction * self.user_daily_usd:  # type: ignore[operator]
-                found.append(("user_budget", f"user {event.user_id!r}", today, self.user_daily_usd,  # type: ignore[arg-type]
-                              f"user {event.user_id!r} has spent {_money(today)} today, "
-                              f"{today / self.user_daily_usd:.0%} of the {_money(self.user_daily_usd)} daily budget",  # type: ignore[operator]
-                              {"user_id": event.user_id, "agent_id": event.agent_id, "feature": event.feature}))  # fmt: skip
-            fired = [f for f in found if self._cooled(f[0], f[1], now)]
+            found += [self._burst(w, _who(event)), self._rate(w, minute, _who(event)), self._user(event, today)]
+            fired = [f for f in found if f is not None and self._cooled(f.rule, f.key, now)]
         out = []
-        for rule, _key, value, baseline, message, attr in fired:
-            target = self._target(event) if self.trip is not None and rule in self.trip_on else None
+        for f in fired:
+            target = self._target(event) if self.trip is not None and f.rule in self.trip_on else None
+            message = f.message
             if target is not None:
                 flag = "--agent" if target[0] == "agent" else "--feature"
-                message += (f"; kill switch tripped for {target[0]} {target[1]!r} "
-                            f"(reset: agentcost killswitch reset {flag} {target[1]})")  # fmt: skip
-            alert = Alert(kind=f"anomaly.{rule}", severity="critical" if target else "error", message=message,
-                          attribution={k: v for k, v in attr.items() if v is not None}, value=value,
-                          baseline=baseline, at=now)  # fmt: skip
+                message += f"; kill switch tripped for {target[0]} {target[1]!r} (reset: agentcost killswitch reset {flag} {target[1]})"
+            attribution = {"agent_id": event.agent_id, "feature": event.feature, "user_id": event.user_id}
+            alert = Alert(
+                kind=f"anomaly.{f.rule}",
+                severity="critical" if target else "error",
+                message=message,
+                attribution={k: v for k, v in attribution.items() if v is not None},
+                value=f.value,
+                baseline=f.baseline,
+                at=now,
+            )
             out.append((alert, target))
         return out
+
+    def _spike(self, w: SpendWindow, cost: Decimal, who: str) -> _Finding | None:
+        average = w.average
+        if w.count < self.min_baseline_requests or not average or cost < self.spike_factor * average:
+            return None
+        message = (
+            f"one call of {who} cost {_money(cost)}, {cost / average:.1f}× its 24-hour average of {_money(average)}"
+        )
+        return _Finding("spike", who, cost, average, message + " per call")
+
+    def _burst(self, w: SpendWindow, who: str) -> _Finding | None:
+        if w.recent_count < self.burst_min_requests or w.baseline_count < self.min_baseline_requests:
+            return None
+        if not w.baseline_sum > 0:
+            return None
+        recent, base = w.recent_sum / w.recent_count, w.baseline_sum / w.baseline_count
+        if recent < self.burst_factor * base:
+            return None
+        message = (
+            f"{who} averaged {_money(recent)} per call over its last {w.recent_count} calls "
+            f"({self.window_minutes} min), {recent / base:.1f}× its 24-hour baseline of {_money(base)}"
+        )
+        return _Finding("burst", who, recent, base, message)
+
+    def _rate(self, w: SpendWindow, minute: int, who: str) -> _Finding | None:
+        minutes = w.baseline_minutes(minute)
+        if minutes < max(self.min_baseline_minutes, 1) or not w.baseline_sum > 0:
+            return None
+        hourly = w.baseline_sum * 60 / minutes
+        rate = w.recent_sum * 60 / self.window_minutes
+        if rate < self.rate_factor * hourly:
+            return None
+        message = (
+            f"{who} is spending {_money(rate)}/h over the last {self.window_minutes} min, "
+            f"{rate / hourly:.1f}× its rolling hourly average of {_money(hourly)}"
+        )
+        return _Finding("rate", who, rate, hourly, message)
+
+    def _user(self, event: CostEvent, today: Decimal | None) -> _Finding | None:
+        daily = self.user_daily_usd
+        if today is None or daily is None or today < self.user_fraction * daily:
+            return None
+        message = (
+            f"user {event.user_id!r} has spent {_money(today)} today, "
+            f"{today / daily:.0%} of the {_money(daily)} daily budget"
+        )
+        return _Finding("user_budget", f"user {event.user_id!r}", today, daily, message)
 
     def _cooled(self, rule: str, key: str, now: float) -> bool:
         last = self._last_fired.get((rule, key))
@@ -305,6 +331,16 @@ class SpendAnomalies:
     def __repr__(self) -> str:
         return (f"SpendAnomalies(spike_factor={self.spike_factor}, burst_factor={self.burst_factor}, "
                 f"rate_factor={self.rate_factor}, trip={self.trip!r})")  # fmt: skip
+
+
+class _Finding(NamedTuple):
+    """A rule's verdict for one call: ``key`` is what the cooldown counts per (agent/feature, user)."""
+
+    rule: str
+    key: str
+    value: Decimal
+    baseline: Decimal
+    message: str
 
 
 def _who(event: CostEvent) -> str:
