@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import subprocess
 import sys
 import textwrap
+import threading
 from decimal import Decimal
 from pathlib import Path
 
@@ -27,9 +29,14 @@ CHILD = textwrap.dedent(
     from agentcost_core import AgentHalted, KillSwitch
     from agentcost_langchain import CostCallbackHandler
 
-    switch = KillSwitch(env=None, file=sys.argv[1], ttl=0)  # read on every check
-    handler = CostCallbackHandler("memory://", kill_switch=switch, agent_id=sys.argv[2], feature="refunds")
+    store, where, agent = sys.argv[1:4]
+    if store == "file":
+        switch = KillSwitch(env=None, file=where, ttl=0)  # read on every check
+    else:
+        switch = KillSwitch(env=None, redis_url=where, redis_key=sys.argv[4], ttl=0.5)  # read in the background
+    handler = CostCallbackHandler("memory://", kill_switch=switch, agent_id=agent, feature="refunds")
     for line in sys.stdin:
+        switch.wait_for_refresh(timeout=10)  # a Redis reading taken after the parent's last write
         model = GenericFakeChatModel(messages=iter([AIMessage(content="done")]))
         try:
             model.invoke("hello", config={"callbacks": [handler]})
@@ -38,6 +45,35 @@ CHILD = textwrap.dedent(
             print("halted", e.reason, flush=True)
     """
 )
+
+
+class Child:
+    """A second process running a LangChain model under the shared kill switch, one call per request."""
+
+    def __init__(self, tmp_path: Path, *store_args: str) -> None:
+        script = tmp_path / "child.py"
+        script.write_text(CHILD)
+        self.proc = subprocess.Popen([sys.executable, str(script), *store_args], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, env=os.environ.copy())  # fmt: skip
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:  # type: ignore[union-attr]
+            self.lines.put(line.strip())
+        self.lines.put("<exited>")
+
+    def next_call(self) -> str:
+        self.proc.stdin.write("call\n")  # type: ignore[union-attr]
+        self.proc.stdin.flush()  # type: ignore[union-attr]
+        return self.lines.get(timeout=60)
+
+    def close(self) -> None:
+        self.proc.stdin.close()  # type: ignore[union-attr]
+        try:
+            self.proc.wait(timeout=30)
+        finally:
+            self.proc.kill()
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -54,20 +90,10 @@ def steady_ledger() -> Ledger:
 
 @pytest.fixture
 def child(tmp_path: Path):  # type: ignore[no-untyped-def]
-    script = tmp_path / "child.py"
-    script.write_text(CHILD)
     switch_file = tmp_path / "kill-switch.json"
-    proc = subprocess.Popen([sys.executable, str(script), str(switch_file), "support-bot"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True, env=os.environ.copy())  # fmt: skip
-
-    def next_call() -> str:
-        proc.stdin.write("call\n")  # type: ignore[union-attr]
-        proc.stdin.flush()  # type: ignore[union-attr]
-        return proc.stdout.readline().strip()  # type: ignore[union-attr]
-
-    yield switch_file, next_call
-    proc.stdin.close()  # type: ignore[union-attr]
-    proc.wait(timeout=30)
+    c = Child(tmp_path, "file", str(switch_file), "support-bot")
+    yield switch_file, c.next_call
+    c.close()
 
 
 def test_an_anomaly_stops_a_second_process_until_the_cli_resets_it(child) -> None:  # type: ignore[no-untyped-def]
@@ -105,6 +131,29 @@ def test_the_breaker_is_off_by_default(tmp_path: Path) -> None:
     det = SpendAnomalies(alerts=[], ledger=steady_ledger(), clock=lambda: T0)
     det.observe(CostEvent("gpt-4o", cost=Decimal("0.15"), priced=True, agent_id="support-bot", feature="refunds"))
     assert det.flush(timeout=10) and not switch.state().tripped
+
+
+def test_through_redis_the_breaker_stops_another_process_and_the_cli_lets_it_through(
+    tmp_path: Path, redis_url: str
+) -> None:
+    key = f"agentcost-test:breaker:{os.getpid()}"
+    c = Child(tmp_path, "redis", redis_url, "support-bot", key)
+    try:
+        assert c.next_call() == "ok"
+        with KillSwitch(env=None, redis_url=redis_url, redis_key=key) as switch:
+            det = SpendAnomalies(alerts=[], ledger=steady_ledger(), clock=lambda: T0, trip=switch)
+            det.observe(
+                CostEvent("gpt-4o", cost=Decimal("0.15"), priced=True, agent_id="support-bot", feature="refunds")
+            )
+            assert det.flush(timeout=10)
+        assert c.next_call() == "halted kill_switch"
+        assert cli("reset", "--agent", "support-bot", "--redis-url", redis_url, "--redis-key", key).returncode == 0
+        assert c.next_call() == "ok"
+    finally:
+        c.close()
+        import redis
+
+        redis.Redis.from_url(redis_url).delete(key)
 
 
 def test_cli_trip_and_reset_through_redis(redis_url: str) -> None:
