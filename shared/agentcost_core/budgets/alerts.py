@@ -40,7 +40,7 @@ class BudgetAlert(Alert):
 
     @classmethod
     def of(cls, level: str, action: str, budget: str, per: str, key: str, dimension: str,
-           limit: Decimal | int | float, committed: Decimal | int | float, fraction: float, message: str,
+           limit: Decimal | float, committed: Decimal | float, fraction: float, message: str,
            context: dict[str, Any]) -> BudgetAlert:  # fmt: skip
         return cls(kind=f"budget.{level}", severity=LEVEL_SEVERITY[level], message=message, attribution=context,
                    value=committed, baseline=limit, level=level, action=action, budget=budget, per=per, key=key,

@@ -181,12 +181,14 @@ class KillSwitch:
                     who = f"agent {agent_id!r}"
                 else:
                     who = f"feature {feature!r}"
+                details = {"source": s.source, "agent_id": agent_id, "reason": s.reason, "global": s.is_global}
+                if feature is not None:
+                    details["feature"] = feature
                 raise AgentHalted(
                     TerminationReason.KILL_SWITCH,
                     f"Kill switch is on for {who} (source: {s.source}; reason: {s.reason or 'none given'}). "
                     "The agent was stopped before its next model or tool call.",
-                    details={"source": s.source, "agent_id": agent_id, "reason": s.reason, "global": s.is_global,
-                             **({"feature": feature} if feature is not None else {})},  # fmt: skip
+                    details=details,
                 )
 
     def is_tripped(self, agent_id: str | None = None, feature: str | None = None) -> bool:
