@@ -80,6 +80,7 @@ class _CostTracking(RecorderResults):
         keep_events: bool = True,
         log_prompts: bool = False,
         exporters: Any = None,
+        anomalies: Any = None,
         call_timeout: float = 600.0,
         clock: Any = time.monotonic,
     ) -> None:
@@ -92,6 +93,7 @@ class _CostTracking(RecorderResults):
         self.recorder = CostRecorder(
             ledger, catalog=catalog, framework="langchain", keep_events=keep_events, log_prompts=log_prompts, user_id=user_id,
             session_id=session_id, feature=feature, agent_id=agent_id, task_id=task_id, exporters=exporters,
+            anomalies=anomalies,
         )  # fmt: skip
         # With exporters: each stream's first-chunk time (model run id -> clock) and each tool
         # call's (run id -> name, attribution, start in ns), for their spans and metrics.
@@ -107,6 +109,8 @@ class _CostTracking(RecorderResults):
         elif budgets is not None or stuck is not None or kill_switch is not None:
             raise TypeError("pass either controls= or budgets= / stuck= / kill_switch=, not both")
         self.controls: Controls | None = controls if controls.active else None
+        if anomalies is None and controls.anomalies is not None:  # BudgetEnforcer(anomalies=...)
+            self.recorder.watch(controls.anomalies)
         self._guarded: OrderedDict[str, RunGuard] = OrderedDict()  # trace id -> the run's guard
         self._tools: dict[UUID, tuple[str, RunGuard]] = {}
         self.fixed_run: RunGuard | None = None  # guard() pins one run per invocation

@@ -196,7 +196,7 @@ def _final_text(output: Any) -> str | None:
     return None
 
 
-_HANDLER_OPTIONS = ("catalog", "log_prompts", "exporters")  # the handler's options, not attribution
+_HANDLER_OPTIONS = ("catalog", "log_prompts", "exporters", "anomalies")  # the handler's options, not attribution
 
 
 class GuardedAgent(Runnable[Any, GuardedResult]):
@@ -347,6 +347,7 @@ def guard(
     catalog: Any = None,
     log_prompts: bool = False,
     exporters: Any = None,
+    anomalies: Any = None,
     **attribution: Any,
 ) -> GuardedAgent:
     """Wrap a ``create_agent`` agent, a LangGraph graph or an ``AgentExecutor``.
@@ -357,7 +358,8 @@ def guard(
     ``feature``, ``agent_id``, ``task_id``) are those of :class:`CostCallbackHandler`;
     ``catalog`` prices both the ledger and the budgets; ``log_prompts=True`` keeps provider error
     messages and tool arguments in the ledger (off by default); ``exporters=[OTelExporter(...)]``
-    also get an ``invoke_agent`` span around each run. The agent itself is not changed:
+    also get an ``invoke_agent`` span around each run; ``anomalies`` a SpendAnomalies fed every model
+    call (as for the handler). The agent itself is not changed:
     the guarded copy fronts the tools.
     """
     controls = Controls(budgets=budgets, stuck=stuck, kill_switch=kill_switch, breaker=breaker)
@@ -370,4 +372,6 @@ def guard(
     if exporters is not None:
         Exporters.of(exporters)  # bad exporters fail here, not at the first run
         attribution["exporters"] = exporters
+    if anomalies is not None:
+        attribution["anomalies"] = anomalies  # the handler's recorder feeds it every call
     return GuardedAgent(agent, controls, ledger, attribution)

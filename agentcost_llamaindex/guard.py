@@ -79,7 +79,9 @@ from .handler import CostEventHandler
 
 __all__ = ["GuardedAgent", "GuardedResult", "guard"]
 
-_OPTIONS = frozenset({"catalog", "log_prompts", "exporters", "user_id", "session_id", "feature", "agent_id", "task_id"})
+_OPTIONS = frozenset(
+    {"catalog", "log_prompts", "exporters", "anomalies", "user_id", "session_id", "feature", "agent_id", "task_id"}
+)
 
 
 # --- cost capture ---------------------------------------------------------------------------
@@ -161,6 +163,8 @@ class GuardedAgent:
         self.accountant = accountant
         self.attribution = attribution
         self.guarded, self.llm_fronted, self.tools_fronted = guarded_copy(agent)
+        #: Spend anomalies fed every call of a run (``guard(anomalies=...)`` or the budgets').
+        self.anomalies: Any = controls.anomalies
 
     def _scope(self, run_id: str) -> ScopeContext:
         a = read_attribution(active_instrument_tags.get(), defaults=self.attribution)
@@ -178,8 +182,9 @@ class GuardedAgent:
         state = _RunState(self.controls.start(self._scope(run_id)), self.wrap_up)
         state.llm_fronted, state.tools_fronted = self.llm_fronted, self.tools_fronted
         ledger = Ledger("memory://", sync=True) if _covered_elsewhere(self.ledger) else self.ledger
+        anomalies = self.anomalies if ledger is self.ledger else None  # else instrument()'s handler feeds it
         costs = _RunCostHandler(ledger, accountant=self.accountant, log_prompts=self.log_prompts,
-                                exporters=self.exporters, **self.attribution.as_dict())  # fmt: skip
+                                exporters=self.exporters, anomalies=anomalies, **self.attribution.as_dict())  # fmt: skip
         costs.run_id = run_id
         costs.recording.on_record = state.note_priced  # the budgets settle at the ledger's number
         exporters = state.exporters = costs.recorder.exporters
@@ -278,8 +283,8 @@ def guard(
     ``budgets``: a Budget, several, or a BudgetEnforcer; ``stuck``: a StuckDetector or True;
     ``kill_switch``: a KillSwitch or True (``AGENTCOST_KILL_SWITCH``); ``breaker``: a
     CircuitBreaker or True. ``wrap_up``: end a stuck agent with one final answer call (True) or at
-    once (False). ``ledger`` (a Ledger, a URL or None for the default) and ``options`` (``catalog``
-    and the attribution defaults ``user_id``, ``session_id``, ``feature``, ``agent_id``,
+    once (False). ``ledger`` (a Ledger, a URL or None for the default) and ``options`` (``catalog``,
+    ``anomalies`` (a SpendAnomalies fed every call) and the attribution defaults ``user_id``, ``session_id``, ``feature``, ``agent_id``,
     ``task_id``; ``instrument_tags`` set around a run override them) are those of ``instrument()``.
     """
     unknown = set(options) - _OPTIONS
@@ -293,7 +298,9 @@ def guard(
     if not controls.active:
         raise TypeError("guard() needs at least one of budgets=, stuck=, kill_switch=, breaker=")
     resolved = resolve_ledger(ledger)
-    attribution = Attribution.of({k: v for k, v in options.items() if k not in ("catalog", "log_prompts", "exporters")})
+    attribution = Attribution.of(
+        {k: v for k, v in options.items() if k not in ("catalog", "log_prompts", "exporters", "anomalies")}
+    )
     exporters = options.get("exporters")
     Exporters.of(exporters)  # bad exporters fail here, not at the first run
     accountant = Accountant(options.get("catalog"))
@@ -301,4 +308,7 @@ def guard(
     if not isinstance(log_prompts, bool):
         raise TypeError(f"log_prompts must be True or False, got {log_prompts!r}")
     controls.attach(resolved, "llamaindex", accountant, log_prompts=log_prompts)  # the budgets price as the ledger does
-    return GuardedAgent(agent, controls, resolved, wrap_up, accountant, attribution, log_prompts, exporters)
+    guarded = GuardedAgent(agent, controls, resolved, wrap_up, accountant, attribution, log_prompts, exporters)
+    if options.get("anomalies") is not None:
+        guarded.anomalies = options["anomalies"]
+    return guarded

@@ -59,6 +59,7 @@ class CostEventHandler(RecorderResults, BaseEventHandler):
         keep_events: bool = True,
         log_prompts: bool = False,
         exporters: Any = None,
+        anomalies: Any = None,
     ) -> None:
         recorder = CostRecorder(
             ledger,
@@ -73,6 +74,7 @@ class CostEventHandler(RecorderResults, BaseEventHandler):
             feature=feature,
             agent_id=agent_id,
             task_id=task_id,
+            anomalies=anomalies,
         )
         table = CallTable()
         recording = LlmEventRecorder(table, recorder)

@@ -4,6 +4,7 @@ Usage in non-overlapping buckets, exact Decimal prices, token counting, the cost
 rollups. The LangChain and LlamaIndex adapters translate their objects into these types.
 """
 
+from .alerts import Alert, SpendAnomalies, WebhookSink
 from .budgets import Budget, BudgetAlert, BudgetEnforcer, BudgetStoreUnavailable, ScopeContext
 from .errors import (
     AgentCostError,
@@ -28,6 +29,7 @@ __all__ = [
     "ATTRIBUTION_FIELDS",
     "AgentCostError",
     "AgentHalted",
+    "Alert",
     "Budget",
     "BudgetAlert",
     "BudgetEnforcer",
@@ -50,12 +52,14 @@ __all__ = [
     "Rollup",
     "RollupRow",
     "ScopeContext",
+    "SpendAnomalies",
     "StuckDetector",
     "TerminationReason",
     "TokenCount",
     "TokenCounter",
     "Usage",
     "UsageFormatError",
+    "WebhookSink",
     "__version__",
     "default_ledger_url",
     "rollup",

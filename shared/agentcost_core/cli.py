@@ -1,5 +1,5 @@
-"""``agentcost`` command line: ``agentcost report``, ``agentcost prices [update]``, ``agentcost ledger status``
-and ``agentcost ledger retry-dead-letters``."""
+"""``agentcost`` command line: ``agentcost report``, ``agentcost prices [update]``, ``agentcost ledger status``,
+``agentcost ledger retry-dead-letters`` and ``agentcost killswitch``."""
 
 from __future__ import annotations
 
@@ -274,6 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dp.add_argument("--format", choices=("table", "json"), default="table")
     dp.set_defaults(func=cmd_ledger_retry_dead_letters)
+    # the kill switch (and the anomaly breaker's trips): see guards/kill_switch_cli.py
+    from .guards.kill_switch_cli import add_killswitch_parser
+
+    add_killswitch_parser(sub)
     return parser
 
 

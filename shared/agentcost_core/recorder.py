@@ -54,6 +54,7 @@ class CostRecorder:
         keep_events: bool = True,
         log_prompts: bool = False,
         exporters: Any = None,
+        anomalies: Any = None,
         **attribution: str | None,
     ) -> None:
         if not isinstance(log_prompts, bool):
@@ -76,6 +77,18 @@ class CostRecorder:
         self._lock = threading.Lock()
         self._total = _ZERO
         self._usage: dict[str, Usage] = {}
+        #: Spend anomalies (:class:`~agentcost_core.alerts.SpendAnomalies`) fed every recorded event, or None.
+        self.anomalies: Any = None
+        if anomalies is not None:
+            self.watch(anomalies)
+
+    def watch(self, anomalies: Any) -> None:
+        """Feed every event recorded from now on to ``anomalies`` (its baselines are read from this
+        recorder's ledger unless it was given its own)."""
+        if not callable(getattr(anomalies, "observe", None)):
+            raise TypeError(f"anomalies= takes a SpendAnomalies, got {type(anomalies).__name__}")
+        anomalies.attach(self.ledger)
+        self.anomalies = anomalies
 
     @property
     def catalog(self) -> PriceCatalog:
@@ -117,6 +130,8 @@ class CostRecorder:
         self.ledger.record(event)
         if self.exporters is not None:
             self.exporters.event(event, call, outcome)
+        if self.anomalies is not None:
+            self.anomalies.observe(event)
 
     # --- recording ----------------------------------------------------------------------------
     def record_outcome(self, call: ModelCall, outcome: Outcome, *, event_id: str | None = None) -> tuple[CostEvent, Decimal]:

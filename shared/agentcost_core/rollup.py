@@ -24,6 +24,7 @@ CALL_KINDS = frozenset({"llm", "embedding", "tool"})
 NOTICE_KINDS = {
     "budget.warning": "budget",
     "budget.exceeded": "budget",
+    "budget.escalated": "budget",
     "halt": "reason",
     "guard.nudge": "reason",
     "guard.circuit_open": "tool",

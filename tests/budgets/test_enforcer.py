@@ -166,13 +166,14 @@ def test_warning_at_70_percent_once_then_block_alert_and_ledger_events() -> None
     assert ledger.events()[1].extra["budget"] == e.budgets[0].name and ledger.events()[1].session_id == "s-1"
 
 
-def test_soft_budgets_never_refuse_but_alert_once() -> None:
+def test_soft_budgets_never_refuse_but_alert_once_per_threshold() -> None:
     alerts = []
     e = enforcer(Budget(usd="0.02", on_exceed="notify", warn_at=None, store=MemoryStore()), alerts=alerts.append)
     for _ in range(5):
         one_call(e)
     assert e.spent(CTX)[e.budgets[0].name]["usd"] == Decimal("0.05")
-    assert [(a.level, a.action) for a in alerts] == [("exceeded", "notify")]
+    # $0.02 = 100%: exceeded; $0.03 = 150% is past escalate_at (120%): escalated, once
+    assert [(a.level, a.action) for a in alerts] == [("exceeded", "notify"), ("escalated", "notify")]
 
 
 def test_downgrade_budget_signals_the_router_near_its_limit() -> None:

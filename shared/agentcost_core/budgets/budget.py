@@ -1,7 +1,7 @@
 """What a budget is: limits, the scope they apply to, and what happens at the thresholds.
 
 ``Budget(usd=None, tokens=None, model_calls=None, tool_calls=None, seconds=None, *, per="session",
-warn_at=0.7, on_exceed="block", store=None)``. Scopes (periods are UTC calendar periods):
+warn_at=0.7, escalate_at=1.2, on_exceed="block", store=None)``. Scopes (periods are UTC calendar periods):
 
 ==============  ===========================================================================
 ``request``     one model call: caps what any single call may cost (its worst case)
@@ -19,7 +19,9 @@ Actions at 100%: ``block`` (refuse the call: :class:`BudgetExceeded`), ``wrap_up
 call; the agent adapters end the run gracefully with what it has), ``downgrade`` (from ``warn_at``
 the router moves calls to a cheaper tier; at the limit the call is refused), ``notify`` (soft:
 alert only). ``block``, ``wrap_up`` and ``downgrade`` are hard limits: a reservation that does not
-fit is refused, never shrunk.
+fit is refused, never shrunk. Alerts escalate: ``warning`` at ``warn_at``, ``exceeded`` at the
+limit, and for a ``notify`` budget (which lets spend run past its limit) ``escalated`` at
+``escalate_at`` — each once per scope and period.
 
 ``budget.status(user_id=..., session_id=..., feature=..., agent_id=..., trace_id=... / run_id=...)``
 reads where one scope stands, from whichever store the budget uses: a :class:`BudgetStatus` with
@@ -125,7 +127,8 @@ def _usd(value: Any) -> Decimal | None:
 class Budget:
     """Limits on one scope, enforced by reserve → settle / release (see the module docstring)."""
 
-    __slots__ = ("usd", "tokens", "model_calls", "tool_calls", "seconds", "per", "warn_at", "on_exceed", "store", "name")
+    __slots__ = ("usd", "tokens", "model_calls", "tool_calls", "seconds", "per", "warn_at", "escalate_at", "on_exceed",
+                 "store", "name")  # fmt: skip
 
     def __init__(
         self,
@@ -137,6 +140,7 @@ class Budget:
         *,
         per: str = "session",
         warn_at: float | None = 0.7,
+        escalate_at: float | None = 1.2,
         on_exceed: str = "block",
         store: CounterStore | str | None = None,
         name: str | None = None,
@@ -160,6 +164,12 @@ class Budget:
         ):
             raise ConfigurationError(f"Budget warn_at= must be a fraction between 0 and 1 (or None), got {warn_at!r}")
         self.warn_at = None if warn_at is None else float(warn_at)
+        if escalate_at is not None and (
+            isinstance(escalate_at, bool) or not isinstance(escalate_at, (int, float)) or not 1 < escalate_at < math.inf
+        ):
+            raise ConfigurationError(f"Budget escalate_at= must be a fraction above 1 (or None), got {escalate_at!r}")
+        #: A soft budget (``notify``, ``downgrade``) announces ``escalated`` once past this fraction.
+        self.escalate_at = None if escalate_at is None else float(escalate_at)
         if on_exceed not in ACTIONS:
             raise ConfigurationError(f"unknown budget action on_exceed={on_exceed!r}; choose from {', '.join(ACTIONS)}")
         self.on_exceed = on_exceed

@@ -29,15 +29,17 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from ..accountant import Accountant
+from ..alerts.alert import sinks_of
 from ..errors import ConfigurationError
 from ..prices import PriceCatalog
 from ..prices.model_price import BucketPrices
 from ..usage import Usage
-from .alerts import AlertSink, log_alert
+from .alerts import AlertSink
 from .budget import Budget, ScopeContext
 from .leases import OpenReservations, leased
 from .notices import BudgetNotices, limits_of
@@ -71,6 +73,7 @@ class BudgetEnforcer:
         catalog: PriceCatalog | None = None,
         ledger: Any = None,
         alerts: AlertSink | Sequence[AlertSink] | None = None,
+        anomalies: Any = None,
         default_max_tokens: int = 4096,
         estimate_margin: float = 0.1,
         fallback: BucketPrices | None = None,
@@ -94,15 +97,10 @@ class BudgetEnforcer:
         #: adapters attach one (see :meth:`use_accountant`).
         self.accountant = accountant
         self._own_accountant = catalog is None and fallback is None
-        if alerts is None:
-            sinks: tuple[AlertSink, ...] = (log_alert,)
-        elif callable(alerts):
-            sinks = (alerts,)
-        else:
-            sinks = tuple(alerts)
-            for s in sinks:
-                if not callable(s):
-                    raise ConfigurationError(f"alerts= takes callables, got {s!r}")
+        sinks = sinks_of(alerts)
+        #: Spend anomalies (a :class:`~agentcost_core.alerts.SpendAnomalies`) for the recorder of the
+        #: adapter this enforcer is attached to: it watches every recorded model call.
+        self.anomalies = anomalies
         self.clock = clock
         #: Alerts and ledger events for thresholds and refusals.
         self.notices = BudgetNotices(sinks, ledger)

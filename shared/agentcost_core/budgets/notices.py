@@ -1,14 +1,18 @@
 """What a budget says when a threshold is crossed or a call is refused: a :class:`BudgetAlert` to
-the alert sinks and a ``budget.warning`` / ``budget.exceeded`` event in the ledger; a refusal is
-also the :class:`BudgetExceeded` the caller raises. Warnings are sent once per scope key,
-dimension and level; they are computed on what was really spent, never on worst cases."""
+the alert sinks and a ``budget.warning`` / ``budget.exceeded`` / ``budget.escalated`` event in the
+ledger; a refusal is also the :class:`BudgetExceeded` the caller raises. Thresholds escalate: warn
+at ``warn_at`` (70%), act at the limit, escalate at ``escalate_at`` (120%, soft budgets only). Each
+is announced once per scope key (which names the period), dimension and level — a jump past several
+announces the highest; they are computed on what was really spent, never on worst cases."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
+from ..alerts.alert import deliver
 from ..events import CostEvent
 from ..halts import BudgetExceeded
 from .alerts import AlertSink, BudgetAlert
@@ -20,6 +24,9 @@ __all__ = ["BudgetNotices", "limits_of"]
 logger = logging.getLogger("agentcost.budgets")
 _USD = 0
 _MAX_REMEMBERED = 100_000
+_LEVELS = ("warning", "exceeded", "escalated")  # from the lowest threshold up
+_VERBS = {"warning": "reached its warning threshold", "exceeded": "is over its limit",
+          "escalated": "is past its escalation threshold"}  # fmt: skip
 
 
 def limits_of(b: Budget) -> tuple[int | None, int | None, int | None, int | None]:
@@ -67,8 +74,8 @@ class BudgetNotices:
             f"budget {budget.name!r} (per {budget.per}) exceeded on {dimension}: {detail}; "
             f"action {action}" + (f" — {model}" if model else "")
         )
-        alert = BudgetAlert("exceeded", action, budget.name, budget.per, key, dimension, limit, committed,
-                            fraction, message, _ctx_dict(ctx))  # fmt: skip
+        alert = BudgetAlert.of("exceeded", action, budget.name, budget.per, key, dimension, limit, committed,
+                               fraction, message, _ctx_dict(ctx))  # fmt: skip
         self.emit(alert, ctx)
         return BudgetExceeded(message, details={**alert.as_dict(), "action": action})
 
@@ -81,39 +88,39 @@ class BudgetNotices:
                     continue
                 used = c.spent[i]
                 fraction = used / limit
-                if fraction >= 1 and not b.hard:
+                if not b.hard and b.escalate_at is not None and fraction >= b.escalate_at:
+                    self.threshold(b, claim.key, i, limit, used, fraction, "escalated", b.on_exceed, ctx)
+                elif fraction >= 1 and not b.hard:
                     self.threshold(b, claim.key, i, limit, used, fraction, "exceeded", b.on_exceed, ctx)
                 elif b.warn_at is not None and fraction >= b.warn_at:
                     self.threshold(b, claim.key, i, limit, used, fraction, "warning", "notify", ctx)
 
     def threshold(self, b: Budget, key: str, dim: int, limit: int, used: int, fraction: float, level: str,
                   action: str, ctx: ScopeContext) -> None:  # fmt: skip
-        """Announce a crossed threshold once per scope key, dimension and level."""
+        """Announce a crossed threshold once per scope key, dimension and level; the levels below
+        it count as announced (a later, smaller step past them says nothing new)."""
         once = (key, DIMENSIONS[dim], level)
         with self._lock:
             if once in self._sent:
                 return
             if len(self._sent) > _MAX_REMEMBERED:
                 self._sent.clear()
-            self._sent.add(once)
+            for lower in _LEVELS[: _LEVELS.index(level) + 1]:
+                self._sent.add((key, DIMENSIONS[dim], lower))
         if dim == _USD:
             shown_limit, shown_used = b.usd, units_to_usd(used)
             what = f"${shown_used.normalize():f} of ${shown_limit}"
         else:
             shown_limit, shown_used = limit, used
             what = f"{used} of {limit} {DIMENSIONS[dim]}"
-        verb = "reached its warning threshold" if level == "warning" else "is over its limit"
+        verb = _VERBS[level]
         message = f"budget {b.name!r} (per {b.per}) {verb}: {what} ({fraction:.0%}); action {action}"
-        alert = BudgetAlert(level, action, b.name, b.per, key, DIMENSIONS[dim], shown_limit, shown_used, fraction,
-                            message, _ctx_dict(ctx))  # fmt: skip
+        alert = BudgetAlert.of(level, action, b.name, b.per, key, DIMENSIONS[dim], shown_limit, shown_used, fraction,
+                               message, _ctx_dict(ctx))  # fmt: skip
         self.emit(alert, ctx)
 
     def emit(self, alert: BudgetAlert, ctx: ScopeContext) -> None:
-        for sink in self.sinks:
-            try:
-                sink(alert)
-            except Exception as e:
-                logger.error("agentcost alert sink %r failed: %r", sink, e)
+        deliver(alert, self.sinks)
         if self.ledger is None:
             return
         try:

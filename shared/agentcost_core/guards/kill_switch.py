@@ -1,5 +1,5 @@
-"""The kill switch: one flag an operator flips to stop every agent, or chosen agents, before their
-next model or tool call.
+"""The kill switch: one flag an operator flips to stop every agent, or chosen agents or features,
+before their next model or tool call.
 
 A :class:`KillSwitch` reads any combination of sources; it is tripped when any of them says so:
 
@@ -12,7 +12,8 @@ Two formats are understood (the URL speaks JSON only):
 
 - text: ``1`` / ``true`` / ``all`` / ``*`` trips every agent; ``""`` / ``0`` / ``false`` is off;
   anything else is a comma-separated list of the agent ids to stop;
-- JSON: ``{"global": bool, "agents": [ids], "reason": str}`` (every key optional).
+- JSON: ``{"global": bool, "agents": [ids], "features": [names], "reason": str}`` (every key
+  optional; a feature's trip stops every agent working on that feature).
 
 What the sources say is cached for ``ttl`` seconds (5) per instance, so :meth:`KillSwitch.check` is
 a read of memory. The environment variable is read again by the checking thread once the cache is
@@ -165,28 +166,37 @@ class KillSwitch:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def check(self, agent_id: str | None = None) -> None:
-        """Raise :class:`AgentHalted` (``TerminationReason.KILL_SWITCH``) when this agent must stop.
+    def check(self, agent_id: str | None = None, feature: str | None = None) -> None:
+        """Raise :class:`AgentHalted` (``TerminationReason.KILL_SWITCH``) when this agent (or its
+        ``feature``) must stop.
 
-        With ``agent_id=None`` only a global trip applies (a per-agent trip cannot name it). Reads
-        the cached state: no I/O on the calling thread (see the module docstring for the first check).
+        With ``agent_id=None`` and ``feature=None`` only a global trip applies. Reads the cached
+        state: no I/O on the calling thread (see the module docstring for the first check).
         """
         for s in self._current():
-            if s.applies_to(agent_id):
-                who = "all agents" if s.is_global else f"agent {agent_id!r}"
+            if s.applies_to(agent_id, feature):
+                if s.is_global:
+                    who = "all agents"
+                elif agent_id is not None and agent_id in s.agents:
+                    who = f"agent {agent_id!r}"
+                else:
+                    who = f"feature {feature!r}"
+                details = {"source": s.source, "agent_id": agent_id, "reason": s.reason, "global": s.is_global}
+                if feature is not None:
+                    details["feature"] = feature
                 raise AgentHalted(
                     TerminationReason.KILL_SWITCH,
                     f"Kill switch is on for {who} (source: {s.source}; reason: {s.reason or 'none given'}). "
                     "The agent was stopped before its next model or tool call.",
-                    details={"source": s.source, "agent_id": agent_id, "reason": s.reason, "global": s.is_global},
+                    details=details,
                 )
 
-    def is_tripped(self, agent_id: str | None = None) -> bool:
-        """True when :meth:`check` would raise for this agent."""
-        return any(s.applies_to(agent_id) for s in self._current())
+    def is_tripped(self, agent_id: str | None = None, feature: str | None = None) -> bool:
+        """True when :meth:`check` would raise for this agent (or feature)."""
+        return any(s.applies_to(agent_id, feature) for s in self._current())
 
     def state(self) -> KillSwitchState:
-        """Every source's word combined: global if any says so, the union of the agents, the first
+        """Every source's word combined: global if any says so, the union of the agents and features, the first
         reason given, and the names of the sources that are tripped."""
         return _combine(self._current())
 
@@ -306,26 +316,38 @@ class KillSwitch:
 
     # -- operating ----------------------------------------------------------------------------
 
-    def trip(self, agent_id: str | None = None, reason: str | None = None) -> None:
-        """Stop every agent (``agent_id=None``) or one agent, writing to the Redis key and the file
-        (whichever are configured; the environment variable is read-only). This instance sees the
-        trip at once; others within their ``ttl``."""
+    def trip(self, agent_id: str | None = None, reason: str | None = None, *, feature: str | None = None) -> None:
+        """Stop every agent (no ``agent_id`` nor ``feature``), one agent, or every agent working on
+        one ``feature``, writing to the Redis key and the file (whichever are configured; the
+        environment variable is read-only). This instance sees the trip at once; others within
+        their ``ttl``."""
+        if agent_id is not None and feature is not None:
+            raise ConfigurationError("KillSwitch.trip() takes agent_id or feature, not both")
 
         def change(current: KillSwitchState) -> KillSwitchState:
+            reason_now = reason or current.reason
+            if feature is not None:
+                return replace(current, features=current.features | {feature}, reason=reason_now)
             if agent_id is None:
-                return replace(current, is_global=True, reason=reason or current.reason)
-            return replace(current, agents=current.agents | {agent_id}, reason=reason or current.reason)
+                return replace(current, is_global=True, reason=reason_now)
+            return replace(current, agents=current.agents | {agent_id}, reason=reason_now)
 
         self._write(change, "trip")
 
-    def reset(self, agent_id: str | None = None) -> None:
-        """Clear the switch (``agent_id=None``: everything, global and per agent) or one agent's trip
-        in the Redis key and the file. Resetting one agent does not lift a global trip."""
+    def reset(self, agent_id: str | None = None, *, feature: str | None = None) -> None:
+        """Clear the switch (no ``agent_id`` nor ``feature``: everything, global, per agent and per
+        feature) or one agent's or one feature's trip in the Redis key and the file. Resetting one
+        agent or feature does not lift a global trip."""
+        if agent_id is not None and feature is not None:
+            raise ConfigurationError("KillSwitch.reset() takes agent_id or feature, not both")
 
         def change(current: KillSwitchState) -> KillSwitchState:
-            if agent_id is None:
+            if agent_id is None and feature is None:
                 return KillSwitchState(source=current.source)
-            new = replace(current, agents=current.agents - {agent_id})
+            if feature is not None:
+                new = replace(current, features=current.features - {feature})
+            else:
+                new = replace(current, agents=current.agents - {agent_id})
             return new if new.tripped else KillSwitchState(source=current.source)
 
         self._write(change, "reset")
@@ -363,6 +385,7 @@ def _combine(states: tuple[KillSwitchState, ...]) -> KillSwitchState:
     return KillSwitchState(
         is_global=any(s.is_global for s in tripped),
         agents=frozenset().union(*(s.agents for s in tripped)),
+        features=frozenset().union(*(s.features for s in tripped)),
         reason=next((s.reason for s in tripped if s.reason), None),
         source=", ".join(s.source or "?" for s in tripped),
     )

@@ -30,7 +30,8 @@ _MAX_BODY = 1_000_000  # bytes read from the URL; a kill-switch document is tiny
 
 @dataclass(frozen=True)
 class KillSwitchState:
-    """What the kill switch says: every agent stopped (``is_global``), or the listed ``agents``.
+    """What the kill switch says: every agent stopped (``is_global``), or the listed ``agents`` and
+    the agents working on the listed ``features``.
 
     ``reason`` is the operator's note, if any; ``source`` names where the trip was read
     (``"env:AGENTCOST_KILL_SWITCH"``, ``"file:/path"``, ``"redis:key"``, ``"url:http://host/path"``;
@@ -41,15 +42,21 @@ class KillSwitchState:
     agents: frozenset[str] = field(default_factory=frozenset)
     reason: str | None = None
     source: str | None = None
+    features: frozenset[str] = field(default_factory=frozenset)
 
     @property
     def tripped(self) -> bool:
         """True when any agent at all is stopped."""
-        return self.is_global or bool(self.agents)
+        return self.is_global or bool(self.agents) or bool(self.features)
 
-    def applies_to(self, agent_id: str | None) -> bool:
-        """True when an agent with this id (``None``: an unnamed agent) must stop."""
-        return self.is_global or (agent_id is not None and agent_id in self.agents)
+    def applies_to(self, agent_id: str | None, feature: str | None = None) -> bool:
+        """True when an agent with this id (``None``: an unnamed agent), working on ``feature``
+        (``None``: none named), must stop."""
+        return (
+            self.is_global
+            or (agent_id is not None and agent_id in self.agents)
+            or (feature is not None and feature in self.features)
+        )
 
 
 class _Malformed(ValueError):
@@ -79,6 +86,7 @@ def _parse_json(text: str, source: str) -> KillSwitchState:
         raise _Malformed(f"expected a JSON object, got {type(data).__name__}")
     is_global = data.get("global", False)
     agents = data.get("agents", [])
+    features = data.get("features") or []
     reason = data.get("reason")
     if not isinstance(is_global, bool):
         raise _Malformed(f'"global" must be true or false, got {is_global!r}')
@@ -86,13 +94,19 @@ def _parse_json(text: str, source: str) -> KillSwitchState:
         agents = []
     if not isinstance(agents, list) or not all(isinstance(a, str) and a for a in agents):
         raise _Malformed(f'"agents" must be a list of agent id strings, got {agents!r}')
+    if not isinstance(features, list) or not all(isinstance(f, str) and f for f in features):
+        raise _Malformed(f'"features" must be a list of feature name strings, got {features!r}')
     if reason is not None and not isinstance(reason, str):
         raise _Malformed(f'"reason" must be a string, got {reason!r}')
-    return KillSwitchState(is_global=is_global, agents=frozenset(agents), reason=reason or None, source=source)
+    return KillSwitchState(is_global=is_global, agents=frozenset(agents), reason=reason or None, source=source,
+                           features=frozenset(features))  # fmt: skip
 
 
 def _dump(state: KillSwitchState) -> str:
-    return json.dumps({"global": state.is_global, "agents": sorted(state.agents), "reason": state.reason})
+    data: dict[str, Any] = {"global": state.is_global, "agents": sorted(state.agents), "reason": state.reason}
+    if state.features:
+        data["features"] = sorted(state.features)
+    return json.dumps(data)
 
 
 class Source(Protocol):
@@ -137,6 +151,7 @@ class FileSource:
                 logger.warning("kill switch %s held malformed content (%s); overwriting it", self.name, e)
                 current = KillSwitchState(source=self.name)
             new = change(current)
+            self.path.parent.mkdir(parents=True, exist_ok=True)  # a first trip may create the folder
             tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
             tmp.write_text(_dump(new), encoding="utf-8")
             os.replace(tmp, self.path)  # readers see the old or the new content, never half of it

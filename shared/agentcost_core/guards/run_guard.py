@@ -94,6 +94,12 @@ class Controls:
         self.log_prompts: bool | None = None
 
     @property
+    def anomalies(self) -> Any:
+        """The budgets' spend anomaly detector (``BudgetEnforcer(anomalies=...)``), for the recorder
+        of the adapter that records the calls, or None."""
+        return None if self.enforcer is None else self.enforcer.anomalies
+
+    @property
     def active(self) -> bool:
         return any(x is not None for x in (self.enforcer, self.stuck, self.kill_switch, self.breaker))
 
@@ -411,7 +417,7 @@ class RunGuard:
         ks = self.controls.kill_switch
         if ks is not None:
             try:
-                ks.check(self.ctx.agent_id)
+                ks.check(self.ctx.agent_id, self.ctx.feature)
             except AgentHalted as e:
                 raise self._halted(e) from None
         if self.halt is not None:
