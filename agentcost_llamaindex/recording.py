@@ -215,13 +215,15 @@ class LlmEventRecorder:
             usage=found.usage,
             model=found.model,
             service_tier=found.service_tier,
-            text=response_text(response) if estimate else "",  # the output is read only for an estimate
-            usage_error=usage_error,
             usage_provider=found.provider,  # the usage FORMAT: the catalog's provider wins when known
             latency_s=_perf() - pending.t0,
-            extra=extra,
-            tier=tier,
         )
+        if estimate:
+            outcome.text = response_text(response)  # the output is read only for an estimate
+        if usage_error is not None:
+            outcome.usage_error = usage_error
+        if extra is not None:
+            outcome.extra, outcome.tier = extra, tier
         # span ids are unique (name + uuid4): the span id is the event id
         event, budget_cost = self.recorder.record_outcome(call, outcome, event_id=call.span_id)
         if self.on_record is not None and response is not None:
