@@ -169,9 +169,6 @@ class LlmEventRecorder:
         call = ModelCall(
             model=model if isinstance(model, str) and model != "unknown" else None,
             messages=core,
-            tools=tools_text(event.additional_kwargs),
-            max_tokens=max_tokens,
-            service_tier=service_tier,
             attribution=read_attribution(tags, defaults=defaults) if tags else defaults,
             trace_id=run_id_from_tags(tags) or place.root,
             span_id=span_id,
@@ -179,6 +176,13 @@ class LlmEventRecorder:
             step=place.step,
             framework="llamaindex",
         )
+        tools = tools_text(event.additional_kwargs)
+        if tools is not None:
+            call.tools = tools
+        if max_tokens is not None:
+            call.max_tokens = max_tokens
+        if service_tier is not None:
+            call.service_tier = service_tier
         self.table.add(span_id, PendingCall(call=call, messages=messages, tags=tags, t0=_perf()))
 
     def _on_exception(self, event: Any) -> None:
