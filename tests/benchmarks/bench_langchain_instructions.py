@@ -31,9 +31,9 @@ def child(variant: str, calls: int) -> None:
     sys.path.insert(0, str(HERE.parent))
     import _bench  # noqa: F401  (offline tiktoken cache)
     import bench_langchain_callback as B
-    from agentcost_core import Ledger
     from langchain_core.callbacks import UsageMetadataCallbackHandler
 
+    from agentcost_core import Ledger
     from agentcost_langchain import CostCallbackHandler
 
     # The background writer thread never runs (a batch and an interval it never reaches): every 20

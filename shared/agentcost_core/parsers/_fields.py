@@ -7,8 +7,9 @@ keys up (``.get``, :func:`tokens`): an SDK object (a pydantic model) is read thr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import UsageFormatError
 

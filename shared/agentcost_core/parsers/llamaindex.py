@@ -14,7 +14,8 @@ the call and marks it, never prices it at $0.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 from ..errors import UsageFormatError
 from ..usage import Usage
