@@ -251,12 +251,8 @@ class _CostTracking(RecorderResults):
         else:
             parent = None if parent_run_id is None else str(parent_run_id)
             trace, step = parent or span, None
-        max_tokens = inv.get("max_tokens") or inv.get("max_completion_tokens") or inv.get("max_output_tokens")
-        tier = inv.get("service_tier")
-        return ModelCall(
+        call = ModelCall(
             model=inv.get("model") or inv.get("model_name") or md.get("ls_model_name"),
-            max_tokens=max_tokens if isinstance(max_tokens, int) else None,
-            service_tier=tier if isinstance(tier, str) and tier not in ("auto", "default") else None,
             attribution=read_attribution(md, defaults=self.recorder.defaults),
             trace_id=trace,
             span_id=span,
@@ -265,6 +261,13 @@ class _CostTracking(RecorderResults):
             provider=md.get("ls_provider"),
             framework="langchain",
         )
+        max_tokens = inv.get("max_tokens") or inv.get("max_completion_tokens") or inv.get("max_output_tokens")
+        if isinstance(max_tokens, int):
+            call.max_tokens = max_tokens
+        tier = inv.get("service_tier")
+        if isinstance(tier, str) and tier not in ("auto", "default"):
+            call.service_tier = tier
+        return call
 
     @staticmethod
     def _add_input(call: ModelCall, prompt: Any, kwargs: dict[str, Any]) -> ModelCall:

@@ -57,17 +57,21 @@ def outcome_of_message(message: Any, llm_output: dict[str, Any] | None = None, g
         # Every model call bills its input: output without any input means the input side was lost
         # on the way (e.g. an Anthropic stream whose message_delta carries only output_tokens).
         usage, usage_error = None, f"usage reports {usage.output} output tokens but no input tokens"
-    calls = tuple((c.get("name"), c.get("args")) for c in getattr(message, "tool_calls", None) or ())
+    tool_calls = getattr(message, "tool_calls", None)
     text = output_text(generation) if generation is not None else content_text(getattr(message, "content", ""))
-    return Outcome(
+    outcome = Outcome(
         usage=usage,
         model=model if isinstance(model, str) else None,
         service_tier=tier if isinstance(tier, str) else None,  # "default" too: served on the default tier
         text=text,
-        tool_calls=calls,
-        cache_hit=cache_hit,
-        usage_error=usage_error,
     )
+    if tool_calls:
+        outcome.tool_calls = tuple((c.get("name"), c.get("args")) for c in tool_calls)
+    if cache_hit:
+        outcome.cache_hit = True
+    if usage_error is not None:
+        outcome.usage_error = usage_error
+    return outcome
 
 
 def read_outcome(response: Any) -> Outcome:

@@ -171,9 +171,6 @@ class LlmEventRecorder:
         call = ModelCall(
             model=model if isinstance(model, str) and model != "unknown" else None,
             messages=core,
-            tools=tools_text(event.additional_kwargs),
-            max_tokens=max_tokens,
-            service_tier=service_tier,
             attribution=read_attribution(tags, defaults=defaults) if tags else defaults,
             trace_id=run_id_from_tags(tags) or place.root,
             span_id=span_id,
@@ -181,6 +178,13 @@ class LlmEventRecorder:
             step=place.step,
             framework="llamaindex",
         )
+        tools = tools_text(event.additional_kwargs)
+        if tools is not None:
+            call.tools = tools
+        if max_tokens is not None:
+            call.max_tokens = max_tokens
+        if service_tier is not None:
+            call.service_tier = service_tier
         self.table.add(span_id, PendingCall(call=call, messages=messages, tags=tags, t0=_perf()))
 
     def _on_exception(self, event: Any) -> None:
@@ -217,14 +221,17 @@ class LlmEventRecorder:
             usage=found.usage,
             model=found.model,
             service_tier=found.service_tier,
-            text=response_text(response) if estimate else "",  # the output is read only for an estimate
-            usage_error=usage_error,
             usage_provider=found.provider,  # the usage FORMAT: the catalog's provider wins when known
             latency_s=_perf() - pending.t0,
-            first_chunk_s=None if pending.first_chunk is None else pending.first_chunk - pending.t0,
-            extra=extra,
-            tier=tier,
         )
+        if pending.first_chunk is not None:
+            outcome.first_chunk_s = pending.first_chunk - pending.t0
+        if estimate:
+            outcome.text = response_text(response)  # the output is read only for an estimate
+        if usage_error is not None:
+            outcome.usage_error = usage_error
+        if extra is not None:
+            outcome.extra, outcome.tier = extra, tier
         # span ids are unique (name + uuid4): the span id is the event id
         event, budget_cost = self.recorder.record_outcome(call, outcome, event_id=call.span_id)
         if self.on_record is not None and response is not None:

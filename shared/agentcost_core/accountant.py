@@ -256,18 +256,15 @@ class Accountant:
         if not provider:
             provider = price.provider if price is not None else outcome.usage_provider or provider_hint(model or "")
         a = call.attribution
+        # What every call has; then what only some calls have (an estimate, a cache hit, a tier,
+        # an error, a route, extra details), set when present.
         event = CostEvent(
             model=model,
             usage=usage if usage is not None else Usage(),
             cost=cost,
             provider=provider,
-            kind="llm",
             priced=cost is not None,
-            estimated=estimated,
-            cache_hit=outcome.cache_hit,
-            saved=saved,
             requested_model=call.model,
-            service_tier=tier,
             user_id=a.user_id,
             session_id=a.session_id,
             feature=a.feature,
@@ -278,11 +275,20 @@ class Accountant:
             span_id=_text(call.span_id),
             parent_id=_text(call.parent_id),
             latency_s=outcome.latency_s,
-            error=describe_error(outcome.error, keep_message=log_prompts),
             framework=framework or call.framework,
-            tier=outcome.tier,
-            extra=extra,
             price_source=price.origin if price is not None and usage is not None else None,
             id=event_id if event_id is not None else new_event_id(),
         )
+        if estimated:
+            event.estimated = True
+        if outcome.cache_hit:
+            event.cache_hit, event.saved = True, saved
+        if tier is not None:
+            event.service_tier = tier
+        if outcome.error is not None:
+            event.error = describe_error(outcome.error, keep_message=log_prompts)
+        if outcome.tier is not None:
+            event.tier = outcome.tier
+        if extra:
+            event.extra = extra
         return event, budget

@@ -79,6 +79,8 @@ def read_attribution(
     """The attribution a run's metadata gives (LangGraph's ``configurable["thread_id"]`` names the
     session when the metadata does not), over ``defaults``."""
     md = metadata or {}
+    if md.keys().isdisjoint(_KEYS) and not configurable:  # the metadata names no one (most runs)
+        return defaults
     session = None
     for key in SESSION_KEYS:  # the first one set names the session
         if md.get(key) not in (None, ""):
@@ -101,3 +103,5 @@ def read_attribution(
 
 
 _NOTHING = (None, None, None, None, None)
+#: Every metadata key :func:`read_attribution` reads.
+_KEYS = frozenset(ATTRIBUTION_FIELDS + SESSION_KEYS)

@@ -1,12 +1,20 @@
-"""Reading fields from provider payloads that arrive as dicts or as SDK objects."""
+"""Reading fields from provider payloads that arrive as dicts or as SDK objects.
+
+A parser reads a payload once as a mapping of its fields (:func:`fields`) and then looks its
+keys up (``.get``, :func:`tokens`): an SDK object (a pydantic model) is read through its
+``__dict__`` in one step instead of one attribute probe per key.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from ..errors import UsageFormatError
 
 _MISSING = object()
+_NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
 
 
 _CLASS_HAS: dict[tuple[type, str], bool] = {}
@@ -52,9 +60,45 @@ def field(obj: Any, key: str, default: Any = None) -> Any:
     return default if value is None else value
 
 
-def count(obj: Any, key: str, where: str) -> int:
-    """A token count: a non-negative integer (integral floats are accepted), 0 when absent."""
-    value = field(obj, key, 0)
+class Attributes:
+    """An object read key by key through :func:`field` (its attributes, properties included),
+    for payloads that are neither a dict nor a pydantic model."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return field(self.obj, key, default)
+
+    def __repr__(self) -> str:
+        return f"Attributes({self.obj!r})"
+
+
+def fields(obj: Any) -> Mapping[str, Any] | Attributes:
+    """A payload as one mapping of its fields, with ``.get(key)`` as :func:`field` reads them:
+    a dict as it is; None as an empty mapping; a pydantic model (every SDK response object) as its
+    ``__dict__`` (its declared fields, with its extra fields when it allows them: the declared
+    ones win); any other object as :class:`Attributes`."""
+    if type(obj) is dict or type(obj) is Attributes:
+        return obj
+    if obj is None:
+        return _NO_FIELDS
+    if isinstance(obj, dict):
+        return obj
+    d = getattr(obj, "__dict__", None)
+    extra = getattr(obj, "__pydantic_extra__", _MISSING)
+    if d is None or extra is _MISSING:
+        return Attributes(obj)
+    return {**extra, **d} if extra else d
+
+
+def _checked(value: Any, key: str, where: str) -> int:
+    """A token count read from a payload (0 for None): a non-negative integer (integral floats
+    and ASCII digit strings are accepted)."""
+    if value is None:
+        return 0
     if type(value) is int:
         if value < 0:
             raise UsageFormatError(f"{where}.{key} is negative ({value})")
@@ -68,12 +112,15 @@ def count(obj: Any, key: str, where: str) -> int:
     raise UsageFormatError(f"{where}.{key} must be a non-negative integer token count, got {value!r}")
 
 
-def tokens(mapping: Any, key: str, where: str) -> int:
-    """:func:`count` for a mapping (what LangChain and most dict payloads give): a plain
-    non-negative int is returned as it is, anything else goes through :func:`count`'s checks."""
+def count(obj: Any, key: str, where: str) -> int:
+    """A token count: a non-negative integer (integral floats are accepted), 0 when absent."""
+    return _checked(field(obj, key), key, where)
+
+
+def tokens(mapping: Mapping[str, Any] | Attributes, key: str, where: str) -> int:
+    """:func:`count` for a mapping of fields (a dict, or what :func:`fields` returns): a plain
+    non-negative int is returned as it is, anything else goes through the same checks."""
     value = mapping.get(key)
     if type(value) is int and value >= 0:
         return value
-    if value is None:
-        return 0
-    return count(mapping, key, where)
+    return _checked(value, key, where)

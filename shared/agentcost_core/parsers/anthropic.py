@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..usage import Usage
-from ._fields import count, field
+from ._fields import fields, tokens
 
 
 def from_anthropic(usage: Any) -> Usage | None:
@@ -20,18 +20,19 @@ def from_anthropic(usage: Any) -> Usage | None:
     if usage is None:
         return None
     where = "anthropic usage"
-    creation_total = count(usage, "cache_creation_input_tokens", where)
-    split = field(usage, "cache_creation")
-    w5 = count(split, "ephemeral_5m_input_tokens", where + ".cache_creation")
-    w1 = count(split, "ephemeral_1h_input_tokens", where + ".cache_creation")
+    u = fields(usage)
+    creation_total = tokens(u, "cache_creation_input_tokens", where)
+    split = fields(u.get("cache_creation"))
+    w5 = tokens(split, "ephemeral_5m_input_tokens", where + ".cache_creation")
+    w1 = tokens(split, "ephemeral_1h_input_tokens", where + ".cache_creation")
     if w5 + w1 == 0:
         w5 = creation_total  # no TTL split reported: the default TTL is 5 minutes
-    output = count(usage, "output_tokens", where)
-    odet = field(usage, "output_tokens_details")
-    reasoning = min(count(odet, "thinking_tokens", where + ".output_tokens_details"), output)
+    output = tokens(u, "output_tokens", where)
+    odet = fields(u.get("output_tokens_details"))
+    reasoning = min(tokens(odet, "thinking_tokens", where + ".output_tokens_details"), output)
     return Usage(
-        input=count(usage, "input_tokens", where),
-        cache_read=count(usage, "cache_read_input_tokens", where),
+        input=tokens(u, "input_tokens", where),
+        cache_read=tokens(u, "cache_read_input_tokens", where),
         cache_write_5m=w5,
         cache_write_1h=w1,
         output=output,

@@ -10,20 +10,21 @@ from typing import Any
 
 from ..errors import UsageFormatError
 from ..usage import Usage
-from ._fields import count, field
+from ._fields import fields, tokens
 
 
 def from_gemini(usage: Any) -> Usage | None:
     if usage is None:
         return None
     where = "gemini usageMetadata"
-    snake = field(usage, "prompt_token_count") is not None
+    u = fields(usage)
+    snake = u.get("prompt_token_count") is not None
     key = (lambda s, c: s) if snake else (lambda s, c: c)
-    prompt = count(usage, key("prompt_token_count", "promptTokenCount"), where)
-    cached = count(usage, key("cached_content_token_count", "cachedContentTokenCount"), where)
-    candidates = count(usage, key("candidates_token_count", "candidatesTokenCount"), where)
-    thoughts = count(usage, key("thoughts_token_count", "thoughtsTokenCount"), where)
-    tool_prompt = count(usage, key("tool_use_prompt_token_count", "toolUsePromptTokenCount"), where)
+    prompt = tokens(u, key("prompt_token_count", "promptTokenCount"), where)
+    cached = tokens(u, key("cached_content_token_count", "cachedContentTokenCount"), where)
+    candidates = tokens(u, key("candidates_token_count", "candidatesTokenCount"), where)
+    thoughts = tokens(u, key("thoughts_token_count", "thoughtsTokenCount"), where)
+    tool_prompt = tokens(u, key("tool_use_prompt_token_count", "toolUsePromptTokenCount"), where)
     if cached > prompt:
         raise UsageFormatError(f"{where}: cached tokens ({cached}) exceed prompt tokens ({prompt})")
     return Usage(

@@ -58,7 +58,7 @@ def usage_and_tier(usage_metadata: Any) -> tuple[Usage | None, str | None]:
     um = usage_metadata
     if um is None:
         return None, None
-    if not isinstance(um, Mapping):
+    if not _is_mapping(um):
         raise UsageFormatError(f"{_WHERE} must be a mapping of token counts, got {type(um).__name__}")
     if not um:
         return None, None
@@ -68,20 +68,18 @@ def usage_and_tier(usage_metadata: Any) -> tuple[Usage | None, str | None]:
     output = tokens(um, "output_tokens", _WHERE)
     idet = um.get("input_token_details") or _EMPTY
     odet = um.get("output_token_details") or _EMPTY
-    if not isinstance(idet, Mapping) or not isinstance(odet, Mapping):
+    if not _is_mapping(idet) or not _is_mapping(odet):
         raise UsageFormatError(f"{_WHERE}: token details must be mappings")
     tier = _tier_of(idet, odet)
     cache_read = w5 = w1 = reasoning = 0
     if idet:
-        p = f"{tier}_" if tier else ""
-        cache_read = tokens(idet, p + "cache_read", _IN) or tokens(idet, "cache_read", _IN)
+        cache_read = _detail(idet, "cache_read", tier, _IN)
         w5 = tokens(idet, "ephemeral_5m_input_tokens", _IN)
         w1 = tokens(idet, "ephemeral_1h_input_tokens", _IN)
         if w5 + w1 == 0:
-            w5 = tokens(idet, p + "cache_creation", _IN) or tokens(idet, "cache_creation", _IN)
+            w5 = _detail(idet, "cache_creation", tier, _IN)
     if odet:
-        reasoning = tokens(odet, f"{tier}_reasoning", _OUT) if tier else 0
-        reasoning = reasoning or tokens(odet, "reasoning", _OUT)
+        reasoning = _detail(odet, "reasoning", tier, _OUT)
     if cache_read + w5 + w1 > total_in:
         raise UsageFormatError(
             f"{_WHERE}: cache read ({cache_read}) + cache write ({w5 + w1}) tokens exceed input_tokens ({total_in})"
@@ -97,6 +95,20 @@ def usage_and_tier(usage_metadata: Any) -> tuple[Usage | None, str | None]:
         reasoning=reasoning,
     )
     return usage, tier
+
+
+def _is_mapping(value: Any) -> bool:
+    return type(value) is dict or isinstance(value, Mapping)
+
+
+def _detail(details: Mapping[str, Any], key: str, tier: str | None, where: str) -> int:
+    """A detail's tokens: under the tier's prefix (``priority_reasoning``) when the tier uses
+    one, else under the plain key."""
+    if tier:
+        found = tokens(details, f"{tier}_{key}", where)
+        if found:
+            return found
+    return tokens(details, key, where)
 
 
 def _keys(obj: Mapping[str, Any]) -> str:

@@ -14,11 +14,12 @@ the call and marks it, never prices it at $0.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from ..errors import UsageFormatError
 from ..usage import Usage
-from ._fields import field
+from ._fields import Attributes, fields
 from .anthropic import from_anthropic
 from .gemini import from_gemini
 from .openai import PRICED_TIERS, from_chat_completions, from_responses
@@ -36,9 +37,9 @@ class ResponseUsage(NamedTuple):
 _NO_USAGE = ResponseUsage(None, None, None, None)
 
 
-def _has(usage: Any, *keys: str) -> bool:
+def _has(usage: Mapping[str, Any] | Attributes, *keys: str) -> bool:
     for key in keys:
-        if field(usage, key) is not None:
+        if usage.get(key) is not None:
             return True
     return False
 
@@ -47,19 +48,20 @@ def _from_usage_object(usage: Any) -> tuple[Usage | None, str | None]:
     """Usage in whichever provider format it is, told apart by its field names."""
     if isinstance(usage, (str, bytes, int, float, list, tuple)):
         raise UsageFormatError(f"usage must be an object or a mapping, got {type(usage).__name__} {usage!r:.80}")
-    if _has(usage, "prompt_tokens", "completion_tokens"):
-        return from_chat_completions(usage), "openai"
-    if _has(usage, "cache_read_input_tokens", "cache_creation_input_tokens"):
-        return from_anthropic(usage), "anthropic"
-    if _has(usage, "input_tokens_details", "output_tokens_details"):
-        return from_responses(usage), "openai"
-    if _has(usage, "promptTokenCount", "prompt_token_count", "candidatesTokenCount", "candidates_token_count"):
-        return from_gemini(usage), "google"
-    if _has(usage, "input_tokens", "output_tokens"):  # Anthropic without cache fields, or Responses
-        if _has(usage, "total_tokens"):
-            return from_responses(usage), "openai"
-        return from_anthropic(usage), "anthropic"
-    if _has(usage, "total_tokens", "totalTokenCount", "total_token_count"):
+    u = fields(usage)  # read once; each format's parser reads the same fields
+    if _has(u, "prompt_tokens", "completion_tokens"):
+        return from_chat_completions(u), "openai"
+    if _has(u, "cache_read_input_tokens", "cache_creation_input_tokens"):
+        return from_anthropic(u), "anthropic"
+    if _has(u, "input_tokens_details", "output_tokens_details"):
+        return from_responses(u), "openai"
+    if _has(u, "promptTokenCount", "prompt_token_count", "candidatesTokenCount", "candidates_token_count"):
+        return from_gemini(u), "google"
+    if _has(u, "input_tokens", "output_tokens"):  # Anthropic without cache fields, or Responses
+        if _has(u, "total_tokens"):
+            return from_responses(u), "openai"
+        return from_anthropic(u), "anthropic"
+    if _has(u, "total_tokens", "totalTokenCount", "total_token_count"):
         raise UsageFormatError("usage reports only a total, not input and output tokens")
     return None, None
 
@@ -68,11 +70,12 @@ def from_raw(raw: Any) -> ResponseUsage:
     """Usage and resolved model from a provider response object or dict, whatever its shape."""
     if raw is None:
         return _NO_USAGE
-    model = field(raw, "model") or field(raw, "model_version") or field(raw, "modelVersion")
-    tier = field(raw, "service_tier")
-    usage_obj = field(raw, "usage")
+    r = fields(raw)
+    model = r.get("model") or r.get("model_version") or r.get("modelVersion")
+    tier = r.get("service_tier")
+    usage_obj = r.get("usage")
     if usage_obj is None:
-        usage_obj = field(raw, "usage_metadata") or field(raw, "usageMetadata")
+        usage_obj = r.get("usage_metadata") or r.get("usageMetadata")
     usage, provider = _from_usage_object(usage_obj) if usage_obj is not None else (None, None)
     return ResponseUsage(
         usage, model if isinstance(model, str) else None, tier if tier in PRICED_TIERS else None, provider
@@ -82,11 +85,15 @@ def from_raw(raw: Any) -> ResponseUsage:
 def from_chat_response(response: Any) -> ResponseUsage:
     """Usage of a LlamaIndex chat or completion response (or its last stream chunk): the raw
     response first, then the token totals some integrations put in ``additional_kwargs``."""
-    found = from_raw(field(response, "raw"))
+    r = fields(response)
+    found = from_raw(r.get("raw"))
     if found.usage is not None:
         return found
-    extra = field(response, "additional_kwargs")
-    if not extra or not _has(extra, "prompt_tokens", "completion_tokens", "input_tokens", "output_tokens"):
+    extra = r.get("additional_kwargs")
+    if not extra:
+        return found
+    extra = fields(extra)
+    if not _has(extra, "prompt_tokens", "completion_tokens", "input_tokens", "output_tokens"):
         return found
     usage, provider = _from_usage_object(extra)
     return found._replace(usage=usage, provider=found.provider or provider)

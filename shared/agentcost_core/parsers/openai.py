@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import UsageFormatError
 from ..usage import Usage
-from ._fields import count, field
+from ._fields import fields, tokens
 
 
 def _split(total_in: int, cached: int, written: int, output: int, reasoning: int, where: str) -> Usage:
@@ -37,15 +37,15 @@ def from_chat_completions(usage: Any) -> Usage | None:
     if usage is None:
         return None
     where = "openai usage"
-    prompt = count(usage, "prompt_tokens", where)
-    pdet = field(usage, "prompt_tokens_details")
-    cdet = field(usage, "completion_tokens_details")
+    u = fields(usage)
+    pdet = fields(u.get("prompt_tokens_details"))
+    cdet = fields(u.get("completion_tokens_details"))
     return _split(
-        prompt,
-        count(pdet, "cached_tokens", where + ".prompt_tokens_details"),
-        count(pdet, "cache_write_tokens", where + ".prompt_tokens_details"),
-        count(usage, "completion_tokens", where),
-        count(cdet, "reasoning_tokens", where + ".completion_tokens_details"),
+        tokens(u, "prompt_tokens", where),
+        tokens(pdet, "cached_tokens", where + ".prompt_tokens_details"),
+        tokens(pdet, "cache_write_tokens", where + ".prompt_tokens_details"),
+        tokens(u, "completion_tokens", where),
+        tokens(cdet, "reasoning_tokens", where + ".completion_tokens_details"),
         where,
     )
 
@@ -55,14 +55,15 @@ def from_responses(usage: Any) -> Usage | None:
     if usage is None:
         return None
     where = "openai responses usage"
-    idet = field(usage, "input_tokens_details")
-    odet = field(usage, "output_tokens_details")
+    u = fields(usage)
+    idet = fields(u.get("input_tokens_details"))
+    odet = fields(u.get("output_tokens_details"))
     return _split(
-        count(usage, "input_tokens", where),
-        count(idet, "cached_tokens", where + ".input_tokens_details"),
-        count(idet, "cache_write_tokens", where + ".input_tokens_details"),
-        count(usage, "output_tokens", where),
-        count(odet, "reasoning_tokens", where + ".output_tokens_details"),
+        tokens(u, "input_tokens", where),
+        tokens(idet, "cached_tokens", where + ".input_tokens_details"),
+        tokens(idet, "cache_write_tokens", where + ".input_tokens_details"),
+        tokens(u, "output_tokens", where),
+        tokens(odet, "reasoning_tokens", where + ".output_tokens_details"),
         where,
     )
 
@@ -71,6 +72,7 @@ def from_openai(usage: Any) -> Usage | None:
     """Either OpenAI shape, told apart by its keys."""
     if usage is None:
         return None
-    if field(usage, "prompt_tokens") is not None or field(usage, "completion_tokens") is not None:
-        return from_chat_completions(usage)
-    return from_responses(usage)
+    u = fields(usage)
+    if u.get("prompt_tokens") is not None or u.get("completion_tokens") is not None:
+        return from_chat_completions(u)
+    return from_responses(u)
