@@ -122,6 +122,12 @@ class _CostTracking(RecorderResults):
             # (sync) handler in a worker thread under async runs instead of inline.
             self.run_inline = enforcer is None or enforcer.local
 
+    @property
+    def pending_calls(self) -> int:
+        """Model calls started and not yet ended (a call whose task was cancelled stays here until
+        ``call_timeout`` gives it up)."""
+        return len(self._runs)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(calls={len(self.events)}, total_cost=${self.total_cost})"
 
@@ -223,6 +229,7 @@ class _CostTracking(RecorderResults):
                 self._chain_start(None, run_id, parent_run_id, {"name": kwargs.get("name") or (outer[1] if outer else None)})
                 self._router_runs[run_id] = self._model_call(prompt, run_id, parent_run_id, md, kwargs)
                 return
+            started = self._clock()  # the call's age counts from its start, however long opening it takes
             call = self._model_call(prompt, run_id, parent_run_id, md, kwargs)
             guard = None
             if self.controls is not None and self.controls.enforcer is not None:
@@ -232,7 +239,7 @@ class _CostTracking(RecorderResults):
                 run = self._run_guard(trace, call.attribution)
                 guard = (run, run.open_call(call), seen)
             self._forget_abandoned()
-            self._runs[run_id] = (self._clock(), call, md, guard, prompt, kwargs)
+            self._runs[run_id] = (started, call, md, guard, prompt, kwargs)
         except (AgentHalted, BudgetStoreUnavailable):
             raise  # a deliberate halt: the model is not called
         except Exception as e:

@@ -311,12 +311,13 @@ class Hanging(ScriptedChatModel):
         await asyncio.Event().wait()
 
 
-async def _until(predicate: Any) -> None:
-    for _ in range(10_000):
-        if predicate():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("condition not reached")
+async def _until(predicate: Any, timeout: float = 10.0) -> None:
+    """Poll ``predicate`` while letting the loop and worker threads run, up to ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.001)
 
 
 async def test_a_cancelled_ainvoke_releases_its_reservation_in_process() -> None:
@@ -336,10 +337,12 @@ async def test_a_cancelled_ainvoke_on_a_shared_store_is_released_after_the_call_
     budget = Budget(usd="1", per="global_day", store=f"sqlite:///{tmp_path}/b.db")
     handler = CostCallbackHandler("memory://", budgets=budget, call_timeout=60, clock=lambda: now[0])
     task = asyncio.create_task(Hanging(model="gpt-4o").ainvoke("hi", {"callbacks": [handler]}))
-    await _until(lambda: held_and_spent(budget)[0] > 0)
+    await _until(lambda: handler.pending_calls == 1)  # started: its worst case is held
+    assert held_and_spent(budget)[0] > 0
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    assert handler.pending_calls == 1  # LangChain never reports the cancelled call's end
     now[0] += 61  # LangChain never reports the cancelled call's end: the next call gives it up
     await ScriptedChatModel(script=["ok"], model="gpt-4o").ainvoke("next", {"callbacks": [handler]})
     held, spent = held_and_spent(budget)
