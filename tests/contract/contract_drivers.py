@@ -29,6 +29,7 @@ MALFORMED = {
     "a string": "12 tokens",
     "a digit-like count": {"prompt_tokens": "²", "completion_tokens": 5},
     "only a total": {"total_tokens": 30},
+    "beyond 64 bits": {"prompt_tokens": 2**63, "completion_tokens": 5},
 }
 
 

@@ -94,22 +94,32 @@ def fields(obj: Any) -> Mapping[str, Any] | Attributes:
     return {**extra, **d} if extra else d
 
 
+#: The largest token count a payload may carry: the ledger stores counts as 64-bit integers, and no
+#: real call comes near. A larger one is malformed usage (the call is estimated and flagged), never
+#: an event the ledger would refuse.
+MAX_TOKENS = 2**63 - 1
+
+
 def _checked(value: Any, key: str, where: str) -> int:
-    """A token count read from a payload (0 for None): a non-negative integer (integral floats
-    and ASCII digit strings are accepted)."""
+    """A token count read from a payload (0 for None): an integer from 0 to :data:`MAX_TOKENS`
+    (integral floats and ASCII digit strings are accepted)."""
     if value is None:
         return 0
-    if type(value) is int:
-        if value < 0:
-            raise UsageFormatError(f"{where}.{key} is negative ({value})")
-        return value
     if isinstance(value, bool):
         raise UsageFormatError(f"{where}.{key} must be a token count, got {value!r}")
-    if isinstance(value, float) and value.is_integer() and value >= 0:
-        return int(value)
-    if isinstance(value, str) and value.isascii() and value.isdigit():  # not "²": int() refuses it
-        return int(value)
-    raise UsageFormatError(f"{where}.{key} must be a non-negative integer token count, got {value!r}")
+    if type(value) is int:
+        count = value
+    elif isinstance(value, float) and value.is_integer() and value >= 0:
+        count = int(value)
+    elif isinstance(value, str) and value.isascii() and value.isdigit():  # not "²": int() refuses it
+        count = int(value)
+    else:
+        raise UsageFormatError(f"{where}.{key} must be a non-negative integer token count, got {value!r}")
+    if count < 0:
+        raise UsageFormatError(f"{where}.{key} is negative ({count})")
+    if count > MAX_TOKENS:
+        raise UsageFormatError(f"{where}.{key} is beyond any real token count ({count} > 2**63 - 1)")
+    return count
 
 
 def count(obj: Any, key: str, where: str) -> int:
@@ -121,6 +131,6 @@ def tokens(mapping: Mapping[str, Any] | Attributes, key: str, where: str) -> int
     """:func:`count` for a mapping of fields (a dict, or what :func:`fields` returns): a plain
     non-negative int is returned as it is, anything else goes through the same checks."""
     value = mapping.get(key)
-    if type(value) is int and value >= 0:
+    if type(value) is int and 0 <= value <= MAX_TOKENS:
         return value
     return _checked(value, key, where)
