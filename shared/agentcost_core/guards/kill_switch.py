@@ -203,8 +203,11 @@ class KillSwitch:
     def refresh(self) -> KillSwitchState:
         """Read every source now on the calling thread, ignoring the cache (blocking I/O: not for
         an event loop); returns the combined state."""
+        started = self._clock()
         inline = self._read_inline()
         self._read_remote()
+        if self._refresher is not None:
+            self._refresher.read_elsewhere(started)  # this reading counts: no second one right after
         return _combine(inline + self._remote_current(wait=False))
 
     def start(self) -> None:

@@ -35,11 +35,12 @@ class Refresher:
         self.count = 0  # readings completed
 
     def start(self) -> None:
-        """Start the thread (once); the first reading is asked for at once."""
+        """Start the thread (once); the first reading is asked for at once, unless the owner has
+        just read (:meth:`read_elsewhere`)."""
         with self._cond:
             if self._thread is not None or self._closed:
                 return
-            self._wanted = True
+            self._wanted = self._read_at is None
             self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
             self._thread.start()
 
@@ -52,6 +53,13 @@ class Refresher:
         """No reading yet, or the last one is ``period`` old."""
         with self._cond:
             return self._read_at is None or self._clock() - self._read_at >= self._period
+
+    def read_elsewhere(self, started: float) -> None:
+        """The owner read on its own thread (from ``started`` by its clock): the next background
+        reading is due a period after that, not at once."""
+        with self._cond:
+            if self._read_at is None or started > self._read_at:
+                self._read_at = started
 
     def request(self) -> None:
         """Ask for a reading now (non-blocking); nothing more when one is already under way."""
