@@ -217,7 +217,8 @@ class LlmEventRecorder:
             usage=found.usage,
             model=found.model,
             service_tier=found.service_tier,
-            text=response_text(response) if estimate else "",  # the output is read only for an estimate
+            # the output is read only for an estimate, or for prompt logging
+            text=response_text(response) if estimate or self.recorder.log_prompts else "",
             usage_error=usage_error,
             usage_provider=found.provider,  # the usage FORMAT: the catalog's provider wins when known
             latency_s=_perf() - pending.t0,

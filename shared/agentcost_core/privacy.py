@@ -13,7 +13,9 @@
   the adapters' handlers, ``track_costs``, ``guard`` and ``instrument``) is off by default. Off, a
   provider error is stored as its class and HTTP status only (``AuthenticationError (401)``) and
   tool arguments in guard events as their fingerprint; on, the error's message and the arguments
-  are kept, still passed through :func:`redact_text`. Keys and passwords are never kept.
+  are kept, still passed through :func:`redact_text`. Keys and passwords are never kept. The
+  prompts and responses themselves are kept too (see :mod:`agentcost_core.prompt_log`), each text
+  passed through :func:`redact_prompt_text` first.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ __all__ = [
     "error_status",
     "fingerprint",
     "private_guard_details",
+    "redact_card_numbers",
+    "redact_prompt_text",
     "redact_text",
     "redact_url",
 ]
@@ -132,6 +136,50 @@ def redact_text(text: Any) -> Any:
     for pattern, replacement in _TEXT_RULES:
         text = pattern.sub(replacement, text)  # type: ignore[arg-type]
     return text
+
+
+# --- prompt text (prompt logging) ---------------------------------------------------------------
+#: 13 to 19 digits in groups separated by single spaces or dashes, starting like a card network's
+#: numbers (2-6); a match is masked only when its digits pass the Luhn check.
+_CARD = re.compile(r"(?<![\d\-])[2-6]\d{3}(?:[ \-]?\d){9,15}(?![\d\-])")
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _mask_card(m: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", m.group(0))
+    return MASK if 13 <= len(digits) <= 19 and _luhn_ok(digits) else m.group(0)
+
+
+def redact_card_numbers(text: Any) -> Any:
+    """``text`` with payment card numbers (13-19 digits, optionally grouped by spaces or dashes,
+    passing the Luhn check) replaced by ``***``; other long numbers stay."""
+    if not isinstance(text, str) or not text:
+        return text
+    return _CARD.sub(_mask_card, text)
+
+
+def redact_prompt_text(text: str, *, patterns: tuple[re.Pattern[str], ...] = (), redact: Any = None) -> str:
+    """One piece of a logged prompt or response as it may be stored or exported: first the user's
+    ``patterns`` (each match becomes ``***``) and ``redact`` callable (text -> text), then always
+    the built-in redactors: :func:`redact_text` (API keys, bearer tokens, authorization headers,
+    passwords, emails) and :func:`redact_card_numbers`. The built-ins run last, so a key never
+    survives whatever the user's hook returns."""
+    for pattern in patterns:
+        text = pattern.sub(MASK, text)
+    if redact is not None:
+        text = redact(text)
+        if not isinstance(text, str):
+            raise TypeError(f"redact= must return a string, got {type(text).__name__}")
+    return redact_card_numbers(redact_text(text))
 
 
 # --- data ----------------------------------------------------------------------------------------
