@@ -5,8 +5,8 @@
   ``http(s)``, ``sqlite`` …). Every URL we print, log, repr or store goes through it; the real URL
   is used only to connect.
 * :func:`redact_text`: free text (an error message, a log line) with API keys (``sk-…``,
-  ``sk-ant-…``, ``AIza…`` …), bearer tokens, ``Authorization`` headers, ``password=`` pairs, URL
-  passwords and email addresses replaced by ``***``.
+  ``sk-ant-…``, ``AIza…`` …), bearer tokens, ``Authorization`` headers, ``password=`` pairs (and
+  ``password hunter2`` in prose), URL passwords and email addresses replaced by ``***``.
 * :func:`fingerprint`: a short stable digest of JSON-able data (tool arguments), so repeated values
   can be recognised in the ledger without being stored.
 * Prompt logging (``log_prompts=True`` where recording is configured: :class:`CostRecorder`,
@@ -114,6 +114,11 @@ _TEXT_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
             r"""(?i)(["']?\b[\w\-]*(?:password|passwd|pwd|secret|token|api[_\-]?key|credential)["']?"""
             r"""\s*[:=]\s*["']?)(?!\*\*\*)[^\s"'&,;}<>]+"""
         ),
+        rf"\1{MASK}",
+    ),
+    # a password given in prose ("password hunter2", "password is hunter2"): the word after it goes
+    (
+        re.compile(r"""(?i)(\b(?:password|passwd|passphrase)\s+(?:is\s+|was\s+)?)(?!\*\*\*)[^\s"'&,;}<>)]+"""),
         rf"\1{MASK}",
     ),
     # provider API keys
