@@ -366,3 +366,32 @@ def test_bad_prompt_logging_settings_fail_at_construction() -> None:
         CostRecorder("memory://", log_prompts="yes")  # type: ignore[arg-type]
     with pytest.raises(LedgerURLError, match="prompt_retention_days"):
         Ledger("memory://", prompt_retention_days=0)
+
+
+# --- the built-in redactors ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("paid with 4111 1111 1111 1111 today", False),
+        ("paid with 5500-0000-0000-0004 today", False),
+        ("amex 378282246310005", False),
+        ("typo 4111 1111 1111 1112", True),  # fails the Luhn check
+        ("at 1733280000123456789 ns", True),  # a timestamp: starts with 1
+        ("order 4111-1111", True),  # too short
+    ],
+)
+def test_card_numbers_are_masked_only_when_they_pass_the_luhn_check(text: str, kept: bool) -> None:
+    from agentcost_core.privacy import redact_prompt_text
+
+    assert (redact_prompt_text(text) == text) is kept
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["AUTHORIZATION: Basic dXNlcjpwYXNz", "X-API-KEY: k-123456789", "my PASSWORD is Hunter22", "API_KEY=abc123",
+     "github_pat_11ABCDEFG0123456789abcdef", "AKIAIOSFODNN7EXAMPLE"],
+)  # fmt: skip
+def test_the_built_in_redactors_ignore_case_where_the_secret_does(text: str) -> None:
+    from agentcost_core.privacy import MASK, redact_prompt_text
+
+    assert MASK in redact_prompt_text(text)

@@ -96,20 +96,24 @@ def redact_url(url: Any) -> Any:
 
 
 # --- free text -----------------------------------------------------------------------------------
-_TEXT_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+#: (needles, pattern, replacement): a rule runs only when one of its needles (lowercase literals
+#: that every match contains) is in the lowercased text, so plain prose costs a few substring scans.
+_TEXT_RULES: tuple[tuple[tuple[str, ...], re.Pattern[str], Any], ...] = (
     # user:password@ in any URL
-    (re.compile(r"(\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/?#@\"'<>]*):[^\s@\"'<>]*@"), rf"\1:{MASK}@"),
+    (("://",), re.compile(r"(\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/?#@\"'<>]*):[^\s@\"'<>]*@"), rf"\1:{MASK}@"),
     # Authorization / API-key headers, in header, JSON or repr form: the whole value goes
     (
+        ("authorization", "api-key"),
         re.compile(
             r"""(?i)(["']?\b(?:proxy-)?authorization["']?\s*[:=]\s*["']?)[^"'\r\n,}]+"""
             r"""|(["']?\b(?:x-api-key|api-key|x-goog-api-key|xi-api-key)["']?\s*[:=]\s*["']?)[^"'\s,;}]+"""
         ),
-        lambda m: (m.group(1) or m.group(2)) + MASK,  # type: ignore[list-item]
+        lambda m: (m.group(1) or m.group(2)) + MASK,
     ),
-    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=\-]{8,}"), rf"\1 {MASK}"),
+    (("bearer",), re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=\-]{8,}"), rf"\1 {MASK}"),
     # key=value / key: value pairs whose key names a secret (query strings, DSNs, JSON, reprs)
     (
+        ("pass", "pwd", "secret", "token", "apikey", "api_key", "api-key", "credential"),
         re.compile(
             r"""(?i)(["']?\b[\w\-]*(?:password|passwd|pwd|secret|token|api[_\-]?key|credential)["']?"""
             r"""\s*[:=]\s*["']?)(?!\*\*\*)[^\s"'&,;}<>]+"""
@@ -118,17 +122,22 @@ _TEXT_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     ),
     # a password given in prose ("password hunter2", "password is hunter2"): the word after it goes
     (
+        ("pass",),
         re.compile(r"""(?i)(\b(?:password|passwd|passphrase)\s+(?:is\s+|was\s+)?)(?!\*\*\*)[^\s"'&,;}<>)]+"""),
         rf"\1{MASK}",
     ),
     # provider API keys
-    (re.compile(r"\bsk-(?:ant-|proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{8,}"), MASK),
-    (re.compile(r"\bAIza[0-9A-Za-z_\-]{20,}"), MASK),
-    (re.compile(r"\b(?:gh[pousr]_|github_pat_|glpat-|hf_|gsk_|xai-|r8_|pplx-)[A-Za-z0-9_\-]{16,}"), MASK),
-    (re.compile(r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"), MASK),
-    (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), MASK),
+    (("sk-",), re.compile(r"\bsk-(?:ant-|proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{8,}"), MASK),
+    (("aiza",), re.compile(r"\bAIza[0-9A-Za-z_\-]{20,}"), MASK),
+    (
+        ("gh", "github_pat_", "glpat-", "hf_", "gsk_", "xai-", "r8_", "pplx-"),
+        re.compile(r"\b(?:gh[pousr]_|github_pat_|glpat-|hf_|gsk_|xai-|r8_|pplx-)[A-Za-z0-9_\-]{16,}"),
+        MASK,
+    ),
+    (("xox",), re.compile(r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"), MASK),
+    (("akia", "asia"), re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), MASK),
     # email addresses
-    (re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"), f"{MASK}@{MASK}"),
+    (("@",), re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"), f"{MASK}@{MASK}"),
 )
 
 
@@ -138,8 +147,10 @@ def redact_text(text: Any) -> Any:
     not a string is returned as it is."""
     if not isinstance(text, str) or not text:
         return text
-    for pattern, replacement in _TEXT_RULES:
-        text = pattern.sub(replacement, text)  # type: ignore[arg-type]
+    lowered = text.lower()
+    for needles, pattern, replacement in _TEXT_RULES:
+        if any(n in lowered for n in needles):
+            text = pattern.sub(replacement, text)
     return text
 
 

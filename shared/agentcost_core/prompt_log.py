@@ -34,6 +34,10 @@ from .privacy import redact_prompt_text
 
 __all__ = ["PromptLogging", "PromptRecord"]
 
+#: Redacted texts remembered per :class:`PromptLogging` (a conversation resends its history on
+#: every call: each message is redacted once). Past this many the memory starts over.
+_REMEMBERED = 2048
+
 
 @dataclass(frozen=True, slots=True)
 class PromptRecord:
@@ -89,7 +93,7 @@ class PromptLogging:
     arguments and tool schemas. The built-in redactors run after both, always. ``ledger=False``
     keeps prompts out of the ledger (only exporters with ``prompt_events=True`` get them)."""
 
-    __slots__ = ("ledger", "patterns", "redact")
+    __slots__ = ("_cleaned", "ledger", "patterns", "redact")
 
     def __init__(
         self,
@@ -105,6 +109,7 @@ class PromptLogging:
         self.patterns = _compile(patterns)
         self.redact = redact
         self.ledger = ledger
+        self._cleaned: dict[str, str] = {}
 
     @classmethod
     def of(cls, log_prompts: Any) -> PromptLogging | None:
@@ -121,10 +126,19 @@ class PromptLogging:
         return f"PromptLogging(patterns={len(self.patterns)}, redact={self.redact is not None}, ledger={self.ledger})"
 
     def clean(self, text: Any) -> str:
-        """``text`` as it may be kept: the user's redactors, then the built-in ones."""
+        """``text`` as it may be kept: the user's redactors, then the built-in ones (remembered per
+        text, so ``redact`` should give the same result for the same text)."""
         if not isinstance(text, str):
             text = "" if text is None else str(text)
-        return redact_prompt_text(text, patterns=self.patterns, redact=self.redact) if text else text
+        if not text:
+            return text
+        cleaned = self._cleaned.get(text)
+        if cleaned is None:
+            cleaned = redact_prompt_text(text, patterns=self.patterns, redact=self.redact)
+            if len(self._cleaned) >= _REMEMBERED:
+                self._cleaned.clear()
+            self._cleaned[text] = cleaned
+        return cleaned
 
     def _arguments(self, args: Any) -> Any:
         """Tool-call arguments redacted as JSON text (so ``{"password": …}`` pairs are caught too)."""
