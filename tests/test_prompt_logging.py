@@ -338,6 +338,32 @@ def test_a_version_2_sqlite_ledger_gains_the_prompts_table_and_keeps_its_events(
     conn.close()
 
 
+def test_a_version_2_postgres_ledger_gains_the_prompts_table_and_keeps_its_events(postgres_url) -> None:
+    import psycopg
+
+    from agentcost_core import CostEvent
+    from agentcost_core.ledger.postgres import PostgresBackend
+
+    table = f"agentcost_v2_{uuid.uuid4().hex[:8]}"
+    try:
+        with Ledger(backend=PostgresBackend(postgres_url, table=table), sync=True) as ledger:
+            ledger.record(CostEvent(model="gpt-4o", id="kept"))
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f"DROP TABLE {table}_prompts")
+            conn.execute("UPDATE agentcost_meta SET schema_version = 2 WHERE name = %s", (table,))
+        with Ledger(backend=PostgresBackend(postgres_url, table=table), sync=True) as ledger:
+            assert [e.id for e in ledger.events()] == ["kept"]
+            ledger.record_prompt(_record("kept", time.time()))
+            assert ledger.prompts("kept") is not None
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            row = conn.execute("SELECT schema_version FROM agentcost_meta WHERE name = %s", (table,)).fetchone()
+            assert row[0] == 3
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_prompts")
+            conn.execute("DELETE FROM agentcost_meta WHERE name = %s", (table,))
+
+
 # --- the command line ---------------------------------------------------------------------------
 def test_the_cli_shows_a_prompt_and_prunes_old_ones(tmp_path, capsys) -> None:
     url = f"sqlite:///{tmp_path}/cli.db"
