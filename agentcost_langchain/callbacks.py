@@ -305,6 +305,8 @@ class _CostTracking(RecorderResults):
         outcome = Outcome(error=error) if response is None else read_outcome(response)
         if outcome.usage is None and prompt is not None and not call.messages and not outcome.cache_hit:
             self._add_input(call, prompt, start_kwargs)  # no usage reported: the tokens are counted
+        elif self.recorder.log_prompts and prompt is not None and not call.messages:
+            self._add_input(call, prompt, start_kwargs)  # prompt logging keeps the prompt: its messages are needed
         outcome.latency_s = None if t0 is None else self._clock() - t0
         if self._first_chunks:
             first = self._first_chunks.pop(run_id, None)

@@ -70,6 +70,7 @@ from agentcost_core.exporters import Exporters
 from agentcost_core.guards.result import GuardedResult, stop_text
 from agentcost_core.guards.run_guard import Controls
 from agentcost_core.halts import AgentHalted
+from agentcost_core.prompt_log import PromptLogging
 from agentcost_core.recorder import resolve_ledger
 
 from .attribution import RUN_ID_TAG
@@ -305,8 +306,7 @@ def guard(
     Exporters.of(exporters)  # bad exporters fail here, not at the first run
     accountant = Accountant(options.get("catalog"))
     log_prompts = options.get("log_prompts", False)
-    if not isinstance(log_prompts, bool):
-        raise TypeError(f"log_prompts must be True or False, got {log_prompts!r}")
+    PromptLogging.of(log_prompts)  # a bad value fails here, not at the first run
     controls.attach(resolved, "llamaindex", accountant, log_prompts=log_prompts)  # the budgets price as the ledger does
     guarded = GuardedAgent(agent, controls, resolved, wrap_up, accountant, attribution, log_prompts, exporters)
     if options.get("anomalies") is not None:

@@ -226,8 +226,8 @@ class LlmEventRecorder:
         )
         if pending.first_chunk is not None:
             outcome.first_chunk_s = pending.first_chunk - pending.t0
-        if estimate:
-            outcome.text = response_text(response)  # the output is read only for an estimate
+        if estimate or self.recorder.log_prompts:  # the output is read only for an estimate, or for prompt logging
+            outcome.text = response_text(response)
         if usage_error is not None:
             outcome.usage_error = usage_error
         if extra is not None:

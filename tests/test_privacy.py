@@ -6,7 +6,7 @@ metadata that is not an attribution key). The LangChain and LlamaIndex paths the
 PostgreSQL ledger, Redis and PostgreSQL budget stores), and none of the planted values may appear
 in the ledger rows (every column), our logs at DEBUG, the reprs of ledgers, stores and handlers,
 our error messages, or the CLI's output and exports (table, JSON, CSV). With ``log_prompts=True``
-the prompt may be kept, the key and the passwords never.
+the prompt may be kept (in the events and in the prompts table), the key and the passwords never.
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ def services(postgres_url: str, redis_url: str):  # type: ignore[no-untyped-def]
     }
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(f"DROP TABLE IF EXISTS {table}_holds")
-        conn.execute(f"DROP TABLE IF EXISTS {table}")
+        conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_prompts")
     client = redis.Redis.from_url(redis_url)
     for key in client.scan_iter(f"{prefix}*"):
         client.delete(key)
@@ -219,11 +219,15 @@ def run_scenario(
     with psycopg.connect(services["postgres_url"]) as conn:
         rows = conn.execute("SELECT * FROM agentcost_events WHERE feature = %s", (feature,)).fetchall()
         store_rows = conn.execute(f"SELECT * FROM {services['table']}").fetchall()
+        # prompt logging's table: the calls' prompts and responses, only when it is on
+        ids = [row[1] for row in rows]  # (seq, id, ...)
+        prompt_rows = conn.execute("SELECT * FROM agentcost_events_prompts WHERE event_id = ANY(%s)", (ids,)).fetchall()
     assert len(rows) >= 8  # 4 provider errors, the agents' calls, nudges and halts
     kinds = {r for row in rows for r in row if r in ("guard.nudge", "halt", "guard.circuit_open")}
     assert kinds == {"guard.nudge", "halt", "guard.circuit_open"}
     seen.add("ledger", "\n".join(repr(row) for row in rows))
     seen.add("stores", "\n".join(repr(row) for row in store_rows))
+    seen.add("prompts", "\n".join(repr(row) for row in prompt_rows))
     client = redis.Redis.from_url(services["redis_store_url"])
     for key in client.scan_iter(f"{services['prefix']}*"):
         value = (
@@ -289,6 +293,7 @@ def test_nothing_private_is_kept_or_shown_by_default(services, caplog, capsys) -
     ledger = seen.text("ledger")
     assert "AuthenticationError (401)" in ledger and "BadRequestError (400)" in ledger  # class and status
     assert "sha256:" in ledger  # tool arguments kept as their fingerprint
+    assert seen.text("prompts") == ""  # no prompt record at all
 
 
 def test_prompt_logging_keeps_the_prompt_but_never_keys_or_passwords(services, caplog, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -298,3 +303,5 @@ def test_prompt_logging_keeps_the_prompt_but_never_keys_or_passwords(services, c
     assert PROMPT in ledger  # the 400's message and the tool arguments are kept
     assert "Incorrect API key provided: ***" in ledger  # the 401's message, its key redacted
     assert EMAIL not in ledger
+    prompts = seen.text("prompts")  # the agents' prompts and responses, redacted
+    assert PROMPT in prompts and "order #4417 shipped" in prompts and EMAIL not in prompts

@@ -18,6 +18,7 @@ from .guards import CircuitBreaker, Controls, KillSwitch, RetryPolicy, StuckDete
 from .halts import AgentHalted, BudgetExceeded, TerminationReason
 from .ledger import Ledger, default_ledger_url
 from .prices import ModelPrice, PriceCatalog
+from .prompt_log import PromptLogging, PromptRecord
 from .recorder import CostRecorder
 from .rollup import Rollup, RollupRow, rollup
 from .tokens import ChatMessage, TokenCount, TokenCounter
@@ -48,6 +49,8 @@ __all__ = [
     "ModelPrice",
     "PriceCatalog",
     "PriceFileError",
+    "PromptLogging",
+    "PromptRecord",
     "RetryPolicy",
     "Rollup",
     "RollupRow",

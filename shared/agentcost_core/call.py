@@ -70,3 +70,4 @@ class Outcome:
     first_chunk_s: float | None = None  # a stream's time to its first chunk (measured for exporters)
     extra: dict[str, Any] | None = None
     tier: str | None = None  # the routing tier that served the call
+    prompt: Any = None  # prompt logging's PromptRecord of this call (set by the recorder when it is on)

@@ -1,5 +1,6 @@
 """``agentcost`` command line: ``agentcost report``, ``agentcost prices [update]``, ``agentcost ledger status``,
-``agentcost ledger retry-dead-letters`` and ``agentcost killswitch``."""
+``agentcost ledger retry-dead-letters``, ``agentcost ledger prompts`` / ``prune-prompts`` and
+``agentcost killswitch``."""
 
 from __future__ import annotations
 
@@ -274,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dp.add_argument("--format", choices=("table", "json"), default="table")
     dp.set_defaults(func=cmd_ledger_retry_dead_letters)
+    from .prompt_log_cli import add_prompt_commands  # ledger prompts / prune-prompts
+
+    add_prompt_commands(lsub)
     # the kill switch (and the anomaly breaker's trips): see guards/kill_switch_cli.py
     from .guards.kill_switch_cli import add_killswitch_parser
 

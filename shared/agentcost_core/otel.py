@@ -21,7 +21,9 @@ Names follow the OpenTelemetry GenAI semantic conventions:
   ``gen_ai.usage.cost.amount`` / ``.currency`` / ``.source`` (the open cost proposal of the
   GenAI conventions; ``local``: computed by agentcost), the tier and route reason;
   ``execute_tool {tool}`` per tool call and ``invoke_agent {name}`` around a guarded run, whose
-  model and tool spans are its children.
+  model and tool spans are its children;
+* events — with ``prompt_events=True`` and prompt logging on, ``gen_ai.client.inference.operation.details``
+  on the ``chat`` span, with the redacted ``gen_ai.input.messages`` / ``gen_ai.output.messages``.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ except ImportError:  # pragma: no cover - the otel extra is not installed
 __all__ = ["OTelExporter"]
 
 _SCOPE = "agentcost"
+#: The GenAI conventions' event carrying a call's input and output messages (opt-in: prompt logging).
+PROMPT_EVENT = "gen_ai.client.inference.operation.details"
 #: Bucket boundaries the conventions advise.
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
 SECONDS_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
@@ -70,7 +74,11 @@ class OTelExporter:
     """GenAI metrics and spans for every recorded model call (see the module's doc).
 
     ``metrics=False`` / ``spans=False`` turn one signal off; ``user_id_on_metrics=True`` adds the
-    user id to metric attributes (spans always carry it when known).
+    user id to metric attributes (spans always carry it when known). ``prompt_events=True`` adds
+    each call's logged prompt and response to its ``chat`` span as a
+    ``gen_ai.client.inference.operation.details`` event (``gen_ai.input.messages``,
+    ``gen_ai.output.messages``, ``gen_ai.tool.definitions``), already redacted; only calls
+    recorded with prompt logging on (``log_prompts=``) have one (see :mod:`agentcost_core.prompt_log`).
     """
 
     def __init__(
@@ -81,15 +89,18 @@ class OTelExporter:
         metrics: bool = True,
         spans: bool = True,
         user_id_on_metrics: bool = False,
+        prompt_events: bool = False,
     ) -> None:
         if otel_trace is None:  # pragma: no cover - the otel extra is not installed
             raise ConfigurationError("OTelExporter needs opentelemetry-api: pip install 'agentcost-control[otel]'")
-        for name, flag in (("metrics", metrics), ("spans", spans), ("user_id_on_metrics", user_id_on_metrics)):
+        for name, flag in (("metrics", metrics), ("spans", spans), ("user_id_on_metrics", user_id_on_metrics),
+                           ("prompt_events", prompt_events)):  # fmt: skip
             if not isinstance(flag, bool):
                 raise TypeError(f"{name} must be True or False, got {flag!r}")
         from . import __version__
 
         self.user_id_on_metrics = user_id_on_metrics
+        self.prompt_events = prompt_events
         self.tracer = None
         if spans:
             tp = tracer_provider if tracer_provider is not None else otel_trace.get_tracer_provider()
@@ -150,7 +161,8 @@ class OTelExporter:
         if self.meter is not None:
             self._metrics(event, common, first_chunk)
         if self.tracer is not None:
-            self._span(event, common, first_chunk)
+            prompt = outcome.prompt if self.prompt_events and outcome is not None else None
+            self._span(event, common, first_chunk, prompt)
 
     def _metrics(self, event: CostEvent, common: dict[str, Any], first_chunk: float | None) -> None:
         attrs = dict(common)
@@ -188,7 +200,7 @@ class OTelExporter:
         if u.reasoning:
             counters["reasoning.output_tokens"].add(u.reasoning, modal)
 
-    def _span(self, event: CostEvent, common: dict[str, Any], first_chunk: float | None) -> None:
+    def _span(self, event: CostEvent, common: dict[str, Any], first_chunk: float | None, prompt: Any = None) -> None:
         u = event.usage
         attrs = dict(common)
         attrs["gen_ai.usage.input_tokens"] = u.prompt_tokens
@@ -226,6 +238,12 @@ class OTelExporter:
         start_ns = end_ns - int(event.latency_s * 1e9) if event.latency_s is not None else end_ns
         name = f"chat {common['gen_ai.request.model']}" if "gen_ai.request.model" in common else "chat"
         span = self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs, start_time=start_ns)  # type: ignore[union-attr]
+        if prompt is not None:
+            details = {"gen_ai.operation.name": "chat", "gen_ai.input.messages": prompt.input_messages,
+                       "gen_ai.output.messages": prompt.output_messages}  # fmt: skip
+            if prompt.tool_definitions:
+                details["gen_ai.tool.definitions"] = prompt.tool_definitions
+            span.add_event(PROMPT_EVENT, attributes=details, timestamp=end_ns)
         if event.error:
             span.set_status(Status(StatusCode.ERROR, event.error))
         span.end(end_time=end_ns)

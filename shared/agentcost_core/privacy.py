@@ -5,15 +5,17 @@
   ``http(s)``, ``sqlite`` …). Every URL we print, log, repr or store goes through it; the real URL
   is used only to connect.
 * :func:`redact_text`: free text (an error message, a log line) with API keys (``sk-…``,
-  ``sk-ant-…``, ``AIza…`` …), bearer tokens, ``Authorization`` headers, ``password=`` pairs, URL
-  passwords and email addresses replaced by ``***``.
+  ``sk-ant-…``, ``AIza…`` …), bearer tokens, ``Authorization`` headers, ``password=`` pairs (and
+  ``password hunter2`` in prose), URL passwords and email addresses replaced by ``***``.
 * :func:`fingerprint`: a short stable digest of JSON-able data (tool arguments), so repeated values
   can be recognised in the ledger without being stored.
 * Prompt logging (``log_prompts=True`` where recording is configured: :class:`CostRecorder`,
   the adapters' handlers, ``track_costs``, ``guard`` and ``instrument``) is off by default. Off, a
   provider error is stored as its class and HTTP status only (``AuthenticationError (401)``) and
   tool arguments in guard events as their fingerprint; on, the error's message and the arguments
-  are kept, still passed through :func:`redact_text`. Keys and passwords are never kept.
+  are kept, still passed through :func:`redact_text`. Keys and passwords are never kept. The
+  prompts and responses themselves are kept too (see :mod:`agentcost_core.prompt_log`), each text
+  passed through :func:`redact_prompt_text` first.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ __all__ = [
     "error_status",
     "fingerprint",
     "private_guard_details",
+    "redact_card_numbers",
+    "redact_prompt_text",
     "redact_text",
     "redact_url",
 ]
@@ -92,34 +96,48 @@ def redact_url(url: Any) -> Any:
 
 
 # --- free text -----------------------------------------------------------------------------------
-_TEXT_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+#: (needles, pattern, replacement): a rule runs only when one of its needles (lowercase literals
+#: that every match contains) is in the lowercased text, so plain prose costs a few substring scans.
+_TEXT_RULES: tuple[tuple[tuple[str, ...], re.Pattern[str], Any], ...] = (
     # user:password@ in any URL
-    (re.compile(r"(\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/?#@\"'<>]*):[^\s@\"'<>]*@"), rf"\1:{MASK}@"),
+    (("://",), re.compile(r"(\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/?#@\"'<>]*):[^\s@\"'<>]*@"), rf"\1:{MASK}@"),
     # Authorization / API-key headers, in header, JSON or repr form: the whole value goes
     (
+        ("authorization", "api-key"),
         re.compile(
             r"""(?i)(["']?\b(?:proxy-)?authorization["']?\s*[:=]\s*["']?)[^"'\r\n,}]+"""
             r"""|(["']?\b(?:x-api-key|api-key|x-goog-api-key|xi-api-key)["']?\s*[:=]\s*["']?)[^"'\s,;}]+"""
         ),
-        lambda m: (m.group(1) or m.group(2)) + MASK,  # type: ignore[list-item]
+        lambda m: (m.group(1) or m.group(2)) + MASK,
     ),
-    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=\-]{8,}"), rf"\1 {MASK}"),
+    (("bearer",), re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=\-]{8,}"), rf"\1 {MASK}"),
     # key=value / key: value pairs whose key names a secret (query strings, DSNs, JSON, reprs)
     (
+        ("pass", "pwd", "secret", "token", "apikey", "api_key", "api-key", "credential"),
         re.compile(
             r"""(?i)(["']?\b[\w\-]*(?:password|passwd|pwd|secret|token|api[_\-]?key|credential)["']?"""
             r"""\s*[:=]\s*["']?)(?!\*\*\*)[^\s"'&,;}<>]+"""
         ),
         rf"\1{MASK}",
     ),
+    # a password given in prose ("password hunter2", "password is hunter2"): the word after it goes
+    (
+        ("pass",),
+        re.compile(r"""(?i)(\b(?:password|passwd|passphrase)\s+(?:is\s+|was\s+)?)(?!\*\*\*)[^\s"'&,;}<>)]+"""),
+        rf"\1{MASK}",
+    ),
     # provider API keys
-    (re.compile(r"\bsk-(?:ant-|proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{8,}"), MASK),
-    (re.compile(r"\bAIza[0-9A-Za-z_\-]{20,}"), MASK),
-    (re.compile(r"\b(?:gh[pousr]_|github_pat_|glpat-|hf_|gsk_|xai-|r8_|pplx-)[A-Za-z0-9_\-]{16,}"), MASK),
-    (re.compile(r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"), MASK),
-    (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), MASK),
+    (("sk-",), re.compile(r"\bsk-(?:ant-|proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{8,}"), MASK),
+    (("aiza",), re.compile(r"\bAIza[0-9A-Za-z_\-]{20,}"), MASK),
+    (
+        ("gh", "github_pat_", "glpat-", "hf_", "gsk_", "xai-", "r8_", "pplx-"),
+        re.compile(r"\b(?:gh[pousr]_|github_pat_|glpat-|hf_|gsk_|xai-|r8_|pplx-)[A-Za-z0-9_\-]{16,}"),
+        MASK,
+    ),
+    (("xox",), re.compile(r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"), MASK),
+    (("akia", "asia"), re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), MASK),
     # email addresses
-    (re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"), f"{MASK}@{MASK}"),
+    (("@",), re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"), f"{MASK}@{MASK}"),
 )
 
 
@@ -129,9 +147,55 @@ def redact_text(text: Any) -> Any:
     not a string is returned as it is."""
     if not isinstance(text, str) or not text:
         return text
-    for pattern, replacement in _TEXT_RULES:
-        text = pattern.sub(replacement, text)  # type: ignore[arg-type]
+    lowered = text.lower()
+    for needles, pattern, replacement in _TEXT_RULES:
+        if any(n in lowered for n in needles):
+            text = pattern.sub(replacement, text)
     return text
+
+
+# --- prompt text (prompt logging) ---------------------------------------------------------------
+#: 13 to 19 digits in groups separated by single spaces or dashes, starting like a card network's
+#: numbers (2-6); a match is masked only when its digits pass the Luhn check.
+_CARD = re.compile(r"(?<![\d\-])[2-6]\d{3}(?:[ \-]?\d){9,15}(?![\d\-])")
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _mask_card(m: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", m.group(0))
+    return MASK if 13 <= len(digits) <= 19 and _luhn_ok(digits) else m.group(0)
+
+
+def redact_card_numbers(text: Any) -> Any:
+    """``text`` with payment card numbers (13-19 digits, optionally grouped by spaces or dashes,
+    passing the Luhn check) replaced by ``***``; other long numbers stay."""
+    if not isinstance(text, str) or not text:
+        return text
+    return _CARD.sub(_mask_card, text)
+
+
+def redact_prompt_text(text: str, *, patterns: tuple[re.Pattern[str], ...] = (), redact: Any = None) -> str:
+    """One piece of a logged prompt or response as it may be stored or exported: first the user's
+    ``patterns`` (each match becomes ``***``) and ``redact`` callable (text -> text), then always
+    the built-in redactors: :func:`redact_text` (API keys, bearer tokens, authorization headers,
+    passwords, emails) and :func:`redact_card_numbers`. The built-ins run last, so a key never
+    survives whatever the user's hook returns."""
+    for pattern in patterns:
+        text = pattern.sub(MASK, text)
+    if redact is not None:
+        text = redact(text)
+        if not isinstance(text, str):
+            raise TypeError(f"redact= must return a string, got {type(text).__name__}")
+    return redact_card_numbers(redact_text(text))
 
 
 # --- data ----------------------------------------------------------------------------------------

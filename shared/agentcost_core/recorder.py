@@ -16,6 +16,7 @@ from .events import CostEvent
 from .exporters import Exporters
 from .ledger import Ledger
 from .prices import PriceCatalog
+from .prompt_log import PromptLogging
 from .usage import Usage
 
 __all__ = ["CostRecorder", "RecorderResults", "resolve_ledger", "warn_unpriced_once"]
@@ -41,7 +42,8 @@ def resolve_ledger(ledger: Ledger | str | None) -> Ledger:
 class CostRecorder:
     """Records calls for one handler through its :class:`Accountant`; keeps that handler's events
     (or, with ``keep_events=False``, running totals only) and sends every event to the ledger.
-    ``log_prompts=True`` turns prompt logging on (see :mod:`agentcost_core.privacy`);
+    ``log_prompts=True`` (or a :class:`~agentcost_core.prompt_log.PromptLogging` with redaction
+    hooks) turns prompt logging on (see :mod:`agentcost_core.prompt_log`);
     ``exporters=[...]`` get every event after the ledger (see :mod:`agentcost_core.exporters`)."""
 
     def __init__(
@@ -52,13 +54,13 @@ class CostRecorder:
         accountant: Accountant | None = None,
         framework: str | None = None,
         keep_events: bool = True,
-        log_prompts: bool = False,
+        log_prompts: bool | PromptLogging = False,
         exporters: Any = None,
         anomalies: Any = None,
         **attribution: str | None,
     ) -> None:
-        if not isinstance(log_prompts, bool):
-            raise TypeError(f"log_prompts must be True or False, got {log_prompts!r}")
+        #: Prompt logging's settings, or None when it is off (the default).
+        self.prompt_logging = PromptLogging.of(log_prompts)
         self.defaults = Attribution.of(attribution)
         if accountant is not None and catalog is not None and accountant.catalog is not catalog:
             raise TypeError("pass either catalog= or accountant=, not both")
@@ -66,9 +68,9 @@ class CostRecorder:
         self.ledger = resolve_ledger(ledger)
         self.framework = framework
         self.keep_events = keep_events
-        #: Prompt logging (off by default): keep provider error messages and tool arguments in the
-        #: ledger, redacted of keys and passwords (see :mod:`agentcost_core.privacy`).
-        self.log_prompts = log_prompts
+        #: Prompt logging (off by default): keep each call's prompt and response, provider error
+        #: messages and tool arguments, redacted (see :mod:`agentcost_core.prompt_log`).
+        self.log_prompts = self.prompt_logging is not None
         #: Where each recorded event goes besides the ledger (see :mod:`agentcost_core.exporters`);
         #: None when there are none.
         self.exporters = Exporters.of(exporters)
@@ -128,10 +130,26 @@ class CostRecorder:
                 if event.cost is not None:
                     self._total += event.cost
         self.ledger.record(event)
+        if self.prompt_logging is not None and outcome is not None:
+            self._log_prompt(event, call, outcome)
         if self.exporters is not None:
             self.exporters.event(event, call, outcome)
         if self.anomalies is not None:
             self.anomalies.observe(event)
+
+    def _log_prompt(self, event: CostEvent, call: Any, outcome: Outcome) -> None:
+        """Prompt logging: the call's redacted prompt and response to the ledger, and on the
+        outcome for the exporters (``outcome.prompt``)."""
+        settings = self.prompt_logging
+        if not call.messages and not outcome.text and not outcome.tool_calls:
+            return  # recorded by keywords (record()): no prompt to keep
+        try:
+            outcome.prompt = record = settings.record(event, call, outcome)  # type: ignore[union-attr]
+            if settings.ledger:  # type: ignore[union-attr]
+                self.ledger.record_prompt(record)
+        except Exception as e:  # noqa: BLE001 - our fault (or the user's redact=): never the caller's problem
+            outcome.prompt = None
+            self.note_internal_error("prompt logging", e)
 
     # --- recording ----------------------------------------------------------------------------
     def record_outcome(self, call: ModelCall, outcome: Outcome, *, event_id: str | None = None) -> tuple[CostEvent, Decimal]:

@@ -42,7 +42,7 @@ def pg_table(postgres_url, tmp_path, monkeypatch):
     table = f"agentcost_stall_{uuid.uuid4().hex[:10]}"
     yield table
     with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f"DROP TABLE IF EXISTS {table}")
+        conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_prompts")
         conn.execute("DELETE FROM agentcost_meta WHERE name = %s", (table,))
 
 

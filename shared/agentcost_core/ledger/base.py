@@ -112,6 +112,20 @@ class LedgerBackend(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
 
+    # --- prompt logging (see ..prompt_log and .prompts) -----------------------------------------
+    def write_prompts(self, records: Sequence[Any]) -> None:
+        """Store :class:`~agentcost_core.prompt_log.PromptRecord` rows (one per event id: a second
+        record for the same event replaces the first)."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no prompt records")
+
+    def prompt(self, event_id: str) -> Any:
+        """The stored prompt record of ``event_id``, or None."""
+        return None
+
+    def prune_prompts(self, before_ts: float) -> int:
+        """Delete prompt records older than ``before_ts`` (epoch seconds); how many went."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no prompt records")
+
     # --- under faults (see faults.py) ---------------------------------------------------------
     def is_transient(self, error: Exception) -> bool:
         """True when ``error`` is the connection's fault (retry after :meth:`reconnect`), False when

@@ -16,6 +16,7 @@ from .base import LedgerBackend
 from .dead_letter_retry import DeadLetterRetry, retry_dead_letters
 from .faults import BatchStore
 from .jsonlines import DeadLetters
+from .prompts import DEFAULT_PROMPT_RETENTION_DAYS, PromptWrites
 from .settings import check_count, check_seconds
 from .spool import Spool, replay_spools, spool_folder
 from .writer import BackgroundWriter
@@ -126,6 +127,12 @@ class Ledger:
     ``full_queue_wait_s`` seconds for room, then drops. :attr:`dropped` counts what was dropped;
     the first drop logs one warning.
 
+    Prompt logging (``log_prompts=True`` where recording is configured; off by default) stores
+    each call's redacted prompt and response beside its event, through the same writer:
+    :meth:`prompts` reads one back; records older than ``prompt_retention_days`` (default 30) are
+    deleted when the ledger opens, hourly while prompts are written, and by :meth:`prune_prompts`
+    (``agentcost ledger prune-prompts``).
+
     A ledger you construct is yours: ``close()`` stores what is queued and closes the backend.
     :meth:`shared` hands out references to one process-wide ledger per URL instead.
     """
@@ -143,6 +150,7 @@ class Ledger:
         full_queue_wait_s: float = 5.0,
         retry_s: float = 30.0,
         timeout_s: float | None = None,
+        prompt_retention_days: float = DEFAULT_PROMPT_RETENTION_DAYS,
     ) -> None:
         max_queue = check_count("max_queue", max_queue)
         batch_size = check_count("batch_size", batch_size)
@@ -163,9 +171,16 @@ class Ledger:
             backend = open_backend(
                 default_ledger_url() if url is None else url, durable=durability == "sync", timeout_s=timeout_s
             )
+        try:
+            prompts = PromptWrites(None, backend, retention_days=prompt_retention_days)  # type: ignore[arg-type]
+        except LedgerURLError:
+            backend.close()
+            raise
         state = backend.state_path()
         dead_letters = DeadLetters(None if state is None else state.with_name(state.name + ".deadletter.jsonl"))
         batch_store = BatchStore(backend, dead_letters, retry_s=retry_s)
+        prompts.store_events = batch_store
+        prompts.prune_quietly()
         if state is not None:
             replay_spools(spool_folder(state), batch_store, batch_size)
         spool = None
@@ -183,14 +198,14 @@ class Ledger:
         writer = None
         if durability != "sync":
             writer = BackgroundWriter(
-                batch_store,
+                prompts,  # events go on to batch_store
                 max_queue=max_queue,
                 batch_size=batch_size,
                 interval_s=flush_interval_s,
                 full_queue_wait_s=full_queue_wait_s,
                 when_empty=None if spool is None else functools.partial(spool.truncate_if, self._nothing_queued),
             )
-        self._use(durability, backend, writer, batch_store, spool, threading.Lock())
+        self._use(durability, backend, writer, batch_store, spool, threading.Lock(), prompts)
 
     def _use(
         self,
@@ -200,6 +215,7 @@ class Ledger:
         batch_store: BatchStore,
         spool: Spool | None,
         sync_lock: threading.Lock,
+        prompts: PromptWrites,
     ) -> None:
         """Point this ledger at a backend and its writer (None: sync mode)."""
         self.durability = durability
@@ -210,6 +226,7 @@ class Ledger:
         self._store = batch_store
         self._spool = spool
         self._sync_lock = sync_lock
+        self._prompts = prompts
         self.closed = False
 
     def _nothing_queued(self) -> bool:
@@ -249,6 +266,32 @@ class Ledger:
             return
         for e in events:
             self.record(e)
+
+    def record_prompt(self, record: Any) -> None:
+        """Store a :class:`~agentcost_core.prompt_log.PromptRecord` (prompt logging): queued for
+        the background writer like an event (sync: stored now). Best effort: never spooled nor
+        dead-lettered."""
+        self._check_open()
+        writer = self._writer
+        if writer is None:
+            with self._sync_lock:
+                self._prompts.write((record,))
+        else:
+            self._prompts.queued = True
+            writer.put(record)
+
+    def prompts(self, event_id: str) -> Any:
+        """The logged prompt and response of event ``event_id``
+        (a :class:`~agentcost_core.prompt_log.PromptRecord`), or None: prompt logging was off for
+        that call, or its record has expired."""
+        self.flush()
+        return self.backend.prompt(str(event_id))
+
+    def prune_prompts(self, older_than_days: float | None = None) -> int:
+        """Delete prompt records older than ``older_than_days`` (default: ``prompt_retention_days``);
+        returns how many went."""
+        self.flush()
+        return self._prompts.prune(older_than_days)
 
     def retry_dead_letters(self) -> DeadLetterRetry:
         """Store this ledger's dead letters now that their cause is gone (the database is back, a

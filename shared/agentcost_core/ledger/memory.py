@@ -13,6 +13,7 @@ class MemoryBackend(LedgerBackend):
     def __init__(self, url: str = "memory://") -> None:
         self.url = url
         self._events: list[CostEvent] = []
+        self._prompts: dict[str, Any] = {}  # event id -> PromptRecord
         self._lock = threading.Lock()
 
     def write_many(self, events: Sequence[CostEvent]) -> None:
@@ -41,3 +42,20 @@ class MemoryBackend(LedgerBackend):
     def clear(self) -> None:
         with self._lock:
             self._events.clear()
+            self._prompts.clear()
+
+    def write_prompts(self, records: Sequence[Any]) -> None:
+        with self._lock:
+            for r in records:
+                self._prompts[r.event_id] = r
+
+    def prompt(self, event_id: str) -> Any:
+        with self._lock:
+            return self._prompts.get(event_id)
+
+    def prune_prompts(self, before_ts: float) -> int:
+        with self._lock:
+            old = [k for k, r in self._prompts.items() if r.ts < before_ts]
+            for k in old:
+                del self._prompts[k]
+        return len(old)

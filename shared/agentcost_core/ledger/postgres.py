@@ -30,6 +30,7 @@ _TYPES = {
 }  # fmt: skip
 
 logger = logging.getLogger("agentcost.ledger")
+_PROMPT_COLUMNS = "event_id, ts, input_messages, output_messages, tool_definitions"
 
 #: Seconds every ledger call (a batch's ``COPY``, a read) may take before the client gives up.
 DEFAULT_TIMEOUT_S = 10.0
@@ -91,6 +92,31 @@ class PostgresBackend(LedgerBackend):
     def clear(self) -> None:
         with self._lock, self._deadline(self._conn) as conn, conn.cursor() as cur:
             cur.execute(f"DELETE FROM {self.table}")
+            cur.execute(f"DELETE FROM {self.table}_prompts")
+
+    # --- prompt logging -----------------------------------------------------------------------
+    def write_prompts(self, records: Sequence[Any]) -> None:
+        rows = [(r.event_id, r.ts, r.input_messages, r.output_messages, r.tool_definitions) for r in records]
+        sql = (
+            f"INSERT INTO {self.table}_prompts ({_PROMPT_COLUMNS}) VALUES (%s, %s, %s, %s, %s) "
+            "ON CONFLICT (event_id) DO UPDATE SET ts = EXCLUDED.ts, input_messages = EXCLUDED.input_messages, "
+            "output_messages = EXCLUDED.output_messages, tool_definitions = EXCLUDED.tool_definitions"
+        )
+        with self._lock, self._deadline(self._conn) as conn, conn.transaction(), conn.cursor() as cur:
+            cur.executemany(sql, rows)
+
+    def prompt(self, event_id: str) -> Any:
+        from ..prompt_log import PromptRecord
+
+        rows = self._read(f"SELECT {_PROMPT_COLUMNS} FROM {self.table}_prompts WHERE event_id = %s", (event_id,))
+        return PromptRecord(*rows[0]) if rows else None
+
+    def prune_prompts(self, before_ts: float) -> int:
+        if not self._read(f"SELECT 1 FROM {self.table}_prompts WHERE ts < %s LIMIT 1", (before_ts,)):
+            return 0
+        with self._lock, self._deadline(self._conn) as conn, conn.cursor() as cur:
+            cur.execute(f"DELETE FROM {self.table}_prompts WHERE ts < %s", (before_ts,))
+            return cur.rowcount
 
     def close(self) -> None:
         with self._lock:
@@ -196,7 +222,7 @@ def ensure_schema(conn: Any, name: str, *statements: str) -> None:
 
 #: The layout version this code writes. Each ledger table's version is a row of ``agentcost_meta``;
 #: version 0 is a new table or one written before versions existed (the same columns, no row).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _META = "CREATE TABLE IF NOT EXISTS agentcost_meta (name TEXT PRIMARY KEY, schema_version INTEGER NOT NULL)"
 
 
@@ -221,8 +247,17 @@ def _upgrade_from_1(conn: Any, table: str, where: str) -> None:
     conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS price_source TEXT")
 
 
+def _upgrade_from_2(conn: Any, table: str, where: str) -> None:
+    """Version 3: ``<table>_prompts``, prompt logging's table (empty unless it is turned on)."""
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {table}_prompts (event_id TEXT PRIMARY KEY, ts DOUBLE PRECISION NOT NULL, "
+        "input_messages TEXT NOT NULL, output_messages TEXT NOT NULL, tool_definitions TEXT)"
+    )
+    conn.execute(f"CREATE INDEX IF NOT EXISTS {table}_prompts_ts ON {table}_prompts (ts)")
+
+
 #: ``_UPGRADES[n]`` takes a ledger table from version n to n + 1 (a new layout adds its step here).
-_UPGRADES = {0: _upgrade_from_0, 1: _upgrade_from_1}
+_UPGRADES = {0: _upgrade_from_0, 1: _upgrade_from_1, 2: _upgrade_from_2}
 
 
 def _migrate(conn: Any, table: str, where: str) -> None:

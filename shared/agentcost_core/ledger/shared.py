@@ -37,7 +37,9 @@ class SharedLedger(Ledger):
                 entry = _ENTRIES[self.key] = _Entry(Ledger(self.key))
             entry.references += 1
         owner = entry.ledger
-        self._use(owner.durability, owner.backend, owner._writer, owner._store, owner._spool, owner._sync_lock)
+        self._use(
+            owner.durability, owner.backend, owner._writer, owner._store, owner._spool, owner._sync_lock, owner._prompts
+        )
 
     def close(self) -> None:
         """Drop this reference; the last one to go closes the ledger."""

@@ -28,10 +28,19 @@ SCHEMA = (
     + ")"
 )
 INDEXES = ("CREATE INDEX IF NOT EXISTS events_ts ON events (ts)",)
+#: Prompt logging's table (schema version 3): one row per logged model call, keyed by its event id.
+PROMPTS_SCHEMA = (
+    (
+        "CREATE TABLE IF NOT EXISTS prompts (event_id TEXT PRIMARY KEY, ts REAL NOT NULL, "
+        "input_messages TEXT NOT NULL, output_messages TEXT NOT NULL, tool_definitions TEXT)"
+    ),
+    "CREATE INDEX IF NOT EXISTS prompts_ts ON prompts (ts)",
+)
+_PROMPT_COLUMNS = "event_id, ts, input_messages, output_messages, tool_definitions"
 
 #: The layout version this code writes, kept in the file's ``PRAGMA user_version``. Version 0 is
 #: a new file or a ledger written before versions existed (the same ``events`` table, unmarked).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _upgrade_from_0(conn: sqlite3.Connection, url: str) -> None:
@@ -53,8 +62,14 @@ def _upgrade_from_1(conn: sqlite3.Connection, url: str) -> None:
         conn.execute("ALTER TABLE events ADD COLUMN price_source TEXT")
 
 
+def _upgrade_from_2(conn: sqlite3.Connection, url: str) -> None:
+    """Version 3: the ``prompts`` table of prompt logging (empty unless it is turned on)."""
+    for ddl in PROMPTS_SCHEMA:
+        conn.execute(ddl)
+
+
 #: ``_UPGRADES[n]`` takes a ledger from version n to n + 1 (a new layout adds its step here).
-_UPGRADES = {0: _upgrade_from_0, 1: _upgrade_from_1}
+_UPGRADES = {0: _upgrade_from_0, 1: _upgrade_from_1, 2: _upgrade_from_2}
 
 
 def _migrate(conn: sqlite3.Connection, url: str) -> None:
@@ -179,6 +194,36 @@ class SQLiteBackend(LedgerBackend):
     def clear(self) -> None:
         with self._lock:
             self._conn.execute("DELETE FROM events")
+            self._conn.execute("DELETE FROM prompts")
+
+    # --- prompt logging -----------------------------------------------------------------------
+    def write_prompts(self, records: Sequence[Any]) -> None:
+        rows = [(r.event_id, r.ts, r.input_messages, r.output_messages, r.tool_definitions) for r in records]
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany(
+                    f"INSERT OR REPLACE INTO prompts ({_PROMPT_COLUMNS}) VALUES (?, ?, ?, ?, ?)", rows
+                )
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def prompt(self, event_id: str) -> Any:
+        from ..prompt_log import PromptRecord
+
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT {_PROMPT_COLUMNS} FROM prompts WHERE event_id = ?", (event_id,)
+            ).fetchone()
+        return None if row is None else PromptRecord(*row)
+
+    def prune_prompts(self, before_ts: float) -> int:
+        with self._lock:  # read first: opening a ledger with nothing to prune takes no write lock
+            if self._conn.execute("SELECT 1 FROM prompts WHERE ts < ? LIMIT 1", (before_ts,)).fetchone() is None:
+                return 0
+            return self._conn.execute("DELETE FROM prompts WHERE ts < ?", (before_ts,)).rowcount
 
     def close(self) -> None:
         with self._lock:
