@@ -37,6 +37,7 @@ from agentcost_core.routing.router import ROUTE_KEY, ROUTER_PROVIDER
 #: swap cannot carry run metadata); run metadata wins when both are present.
 ACTIVE_ROUTE: ContextVar[dict[str, Any] | None] = ContextVar("agentcost_active_route", default=None)
 
+from .langsmith import LangSmithCosts, tracing_is_on
 from .messages import count_images, prompt_messages, tools_json
 from .response import read_outcome
 
@@ -81,6 +82,7 @@ class _CostTracking(RecorderResults):
         log_prompts: bool = False,
         exporters: Any = None,
         anomalies: Any = None,
+        langsmith: bool | None = None,
         call_timeout: float = 600.0,
         clock: Any = time.monotonic,
     ) -> None:
@@ -98,6 +100,10 @@ class _CostTracking(RecorderResults):
         # With exporters: each stream's first-chunk time (model run id -> clock) and each tool
         # call's (run id -> name, attribution, start in ns), for their spans and metrics.
         self._first_chunks: dict[UUID, float] | None = {} if self.recorder.exporters is not None else None
+        if langsmith is not None and not isinstance(langsmith, bool):
+            raise ConfigurationError(f"langsmith must be True, False or None, got {langsmith!r}")
+        #: Our cost on the LLM runs LangSmith's tracer sends (see :mod:`agentcost_langchain.langsmith`); None when off.
+        self._langsmith = LangSmithCosts(self) if (tracing_is_on() if langsmith is None else langsmith) else None
         self._tool_starts: dict[UUID, tuple[str, Attribution, int]] = {}
         self._lock = threading.Lock()
         self._runs: dict[UUID, Any] = {}  # model run id -> its pending call, oldest first
@@ -141,6 +147,8 @@ class _CostTracking(RecorderResults):
             if name is None and serialized:
                 name = serialized.get("name")
             self._chains[run_id] = (root, name, own)
+            if self._langsmith is not None:  # before the chain's model calls copy their tracer
+                self._langsmith.watch()
         except Exception as e:  # pragma: no cover - defensive
             self.recorder.note_internal_error("on_chain_start", e)
 
@@ -240,6 +248,8 @@ class _CostTracking(RecorderResults):
                 guard = (run, run.open_call(call), seen)
             self._forget_abandoned()
             self._runs[run_id] = (started, call, md, guard, prompt, kwargs)
+            if self._langsmith is not None:
+                self._langsmith.watch()
         except (AgentHalted, BudgetStoreUnavailable):
             raise  # a deliberate halt: the model is not called
         except Exception as e:
@@ -298,6 +308,8 @@ class _CostTracking(RecorderResults):
                 self._record_router_cache_hit(router_call, response, run_id)
             return
         state = self._runs.pop(run_id, None)
+        if state is None and self._langsmith is not None and self._langsmith.ended_here(run_id):
+            return  # already recorded from the LangSmith tracer's on_llm_end, which came first
         if state is None:  # attached after the call started: record what the end tells us
             state = (None, ModelCall(None, span_id=str(run_id), trace_id=str(run_id), framework="langchain",
                                      attribution=self.recorder.defaults), {}, None, None, {})  # fmt: skip
@@ -322,12 +334,18 @@ class _CostTracking(RecorderResults):
             route = md.get(ROUTE_KEY) or ACTIVE_ROUTE.get()
             if isinstance(route, dict):  # a ModelRouter chose this call's tier: tag it, record the decision
                 self._record_route(route, call, outcome)
-            _, cost = self.recorder.record_outcome(call, outcome, event_id=call.span_id)
+            event, cost = self.recorder.record_outcome(call, outcome, event_id=call.span_id)
+            if self._langsmith is not None:
+                self._langsmith.priced(run_id, event)
         except Exception as e:
             self.recorder.note_internal_error("on_llm_end" if error is None else "on_llm_error", e)
         finally:
             if guard is not None:
                 self._close_guarded(guard, call, outcome, cost)
+
+    def pending(self, run_id: UUID) -> bool:
+        """Whether the model run ``run_id`` started and has not ended yet."""
+        return run_id in self._runs
 
     def _record_router_cache_hit(self, call: ModelCall, response: Any, run_id: UUID) -> None:
         try:
@@ -397,6 +415,8 @@ class CostCallbackHandler(_CostTracking, BaseCallbackHandler):
     ledger still gets every event. ``log_prompts=True`` keeps provider error messages and tool
     arguments in the ledger (off by default; keys and passwords are redacted either way).
     ``exporters=[OTelExporter(...)]`` send every call (and tool call) on as it is recorded.
+    ``langsmith`` (default: on when LangSmith tracing is) puts each call's exact cost on the LLM
+    run LangSmith's tracer sends (see :mod:`agentcost_langchain.langsmith`); ``False`` turns it off.
     """
 
     run_inline = True

@@ -32,7 +32,7 @@ from .prices import ModelPrice, PriceCatalog
 from .prices.model_ids import canonical_provider, provider_hint
 from .prices.model_price import BucketPrices
 from .tokens import TokenCounter
-from .usage import Usage
+from .usage import BUCKETS, Usage
 
 __all__ = ["Accountant", "WorstCase", "image_tokens"]
 
@@ -225,6 +225,26 @@ class Accountant:
             text += "".join(f"{name}{args}" for name, args in outcome.tool_calls)
         n_out = counter.count_text(text).tokens if text else 0
         return Usage(input=n_in, output=n_out)
+
+    def cost_parts(self, event: CostEvent) -> dict[str, Decimal] | None:
+        """The priced model call ``event``'s cost per bucket (``input``, ``cache_read``,
+        ``cache_write_5m``, ``cache_write_1h``, ``output``, and ``reasoning`` as a part of output),
+        at the price that priced it; the buckets sum exactly to ``event.cost``. None for an unpriced
+        event. An LLM-cache hit costs $0 in every bucket. Computed on demand (an exporter's
+        breakdown), never on the hot path."""
+        if event.cost is None or event.kind != "llm":
+            return None
+        if event.cache_hit:
+            return dict.fromkeys((*BUCKETS, "reasoning"), _ZERO)
+        price = self.price(event.model, event.requested_model)
+        if price is not None and price.until is not None and event.ts >= price.until:
+            price = self.catalog.at(event.model, event.ts) or price
+        if price is None:
+            return None
+        parts = price.prices_for(event.usage, event.service_tier).costs(event.usage)
+        if sum(v for k, v in parts.items() if k != "reasoning") != event.cost:
+            return None  # priced by other data than this catalog's (e.g. another process's): no breakdown
+        return parts
 
     def event(self, call: ModelCall, outcome: Outcome, *, framework: str | None = None,
               event_id: str | None = None, log_prompts: bool = False) -> tuple[CostEvent, Decimal]:  # fmt: skip

@@ -177,6 +177,14 @@ class BucketPrices:
             n += w1 * c1 * _POW10[e1 - e]
         return n, _divisor(e)
 
+    def costs(self, usage: Usage) -> dict[str, Decimal]:
+        """Each bucket's exact cost (``tokens × price / 1e6``), plus ``reasoning``: the part of
+        ``output`` that was reasoning, at the output price (a subset, not added again). The buckets
+        sum exactly to :meth:`cost`. Not on the hot path: for exporters that show a breakdown."""
+        out = {b: _divide(getattr(usage, b) * getattr(self, b), PER_MILLION) for b in _BUCKETS}
+        out["reasoning"] = _divide(usage.reasoning * self.output, PER_MILLION)
+        return out
+
     def as_dict(self) -> dict[str, str]:
         return {b: str(getattr(self, b)) for b in _BUCKETS}
 
