@@ -246,7 +246,8 @@ class _CostTracking(RecorderResults):
                 trace, seen = self._trace_of(run_id, parent_run_id)
                 run = self._run_guard(trace, call.attribution)
                 guard = (run, run.open_call(call), seen)
-            self._forget_abandoned()
+            if self._runs:
+                self._forget_abandoned()
             self._runs[run_id] = (started, call, md, guard, prompt, kwargs)
             if self._langsmith is not None:
                 self._langsmith.watch()
@@ -273,11 +274,14 @@ class _CostTracking(RecorderResults):
             attribution=read_attribution(md, defaults=self.recorder.defaults),
             trace_id=trace,
             span_id=span,
-            parent_id=parent,
-            step=md.get("langgraph_node") or kwargs.get("name") or step,  # an explicit run name names the step
             provider=md.get("ls_provider"),
             framework="langchain",
         )
+        if parent is not None:  # set when present, like the settings below (a lone call has neither)
+            call.parent_id = parent
+        step = md.get("langgraph_node") or kwargs.get("name") or step  # an explicit run name names the step
+        if step is not None:
+            call.step = step
         max_tokens = inv.get("max_tokens") or inv.get("max_completion_tokens") or inv.get("max_output_tokens")
         if isinstance(max_tokens, int):
             call.max_tokens = max_tokens

@@ -25,7 +25,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from types import AsyncGeneratorType, GeneratorType
-from typing import Any
+from typing import Any, NamedTuple
 
 from agentcost_core.call import ModelCall
 
@@ -64,9 +64,9 @@ class PendingCall:
     gen: Any = None  # the stream generator, once the span returned one
 
 
-@dataclass(frozen=True, slots=True)
-class Place:
-    """Where a starting call sits in the span tree."""
+class Place(NamedTuple):
+    """Where a starting call sits in the span tree (a named tuple: built on every LLM call, and
+    cheaper to build than a frozen dataclass)."""
 
     parent_id: str | None
     root: str | None  # the outermost open span (the trace, unless a workflow run id names it)

@@ -174,10 +174,12 @@ class LlmEventRecorder:
             attribution=read_attribution(tags, defaults=defaults) if tags else defaults,
             trace_id=run_id_from_tags(tags) or place.root,
             span_id=span_id,
-            parent_id=place.parent_id,
-            step=place.step,
             framework="llamaindex",
         )
+        if place.parent_id is not None:  # set when present, like the settings below
+            call.parent_id = place.parent_id
+        if place.step is not None:
+            call.step = place.step
         tools = tools_text(event.additional_kwargs)
         if tools is not None:
             call.tools = tools

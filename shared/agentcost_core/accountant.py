@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 
+from .attribution import NO_ATTRIBUTION
 from .call import ModelCall, Outcome, describe_error
 from .errors import ConfigurationError
 from .events import CostEvent, new_event_id
@@ -275,9 +276,9 @@ class Accountant:
         provider = call.provider and canonical_provider(call.provider)
         if not provider:
             provider = price.provider if price is not None else outcome.usage_provider or provider_hint(model or "")
-        a = call.attribution
-        # What every call has; then what only some calls have (an estimate, a cache hit, a tier,
-        # an error, a route, extra details), set when present.
+        # What every call has; then what only some calls have (attribution, a step, a parent, an
+        # estimate, a cache hit, a tier, an error, a route, extra details), set when present: each
+        # keyword argument of a 28-field constructor costs about as much as setting two fields.
         event = CostEvent(
             model=model,
             usage=usage if usage is not None else Usage(),
@@ -285,20 +286,21 @@ class Accountant:
             provider=provider,
             priced=cost is not None,
             requested_model=call.model,
-            user_id=a.user_id,
-            session_id=a.session_id,
-            feature=a.feature,
-            agent_id=a.agent_id,
-            task_id=a.task_id,
-            step=call.step,
             trace_id=_text(call.trace_id),
             span_id=_text(call.span_id),
-            parent_id=_text(call.parent_id),
             latency_s=outcome.latency_s,
             framework=framework or call.framework,
             price_source=price.origin if price is not None and usage is not None else None,
             id=event_id if event_id is not None else new_event_id(),
         )
+        a = call.attribution
+        if a is not NO_ATTRIBUTION:
+            event.user_id, event.session_id, event.feature = a.user_id, a.session_id, a.feature
+            event.agent_id, event.task_id = a.agent_id, a.task_id
+        if call.step is not None:
+            event.step = call.step
+        if call.parent_id is not None:
+            event.parent_id = _text(call.parent_id)
         if estimated:
             event.estimated = True
         if outcome.cache_hit:

@@ -131,6 +131,8 @@ def tokens(mapping: Mapping[str, Any] | Attributes, key: str, where: str) -> int
     """:func:`count` for a mapping of fields (a dict, or what :func:`fields` returns): a plain
     non-negative int is returned as it is, anything else goes through the same checks."""
     value = mapping.get(key)
+    if value is None:  # absent: most detail keys of most payloads
+        return 0
     if type(value) is int and 0 <= value <= MAX_TOKENS:
         return value
     return _checked(value, key, where)

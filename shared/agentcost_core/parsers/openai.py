@@ -29,6 +29,14 @@ def _split(total_in: int, cached: int, written: int, output: int, reasoning: int
     )
 
 
+# Where a malformed count sits, for the error message.
+_CHAT = "openai usage"
+_CHAT_PROMPT = _CHAT + ".prompt_tokens_details"
+_CHAT_COMPLETION = _CHAT + ".completion_tokens_details"
+_RESPONSES = "openai responses usage"
+_RESPONSES_INPUT = _RESPONSES + ".input_tokens_details"
+_RESPONSES_OUTPUT = _RESPONSES + ".output_tokens_details"
+
 PRICED_TIERS = ("flex", "priority")  # "default" / "standard" / "auto" are the list price
 
 
@@ -36,16 +44,16 @@ def from_chat_completions(usage: Any) -> Usage | None:
     """``ChatCompletion.usage`` (object or dict); None when the response carries no usage."""
     if usage is None:
         return None
-    where = "openai usage"
+    where = _CHAT
     u = fields(usage)
     pdet = fields(u.get("prompt_tokens_details"))
     cdet = fields(u.get("completion_tokens_details"))
     return _split(
         tokens(u, "prompt_tokens", where),
-        tokens(pdet, "cached_tokens", where + ".prompt_tokens_details"),
-        tokens(pdet, "cache_write_tokens", where + ".prompt_tokens_details"),
+        tokens(pdet, "cached_tokens", _CHAT_PROMPT),
+        tokens(pdet, "cache_write_tokens", _CHAT_PROMPT),
         tokens(u, "completion_tokens", where),
-        tokens(cdet, "reasoning_tokens", where + ".completion_tokens_details"),
+        tokens(cdet, "reasoning_tokens", _CHAT_COMPLETION),
         where,
     )
 
@@ -54,16 +62,16 @@ def from_responses(usage: Any) -> Usage | None:
     """``Response.usage`` of the Responses API (object or dict)."""
     if usage is None:
         return None
-    where = "openai responses usage"
+    where = _RESPONSES
     u = fields(usage)
     idet = fields(u.get("input_tokens_details"))
     odet = fields(u.get("output_tokens_details"))
     return _split(
         tokens(u, "input_tokens", where),
-        tokens(idet, "cached_tokens", where + ".input_tokens_details"),
-        tokens(idet, "cache_write_tokens", where + ".input_tokens_details"),
+        tokens(idet, "cached_tokens", _RESPONSES_INPUT),
+        tokens(idet, "cache_write_tokens", _RESPONSES_INPUT),
         tokens(u, "output_tokens", where),
-        tokens(odet, "reasoning_tokens", where + ".output_tokens_details"),
+        tokens(odet, "reasoning_tokens", _RESPONSES_OUTPUT),
         where,
     )
 
