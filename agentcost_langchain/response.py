@@ -6,7 +6,7 @@ from typing import Any
 
 from agentcost_core.call import Outcome
 from agentcost_core.errors import UsageFormatError
-from agentcost_core.parsers import from_openai, usage_and_tier
+from agentcost_core.parsers import from_openai, iterated_usage, usage_and_tier
 from agentcost_core.usage import Usage
 
 from .messages import content_text
@@ -51,6 +51,8 @@ def outcome_of_message(message: Any, llm_output: dict[str, Any] | None = None, g
     try:
         usage, usage_tier, cache_hit = _usage_of(message, llm_output)
         tier = usage_tier or tier
+        if "usage" in response_metadata:  # the provider's usage itemising iterations (Anthropic)
+            usage = iterated_usage(response_metadata) or usage
     except (UsageFormatError, TypeError, ValueError, AttributeError) as e:
         usage_error = str(e) or type(e).__name__
     if usage is not None and usage.output and not usage.prompt_tokens:

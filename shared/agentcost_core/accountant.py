@@ -24,6 +24,7 @@ import threading
 import time
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from .attribution import NO_ATTRIBUTION
 from .call import ModelCall, Outcome, describe_error
@@ -33,7 +34,7 @@ from .prices import ModelPrice, PriceCatalog
 from .prices.model_ids import canonical_provider, provider_hint
 from .prices.model_price import BucketPrices
 from .tokens import TokenCounter
-from .usage import BUCKETS, Usage
+from .usage import BUCKETS, IteratedUsage, Usage
 
 __all__ = ["Accountant", "WorstCase", "image_tokens"]
 
@@ -165,6 +166,29 @@ class Accountant:
             return self.fallback.cost(usage)
         return price.cost(usage, service_tier)
 
+    def _price_iterations(self, usage: IteratedUsage, model: str | None, price: ModelPrice | None,
+                          tier: str | None) -> tuple[Decimal | None, Decimal, list[dict[str, Any]]]:  # fmt: skip
+        """(ledger cost, budget cost, per-iteration detail) of a response billed as the sum of its
+        iterations, each at the price of the model that ran it (the response's model when it names
+        none). The ledger cost is None when any iteration's model has no price (never a partial sum)."""
+        cost: Decimal | None = _ZERO
+        budget = _ZERO
+        detail: list[dict[str, Any]] = []
+        for kind, ran, part in usage.iterations:
+            p = price if ran is None or ran == model else self.price(ran)
+            if p is not None:
+                part_cost: Decimal | None = p.cost(part, tier)
+                budget += part_cost
+                cost = None if cost is None else cost + part_cost
+            else:
+                part_cost, cost = None, None
+                budget += self.fallback.cost(part)
+                warn_unpriced_once(ran or model)
+            row: dict[str, Any] = {"type": kind, "model": ran or model, **part.as_dict()}
+            row["cost"] = None if part_cost is None else str(part_cost)
+            detail.append(row)
+        return cost, budget, detail
+
     def max_output(self, model: str | None) -> int:
         price = self.price(model)
         if price is not None and price.max_output:
@@ -261,8 +285,12 @@ class Accountant:
         cost: Decimal | None = None
         saved: Decimal | None = None
         budget = _ZERO
+        iterations: list[dict[str, Any]] | None = None
         if usage is not None:
-            if price is not None:
+            if isinstance(usage, IteratedUsage):
+                cost, budget, iterations = self._price_iterations(usage, model, price, tier)
+                usage = usage.summed()
+            elif price is not None:
                 cost = budget = price.cost(usage, tier)
             else:
                 budget = self.fallback.cost(usage)
@@ -273,6 +301,8 @@ class Accountant:
         extra = dict(outcome.extra) if outcome.extra else None
         if outcome.usage_error:
             extra = {**(extra or {}), "usage_error": outcome.usage_error}
+        if iterations is not None:
+            extra = {**(extra or {}), "iterations": iterations}
         provider = call.provider and canonical_provider(call.provider)
         if not provider:
             provider = price.provider if price is not None else outcome.usage_provider or provider_hint(model or "")

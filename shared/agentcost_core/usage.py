@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Usage", "BUCKETS"]
+__all__ = ["BUCKETS", "IteratedUsage", "Usage"]
 
 #: The billable buckets, in storage order. ``reasoning`` is not one: it is part of ``output``.
 BUCKETS = ("input", "cache_read", "cache_write_5m", "cache_write_1h", "output")
@@ -97,3 +97,27 @@ class Usage:
             "output": self.output,
             "reasoning": self.reasoning,
         }
+
+
+class IteratedUsage(Usage):
+    """The sum of a response's iterations (Anthropic ``usage.iterations``: server-side tool loops,
+    context compaction, the advisor tool, a fallback model), each kept with the model that ran it
+    (``None``: the response's model) so that it is priced at that model's rates."""
+
+    __slots__ = ("iterations",)
+
+    iterations: tuple[tuple[str | None, str | None, Usage], ...]  # (type, model, usage) per iteration
+
+    def __init__(self, iterations: tuple[tuple[str | None, str | None, Usage], ...], reasoning: int = 0) -> None:
+        total = Usage()
+        for _, _, part in iterations:
+            total = total + part
+        super().__init__(
+            total.input, total.cache_read, total.cache_write_5m, total.cache_write_1h, total.output,
+            min(max(reasoning, total.reasoning), total.output),
+        )  # fmt: skip
+        self.iterations = iterations
+
+    def summed(self) -> Usage:
+        """The plain :class:`Usage` of the sum (what the ledger stores)."""
+        return Usage(self.input, self.cache_read, self.cache_write_5m, self.cache_write_1h, self.output, self.reasoning)

@@ -6,22 +6,23 @@ Each returns ``None`` when no usage is present and raises
 
 from .anthropic import from_anthropic, merge_stream_usage
 from .gemini import from_gemini
-from .langchain import from_usage_metadata, service_tier_of, usage_and_tier
+from .langchain import from_usage_metadata, iterated_usage, service_tier_of, usage_and_tier
 from .llamaindex import ResponseUsage, from_chat_response, from_raw, read_chat_response
 from .openai import from_chat_completions, from_openai, from_responses
 
 __all__ = [
+    "ResponseUsage",
     "from_anthropic",
     "from_chat_completions",
-    "ResponseUsage",
     "from_chat_response",
-    "from_raw",
-    "read_chat_response",
     "from_gemini",
     "from_openai",
+    "from_raw",
     "from_responses",
     "from_usage_metadata",
+    "iterated_usage",
     "merge_stream_usage",
+    "read_chat_response",
     "service_tier_of",
     "usage_and_tier",
 ]

@@ -5,13 +5,20 @@ Anthropic's ``input_tokens`` EXCLUDES ``cache_read_input_tokens`` and
 ``cache_creation.ephemeral_5m_input_tokens`` / ``ephemeral_1h_input_tokens``.
 In a stream, ``message_start`` carries the input side and ``message_delta`` the
 cumulative output (and, on newer API versions, cumulative input fields too).
+
+A usage with ``iterations`` (one entry per sampling iteration of a server-side tool loop, per
+context compaction, per advisor sub-inference, per fallback-model attempt; each with its own
+counts and, for advisor / fallback entries, the ``model`` that ran it) is billed as the sum of its
+iterations: compaction entries are not in the top-level counts. It parses to an
+:class:`~agentcost_core.usage.IteratedUsage` whose iterations the accountant prices one by one.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..usage import Usage
+from ..errors import UsageFormatError
+from ..usage import IteratedUsage, Usage
 from ._fields import fields, tokens
 
 
@@ -19,8 +26,14 @@ def from_anthropic(usage: Any) -> Usage | None:
     """``Message.usage`` (object or dict); None when absent."""
     if usage is None:
         return None
-    where = "anthropic usage"
     u = fields(usage)
+    iterations = u.get("iterations")
+    if iterations:
+        return _from_iterations(u, iterations)
+    return _counts(u, "anthropic usage")
+
+
+def _counts(u: Any, where: str) -> Usage:
     creation_total = tokens(u, "cache_creation_input_tokens", where)
     split = fields(u.get("cache_creation"))
     w5 = tokens(split, "ephemeral_5m_input_tokens", where + ".cache_creation")
@@ -37,6 +50,24 @@ def from_anthropic(usage: Any) -> Usage | None:
         cache_write_1h=w1,
         output=output,
         reasoning=reasoning,
+    )
+
+
+def _from_iterations(u: Any, iterations: Any) -> IteratedUsage:
+    if not isinstance(iterations, (list, tuple)):
+        raise UsageFormatError(f"anthropic usage.iterations must be a list, got {type(iterations).__name__}")
+    parts = []
+    for i, item in enumerate(iterations):
+        it = fields(item)
+        kind, model = it.get("type"), it.get("model")
+        parts.append((
+            kind if isinstance(kind, str) else None,
+            model if isinstance(model, str) and model else None,
+            _counts(it, f"anthropic usage.iterations[{i}]"),
+        ))  # fmt: skip
+    odet = fields(u.get("output_tokens_details"))
+    return IteratedUsage(
+        tuple(parts), reasoning=tokens(odet, "thinking_tokens", "anthropic usage.output_tokens_details")
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from ..errors import UsageFormatError
 from ..usage import Usage
 from ._fields import tokens
+from .anthropic import from_anthropic
 from .openai import PRICED_TIERS
 
 _TIER_KEYS = tuple((tier, (tier, f"{tier}_cache_read", f"{tier}_reasoning")) for tier in PRICED_TIERS)
@@ -113,3 +114,13 @@ def _detail(details: Mapping[str, Any], key: str, tier: str | None, where: str) 
 
 def _keys(obj: Mapping[str, Any]) -> str:
     return ", ".join(map(str, list(obj.keys())[:8])) or "nothing"
+
+
+def iterated_usage(response_metadata: Mapping[str, Any]) -> Usage | None:
+    """The provider's own usage when it itemises iterations LangChain's ``usage_metadata`` drops:
+    langchain-anthropic keeps the Messages API ``usage`` (with its ``iterations``) in
+    ``response_metadata["usage"]``, while ``usage_metadata`` has the top-level counts only."""
+    raw = response_metadata.get("usage")
+    if isinstance(raw, Mapping) and raw.get("iterations"):
+        return from_anthropic(raw)
+    return None
