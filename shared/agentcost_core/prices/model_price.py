@@ -13,6 +13,12 @@ __all__ = ["BucketPrices", "ModelPrice", "PER_MILLION"]
 
 PER_MILLION = Decimal(1_000_000)
 _BUCKETS = ("input", "cache_read", "cache_write_5m", "cache_write_1h", "output")
+
+#: Service tiers that do not apply above a model's long-context threshold, by provider: such a
+#: request is billed at the STANDARD long-context price (not long context x the tier's factor).
+#: OpenAI's priority-processing price list marks every model "excludes long context"
+#: (https://openai.com/api-priority-processing/).
+STANDARD_ABOVE_LONG_CONTEXT: Mapping[str, frozenset[str]] = {"openai": frozenset({"priority"})}
 _POW10 = [10**i for i in range(128)]  # grown at construction if a price table spans more exponents
 # Our own context for the one Decimal step of a cost: exact whatever the caller's decimal context is,
 # and no context lookup per operation (decimal fetches the current context from a ContextVar).
@@ -290,6 +296,10 @@ class ModelPrice:
                 tiers[name] = base.scaled(factor)
                 if long is not None:
                     tier_long[name] = long.scaled(factor)
+        if long is not None:
+            for name in STANDARD_ABOVE_LONG_CONTEXT.get(str(data.get("provider") or ""), ()):
+                if name in tiers:
+                    tier_long[name] = long  # the tier does not apply above the threshold: standard long context
         cw = data.get("context_window")
         mo = data.get("max_output")
         if mo is not None and (not isinstance(mo, int) or isinstance(mo, bool) or mo <= 0):
