@@ -2,6 +2,9 @@
 
 OpenAI's ``prompt_tokens`` / ``input_tokens`` INCLUDE the cached tokens reported in
 ``*_tokens_details.cached_tokens``; ``completion_tokens`` / ``output_tokens`` include reasoning.
+Cache writes (``cache_write_tokens``) are short retention (``cache_write_5m``) unless
+``cache_write_tokens_details`` splits them by retention: the extended (24h) retention part is
+``cache_write_1h``, billed at the extended-retention write rate where the price data has one.
 """
 
 from __future__ import annotations
@@ -13,17 +16,42 @@ from ..usage import Usage
 from ._fields import fields, tokens
 
 
-def _split(total_in: int, cached: int, written: int, output: int, reasoning: int, where: str) -> Usage:
-    if cached + written > total_in:
+def _retention_split(details: Any, written: int, where: str) -> tuple[int, int]:
+    """(short, long) retention cache writes from ``cache_write_tokens_details``: a key naming the
+    extended retention ("24h", "extended", "long") is a long-retention count, any other key a short
+    one; ``written`` (``cache_write_tokens``), when given, is the total and the short part its rest."""
+    split = fields(details)
+    long = short = 0
+    for key in split:
+        n = tokens(split, key, where)
+        if "24h" in key or "extended" in key or "long" in key:
+            long += n
+        else:
+            short += n
+    if not written:
+        return short, long
+    if long > written:
+        raise UsageFormatError(f"{where}: long-retention writes ({long}) exceed cache_write_tokens ({written})")
+    return written - long, long
+
+
+def _split(total_in: int, cached: int, written: int, output: int, reasoning: int, where: str,
+           details: Any = None, details_where: str = "") -> Usage:  # fmt: skip
+    written_long = 0
+    if details:  # the retention split of the cache writes: long retention is billed at its own rate
+        written, written_long = _retention_split(details, written, details_where + ".cache_write_tokens_details")
+    written_total = written + written_long
+    if cached + written_total > total_in:
         raise UsageFormatError(
-            f"{where}: cached ({cached}) + cache-write ({written}) tokens exceed the prompt tokens ({total_in})"
+            f"{where}: cached ({cached}) + cache-write ({written_total}) tokens exceed the prompt tokens ({total_in})"
         )
     if reasoning > output:
         raise UsageFormatError(f"{where}: reasoning tokens ({reasoning}) exceed output tokens ({output})")
     return Usage(
-        input=total_in - cached - written,
+        input=total_in - cached - written_total,
         cache_read=cached,
         cache_write_5m=written,
+        cache_write_1h=written_long,
         output=output,
         reasoning=reasoning,
     )
@@ -55,6 +83,8 @@ def from_chat_completions(usage: Any) -> Usage | None:
         tokens(u, "completion_tokens", where),
         tokens(cdet, "reasoning_tokens", _CHAT_COMPLETION),
         where,
+        pdet.get("cache_write_tokens_details"),
+        _CHAT_PROMPT,
     )
 
 
@@ -73,6 +103,8 @@ def from_responses(usage: Any) -> Usage | None:
         tokens(u, "output_tokens", where),
         tokens(odet, "reasoning_tokens", _RESPONSES_OUTPUT),
         where,
+        idet.get("cache_write_tokens_details"),
+        _RESPONSES_INPUT,
     )
 
 
