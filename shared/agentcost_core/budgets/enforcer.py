@@ -41,7 +41,7 @@ from ..prices.model_price import BucketPrices
 from ..usage import Usage
 from .alerts import AlertSink
 from .budget import Budget, ScopeContext
-from .leases import OpenReservations, leased
+from .leases import OpenReservations, leased, release_claims
 from .notices import BudgetNotices, limits_of
 from .off_loop import in_background, off_loop
 from .outage_log import OUTAGES
@@ -346,9 +346,9 @@ class BudgetEnforcer:
         groups, res.groups = res.groups, []
         for store, claims, _ in groups:
             try:
-                _release(store, claims, res)
+                release_claims(store, claims, res.lease_id)
             except Exception as e:  # pragma: no cover - store down between two calls
-                _log_failure(store, "could not release a reservation (its lease still ends it)", e)
+                OUTAGES.call_failed(store, "could not release a reservation (its lease still ends it)", e)
 
     # --- settle / release ------------------------------------------------------------------
     def settle(
@@ -371,7 +371,7 @@ class BudgetEnforcer:
                 else:
                     after = store.settle(claims, actual)
             except Exception as e:
-                _log_failure(store, "could not settle a reservation: its spend is not counted", e)
+                OUTAGES.call_failed(store, "could not settle a reservation: its spend is not counted", e)
                 continue
             self.notices.after_settle(budgets, claims, after, res.ctx)
         return res.cost  # type: ignore[return-value]
@@ -409,9 +409,9 @@ class BudgetEnforcer:
             return
         for store, claims, _ in res.groups:
             try:
-                _release(store, claims, res)
+                release_claims(store, claims, res.lease_id)
             except Exception as e:  # its lease (shared stores) still ends the hold
-                _log_failure(store, "could not release a reservation (its lease still ends it)", e)
+                OUTAGES.call_failed(store, "could not release a reservation (its lease still ends it)", e)
 
     async def arelease(self, res: Reservation) -> None:
         """:meth:`release` for async code; a cancelled ``arelease`` still releases (in its worker)."""
@@ -493,19 +493,3 @@ class BudgetEnforcer:
         if self.local:
             return self.spent(ctx, budget)
         return await off_loop(self.spent, ctx, budget)  # type: ignore[no-any-return]
-
-
-def _log_failure(store: CounterStore, what: str, e: Exception) -> None:
-    """A settle or release that failed: an outage is logged once per store per interval (the store
-    cancels the hold when it answers again); anything else is logged as it comes."""
-    if isinstance(e, BudgetStoreUnavailable):
-        OUTAGES.failed(store, what, e, level=logging.ERROR)
-    else:
-        logger.error("agentcost: %s in %r: %r", what, store, e)
-
-
-def _release(store: CounterStore, claims: list[Claim], res: Reservation) -> None:
-    if res.lease_id is not None and leased(store):
-        store.release(claims, res.lease_id)
-    else:
-        store.release(claims)

@@ -25,10 +25,10 @@ import os
 import threading
 import uuid
 import weakref
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .outage_log import OUTAGES
-from .stores.base import BudgetStoreUnavailable, CounterStore, Lease, takes_leases
+from .stores.base import BudgetStoreUnavailable, Claim, CounterStore, Lease, takes_leases
 
 if TYPE_CHECKING:
     from .reservation import Reservation
@@ -36,6 +36,14 @@ if TYPE_CHECKING:
 __all__ = ["OpenReservations", "leased"]
 
 logger = logging.getLogger("agentcost.budgets")
+
+
+def release_claims(store: CounterStore, claims: Sequence[Claim], lease_id: str | None) -> None:
+    """Release ``claims`` on ``store``, by their lease when the store takes leases."""
+    if lease_id is not None and leased(store):
+        store.release(claims, lease_id)
+    else:
+        store.release(claims)
 
 
 def leased(store: CounterStore) -> bool:

@@ -35,6 +35,17 @@ class OutageLog:
         self._lock = threading.Lock()
         self._outages: weakref.WeakKeyDictionary[Any, _Outage] = weakref.WeakKeyDictionary()
 
+    def call_failed(self, store: Any, what: str, error: Exception) -> None:
+        """A settle or release that failed: an outage (``BudgetStoreUnavailable``) is logged once per
+        store per interval, at ERROR (the store cancels the hold when it answers again); anything
+        else is logged as it comes."""
+        from .stores.base import BudgetStoreUnavailable
+
+        if isinstance(error, BudgetStoreUnavailable):
+            self.failed(store, what, error, level=logging.ERROR)
+        else:
+            logger.error("agentcost: %s in %r: %r", what, store, error)
+
     def failed(self, store: Any, what: str, error: BaseException | str, *, level: int = logging.WARNING) -> None:
         """``store`` failed a call; ``what`` says what that meant (e.g. "call allowed (fail_open)")."""
         now = time.monotonic()
