@@ -178,3 +178,43 @@ def load() -> str:
 
 def verdict(ok: bool) -> str:
     return "MET" if ok else "NOT MET"
+
+
+# --- instruction counts (bench_*_instructions.py) -----------------------------------------------
+def instructions_skipped() -> str | None:
+    """Why an instruction-count run cannot or should not run now, or None."""
+    import shutil
+
+    if shutil.which("valgrind") is None:
+        return "valgrind is not installed: no instruction counts (apt-get install valgrind)"
+    if "--quick" in sys.argv or os.environ.get("BENCH_QUICK") == "1":
+        return "skipped with --quick: the processes under valgrind take a minute or two"
+    return None
+
+
+def instructions(script: Path, variant: str, calls: int) -> int:
+    """Instructions executed by ``script --child variant calls`` under cachegrind. Fixed hash seed;
+    one BLAS thread (numpy, imported by LlamaIndex, would otherwise spin worker threads whose
+    instructions vary from run to run)."""
+    import re
+    import subprocess
+
+    env = {**os.environ, "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+           sys.executable, str(script), "--child", variant, str(calls)]  # fmt: skip
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stderr
+    m = re.search(r"I\s+refs:\s+([\d,]+)", out)
+    if m is None:
+        raise RuntimeError(f"no instruction count in valgrind's output:\n{out[-2000:]}")
+    return int(m.group(1).replace(",", ""))
+
+
+def instructions_per_call(script: Path, variants: Sequence[str], calls: int) -> dict[str, float]:
+    """Per variant: (instructions with ``calls`` calls − with 0 calls) / ``calls``, each run in its
+    own process, the runs in parallel."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = [(v, n) for v in variants for n in (0, calls)]
+    with ThreadPoolExecutor(max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
+        counts = dict(zip(jobs, pool.map(lambda job: instructions(script, *job), jobs)))
+    return {v: (counts[(v, calls)] - counts[(v, 0)]) / calls for v in variants}

@@ -14,11 +14,7 @@ an in-memory ledger, counted, and dropped). Needs valgrind; prints a notice and 
 from __future__ import annotations
 
 import os
-import re
-import shutil
-import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve()
@@ -63,35 +59,20 @@ def child(variant: str, calls: int) -> None:
     os._exit(0)  # no exit flush: only the calls are counted
 
 
-def instructions(variant: str, calls: int) -> int:
-    # Fixed hash seed; one BLAS thread (numpy, imported by LlamaIndex, would otherwise spin worker
-    # threads whose instructions vary from run to run).
-    env = {**os.environ, "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    cmd = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
-           sys.executable, str(HERE), "--child", variant, str(calls)]  # fmt: skip
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stderr
-    m = re.search(r"I\s+refs:\s+([\d,]+)", out)
-    if m is None:
-        raise RuntimeError(f"no instruction count in valgrind's output:\n{out[-2000:]}")
-    return int(m.group(1).replace(",", ""))
-
-
 def main() -> int:
     if "--child" in sys.argv:
         i = sys.argv.index("--child")
         child(sys.argv[i + 1], int(sys.argv[i + 2]))
         return 0
-    if shutil.which("valgrind") is None:
-        print("valgrind is not installed: no instruction counts (apt-get install valgrind)")
-        return 0
-    if "--quick" in sys.argv or os.environ.get("BENCH_QUICK") == "1":
-        print("skipped with --quick: six processes under valgrind take about two minutes")
+    sys.path.insert(0, str(HERE.parent))
+    import _bench
+
+    skipped = _bench.instructions_skipped()
+    if skipped is not None:
+        print(skipped)
         return 0
     calls = int(sys.argv[sys.argv.index("--calls") + 1]) if "--calls" in sys.argv else 1_000
-    jobs = [(v, n) for v in VARIANTS for n in (0, calls)]
-    with ThreadPoolExecutor(max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
-        counts = dict(zip(jobs, pool.map(lambda job: instructions(*job), jobs)))
-    per_call = {v: (counts[(v, calls)] - counts[(v, 0)]) / calls for v in VARIANTS}
+    per_call = _bench.instructions_per_call(HERE, VARIANTS, calls)
     print(f"LlamaIndex, usage present: instructions per LLM call (cachegrind, {calls} calls after 200 warm-up)")
     for v in VARIANTS:
         over = "" if v == "none" else f"  (+{per_call[v] - per_call['none']:,.0f} above no handler)"
