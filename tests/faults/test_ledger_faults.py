@@ -5,39 +5,14 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-import uuid
 from pathlib import Path
 
 import ledger_contract as contract
-import psycopg
 import pytest
+from ledger_checks import stored_spans, wait_for
 
 from agentcost_core import Ledger, Usage
 from agentcost_core.ledger.postgres import PostgresBackend
-
-
-def wait_for(condition, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
-
-
-@pytest.fixture
-def pg_table(postgres_url, tmp_path, monkeypatch):
-    """A fresh ledger table (dropped afterwards); its side files go under ``tmp_path``."""
-    monkeypatch.setenv("AGENTCOST_LEDGER_DIR", str(tmp_path))
-    table = f"agentcost_faults_{uuid.uuid4().hex[:10]}"
-    yield table
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_prompts")
-        conn.execute("DELETE FROM agentcost_meta WHERE name = %s", (table,))
-
-
-def stored_spans(postgres_url: str, table: str) -> list[str]:
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        return [r[0] for r in conn.execute(f"SELECT span_id FROM {table}").fetchall()]
 
 
 @pytest.mark.parametrize("durability", ["fast", "spool", "sync"])

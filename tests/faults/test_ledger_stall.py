@@ -12,12 +12,11 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import ledger_contract as contract
-import psycopg
 import pytest
+from ledger_checks import stored_spans, wait_for
 
 from agentcost_core import Ledger
 from agentcost_core.ledger.postgres import PostgresBackend
@@ -27,28 +26,6 @@ CONNECT = 2.0  # opening a connection: libpq's floor (whole seconds, at least 2)
 RETRY = 0.5  # the retry window when the stall is meant to outlast it
 MARGIN = 1.5  # scheduling on a shared 2-CPU machine
 BOUND = RETRY + TIMEOUT + CONNECT + MARGIN  # the documented bound of one batch, with the margin
-
-
-def wait_for(condition, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
-
-
-@pytest.fixture
-def pg_table(postgres_url, tmp_path, monkeypatch):
-    monkeypatch.setenv("AGENTCOST_LEDGER_DIR", str(tmp_path))
-    table = f"agentcost_stall_{uuid.uuid4().hex[:10]}"
-    yield table
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_prompts")
-        conn.execute("DELETE FROM agentcost_meta WHERE name = %s", (table,))
-
-
-def stored_spans(postgres_url: str, table: str) -> list[str]:
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        return [r[0] for r in conn.execute(f"SELECT span_id FROM {table}").fetchall()]
 
 
 def dead_letter_spans(path: str | None) -> list[str]:
