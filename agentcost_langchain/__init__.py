@@ -7,6 +7,7 @@
 """
 
 from .callbacks import AsyncCostCallbackHandler, CostCallbackHandler
+from .embeddings import CostTrackedEmbeddings
 from .guard import GuardedAgent, GuardedResult, guard
 from .memory import TieredChatMessageHistory, TieredMemory
 from .router import ModelRouter
@@ -15,6 +16,7 @@ from .tracking import track_costs
 __all__ = [
     "AsyncCostCallbackHandler",
     "CostCallbackHandler",
+    "CostTrackedEmbeddings",
     "GuardedAgent",
     "GuardedResult",
     "ModelRouter",

@@ -36,7 +36,10 @@ from .prices.model_price import BucketPrices
 from .tokens import TokenCounter
 from .usage import BUCKETS, IteratedUsage, Usage
 
-__all__ = ["Accountant", "WorstCase", "image_tokens"]
+__all__ = ["PRICED_KINDS", "Accountant", "WorstCase", "image_tokens"]
+
+#: The event kinds the accountant prices: model calls and embedding calls.
+PRICED_KINDS = frozenset({"llm", "embedding"})
 
 logger = logging.getLogger("agentcost")
 _ZERO = Decimal(0)
@@ -213,10 +216,11 @@ class Accountant:
 
     def worst_case_of(self, model: str | None, input_tokens: int, max_tokens: int | None = None, *,
                       service_tier: str | None = None, estimated: bool = False) -> WorstCase:  # fmt: skip
-        """The worst case from counts already made."""
+        """The worst case from counts already made (``max_tokens=0``: no output, as for an embedding;
+        None: the model's maximum output)."""
         if estimated and self.estimate_margin:
             input_tokens = int(input_tokens * (1 + self.estimate_margin)) + 1
-        out = max_tokens if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) and max_tokens > 0 \
+        out = max_tokens if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) and max_tokens >= 0 \
             else self.max_output(model)  # fmt: skip
         usage = Usage(input=input_tokens, output=out)
         price = self.price(model)
@@ -257,7 +261,7 @@ class Accountant:
         at the price that priced it; the buckets sum exactly to ``event.cost``. None for an unpriced
         event. An LLM-cache hit costs $0 in every bucket. Computed on demand (an exporter's
         breakdown), never on the hot path."""
-        if event.cost is None or event.kind != "llm":
+        if event.cost is None or event.kind not in PRICED_KINDS:
             return None
         if event.cache_hit:
             return dict.fromkeys((*BUCKETS, "reasoning"), _ZERO)
@@ -341,6 +345,8 @@ class Accountant:
             event.error = describe_error(outcome.error, keep_message=log_prompts)
         if outcome.tier is not None:
             event.tier = outcome.tier
+        if call.kind != "llm":
+            event.kind = call.kind
         if extra:
             event.extra = extra
         return event, budget

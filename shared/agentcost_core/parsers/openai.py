@@ -108,6 +108,17 @@ def from_responses(usage: Any) -> Usage | None:
     )
 
 
+_EMBEDDINGS = "openai embeddings usage"
+
+
+def from_embeddings(usage: Any) -> Usage | None:
+    """``CreateEmbeddingResponse.usage`` (object or dict): ``prompt_tokens`` is the whole input;
+    an embedding has no output. None when the response carries no usage."""
+    if usage is None:
+        return None
+    return Usage(input=tokens(fields(usage), "prompt_tokens", _EMBEDDINGS))
+
+
 def from_openai(usage: Any) -> Usage | None:
     """Either OpenAI shape, told apart by its keys."""
     if usage is None:
