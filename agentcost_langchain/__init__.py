@@ -11,6 +11,7 @@ from .embeddings import CostTrackedEmbeddings
 from .guard import GuardedAgent, GuardedResult, guard
 from .memory import TieredChatMessageHistory, TieredMemory
 from .router import ModelRouter
+from .tool_cache import cached_tool
 from .tracking import track_costs
 
 __all__ = [
@@ -22,6 +23,16 @@ __all__ = [
     "ModelRouter",
     "TieredChatMessageHistory",
     "TieredMemory",
+    "ToolCacheMiddleware",
+    "cached_tool",
     "guard",
     "track_costs",
 ]
+
+
+def __getattr__(name: str) -> object:  # ToolCacheMiddleware needs langchain >= 1.0; the rest only langchain-core
+    if name == "ToolCacheMiddleware":
+        from .middleware.tool_cache import ToolCacheMiddleware
+
+        return ToolCacheMiddleware
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
