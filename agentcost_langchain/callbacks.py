@@ -147,8 +147,6 @@ class _CostTracking(RecorderResults):
             if name is None and serialized:
                 name = serialized.get("name")
             self._chains[run_id] = (root, name, own)
-            if self._langsmith is not None:  # before the chain's model calls copy their tracer
-                self._langsmith.watch()
         except Exception as e:  # pragma: no cover - defensive
             self.recorder.note_internal_error("on_chain_start", e)
 
@@ -249,8 +247,6 @@ class _CostTracking(RecorderResults):
             if self._runs:
                 self._forget_abandoned()
             self._runs[run_id] = (started, call, md, guard, prompt, kwargs)
-            if self._langsmith is not None:
-                self._langsmith.watch()
         except (AgentHalted, BudgetStoreUnavailable):
             raise  # a deliberate halt: the model is not called
         except Exception as e:
@@ -304,7 +300,15 @@ class _CostTracking(RecorderResults):
 
     def _model_end(self, response: Any, *, run_id: UUID, error: BaseException | None = None, **kwargs: Any) -> None:
         """``on_llm_end`` (and ``on_llm_error`` with the error and no response): the call's
-        :class:`Outcome`, priced once by the accountant, recorded, and settled at that price."""
+        :class:`Outcome`, priced once by the accountant, recorded, and settled at that price; then
+        a LangSmith tracer's end of the run that came first is sent, with that price."""
+        try:
+            self._end_call(response, run_id, error)
+        finally:
+            if self._langsmith is not None:
+                self._langsmith.ended(run_id)
+
+    def _end_call(self, response: Any, run_id: UUID, error: BaseException | None) -> None:
         router_call = self._router_runs.pop(run_id, None)
         if router_call is not None:  # the router's own run: a call only when its LLM cache answered
             self._chain_end(run_id)
@@ -312,8 +316,6 @@ class _CostTracking(RecorderResults):
                 self._record_router_cache_hit(router_call, response, run_id)
             return
         state = self._runs.pop(run_id, None)
-        if state is None and self._langsmith is not None and self._langsmith.ended_here(run_id):
-            return  # already recorded from the LangSmith tracer's on_llm_end, which came first
         if state is None:  # attached after the call started: record what the end tells us
             state = (None, ModelCall(None, span_id=str(run_id), trace_id=str(run_id), framework="langchain",
                                      attribution=self.recorder.defaults), {}, None, None, {})  # fmt: skip
