@@ -224,6 +224,8 @@ class Accountant:
             else self.max_output(model)  # fmt: skip
         usage = Usage(input=input_tokens, output=out)
         price = self.price(model)
+        if price is not None and price.until is not None and time.time() >= price.until:
+            price = self.catalog.at(model, time.time()) or price  # a dated or time-of-day change since it resolved
         prices = price.prices_for(usage, service_tier) if price is not None else self.fallback
         return WorstCase(prices.cost(usage), input_tokens, out, estimated)
 
@@ -257,8 +259,9 @@ class Accountant:
 
     def cost_parts(self, event: CostEvent) -> dict[str, Decimal] | None:
         """The priced model call ``event``'s cost per bucket (``input``, ``cache_read``,
-        ``cache_write_5m``, ``cache_write_1h``, ``output``, and ``reasoning`` as a part of output),
-        at the price that priced it; the buckets sum exactly to ``event.cost``. None for an unpriced
+        ``cache_write_5m``, ``cache_write_1h``, ``output``, ``reasoning`` as a part of output, and
+        ``request`` for a per-request fee), at the price that priced it; the buckets sum exactly to
+        ``event.cost``. None for an unpriced
         event. An LLM-cache hit costs $0 in every bucket. Computed on demand (an exporter's
         breakdown), never on the hot path."""
         if event.cost is None or event.kind not in PRICED_KINDS:
@@ -266,7 +269,7 @@ class Accountant:
         if event.cache_hit:
             return dict.fromkeys((*BUCKETS, "reasoning"), _ZERO)
         price = self.price(event.model, event.requested_model)
-        if price is not None and price.until is not None and event.ts >= price.until:
+        if price is not None and price.until is not None:  # dated or time-of-day prices: the one at the event's time
             price = self.catalog.at(event.model, event.ts) or price
         if price is None:
             return None
