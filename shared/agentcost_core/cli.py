@@ -285,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .profile_cli import add_profile_parser  # agentcost profile
 
     add_profile_parser(sub)
+    from .replay_cli import add_replay_parser  # agentcost replay
+
+    add_replay_parser(sub)
     return parser
 
 
