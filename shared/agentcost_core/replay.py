@@ -24,6 +24,7 @@ keep their recorded cost) goes through them in this order:
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from .accountant import Accountant
 from .errors import ConfigurationError
 from .events import CostEvent
 from .prices import PriceCatalog
+from .prices.model_ids import candidates
 from .rollup import GROUPABLE, percentile
 from .usage import Usage
 
@@ -43,6 +45,8 @@ __all__ = ["Remap", "Replay", "ReplayRow", "Scenario", "Scope", "Side", "replay"
 _ZERO = Decimal(0)
 #: Events replayed as model calls; tool events keep their recorded cost; other kinds (notices) are left out.
 _MODEL_KINDS = frozenset({"llm", "embedding"})
+#: The spellings a model id resolves through (cached: a replay asks once per call and remap).
+_spellings = functools.lru_cache(maxsize=4096)(candidates)
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,12 @@ class Remap:
     scope: Scope = Scope()
 
     def matches(self, e: CostEvent) -> bool:
-        return self.source in (e.model, e.requested_model, e.tier) and self.scope.matches(e)
+        """``e`` is in scope and its tier is ``source``, or its model or requested model is ``source``
+        under any spelling the catalog resolves (``gpt-4o`` matches ``gpt-4o-2024-08-06``, ``openai/gpt-4o``)."""
+        if not self.scope.matches(e):
+            return False
+        source = self.source.lower()
+        return e.tier == self.source or any(m and source in _spellings(m) for m in (e.model, e.requested_model))
 
 
 @dataclass
@@ -135,7 +144,8 @@ class Side:
         self.calls += 1
         self.usage = self.usage + usage
         if cost is None:
-            self.unpriced_calls += 1
+            if not e.error:  # a failed call with no usage has no cost; anything else is unknown, not $0
+                self.unpriced_calls += 1
             return
         self.cost += cost
         self._costs.append(cost)

@@ -1,4 +1,4 @@
-"""``agentcost replay``: recorded traffic (a ledger)
+"""``agentcost replay``: recorded traffic (a ledger, a LangSmith run export or OTel GenAI spans)
 recomputed under a change (see :mod:`.replay`), as a table, JSON or CSV."""
 
 from __future__ import annotations
@@ -86,7 +86,15 @@ def read_scenario(args: argparse.Namespace) -> Scenario:
 
 
 def _events(args: argparse.Namespace, catalog: Any) -> tuple[Any, Any]:
-    """(events, the ledger to close) from ``--ledger``."""
+    """(events, closer) from the ledger, or from ``--langsmith`` / ``--otel`` files."""
+    if args.langsmith or args.otel:
+        from .replay_inputs import langsmith_events, otel_events
+
+        if args.ledger:
+            raise ConfigurationError("replay reads one input: --ledger, --langsmith or --otel")
+        if args.langsmith:
+            return langsmith_events(args.langsmith, catalog=catalog), None
+        return otel_events(args.otel, catalog=catalog), None
     from .cli import _check_ledger_exists
     from .ledger import Ledger, default_ledger_url
 
@@ -180,6 +188,8 @@ def print_replay_csv(r: Replay, out: TextIO) -> None:
 def add_replay_parser(sub: Any) -> None:
     rp = sub.add_parser("replay", help="what-if: recompute recorded traffic under new prices, routes, prompts, caps")
     rp.add_argument("--ledger", default=None, help=_LEDGER_HELP)
+    rp.add_argument("--langsmith", help="replay a LangSmith run export (JSON) instead of a ledger")
+    rp.add_argument("--otel", help="replay OTel GenAI spans (OTLP JSON or a list of spans) instead of a ledger")
     rp.add_argument(
         "--prices", help="a price file (ours or LiteLLM's, on top) or genai-prices data.json (another version)"
     )
