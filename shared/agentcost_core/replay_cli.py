@@ -90,18 +90,22 @@ def _events(args: argparse.Namespace, catalog: Any) -> tuple[Any, Any]:
     if args.langsmith or args.otel:
         from .replay_inputs import langsmith_events, otel_events
 
-        if args.ledger:
-            raise ConfigurationError("replay reads one input: --ledger, --langsmith or --otel")
+        if args.ledger or args.since or args.until or args.where:
+            raise ConfigurationError(
+                "--langsmith / --otel replay the whole file: no --ledger, --since, --until, --where"
+            )
         if args.langsmith:
             return langsmith_events(args.langsmith, catalog=catalog), None
         return otel_events(args.otel, catalog=catalog), None
     from .cli import _check_ledger_exists
     from .ledger import Ledger, default_ledger_url
+    from .profile_cli import read_window
 
+    since, until, filters = read_window(args)
     url = args.ledger if args.ledger is not None else default_ledger_url()
     _check_ledger_exists(url)
     ledger = Ledger(url, sync=True)
-    return ledger.iter_events(), ledger
+    return ledger.iter_events(since, until, **filters), ledger
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -202,6 +206,9 @@ def add_replay_parser(sub: Any) -> None:
     rp.add_argument("--cache-hit-rate", help="share of prompt tokens read from the prompt cache, 0..1")
     rp.add_argument("--context-cap", type=int, help="cap each call's prompt tokens at N")
     rp.add_argument("--session-cap", help="a per-session budget in USD: which sessions it stops, at what cost")
+    rp.add_argument("--since", help="window start (ledger input): 7d, 24h, 30m, or an ISO date")
+    rp.add_argument("--until", help="window end: same forms as --since")
+    rp.add_argument("--where", action="append", help="filter, e.g. --where feature=support (repeatable)")
     rp.add_argument("--by", default="feature", help="comma-separated rollup fields (default: feature)")
     rp.add_argument("--format", choices=("table", "json", "csv"), default="table")
     rp.set_defaults(func=cmd_replay)

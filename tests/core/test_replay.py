@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -184,6 +185,12 @@ def test_cli_replay_json_with_every_change(cli_ledger, capsys, monkeypatch):
     assert after[("triage", "big-model")] == Decimal("0.00202")  # rows stay keyed by the recorded model
     assert after[("chat", "small-model")] == Decimal("0.038") and after[("research", "big-model")] == Decimal("0.038")
     assert [s["session_id"] for s in data["stopped_sessions"]] == ["loop"]
+    assert main(["replay", "--ledger", url, "--where", "feature=chat", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [r["key"] for r in data["rows"]] == [["chat"]] and data["total"]["before"]["calls"] == 200
+    until = datetime.fromtimestamp(traffic.T0 + 200, tz=UTC).isoformat()  # the ordinary sessions' 200 calls
+    assert main(["replay", "--ledger", url, "--until", until, "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["total"]["before"]["calls"] == 200
 
 
 def test_cli_replay_table_and_csv(cli_ledger, capsys, monkeypatch):
@@ -211,3 +218,29 @@ def test_cli_replay_table_and_csv(cli_ledger, capsys, monkeypatch):
         ["--session-cap", "abc"],
     ):
         assert main(["replay", "--ledger", url, *bad]) == 2
+
+
+def test_cli_replay_under_another_catalog_version(tmp_path, capsys):
+    """``--prices`` with genai-prices data (a JSON list of providers) replaces the catalog: every call repriced."""
+    from agentcost_core import CostRecorder
+    from agentcost_core.cli import main
+
+    url = f"sqlite:///{tmp_path}/l.db"
+    with Ledger(url, sync=True) as ledger:
+        rec = CostRecorder(ledger, feature="search")
+        recorded = [rec.record("gpt-4o", Usage(input=1000 * k, cache_read=500, output=100)).cost for k in (1, 2, 3)]
+    standard = PriceCatalog.default().get("gpt-4o").base
+    version = [{
+        "id": "openai", "name": "OpenAI", "api_pattern": "https://api\\\\.openai\\\\.com",
+        "model_match": {"starts_with": "gpt-"},
+        "models": [{"id": "gpt-4o", "match": {"starts_with": "gpt-4o"},
+                    "prices": {"input_mtok": str(2 * standard.input), "output_mtok": str(2 * standard.output),
+                               "cache_read_mtok": str(2 * standard.cache_read)}}],
+    }]  # fmt: skip
+    data = tmp_path / "data.json"
+    data.write_text(json.dumps(version))
+    assert main(["replay", "--ledger", url, "--prices", str(data), "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["changes"] == ["prices: another catalog version"]
+    [row] = out["rows"]
+    assert Decimal(row["before"]["cost"]) == sum(recorded) and Decimal(row["after"]["cost"]) == 2 * sum(recorded)
