@@ -282,6 +282,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .guards.kill_switch_cli import add_killswitch_parser
 
     add_killswitch_parser(sub)
+    from .profile_cli import add_profile_parser  # agentcost profile
+
+    add_profile_parser(sub)
+    from .replay_cli import add_replay_parser  # agentcost replay
+
+    add_replay_parser(sub)
     return parser
 
 
