@@ -282,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .guards.kill_switch_cli import add_killswitch_parser
 
     add_killswitch_parser(sub)
+    from .dashboard.command import add_dashboard_parser  # agentcost dashboard: see dashboard/command.py
+
+    add_dashboard_parser(sub)
     return parser
 
 
