@@ -273,7 +273,7 @@
         var h = plotH * dollars(u) / maxD;
         yTop -= h;
         var name = k < top.length ? label(top[k].key) : "other";
-        svg.push("<rect class=\"seg\" data-bin=\"" + start + "\" data-key=\"" + esc(name) + "\" x=\"" + (x + bw * 0.1).toFixed(2) +
+        svg.push("<rect class=\"seg\" data-bin=\"" + start + "\" data-key=\"" + esc(name) + "\" data-cost=\"" + money(u) + "\" x=\"" + (x + bw * 0.1).toFixed(2) +
           "\" y=\"" + yTop.toFixed(2) + "\" width=\"" + Math.max(bw * 0.8, 0.5).toFixed(2) + "\" height=\"" + Math.max(h, 0.5).toFixed(2) +
           "\" fill=\"" + COLORS[k < top.length ? k : COLORS.length - 1] + "\"><title>" + esc(binLabel(start) + " \u00b7 " + name + " \u00b7 " + money(u)) + "</title></rect>");
       });
