@@ -16,7 +16,7 @@ import pytest
 from conftest import Planted, screenshot
 
 from agentcost_core.cli import main
-from agentcost_core.dashboard import document_of, render_page
+from agentcost_core.dashboard import document_of, priced_spend, render_page
 from agentcost_core.events import CostEvent
 from agentcost_core.report import money
 from agentcost_core.usage import Usage
@@ -117,12 +117,10 @@ def test_the_document_keeps_every_cost_exact() -> None:
               for i, c in enumerate(costs)]  # fmt: skip
     doc = document_of(events, ledger_url="memory://")
     assert doc["scale"] == 15
-    column = doc["call_fields"].index("cost")
-    units = [row[column] for row in doc["calls"]]
-    assert units[-1] is None
-    assert sum(Decimal(int(u)).scaleb(-doc["scale"]) for u in units if u) == Decimal("1.800000123456789")
-    flags = doc["flags"]
-    assert doc["calls"][-1][doc["call_fields"].index("flags")] & flags["unpriced"]
+    assert doc["calls"]["cost"][:2] == ["123456789", "1500000000000000"] and doc["calls"]["cost"][-1] is None
+    assert priced_spend(doc) == Decimal("1.800000123456789")
+    assert doc["calls"]["flags"][-1] & doc["flags"]["unpriced"]
+    assert not doc["calls"]["flags"][0] & doc["flags"]["unpriced"]
 
 
 @pytest.mark.parametrize("name", ["</script><img src=x onerror=\"document.title='owned'\">", "a & b <i>"])

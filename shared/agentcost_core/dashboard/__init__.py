@@ -2,8 +2,8 @@
 127.0.0.1). :func:`build_document` reads the ledger into the page's data, :func:`render_page` makes the
 page, :class:`DashboardServer` serves it."""
 
-from .data import build_document, document_of
+from .data import build_document, document_of, priced_spend
 from .page import render_page
 from .serve import DashboardServer
 
-__all__ = ["DashboardServer", "build_document", "document_of", "render_page"]
+__all__ = ["DashboardServer", "build_document", "document_of", "priced_spend", "render_page"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +45,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     from ..ledger import Ledger, default_ledger_url
     from ..privacy import redact_url
     from ..report import money
-    from .data import build_document
+    from .data import build_document, priced_spend
     from .page import render_page
     from .serve import DashboardServer
 
@@ -68,7 +67,6 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         ledger.close()
     out = Path(args.out)
     out.write_text(render_page(document), encoding="utf-8")
-    units = sum(int(row[document["call_fields"].index("cost")] or 0) for row in document["calls"])
-    spend = Decimal(units).scaleb(-document["scale"])
-    print(f"wrote {out} ({len(document['calls']):,} calls, {money(spend)} priced spend); open it in any browser")
+    spend = money(priced_spend(document))
+    print(f"wrote {out} ({document['count']:,} calls, {spend} priced spend); open it in any browser")
     return 0

@@ -23,36 +23,27 @@
   function label(value) { return value === null || value === undefined ? "\u2014" : String(value); }
 
   // ---- the document -------------------------------------------------------------------------
-  function decode(fields, rows, indexed, strings) {
-    var out = new Array(rows.length);
-    for (var i = 0; i < rows.length; i++) {
-      var r = rows[i], o = {};
-      for (var j = 0; j < fields.length; j++) {
-        var v = r[j];
-        o[fields[j]] = indexed[fields[j]] && v !== null ? strings[v] : v;
-      }
-      out[i] = o;
-    }
-    return out;
-  }
-
   function load(d) {
     doc = d;
     scale = d.scale;
-    var indexed = {};
-    d.indexed_fields.forEach(function (f) { indexed[f] = true; });
-    calls = decode(d.call_fields, d.calls, indexed, d.strings);
-    var F = d.flags;
-    calls.forEach(function (c, i) {
-      c.n = i;
+    var S = d.strings, cols = d.calls, F = d.flags, names = Object.keys(cols), strung = {};
+    d.string_fields.forEach(function (f) { strung[f] = true; });
+    calls = new Array(d.count);
+    for (var i = 0; i < d.count; i++) {
+      var c = { n: i };
+      for (var j = 0; j < names.length; j++) {
+        var v = cols[names[j]][i];
+        c[names[j]] = strung[names[j]] ? S[v] : v;
+      }
       c.units = c.cost === null ? 0n : BigInt(c.cost);
       c.unpriced = (c.flags & F.unpriced) !== 0;
       c.estimated = (c.flags & F.estimated) !== 0;
       c.failed = (c.flags & F.error) !== 0;
       c.cache_hit = (c.flags & F.cache_hit) !== 0;
       c.tokens = c.input + c.cache_read + c.cache_write_5m + c.cache_write_1h + c.output;
-    });
-    notices = decode(d.notice_fields, d.notices, indexed, d.strings);
+      calls[i] = c;
+    }
+    notices = d.notices;
   }
 
   // ---- numbers ---------------------------------------------------------------------------------
