@@ -13,6 +13,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
+from ..privacy import redact_text
 from .data import build_document
 from .page import render_page
 
@@ -45,8 +46,11 @@ class DashboardServer:
         return f"http://{HOST}:{self.port}/"
 
     def document(self) -> dict[str, Any]:
+        """The page's data, read now (a SQLite file that is gone is an error, never a new empty ledger)."""
+        from ..cli import _check_ledger_exists
         from ..ledger import Ledger
 
+        _check_ledger_exists(self.ledger_url)
         ledger = Ledger(self.ledger_url, sync=True)
         try:
             return build_document(ledger, since=self.since, until=self.until)
@@ -89,7 +93,9 @@ def _handler_for(server: DashboardServer) -> type[BaseHTTPRequestHandler]:
                 document = server.document()
             except Exception as e:  # noqa: BLE001 - the browser gets the reason, the server keeps serving
                 logger.error("agentcost dashboard: could not read the ledger: %r", e)
-                self._send(500, "text/plain; charset=utf-8", f"could not read the ledger: {e}\n".encode())
+                self._send(
+                    500, "text/plain; charset=utf-8", f"could not read the ledger: {redact_text(str(e))}\n".encode()
+                )
                 return
             if path == "/data.json":
                 body = json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
