@@ -288,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .replay_cli import add_replay_parser  # agentcost replay
 
     add_replay_parser(sub)
+    from .dashboard.command import add_dashboard_parser  # agentcost dashboard: see dashboard/command.py
+
+    add_dashboard_parser(sub)
     return parser
 
 
