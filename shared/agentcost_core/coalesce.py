@@ -128,6 +128,8 @@ class Flight:
         if not self.owner:
             raise RuntimeError("only the owner of a flight ends it")
         state = self._state
+        if self._coalescer.remote is not None:  # a no-op unless this process holds the key's Redis lock
+            self._coalescer._remote_end(self.key, value, ok=error is None and not retry)
         self._coalescer._land(self.key, state)
         with self._coalescer._lock:
             if state.done.is_set():
@@ -226,6 +228,24 @@ class Coalescer:
                 return Flight(self, key, state, True)
             state.waiters += 1
             return Flight(self, key, state, False)
+
+    def join(self, key: str) -> Flight:
+        """:meth:`begin` across processes too, for a lookup-then-update protocol (an LLM cache's
+        ``lookup`` / ``update``). With Redis, this process's owner of ``key`` first joins the flight
+        across processes (blocking up to ``timeout``): when another process's call produced the
+        result, the returned flight is a waiter whose :meth:`Flight.wait` returns it at once; else
+        it is the owner, and its :meth:`Flight.resolve` / :meth:`Flight.fail` also end the
+        flight in Redis."""
+        flight = self.begin(key)
+        if not flight.owner or self.remote is None:
+            return flight
+        joined = self._remote_join(key, time.monotonic() + self.timeout)
+        if joined is None:
+            return flight
+        with self._lock:
+            flight._state.waiters += 1  # the caller itself now waits on the flight it resolves
+        flight.resolve(joined[0])
+        return Flight(self, key, flight._state, False)
 
     def waiting(self, key: str) -> int:
         """How many callers wait for the flight of ``key``: in this process, plus (with Redis)

@@ -179,3 +179,24 @@ def test_asyncio_tasks_coalesce_through_redis_too(redis_url: str) -> None:
         return [r[1] for r in await asyncio.gather(owner, *waiters)]
 
     assert asyncio.run(main()) == [False] + [True] * 10 and calls == [1]
+
+
+def test_join_and_resolve_coalesce_a_lookup_then_update_protocol_across_processes(redis_url: str) -> None:
+    namespace = f"agentcost-test:flight:{uuid.uuid4().hex}"
+    a, b = coalescer(redis_url, namespace), coalescer(redis_url, namespace)  # two "processes"
+    owner = a.join(KEY)
+    assert owner.owner
+    got: list[Any] = []
+
+    def lookup() -> None:
+        flight = b.join(KEY)
+        got.append((flight.owner, flight.wait(30)))
+
+    waiter = threading.Thread(target=lookup)
+    waiter.start()
+    wait_for(lambda: a.waiting(KEY) == 1)
+    owner.resolve(ChatCompletion.model_validate(COMPLETION))
+    waiter.join()
+    [(was_owner, value)] = got
+    assert not was_owner and value.choices[0].message.content == "Paris."
+    assert b.join(KEY).owner  # the flight landed everywhere: the next caller owns a new one
