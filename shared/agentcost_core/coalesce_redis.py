@@ -92,8 +92,12 @@ class RedisFlights:
         return f"{self.namespace}:{hashlib.sha256(key.encode()).hexdigest()}"
 
     def waiting(self, key: str) -> int:
-        """How many processes wait for another process's flight of ``key``."""
-        raw = self.client.get(self._base(key) + ":waiters")
+        """How many processes wait for the flight of ``key`` in progress (the lock holder's)."""
+        base = self._base(key)
+        owner = self.client.get(base + ":lock")
+        if owner is None:
+            return 0
+        raw = self.client.get(base + ":waiters:" + owner.decode())
         return max(0, int(raw)) if raw is not None else 0
 
     def join(self, key: str, deadline: float) -> tuple[Any] | None:
@@ -118,10 +122,11 @@ class RedisFlights:
 
     def _wait(self, base: str, owner: bytes, deadline: float) -> Any:
         result_key = base + ":result:" + owner.decode()
+        waiters_key = base + ":waiters:" + owner.decode()  # per flight: a count of who waits for this owner
         pubsub = self.client.pubsub(ignore_subscribe_messages=True)
         pubsub.subscribe(base + ":done")  # first: a result published from now on wakes us
         pipe = self.client.pipeline()
-        pipe.incr(base + ":waiters").pexpire(base + ":waiters", self.lease_ms).execute()
+        pipe.incr(waiters_key).pexpire(waiters_key, self.lease_ms).execute()
         try:
             while True:
                 raw = self.client.get(result_key)
@@ -136,7 +141,7 @@ class RedisFlights:
                 pubsub.get_message(timeout=min(POLL, left))  # any message: look again
         finally:
             try:
-                self.client.decr(base + ":waiters")
+                self.client.decr(waiters_key)
             finally:
                 pubsub.close()
 
