@@ -35,8 +35,10 @@ from .memory import TieredMemory
 from .messages import to_core_messages
 from .router import RouterLLM
 from .spans import CostSpanHandler
+from .tool_cache import CachedTool
 
 __all__ = [
+    "CachedTool",
     "CostEventHandler",
     "CostSpanHandler",
     "GuardedResult",

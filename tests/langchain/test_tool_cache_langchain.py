@@ -188,3 +188,17 @@ def test_configuration_errors() -> None:
         cached_tool(search, cache=ToolCache({"other": 1}, ledger="memory://"))
     with pytest.raises(TypeError):
         ToolCacheMiddleware({"search": 1}, cache=ToolCache({"search": 1}, ledger="memory://"))
+
+
+def test_stuck_detection_listed_before_the_cache_still_sees_every_repeated_call() -> None:
+    from agentcost_core import TerminationReason
+    from agentcost_core.guards import StuckDetector
+    from agentcost_langchain.middleware import StuckMiddleware, termination_of
+
+    ask = AIMessage(content="", tool_calls=[{"name": "search", "args": {"query": "4417"}, "id": "c"}])
+    model = ScriptedChatModel(script=[ask] * 50 + ["done"], model="gpt-4o-mini", max_tokens=256)
+    cache = ToolCacheMiddleware({"search": 300}, ledger="memory://")
+    agent = create_agent(model, tools=[search], middleware=[StuckMiddleware(StuckDetector()), cache])
+    out = agent.invoke({"messages": [HumanMessage("Where is my order?")]}, {"recursion_limit": 120})
+    assert termination_of(out["messages"]) is TerminationReason.REPEATED_TOOL  # the loop is still caught
+    assert RUNS == [("search", "4417")] and cache.cache.hits >= 2  # while the tool itself ran once
