@@ -9,6 +9,7 @@
 from .callbacks import AsyncCostCallbackHandler, CostCallbackHandler
 from .guard import GuardedAgent, GuardedResult, guard
 from .memory import TieredChatMessageHistory, TieredMemory
+from .response_cache import ResponseCache
 from .router import ModelRouter
 from .tracking import track_costs
 
@@ -18,6 +19,7 @@ __all__ = [
     "GuardedAgent",
     "GuardedResult",
     "ModelRouter",
+    "ResponseCache",
     "TieredChatMessageHistory",
     "TieredMemory",
     "guard",
