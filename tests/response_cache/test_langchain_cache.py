@@ -9,10 +9,10 @@ from decimal import Decimal
 
 import pytest
 from langchain_core.globals import get_llm_cache, set_llm_cache
+from langchain_providers import load_providers
 
 from agentcost_core import Ledger, PriceCatalog
 from agentcost_langchain import CostCallbackHandler, ResponseCache
-from langchain_providers import load_providers
 
 P = load_providers()
 MODEL = "gpt-4o-mini"
