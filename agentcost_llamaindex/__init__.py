@@ -28,6 +28,7 @@ Instrumentation handlers cannot stop a run (the dispatcher swallows their except
 never raise into it: internal errors are logged and counted in ``h.internal_errors``.
 """
 
+from .cached_llm import CachedLLM
 from .guard import GuardedResult, guard
 from .handler import CostEventHandler
 from .instrument import instrument
@@ -37,6 +38,7 @@ from .router import RouterLLM
 from .spans import CostSpanHandler
 
 __all__ = [
+    "CachedLLM",
     "CostEventHandler",
     "CostSpanHandler",
     "GuardedResult",
