@@ -66,6 +66,18 @@ def _unpack(payload: str) -> list[Generation]:
     return out
 
 
+def _copies(generations: Sequence[Generation]) -> list[Generation]:
+    """Copies a caller may change without changing the stored entry (the memory backend keeps objects)."""
+    out: list[Generation] = []
+    for g in generations:
+        if isinstance(g, ChatGeneration):
+            message = g.message.model_copy(update={"response_metadata": dict(g.message.response_metadata)})
+            out.append(g.model_copy(update={"message": message}))
+        else:
+            out.append(g.model_copy())
+    return out
+
+
 def _semantic_parts(prompt: str) -> tuple[str | None, str, list[str]]:
     """(last user message, system prompt, the conversation before it) from LangChain's cache prompt
     (the serialized message list; a completion model's prompt is plain text)."""
@@ -153,7 +165,8 @@ class ResponseCache(BaseCache):
                 if request.vector is not None:
                     _missed.set(request)
                 return None
-            generations = _unpack(hit.entry.payload)
+            payload = hit.entry.payload
+            generations = _unpack(payload) if isinstance(payload, str) else _copies(payload)
         except Exception as e:  # noqa: BLE001 - a cache failure is a miss, never the caller's problem
             self.recorder.note_internal_error("response cache lookup", e)
             return None
@@ -187,7 +200,8 @@ class ResponseCache(BaseCache):
                     request.vector = missed.vector
             first = return_val[0] if return_val else None
             outcome = outcome_of_message(getattr(first, "message", None), None, first)
-            self.engine.store(request, _pack(return_val), model=outcome.model or request.model, usage=outcome.usage)
+            payload = _pack(return_val) if self.engine.serializes else _copies(return_val)
+            self.engine.store(request, payload, model=outcome.model or request.model, usage=outcome.usage)
         except Exception as e:  # noqa: BLE001 - a cache failure never breaks the call
             self.recorder.note_internal_error("response cache update", e)
 

@@ -145,7 +145,12 @@ class CacheEngine:
         self.stats.count("semantic", "hits" if found is not None else "misses")
         return found
 
-    def store(self, request: CacheRequest, payload: str, *, model: str | None, usage: Usage | None) -> bool:
+    @property
+    def serializes(self) -> bool:
+        """Whether ``store`` needs a text payload (False for the memory backend, which keeps objects)."""
+        return self.backend.serializes
+
+    def store(self, request: CacheRequest, payload: Any, *, model: str | None, usage: Usage | None) -> bool:
         """Keep a response for ``request`` (its vector too, when the semantic layer embedded the
         query). False when the backend failed (counted, logged, never raised)."""
         now = self.clock()

@@ -15,14 +15,15 @@ __all__ = ["CacheEntry", "CacheHit", "CacheRequest"]
 class CacheEntry:
     """One stored response.
 
-    ``payload`` is the framework's own serialized response (the adapter's to read back);
+    ``payload`` is the framework's own serialized response (the adapter's to read back), or, in a
+    backend that keeps objects (``serializes = False``: memory), the response objects themselves;
     ``model`` and ``usage`` are what the original call served and billed, so a hit can say what it
     saved. ``text`` / ``context`` / ``vector`` are set for entries the semantic layer can match.
     """
 
     scope: str
     key: str
-    payload: str
+    payload: Any
     model: str | None = None
     usage: Usage | None = None
     created: float = field(default_factory=time.time)

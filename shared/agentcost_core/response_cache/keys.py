@@ -31,8 +31,15 @@ def _digest(parts: Iterable[object]) -> str:
 
 def exact_key(model: str | None, messages: str, params: str) -> str:
     """The exact key (sha256 hex) of a call: ``model``, the canonical text of the whole message
-    list, and the canonical text of every output-changing parameter (tools included)."""
-    return _digest((KEY_VERSION, model, messages, params))
+    list, and the canonical text of every output-changing parameter (tools included). Each part is
+    hashed with its length in front, so no two different calls share their hashed bytes."""
+    h = hashlib.sha256(KEY_VERSION.encode())
+    for part in (model or "", messages, params):
+        data = part.encode("utf-8", "surrogatepass")
+        h.update(len(data).to_bytes(8, "big"))
+        h.update(data)
+    h.update(b"\x01" if model is None else b"\x00")
+    return h.hexdigest()
 
 
 def scope_fields(scope: Sequence[str] | str | None) -> tuple[str, ...]:

@@ -20,6 +20,8 @@ class CacheBackend(ABC):
     one scope that carry a vector (what the semantic layer compares a query with)."""
 
     url: str
+    #: Whether entries are stored as text (False: the memory backend keeps the payload objects as given).
+    serializes: bool = True
 
     @abstractmethod
     def get(self, scope: str, key: str, now: float) -> CacheEntry | None: ...

@@ -12,7 +12,10 @@ __all__ = ["MemoryBackend"]
 
 
 class MemoryBackend(CacheBackend):
-    """Least recently used entries go first once ``max_entries`` is reached."""
+    """Least recently used entries go first once ``max_entries`` is reached. Payloads are kept as
+    given (no serialization): adapters hand back copies."""
+
+    serializes = False
 
     def __init__(self, *, max_entries: int = 10_000) -> None:
         self.url = f"memory://?max_entries={max_entries}"
