@@ -106,3 +106,35 @@ def test_streams_pass_through(ledger: Ledger) -> None:
 def test_it_wraps_only_llms() -> None:
     with pytest.raises(ConfigurationError):
         CachedLLM(object(), "memory://")  # type: ignore[arg-type]
+
+
+def test_semantic_layer_with_a_llamaindex_embedding(ledger: Ledger) -> None:
+    import math
+
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+
+    table = {
+        "What is the capital of France?": [1.0, 0.0],
+        "Tell me the capital city of France": [0.98, math.sqrt(1 - 0.98**2)],
+    }
+
+    class TableEmbedding(BaseEmbedding):
+        def _get_query_embedding(self, query: str) -> list[float]:
+            return table[query]
+
+        async def _aget_query_embedding(self, query: str) -> list[float]:
+            return table[query]
+
+        def _get_text_embedding(self, text: str) -> list[float]:
+            return table[text]
+
+    server = OpenAIServer(text="Paris.")
+    llm = CachedLLM(_openai(server), "memory://", semantic=TableEmbedding(model_name="text-embedding-3-small"),
+                    ledger=ledger)  # fmt: skip
+    assert llm.chat([user("What is the capital of France?")]).message.content == "Paris."
+    assert llm.chat([user("Tell me the capital city of France")]).message.content == "Paris."
+    assert len(server.requests) == 1
+    hits = [e for e in ledger.events() if e.cache_hit]
+    assert [e.extra["cache"] for e in hits] == ["semantic"]  # type: ignore[index]
+    embeddings = [e for e in ledger.events() if (e.extra or {}).get("cache") == "embedding"]
+    assert len(embeddings) == 2 and all(e.model == "text-embedding-3-small" and e.cost for e in embeddings)

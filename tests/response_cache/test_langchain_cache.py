@@ -174,3 +174,18 @@ def test_invalidate_by_the_runs_cache_tags(ledger: Ledger) -> None:
     assert cache.invalidate("kb-v1") == 1
     llm.invoke("What does the KB say?", config=config)
     assert mock.calls == 2
+
+
+def test_budgets_are_not_charged_for_hits(ledger: Ledger) -> None:
+    from agentcost_core import Budget
+    from agentcost_core.budgets import ScopeContext
+
+    mock = provider()
+    handler = CostCallbackHandler(ledger, budgets=Budget(usd="10", per="user_day"))
+    llm = P.chat_openai(mock, MODEL, cache=ResponseCache("memory://", ledger=ledger))
+    for _ in range(3):
+        llm.invoke("Draft a reply", config={"callbacks": [handler], "metadata": {"user_id": "u1"}})
+    assert mock.calls == 1
+    (spent,) = handler.controls.enforcer.spent(ScopeContext(user_id="u1")).values()  # type: ignore[union-attr]
+    assert spent["usd"] == cost_of_one_call() and spent["held_usd"] == 0
+    assert [e.cache_hit for e in ledger.events()] == [False, True, True]
