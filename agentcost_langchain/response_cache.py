@@ -12,7 +12,9 @@ stores a response under tags for :meth:`ResponseCache.invalidate`.
 A hit is recorded as a ledger event with ``cache_hit=True``, cost $0 and ``saved`` (what the
 original call cost), ``extra={"cache": "exact" | "semantic"}``; a :class:`CostCallbackHandler` on
 the run records it instead (one event, never two), and its budgets settle a hit at $0.
-LangChain's ``stream()`` does not consult caches; ``invoke`` on a streaming model does.
+LangChain's ``stream()`` does not consult caches; ``invoke`` on a streaming model does. A
+completion model (``BaseLLM``) asks its cache before its run starts, when its attribution is not
+known yet: it is cached only with ``scope=()``.
 """
 
 from __future__ import annotations
@@ -144,7 +146,11 @@ class ResponseCache(BaseCache):
         """Hits, misses and errors per layer (:class:`~agentcost_core.response_cache.CacheStats`)."""
         return self.engine.stats
 
-    def _request(self, prompt: str, llm_string: str, run: run_context.ModelRun | None) -> CacheRequest:
+    def _request(self, prompt: str, llm_string: str, run: run_context.ModelRun | None) -> CacheRequest | None:
+        """The lookup of a call, or None when its scope cannot be known: a completion model (``BaseLLM``)
+        asks its cache before its run starts, so with a scope it is never cached (never a guess)."""
+        if run is None and self.engine.scope:
+            return None
         attribution = run.attribution if run is not None else NO_ATTRIBUTION
         text = system = None
         history: list[str] = []
@@ -160,6 +166,8 @@ class ResponseCache(BaseCache):
         try:
             run = run_context.current_run()
             request = self._request(prompt, llm_string, run)
+            if request is None:
+                return None
             hit = self.engine.lookup(request)
             if hit is None:
                 if request.vector is not None:
@@ -193,6 +201,8 @@ class ResponseCache(BaseCache):
         try:
             run = run_context.current_run()
             request = self._request(prompt, llm_string, run)
+            if request is None:
+                return
             missed = _missed.get()
             if missed is not None:
                 _missed.set(None)

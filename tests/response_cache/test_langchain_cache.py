@@ -189,3 +189,13 @@ def test_budgets_are_not_charged_for_hits(ledger: Ledger) -> None:
     (spent,) = handler.controls.enforcer.spent(ScopeContext(user_id="u1")).values()  # type: ignore[union-attr]
     assert spent["usd"] == cost_of_one_call() and spent["held_usd"] == 0
     assert [e.cache_hit for e in ledger.events()] == [False, True, True]
+
+
+def test_a_completion_model_is_cached_only_without_a_scope(ledger: Ledger) -> None:
+    from langchain_core.language_models.fake import FakeListLLM
+
+    scoped = FakeListLLM(responses=["alice's secret", "bob's answer"], cache=ResponseCache("memory://", ledger=ledger))
+    assert scoped.invoke("same prompt", config={"metadata": {"user_id": "alice"}}) == "alice's secret"
+    assert scoped.invoke("same prompt", config={"metadata": {"user_id": "bob"}}) == "bob's answer"  # never a guess
+    shared = FakeListLLM(responses=["one", "two"], cache=ResponseCache("memory://", ledger=ledger, scope=()))
+    assert [shared.invoke("q"), shared.invoke("q")] == ["one", "one"]
