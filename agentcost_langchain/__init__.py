@@ -10,6 +10,7 @@ from .callbacks import AsyncCostCallbackHandler, CostCallbackHandler
 from .embeddings import CostTrackedEmbeddings
 from .guard import GuardedAgent, GuardedResult, guard
 from .memory import TieredChatMessageHistory, TieredMemory
+from .response_cache import ResponseCache
 from .router import ModelRouter
 from .tool_cache import cached_tool
 from .tracking import track_costs
@@ -21,6 +22,7 @@ __all__ = [
     "GuardedAgent",
     "GuardedResult",
     "ModelRouter",
+    "ResponseCache",
     "TieredChatMessageHistory",
     "TieredMemory",
     "ToolCacheMiddleware",

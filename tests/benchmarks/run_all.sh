@@ -32,6 +32,11 @@ run_all() {
         echo "================================================================ $bench"
         "$py" "$here/$bench.py" "$@" || { echo "!! $bench exited with status $?"; status=1; }
     done
+    for bench in bench_response_cache; do  # the response cache against LangChain's caches
+        echo
+        echo "================================================================ $bench"
+        "$py" "$here/$bench.py" "$@" || { echo "!! $bench exited with status $?"; status=1; }
+    done
     return "$status"
 }
 
