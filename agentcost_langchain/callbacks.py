@@ -377,6 +377,8 @@ class _CostTracking(RecorderResults):
                 continue
             if self._first_chunks:
                 self._first_chunks.pop(run_id, None)
+            if self._langsmith is not None:  # a LangSmith tracer's end that waited for ours goes now
+                self._langsmith.ended(run_id)
             guard = state[3]
             logger.warning("agentcost: a model call never reported its end within %.0f s; its reservation is released",
                            self.call_timeout)  # fmt: skip

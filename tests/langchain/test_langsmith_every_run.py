@@ -17,7 +17,7 @@ from typing import Any
 import langsmith
 import pytest
 from langchain.agents import create_agent
-from langchain_core.callbacks import UsageMetadataCallbackHandler
+from langchain_core.callbacks import BaseCallbackHandler, UsageMetadataCallbackHandler
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.output_parsers import StrOutputParser
@@ -256,3 +256,53 @@ def test_runs_no_handler_of_ours_priced_go_through_untouched_and_the_hook_is_ins
     (run,) = langsmith_api.llm_runs().values()
     sent = run["extra"]["metadata"]["usage_metadata"]
     assert sent == reply.usage_metadata  # exactly LangChain's usage: no cost keys of ours
+
+
+def test_tracing_switched_on_in_langsmith_turns_it_on_and_every_run_carries_the_cost(
+    langsmith_api: LangSmithStandIn,
+) -> None:
+    """Tracing on through LangSmith's own switch (``tracing_context(enabled=True)``, what
+    ``LANGSMITH_TRACING=true`` does; the variable itself is cached once per process by the SDK):
+    LangChain builds a new tracer for each top-level call, and the handler is on unasked."""
+    client = langsmith.Client(api_url=langsmith_api.url, api_key="test-key", auto_batch_tracing=True)
+    usage_handler = UsageMetadataCallbackHandler()
+    model = cheap_model(["Paris.", "Madrid."])
+    with langsmith.tracing_context(enabled=True, client=client, project_name="agentcost-test"):
+        handler = CostCallbackHandler("memory://")
+        model.invoke("What is the capital of France?", config={"callbacks": [handler, usage_handler]})
+        chain = ChatPromptTemplate.from_messages([("human", "{q}")]) | model
+        chain.invoke({"q": "And of Spain?"}, config={"callbacks": [handler, usage_handler]})
+    client.flush(timeout=10)
+
+    assert len(handler.events) == 2
+    assert_exact_cost_on_every_llm_run(langsmith_api, handler)
+    assert_usage_handler_saw_int_tokens(usage_handler, handler)
+
+
+class RaisesAtTheEnd(BaseCallbackHandler):
+    """Another callback whose ``on_llm_end`` raises (``raise_error``): LangChain stops calling the
+    handlers after it, ours included."""
+
+    raise_error = True
+
+    def on_llm_end(self, response: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a callback of the user failed")
+
+
+def test_a_tracer_end_that_waited_for_an_end_of_ours_that_never_came_is_sent_when_the_call_is_given_up(
+    langsmith_api: LangSmithStandIn,
+) -> None:
+    now = [0.0]
+    handler = CostCallbackHandler("memory://", langsmith=True, call_timeout=60, clock=lambda: now[0])
+    tracer = tracer_to(langsmith_api)
+    model = cheap_model(["First.", "Second."])
+    with pytest.raises(RuntimeError, match="a callback of the user failed"):
+        model.invoke("one", config={"callbacks": [tracer, RaisesAtTheEnd(), handler]})
+    now[0] = 61.0  # the first call is given up at the next call's start
+    model.invoke("two", config={"callbacks": [tracer, handler]})
+    sent_all(tracer)
+
+    runs = langsmith_api.llm_runs()
+    assert len(runs) == 2 and all(run.get("end_time") and run.get("outputs") for run in runs.values())
+    (event,) = handler.events  # the first call's end never reached us: only the second is priced
+    assert usage_sent(langsmith_api, event.id)["total_cost"] == float(event.cost)  # type: ignore[arg-type]
