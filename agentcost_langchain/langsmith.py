@@ -140,7 +140,8 @@ class LangSmithCosts:
         self._priced: OrderedDict[UUID, CostEvent] = OrderedDict()  # run id -> its event, for a tracer end to come
         self._waiting: dict[UUID, tuple[_Send, Any]] = {}  # run id -> a tracer end that came before ours
         install_hook()
-        _LIVE.add(self)
+        with _HOOK_LOCK:
+            _LIVE.add(self)
 
     def priced(self, run_id: UUID, event: CostEvent) -> None:
         """The handler recorded ``run_id``'s call as ``event``: kept for its tracer's end."""
@@ -184,12 +185,17 @@ class LangSmithCosts:
             parts = self._handler.recorder.accountant.cost_parts(event)
             return response if parts is None else _with_cost(response, event, parts)
         except Exception as e:  # noqa: BLE001 - an internal error of ours never costs the user the trace
-            self._handler.recorder.note_internal_error("langsmith", e)
+            self.note_error(e)
             return response
+
+    def note_error(self, error: Exception) -> None:
+        """An internal error of ours on the way to LangSmith: counted and logged, never raised."""
+        self._handler.recorder.note_internal_error("langsmith", error)
 
 
 _LIVE: weakref.WeakSet[LangSmithCosts] = weakref.WeakSet()  # the handlers with LangSmith on, while they live
 _HOOK_MARK = "__agentcost_original__"
+_HOOK_LOCK = threading.Lock()  # installing the hook, and the live handlers' set
 
 
 def hook_installed() -> bool:
@@ -199,20 +205,26 @@ def hook_installed() -> bool:
 
 def install_hook() -> None:
     """Wrap ``LangChainTracer.on_llm_end`` once per process (see the module docstring)."""
-    if hook_installed():
-        return
-    original = LangChainTracer.on_llm_end
+    with _HOOK_LOCK:
+        if not hook_installed():
+            LangChainTracer.on_llm_end = _hooked(LangChainTracer.on_llm_end)  # type: ignore[method-assign]
+
+
+def _hooked(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``original`` (the tracer's ``on_llm_end``), sending our cost with the runs we price."""
 
     @functools.wraps(original)
     def on_llm_end(self: LangChainTracer, response: Any, *, run_id: UUID, **kwargs: Any) -> Any:
         def send(result: Any) -> Any:
             return original(self, result, run_id=run_id, **kwargs)
 
-        for costs in list(_LIVE):
+        with _HOOK_LOCK:
+            live = list(_LIVE)
+        for costs in live:
             try:
                 taken = costs.at_tracer_end(send, response, run_id)
             except Exception as e:  # noqa: BLE001 - our error never costs the user the trace
-                costs._handler.recorder.note_internal_error("langsmith", e)
+                costs.note_error(e)
                 continue
             if taken is WAITS:
                 return None
@@ -221,4 +233,4 @@ def install_hook() -> None:
         return send(response)
 
     setattr(on_llm_end, _HOOK_MARK, original)
-    LangChainTracer.on_llm_end = on_llm_end  # type: ignore[method-assign]
+    return on_llm_end
