@@ -18,6 +18,7 @@ import threading
 import time
 from collections import OrderedDict
 from contextvars import ContextVar
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -40,12 +41,14 @@ ACTIVE_ROUTE: ContextVar[dict[str, Any] | None] = ContextVar("agentcost_active_r
 from .langsmith import LangSmithCosts, tracing_is_on
 from .messages import count_images, prompt_messages, tools_json
 from .response import read_outcome
+from .run_context import note_handled
 
 __all__ = ["AsyncCostCallbackHandler", "CostCallbackHandler"]
 
 logger = logging.getLogger("agentcost")
 
 
+_ZERO = Decimal(0)
 _MAX_RUNS = 10_000  # a bound on remembered runs, for hosts whose runs never end in our sight
 
 
@@ -236,6 +239,7 @@ class _CostTracking(RecorderResults):
                 self._router_runs[run_id] = self._model_call(prompt, run_id, parent_run_id, md, kwargs)
                 return
             started = self._clock()  # the call's age counts from its start, however long opening it takes
+            note_handled(run_id)  # a ResponseCache hit of this run is ours to record
             call = self._model_call(prompt, run_id, parent_run_id, md, kwargs)
             guard = None
             if self.controls is not None and self.controls.enforcer is not None:
@@ -334,6 +338,10 @@ class _CostTracking(RecorderResults):
             logger.warning("agentcost: malformed usage from %s (%s); tokens estimated instead",
                            outcome.model or call.model, outcome.usage_error)  # fmt: skip
         cost = None
+        if outcome.extra and outcome.extra.get("cache_recorded"):  # a hit the ResponseCache recorded itself
+            if guard is not None:
+                self._close_guarded(guard, call, outcome, _ZERO)
+            return
         try:
             if guard is not None and guard[1] is not None and guard[1].flags:
                 outcome.extra = {**(outcome.extra or {}), **guard[1].flags}
