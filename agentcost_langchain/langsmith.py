@@ -104,8 +104,15 @@ def usage_with_cost(
     return usage
 
 
-def _with_cost(response: Any, event: CostEvent, parts: Mapping[str, Decimal]) -> Any:
-    """A copy of the ``LLMResult`` whose first message carries the call's usage with the cost (the
+def _unbilled(usage_metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A copy of ``usage_metadata`` costing 0: a run that bills nothing of its own."""
+    usage = dict(usage_metadata) if usage_metadata else {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+    usage.update(input_cost=0.0, output_cost=0.0, total_cost=0.0)
+    return usage
+
+
+def _with_usage(response: Any, costed_usage: Callable[[Mapping[str, Any] | None], dict[str, Any]]) -> Any:
+    """A copy of the ``LLMResult`` whose first message carries ``costed_usage`` of its tokens (the
     original and its messages are untouched); the result itself when it holds no chat message.
     With several generations the tracer would add their usages up (``add_usage``, ints only): the
     first message carries that sum and the cost, the others none."""
@@ -118,7 +125,7 @@ def _with_cost(response: Any, event: CostEvent, parts: Mapping[str, Decimal]) ->
     tokens = None
     for m in messages:
         tokens = add_usage(tokens, m.usage_metadata) if m.usage_metadata else tokens
-    usage = usage_with_cost(tokens, event, parts)
+    usage = costed_usage(tokens)
     costed = [
         g.model_copy(update={"message": m.model_copy(update={"usage_metadata": usage if i == 0 else None})})
         for i, (g, m) in enumerate(zip(generations[0], messages))
@@ -126,6 +133,7 @@ def _with_cost(response: Any, event: CostEvent, parts: Mapping[str, Decimal]) ->
     return response.model_copy(update={"generations": [costed]})
 
 
+UNBILLED = object()  # in place of an event: a ModelRouter's own run, whose tier's run carries the cost
 NOT_OURS = object()  # at_tracer_end: a run no handler of ours priced or is pricing
 WAITS = object()  # at_tracer_end: kept until the handler's own end has priced the call
 _Send = Callable[[Any], Any]  # the tracer's own on_llm_end for one run, given the result to send
@@ -137,7 +145,7 @@ class LangSmithCosts:
     def __init__(self, handler: Any) -> None:
         self._handler = handler
         self._lock = threading.Lock()
-        self._priced: OrderedDict[UUID, CostEvent] = OrderedDict()  # run id -> its event, for a tracer end to come
+        self._priced: OrderedDict[UUID, Any] = OrderedDict()  # run id -> its event (or UNBILLED), for a tracer end
         self._waiting: dict[UUID, tuple[_Send, Any]] = {}  # run id -> a tracer end that came before ours
         install_hook()
         with _HOOK_LOCK:
@@ -145,8 +153,15 @@ class LangSmithCosts:
 
     def priced(self, run_id: UUID, event: CostEvent) -> None:
         """The handler recorded ``run_id``'s call as ``event``: kept for its tracer's end."""
-        if event.cost is None:
-            return
+        if event.cost is not None:
+            self._keep(run_id, event)
+
+    def unbilled(self, run_id: UUID) -> None:
+        """``run_id`` is a ModelRouter's own run: it goes to LangSmith costing 0, since the run of
+        the tier it chose carries the call's cost (and a cache hit of the router is ``priced``)."""
+        self._keep(run_id, UNBILLED)
+
+    def _keep(self, run_id: UUID, event: Any) -> None:
         with self._lock:
             self._priced[run_id] = event
             if len(self._priced) > _REMEMBERED:
@@ -178,12 +193,16 @@ class LangSmithCosts:
                 return WAITS
         return self._costed(response, event)
 
-    def _costed(self, response: Any, event: CostEvent | None) -> Any:
+    def _costed(self, response: Any, event: Any) -> Any:
         if event is None:
             return response
         try:
+            if event is UNBILLED:
+                return _with_usage(response, _unbilled)
             parts = self._handler.recorder.accountant.cost_parts(event)
-            return response if parts is None else _with_cost(response, event, parts)
+            if parts is None:
+                return response
+            return _with_usage(response, lambda tokens: usage_with_cost(tokens, event, parts))
         except Exception as e:  # noqa: BLE001 - an internal error of ours never costs the user the trace
             self.note_error(e)
             return response

@@ -37,8 +37,11 @@ from langsmith_standin import (  # tests/ helper
 
 from agentcost_core.budgets import Budget
 from agentcost_core.budgets.stores.sqlite import SQLiteStore
+from agentcost_core.routing import StaticPolicy
 from agentcost_langchain import CostCallbackHandler
 from agentcost_langchain.langsmith import hook_installed
+from agentcost_langchain.router import ModelRouter
+from agentcost_langchain.testing import ScriptedChatModel
 
 MODEL = "gpt-4o-mini-2024-07-18"
 ORDERS = pytest.mark.parametrize("tracer_first", [False, True], ids=["handler-first", "tracer-first"])
@@ -306,3 +309,30 @@ def test_a_tracer_end_that_waited_for_an_end_of_ours_that_never_came_is_sent_whe
     assert len(runs) == 2 and all(run.get("end_time") and run.get("outputs") for run in runs.values())
     (event,) = handler.events  # the first call's end never reached us: only the second is priced
     assert usage_sent(langsmith_api, event.id)["total_cost"] == float(event.cost)  # type: ignore[arg-type]
+
+
+@ORDERS
+def test_a_model_router_run_costs_0_and_the_tier_it_chose_carries_the_cost(
+    langsmith_api: LangSmithStandIn, tracer_first: bool
+) -> None:
+    """A ModelRouter call is two LLM runs (the router's and its tier's, both with the tier's
+    tokens): the tier's run carries the exact cost, the router's 0, so LangSmith's total is exact."""
+    handler = CostCallbackHandler("memory://", langsmith=True)
+    tracer = tracer_to(langsmith_api)
+    tiers = {"nano": cheap_model(["billing"]), "frontier": ScriptedChatModel(script=["A plan."], model="gpt-4.1")}
+    chain = ChatPromptTemplate.from_messages([("human", "{q}")]) | ModelRouter(tiers, StaticPolicy({}, default="nano"))
+    reply = chain.invoke(
+        {"q": "Billing or shipping?"}, config={"callbacks": callbacks(tracer, handler, tracer_first=tracer_first)}
+    )
+    sent_all(tracer)
+
+    assert reply.content == "billing"
+    (call,) = [e for e in handler.events if e.kind == "llm"]
+    runs = langsmith_api.llm_runs()
+    assert len(runs) == 2
+    router_run = next(r for run_id, r in runs.items() if run_id != call.id)
+    assert router_run["extra"]["metadata"]["ls_provider"] == "agentcost-router"
+    router_usage = router_run["extra"]["metadata"]["usage_metadata"]
+    assert (router_usage["input_cost"], router_usage["output_cost"], router_usage["total_cost"]) == (0.0, 0.0, 0.0)
+    assert usage_sent(langsmith_api, call.id)["total_cost"] == float(call.cost)  # type: ignore[arg-type]
+    assert sum(r["extra"]["metadata"]["usage_metadata"]["total_cost"] for r in runs.values()) == float(call.cost)  # type: ignore[arg-type]
