@@ -102,6 +102,8 @@ def test_unpriced_estimated_budget_events_and_anomalies_are_marked(page: Any, pl
     assert page.locator("#drill tr.row .badge.estimated").count() == 1
 
     page.select_option("#f-feature", "search")  # the markers follow the filters
+    assert text(page, "#crumbs") == "total"  # nothing left under support › writer › s-2: back to the top
+    assert drill_total_cost(page) == money(planted.spend(feature="search"))
     assert page.locator("#chart .marker-budget").count() == 0
     assert page.locator("#chart .marker-anomaly").count() == 1
     screenshot(page, "filtered-search.png")

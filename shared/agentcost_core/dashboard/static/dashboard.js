@@ -275,7 +275,7 @@
     shownNotices().forEach(function (m) {  // budget events and anomalies on the time axis
       var isBudget = m.kind.indexOf("budget.") === 0, isAnomaly = m.kind.indexOf("anomaly.") === 0;
       if (!isBudget && !isAnomaly || m.ts < first || m.ts >= first + n * step) return;
-      var x = L + ((m.ts - first) / step) * bw, tip = esc(m.kind + " " + label(m.subject) + ": " + m.message);
+      var x = L + (Math.floor((m.ts - first) / step) + 0.5) * bw, tip = esc(m.kind + " " + label(m.subject) + ": " + m.message);
       svg.push(isBudget
         ? "<path class=\"marker-budget\" d=\"M" + x.toFixed(2) + " " + (T - 2) + " l-5 -9 h10 z\" fill=\"#b54708\"><title>" + tip + "</title></path>"
         : "<circle class=\"marker-anomaly\" cx=\"" + x.toFixed(2) + "\" cy=\"" + (T - 8) + "\" r=\"5\" fill=\"#b42318\"><title>" + tip + "</title></circle>");
@@ -315,8 +315,12 @@
   }
 
   function renderDrill(list) {
+    var here = underPath(list);
+    while (!here.length && state.path.length) {  // a filter left nothing under the path: step back up
+      state.path.pop(); state.call = null; here = underPath(list);
+    }
     renderCrumbs();
-    var here = underPath(list), depth = state.path.length, total = sum(here);
+    var depth = state.path.length, total = sum(here);
     if (depth >= LEVELS.length) return renderCalls(here, total);
     var field = LEVELS[depth][0], name = LEVELS[depth][1];
     var rows = groups(here, field).map(function (g) {
