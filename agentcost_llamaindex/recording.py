@@ -56,6 +56,7 @@ from agentcost_core.parsers.llamaindex import ResponseUsage
 
 from .attribution import route_from_tags, run_id_from_tags
 from .calls import CallTable, PendingCall
+from .embeddings import EMBEDDING_EVENTS, EmbeddingRecorder
 from .messages import CoreMessages, image_count, response_text, tools_text
 
 __all__ = ["LlmEventRecorder", "model_call_settings", "read_response"]
@@ -129,10 +130,14 @@ class LlmEventRecorder:
         self.table = table
         self.recorder = recorder
         self.on_record: Callable[[Any, CostEvent, Decimal], None] | None = None
+        #: Embedding calls (see :mod:`agentcost_llamaindex.embeddings`), recorded through the same recorder.
+        self.embeddings = EmbeddingRecorder(table, recorder)
 
     # --- events -------------------------------------------------------------------------
     def handle(self, event: Any) -> None:
         if not isinstance(event, _LLM_EVENTS):
+            if isinstance(event, EMBEDDING_EVENTS):
+                self.embeddings.handle(event)
             return
         try:
             if isinstance(event, _END_EVENTS):

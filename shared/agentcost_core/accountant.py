@@ -36,7 +36,10 @@ from .prices.model_price import BucketPrices
 from .tokens import TokenCounter
 from .usage import BUCKETS, IteratedUsage, Usage
 
-__all__ = ["Accountant", "WorstCase", "image_tokens"]
+__all__ = ["PRICED_KINDS", "Accountant", "WorstCase", "image_tokens"]
+
+#: The event kinds the accountant prices: model calls and embedding calls.
+PRICED_KINDS = frozenset({"llm", "embedding"})
 
 logger = logging.getLogger("agentcost")
 _ZERO = Decimal(0)
@@ -213,13 +216,16 @@ class Accountant:
 
     def worst_case_of(self, model: str | None, input_tokens: int, max_tokens: int | None = None, *,
                       service_tier: str | None = None, estimated: bool = False) -> WorstCase:  # fmt: skip
-        """The worst case from counts already made."""
+        """The worst case from counts already made (``max_tokens=0``: no output, as for an embedding;
+        None: the model's maximum output)."""
         if estimated and self.estimate_margin:
             input_tokens = int(input_tokens * (1 + self.estimate_margin)) + 1
-        out = max_tokens if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) and max_tokens > 0 \
+        out = max_tokens if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) and max_tokens >= 0 \
             else self.max_output(model)  # fmt: skip
         usage = Usage(input=input_tokens, output=out)
         price = self.price(model)
+        if price is not None and price.until is not None and time.time() >= price.until:
+            price = self.catalog.at(model, time.time()) or price  # a dated or time-of-day change since it resolved
         prices = price.prices_for(usage, service_tier) if price is not None else self.fallback
         return WorstCase(prices.cost(usage), input_tokens, out, estimated)
 
@@ -253,16 +259,17 @@ class Accountant:
 
     def cost_parts(self, event: CostEvent) -> dict[str, Decimal] | None:
         """The priced model call ``event``'s cost per bucket (``input``, ``cache_read``,
-        ``cache_write_5m``, ``cache_write_1h``, ``output``, and ``reasoning`` as a part of output),
-        at the price that priced it; the buckets sum exactly to ``event.cost``. None for an unpriced
+        ``cache_write_5m``, ``cache_write_1h``, ``output``, ``reasoning`` as a part of output, and
+        ``request`` for a per-request fee), at the price that priced it; the buckets sum exactly to
+        ``event.cost``. None for an unpriced
         event. An LLM-cache hit costs $0 in every bucket. Computed on demand (an exporter's
         breakdown), never on the hot path."""
-        if event.cost is None or event.kind != "llm":
+        if event.cost is None or event.kind not in PRICED_KINDS:
             return None
         if event.cache_hit:
             return dict.fromkeys((*BUCKETS, "reasoning"), _ZERO)
         price = self.price(event.model, event.requested_model)
-        if price is not None and price.until is not None and event.ts >= price.until:
+        if price is not None and price.until is not None:  # dated or time-of-day prices: the one at the event's time
             price = self.catalog.at(event.model, event.ts) or price
         if price is None:
             return None
@@ -341,6 +348,8 @@ class Accountant:
             event.error = describe_error(outcome.error, keep_message=log_prompts)
         if outcome.tier is not None:
             event.tier = outcome.tier
+        if call.kind != "llm":
+            event.kind = call.kind
         if extra:
             event.extra = extra
         return event, budget

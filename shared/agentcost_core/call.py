@@ -1,18 +1,19 @@
-"""One model call as two plain values: what goes in (:class:`ModelCall`) and what came out
-(:class:`Outcome`). Each adapter builds them once at its edge from framework objects; everything
-after that (guards, budgets, pricing, the ledger) reads only these."""
+"""One model call as two plain values: what goes in (:class:`ModelCall`, or :class:`EmbeddingCall`
+for an embedding request) and what came out (:class:`Outcome`). Each adapter builds them once at
+its edge from framework objects; everything after that (guards, budgets, pricing, the ledger) reads
+only these."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 from .attribution import NO_ATTRIBUTION, Attribution
 from .privacy import describe_error
 from .tokens import ChatMessage, TokenCount, TokenCounter
 from .usage import Usage
 
-__all__ = ["ModelCall", "Outcome", "describe_error"]
+__all__ = ["EmbeddingCall", "ModelCall", "Outcome", "describe_error"]
 
 
 @dataclass(slots=True)
@@ -23,6 +24,9 @@ class ModelCall:
     of the input (each billed as tokens); ``max_tokens`` is the request's output cap, if it sets
     one; ``service_tier`` the tier it asks for (``None`` for the default tier).
     """
+
+    #: The ledger event's kind (``CostEvent.kind``).
+    kind: ClassVar[str] = "llm"
 
     model: str | None
     messages: Sequence[ChatMessage] = ()
@@ -47,6 +51,28 @@ class ModelCall:
             count = counter.count_messages(list(self.messages))
             if self.tools:
                 count = count + TokenCount(counter.count_text(self.tools).tokens, False)
+            self._input = count
+        return self._input
+
+
+@dataclass(slots=True)
+class EmbeddingCall(ModelCall):
+    """An embedding request: ``texts`` are billed as input, there is no output (``max_tokens`` is 0,
+    so a budget reserves the input only). It takes the same path as a model call (guards, budgets,
+    the accountant, the ledger) and is recorded as an event of kind ``"embedding"``."""
+
+    kind: ClassVar[str] = "embedding"
+
+    texts: Sequence[str] = ()
+    max_tokens: int | None = 0
+
+    def input_tokens(self) -> TokenCount:
+        """The texts' tokens, counted with the model family's tokenizer (no chat framing)."""
+        if self._input is None:
+            counter = TokenCounter.for_model(self.model)
+            count = TokenCount(0, counter.exact)
+            for text in self.texts:
+                count = count + counter.count_text(text)
             self._input = count
         return self._input
 

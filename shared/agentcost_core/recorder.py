@@ -9,9 +9,9 @@ import threading
 from decimal import Decimal
 from typing import Any
 
-from .accountant import Accountant, warn_unpriced_once
+from .accountant import PRICED_KINDS, Accountant, warn_unpriced_once
 from .attribution import Attribution
-from .call import ModelCall, Outcome, describe_error
+from .call import EmbeddingCall, ModelCall, Outcome, describe_error
 from .events import CostEvent
 from .exporters import Exporters
 from .ledger import Ledger
@@ -99,10 +99,10 @@ class CostRecorder:
     # --- totals -------------------------------------------------------------------------------
     @property
     def total_cost(self) -> Decimal:
-        """Exact USD of the priced events: those in :attr:`events` (the list is the caller's to
-        clear), or every event recorded when events are not kept."""
+        """Exact USD of the priced model and embedding calls: those in :attr:`events` (the list is
+        the caller's to clear), or every call recorded when events are not kept."""
         if self.keep_events:
-            return sum((e.cost for e in list(self.events) if e.kind == "llm" and e.cost is not None), _ZERO)
+            return sum((e.cost for e in list(self.events) if e.kind in PRICED_KINDS and e.cost is not None), _ZERO)
         with self._lock:
             return self._total
 
@@ -114,7 +114,7 @@ class CostRecorder:
                 return dict(self._usage)
         out: dict[str, Usage] = {}
         for e in list(self.events):
-            if e.kind == "llm" and e.model and e.usage:
+            if e.kind in PRICED_KINDS and e.model and e.usage:
                 prev = out.get(e.model)
                 out[e.model] = e.usage if prev is None else prev + e.usage
         return out
@@ -122,7 +122,7 @@ class CostRecorder:
     def _keep(self, event: CostEvent, call: ModelCall | None = None, outcome: Outcome | None = None) -> None:
         if self.keep_events:
             self.events.append(event)
-        elif event.kind == "llm":
+        elif event.kind in PRICED_KINDS:
             with self._lock:
                 if event.model and event.usage:
                     prev = self._usage.get(event.model)
@@ -172,6 +172,7 @@ class CostRecorder:
         service_tier: str | None = None,
         estimated: bool = False,
         cache_hit: bool = False,
+        saved: Decimal | None = None,
         error: BaseException | str | None = None,
         step: str | None = None,
         trace_id: str | None = None,
@@ -183,12 +184,15 @@ class CostRecorder:
         tier: str | None = None,
         **attribution: str | None,
     ) -> CostEvent:
-        """Record one event by keywords: a model call (``kind="llm"``, priced through the
-        accountant; ``usage=None`` for a failed call) or another kind (route, tool, halt …)."""
+        """Record one event by keywords: a model call (``kind="llm"``) or an embedding call
+        (``kind="embedding"``), priced through the accountant (``usage=None`` for a failed call), or
+        another kind (route, tool, halt …). Another kind with ``cache_hit=True`` (a tool-result cache
+        hit) costs $0 and keeps ``saved``."""
         a = Attribution.of(attribution).over(self.defaults)
-        if kind == "llm" and usage is not None:
-            call = ModelCall(requested_model or model, attribution=a, trace_id=trace_id, span_id=span_id,
-                             parent_id=parent_id, step=step, provider=provider, service_tier=service_tier)  # fmt: skip
+        if kind in PRICED_KINDS and usage is not None:
+            make = EmbeddingCall if kind == "embedding" else ModelCall
+            call = make(requested_model or model, attribution=a, trace_id=trace_id, span_id=span_id,
+                        parent_id=parent_id, step=step, provider=provider, service_tier=service_tier)  # fmt: skip
             outcome = Outcome(usage=usage, model=model, service_tier=service_tier, cache_hit=cache_hit, error=error,
                               latency_s=latency_s, extra=extra, tier=tier)  # fmt: skip
             event, _ = self.accountant.event(call, outcome, framework=self.framework, event_id=event_id,
@@ -204,6 +208,9 @@ class CostRecorder:
                 span_id=span_id, parent_id=parent_id, latency_s=latency_s, extra=extra, framework=self.framework,
                 tier=tier, **a.as_dict(), **({"id": event_id} if event_id else {}),
             )  # fmt: skip
+            if cache_hit and kind != "llm":
+                event.cache_hit, event.cost, event.priced = True, _ZERO, True
+                event.saved = _ZERO if saved is None else saved
         self._keep(event)
         return event
 
@@ -238,7 +245,7 @@ class RecorderResults:
 
     @property
     def unpriced_calls(self) -> int:
-        return sum(1 for e in self.recorder.events if e.kind == "llm" and not e.priced and not e.error)
+        return sum(1 for e in self.recorder.events if e.kind in PRICED_KINDS and not e.priced and not e.error)
 
     @property
     def internal_errors(self) -> int:

@@ -11,7 +11,7 @@ from genai_prices import Usage as GenaiUsage
 
 from agentcost_core import PriceCatalog, Usage
 from agentcost_core.prices.base import BasePrices, load_overlay
-from agentcost_core.prices.genai import GenaiPrices, genai_version, has_time_of_day_prices, load_providers
+from agentcost_core.prices.genai import GenaiPrices, genai_version, load_providers
 
 COMMON_IDS = [
     # OpenAI
@@ -104,13 +104,14 @@ def test_seeded_cross_check_against_genai_prices_calc_price() -> None:
     genai = GenaiPrices.build(load_providers(), origin=f"genai-prices {genai_version()}")
     base = BasePrices(genai, load_overlay())
     now = datetime.now(UTC)
+    when = now.timestamp()  # one moment for both sides (time-of-day prices: the same window)
     keys = sorted(genai.entries)
     agree = explained = 0
     reasons: dict[str, int] = {}
     for _ in range(2400):
         provider, model = rng.choice(keys)
         info = genai.model_info(provider, model)
-        ours = base.model_price((provider, model))
+        ours = base.model_price((provider, model), when)
         tier = rng.choice([None, None, *sorted(ours.tiers)])
         big = rng.random() < 0.2 and ours.long_context_threshold
         u = Usage(
@@ -126,23 +127,14 @@ def test_seeded_cross_check_against_genai_prices_calc_price() -> None:
         context = {"processing": "batch"} if tier == "batch" else ({"service_tier": tier} if tier else None)
         owner = next(p for p in genai.providers if p.id == provider)
         theirs = info.calc_price(gu, owner, genai_request_timestamp=now, price_context=context)
-        ref = _token_only(info, theirs, gu)
+        ref = theirs.total_price  # per-request fees included (Perplexity's Sonar models)
         mine = ours.cost(u, tier)
         if mine == ref:
             agree += 1
             continue
         reason = _explained(provider, model, tier, base.corrections)
-        if reason is None and has_time_of_day_prices(info):
-            reason = "time-of-day discount not modelled: the standard price applies"
         assert reason, f"{provider}/{model} tier={tier} {u}: ours {mine} != genai-prices {ref}"
         explained += 1
         reasons[reason] = reasons.get(reason, 0) + 1
     print(f"\ncross-check: {agree} agree exactly, {explained} differ as the overlay explains: {reasons}")
     assert agree + explained == 2400 and agree >= 2000
-
-
-def _token_only(info, calc, usage) -> object:  # type: ignore[no-untyped-def]
-    """genai-prices' total minus what it charges besides tokens (per-request fees; searches are 0
-    for a usage without them), which a call priced from its tokens does not carry."""
-    per_request = getattr(calc.model_price, "requests_kcount", None)
-    return calc.total_price - (per_request / 1000 if per_request else 0)

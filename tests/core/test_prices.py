@@ -187,7 +187,8 @@ def _decimal_formula(bp, u: Usage) -> Decimal:
                      (u.cache_write_1h, bp.cache_write_1h)):  # fmt: skip
         if n:
             total += n * price
-    return total / Decimal(1_000_000)
+    cost = total / Decimal(1_000_000)
+    return cost + bp.request if bp.request else cost  # a per-request fee (Perplexity's Sonar models)
 
 
 def test_cost_arithmetic_equals_the_decimal_formula_in_value_and_digits_for_every_catalog_price():

@@ -220,7 +220,10 @@ class RunGuard:
         cost: Decimal | None = None,
         text: str = "",
         tool_calls: Sequence[tuple[str, Any]] = (),
+        observe: bool = True,
     ) -> None:
+        """Settle the call's reservation; with ``observe`` (a model's answer, not an embedding) feed
+        its output to the stuck detector."""
         self.model_calls += 1
         if text and text.strip():
             self._last_text = text
@@ -231,7 +234,7 @@ class RunGuard:
             self.cost += counted or 0
         elif cost is not None:
             self.cost += cost
-        if self.monitor is not None:
+        if self.monitor is not None and observe:
             self.monitor.record_model_output(text or "", tuple(tool_calls))
             self._verdict()
 
@@ -296,7 +299,7 @@ class RunGuard:
             return
         usage, model, tier, cost = self._settlement(call, outcome, cost)
         self.after_model(res, usage, model=model, service_tier=tier, cost=cost, text=outcome.text,
-                         tool_calls=outcome.tool_calls)  # fmt: skip
+                         tool_calls=outcome.tool_calls, observe=call is None or call.kind == "llm")  # fmt: skip
 
     async def aclose_call(self, res: Reservation | None, call: ModelCall | None, outcome: Outcome,
                           cost: Decimal | None = None) -> None:  # fmt: skip
@@ -312,7 +315,7 @@ class RunGuard:
         usage, model, tier, cost = self._settlement(call, outcome, cost)
         counted = await enforcer.asettle(res, usage, model=model, service_tier=tier, cost=cost)
         self.after_model(None, usage, model=model, service_tier=tier, cost=counted, text=outcome.text,
-                         tool_calls=outcome.tool_calls)  # fmt: skip
+                         tool_calls=outcome.tool_calls, observe=call is None or call.kind == "llm")  # fmt: skip
 
     async def amodel_failed(self, res: Reservation | None) -> None:
         enforcer = self.controls.enforcer

@@ -8,13 +8,14 @@ from .anthropic import from_anthropic, merge_stream_usage
 from .gemini import from_gemini
 from .langchain import from_usage_metadata, iterated_usage, service_tier_of, usage_and_tier
 from .llamaindex import ResponseUsage, from_chat_response, from_raw, read_chat_response
-from .openai import from_chat_completions, from_openai, from_responses
+from .openai import from_chat_completions, from_embeddings, from_openai, from_responses
 
 __all__ = [
     "ResponseUsage",
     "from_anthropic",
     "from_chat_completions",
     "from_chat_response",
+    "from_embeddings",
     "from_gemini",
     "from_openai",
     "from_raw",

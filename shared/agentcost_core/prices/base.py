@@ -17,13 +17,24 @@ from importlib import resources
 from typing import Any
 
 from ..errors import PriceFileError
-from .genai import Dated, GenaiPrices, genai_version, load_providers, overlay_origin, price_of, utc_now_ts
+from .genai import (
+    Dated,
+    GenaiPrices,
+    entry_at,
+    genai_version,
+    load_providers,
+    overlay_origin,
+    price_of,
+    time_of_day_window,
+    utc_now_ts,
+)
 from .model_ids import candidates
 from .model_price import ModelPrice
 
 __all__ = ["BasePrices", "load_overlay"]
 
 _UNSET = object()
+_MAX_BUILT = 10_000  # built prices kept (time-of-day windows add two a day per model)
 
 
 def load_overlay() -> dict[str, Any]:
@@ -94,12 +105,33 @@ class BasePrices:
         for j, d in enumerate(dated):
             if d.start <= now:
                 i = j
+        until = dated[i + 1].start if i + 1 < len(dated) else None
+        info = self.genai.time_of_day.get(key)
+        if info is not None:  # DeepSeek's peak / off-peak hours: the price of the window `now` is in
+            return self._time_of_day_price(key, info, dated[i], now, until)
         cache_key = (key[0], key[1], dated[i].start)
         price = self._built.get(cache_key)
         if price is None:
-            until = dated[i + 1].start if i + 1 < len(dated) else None
             price = _build(key, dated[i], self.origin, self.corrections.get(key), until)
             with self._lock:
+                self._built[cache_key] = price
+        return price
+
+    def _time_of_day_price(self, key: tuple[str, str], info: Any, dated: Dated, now: float,
+                           next_change: float | None) -> ModelPrice:  # fmt: skip
+        """The price in the daily window ``now`` falls in, valid until the window ends."""
+        start, end = time_of_day_window(info, now)
+        cache_key = (key[0], key[1], start)
+        price = self._built.get(cache_key)
+        if price is None:
+            entry = entry_at(info, now)
+            if entry is None:  # no per-token price in this window: the compiled one
+                entry = dated.entry
+            until = end if next_change is None else min(end, next_change)
+            price = _build(key, Dated(dated.start, entry), self.origin, self.corrections.get(key), until)
+            with self._lock:
+                if len(self._built) > _MAX_BUILT:
+                    self._built.clear()
                 self._built[cache_key] = price
         return price
 

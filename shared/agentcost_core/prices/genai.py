@@ -7,8 +7,10 @@ prices into our price entries, one per date on which its prices change (:func:`c
 (``azure/gpt-4o``, ``us.anthropic.claude-…-v1:0``, ``ft:gpt-4o-mini-…:org::id``) with
 genai-prices' own matching rules plus the platform prefixes frameworks write.
 
-Only token prices are compiled; per-request fees, web searches, audio seconds and time-of-day
-discounts are not (a call is priced from its tokens).
+Token prices and per-request fees are compiled; web searches and audio seconds are not (a call is
+priced from its tokens). Time-of-day prices (DeepSeek's peak and off-peak hours) apply at the
+call's time: :func:`time_of_day_window` gives the daily window a moment falls in, and the price of
+that window is valid until the window ends (``ModelPrice.until``), when the next call re-resolves it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,15 @@ from typing import Any
 from ..errors import PriceFileError
 from .model_price import ModelPrice
 
-__all__ = ["PLATFORM_PREFIXES", "GenaiPrices", "compile_model", "genai_version", "load_providers"]
+__all__ = [
+    "PLATFORM_PREFIXES",
+    "GenaiPrices",
+    "compile_model",
+    "entry_at",
+    "genai_version",
+    "load_providers",
+    "time_of_day_window",
+]
 
 _KEYS = {"input_mtok": "input", "output_mtok": "output", "cache_read_mtok": "cache_read",
          "cache_write_mtok": "cache_write_5m", "cache_write_1h_mtok": "cache_write_1h"}  # fmt: skip
@@ -120,6 +130,9 @@ def _as_entry(gp: Any) -> dict[str, Any] | None:
             base[ours] = str(v)
     if len(thresholds) > 1:
         return None
+    fee = getattr(gp, "requests_kcount", None)  # USD per 1,000 requests (Perplexity's Sonar models)
+    if isinstance(fee, Decimal) and fee:
+        base["request"] = str(fee / 1000)
     # genai-prices bills a token whose own price is missing as its parent: a cache read or write
     # as input, a 1h cache write as a cache write (leaf decomposition of its usage units).
     for b, parent in (("cache_read", "input"), ("cache_write_5m", "input"), ("cache_write_1h", "cache_write_5m")):
@@ -163,9 +176,39 @@ def has_time_of_day_prices(info: Any) -> bool:
     return isinstance(info.prices, list) and any(hasattr(c.constraint, "start_time") for c in info.prices)
 
 
+_DAY = 86_400
+
+
+def _utc_seconds(t: Any) -> float:
+    """Seconds after UTC midnight of a ``datetime.time`` (naive times are UTC)."""
+    offset = t.utcoffset()
+    s = t.hour * 3600 + t.minute * 60 + t.second + t.microsecond / 1e6
+    return (s - (offset.total_seconds() if offset is not None else 0)) % _DAY
+
+
+def time_of_day_window(info: Any, when: float) -> tuple[float, float]:
+    """(start, end) in UTC epoch seconds of the window of ``info``'s time-of-day prices that
+    ``when`` falls in: between two consecutive daily boundaries (a window's start or end time)."""
+    bounds = sorted(
+        {_utc_seconds(t) for c in info.prices if hasattr(c.constraint, "start_time")
+         for t in (c.constraint.start_time, c.constraint.end_time)}
+    )  # fmt: skip
+    day = when - when % _DAY
+    of_day = when - day
+    start = max((b for b in bounds if b <= of_day), default=bounds[-1] - _DAY)
+    end = min((b for b in bounds if b > of_day), default=bounds[0] + _DAY)
+    return day + start, day + end
+
+
+def entry_at(info: Any, when: float) -> dict[str, Any] | None:
+    """Our price entry of ``info`` at ``when`` (UTC epoch seconds), time-of-day prices included."""
+    return _entry_at(info, datetime.fromtimestamp(when, UTC))
+
+
 def compile_model(info: Any) -> list[Dated]:
     """Our price entries of one genai-prices model, one per date its prices change (oldest first).
-    Time-of-day discounts (DeepSeek's off-peak hours) are left out: the standard price applies."""
+    Time-of-day prices are left out here (the unconstrained price, which for DeepSeek is the
+    off-peak one); :class:`~.base.BasePrices` applies them at the call's time."""
     if has_time_of_day_prices(info):
         info = copy(info)
         info.prices = [c for c in info.prices if not hasattr(c.constraint, "start_time")]
@@ -189,6 +232,8 @@ class GenaiPrices:
     origin: str
     #: (provider id, model id) → its dated entries, oldest first.
     entries: dict[tuple[str, str], list[Dated]] = field(default_factory=dict)
+    #: (provider id, model id) → genai-prices' model, for the models with time-of-day prices.
+    time_of_day: dict[tuple[str, str], Any] = field(default_factory=dict)
     _by_id: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -200,6 +245,8 @@ class GenaiPrices:
                 dated = compile_model(info)
                 if dated:
                     self.entries[(p.id, info.id)] = dated
+                    if has_time_of_day_prices(info):
+                        self.time_of_day[(p.id, info.id)] = info
         return self
 
     def model_info(self, provider_id: str, model_id: str) -> Any | None:

@@ -33,6 +33,7 @@ def _divisor(e: int) -> Decimal:
 
 
 _divide = _EXACT.divide
+_add = _EXACT.add
 
 
 def _coefficient_exponent(d: Decimal) -> tuple[int, int]:
@@ -75,13 +76,15 @@ def to_decimal(value: Any, where: str) -> Decimal:
 
 @dataclass(frozen=True, slots=True)
 class BucketPrices:
-    """USD per 1M tokens for each bucket."""
+    """USD per 1M tokens for each bucket, and ``request``: a fee in USD per request (Perplexity's
+    Sonar models charge one; 0 for most models)."""
 
     input: Decimal
     output: Decimal
     cache_read: Decimal
     cache_write_5m: Decimal
     cache_write_1h: Decimal
+    request: Decimal = Decimal(0)
     #: Each price as (integer coefficient, decimal exponent), for :meth:`cost`'s integer arithmetic.
     _exact: tuple[int, ...] = field(init=False, repr=False, compare=False)
     #: The usual requests' coefficients brought to one exponent e, with the divisor of their sum:
@@ -89,8 +92,14 @@ class BucketPrices:
     #: cache reads only (see :func:`_divisor`).
     _plain: tuple[Any, ...] = field(init=False, repr=False, compare=False)
     _with_read: tuple[Any, ...] = field(init=False, repr=False, compare=False)
+    #: The per-request fee, or None when there is none (the common case: one identity check per call).
+    _fee: Decimal | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        fee = self.request
+        if not isinstance(fee, Decimal) or not fee.is_finite() or fee < 0 or not _in_range(fee, MAX_PRICE):
+            raise PriceFileError(f"price 'request' must be a Decimal USD per request in range, got {fee!r}")
+        object.__setattr__(self, "_fee", fee.copy_abs() if fee else None)
         for b in _BUCKETS:
             value = getattr(self, b)
             if not isinstance(value, Decimal) or not value.is_finite() or value < 0:
@@ -134,13 +143,19 @@ class BucketPrices:
                 values[b] = getattr(fallback, b)
             else:
                 values[b] = values["input"]  # no separate cache price: billed as input
+        fee = data.get("request")
+        if fee is not None:
+            values["request"] = to_decimal(fee, f"{where}.request")
+        elif fallback is not None:
+            values["request"] = fallback.request
         try:
             return cls(**values)
         except PriceFileError as e:  # out of range: say where
             raise PriceFileError(f"{where}: {e}") from None
 
     def scaled(self, factor: Decimal) -> BucketPrices:
-        return BucketPrices(**{b: getattr(self, b) * factor for b in _BUCKETS})
+        """The token prices times ``factor`` (a service tier's multiplier); the request fee stays."""
+        return BucketPrices(**{b: getattr(self, b) * factor for b in _BUCKETS}, request=self.request)
 
     def cost(self, usage: Usage) -> Decimal:
         """Exactly ``Σ tokens × price / 1e6``: the same Decimal (value and digits) as
@@ -160,6 +175,8 @@ class BucketPrices:
         else:
             ci, co, divisor = self._plain
             n = usage.input * ci + usage.output * co
+        if self._fee is not None:
+            return _add(_divide(n, divisor), self._fee)
         return _divide(n, divisor)  # the context converts the integer exactly: no Decimal() call
 
     def _with_writes(self, usage: Usage) -> tuple[int, Decimal]:
@@ -185,14 +202,20 @@ class BucketPrices:
 
     def costs(self, usage: Usage) -> dict[str, Decimal]:
         """Each bucket's exact cost (``tokens × price / 1e6``), plus ``reasoning``: the part of
-        ``output`` that was reasoning, at the output price (a subset, not added again). The buckets
-        sum exactly to :meth:`cost`. Not on the hot path: for exporters that show a breakdown."""
+        ``output`` that was reasoning, at the output price (a subset, not added again), and
+        ``request`` (the per-request fee) when the model has one. The buckets and the fee sum exactly
+        to :meth:`cost`. Not on the hot path: for exporters that show a breakdown."""
         out = {b: _divide(getattr(usage, b) * getattr(self, b), PER_MILLION) for b in _BUCKETS}
         out["reasoning"] = _divide(usage.reasoning * self.output, PER_MILLION)
+        if self._fee is not None:
+            out["request"] = self._fee
         return out
 
     def as_dict(self) -> dict[str, str]:
-        return {b: str(getattr(self, b)) for b in _BUCKETS}
+        out = {b: str(getattr(self, b)) for b in _BUCKETS}
+        if self._fee is not None:
+            out["request"] = str(self._fee)
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,6 +55,8 @@ def encoding_for(model: str | None) -> str:
     """The tiktoken encoding used for ``model`` (o200k_base unless it is an older OpenAI family)."""
     if model:
         for c in candidates(model):
+            if c.startswith("text-embedding-"):  # text-embedding-3-* and -ada-002
+                return "cl100k_base"
             if c.startswith(("gpt-4-", "gpt-3.5")) or c in ("gpt-4", "gpt-4-turbo", "gpt-3.5-turbo"):
                 if not c.startswith(("gpt-4o", "gpt-4.1", "gpt-4.5")):
                     return "cl100k_base"
