@@ -11,8 +11,7 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-from conftest import T0, Planted, screenshot
-from test_dashboard_out import drill_total_cost, open_offline, text, write_page
+from dashboard_pages import T0, Planted, drill_total_cost, open_offline, screenshot, text, write_page
 
 from agentcost_core.cli import main
 from agentcost_core.report import money

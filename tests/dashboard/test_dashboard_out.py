@@ -13,33 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Planted, screenshot
+from dashboard_pages import Planted, drill_total_cost, open_offline, screenshot, text, write_page
 
 from agentcost_core.cli import main
 from agentcost_core.dashboard import document_of, priced_spend, render_page
 from agentcost_core.events import CostEvent
 from agentcost_core.report import money
 from agentcost_core.usage import Usage
-
-
-def write_page(planted: Planted, tmp_path: Path, *extra: str) -> Path:
-    out = tmp_path / "spend.html"
-    assert main(["dashboard", "--ledger", planted.url, "--out", str(out), *extra]) == 0
-    return out
-
-
-def open_offline(page: Any, path: Path) -> None:
-    page.context.set_offline(True)  # the file must work with the network off
-    page.goto(path.as_uri())
-    page.wait_for_selector("body[data-ready='1']")
-
-
-def text(page: Any, selector: str) -> str:
-    return page.locator(selector).inner_text().strip()
-
-
-def drill_total_cost(page: Any) -> str:
-    return text(page, "#drill-total td.cost")
 
 
 def test_totals_match_the_ledger_and_the_report(page: Any, planted: Planted, tmp_path: Path, capsys: Any) -> None:
