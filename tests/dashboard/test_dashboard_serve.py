@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import T0, Planted
-from test_dashboard_out import text
+from dashboard_pages import T0, Planted, text
 
 from agentcost_core.cli import main
 from agentcost_core.dashboard import DashboardServer, priced_spend
