@@ -17,6 +17,7 @@ from typing import Any
 import langsmith
 import pytest
 from langchain.agents import create_agent
+from langchain_core.caches import InMemoryCache
 from langchain_core.callbacks import BaseCallbackHandler, UsageMetadataCallbackHandler
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage
@@ -336,3 +337,25 @@ def test_a_model_router_run_costs_0_and_the_tier_it_chose_carries_the_cost(
     assert (router_usage["input_cost"], router_usage["output_cost"], router_usage["total_cost"]) == (0.0, 0.0, 0.0)
     assert usage_sent(langsmith_api, call.id)["total_cost"] == float(call.cost)  # type: ignore[arg-type]
     assert sum(r["extra"]["metadata"]["usage_metadata"]["total_cost"] for r in runs.values()) == float(call.cost)  # type: ignore[arg-type]
+
+
+@ORDERS
+def test_an_llm_cache_hit_carries_cost_0_so_langsmith_never_bills_the_cached_tokens(
+    langsmith_api: LangSmithStandIn, tracer_first: bool
+) -> None:
+    handler = CostCallbackHandler("memory://", langsmith=True)
+    tracer = tracer_to(langsmith_api)
+    model = cheap_model(["Paris."], cache=InMemoryCache())
+    for _ in range(2):  # the second call is answered by LangChain's cache, with the first one's usage
+        model.invoke(
+            "What is the capital of France?",
+            config={"callbacks": callbacks(tracer, handler, tracer_first=tracer_first)},
+        )
+    sent_all(tracer)
+
+    paid, hit = handler.events
+    assert not paid.cache_hit and hit.cache_hit and hit.cost == 0
+    assert usage_sent(langsmith_api, paid.id)["total_cost"] == float(paid.cost) > 0  # type: ignore[arg-type]
+    sent = usage_sent(langsmith_api, hit.id)
+    assert sent["output_tokens"] == paid.usage.output  # LangChain's tokens of the cached reply, unchanged
+    assert (sent["input_cost"], sent["output_cost"], sent["total_cost"]) == (0.0, 0.0, 0.0)
