@@ -64,17 +64,19 @@ def test_a_ledger_that_cannot_be_read_is_a_500_and_the_server_keeps_serving(plan
         assert b'id="agentcost-data"' in response.read()
 
 
-def _ctrl_c_like_a_terminal() -> None:
-    """A job started in the background of a script inherits SIGINT as ignored; a user's terminal does not."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+#: The command as a user's terminal runs it: Ctrl-C raises KeyboardInterrupt (a job started in the background
+#: of a script, as CI runs the tests, inherits SIGINT ignored, and Python then leaves it ignored).
+_CTRL_C_LIKE_A_TERMINAL = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from agentcost_core.cli import main; sys.exit(main(sys.argv[1:]))"
+)
 
 
 def test_the_command_serves_until_interrupted(planted: Planted) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "agentcost_core.cli", "dashboard", "--ledger", planted.url, "--serve", "--port", "0"],
+        [sys.executable, "-c", _CTRL_C_LIKE_A_TERMINAL, "dashboard", "--ledger", planted.url, "--serve", "--port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        preexec_fn=_ctrl_c_like_a_terminal,
     )  # fmt: skip
     try:
         line = proc.stdout.readline()  # type: ignore[union-attr]
