@@ -11,13 +11,17 @@ partitioned by the ``instrument_tags`` attribution (``scope``, default ``("user_
 ``cache_tags`` stores a response under tags for :meth:`CachedLLM.invalidate`. A hit calls nothing:
 it is recorded as a ledger event with ``cache_hit=True``, cost $0 and ``saved``. Responses that
 carry tool calls are not stored (providers' tool-call objects do not survive a round trip), and
-streams pass through uncached.
+streams pass through uncached. With ``coalesce=True`` identical chats in flight at once in this
+process (threads, asyncio tasks) make one provider call; the others get its response, recorded as
+hits of the ``coalesced`` layer.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from llama_index.core.base.llms.types import (
@@ -38,10 +42,11 @@ from pydantic import Field, PrivateAttr
 
 from agentcost_core.attribution import read_attribution
 from agentcost_core.call import ModelCall
+from agentcost_core.coalesce import Coalescer
 from agentcost_core.errors import ConfigurationError
 from agentcost_core.parsers.llamaindex import from_chat_response
 from agentcost_core.recorder import CostRecorder
-from agentcost_core.response_cache import CacheEngine, CacheHit, CacheRequest
+from agentcost_core.response_cache import CacheEngine, CacheEntry, CacheHit, CacheRequest
 
 from .messages import message_text, tools_text
 
@@ -68,6 +73,9 @@ class CachedLLM(FunctionCallingLLM):
     inner: Any = Field(exclude=True)
     _engine: CacheEngine = PrivateAttr()
     _recorder: CostRecorder = PrivateAttr()
+    _coalescer: Coalescer | None = PrivateAttr(default=None)
+    _in_flight: dict[str, int] = PrivateAttr(default_factory=dict)
+    _lock: Any = PrivateAttr(default_factory=threading.Lock)
 
     def __init__(
         self,
@@ -89,6 +97,8 @@ class CachedLLM(FunctionCallingLLM):
             raise ConfigurationError(f"coalesce must be True or False, got {coalesce!r}")
         super().__init__(inner=llm)
         self._recorder = CostRecorder(ledger, catalog=catalog, framework="llamaindex", keep_events=False)
+        if coalesce:  # identical chats in flight at once (threads, asyncio tasks) share one provider call
+            self._coalescer = Coalescer()
         self._engine = CacheEngine(store, semantic=semantic, threshold=threshold, scope=scope, ttl=ttl, tags=tags,
                                    recorder=self._recorder)  # fmt: skip
 
@@ -166,6 +176,42 @@ class CachedLLM(FunctionCallingLLM):
             usage, model = None, None
         self._engine.store(request, _dumps(payload), model=model or request.model, usage=usage)
 
+    @contextmanager
+    def _flying(self, request: CacheRequest) -> Iterator[str]:
+        """The call's flight key, counted as in flight while the caller is in the block."""
+        key = f"{request.scope}\x00{request.key}"
+        with self._lock:
+            self._in_flight[key] = self._in_flight.get(key, 0) + 1
+        try:
+            yield key
+        finally:
+            with self._lock:
+                left = self._in_flight.pop(key) - 1
+                if left:
+                    self._in_flight[key] = left
+
+    def waiting(self) -> int:
+        """How many calls are waiting for an identical call in flight."""
+        if self._coalescer is None:
+            return 0
+        with self._lock:
+            keys = list(self._in_flight)
+        return sum(self._coalescer.waiting(key) for key in keys)
+
+    def _waited(self, request: CacheRequest, response: ChatResponse) -> ChatResponse:
+        """A coalesced call's response (the owner's, shared): recorded as a hit of the coalescing layer."""
+        try:
+            found = from_chat_response(response)
+            usage, model = found.usage, found.model
+        except Exception:  # noqa: BLE001 - no readable usage: the wait saves an unknown amount
+            usage, model = None, None
+        entry = CacheEntry(
+            scope=request.scope, key=request.key, payload=None, model=model or request.model, usage=usage
+        )
+        self._engine.stats.count("coalesced", "hits")
+        self._record(CacheHit(entry, "coalesced"))
+        return response
+
     @staticmethod
     def _chat_payload(response: ChatResponse) -> dict[str, Any] | None:
         if response.message.additional_kwargs.get("tool_calls") or any(
@@ -184,7 +230,13 @@ class CachedLLM(FunctionCallingLLM):
             return ChatResponse(
                 message=ChatMessage.model_validate(found["message"]), additional_kwargs=found["additional_kwargs"]
             )
-        response = self.inner.chat(messages, **kwargs)
+        if self._coalescer is None:
+            response = self.inner.chat(messages, **kwargs)
+        else:
+            with self._flying(request) as key:
+                response, coalesced = self._coalescer.run(key, lambda: self.inner.chat(messages, **kwargs))
+            if coalesced:  # another identical call in flight made the provider call
+                return self._waited(request, response)
         payload = self._chat_payload(response)
         if payload is not None:
             self._store(request, response, payload)
@@ -198,7 +250,13 @@ class CachedLLM(FunctionCallingLLM):
             return ChatResponse(
                 message=ChatMessage.model_validate(found["message"]), additional_kwargs=found["additional_kwargs"]
             )
-        response = await self.inner.achat(messages, **kwargs)
+        if self._coalescer is None:
+            response = await self.inner.achat(messages, **kwargs)
+        else:
+            with self._flying(request) as key:
+                response, coalesced = await self._coalescer.arun(key, lambda: self.inner.achat(messages, **kwargs))
+            if coalesced:
+                return self._waited(request, response)
         payload = self._chat_payload(response)
         if payload is not None:
             self._store(request, response, payload)

@@ -3,8 +3,7 @@ partition, and let the matcher decide.
 
 The matching rules (similarity threshold, same context, recency, and the guards against differing
 numbers, ids, dates, negations and entities) live in :mod:`.semantic` (``SemanticMatcher``); this
-module only feeds it the query and the candidates of one scope. Until that module is present a
-cosine-and-context stand-in with the same call is used.
+module only feeds it the query and the candidates of one scope.
 """
 
 from __future__ import annotations
@@ -17,13 +16,9 @@ from ..tokens import TokenCounter
 from ..usage import Usage
 from .backends import CacheBackend
 from .entries import CacheHit, CacheRequest
+from .semantic import SemanticCandidate, SemanticMatcher, SemanticQuery
 
 __all__ = ["SemanticLayer"]
-
-try:
-    from .semantic import SemanticCandidate, SemanticMatcher, SemanticQuery
-except ImportError:  # the stand-in until the semantic matcher lands
-    from ._cosine import SemanticCandidate, SemanticMatcher, SemanticQuery  # type: ignore[assignment]
 
 
 def _unit(vector: Any) -> tuple[float, ...] | None:
@@ -60,9 +55,8 @@ class SemanticLayer:
         try:
             tokens = TokenCounter.for_model(self.model).count_text(request.text or "").tokens
             attribution = request.attribution.as_dict() if request.attribution is not None else {}
-            self.recorder.record(
-                self.model, Usage(input=tokens), estimated=True, extra={"cache": "embedding"}, **attribution
-            )
+            self.recorder.record(self.model, Usage(input=tokens), kind="embedding", estimated=True,
+                                 extra={"cache": "embedding"}, **attribution)  # fmt: skip
         except Exception as e:  # noqa: BLE001 - our fault: counted by the recorder, never the caller's problem
             self.recorder.note_internal_error("response cache embedding", e)
 
