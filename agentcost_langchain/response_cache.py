@@ -19,6 +19,7 @@ known yet: it is cached only with ``scope=()``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Sequence
@@ -110,23 +111,30 @@ class _Owned:
     """The flight a call owns, kept in its context until the update shares the response (or the run
     ends); ending it also forgets its key."""
 
-    __slots__ = ("flight", "flying", "key")
+    __slots__ = ("ended", "flight", "flying", "key")
 
     def __init__(self, flight: Any, flying: set[str]) -> None:
-        self.flight, self.flying, self.key = flight, flying, flight.key
+        self.flight, self.flying, self.key, self.ended = flight, flying, flight.key, False
         flying.add(self.key)
 
-    def resolve(self, value: Any) -> None:
+    def _ending(self) -> bool:
+        if self.ended:
+            return False
+        self.ended = True
         self.flying.discard(self.key)
-        self.flight.resolve(value)
+        return True
+
+    def resolve(self, value: Any) -> None:
+        if self._ending():
+            self.flight.resolve(value)
 
     def fail(self, error: BaseException) -> None:
-        self.flying.discard(self.key)
-        self.flight.fail(error)
+        if self._ending():
+            self.flight.fail(error)
 
-    def abandon(self) -> None:
-        self.flying.discard(self.key)
-        self.flight.abandon()
+    def abandon(self, _task: Any = None) -> None:
+        if self._ending():
+            self.flight.abandon()
 
 
 class ResponseCache(BaseCache):
@@ -266,7 +274,12 @@ class ResponseCache(BaseCache):
         if flight is None:
             return None
         if flight.owner:
-            run_context.own_flight(_Owned(flight, self._flying))
+            owned = _Owned(flight, self._flying)
+            run_context.own_flight(owned)
+            try:  # a cancelled task never reports its end to LangChain: its flight ends with the task
+                asyncio.current_task().add_done_callback(owned.abandon)  # type: ignore[union-attr]
+            except RuntimeError:  # no event loop running here: a sync call ends through the callbacks
+                pass
             return None
         return flight
 

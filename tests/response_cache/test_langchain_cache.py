@@ -281,3 +281,36 @@ def test_a_failed_owner_lets_the_waiters_call_on_their_own(ledger: Ledger) -> No
         t.join()
     assert sorted(outcomes) == ["OpenAIAPIError", "retried", "retried", "retried"]  # the error is the owner's alone
     assert mock.calls == 4 and cache.waiting() == 0
+
+
+def test_a_cancelled_owner_releases_its_waiters(ledger: Ledger) -> None:
+    import httpx
+    from langchain_openai import ChatOpenAI
+
+    cache = ResponseCache("memory://", ledger=ledger)
+    calls: list[int] = []
+
+    async def main() -> str:
+        gate = asyncio.Event()
+
+        async def provider(request: httpx.Request) -> httpx.Response:
+            calls.append(1)
+            await gate.wait()
+            return httpx.Response(200, json=P.openai_chat_completion(MODEL, 10, 2, text="answer"))
+
+        llm = ChatOpenAI(model=MODEL, api_key="sk-test", max_retries=0,
+                         http_async_client=httpx.AsyncClient(transport=httpx.MockTransport(provider)), cache=cache)  # fmt: skip
+        owner = asyncio.create_task(llm.ainvoke("q"))
+        while not calls:  # the owner's request is at the provider
+            await asyncio.sleep(0)
+        waiter = asyncio.create_task(llm.ainvoke("q"))
+        while cache.waiting() < 1:
+            await asyncio.sleep(0)
+        owner.cancel()
+        while cache.waiting():  # the cancelled owner's flight ended: the waiter left it
+            await asyncio.sleep(0)
+        gate.set()
+        return (await waiter).content
+
+    assert asyncio.run(main()) == "answer"
+    assert len(calls) == 2  # the cancelled call and the waiter's own
