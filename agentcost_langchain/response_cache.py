@@ -40,6 +40,7 @@ from agentcost_core.response_cache import CacheEngine, CacheEntry, CacheHit, Cac
 from agentcost_core.usage import Usage
 
 from . import run_context
+from .embeddings import CostTrackedEmbeddings
 from .response import outcome_of_message
 
 __all__ = ["ResponseCache"]
@@ -168,7 +169,8 @@ class ResponseCache(BaseCache):
             raise TypeError(f"coalesce must be True or False, got {coalesce!r}")
         self.recorder = CostRecorder(ledger, catalog=catalog, framework="langchain", keep_events=False)
         self.engine = CacheEngine(store, semantic=semantic, threshold=threshold, scope=scope, ttl=ttl, tags=tags,
-                                  recorder=self.recorder)  # fmt: skip
+                                  recorder=self.recorder,
+                                  bill_embeddings=not isinstance(semantic, CostTrackedEmbeddings))  # records itself  # fmt: skip
         #: Identical calls in flight at once share one provider call (across processes with a Redis store).
         self.coalescer: Coalescer | None = None
         if coalesce:

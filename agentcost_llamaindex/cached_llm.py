@@ -24,6 +24,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.base.llms.types import (
     ChatMessage,
     ChatResponse,
@@ -34,7 +35,7 @@ from llama_index.core.base.llms.types import (
     CompletionResponseGen,
     LLMMetadata,
 )
-from llama_index.core.instrumentation import DISPATCHER_SPAN_DECORATED_ATTR
+from llama_index.core.instrumentation import DISPATCHER_SPAN_DECORATED_ATTR, get_dispatcher
 from llama_index.core.instrumentation.dispatcher import active_instrument_tags
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM, ToolSelection
@@ -48,6 +49,7 @@ from agentcost_core.parsers.llamaindex import from_chat_response
 from agentcost_core.recorder import CostRecorder
 from agentcost_core.response_cache import CacheEngine, CacheEntry, CacheHit, CacheRequest
 
+from .handler import CostEventHandler
 from .messages import message_text, tools_text
 
 __all__ = ["CachedLLM"]
@@ -100,7 +102,7 @@ class CachedLLM(FunctionCallingLLM):
         if coalesce:  # identical chats in flight at once (threads, asyncio tasks) share one provider call
             self._coalescer = Coalescer()
         self._engine = CacheEngine(store, semantic=semantic, threshold=threshold, scope=scope, ttl=ttl, tags=tags,
-                                   recorder=self._recorder)  # fmt: skip
+                                   recorder=self._recorder, bill_embeddings=_bill_embeddings(semantic))  # fmt: skip
 
     @classmethod
     def class_name(cls) -> str:
@@ -314,6 +316,14 @@ class CachedLLM(FunctionCallingLLM):
     def get_tool_calls_from_response(self, response: ChatResponse, error_on_no_tool_call: bool = True,
                                      **kwargs: Any) -> list[ToolSelection]:  # fmt: skip
         return self.inner.get_tool_calls_from_response(response, error_on_no_tool_call=error_on_no_tool_call, **kwargs)
+
+
+def _bill_embeddings(semantic: Any) -> Any:
+    """A LlamaIndex ``BaseEmbedding`` reports its calls to the root dispatcher: while an agentcost
+    handler is attached there (``instrument()``), that handler records them, and the cache does not."""
+    if not isinstance(semantic, BaseEmbedding):
+        return True
+    return lambda: not any(isinstance(h, CostEventHandler) for h in get_dispatcher().event_handlers)
 
 
 def _json_safe(value: Any) -> dict[str, Any]:

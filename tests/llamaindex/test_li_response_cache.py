@@ -168,3 +168,26 @@ def test_identical_chats_in_flight_make_one_provider_call(ledger: Ledger) -> Non
     assert len(calls) == 1
     waits = [e for e in ledger.events() if e.cache_hit]
     assert len(waits) == 7 and all(e.extra == {"cache": "coalesced"} and e.saved for e in waits)
+
+
+def test_with_instrumentation_the_semantic_layers_embeddings_are_recorded_once(ledger: Ledger) -> None:
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+
+    class OneVector(BaseEmbedding):
+        def _get_query_embedding(self, query: str) -> list[float]:
+            return [1.0, 0.0]
+
+        async def _aget_query_embedding(self, query: str) -> list[float]:
+            return [1.0, 0.0]
+
+        def _get_text_embedding(self, text: str) -> list[float]:
+            return [1.0, 0.0]
+
+    server = OpenAIServer(text="Paris.")
+    llm = CachedLLM(
+        _openai(server), "memory://", semantic=OneVector(model_name="text-embedding-3-small"), ledger=ledger
+    )
+    with instrument(ledger):
+        llm.chat([user("What is the capital of France?")])
+    embeddings = [e for e in ledger.events() if e.kind == "embedding"]
+    assert len(embeddings) == 1  # the handler's record of the embedding call; the cache adds none

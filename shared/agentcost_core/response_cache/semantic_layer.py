@@ -9,6 +9,7 @@ module only feeds it the query and the candidates of one scope.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from ..routing.semantic import _embedder
@@ -30,13 +31,17 @@ def _unit(vector: Any) -> tuple[float, ...] | None:
 
 
 class SemanticLayer:
-    """``SemanticLayer(embed, *, threshold, recorder, max_age)``: ``embed`` a LangChain
+    """``SemanticLayer(embed, *, threshold, recorder, max_age, bill=True)``: ``embed`` a LangChain
     ``Embeddings``, a LlamaIndex ``BaseEmbedding`` or a callable ``str -> vector``."""
 
-    def __init__(self, embed: Any, *, threshold: float, recorder: Any = None, max_age: float | None = None) -> None:
+    def __init__(self, embed: Any, *, threshold: float, recorder: Any = None, max_age: float | None = None,
+                 bill: bool | Callable[[], bool] = True) -> None:  # fmt: skip
         _, self._embed_query, self.kind = _embedder(embed, batch=False)
         self.matcher = SemanticMatcher(threshold=threshold, max_age=max_age)
         self.recorder = recorder
+        #: Whether this layer records its embedding calls (False, or a callable answering False, when
+        #: the embedder's calls are recorded elsewhere already: never twice).
+        self.bill = bill
         model = getattr(embed, "model", None) or getattr(embed, "model_name", None)
         self.model = model if isinstance(model, str) else None
 
@@ -50,7 +55,7 @@ class SemanticLayer:
         return request.vector
 
     def _bill(self, request: CacheRequest) -> None:
-        if self.recorder is None:
+        if self.recorder is None or self.bill is False or (callable(self.bill) and not self.bill()):
             return
         try:
             tokens = TokenCounter.for_model(self.model).count_text(request.text or "").tokens
