@@ -216,38 +216,38 @@ def _held_provider(cache: ResponseCache, waiters: int) -> object:
 
 def test_identical_calls_in_flight_from_threads_make_one_provider_call(store_url: str, ledger: Ledger) -> None:
     cache = ResponseCache(store_url, ledger=ledger)  # with Redis, the flight is shared through Redis too
-    mock = _held_provider(cache, waiters=15)
+    mock = _held_provider(cache, waiters=63)
     llm = P.chat_openai(mock, MODEL, cache=cache)
-    start = threading.Barrier(16)
+    start = threading.Barrier(64)
     answers: list[str] = []
 
     def ask() -> None:
         start.wait()
         answers.append(llm.invoke("Same question", config={"metadata": {"user_id": "u1"}}).content)
 
-    threads = [threading.Thread(target=ask) for _ in range(16)]
+    threads = [threading.Thread(target=ask) for _ in range(64)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert mock.calls == 1 and answers == ["one answer"] * 16
+    assert mock.calls == 1 and answers == ["one answer"] * 64
     waits = [e for e in ledger.events() if e.cache_hit]
-    assert len(waits) == 15 and {e.extra["cache"] for e in waits} == {"coalesced"}  # type: ignore[index]
+    assert len(waits) == 63 and {e.extra["cache"] for e in waits} == {"coalesced"}  # type: ignore[index]
     assert all(e.saved == cost_of_one_call() and e.cost == 0 for e in waits)
 
 
 def test_identical_calls_in_flight_from_asyncio_tasks_make_one_provider_call(ledger: Ledger) -> None:
     cache = ResponseCache("memory://", ledger=ledger)
-    mock = _held_provider(cache, waiters=49)
+    mock = _held_provider(cache, waiters=199)
     llm = P.chat_openai(mock, MODEL, cache=cache)
 
     async def main() -> list[str]:
-        replies = await asyncio.gather(*(llm.ainvoke("Same question") for _ in range(50)))
+        replies = await asyncio.gather(*(llm.ainvoke("Same question") for _ in range(200)))
         return [r.content for r in replies]
 
-    assert asyncio.run(main()) == ["one answer"] * 50
+    assert asyncio.run(main()) == ["one answer"] * 200
     assert mock.calls == 1
-    assert sum(1 for e in ledger.events() if e.cache_hit) == 49
+    assert sum(1 for e in ledger.events() if e.cache_hit) == 199
 
 
 def test_a_failed_owner_lets_the_waiters_call_on_their_own(ledger: Ledger) -> None:
