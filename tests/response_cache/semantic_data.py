@@ -20,9 +20,10 @@ from pathlib import Path
 from agentcost_core.response_cache.semantic import SemanticCandidate, SemanticMatcher, SemanticQuery, cosine
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-# "labelled": written with the rules; "heldout1": written after the first rules were frozen, then used to
-# revise them (over/under, more/fewer, un-/dis- prefixes, lower-case names); "heldout2": written after that
-# revision and never used to change a rule.
+# "labelled": written with the rules. "heldout1": written after the first rules were frozen (measured
+# 90.6% precision / 54.7% recall at 0.95), then used to revise them (over/under, more/fewer, un-/dis-
+# prefixes, lower-case names). "heldout2": written after that revision (measured once: 79.2% / 63.3%),
+# then used for a second revision (comparison order, frequencies and spans, bigger/smaller, pronoun "one").
 SETS = {
     "labelled": ("semantic_pairs.jsonl", "semantic_pairs_multiturn.jsonl"),
     "heldout1": ("semantic_pairs_heldout.jsonl",),

@@ -18,7 +18,8 @@ A candidate entry serves the new query only when ALL of these hold (checked in t
    - ``id``: identifier-like tokens must be the same: tokens mixing letters and digits
      (``INV-2041``, ``gpt-4o``, ``Q3``), snake_case / camelCase / dotted names, paths, URLs, e-mails.
    - ``date``: month and weekday names, relative days and periods ("today", "tomorrow",
-     "last week", "next month") and numeric dates (``2024-01-15``, ``15/01/2024``) must be the same.
+     "last week", "next month", "in an hour", "monthly") and numeric dates (``2024-01-15``,
+     ``15/01/2024``) must be the same.
    - ``negation``: either both queries are negated or neither ("not", "no", "never", "without",
      "n't", ...); and neither may use a word whose opposite the other uses without it
      ("before"/"after", "over"/"under", "more"/"fewer", "on"/"off", "adults"/"children", ...), nor a
@@ -27,7 +28,8 @@ A candidate entry serves the new query only when ALL of these hold (checked in t
      sentence, all-caps and inner-caps words (``AWS``, ``OpenAI``, ``iPhone``), quoted strings and
      a short list of names people type in lower case (``windows``, ``mac``, ``python``, ``excel``);
      an entity of one query must occur as a word in the other, ignoring case. "X to Y" in one query
-     and "Y to X" in the other is refused too (a conversion's direction).
+     and "Y to X" in the other is refused too (a conversion's direction), and so is "X bigger than Y"
+     against "Y bigger than X".
    The rules look only at the two texts; they prefer a miss (one paid call) to a wrong answer.
 
 Among acceptable candidates the most similar wins. ``explain`` says why the best candidate was
@@ -215,7 +217,10 @@ _OPPOSITES = (
     ("best|better", "worst|worse"), ("cheapest|cheaper|cheap", "expensive|priciest|pricier|pricey"),
     ("enable", "disable"), ("add", "remove|delete|drop"), ("encrypt", "decrypt"), ("encode", "decode"),
     ("upload", "download"), ("import", "export"), ("buy", "sell"), ("borrow", "lend"),
-    ("above|over|more|greater|longer|most", "below|under|less|fewer|smaller|shorter|least"),
+    ("above|over|more|greater|longer|most|bigger|larger|taller|wider|thicker|louder|stronger",
+     "below|under|less|fewer|smaller|shorter|least|narrower|thinner|quieter|weaker"),
+    ("beginner|beginners|basic|easy", "advanced|expert|hard"), ("indoor|indoors", "outdoor|outdoors"),
+    ("spicy|hot", "mild"), ("formal", "informal|casual"), ("daytime", "nighttime"), ("rent", "buy"),
     ("first", "last"), ("oldest|older|old", "newest|newer|new|youngest|younger|young"),
     ("faster|fastest|fast", "slower|slowest|slow"), ("earliest|earlier|early", "latest|later|late"),
     ("input", "output"), ("inbound", "outbound"), ("ascending", "descending"), ("start", "stop|end"),
@@ -253,7 +258,20 @@ _NUMBER = re.compile(r"^\d+(?:,\d{3})*(?:\.\d+)?$")
 _EXPRESSION = re.compile(r"\d(?:\s*[-+*/×x^÷]\s*\d[\d.,]*)+")
 _SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+|\n\s*)[\"'(“]*([A-Za-z][\w'-]*)")
 _DIRECTION = re.compile(r"\b([a-z][\w$€£-]*)\s+(?:to|into|->|→)\s+(?:(?:a|an|the|my|your|our)\s+)?([a-z][\w$€£-]*)")
+_COMPARISON = re.compile(  # "is a dolphin bigger than a shark": (dolphin, shark)
+    r"\b([a-z][\w-]*)\s+(?:is\s+|are\s+)?(?:[a-z]+er|more\s+[a-z]+|less\s+[a-z]+)\s+than\s+(?:(?:a|an|the)\s+)?([a-z][\w-]*)"
+)
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+# "one" as a pronoun ("how does one", "which one", "one of"), not a count
+_PRONOUN_ONE = re.compile(
+    r"\b(?:does|do|can|could|should|would|will|must|may|might|which|this|that|the|each|any|every|no|some)\s+one\b"
+    r"|\bone\s+(?:of|another)\b"
+)
+_SPAN = re.compile(r"\b(?:in|within|for|every|per|each|a|an)\s+(?:an?\s+)?(second|minute|hour|day|week|month|year)s?\b")
+_FREQUENCY = {
+    "hourly": "hour", "daily": "day", "nightly": "day", "weekly": "week", "biweekly": "week2", "monthly": "month",
+    "quarterly": "quarter", "yearly": "year", "annual": "year", "annually": "year",
+}  # fmt: skip
 
 
 def _normal_number(token: str) -> str:
@@ -296,7 +314,7 @@ def query_facts(text: str) -> QueryFacts:
             else:
                 ids.add(token.lower())
     for word in words:
-        if word in _NUMBER_WORDS:
+        if word in _NUMBER_WORDS and not (word == "one" and _PRONOUN_ONE.search(lowered)):
             numbers.add(_NUMBER_WORDS[word])
     operators = "".join(
         sorted(
@@ -307,6 +325,8 @@ def query_facts(text: str) -> QueryFacts:
     dates = {_MONTHS[w] for w in words if w in _MONTHS and not (w == "may" and _may_is_verb(lowered))}
     dates.update(" ".join(m.groups()) for m in _RELATIVE.finditer(lowered))
     dates.update(numeric_dates)
+    dates.update(m.group(1) for m in _SPAN.finditer(lowered))
+    dates.update(_FREQUENCY[w] for w in words if w in _FREQUENCY)
     plain = {w.replace("'", "") for w in words} | {w.split("'")[0] for w in words}
     negated = bool(plain & _NEGATIONS) or "n't" in lowered
     polar = frozenset(w for w in words if w in _OPPOSITE)
@@ -319,7 +339,7 @@ def query_facts(text: str) -> QueryFacts:
         negated=negated,
         polar=polar,
         entities=_entities(text),
-        directions=frozenset(_DIRECTION.findall(lowered)),
+        directions=frozenset(_DIRECTION.findall(lowered)) | frozenset(_COMPARISON.findall(lowered)),
     )
 
 
