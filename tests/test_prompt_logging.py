@@ -334,7 +334,7 @@ def test_a_version_2_sqlite_ledger_gains_the_prompts_table_and_keeps_its_events(
         ledger.record_prompt(_record("kept", time.time()))
         assert ledger.prompts("kept") is not None
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 4  # and on to version 4 (money columns)
     conn.close()
 
 
@@ -357,7 +357,7 @@ def test_a_version_2_postgres_ledger_gains_the_prompts_table_and_keeps_its_event
             assert ledger.prompts("kept") is not None
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             row = conn.execute("SELECT schema_version FROM agentcost_meta WHERE name = %s", (table,)).fetchone()
-            assert row[0] == 3
+            assert row[0] == 4  # and on to version 4 (top_model)
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_prompts")

@@ -1,6 +1,6 @@
 """``agentcost`` command line: ``agentcost report``, ``agentcost prices [update]``, ``agentcost ledger status``,
 ``agentcost ledger retry-dead-letters``, ``agentcost ledger prompts`` / ``prune-prompts`` and
-``agentcost killswitch``."""
+``agentcost killswitch`` (and ``agentcost ledger prune``: retention)."""
 
 from __future__ import annotations
 
@@ -202,6 +202,28 @@ def cmd_ledger_retry_dead_letters(args: argparse.Namespace) -> int:
     return 0 if result.still_dead == 0 and result.unreadable == 0 else 1
 
 
+def cmd_ledger_prune(args: argparse.Namespace) -> int:
+    """Retention: delete the events recorded before ``--before`` (and their logged prompts)."""
+    from .ledger import Ledger, default_ledger_url
+
+    before = parse_when(args.before)
+    url = args.ledger if args.ledger is not None else default_ledger_url()
+    _check_ledger_exists(url)
+    ledger = Ledger(url, sync=True)
+    try:
+        pruned = ledger.prune(before)
+        left = ledger.count()
+    finally:
+        ledger.close()
+    when = datetime.fromtimestamp(before, tz=timezone.utc).isoformat(timespec="seconds")
+    if args.format == "json":
+        json.dump({"ledger": ledger.url, "before": when, "pruned": pruned, "left": left}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(f"deleted {pruned:,} event(s) recorded before {when} from {ledger.url}; {left:,} left")
+    return 0
+
+
 def cmd_prices(args: argparse.Namespace) -> int:
     from .prices.commands import cmd_prices as prices
 
@@ -286,6 +308,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dp.add_argument("--format", choices=("table", "json"), default="table")
     dp.set_defaults(func=cmd_ledger_retry_dead_letters)
+    prune = lsub.add_parser("prune", help="retention: delete the events recorded before a date")
+    prune.add_argument("--before", required=True, help="an ISO date (UTC unless it says otherwise) or 90d / 12h ago")
+    prune.add_argument(
+        "--ledger", default=None, help="ledger URL (default: $AGENTCOST_LEDGER or sqlite:///.agentcost/ledger.db)"
+    )
+    prune.add_argument("--format", choices=("table", "json"), default="table")
+    prune.set_defaults(func=cmd_ledger_prune)
     from .prompt_log_cli import add_prompt_commands  # ledger prompts / prune-prompts
 
     add_prompt_commands(lsub)

@@ -201,7 +201,9 @@ def add_replay_parser(sub: Any) -> None:
         "--remap", action="append", help="FROM=TO[@feature[/step]]: a model or tier served by TO (repeatable)"
     )
     rp.add_argument(
-        "--prompt-delta", action="append", help="N[@feature[/step]]: N more (or fewer) prompt tokens per call"
+        "--prompt-delta",
+        action="append",
+        help="N[@feature[/step]]: N more prompt tokens per call; fewer: --prompt-delta=-N[@...]",
     )
     rp.add_argument("--cache-hit-rate", help="share of prompt tokens read from the prompt cache, 0..1")
     rp.add_argument("--context-cap", type=int, help="cap each call's prompt tokens at N")

@@ -7,14 +7,17 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any, Iterable, Sequence
 
 from .events import CostEvent
 from .ledger.base import FILTERABLE
 from .usage import Usage
 
-__all__ = ["CALL_KINDS", "GROUPABLE", "NOTICE_KINDS", "Rollup", "RollupRow", "notice_subject", "percentile", "rollup"]
+__all__ = [
+    "CALL_KINDS", "GROUPABLE", "NOTICE_KINDS", "Rollup", "RollupRow", "canonical_money", "notice_subject", "percentile",
+    "rollup",
+]  # fmt: skip
 
 GROUPABLE = frozenset(FILTERABLE | {"day", "hour", "month"})
 #: Event kinds that are billable calls; every other kind (guard notices) is counted apart.
@@ -39,6 +42,15 @@ def percentile(sorted_values: Sequence[Decimal], q: float) -> Decimal | None:
         return None
     rank = max(1, -(-int(q * 1000) * len(sorted_values) // 100_000))  # ceil(q/100 * n)
     return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def canonical_money(d: Decimal) -> Decimal:
+    """``d`` without trailing zeros (whole dollars keep no exponent): the one form of a value computed
+    by prices (savings), whether summed call by call (here) or from summed tokens (in the database)."""
+    with localcontext() as ctx:
+        ctx.prec = 60
+        n = d.normalize()
+        return n.quantize(Decimal(1)) if n.as_tuple().exponent > 0 else n  # type: ignore[operator]
 
 
 def notice_subject(e: CostEvent) -> str:
@@ -126,6 +138,8 @@ class RollupRow:
         sess = sorted(self._by_session.values())
         self.sessions = len(sess)
         self.per_session = {f"p{q}": percentile(sess, q) for q in (50, 95, 99)}
+        self.prompt_cache_savings = canonical_money(self.prompt_cache_savings)
+        self.routing_savings = canonical_money(self.routing_savings)
 
     @property
     def cache_read_share(self) -> Decimal | None:

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import T0, Planted
-from test_dashboard_out import text
+from dashboard_pages import T0, Planted, text
 
 from agentcost_core.cli import main
 from agentcost_core.dashboard import DashboardServer, priced_spend
@@ -65,11 +64,17 @@ def test_a_ledger_that_cannot_be_read_is_a_500_and_the_server_keeps_serving(plan
         assert b'id="agentcost-data"' in response.read()
 
 
+def _ctrl_c_like_a_terminal() -> None:
+    """A job started in the background of a script inherits SIGINT as ignored; a user's terminal does not."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_the_command_serves_until_interrupted(planted: Planted) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "agentcost_core.cli", "dashboard", "--ledger", planted.url, "--serve", "--port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=_ctrl_c_like_a_terminal,
     )  # fmt: skip
     try:
         line = proc.stdout.readline()  # type: ignore[union-attr]

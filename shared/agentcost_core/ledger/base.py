@@ -11,7 +11,7 @@ from typing import Any, Iterable, Iterator, Sequence
 from ..events import CostEvent
 from ..usage import Usage
 
-__all__ = ["COLUMNS", "COLUMNS_V1", "FILTERABLE", "LedgerBackend", "event_to_row", "row_to_event"]
+__all__ = ["COLUMNS", "COLUMNS_V1", "FILTERABLE", "LedgerBackend", "event_to_row", "row_to_event", "top_model_of"]
 
 #: Column order of the ``events`` table in every SQL backend.
 COLUMNS = (
@@ -30,6 +30,13 @@ FILTERABLE = frozenset(
     {"kind", "model", "provider", "service_tier", "user_id", "session_id", "feature", "agent_id",
      "task_id", "step", "trace_id", "framework", "tier", "requested_model"}
 )  # fmt: skip
+
+
+def top_model_of(e: CostEvent) -> str | None:
+    """The top tier's model a router recorded in ``extra`` (schema version 4 keeps it in its own
+    ``top_model`` column, so a rollup values routing savings without reading JSON)."""
+    top = (e.extra or {}).get("top_model")
+    return str(top) if top else None
 
 
 def event_to_row(e: CostEvent) -> tuple[Any, ...]:
@@ -108,6 +115,10 @@ class LedgerBackend(ABC):
     def clear(self) -> None:
         """Delete every event (tests and demos)."""
         raise NotImplementedError
+
+    def prune(self, before_ts: float) -> int:
+        """Delete the events (and logged prompts) older than ``before_ts`` (epoch seconds); how many events went."""
+        raise NotImplementedError(f"{type(self).__name__} cannot prune")
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass

@@ -293,6 +293,13 @@ class Ledger:
         self.flush()
         return self._prompts.prune(older_than_days)
 
+    def prune(self, before: float) -> int:
+        """Retention: delete the events (and their logged prompts) recorded before ``before`` (epoch
+        seconds, e.g. ``cli.parse_when("2026-01-01")``); returns how many events went. Reports over
+        the remaining window are unchanged."""
+        self.flush()
+        return self.backend.prune(float(before))
+
     def retry_dead_letters(self) -> DeadLetterRetry:
         """Store this ledger's dead letters now that their cause is gone (the database is back, a
         bug fixed): each one is stored once (never a second row for an event already stored) and
@@ -365,9 +372,19 @@ class Ledger:
         until: float | None = None,
         **filters: Any,
     ):  # type: ignore[no-untyped-def]
-        """Aggregate by attribution field(s); see :func:`agentcost_core.rollup.rollup`."""
+        """Aggregate by attribution field(s); see :func:`agentcost_core.rollup.rollup`. SQLite and PostgreSQL
+        ledgers aggregate in the database (:mod:`.sql_rollup`: the same result, without loading the events)."""
         from ..rollup import rollup
 
+        self.flush()
+        dialect = getattr(self.backend, "rollup_dialect", None)
+        if dialect is not None:
+            from .sql_rollup import sql_rollup
+
+            backend: Any = self.backend
+            r = sql_rollup(backend.aggregate, dialect, backend.table, by=by, since=since, until=until, filters=filters)
+            if r is not None:
+                return r
         return rollup(self.iter_events(since, until, **filters), by=by, since=since, until=until)
 
     def clear(self) -> None:

@@ -39,6 +39,14 @@ class MemoryBackend(LedgerBackend):
             return len(self._events)
         return super().count(since, until, **filters)
 
+    def prune(self, before_ts: float) -> int:
+        with self._lock:
+            kept = [e for e in self._events if e.ts >= before_ts]
+            n = len(self._events) - len(kept)
+            self._events[:] = kept
+        self.prune_prompts(before_ts)
+        return n
+
     def clear(self) -> None:
         with self._lock:
             self._events.clear()

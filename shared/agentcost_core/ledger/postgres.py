@@ -18,7 +18,8 @@ from ..db_deadline import WATCHDOG
 from ..errors import LedgerURLError
 from ..events import CostEvent
 from ..privacy import redact_text, redact_url
-from .base import COLUMNS, COLUMNS_V1, LedgerBackend, event_to_row, where_clause
+from .base import COLUMNS, COLUMNS_V1, LedgerBackend, event_to_row, top_model_of, where_clause
+from .rollup_dialects import POSTGRES
 from .settings import check_seconds
 
 _TYPES = {
@@ -41,6 +42,9 @@ class PostgresBackend(LedgerBackend):
     connection's socket is cut (:mod:`agentcost_core.db_deadline`), the call fails as a broken
     connection would, and the ledger reconnects and retries (see :mod:`.faults`). Opening a
     connection is bounded by ``max(ceil(timeout_s), 2)`` seconds (libpq's floor is 2)."""
+
+    #: Rollups run in PostgreSQL (see .sql_rollup).
+    rollup_dialect = POSTGRES
 
     def __init__(self, url: str, *, table: str = "agentcost_events", timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         try:
@@ -71,14 +75,14 @@ class PostgresBackend(LedgerBackend):
             self._conn.close()
             raise LedgerURLError(f"cannot create the ledger table {table!r} in {redact_url(url)!r}: {redact_text(str(e))}") from None
         self._lock = threading.Lock()
-        self._copy = f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN"
+        self._copy = f"COPY {table} ({', '.join(COLUMNS)}, top_model) FROM STDIN"
         self._select = f"SELECT {', '.join(COLUMNS)} FROM {table}"
 
     def write_many(self, events: Sequence[CostEvent]) -> None:
         with self._lock, self._deadline(self._conn) as conn, conn.transaction(), conn.cursor() as cur:
             with cur.copy(self._copy) as copy:
                 for e in events:
-                    copy.write_row(event_to_row(e))
+                    copy.write_row((*event_to_row(e), top_model_of(e)))
 
     def query(self, since: float | None = None, until: float | None = None, **filters: Any) -> Iterator[CostEvent]:
         where, args = where_clause(since, until, filters, "%s")
@@ -88,6 +92,17 @@ class PostgresBackend(LedgerBackend):
     def count(self, since: float | None = None, until: float | None = None, **filters: Any) -> int:
         where, args = where_clause(since, until, filters, "%s")
         return int(self._read(f"SELECT COUNT(*) FROM {self.table}{where}", args)[0][0])
+
+    def aggregate(self, sql: str, args: Sequence[Any]) -> list[Any]:
+        """Rows of a read-only query over the ledger table (rollups run in the database: .sql_rollup)."""
+        return self._read(sql, args)
+
+    def prune(self, before_ts: float) -> int:
+        with self._lock, self._deadline(self._conn) as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute(f"DELETE FROM {self.table} WHERE ts < %s", (before_ts,))
+            n = cur.rowcount
+            cur.execute(f"DELETE FROM {self.table}_prompts WHERE ts < %s", (before_ts,))
+            return n
 
     def clear(self) -> None:
         with self._lock, self._deadline(self._conn) as conn, conn.cursor() as cur:
@@ -222,7 +237,7 @@ def ensure_schema(conn: Any, name: str, *statements: str) -> None:
 
 #: The layout version this code writes. Each ledger table's version is a row of ``agentcost_meta``;
 #: version 0 is a new table or one written before versions existed (the same columns, no row).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _META = "CREATE TABLE IF NOT EXISTS agentcost_meta (name TEXT PRIMARY KEY, schema_version INTEGER NOT NULL)"
 
 
@@ -237,7 +252,7 @@ def _upgrade_from_0(conn: Any, table: str, where: str) -> None:
         raise LedgerURLError(
             f"table {table!r} in {where!r} is not an agentcost ledger (no {', '.join(sorted(missing))})"
         )
-    cols = ", ".join(f"{c} {_TYPES.get(c, 'TEXT')}" for c in COLUMNS)
+    cols = ", ".join(f"{c} {_TYPES.get(c, 'TEXT')}" for c in (*COLUMNS, "top_model"))
     conn.execute(f"CREATE TABLE IF NOT EXISTS {table} (seq BIGSERIAL PRIMARY KEY, {cols})")
     conn.execute(f"CREATE INDEX IF NOT EXISTS {table}_ts ON {table} (ts)")
 
@@ -256,8 +271,18 @@ def _upgrade_from_2(conn: Any, table: str, where: str) -> None:
     conn.execute(f"CREATE INDEX IF NOT EXISTS {table}_prompts_ts ON {table}_prompts (ts)")
 
 
+def _upgrade_from_3(conn: Any, table: str, where: str) -> None:
+    """Version 4: ``top_model``, the router's top model (kept in ``extra`` before), so a rollup runs in
+    SQL without reading JSON. (Costs are ``NUMERIC``: PostgreSQL sums them exactly as they are.)"""
+    conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS top_model TEXT")
+    conn.execute(
+        f"UPDATE {table} SET top_model = extra::jsonb->>'top_model' WHERE extra IS NOT NULL "
+        "AND COALESCE(extra::jsonb->>'top_model', '') NOT IN ('', 'false', '0')"
+    )
+
+
 #: ``_UPGRADES[n]`` takes a ledger table from version n to n + 1 (a new layout adds its step here).
-_UPGRADES = {0: _upgrade_from_0, 1: _upgrade_from_1, 2: _upgrade_from_2}
+_UPGRADES = {0: _upgrade_from_0, 1: _upgrade_from_1, 2: _upgrade_from_2, 3: _upgrade_from_3}
 
 
 def _migrate(conn: Any, table: str, where: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -12,7 +13,9 @@ from typing import Any
 from ..errors import LedgerURLError
 from ..events import CostEvent
 from ..privacy import redact_url
-from .base import COLUMNS, COLUMNS_V1, LedgerBackend, event_to_row, where_clause
+from .base import COLUMNS, COLUMNS_V1, LedgerBackend, event_to_row, top_model_of, where_clause
+from .money_columns import MONEY_COLUMNS, money_values
+from .rollup_dialects import SQLITE
 from .settings import check_seconds
 
 _TYPES = {
@@ -20,11 +23,17 @@ _TYPES = {
     "input": "INTEGER NOT NULL", "cache_read": "INTEGER NOT NULL", "cache_write_5m": "INTEGER NOT NULL",
     "cache_write_1h": "INTEGER NOT NULL", "output": "INTEGER NOT NULL", "reasoning": "INTEGER NOT NULL",
     "priced": "INTEGER NOT NULL", "estimated": "INTEGER NOT NULL", "cache_hit": "INTEGER NOT NULL",
+    **{c: "TEXT" if c.endswith("_rem") else "INTEGER" for c in MONEY_COLUMNS},
 }  # fmt: skip
-# Costs are TEXT holding the exact decimal: SQLite's REAL would round them.
+#: Columns schema version 4 adds: money as integers SQLite sums exactly (see .money_columns) and the
+#: router's top model (kept in ``extra`` before), so a rollup runs in SQL without reading JSON.
+COLUMNS_V4 = (*MONEY_COLUMNS, "top_model")
+#: Every column this code writes.
+ALL_COLUMNS = (*COLUMNS, *COLUMNS_V4)
+# Costs are TEXT holding the exact decimal (SQLite's REAL would round them), and integers beside them.
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, "
-    + ", ".join(f"{c} {_TYPES.get(c, 'TEXT')}" for c in COLUMNS)
+    + ", ".join(f"{c} {_TYPES.get(c, 'TEXT')}" for c in ALL_COLUMNS)
     + ")"
 )
 INDEXES = ("CREATE INDEX IF NOT EXISTS events_ts ON events (ts)",)
@@ -40,7 +49,7 @@ _PROMPT_COLUMNS = "event_id, ts, input_messages, output_messages, tool_definitio
 
 #: The layout version this code writes, kept in the file's ``PRAGMA user_version``. Version 0 is
 #: a new file or a ledger written before versions existed (the same ``events`` table, unmarked).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def _upgrade_from_0(conn: sqlite3.Connection, url: str) -> None:
@@ -68,8 +77,39 @@ def _upgrade_from_2(conn: sqlite3.Connection, url: str) -> None:
         conn.execute(ddl)
 
 
+#: Rows the version 4 step fills per statement.
+_FILL_BATCH = 5000
+
+
+def _upgrade_from_3(conn: sqlite3.Connection, url: str) -> None:
+    """Version 4: the money columns (.money_columns) and ``top_model``, filled for every stored row."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+    for c in COLUMNS_V4:
+        if c not in have:  # a table created by version 0's step above already has them
+            conn.execute(f"ALTER TABLE events ADD COLUMN {c} {_TYPES.get(c, 'TEXT')}")
+    sets = ", ".join(f"{c} = ?" for c in COLUMNS_V4)
+    last = -1
+    while True:
+        rows = conn.execute(
+            "SELECT seq, cost, saved, extra FROM events WHERE seq > ? AND (cost IS NOT NULL OR saved IS NOT NULL "
+            "OR extra IS NOT NULL) ORDER BY seq LIMIT ?",
+            (last, _FILL_BATCH),
+        ).fetchall()
+        if not rows:
+            return
+        conn.executemany(f"UPDATE events SET {sets} WHERE seq = ?", [_v4_values(*r[1:]) + (r[0],) for r in rows])
+        last = rows[-1][0]
+
+
+def _v4_values(cost: str | None, saved: str | None, extra: str | None) -> tuple[object, ...]:
+    from ..events import CostEvent
+
+    top = top_model_of(CostEvent(model=None, extra=json.loads(extra))) if extra else None
+    return (*money_values(cost, saved), top)
+
+
 #: ``_UPGRADES[n]`` takes a ledger from version n to n + 1 (a new layout adds its step here).
-_UPGRADES = {0: _upgrade_from_0, 1: _upgrade_from_1, 2: _upgrade_from_2}
+_UPGRADES = {0: _upgrade_from_0, 1: _upgrade_from_1, 2: _upgrade_from_2, 3: _upgrade_from_3}
 
 
 def _migrate(conn: sqlite3.Connection, url: str) -> None:
@@ -94,7 +134,7 @@ def _migrate(conn: sqlite3.Connection, url: str) -> None:
     conn.execute("COMMIT")
 
 
-_ROW = f"({', '.join('?' * len(COLUMNS))})"
+_ROW = f"({', '.join('?' * len(ALL_COLUMNS))})"
 #: Rows per INSERT statement: one statement per few hundred rows instead of one per row, so the
 #: writer releases and re-takes the GIL a few times per batch, not once per row (next to a
 #: CPU-bound thread each re-take can wait the whole 5 ms switch interval).
@@ -105,11 +145,19 @@ OPEN_RETRY_S = 15.0
 
 
 def _insert(n: int) -> str:
-    return f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES " + ", ".join([_ROW] * n)
+    return f"INSERT INTO events ({', '.join(ALL_COLUMNS)}) VALUES " + ", ".join([_ROW] * n)
 
 
-#: One row's INSERT (the benchmarks' raw ``executemany`` anchor uses it).
-_INSERT = _insert(1)
+def _row(e: CostEvent) -> tuple[Any, ...]:
+    row = event_to_row(e)
+    return (*row, *money_values(row[_COST], row[_SAVED]), top_model_of(e))
+
+
+_COST, _SAVED = COLUMNS.index("cost"), COLUMNS.index("saved")
+
+
+#: One row's INSERT of :func:`~.base.event_to_row`'s columns (the benchmarks' raw ``executemany`` anchor uses it).
+_INSERT = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
 
 def _transient_lock(error: sqlite3.Error) -> bool:
@@ -144,6 +192,10 @@ class SQLiteBackend(LedgerBackend):
     (default 10 s) is how long a call waits for another process's lock on the file; past it the
     call fails and the ledger retries it (see :mod:`.faults`)."""
 
+    #: Rollups run in SQLite (see .sql_rollup), the events table's name.
+    rollup_dialect = SQLITE
+    table = "events"
+
     def __init__(self, url: str, path: str, *, durable: bool = False, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self.url = url
         self.path = path
@@ -168,7 +220,7 @@ class SQLiteBackend(LedgerBackend):
         self._lock = threading.Lock()
 
     def write_many(self, events: Sequence[CostEvent]) -> None:
-        rows = [event_to_row(e) for e in events]
+        rows = [_row(e) for e in events]
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -190,6 +242,23 @@ class SQLiteBackend(LedgerBackend):
         where, args = where_clause(since, until, filters, "?")
         with self._lock:
             return int(self._conn.execute(f"SELECT COUNT(*) FROM events{where}", args).fetchone()[0])
+
+    def aggregate(self, sql: str, args: Sequence[Any]) -> list[Any]:
+        """Rows of a read-only query over the ``events`` table (rollups run in the database: .sql_rollup)."""
+        with self._lock:
+            return self._conn.execute(sql, args).fetchall()
+
+    def prune(self, before_ts: float) -> int:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                n = self._conn.execute("DELETE FROM events WHERE ts < ?", (before_ts,)).rowcount
+                self._conn.execute("DELETE FROM prompts WHERE ts < ?", (before_ts,))
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+            return n
 
     def clear(self) -> None:
         with self._lock:

@@ -1,0 +1,88 @@
+"""Events that exercise every part of a rollup, and the check that a ledger's rollup (computed by its
+database) equals the Python rollup of the same events, field for field and digit for digit."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from agentcost_core import CostEvent, Ledger, Usage
+from agentcost_core.prices import PriceCatalog
+from agentcost_core.rollup import rollup
+
+T0 = 1_790_000_000.0
+BYS: list[Any] = [
+    "feature",
+    ("feature", "model"),
+    "model",
+    "session_id",
+    ("day",),
+    ("hour", "user_id"),
+    "month",
+    "tier",
+]
+
+
+def varied_events(n: int = 120) -> list[CostEvent]:
+    """Priced, unpriced, failed, cached, estimated and routed calls (some above a long-context threshold),
+    costs with many digits and trailing zeros, equal costs, guard notices, events without a session."""
+    cat = PriceCatalog.default()
+    models = ["gpt-4o", "claude-sonnet-4-5", "gpt-4o-mini", "gemini-2.5-pro", "gpt-5-nano"]
+    out = []
+    for i in range(n):
+        m = models[i % len(models)]
+        big = i % 11 == 0  # above the 200k long-context threshold of Claude Sonnet and Gemini Pro
+        u = Usage(input=(250_000 if big else 900 + 13 * i), cache_read=(0 if i % 3 else 500 + 7 * i),
+                  cache_write_5m=(40 if i % 7 == 0 else 0), output=20 + i % 17, reasoning=i % 5)  # fmt: skip
+        tier = "flex" if m == "gpt-5-nano" and i % 2 else None
+        cost = cat.cost(m, u, service_tier=tier)
+        routed = i % 4 == 1
+        out.append(
+            CostEvent(model=m, usage=u, cost=cost, priced=cost is not None, service_tier=tier,
+                      feature=["search", "support", None, "billing"][i % 4], user_id=f"u{i % 6}",
+                      session_id=None if i % 9 == 0 else f"s{i % 13}", agent_id=f"a{i % 2}",
+                      tier=("nano" if routed else None), ts=T0 + 977.5 * i,
+                      extra=({"top_model": ["claude-sonnet-4-5", "gpt-4o"][i % 2]} if routed else None))
+        )  # fmt: skip
+    out += [
+        CostEvent(model="house-model", usage=Usage(input=10, output=5), feature="support", ts=T0 + 5, session_id="s1"),
+        CostEvent(model=None, usage=Usage(input=3), feature="support", ts=T0 + 6),
+        CostEvent(model=None, usage=Usage(input=3), feature="support", ts=T0 + 7),
+        CostEvent(model="gpt-4o-mini", usage=Usage(input=10, output=5), cost=Decimal("0.000"), cache_hit=True,
+                  saved=Decimal("0.000012345678901234"), priced=True, feature="search", ts=T0 + 8),
+        CostEvent(model="gpt-4o-mini", usage=Usage(input=10), cost=Decimal("0.0010"), priced=True, feature="search",
+                  ts=T0 + 9, session_id="s2", estimated=True),
+        CostEvent(model="gpt-4o-mini", usage=Usage(input=10), cost=Decimal("0.001"), priced=True, feature="search",
+                  ts=T0 + 10, session_id="s3"),
+        CostEvent(model="gpt-4o", usage=Usage(input=5), error="RateLimitError", feature="search", ts=T0 + 11),
+        CostEvent(model="gpt-4o", usage=Usage(input=5), kind="tool", cost=Decimal("0.25"), priced=True,
+                  feature="billing", ts=T0 + 12, session_id="s4"),
+        CostEvent(model=None, kind="budget.warning", feature="support", ts=T0 + 13, extra={"budget": "daily"}),
+        CostEvent(model=None, kind="budget.warning", feature="support", ts=T0 + 14, extra={"budget": "daily"}),
+        CostEvent(model=None, kind="halt", feature="billing", ts=T0 + 15, extra={"reason": "loop"}),
+        CostEvent(model=None, kind="route", feature="ops", ts=T0 + 16, extra={"why": 1}),
+    ]  # fmt: skip
+    return out
+
+
+def as_compared(r: Any) -> dict[str, Any]:
+    d = r.as_dict()
+    d.pop("window_s")  # "now" for an open window
+    d.pop("projected_monthly")
+    return d
+
+
+def check_equal_to_python(ledger: Ledger, events: list[CostEvent], **filters: Any) -> None:
+    """The ledger's rollup equals the Python rollup of ``events`` for every grouping and window."""
+    windows = [(None, None), (T0 + 10, None), (None, T0 + 50_000), (T0 + 9, T0 + 60_000)]
+    for by in BYS:
+        for since, until in windows:
+            got = ledger.rollup(by=by, since=since, until=until, **filters)
+            kept = [
+                e for e in sorted(events, key=lambda e: e.ts) if all(getattr(e, k) == v for k, v in filters.items())
+            ]
+            want = rollup(kept, by=by, since=since, until=until)
+            got_d, want_d = as_compared(got), as_compared(want)
+            if got_d != want_d:  # name the first difference
+                for field in want_d:
+                    assert got_d[field] == want_d[field], (by, since, until, field)

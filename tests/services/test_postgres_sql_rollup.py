@@ -1,0 +1,60 @@
+"""A PostgreSQL ledger's rollup runs in PostgreSQL and equals the Python rollup of the same events; a
+version 3 table migrates to version 4 (``top_model`` filled from ``extra``) and reports the same."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+import rollup_cases as cases
+
+from agentcost_core import Ledger
+from agentcost_core.ledger.base import COLUMNS, event_to_row
+from agentcost_core.ledger.postgres import PostgresBackend
+from agentcost_core.rollup import rollup
+
+psycopg = pytest.importorskip("psycopg")
+pytestmark = pytest.mark.services
+
+
+@pytest.fixture
+def pg_table(postgres_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("AGENTCOST_LEDGER_DIR", str(tmp_path))
+    table = f"agentcost_rollup_{uuid.uuid4().hex[:10]}"
+    yield table
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_prompts")
+        conn.execute("DELETE FROM agentcost_meta WHERE name = %s", (table,))
+
+
+def test_a_postgres_rollup_equals_the_python_rollup_for_every_grouping_and_window(postgres_url, pg_table):
+    events = cases.varied_events()
+    with Ledger(backend=PostgresBackend(postgres_url, table=pg_table), sync=True) as ledger:
+        ledger.record_many(events)
+        cases.check_equal_to_python(ledger, events)
+        cases.check_equal_to_python(ledger, events, feature="support")
+
+
+def test_a_version_3_postgres_table_migrates_and_reports_the_same(postgres_url, pg_table):
+    events = cases.varied_events()
+    v3_columns = COLUMNS  # version 3's layout: version 4 only adds top_model
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        PostgresBackend(postgres_url, table=pg_table).close()  # the current layout, then back to version 3's
+        conn.execute(f"ALTER TABLE {pg_table} DROP COLUMN top_model")
+        conn.execute("UPDATE agentcost_meta SET schema_version = 3 WHERE name = %s", (pg_table,))
+        with conn.cursor() as cur, cur.copy(f"COPY {pg_table} ({', '.join(v3_columns)}) FROM STDIN") as copy:
+            for e in events:
+                row = list(event_to_row(e))
+                row[COLUMNS.index("extra")] = None if not e.extra else json.dumps(e.extra)
+                copy.write_row(row)
+    with Ledger(backend=PostgresBackend(postgres_url, table=pg_table), sync=True) as ledger:
+        got = ledger.rollup(by=("feature", "tier"))
+        assert cases.as_compared(got) == cases.as_compared(
+            rollup(sorted(events, key=lambda e: e.ts), by=("feature", "tier"))
+        )
+        assert got.total.routed_calls == 30 and got.total.routing_savings > 0
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        version = conn.execute("SELECT schema_version FROM agentcost_meta WHERE name = %s", (pg_table,)).fetchone()
+        tops = conn.execute(f"SELECT COUNT(top_model) FROM {pg_table}").fetchone()
+    assert version[0] == 4 and tops[0] == 30
