@@ -316,6 +316,8 @@ class _CostTracking(RecorderResults):
         router_call = self._router_runs.pop(run_id, None)
         if router_call is not None:  # the router's own run: a call only when its LLM cache answered
             self._chain_end(run_id)
+            if self._langsmith is not None:  # its tier's run carries the cost: LangSmith must not price it again
+                self._langsmith.unbilled(run_id)
             if response is not None:
                 self._record_router_cache_hit(router_call, response, run_id)
             return
@@ -358,15 +360,17 @@ class _CostTracking(RecorderResults):
                 self._close_guarded(guard, call, outcome, cost)
 
     def pending(self, run_id: UUID) -> bool:
-        """Whether the model run ``run_id`` started and has not ended yet."""
-        return run_id in self._runs
+        """Whether the model run ``run_id`` (a ModelRouter's own run included) started and has not ended yet."""
+        return run_id in self._runs or run_id in self._router_runs
 
     def _record_router_cache_hit(self, call: ModelCall, response: Any, run_id: UUID) -> None:
         try:
             outcome = read_outcome(response)
             if outcome.cache_hit:
                 call.model = outcome.model or call.model
-                self.recorder.record_outcome(call, outcome, event_id=str(run_id))
+                event, _ = self.recorder.record_outcome(call, outcome, event_id=str(run_id))
+                if self._langsmith is not None:
+                    self._langsmith.priced(run_id, event)
         except Exception as e:
             self.recorder.note_internal_error("on_llm_end (router)", e)
 
@@ -385,6 +389,8 @@ class _CostTracking(RecorderResults):
                 continue
             if self._first_chunks:
                 self._first_chunks.pop(run_id, None)
+            if self._langsmith is not None:  # a LangSmith tracer's end that waited for ours goes now
+                self._langsmith.ended(run_id)
             guard = state[3]
             logger.warning("agentcost: a model call never reported its end within %.0f s; its reservation is released",
                            self.call_timeout)  # fmt: skip

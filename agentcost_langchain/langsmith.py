@@ -104,8 +104,15 @@ def usage_with_cost(
     return usage
 
 
-def _with_cost(response: Any, event: CostEvent, parts: Mapping[str, Decimal]) -> Any:
-    """A copy of the ``LLMResult`` whose first message carries the call's usage with the cost (the
+def _unbilled(usage_metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A copy of ``usage_metadata`` costing 0: a run that bills nothing of its own."""
+    usage = dict(usage_metadata) if usage_metadata else {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+    usage.update(input_cost=0.0, output_cost=0.0, total_cost=0.0)
+    return usage
+
+
+def _with_usage(response: Any, costed_usage: Callable[[Mapping[str, Any] | None], dict[str, Any]]) -> Any:
+    """A copy of the ``LLMResult`` whose first message carries ``costed_usage`` of its tokens (the
     original and its messages are untouched); the result itself when it holds no chat message.
     With several generations the tracer would add their usages up (``add_usage``, ints only): the
     first message carries that sum and the cost, the others none."""
@@ -118,7 +125,7 @@ def _with_cost(response: Any, event: CostEvent, parts: Mapping[str, Decimal]) ->
     tokens = None
     for m in messages:
         tokens = add_usage(tokens, m.usage_metadata) if m.usage_metadata else tokens
-    usage = usage_with_cost(tokens, event, parts)
+    usage = costed_usage(tokens)
     costed = [
         g.model_copy(update={"message": m.model_copy(update={"usage_metadata": usage if i == 0 else None})})
         for i, (g, m) in enumerate(zip(generations[0], messages))
@@ -126,6 +133,7 @@ def _with_cost(response: Any, event: CostEvent, parts: Mapping[str, Decimal]) ->
     return response.model_copy(update={"generations": [costed]})
 
 
+UNBILLED = object()  # in place of an event: a ModelRouter's own run, whose tier's run carries the cost
 NOT_OURS = object()  # at_tracer_end: a run no handler of ours priced or is pricing
 WAITS = object()  # at_tracer_end: kept until the handler's own end has priced the call
 _Send = Callable[[Any], Any]  # the tracer's own on_llm_end for one run, given the result to send
@@ -137,15 +145,23 @@ class LangSmithCosts:
     def __init__(self, handler: Any) -> None:
         self._handler = handler
         self._lock = threading.Lock()
-        self._priced: OrderedDict[UUID, CostEvent] = OrderedDict()  # run id -> its event, for a tracer end to come
+        self._priced: OrderedDict[UUID, Any] = OrderedDict()  # run id -> its event (or UNBILLED), for a tracer end
         self._waiting: dict[UUID, tuple[_Send, Any]] = {}  # run id -> a tracer end that came before ours
         install_hook()
-        _LIVE.add(self)
+        with _HOOK_LOCK:
+            _LIVE.add(self)
 
     def priced(self, run_id: UUID, event: CostEvent) -> None:
         """The handler recorded ``run_id``'s call as ``event``: kept for its tracer's end."""
-        if event.cost is None:
-            return
+        if event.cost is not None:
+            self._keep(run_id, event)
+
+    def unbilled(self, run_id: UUID) -> None:
+        """``run_id`` is a ModelRouter's own run: it goes to LangSmith costing 0, since the run of
+        the tier it chose carries the call's cost (and a cache hit of the router is ``priced``)."""
+        self._keep(run_id, UNBILLED)
+
+    def _keep(self, run_id: UUID, event: Any) -> None:
         with self._lock:
             self._priced[run_id] = event
             if len(self._priced) > _REMEMBERED:
@@ -177,19 +193,28 @@ class LangSmithCosts:
                 return WAITS
         return self._costed(response, event)
 
-    def _costed(self, response: Any, event: CostEvent | None) -> Any:
+    def _costed(self, response: Any, event: Any) -> Any:
         if event is None:
             return response
         try:
+            if event is UNBILLED:
+                return _with_usage(response, _unbilled)
             parts = self._handler.recorder.accountant.cost_parts(event)
-            return response if parts is None else _with_cost(response, event, parts)
+            if parts is None:
+                return response
+            return _with_usage(response, lambda tokens: usage_with_cost(tokens, event, parts))
         except Exception as e:  # noqa: BLE001 - an internal error of ours never costs the user the trace
-            self._handler.recorder.note_internal_error("langsmith", e)
+            self.note_error(e)
             return response
+
+    def note_error(self, error: Exception) -> None:
+        """An internal error of ours on the way to LangSmith: counted and logged, never raised."""
+        self._handler.recorder.note_internal_error("langsmith", error)
 
 
 _LIVE: weakref.WeakSet[LangSmithCosts] = weakref.WeakSet()  # the handlers with LangSmith on, while they live
 _HOOK_MARK = "__agentcost_original__"
+_HOOK_LOCK = threading.Lock()  # installing the hook, and the live handlers' set
 
 
 def hook_installed() -> bool:
@@ -199,20 +224,26 @@ def hook_installed() -> bool:
 
 def install_hook() -> None:
     """Wrap ``LangChainTracer.on_llm_end`` once per process (see the module docstring)."""
-    if hook_installed():
-        return
-    original = LangChainTracer.on_llm_end
+    with _HOOK_LOCK:
+        if not hook_installed():
+            LangChainTracer.on_llm_end = _hooked(LangChainTracer.on_llm_end)  # type: ignore[method-assign]
+
+
+def _hooked(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``original`` (the tracer's ``on_llm_end``), sending our cost with the runs we price."""
 
     @functools.wraps(original)
     def on_llm_end(self: LangChainTracer, response: Any, *, run_id: UUID, **kwargs: Any) -> Any:
         def send(result: Any) -> Any:
             return original(self, result, run_id=run_id, **kwargs)
 
-        for costs in list(_LIVE):
+        with _HOOK_LOCK:
+            live = list(_LIVE)
+        for costs in live:
             try:
                 taken = costs.at_tracer_end(send, response, run_id)
             except Exception as e:  # noqa: BLE001 - our error never costs the user the trace
-                costs._handler.recorder.note_internal_error("langsmith", e)
+                costs.note_error(e)
                 continue
             if taken is WAITS:
                 return None
@@ -221,4 +252,4 @@ def install_hook() -> None:
         return send(response)
 
     setattr(on_llm_end, _HOOK_MARK, original)
-    LangChainTracer.on_llm_end = on_llm_end  # type: ignore[method-assign]
+    return on_llm_end

@@ -19,6 +19,7 @@ known yet: it is cached only with ``scope=()``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Sequence
@@ -28,14 +29,18 @@ from typing import Any
 from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
 from langchain_core.messages import message_to_dict, messages_from_dict
 from langchain_core.outputs import ChatGeneration, Generation
+from langchain_core.runnables.config import run_in_executor
 
 from agentcost_core.attribution import NO_ATTRIBUTION
 from agentcost_core.call import ModelCall
+from agentcost_core.coalesce import Coalescer
 from agentcost_core.ledger import Ledger
 from agentcost_core.recorder import CostRecorder
-from agentcost_core.response_cache import CacheEngine, CacheHit, CacheRequest
+from agentcost_core.response_cache import CacheEngine, CacheEntry, CacheHit, CacheRequest
+from agentcost_core.usage import Usage
 
 from . import run_context
+from .embeddings import CostTrackedEmbeddings
 from .response import outcome_of_message
 
 __all__ = ["ResponseCache"]
@@ -103,6 +108,36 @@ def _semantic_parts(prompt: str) -> tuple[str | None, str, list[str]]:
     return texts[-1][1], system, history
 
 
+class _Owned:
+    """The flight a call owns, kept in its context until the update shares the response (or the run
+    ends); ending it also forgets its key."""
+
+    __slots__ = ("ended", "flight", "flying", "key")
+
+    def __init__(self, flight: Any, flying: set[str]) -> None:
+        self.flight, self.flying, self.key, self.ended = flight, flying, flight.key, False
+        flying.add(self.key)
+
+    def _ending(self) -> bool:
+        if self.ended:
+            return False
+        self.ended = True
+        self.flying.discard(self.key)
+        return True
+
+    def resolve(self, value: Any) -> None:
+        if self._ending():
+            self.flight.resolve(value)
+
+    def fail(self, error: BaseException) -> None:
+        if self._ending():
+            self.flight.fail(error)
+
+    def abandon(self, _task: Any = None) -> None:
+        if self._ending():
+            self.flight.abandon()
+
+
 class ResponseCache(BaseCache):
     """``ResponseCache(store=None, *, semantic=None, threshold=0.95, scope=("user_id",), ttl=None,
     coalesce=True)``.
@@ -134,8 +169,14 @@ class ResponseCache(BaseCache):
             raise TypeError(f"coalesce must be True or False, got {coalesce!r}")
         self.recorder = CostRecorder(ledger, catalog=catalog, framework="langchain", keep_events=False)
         self.engine = CacheEngine(store, semantic=semantic, threshold=threshold, scope=scope, ttl=ttl, tags=tags,
-                                  recorder=self.recorder)  # fmt: skip
-        self.coalesce = coalesce
+                                  recorder=self.recorder,
+                                  bill_embeddings=not isinstance(semantic, CostTrackedEmbeddings))  # records itself  # fmt: skip
+        #: Identical calls in flight at once share one provider call (across processes with a Redis store).
+        self.coalescer: Coalescer | None = None
+        if coalesce:
+            remote = store if isinstance(store, str) and store.split("://")[0].lower() in ("redis", "rediss") else None
+            self.coalescer = Coalescer(redis=remote.partition("?")[0] if remote else None)
+        self._flying: set[str] = set()  # the keys of the flights this process's calls own
         run_context.install()
 
     def __repr__(self) -> str:
@@ -162,27 +203,99 @@ class ResponseCache(BaseCache):
         )  # fmt: skip
 
     # --- BaseCache ------------------------------------------------------------------------------
+    def _find(self, prompt: str, llm_string: str) -> tuple[CacheRequest | None, CacheHit | None, list[Generation]]:
+        """(the lookup, the hit or None, its generations): the store's part, which may do I/O (async
+        callers run it off the event loop) and writes no context variable."""
+        request = self._request(prompt, llm_string, run_context.current_run())
+        if request is None:
+            return None, None, []
+        hit = self.engine.lookup(request)
+        if hit is None:
+            return request, None, []
+        payload = hit.entry.payload
+        return request, hit, _unpack(payload) if isinstance(payload, str) else _copies(payload)
+
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         try:
-            run = run_context.current_run()
-            request = self._request(prompt, llm_string, run)
+            request, hit, generations = self._find(prompt, llm_string)
             if request is None:
                 return None
-            hit = self.engine.lookup(request)
-            if hit is None:
-                if request.vector is not None:
-                    _missed.set(request)
+            if hit is not None:
+                return self._served(hit, generations)
+            flight = self._take_off(request, self.coalescer.join) if self.coalescer is not None else None
+            if flight is None:
                 return None
-            payload = hit.entry.payload
-            generations = _unpack(payload) if isinstance(payload, str) else _copies(payload)
+            try:
+                return self._landed(request, flight.wait(self.coalescer.timeout))  # type: ignore[union-attr]
+            except Exception:  # noqa: BLE001 - no result to share (timeout, the owner failed): call on our own
+                return None
         except Exception as e:  # noqa: BLE001 - a cache failure is a miss, never the caller's problem
             self.recorder.note_internal_error("response cache lookup", e)
             return None
-        self._served(hit, generations, run)
-        return generations
 
-    def _served(self, hit: CacheHit, generations: list[Generation], run: run_context.ModelRun | None) -> None:
+    async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
+        try:
+            if self.engine.serializes:  # a store with I/O: off the event loop (the context is copied)
+                request, hit, generations = await run_in_executor(None, self._find, prompt, llm_string)
+            else:
+                request, hit, generations = self._find(prompt, llm_string)
+            if request is None:
+                return None
+            if hit is not None:
+                return self._served(hit, generations)
+            if self.coalescer is None:
+                self._take_off(request, None)
+                return None
+            join = self.coalescer.join if self.coalescer.remote is None else None
+            flight = self._take_off(request, join)
+            if flight is None and join is None:  # across processes joining may block: off the loop
+                flight = self._take_off(
+                    request, None, await run_in_executor(None, self.coalescer.join, self._key(request))
+                )
+            if flight is None:
+                return None
+            try:
+                return self._landed(request, await flight.wait_async(self.coalescer.timeout))
+            except Exception:  # noqa: BLE001 - no result to share (timeout, the owner failed): call on our own
+                return None
+        except Exception as e:  # noqa: BLE001 - a cache failure is a miss, never the caller's problem
+            self.recorder.note_internal_error("response cache lookup", e)
+            return None
+
+    @staticmethod
+    def _key(request: CacheRequest) -> str:
+        return f"{request.scope}\x00{request.key}"
+
+    def _take_off(self, request: CacheRequest, join: Any, flight: Any = None) -> Any:
+        """After a miss (in the caller's own context): remember the lookup for the update that follows
+        and, coalescing, join the call's flight. The owner's flight is kept for the update (which shares
+        the response) or the run's end (which releases the waiters); a waiter's flight is returned."""
+        _missed.set(request)
+        if flight is None and join is not None:
+            flight = join(self._key(request))
+        if flight is None:
+            return None
+        if flight.owner:
+            owned = _Owned(flight, self._flying)
+            run_context.own_flight(owned)
+            try:  # a cancelled task never reports its end to LangChain: its flight ends with the task
+                asyncio.current_task().add_done_callback(owned.abandon)  # type: ignore[union-attr]
+            except RuntimeError:  # no event loop running here: a sync call ends through the callbacks
+                pass
+            return None
+        return flight
+
+    def _landed(self, request: CacheRequest, shared: dict[str, Any]) -> list[Generation]:
+        """A waiter's result: the owner's response, recorded as a hit of the coalescing layer."""
+        usage = shared.get("usage")
+        entry = CacheEntry(scope=request.scope, key=request.key, payload=shared["payload"], model=shared.get("model"),
+                           usage=Usage(**usage) if usage else None)  # fmt: skip
+        self.engine.stats.count("coalesced", "hits")
+        return self._served(CacheHit(entry, "coalesced"), _unpack(shared["payload"]))
+
+    def _served(self, hit: CacheHit, generations: list[Generation]) -> list[Generation]:
         """Record the hit (unless a cost handler records this run) and mark it for the handlers."""
+        run = run_context.current_run()
         recorded = False
         if not run_context.handled(run):
             call = ModelCall(run.model if run else hit.entry.model, framework="langchain")
@@ -194,24 +307,52 @@ class ResponseCache(BaseCache):
             recorded = self.engine.record_hit(hit, call) is not None
         for g in generations:
             if isinstance(g, ChatGeneration):
-                g.message.response_metadata = {**g.message.response_metadata,
-                                               MARKER: {"layer": hit.layer, "recorded": recorded}}  # fmt: skip
+                marker = {"layer": hit.layer, "recorded": recorded}
+                g.message.response_metadata = {**g.message.response_metadata, MARKER: marker}
+        return generations
+
+    def _prepare(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> tuple[Any, ...] | None:
+        """(the lookup, the payload, model, usage) to store, in the caller's context: the query's
+        embedding of the lookup is reused, and the owner's flight gets the response."""
+        missed, flight = _missed.get(), run_context.take_flight()
+        _missed.set(None)
+        request = self._request(prompt, llm_string, run_context.current_run())
+        if request is None:
+            if flight is not None:
+                flight.abandon()
+            return None
+        if missed is not None and missed.key == request.key and missed.scope == request.scope:
+            request.vector = missed.vector
+        first = return_val[0] if return_val else None
+        outcome = outcome_of_message(getattr(first, "message", None), None, first)
+        model = outcome.model or request.model
+        packed = _pack(return_val) if self.engine.serializes or flight is not None else None
+        if flight is not None:
+            if flight.key == self._key(request):
+                usage = outcome.usage.as_dict() if outcome.usage is not None else None
+                flight.resolve({"payload": packed, "model": model, "usage": usage})
+            else:
+                flight.abandon()
+        return request, packed if self.engine.serializes else _copies(return_val), model, outcome.usage
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         try:
-            run = run_context.current_run()
-            request = self._request(prompt, llm_string, run)
-            if request is None:
-                return
-            missed = _missed.get()
-            if missed is not None:
-                _missed.set(None)
-                if missed.key == request.key and missed.scope == request.scope:
-                    request.vector = missed.vector
-            first = return_val[0] if return_val else None
-            outcome = outcome_of_message(getattr(first, "message", None), None, first)
-            payload = _pack(return_val) if self.engine.serializes else _copies(return_val)
-            self.engine.store(request, payload, model=outcome.model or request.model, usage=outcome.usage)
+            prepared = self._prepare(prompt, llm_string, return_val)
+            if prepared is not None:
+                request, payload, model, usage = prepared
+                self.engine.store(request, payload, model=model, usage=usage)
+        except Exception as e:  # noqa: BLE001 - a cache failure never breaks the call
+            self.recorder.note_internal_error("response cache update", e)
+
+    async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
+        try:
+            prepared = self._prepare(prompt, llm_string, return_val)
+            if prepared is not None:
+                request, payload, model, usage = prepared
+                if self.engine.serializes:
+                    await run_in_executor(None, lambda: self.engine.store(request, payload, model=model, usage=usage))
+                else:
+                    self.engine.store(request, payload, model=model, usage=usage)
         except Exception as e:  # noqa: BLE001 - a cache failure never breaks the call
             self.recorder.note_internal_error("response cache update", e)
 
@@ -226,6 +367,12 @@ class ResponseCache(BaseCache):
 
     def __len__(self) -> int:
         return len(self.engine)
+
+    def waiting(self) -> int:
+        """How many calls are waiting for an identical call in flight (this process's flights)."""
+        if self.coalescer is None:
+            return 0
+        return sum(self.coalescer.waiting(key) for key in list(self._flying))
 
     def close(self) -> None:
         self.engine.close()

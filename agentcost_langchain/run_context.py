@@ -25,7 +25,7 @@ from langchain_core.tracers.context import register_configure_hook
 
 from agentcost_core.attribution import Attribution, read_attribution
 
-__all__ = ["ModelRun", "current_run", "install", "note_handled"]
+__all__ = ["ModelRun", "current_run", "install", "note_handled", "own_flight", "take_flight"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +44,22 @@ class ModelRun:
 _current: ContextVar[ModelRun | None] = ContextVar("agentcost_cache_run", default=None)
 #: The model run a CostCallbackHandler is recording (it records cache hits itself then).
 _handled: ContextVar[UUID | None] = ContextVar("agentcost_cache_handled", default=None)
+
+
+#: The coalescing flight this context's model call owns (ended by the cache's update, else at the run's end).
+_flight: ContextVar[Any] = ContextVar("agentcost_cache_flight", default=None)
+
+
+def own_flight(flight: Any) -> None:
+    _flight.set(flight)
+
+
+def take_flight() -> Any:
+    """The flight this context owns, now no longer remembered (None when it owns none)."""
+    flight = _flight.get()
+    if flight is not None:
+        _flight.set(None)
+    return flight
 
 
 def current_run() -> ModelRun | None:
@@ -84,9 +100,17 @@ class _Tap(BaseCallbackHandler):
         run = _current.get()
         if run is not None and run.run_id == run_id:
             _current.set(None)
+            flight = take_flight()
+            if flight is not None:  # the response was not shared (not stored): the waiters call on their own
+                flight.abandon()
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self.on_llm_end(None, run_id=run_id)
+        run = _current.get()
+        if run is not None and run.run_id == run_id:
+            _current.set(None)
+            flight = take_flight()
+            if flight is not None:
+                flight.fail(error)
 
 
 _TAP = _Tap()

@@ -11,15 +11,20 @@ partitioned by the ``instrument_tags`` attribution (``scope``, default ``("user_
 ``cache_tags`` stores a response under tags for :meth:`CachedLLM.invalidate`. A hit calls nothing:
 it is recorded as a ledger event with ``cache_hit=True``, cost $0 and ``saved``. Responses that
 carry tool calls are not stored (providers' tool-call objects do not survive a round trip), and
-streams pass through uncached.
+streams pass through uncached. With ``coalesce=True`` identical chats in flight at once in this
+process (threads, asyncio tasks) make one provider call; the others get its response, recorded as
+hits of the ``coalesced`` layer.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
+from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.base.llms.types import (
     ChatMessage,
     ChatResponse,
@@ -30,7 +35,7 @@ from llama_index.core.base.llms.types import (
     CompletionResponseGen,
     LLMMetadata,
 )
-from llama_index.core.instrumentation import DISPATCHER_SPAN_DECORATED_ATTR
+from llama_index.core.instrumentation import DISPATCHER_SPAN_DECORATED_ATTR, get_dispatcher
 from llama_index.core.instrumentation.dispatcher import active_instrument_tags
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM, ToolSelection
@@ -38,11 +43,13 @@ from pydantic import Field, PrivateAttr
 
 from agentcost_core.attribution import read_attribution
 from agentcost_core.call import ModelCall
+from agentcost_core.coalesce import Coalescer
 from agentcost_core.errors import ConfigurationError
 from agentcost_core.parsers.llamaindex import from_chat_response
 from agentcost_core.recorder import CostRecorder
-from agentcost_core.response_cache import CacheEngine, CacheHit, CacheRequest
+from agentcost_core.response_cache import CacheEngine, CacheEntry, CacheHit, CacheRequest
 
+from .handler import CostEventHandler
 from .messages import message_text, tools_text
 
 __all__ = ["CachedLLM"]
@@ -68,6 +75,9 @@ class CachedLLM(FunctionCallingLLM):
     inner: Any = Field(exclude=True)
     _engine: CacheEngine = PrivateAttr()
     _recorder: CostRecorder = PrivateAttr()
+    _coalescer: Coalescer | None = PrivateAttr(default=None)
+    _in_flight: dict[str, int] = PrivateAttr(default_factory=dict)
+    _lock: Any = PrivateAttr(default_factory=threading.Lock)
 
     def __init__(
         self,
@@ -89,8 +99,10 @@ class CachedLLM(FunctionCallingLLM):
             raise ConfigurationError(f"coalesce must be True or False, got {coalesce!r}")
         super().__init__(inner=llm)
         self._recorder = CostRecorder(ledger, catalog=catalog, framework="llamaindex", keep_events=False)
+        if coalesce:  # identical chats in flight at once (threads, asyncio tasks) share one provider call
+            self._coalescer = Coalescer()
         self._engine = CacheEngine(store, semantic=semantic, threshold=threshold, scope=scope, ttl=ttl, tags=tags,
-                                   recorder=self._recorder)  # fmt: skip
+                                   recorder=self._recorder, bill_embeddings=_bill_embeddings(semantic))  # fmt: skip
 
     @classmethod
     def class_name(cls) -> str:
@@ -166,6 +178,42 @@ class CachedLLM(FunctionCallingLLM):
             usage, model = None, None
         self._engine.store(request, _dumps(payload), model=model or request.model, usage=usage)
 
+    @contextmanager
+    def _flying(self, request: CacheRequest) -> Iterator[str]:
+        """The call's flight key, counted as in flight while the caller is in the block."""
+        key = f"{request.scope}\x00{request.key}"
+        with self._lock:
+            self._in_flight[key] = self._in_flight.get(key, 0) + 1
+        try:
+            yield key
+        finally:
+            with self._lock:
+                left = self._in_flight.pop(key) - 1
+                if left:
+                    self._in_flight[key] = left
+
+    def waiting(self) -> int:
+        """How many calls are waiting for an identical call in flight."""
+        if self._coalescer is None:
+            return 0
+        with self._lock:
+            keys = list(self._in_flight)
+        return sum(self._coalescer.waiting(key) for key in keys)
+
+    def _waited(self, request: CacheRequest, response: ChatResponse) -> ChatResponse:
+        """A coalesced call's response (the owner's, shared): recorded as a hit of the coalescing layer."""
+        try:
+            found = from_chat_response(response)
+            usage, model = found.usage, found.model
+        except Exception:  # noqa: BLE001 - no readable usage: the wait saves an unknown amount
+            usage, model = None, None
+        entry = CacheEntry(
+            scope=request.scope, key=request.key, payload=None, model=model or request.model, usage=usage
+        )
+        self._engine.stats.count("coalesced", "hits")
+        self._record(CacheHit(entry, "coalesced"))
+        return response
+
     @staticmethod
     def _chat_payload(response: ChatResponse) -> dict[str, Any] | None:
         if response.message.additional_kwargs.get("tool_calls") or any(
@@ -184,7 +232,13 @@ class CachedLLM(FunctionCallingLLM):
             return ChatResponse(
                 message=ChatMessage.model_validate(found["message"]), additional_kwargs=found["additional_kwargs"]
             )
-        response = self.inner.chat(messages, **kwargs)
+        if self._coalescer is None:
+            response = self.inner.chat(messages, **kwargs)
+        else:
+            with self._flying(request) as key:
+                response, coalesced = self._coalescer.run(key, lambda: self.inner.chat(messages, **kwargs))
+            if coalesced:  # another identical call in flight made the provider call
+                return self._waited(request, response)
         payload = self._chat_payload(response)
         if payload is not None:
             self._store(request, response, payload)
@@ -198,7 +252,13 @@ class CachedLLM(FunctionCallingLLM):
             return ChatResponse(
                 message=ChatMessage.model_validate(found["message"]), additional_kwargs=found["additional_kwargs"]
             )
-        response = await self.inner.achat(messages, **kwargs)
+        if self._coalescer is None:
+            response = await self.inner.achat(messages, **kwargs)
+        else:
+            with self._flying(request) as key:
+                response, coalesced = await self._coalescer.arun(key, lambda: self.inner.achat(messages, **kwargs))
+            if coalesced:
+                return self._waited(request, response)
         payload = self._chat_payload(response)
         if payload is not None:
             self._store(request, response, payload)
@@ -256,6 +316,14 @@ class CachedLLM(FunctionCallingLLM):
     def get_tool_calls_from_response(self, response: ChatResponse, error_on_no_tool_call: bool = True,
                                      **kwargs: Any) -> list[ToolSelection]:  # fmt: skip
         return self.inner.get_tool_calls_from_response(response, error_on_no_tool_call=error_on_no_tool_call, **kwargs)
+
+
+def _bill_embeddings(semantic: Any) -> Any:
+    """A LlamaIndex ``BaseEmbedding`` reports its calls to the root dispatcher: while an agentcost
+    handler is attached there (``instrument()``), that handler records them, and the cache does not."""
+    if not isinstance(semantic, BaseEmbedding):
+        return True
+    return lambda: not any(isinstance(h, CostEventHandler) for h in get_dispatcher().event_handlers)
 
 
 def _json_safe(value: Any) -> dict[str, Any]:

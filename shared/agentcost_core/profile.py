@@ -293,10 +293,10 @@ class _Profiler:
     def _signature(self, sid: str, cost: Decimal) -> dict[str, Any]:
         events = self.sessions[sid]
         steps = Counter(e.step for e in events if e.kind == "llm" and e.step)
+        # a tool call names its tool in extra["tool"] (else its step); a guard notice names the tool it is about
         tools = Counter(
-            (e.step or e.model) if e.kind == "tool" else (e.extra or {}).get("tool")
-            for e in events if e.kind == "tool" or (e.extra or {}).get("tool")
-        )  # fmt: skip
+            (e.extra or {}).get("tool") or (e.step or e.model if e.kind == "tool" else None) for e in events
+        )
         tools.pop(None, None)
         top_step = steps.most_common(1)
         top_tool = tools.most_common(1)

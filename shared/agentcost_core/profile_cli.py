@@ -1,4 +1,5 @@
-"""``agentcost profile``: where the tokens go in a ledger (see :mod:`.profile`), as a table or JSON."""
+"""``agentcost profile``: where the tokens go in a ledger, a LangSmith run export or OTel spans (see
+:mod:`.profile`), as a table or JSON."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from rich.table import Table
 
 from .profile import Profile, profile
 from .report import money
+from .traffic_cli import add_traffic_arguments, read_traffic
 
 __all__ = ["add_profile_parser", "print_profile"]
 
-_LEDGER_HELP = "ledger URL (default: $AGENTCOST_LEDGER or sqlite:///.agentcost/ledger.db)"
 #: Step indexes the table shows of the context curve (JSON has every one).
 _CURVE_SHOWN = (1, 2, 3, 5, 8, 10, 15, 20, 30, 50, 100)
 
@@ -29,37 +30,20 @@ def open_catalog(prices: str | None) -> Any:
     return catalog if prices is None else catalog.merged(PriceCatalog.from_file(prices))
 
 
-def read_window(args: argparse.Namespace) -> tuple[float | None, float | None, dict[str, str]]:
-    """``--since`` / ``--until`` / ``--where`` as ``report`` reads them."""
-    from .cli import _read_filters, parse_when
-    from .errors import ConfigurationError
-
-    since = parse_when(args.since) if args.since else None
-    until = parse_when(args.until) if args.until else None
-    if since is not None and until is not None and until <= since:
-        raise ConfigurationError(f"--until {args.until!r} is not after --since {args.since!r}")
-    return since, until, _read_filters(args.where or ())
-
-
 def cmd_profile(args: argparse.Namespace) -> int:
-    from .cli import _check_ledger_exists
-    from .ledger import Ledger, default_ledger_url
-
-    since, until, filters = read_window(args)
     catalog = open_catalog(args.prices)
-    url = args.ledger if args.ledger is not None else default_ledger_url()
-    _check_ledger_exists(url)
-    ledger = Ledger(url, sync=True)
+    events, ledger = read_traffic(args, catalog)
     try:
-        p = profile(ledger.iter_events(since, until, **filters), catalog=catalog, cheap_model=args.cheap_model,
-                    late_after=args.late_after, short_output=args.short_output)  # fmt: skip
+        p = profile(events, catalog=catalog, cheap_model=args.cheap_model, late_after=args.late_after,
+                    short_output=args.short_output)  # fmt: skip
     finally:
-        ledger.close()
+        if ledger is not None:
+            ledger.close()
     if args.format == "json":
         json.dump(p.as_dict(), sys.stdout, indent=2)
         sys.stdout.write("\n")
     elif not p.calls:
-        print(f"No calls in {ledger.url} for this window.")
+        print(f"No calls in {ledger.url if ledger is not None else 'the file'} for this window.")
     else:
         print_profile(p)
     return 0
@@ -110,10 +94,7 @@ def print_profile(p: Profile, console: Console | None = None) -> None:
 
 def add_profile_parser(sub: Any) -> None:
     pp = sub.add_parser("profile", help="where the tokens go: context growth, model choice, runaway tail, prompt cache")
-    pp.add_argument("--ledger", default=None, help=_LEDGER_HELP)
-    pp.add_argument("--since", help="window start: 7d, 24h, 30m, or an ISO date")
-    pp.add_argument("--until", help="window end: same forms as --since")
-    pp.add_argument("--where", action="append", help="filter, e.g. --where feature=support (repeatable)")
+    add_traffic_arguments(pp, "profile")
     pp.add_argument(
         "--cheap-model", default="gpt-4o-mini", help="the cheap tier a route would use (default gpt-4o-mini)"
     )

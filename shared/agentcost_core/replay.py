@@ -12,8 +12,9 @@ keep their recorded cost) goes through them in this order:
 4. ``remaps``: a model (or a router tier, matched on the event's tier) served by another model.
 5. prices: a call changed by any of the above, or one whose model ``prices`` prices (a price file,
    or another catalog version, which prices every call), is priced by the
-   :class:`~agentcost_core.accountant.Accountant` — the call path's pricing — on its new usage;
-   any other call keeps its recorded cost.
+   :class:`~agentcost_core.accountant.Accountant` — the call path's pricing — on its new usage, at
+   the catalog's current prices (not a dated price that applied when it ran); any other call keeps
+   its recorded cost.
 6. ``session_cap``: calls are replayed in time order per session; the call that would take the
    session past the cap (at its new cost) and every later call of the session are stopped, as a
    hard budget would; :attr:`Replay.stopped` lists the sessions, what they cost until then and

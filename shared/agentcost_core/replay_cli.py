@@ -17,10 +17,10 @@ from rich.table import Table
 from .errors import ConfigurationError
 from .replay import Remap, Replay, Scenario, Scope, replay
 from .report import money
+from .traffic_cli import add_traffic_arguments, read_traffic
 
 __all__ = ["add_replay_parser", "print_replay_csv", "print_replay_table", "read_scenario"]
 
-_LEDGER_HELP = "ledger URL (default: $AGENTCOST_LEDGER or sqlite:///.agentcost/ledger.db)"
 _QS = ("p50", "p95", "p99")
 #: Terminal width from which the table shows the per-call percentiles before -> after.
 _WIDE = 130
@@ -85,29 +85,6 @@ def read_scenario(args: argparse.Namespace) -> Scenario:
     )
 
 
-def _events(args: argparse.Namespace, catalog: Any) -> tuple[Any, Any]:
-    """(events, closer) from the ledger, or from ``--langsmith`` / ``--otel`` files."""
-    if args.langsmith or args.otel:
-        from .replay_inputs import langsmith_events, otel_events
-
-        if args.ledger or args.since or args.until or args.where:
-            raise ConfigurationError(
-                "--langsmith / --otel replay the whole file: no --ledger, --since, --until, --where"
-            )
-        if args.langsmith:
-            return langsmith_events(args.langsmith, catalog=catalog), None
-        return otel_events(args.otel, catalog=catalog), None
-    from .cli import _check_ledger_exists
-    from .ledger import Ledger, default_ledger_url
-    from .profile_cli import read_window
-
-    since, until, filters = read_window(args)
-    url = args.ledger if args.ledger is not None else default_ledger_url()
-    _check_ledger_exists(url)
-    ledger = Ledger(url, sync=True)
-    return ledger.iter_events(since, until, **filters), ledger
-
-
 def cmd_replay(args: argparse.Namespace) -> int:
     from .cli import _BY_ALIASES
     from .prices import PriceCatalog
@@ -115,7 +92,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     by = tuple(_BY_ALIASES.get(b.strip(), b.strip()) for b in args.by.split(",") if b.strip())
     scenario = read_scenario(args)
     catalog = PriceCatalog.default()
-    events, ledger = _events(args, catalog)
+    events, ledger = read_traffic(args, catalog)
     try:
         r = replay(events, scenario, by=by or ("feature",), catalog=catalog)
     finally:
@@ -191,9 +168,6 @@ def print_replay_csv(r: Replay, out: TextIO) -> None:
 
 def add_replay_parser(sub: Any) -> None:
     rp = sub.add_parser("replay", help="what-if: recompute recorded traffic under new prices, routes, prompts, caps")
-    rp.add_argument("--ledger", default=None, help=_LEDGER_HELP)
-    rp.add_argument("--langsmith", help="replay a LangSmith run export (JSON) instead of a ledger")
-    rp.add_argument("--otel", help="replay OTel GenAI spans (OTLP JSON or a list of spans) instead of a ledger")
     rp.add_argument(
         "--prices", help="a price file (ours or LiteLLM's, on top) or genai-prices data.json (another version)"
     )
@@ -201,14 +175,14 @@ def add_replay_parser(sub: Any) -> None:
         "--remap", action="append", help="FROM=TO[@feature[/step]]: a model or tier served by TO (repeatable)"
     )
     rp.add_argument(
-        "--prompt-delta", action="append", help="N[@feature[/step]]: N more (or fewer) prompt tokens per call"
+        "--prompt-delta",
+        action="append",
+        help="N[@feature[/step]]: N more prompt tokens per call; fewer: --prompt-delta=-N[@...]",
     )
     rp.add_argument("--cache-hit-rate", help="share of prompt tokens read from the prompt cache, 0..1")
     rp.add_argument("--context-cap", type=int, help="cap each call's prompt tokens at N")
     rp.add_argument("--session-cap", help="a per-session budget in USD: which sessions it stops, at what cost")
-    rp.add_argument("--since", help="window start (ledger input): 7d, 24h, 30m, or an ISO date")
-    rp.add_argument("--until", help="window end: same forms as --since")
-    rp.add_argument("--where", action="append", help="filter, e.g. --where feature=support (repeatable)")
+    add_traffic_arguments(rp, "replay")
     rp.add_argument("--by", default="feature", help="comma-separated rollup fields (default: feature)")
     rp.add_argument("--format", choices=("table", "json", "csv"), default="table")
     rp.set_defaults(func=cmd_replay)

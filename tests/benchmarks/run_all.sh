@@ -37,6 +37,8 @@ run_all() {
         echo "================================================================ $bench"
         "$py" "$here/$bench.py" "$@" || { echo "!! $bench exited with status $?"; status=1; }
     done
+    echo; echo "================================================================ bench_semantic_rules"  # no timings: precision / recall
+    "$py" "$here/bench_semantic_rules.py" || { echo "!! bench_semantic_rules exited with status $?"; status=1; }
     return "$status"
 }
 

@@ -135,3 +135,21 @@ def test_cli_profile_json_and_table(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "$0.19998" in out and "loop" in out and "classify" in out
     assert main(["profile", "--ledger", f"sqlite:///{tmp_path}/none.db"]) == 2
+
+
+def test_loop_signature_names_tools_from_tool_events_and_guard_notices():
+    c = traffic.catalog()
+    u = Usage(input=1000, output=100)
+    events = [CostEvent("small-model", u, c.cost("small-model", u), session_id=f"s{n}", ts=n) for n in range(100)]
+    for i in range(3):
+        events.append(CostEvent("big-model", u, c.cost("big-model", u), session_id="loop", step="agent", ts=200 + i))
+        events.append(CostEvent(None, Usage(), Decimal(0), kind="tool", priced=True, cache_hit=True, session_id="loop",
+                                step="agent", extra={"cache": "tool", "tool": "fetch"}, ts=300 + i))  # fmt: skip
+    events.append(
+        CostEvent(None, kind="guard.nudge", session_id="loop", extra={"reason": "stuck", "tool": "fetch"}, ts=400)
+    )
+    events.append(CostEvent(None, kind="halt", session_id="loop", extra={"reason": "stuck"}, ts=401))
+    f = profile(events, catalog=c, cheap_model="small-model").finding("runaway_tail")
+    [loop] = f.detail["sessions"]
+    assert loop["top_tool"] == {"tool": "fetch", "count": 4} and loop["top_step"] == {"step": "agent", "count": 3}
+    assert loop["tool_calls"] == 3 and loop["halts"] == 1 and f.dollars == 3 * Decimal("0.014")

@@ -185,6 +185,9 @@ def test_cli_replay_json_with_every_change(cli_ledger, capsys, monkeypatch):
     assert after[("triage", "big-model")] == Decimal("0.00202")  # rows stay keyed by the recorded model
     assert after[("chat", "small-model")] == Decimal("0.038") and after[("research", "big-model")] == Decimal("0.038")
     assert [s["session_id"] for s in data["stopped_sessions"]] == ["loop"]
+    assert main(["replay", "--ledger", url, "--prompt-delta=-500@research", "--format", "json"]) == 0
+    after = {r["key"][0]: Decimal(r["after"]["cost"]) for r in json.loads(capsys.readouterr().out)["rows"]}
+    assert after["research"] == Decimal("0.352") and after["chat"] == Decimal("0.028")
     assert main(["replay", "--ledger", url, "--where", "feature=chat", "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert [r["key"] for r in data["rows"]] == [["chat"]] and data["total"]["before"]["calls"] == 200

@@ -123,3 +123,19 @@ def test_cli_replays_a_langsmith_export_and_otel_spans(capsys):
     assert main(["replay", "--otel", str(DATA / "otel_genai_spans.json"), "--by", "session", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["rows"][0]["key"] == ["c1"]
     assert main(["replay", "--otel", "x.json", "--ledger", "memory://"]) == 2
+
+
+def test_cli_profiles_a_langsmith_export_and_otel_spans(capsys):
+    from agentcost_core.cli import main
+
+    events = list(langsmith_events(DATA / "langsmith_runs.json"))
+    assert main(["profile", "--langsmith", str(DATA / "langsmith_runs.json"), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["calls"] == 5 and data["sessions"] == 1
+    assert Decimal(data["cost"]) == sum(e.cost for e in events if e.cost is not None)
+    curve = data["context_curve"]
+    assert [p["prompt_tokens"] for p in curve] == [3000, 500, 800, 0]  # the session's four model calls
+    assert main(["profile", "--otel", str(DATA / "otel_genai_spans.json")]) == 0
+    assert "findings" in capsys.readouterr().out
+    assert main(["profile", "--otel", "a.json", "--since", "7d"]) == 2
+    assert main(["profile", "--otel", "a.json", "--langsmith", "b.json"]) == 2

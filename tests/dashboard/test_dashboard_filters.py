@@ -11,8 +11,7 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-from conftest import T0, Planted, screenshot
-from test_dashboard_out import drill_total_cost, open_offline, text, write_page
+from dashboard_pages import T0, Planted, drill_total_cost, open_offline, screenshot, text, write_page
 
 from agentcost_core.cli import main
 from agentcost_core.report import money
@@ -102,6 +101,8 @@ def test_unpriced_estimated_budget_events_and_anomalies_are_marked(page: Any, pl
     assert page.locator("#drill tr.row .badge.estimated").count() == 1
 
     page.select_option("#f-feature", "search")  # the markers follow the filters
+    assert text(page, "#crumbs") == "total"  # nothing left under support › writer › s-2: back to the top
+    assert drill_total_cost(page) == money(planted.spend(feature="search"))
     assert page.locator("#chart .marker-budget").count() == 0
     assert page.locator("#chart .marker-anomaly").count() == 1
     screenshot(page, "filtered-search.png")

@@ -13,33 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Planted, screenshot
+from dashboard_pages import Planted, drill_total_cost, open_offline, screenshot, text, write_page
 
 from agentcost_core.cli import main
 from agentcost_core.dashboard import document_of, priced_spend, render_page
 from agentcost_core.events import CostEvent
 from agentcost_core.report import money
 from agentcost_core.usage import Usage
-
-
-def write_page(planted: Planted, tmp_path: Path, *extra: str) -> Path:
-    out = tmp_path / "spend.html"
-    assert main(["dashboard", "--ledger", planted.url, "--out", str(out), *extra]) == 0
-    return out
-
-
-def open_offline(page: Any, path: Path) -> None:
-    page.context.set_offline(True)  # the file must work with the network off
-    page.goto(path.as_uri())
-    page.wait_for_selector("body[data-ready='1']")
-
-
-def text(page: Any, selector: str) -> str:
-    return page.locator(selector).inner_text().strip()
-
-
-def drill_total_cost(page: Any) -> str:
-    return text(page, "#drill-total td.cost")
 
 
 def test_totals_match_the_ledger_and_the_report(page: Any, planted: Planted, tmp_path: Path, capsys: Any) -> None:
@@ -135,3 +115,31 @@ def test_names_from_the_ledger_stay_text(page: Any, tmp_path: Path, name: str) -
     assert page.locator("#drill img, #drill i").count() == 0
     assert page.title() != "owned"
     assert text(page, "#total-cost") == "$0.01"
+
+
+def test_an_empty_ledger_is_an_empty_page(page: Any, tmp_path: Path) -> None:
+    out = tmp_path / "empty.html"
+    out.write_text(render_page(document_of([], ledger_url="sqlite:///empty.db")), encoding="utf-8")
+    open_offline(page, out)
+    assert (text(page, "#total-cost"), text(page, "#total-calls")) == ("$0.00", "0")
+    assert text(page, "#chart") == "no calls in this window"
+    assert text(page, "#budgets") == "no budget events in the ledger"
+    assert drill_total_cost(page) == "$0.00"
+
+
+def test_a_long_level_lists_the_costliest_rows_and_totals_them_all(page: Any, tmp_path: Path) -> None:
+    events = [
+        CostEvent("gpt-4o-mini", Usage(input=10), cost=Decimal(i + 1).scaleb(-4), priced=True, feature="f",
+                  agent_id="a", session_id=f"s-{i}", ts=1_790_000_000.0 + i)
+        for i in range(503)
+    ]  # fmt: skip
+    out = tmp_path / "long.html"
+    out.write_text(render_page(document_of(events, ledger_url="memory://")), encoding="utf-8")
+    open_offline(page, out)
+    page.click("#drill tr.row[data-key='f']")
+    page.click("#drill tr.row[data-key='a']")
+    rows = page.locator("#drill tr.row[data-level='session']")
+    assert rows.count() == 500
+    assert rows.first.get_attribute("data-key") == "s-502"  # costliest first
+    assert text(page, "#drill-more").startswith("3 more not listed")
+    assert drill_total_cost(page) == money(sum((e.cost for e in events), Decimal(0)))

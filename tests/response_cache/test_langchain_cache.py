@@ -4,6 +4,7 @@ global LLM cache and as a model's ``cache=``; hits recorded once, priced as savi
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -199,3 +200,117 @@ def test_a_completion_model_is_cached_only_without_a_scope(ledger: Ledger) -> No
     assert scoped.invoke("same prompt", config={"metadata": {"user_id": "bob"}}) == "bob's answer"  # never a guess
     shared = FakeListLLM(responses=["one", "two"], cache=ResponseCache("memory://", ledger=ledger, scope=()))
     assert [shared.invoke("q"), shared.invoke("q")] == ["one", "one"]
+
+
+def _held_provider(cache: ResponseCache, waiters: int) -> object:
+    """A provider whose first answer waits until ``waiters`` identical calls wait for it."""
+    release = threading.Event()
+
+    def reply(body: dict, _req: object) -> dict:  # type: ignore[type-arg]
+        while cache.waiting() < waiters:  # a condition, checked until it holds (no timing assumption)
+            release.wait(0.001)
+        return P.openai_chat_completion(MODEL + "-2024-07-18", 1_000, 200, text="one answer")
+
+    return P.MockProvider(reply)
+
+
+def test_identical_calls_in_flight_from_threads_make_one_provider_call(store_url: str, ledger: Ledger) -> None:
+    cache = ResponseCache(store_url, ledger=ledger)  # with Redis, the flight is shared through Redis too
+    mock = _held_provider(cache, waiters=63)
+    llm = P.chat_openai(mock, MODEL, cache=cache)
+    start = threading.Barrier(64)
+    answers: list[str] = []
+
+    def ask() -> None:
+        start.wait()
+        answers.append(llm.invoke("Same question", config={"metadata": {"user_id": "u1"}}).content)
+
+    threads = [threading.Thread(target=ask) for _ in range(64)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert mock.calls == 1 and answers == ["one answer"] * 64
+    waits = [e for e in ledger.events() if e.cache_hit]
+    assert len(waits) == 63 and {e.extra["cache"] for e in waits} == {"coalesced"}  # type: ignore[index]
+    assert all(e.saved == cost_of_one_call() and e.cost == 0 for e in waits)
+
+
+def test_identical_calls_in_flight_from_asyncio_tasks_make_one_provider_call(ledger: Ledger) -> None:
+    cache = ResponseCache("memory://", ledger=ledger)
+    mock = _held_provider(cache, waiters=199)
+    llm = P.chat_openai(mock, MODEL, cache=cache)
+
+    async def main() -> list[str]:
+        replies = await asyncio.gather(*(llm.ainvoke("Same question") for _ in range(200)))
+        return [r.content for r in replies]
+
+    assert asyncio.run(main()) == ["one answer"] * 200
+    assert mock.calls == 1
+    assert sum(1 for e in ledger.events() if e.cache_hit) == 199
+
+
+def test_a_failed_owner_lets_the_waiters_call_on_their_own(ledger: Ledger) -> None:
+    cache = ResponseCache("memory://", ledger=ledger)
+    first = threading.Event()
+
+    def reply(body: dict, _req: object) -> object:  # type: ignore[type-arg]
+        if not first.is_set():
+            while cache.waiting() < 3:
+                first.wait(0.001)
+            first.set()
+            return P.openai_error(500)
+        return P.openai_chat_completion(MODEL, 10, 2, text="retried")
+
+    mock = P.MockProvider(reply)
+    llm = P.chat_openai(mock, MODEL, cache=cache)
+    start = threading.Barrier(4)
+    outcomes: list[str] = []
+
+    def ask() -> None:
+        start.wait()
+        try:
+            outcomes.append(llm.invoke("Fragile question").content)
+        except Exception as e:  # noqa: BLE001 - the owner's provider error is the owner's alone
+            outcomes.append(type(e).__name__)
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["OpenAIAPIError", "retried", "retried", "retried"]  # the error is the owner's alone
+    assert mock.calls == 4 and cache.waiting() == 0
+
+
+def test_a_cancelled_owner_releases_its_waiters(ledger: Ledger) -> None:
+    import httpx
+    from langchain_openai import ChatOpenAI
+
+    cache = ResponseCache("memory://", ledger=ledger)
+    calls: list[int] = []
+
+    async def main() -> str:
+        gate = asyncio.Event()
+
+        async def provider(request: httpx.Request) -> httpx.Response:
+            calls.append(1)
+            await gate.wait()
+            return httpx.Response(200, json=P.openai_chat_completion(MODEL, 10, 2, text="answer"))
+
+        llm = ChatOpenAI(model=MODEL, api_key="sk-test", max_retries=0,
+                         http_async_client=httpx.AsyncClient(transport=httpx.MockTransport(provider)), cache=cache)  # fmt: skip
+        owner = asyncio.create_task(llm.ainvoke("q"))
+        while not calls:  # the owner's request is at the provider
+            await asyncio.sleep(0)
+        waiter = asyncio.create_task(llm.ainvoke("q"))
+        while cache.waiting() < 1:
+            await asyncio.sleep(0)
+        owner.cancel()
+        while cache.waiting():  # the cancelled owner's flight ended: the waiter left it
+            await asyncio.sleep(0)
+        gate.set()
+        return (await waiter).content
+
+    assert asyncio.run(main()) == "answer"
+    assert len(calls) == 2  # the cancelled call and the waiter's own

@@ -135,3 +135,13 @@ def test_langchain_face_serves_a_paraphrase_from_a_real_chatopenai_answer(ledger
     hits = [e for e in ledger.events() if e.cache_hit]
     assert [(e.user_id, e.extra["cache"]) for e in hits] == [("u1", "semantic")]  # type: ignore[index]
     assert hits[0].saved and hits[0].saved > 0
+
+
+def test_a_cost_tracked_embedder_is_recorded_once(ledger: Ledger) -> None:
+    from agentcost_langchain import CostCallbackHandler, CostTrackedEmbeddings, ResponseCache
+
+    tracked = CostTrackedEmbeddings(TableEmbeddings(), CostCallbackHandler(ledger))
+    mock = P.MockProvider(lambda body, _r: P.openai_chat_completion("gpt-4o-mini-2024-07-18", 30, 3, text="Paris."))
+    llm = P.chat_openai(mock, "gpt-4o-mini", cache=ResponseCache("memory://", semantic=tracked, ledger=ledger))
+    llm.invoke(CAPITAL)
+    assert len([e for e in ledger.events() if e.kind == "embedding"]) == 1

@@ -200,3 +200,39 @@ def test_join_and_resolve_coalesce_a_lookup_then_update_protocol_across_processe
     [(was_owner, value)] = got
     assert not was_owner and value.choices[0].message.content == "Paris."
     assert b.join(KEY).owner  # the flight landed everywhere: the next caller owns a new one
+
+
+def _own_forever(redis_url: str, namespace: str, flying: Any) -> None:
+    def call() -> str:
+        flying.put("in flight")
+        threading.Event().wait()  # until the process is killed
+        return "never"
+
+    Coalescer(timeout=3, redis=redis_url, namespace=namespace).run(KEY, call)
+
+
+def test_an_owner_process_that_dies_is_replaced_when_its_lease_ends(redis_url: str) -> None:
+    import multiprocessing
+
+    namespace = f"agentcost-test:flight:{uuid.uuid4().hex}"
+    ctx = multiprocessing.get_context("fork")
+    flying = ctx.Queue()
+    owner = ctx.Process(target=_own_forever, args=(redis_url, namespace, flying), daemon=True)
+    owner.start()
+    try:
+        assert flying.get(timeout=30) == "in flight"
+        owner.kill()  # dies holding the lock (a 3 s lease)
+        owner.join(30)
+        calls: list[int] = []
+        got: list[tuple[str, bool]] = []
+        waiter = Coalescer(timeout=30, redis=redis_url, namespace=namespace)
+        t = threading.Thread(target=lambda: got.append(waiter.run(KEY, lambda: calls.append(1) or "fresh")))
+        t.start()
+        wait_for(lambda: waiter.waiting(KEY) == 1 or bool(got))
+        assert not got  # it waits for the dead owner's flight ...
+        t.join(30)
+        assert got == [("fresh", False)] and calls == [1]  # ... until the lease ends, then calls itself
+        assert waiter.internal_errors == 0
+    finally:
+        if owner.is_alive():
+            owner.kill()

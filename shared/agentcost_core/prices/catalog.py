@@ -19,6 +19,7 @@ __all__ = ["PriceCatalog"]
 
 _DEFAULT_LOCK = threading.Lock()
 _DEFAULT: PriceCatalog | None = None
+_WATCHER: Any = None  # the default catalog's PriceDataWatcher (see .reload)
 
 
 def _read_json(p: Path) -> Any:
@@ -28,6 +29,20 @@ def _read_json(p: Path) -> Any:
         raise PriceFileError(f"price file not found: {p}") from None
     except json.JSONDecodeError as e:
         raise PriceFileError(f"{p}: not valid JSON ({e})") from None
+
+
+def _watch(catalog: PriceCatalog) -> None:
+    """Watch the default catalog's kept data (``AGENTCOST_PRICES_WATCH`` seconds, default 60; 0: off)."""
+    from .reload import DEFAULT_PERIOD, PriceDataWatcher
+
+    global _WATCHER
+    raw = os.environ.get("AGENTCOST_PRICES_WATCH", "").strip()
+    try:
+        period = float(raw) if raw else DEFAULT_PERIOD
+    except ValueError:
+        raise PriceFileError(f"AGENTCOST_PRICES_WATCH must be a number of seconds, got {raw!r}") from None
+    if period > 0:
+        _WATCHER = PriceDataWatcher(catalog, period=period).start()
 
 
 class PriceCatalog:
@@ -61,7 +76,8 @@ class PriceCatalog:
     @classmethod
     def default(cls) -> PriceCatalog:
         """genai-prices (the packaged data, or the newer data ``agentcost prices update`` kept) with
-        our overlay, compiled once (cached), and ``AGENTCOST_PRICES`` overrides when set."""
+        our overlay, compiled once (cached), and ``AGENTCOST_PRICES`` overrides when set. Newer kept
+        data is picked up while the process runs (see :mod:`.reload`)."""
         global _DEFAULT
         if _DEFAULT is None:
             with _DEFAULT_LOCK:
@@ -70,6 +86,7 @@ class PriceCatalog:
                     override = os.environ.get("AGENTCOST_PRICES")
                     if override:
                         catalog = catalog.merged(cls.from_file(override))
+                    _watch(catalog)
                     _DEFAULT = catalog
         return _DEFAULT
 
@@ -121,13 +138,22 @@ class PriceCatalog:
             out._add(p)
         return out
 
+    def use_base(self, base: BasePrices) -> None:
+        """Price with ``base`` (newer genai-prices data with the overlay) under this catalog's own
+        prices from now on; model ids resolve again on their next look-up."""
+        if not isinstance(base, BasePrices):
+            raise TypeError(f"base must be BasePrices, got {type(base).__name__}")
+        self.base = base
+        self._resolved = {}  # a look-up under way keeps writing into the old dict
+
     # --- lookup -------------------------------------------------------------------------
     def get(self, model: str | None) -> ModelPrice | None:
         """The price of ``model`` after id resolution, or None when the model is unknown."""
         if not model:
             return None
+        resolved = self._resolved
         try:
-            return self._resolved[model]
+            return resolved[model]
         except KeyError:
             pass
         found = None
@@ -136,11 +162,12 @@ class PriceCatalog:
             if key in self._prices:
                 found = self._prices[key]
                 break
-        if found is None and self.base is not None:
-            found = self.base.get(model)
-        if len(self._resolved) > 10_000:
-            self._resolved.clear()
-        self._resolved[model] = found
+        base = self.base
+        if found is None and base is not None:
+            found = base.get(model)
+        if len(resolved) > 10_000:
+            resolved.clear()
+        resolved[model] = found
         return found
 
     def at(self, model: str | None, when: float) -> ModelPrice | None:

@@ -63,6 +63,8 @@ class CacheEngine:
     invalidated or evicted). ``tags``: stored with every entry, for :meth:`invalidate`.
     ``recorder``: the :class:`~agentcost_core.recorder.CostRecorder` hits and embedding calls are
     recorded through (the adapters pass one on their ledger). ``clock``: wall-clock seconds.
+    ``bill_embeddings``: False (or a callable answering False) when the embedder's calls are
+    recorded elsewhere already (an adapter's cost-tracked embedder): never billed twice.
     """
 
     def __init__(
@@ -76,6 +78,7 @@ class CacheEngine:
         tags: Sequence[str] | str = (),
         recorder: Any = None,
         clock: Callable[[], float] = time.time,
+        bill_embeddings: bool | Callable[[], bool] = True,
     ) -> None:
         self.clock = clock  # wall-clock seconds: entries' creation and expiry
         self.scope = scope_fields(scope)
@@ -86,7 +89,8 @@ class CacheEngine:
         if semantic is not None:
             from .semantic_layer import SemanticLayer
 
-            self.semantic = SemanticLayer(semantic, threshold=threshold, recorder=recorder, max_age=self.ttl)
+            self.semantic = SemanticLayer(semantic, threshold=threshold, recorder=recorder, max_age=self.ttl,
+                                          bill=bill_embeddings)  # fmt: skip
         elif isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
             raise ConfigurationError(f"threshold must be a similarity in (0, 1], got {threshold!r}")
         self.threshold = float(threshold)

@@ -18,14 +18,18 @@ A candidate entry serves the new query only when ALL of these hold (checked in t
    - ``id``: identifier-like tokens must be the same: tokens mixing letters and digits
      (``INV-2041``, ``gpt-4o``, ``Q3``), snake_case / camelCase / dotted names, paths, URLs, e-mails.
    - ``date``: month and weekday names, relative days and periods ("today", "tomorrow",
-     "last week", "next month") and numeric dates (``2024-01-15``, ``15/01/2024``) must be the same.
+     "last week", "next month", "in an hour", "monthly") and numeric dates (``2024-01-15``,
+     ``15/01/2024``) must be the same.
    - ``negation``: either both queries are negated or neither ("not", "no", "never", "without",
      "n't", ...); and neither may use a word whose opposite the other uses without it
-     ("before"/"after", "increase"/"decrease", "include"/"exclude", "min"/"max", ...).
+     ("before"/"after", "over"/"under", "more"/"fewer", "on"/"off", "adults"/"children", ...), nor a
+     word the other negates with a prefix ("install"/"uninstall", "connect"/"disconnect").
    - ``entity``: named entities must be the same: capitalised words after the first word of a
-     sentence, all-caps and inner-caps words (``AWS``, ``OpenAI``, ``iPhone``) and quoted strings;
+     sentence, all-caps and inner-caps words (``AWS``, ``OpenAI``, ``iPhone``), quoted strings and
+     a short list of names people type in lower case (``windows``, ``mac``, ``python``, ``excel``);
      an entity of one query must occur as a word in the other, ignoring case. "X to Y" in one query
-     and "Y to X" in the other is refused too (a conversion's direction).
+     and "Y to X" in the other is refused too (a conversion's direction), and so is "X bigger than Y"
+     against "Y bigger than X".
    The rules look only at the two texts; they prefer a miss (one paid call) to a wrong answer.
 
 Among acceptable candidates the most similar wins. ``explain`` says why the best candidate was
@@ -195,7 +199,9 @@ _MONTHS = {
     "october": "oct", "nov": "nov", "november": "nov", "dec": "dec", "december": "dec",
     "monday": "mon", "tuesday": "tue", "wednesday": "wed", "thursday": "thu", "friday": "fri",
     "saturday": "sat", "sunday": "sun", "today": "today", "tonight": "today", "tomorrow": "tomorrow",
-    "yesterday": "yesterday", "weekend": "weekend",
+    "yesterday": "yesterday", "weekend": "weekend", "weekends": "weekend", "weekday": "weekday",
+    "weekdays": "weekday", "mondays": "mon", "tuesdays": "tue", "wednesdays": "wed", "thursdays": "thu",
+    "fridays": "fri", "saturdays": "sat", "sundays": "sun", "christmas": "christmas", "easter": "easter",
 }  # fmt: skip
 _PERIODS = r"(day|week|month|year|quarter|weekend|morning|evening|night|season|decade|century)"
 _RELATIVE = re.compile(rf"\b(last|next|this|previous|past|coming|current)\s+{_PERIODS}\b")
@@ -205,18 +211,43 @@ _NEGATIONS = frozenset({
     "shouldnt", "couldnt", "hasnt", "havent", "hadnt", "mustnt", "aint",
 })  # fmt: skip
 _OPPOSITES = (
-    ("before", "after"), ("increase", "decrease"), ("increasing", "decreasing"), ("include", "exclude"),
-    ("including", "excluding"), ("min", "max"), ("minimum", "maximum"), ("largest", "smallest"),
-    ("biggest", "smallest"), ("highest", "lowest"), ("best", "worst"), ("cheapest", "expensive"),
-    ("enable", "disable"), ("add", "remove"), ("encrypt", "decrypt"), ("encode", "decode"),
-    ("upload", "download"), ("import", "export"), ("buy", "sell"), ("above", "below"), ("more", "less"),
-    ("first", "last"), ("oldest", "newest"), ("older", "newer"), ("faster", "slower"), ("fastest", "slowest"),
-    ("input", "output"), ("inbound", "outbound"), ("ascending", "descending"), ("start", "stop"),
-    ("open", "close"), ("lock", "unlock"), ("win", "lose"), ("pros", "cons"), ("true", "false"),
-    ("north", "south"), ("east", "west"), ("left", "right"), ("push", "pull"), ("send", "receive"),
-    ("allow", "deny"), ("accept", "reject"), ("advantages", "disadvantages"), ("male", "female"),
+    ("before", "after"), ("increase|raise", "decrease|reduce|lower"), ("increasing", "decreasing"),
+    ("include|including|with", "exclude|excluding|without"), ("min|minimum", "max|maximum"),
+    ("largest|biggest|big|large", "smallest|small"), ("highest|higher|high|top", "lowest|lower|low|bottom"),
+    ("best|better", "worst|worse"), ("cheapest|cheaper|cheap", "expensive|priciest|pricier|pricey"),
+    ("enable", "disable"), ("add", "remove|delete|drop"), ("encrypt", "decrypt"), ("encode", "decode"),
+    ("upload", "download"), ("import", "export"), ("buy", "sell"), ("borrow", "lend"),
+    ("above|over|more|greater|longer|most|bigger|larger|taller|wider|thicker|louder|stronger",
+     "below|under|less|fewer|smaller|shorter|least|narrower|thinner|quieter|weaker"),
+    ("beginner|beginners|basic|easy", "advanced|expert|hard"), ("indoor|indoors", "outdoor|outdoors"),
+    ("spicy|hot", "mild"), ("formal", "informal|casual"), ("daytime", "nighttime"), ("rent", "buy"),
+    ("first", "last"), ("oldest|older|old", "newest|newer|new|youngest|younger|young"),
+    ("faster|fastest|fast", "slower|slowest|slow"), ("earliest|earlier|early", "latest|later|late"),
+    ("input", "output"), ("inbound", "outbound"), ("ascending", "descending"), ("start", "stop|end"),
+    ("open", "close"), ("on", "off"), ("up", "down"), ("in", "out"), ("inside", "outside"), ("near", "far"),
+    ("win", "lose"), ("pros", "cons"), ("true", "false"), ("positive", "negative"), ("pass", "fail"),
+    ("success|successful", "failure|failed"), ("north", "south"), ("east", "west"), ("left", "right"),
+    ("push", "pull"), ("send", "receive"), ("allow|approve|accept|accepting", "deny|reject|decline|declining"),
+    ("advantages", "disadvantages"), ("male|men|man|boys|boy", "female|women|woman|girls|girl"),
+    ("adult|adults", "child|children|kids|kid"), ("hot|warm", "cold|cool"), ("wet", "dry"), ("full", "empty"),
+    ("heavy", "light"), ("long", "short"), ("private", "public"),
 )  # fmt: skip
-_OPPOSITE = {a: b for a, b in _OPPOSITES} | {b: a for a, b in _OPPOSITES}
+_OPPOSITE: dict[str, frozenset[str]] = {}
+for _side_a, _side_b in _OPPOSITES:
+    for _one, _other in ((_side_a, _side_b), (_side_b, _side_a)):
+        for _word in _one.split("|"):
+            _OPPOSITE[_word] = _OPPOSITE.get(_word, frozenset()) | frozenset(_other.split("|"))
+_NEGATING_PREFIXES = ("un", "dis", "de")  # install / uninstall, connect / disconnect, activate / deactivate
+# Names people type in lower case that the capitalisation rule would miss (platforms, languages, tools).
+_KNOWN_NAMES = frozenset({
+    "windows", "mac", "macos", "linux", "ubuntu", "debian", "fedora", "android", "ios", "iphone", "ipad",
+    "chrome", "firefox", "safari", "python", "java", "javascript", "typescript", "rust", "ruby", "php",
+    "kotlin", "swift", "scala", "perl", "bash", "powershell", "excel", "outlook", "gmail", "slack", "zoom",
+    "aws", "azure", "gcp", "docker", "kubernetes", "postgres", "postgresql", "mysql", "sqlite", "mongodb",
+    "redis", "react", "angular", "vue", "django", "flask", "fastapi", "numpy", "pandas", "pytorch",
+    "tensorflow", "git", "github", "gitlab", "npm", "pip", "conda", "vscode", "vim", "emacs", "spotify",
+    "netflix", "whatsapp", "telegram", "instagram", "facebook", "tiktok", "youtube", "paypal", "venmo",
+})  # fmt: skip
 
 _QUOTED = re.compile(r"\"([^\"]{1,80})\"|“([^”]{1,80})”|`([^`]{1,80})`|(?<!\w)'([^']{1,80})'(?!\w)")
 _URL_OR_MAIL = re.compile(r"\b(?:https?://\S+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+)")
@@ -227,7 +258,20 @@ _NUMBER = re.compile(r"^\d+(?:,\d{3})*(?:\.\d+)?$")
 _EXPRESSION = re.compile(r"\d(?:\s*[-+*/×x^÷]\s*\d[\d.,]*)+")
 _SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+|\n\s*)[\"'(“]*([A-Za-z][\w'-]*)")
 _DIRECTION = re.compile(r"\b([a-z][\w$€£-]*)\s+(?:to|into|->|→)\s+(?:(?:a|an|the|my|your|our)\s+)?([a-z][\w$€£-]*)")
+_COMPARISON = re.compile(  # "is a dolphin bigger than a shark": (dolphin, shark)
+    r"\b([a-z][\w-]*)\s+(?:is\s+|are\s+)?(?:[a-z]+er|more\s+[a-z]+|less\s+[a-z]+)\s+than\s+(?:(?:a|an|the)\s+)?([a-z][\w-]*)"
+)
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+# "one" as a pronoun ("how does one", "which one", "one of"), not a count
+_PRONOUN_ONE = re.compile(
+    r"\b(?:does|do|can|could|should|would|will|must|may|might|which|this|that|the|each|any|every|no|some)\s+one\b"
+    r"|\bone\s+(?:of|another)\b"
+)
+_SPAN = re.compile(r"\b(?:in|within|for|every|per|each|a|an)\s+(?:an?\s+)?(second|minute|hour|day|week|month|year)s?\b")
+_FREQUENCY = {
+    "hourly": "hour", "daily": "day", "nightly": "day", "weekly": "week", "biweekly": "week2", "monthly": "month",
+    "quarterly": "quarter", "yearly": "year", "annual": "year", "annually": "year",
+}  # fmt: skip
 
 
 def _normal_number(token: str) -> str:
@@ -270,7 +314,7 @@ def query_facts(text: str) -> QueryFacts:
             else:
                 ids.add(token.lower())
     for word in words:
-        if word in _NUMBER_WORDS:
+        if word in _NUMBER_WORDS and not (word == "one" and _PRONOUN_ONE.search(lowered)):
             numbers.add(_NUMBER_WORDS[word])
     operators = "".join(
         sorted(
@@ -281,6 +325,8 @@ def query_facts(text: str) -> QueryFacts:
     dates = {_MONTHS[w] for w in words if w in _MONTHS and not (w == "may" and _may_is_verb(lowered))}
     dates.update(" ".join(m.groups()) for m in _RELATIVE.finditer(lowered))
     dates.update(numeric_dates)
+    dates.update(m.group(1) for m in _SPAN.finditer(lowered))
+    dates.update(_FREQUENCY[w] for w in words if w in _FREQUENCY)
     plain = {w.replace("'", "") for w in words} | {w.split("'")[0] for w in words}
     negated = bool(plain & _NEGATIONS) or "n't" in lowered
     polar = frozenset(w for w in words if w in _OPPOSITE)
@@ -293,7 +339,7 @@ def query_facts(text: str) -> QueryFacts:
         negated=negated,
         polar=polar,
         entities=_entities(text),
-        directions=frozenset(_DIRECTION.findall(lowered)),
+        directions=frozenset(_DIRECTION.findall(lowered)) | frozenset(_COMPARISON.findall(lowered)),
     )
 
 
@@ -319,7 +365,7 @@ def _entities(text: str) -> frozenset[str]:
         capitalised = word[0].isupper() and match.start() not in starts
         if word == "I" or word.upper() in {"I'M", "I'D", "I'LL", "I'VE", "OK"}:
             continue
-        if inner_caps or all_caps or capitalised:
+        if inner_caps or all_caps or capitalised or word.lower() in _KNOWN_NAMES:
             found.add(word.lower())
     return frozenset(found)
 
@@ -347,13 +393,17 @@ def _date_differs(a: QueryFacts, b: QueryFacts) -> bool:
 def _polarity_differs(a: QueryFacts, b: QueryFacts) -> bool:
     if a.negated != b.negated:
         return True
-    for word in a.polar ^ b.polar:
-        opposite = _OPPOSITE[word]
-        if (word in a.polar and opposite in b.polar and word not in b.polar) or (
-            word in b.polar and opposite in a.polar and word not in a.polar
-        ):
-            return True
-    return False
+    only_a, only_b = a.polar - b.polar, b.polar - a.polar
+    if any(_OPPOSITE[word] & only_b for word in only_a):
+        return True
+    return _prefix_negated(a.words - b.words, b.words - a.words) or _prefix_negated(
+        b.words - a.words, a.words - b.words
+    )
+
+
+def _prefix_negated(words: frozenset[str], others: frozenset[str]) -> bool:
+    """A word of one text appears negated by a prefix in the other (install / uninstall)."""
+    return any(f"{prefix}{word}" in others for word in words if len(word) >= 4 for prefix in _NEGATING_PREFIXES)
 
 
 def _entity_differs(a: QueryFacts, b: QueryFacts) -> bool:

@@ -3,13 +3,13 @@ partition, and let the matcher decide.
 
 The matching rules (similarity threshold, same context, recency, and the guards against differing
 numbers, ids, dates, negations and entities) live in :mod:`.semantic` (``SemanticMatcher``); this
-module only feeds it the query and the candidates of one scope. Until that module is present a
-cosine-and-context stand-in with the same call is used.
+module only feeds it the query and the candidates of one scope.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from ..routing.semantic import _embedder
@@ -17,13 +17,9 @@ from ..tokens import TokenCounter
 from ..usage import Usage
 from .backends import CacheBackend
 from .entries import CacheHit, CacheRequest
+from .semantic import SemanticCandidate, SemanticMatcher, SemanticQuery
 
 __all__ = ["SemanticLayer"]
-
-try:
-    from .semantic import SemanticCandidate, SemanticMatcher, SemanticQuery
-except ImportError:  # the stand-in until the semantic matcher lands
-    from ._cosine import SemanticCandidate, SemanticMatcher, SemanticQuery  # type: ignore[assignment]
 
 
 def _unit(vector: Any) -> tuple[float, ...] | None:
@@ -35,13 +31,17 @@ def _unit(vector: Any) -> tuple[float, ...] | None:
 
 
 class SemanticLayer:
-    """``SemanticLayer(embed, *, threshold, recorder, max_age)``: ``embed`` a LangChain
+    """``SemanticLayer(embed, *, threshold, recorder, max_age, bill=True)``: ``embed`` a LangChain
     ``Embeddings``, a LlamaIndex ``BaseEmbedding`` or a callable ``str -> vector``."""
 
-    def __init__(self, embed: Any, *, threshold: float, recorder: Any = None, max_age: float | None = None) -> None:
+    def __init__(self, embed: Any, *, threshold: float, recorder: Any = None, max_age: float | None = None,
+                 bill: bool | Callable[[], bool] = True) -> None:  # fmt: skip
         _, self._embed_query, self.kind = _embedder(embed, batch=False)
         self.matcher = SemanticMatcher(threshold=threshold, max_age=max_age)
         self.recorder = recorder
+        #: Whether this layer records its embedding calls (False, or a callable answering False, when
+        #: the embedder's calls are recorded elsewhere already: never twice).
+        self.bill = bill
         model = getattr(embed, "model", None) or getattr(embed, "model_name", None)
         self.model = model if isinstance(model, str) else None
 
@@ -55,14 +55,13 @@ class SemanticLayer:
         return request.vector
 
     def _bill(self, request: CacheRequest) -> None:
-        if self.recorder is None:
+        if self.recorder is None or self.bill is False or (callable(self.bill) and not self.bill()):
             return
         try:
             tokens = TokenCounter.for_model(self.model).count_text(request.text or "").tokens
             attribution = request.attribution.as_dict() if request.attribution is not None else {}
-            self.recorder.record(
-                self.model, Usage(input=tokens), estimated=True, extra={"cache": "embedding"}, **attribution
-            )
+            self.recorder.record(self.model, Usage(input=tokens), kind="embedding", estimated=True,
+                                 extra={"cache": "embedding"}, **attribution)  # fmt: skip
         except Exception as e:  # noqa: BLE001 - our fault: counted by the recorder, never the caller's problem
             self.recorder.note_internal_error("response cache embedding", e)
 

@@ -1,4 +1,4 @@
-"""Hit, miss and error counts per cache layer (exact, semantic), safe across threads."""
+"""Hit, miss and error counts per cache layer (exact, semantic; coalesced waits), safe across threads."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ class LayerStats:
 class CacheStats:
     """Counts per layer; ``errors`` are failed lookups and stores (each lookup failure is also a miss)."""
 
-    LAYERS = ("exact", "semantic")
+    LAYERS = ("exact", "semantic", "coalesced")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -6,6 +6,7 @@
   var NONE = "\ue000none";  // the select value of a missing attribution (null); a private-use character
   var ALL = "\ue000all";  // the select value of "no filter"
   var LEVELS = [["feature", "feature"], ["agent_id", "agent"], ["session_id", "session"]];
+  var MAX_ROWS = 500;  // rows listed per drill-down level
   var COLORS = ["#1849a9", "#e04f16", "#099250", "#7a2e0e", "#9e77ed", "#c11574", "#0e9384", "#ca8504",
     "#475467"];
   var doc, calls, notices, scale;
@@ -121,9 +122,9 @@
 
   function filtered() { return calls.filter(function (c) { return matches(c, true); }); }
 
-  function shownNotices() {
-    return notices.filter(function (n) { return matches(n, false); });  // a notice names no model
-  }
+  var visible = [];  // the notices in the filters' window, worked out once per render
+
+  function shownNotices() { return visible; }
 
   function fillSelect(field) {
     var el = $("f-" + field), seen = new Map();
@@ -249,7 +250,7 @@
     var totals = bins.map(function (parts) { return parts.reduce(function (x, y) { return x + y; }, 0n); });
     var max = totals.reduce(function (x, y) { return x > y ? x : y; }, 0n);
     var W = 900, H = 240, L = 70, R = 10, T = 18, B = 28, plotW = W - L - R, plotH = H - T - B;
-    var bw = plotW / n, maxD = dollars(max) || 1;
+    var bw = plotW / n, barW = Math.max(Math.min(bw * 0.8, 60), 0.5), maxD = dollars(max) || 1;
     var svg = ["<svg viewBox=\"0 0 " + W + " " + H + "\" role=\"img\" aria-label=\"spend per " + state.bin + "\">"];
     for (var g = 0; g <= 4; g++) {
       var y = T + plotH - plotH * g / 4;
@@ -264,8 +265,8 @@
         var h = plotH * dollars(u) / maxD;
         yTop -= h;
         var name = k < top.length ? label(top[k].key) : "other";
-        svg.push("<rect class=\"seg\" data-bin=\"" + start + "\" data-key=\"" + esc(name) + "\" data-cost=\"" + money(u) + "\" x=\"" + (x + bw * 0.1).toFixed(2) +
-          "\" y=\"" + yTop.toFixed(2) + "\" width=\"" + Math.max(bw * 0.8, 0.5).toFixed(2) + "\" height=\"" + Math.max(h, 0.5).toFixed(2) +
+        svg.push("<rect class=\"seg\" data-bin=\"" + start + "\" data-key=\"" + esc(name) + "\" data-cost=\"" + money(u) + "\" x=\"" + (x + (bw - barW) / 2).toFixed(2) +
+          "\" y=\"" + yTop.toFixed(2) + "\" width=\"" + barW.toFixed(2) + "\" height=\"" + Math.max(h, 0.5).toFixed(2) +
           "\" fill=\"" + COLORS[k < top.length ? k : COLORS.length - 1] + "\"><title>" + esc(binLabel(start) + " \u00b7 " + name + " \u00b7 " + money(u)) + "</title></rect>");
       });
       if (i % every === 0) {
@@ -275,7 +276,7 @@
     shownNotices().forEach(function (m) {  // budget events and anomalies on the time axis
       var isBudget = m.kind.indexOf("budget.") === 0, isAnomaly = m.kind.indexOf("anomaly.") === 0;
       if (!isBudget && !isAnomaly || m.ts < first || m.ts >= first + n * step) return;
-      var x = L + ((m.ts - first) / step) * bw, tip = esc(m.kind + " " + label(m.subject) + ": " + m.message);
+      var x = L + (Math.floor((m.ts - first) / step) + 0.5) * bw, tip = esc(m.kind + " " + label(m.subject) + ": " + m.message);
       svg.push(isBudget
         ? "<path class=\"marker-budget\" d=\"M" + x.toFixed(2) + " " + (T - 2) + " l-5 -9 h10 z\" fill=\"#b54708\"><title>" + tip + "</title></path>"
         : "<circle class=\"marker-anomaly\" cx=\"" + x.toFixed(2) + "\" cy=\"" + (T - 8) + "\" r=\"5\" fill=\"#b42318\"><title>" + tip + "</title></circle>");
@@ -315,11 +316,15 @@
   }
 
   function renderDrill(list) {
+    var here = underPath(list);
+    while (!here.length && state.path.length) {  // a filter left nothing under the path: step back up
+      state.path.pop(); state.call = null; here = underPath(list);
+    }
     renderCrumbs();
-    var here = underPath(list), depth = state.path.length, total = sum(here);
+    var depth = state.path.length, total = sum(here);
     if (depth >= LEVELS.length) return renderCalls(here, total);
     var field = LEVELS[depth][0], name = LEVELS[depth][1];
-    var rows = groups(here, field).map(function (g) {
+    var all = groups(here, field), rows = all.slice(0, MAX_ROWS).map(function (g) {
       var key = g.key === null ? NONE : g.key;
       return "<tr class=\"row\" data-level=\"" + name + "\" data-key=\"" + esc(key) + "\"><td>" + esc(label(g.key)) +
         flagBadges(g.agg) + markers(state.path, field, g.key) + "</td>" + aggCells(g.agg) + "</tr>";
@@ -327,13 +332,18 @@
     $("drill").innerHTML = "<table><thead><tr><th>" + name + "</th><th class=\"num\">calls</th><th class=\"num\">cost</th>" +
       "<th class=\"num\">tokens</th></tr></thead><tbody>" + (rows.join("") || "<tr><td class=\"empty\" colspan=\"4\">no calls</td></tr>") +
       "</tbody><tfoot><tr class=\"total\" id=\"drill-total\"><td>" + (depth ? "this " + LEVELS[depth - 1][1] : "total") +
-      flagBadges(total) + "</td>" + aggCells(total) + "</tr></tfoot></table>";
+      flagBadges(total) + "</td>" + aggCells(total) + "</tr></tfoot></table>" + more(all.length);
     renderCall();
+  }
+
+  function more(n) {  // the costliest (or, for calls, the first) MAX_ROWS rows are listed; the totals count all
+    return n > MAX_ROWS ? "<p class=\"muted\" id=\"drill-more\">" + count(n - MAX_ROWS) + " more not listed: " +
+      "the totals include them; a filter narrows the list</p>" : "";
   }
 
   function renderCalls(here, total) {
     here = here.slice().sort(function (a, b) { return a.ts - b.ts; });
-    var rows = here.map(function (c) {
+    var rows = here.slice(0, MAX_ROWS).map(function (c) {
       var badges = (c.unpriced ? "<span class=\"badge unpriced\">unpriced</span>" : "") +
         (c.estimated ? "<span class=\"badge estimated\">estimated</span>" : "") +
         (c.failed ? "<span class=\"badge error\">failed</span>" : "") + (c.cache_hit ? "<span class=\"badge cache\">cache hit</span>" : "");
@@ -346,7 +356,7 @@
       "<th class=\"num\">cost</th><th class=\"num\">tokens</th></tr></thead><tbody>" + rows.join("") +
       "</tbody><tfoot><tr class=\"total\" id=\"drill-total\"><td colspan=\"4\">this session: " + count(total.calls) +
       " calls" + flagBadges(total) + "</td><td class=\"num cost\">" + money(total.units) + "</td><td class=\"num\">" +
-      count(total.tokens) + "</td></tr></tfoot></table>";
+      count(total.tokens) + "</td></tr></tfoot></table>" + more(here.length);
     renderCall();
   }
 
@@ -410,6 +420,7 @@
   // ---- everything --------------------------------------------------------------------------------------
   function render() {
     var list = filtered();
+    visible = notices.filter(function (n) { return matches(n, false); });  // a notice names no model
     $("f-since").value = utcInput(window_()[0]);
     $("f-until").value = utcInput(window_()[1]);
     renderTotals(list);
