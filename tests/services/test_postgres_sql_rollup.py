@@ -58,3 +58,11 @@ def test_a_version_3_postgres_table_migrates_and_reports_the_same(postgres_url, 
         version = conn.execute("SELECT schema_version FROM agentcost_meta WHERE name = %s", (pg_table,)).fetchone()
         tops = conn.execute(f"SELECT COUNT(top_model) FROM {pg_table}").fetchone()
     assert version[0] == 4 and tops[0] == 30
+
+
+def test_a_report_query_may_take_longer_than_a_writes_deadline(postgres_url, pg_table):
+    backend = PostgresBackend(postgres_url, table=pg_table, timeout_s=0.5)
+    try:  # a report over millions of events takes seconds; the 0.5 s deadline is for writes and reads
+        assert backend.aggregate("SELECT 7 FROM pg_sleep(1.2)", []) == [(7,)]
+    finally:
+        backend.close()

@@ -35,6 +35,8 @@ _PROMPT_COLUMNS = "event_id, ts, input_messages, output_messages, tool_definitio
 
 #: Seconds every ledger call (a batch's ``COPY``, a read) may take before the client gives up.
 DEFAULT_TIMEOUT_S = 10.0
+#: Seconds one query of a report (``Ledger.rollup`` in the database) may take.
+REPORT_TIMEOUT_S = 3600.0
 
 
 class PostgresBackend(LedgerBackend):
@@ -94,8 +96,10 @@ class PostgresBackend(LedgerBackend):
         return int(self._read(f"SELECT COUNT(*) FROM {self.table}{where}", args)[0][0])
 
     def aggregate(self, sql: str, args: Sequence[Any]) -> list[Any]:
-        """Rows of a read-only query over the ledger table (rollups run in the database: .sql_rollup)."""
-        return self._read(sql, args)
+        """Rows of a read-only query over the ledger table (rollups run in the database: .sql_rollup).
+        A report over millions of events takes longer than a write's ``timeout_s``: its deadline is
+        :data:`REPORT_TIMEOUT_S` (never shorter than ``timeout_s``)."""
+        return self._read(sql, args, max(self.timeout_s, REPORT_TIMEOUT_S))
 
     def prune(self, before_ts: float) -> int:
         with self._lock, self._deadline(self._conn) as conn, conn.transaction(), conn.cursor() as cur:
@@ -142,30 +146,31 @@ class PostgresBackend(LedgerBackend):
         return self._psycopg.connect(self.url, autocommit=True, connect_timeout=self.connect_timeout)
 
     @contextmanager
-    def _deadline(self, conn: Any) -> Iterator[Any]:
-        """Run a call on ``conn`` within ``timeout_s``; past it the socket is cut and the call raises
-        ``OperationalError`` (transient: the ledger reconnects and retries)."""
-        with WATCHDOG.armed(conn.fileno(), time.monotonic() + self.timeout_s) as alarm:
+    def _deadline(self, conn: Any, seconds: float | None = None) -> Iterator[Any]:
+        """Run a call on ``conn`` within ``timeout_s`` (or ``seconds``); past it the socket is cut and the
+        call raises ``OperationalError`` (transient: the ledger reconnects and retries)."""
+        limit = self.timeout_s if seconds is None else seconds
+        with WATCHDOG.armed(conn.fileno(), time.monotonic() + limit) as alarm:
             try:
                 yield conn
             except Exception as e:
                 if alarm.fired:
                     raise self._psycopg.OperationalError(
-                        f"no answer from the PostgreSQL ledger within {self.timeout_s:g} s (timeout_s=); "
+                        f"no answer from the PostgreSQL ledger within {limit:g} s (timeout_s=); "
                         "the connection was closed"
                     ) from e
                 raise
 
-    def _read(self, sql: str, args: Sequence[Any]) -> list[Any]:
+    def _read(self, sql: str, args: Sequence[Any], seconds: float | None = None) -> list[Any]:
         """Run a query; a connection that broke since the last use is replaced once."""
         try:
-            with self._lock, self._deadline(self._conn) as conn, conn.cursor() as cur:
+            with self._lock, self._deadline(self._conn, seconds) as conn, conn.cursor() as cur:
                 return cur.execute(sql, args).fetchall()
         except Exception as e:
             if not self.is_transient(e):
                 raise
         self.reconnect()
-        with self._lock, self._deadline(self._conn) as conn, conn.cursor() as cur:
+        with self._lock, self._deadline(self._conn, seconds) as conn, conn.cursor() as cur:
             return cur.execute(sql, args).fetchall()
 
     def is_transient(self, error: Exception) -> bool:
