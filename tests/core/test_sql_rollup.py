@@ -92,8 +92,10 @@ def test_a_version_3_ledger_migrates_on_open_and_reports_what_it_reported_before
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
     filled = conn.execute("SELECT COUNT(*) FROM events WHERE cost IS NOT NULL AND cost_nanos IS NOT NULL").fetchone()
     tops = conn.execute("SELECT top_model FROM events WHERE top_model IS NOT NULL").fetchall()
+    indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     conn.close()
     assert filled[0] == 42 and tops == [("gpt-4o",)]
+    assert {"events_feature", "events_session_id", "events_call_cost"} <= indexes  # the report's indexes
     with Ledger(f"sqlite:///{path}", sync=True) as ledger:  # old and new rows sum together
         before = ledger.rollup(by="feature").total.cost
         ledger.record(CostEvent(model="gpt-4o", usage=Usage(input=1), cost=Decimal("0.0000025"), priced=True))

@@ -246,3 +246,12 @@ def test_cosine_of_mismatched_or_zero_vectors_is_zero() -> None:
     assert cosine((1.0, 0.0), (1.0, 0.0, 0.0)) == 0.0
     assert cosine((0.0, 0.0), (1.0, 0.0)) == 0.0
     assert cosine((3.0, 4.0), (6.0, 8.0)) == pytest.approx(1.0)
+
+
+def test_cosine_agrees_with_the_dot_product_on_the_committed_vectors() -> None:
+    queries, _ = load_vectors()
+    for pair in load_pairs()[::7]:
+        a, b = queries[pair.a.text], queries[pair.b.text]
+        dot = sum(x * y for x, y in zip(a, b, strict=True))
+        norms = sum(x * x for x in a) ** 0.5 * sum(y * y for y in b) ** 0.5
+        assert cosine(a, b) == pytest.approx(dot / norms, abs=1e-9)

@@ -235,6 +235,9 @@ def ensure_schema(conn: Any, name: str, *statements: str) -> None:
             conn.execute(statement)
 
 
+#: Fields reports group and filter by that get an index (schema version 4; see sqlite.REPORT_FIELDS).
+REPORT_FIELDS = ("feature", "session_id")
+
 #: The layout version this code writes. Each ledger table's version is a row of ``agentcost_meta``;
 #: version 0 is a new table or one written before versions existed (the same columns, no row).
 SCHEMA_VERSION = 4
@@ -273,8 +276,11 @@ def _upgrade_from_2(conn: Any, table: str, where: str) -> None:
 
 def _upgrade_from_3(conn: Any, table: str, where: str) -> None:
     """Version 4: ``top_model``, the router's top model (kept in ``extra`` before), so a rollup runs in
-    SQL without reading JSON. (Costs are ``NUMERIC``: PostgreSQL sums them exactly as they are.)"""
+    SQL without reading JSON, and indexes on the fields reports group and filter by. (Costs are
+    ``NUMERIC``: PostgreSQL sums them exactly as they are.)"""
     conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS top_model TEXT")
+    for f in REPORT_FIELDS:  # a filter on the field, a grouping by it (with ts: a filter and a window)
+        conn.execute(f"CREATE INDEX IF NOT EXISTS {table}_{f} ON {table} ({f}, ts)")
     conn.execute(
         f"UPDATE {table} SET top_model = extra::jsonb->>'top_model' WHERE extra IS NOT NULL "
         "AND COALESCE(extra::jsonb->>'top_model', '') NOT IN ('', 'false', '0')"

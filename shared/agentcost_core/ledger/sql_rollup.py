@@ -24,7 +24,7 @@ from ..rollup import CALL_KINDS, GROUPABLE, NOTICE_KINDS, Rollup, RollupRow, can
 from ..usage import Usage
 from .base import where_clause
 from .rollup_dialects import Dialect
-from .rollup_percentiles import QUANTILES, per_call, per_session
+from .rollup_percentiles import QUANTILES, per_call, per_call_total, per_session
 
 __all__ = ["sql_rollup"]
 
@@ -314,7 +314,11 @@ def _add_percentiles(
     priced = _and(where, f"{_CALLS} AND cost IS NOT NULL")
     sessions = _and(priced, "session_id IS NOT NULL")
     for target, ks in (("groups", keys), ("total", ())):
-        calls = per_call(run, d, table, ks, priced, args)
+        if ks or d.name != "sqlite":
+            calls = per_call(run, d, table, ks, priced, args)
+        else:  # along the index of calls' costs (sqlite.REPORT_INDEXES), whose condition this names
+            indexed = _and(where, f"cost_nanos IS NOT NULL AND {_CALLS}")
+            calls = {(): per_call_total(run, d, table, indexed, args, total.priced_calls)}
         per_sess = per_session(run, d, table, ks, sessions, args)
         rows = list(groups.items()) if target == "groups" else [((), total)]
         for key, row in rows:

@@ -42,7 +42,6 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from operator import mul
 
 from agentcost_core.errors import ConfigurationError
 
@@ -127,6 +126,7 @@ class SemanticMatcher:
         # Candidates that fail context or recency are refused before any vector work.
         refused: SemanticDecision | None = None
         scored: list[tuple[float, int, SemanticCandidate]] = []
+        query_norm = math.hypot(*query.vector)
         for index, candidate in enumerate(candidates):
             if candidate.context != query.context:
                 refused = refused or SemanticDecision(hit=None, reason="context", candidate=candidate)
@@ -135,7 +135,7 @@ class SemanticMatcher:
                 if refused is None or refused.reason == "context":
                     refused = SemanticDecision(hit=None, reason="expired", candidate=candidate)
                 continue
-            scored.append((cosine(query.vector, candidate.vector), index, candidate))
+            scored.append((_cosine(query.vector, query_norm, candidate.vector), index, candidate))
         if not scored:
             return refused or SemanticDecision(hit=None, reason="no_candidates")
         scored.sort(key=lambda item: (-item[0], item[1]))
@@ -158,12 +158,18 @@ class SemanticMatcher:
 
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:
     """Cosine similarity of two vectors (0.0 when either is zero or their lengths differ)."""
+    return _cosine(a, math.hypot(*a), b)
+
+
+def _cosine(a: Sequence[float], a_norm: float, b: Sequence[float]) -> float:
+    """From the norms and the distance, all computed in C: |a - b|^2 = |a|^2 + |b|^2 - 2 a.b."""
     if len(a) != len(b):
         return 0.0
-    norm = math.sqrt(sum(map(mul, a, a)) * sum(map(mul, b, b)))
-    if norm == 0.0:
+    b_norm = math.hypot(*b)
+    if a_norm == 0.0 or b_norm == 0.0:
         return 0.0
-    return sum(map(mul, a, b)) / norm
+    distance = math.dist(a, b)
+    return (a_norm * a_norm + b_norm * b_norm - distance * distance) / (2.0 * a_norm * b_norm)
 
 
 # --- the lexical facts the guards compare -------------------------------------------------------
