@@ -34,6 +34,7 @@ from langchain_core.runnables.config import run_in_executor
 from agentcost_core.attribution import NO_ATTRIBUTION
 from agentcost_core.call import ModelCall
 from agentcost_core.coalesce import Coalescer
+from agentcost_core.errors import ConfigurationError
 from agentcost_core.ledger import Ledger
 from agentcost_core.recorder import CostRecorder
 from agentcost_core.response_cache import CacheEngine, CacheEntry, CacheHit, CacheRequest
@@ -71,6 +72,11 @@ def _unpack(payload: str) -> list[Generation]:
         else:
             out.append(Generation(text=row["text"], generation_info=row["info"]))
     return out
+
+
+def _decode(payload: Any) -> list[Generation]:
+    """A stored entry's generations: read back from text, or copies of the objects the memory backend keeps."""
+    return _unpack(payload) if isinstance(payload, str) else _copies(payload)
 
 
 def _copies(generations: Sequence[Generation]) -> list[Generation]:
@@ -166,7 +172,7 @@ class ResponseCache(BaseCache):
         tags: Sequence[str] | str = (),
     ) -> None:
         if not isinstance(coalesce, bool):
-            raise TypeError(f"coalesce must be True or False, got {coalesce!r}")
+            raise ConfigurationError(f"coalesce must be True or False, got {coalesce!r}")
         self.recorder = CostRecorder(ledger, catalog=catalog, framework="langchain", keep_events=False)
         self.engine = CacheEngine(store, semantic=semantic, threshold=threshold, scope=scope, ttl=ttl, tags=tags,
                                   recorder=self.recorder,
@@ -209,11 +215,8 @@ class ResponseCache(BaseCache):
         request = self._request(prompt, llm_string, run_context.current_run())
         if request is None:
             return None, None, []
-        hit = self.engine.lookup(request)
-        if hit is None:
-            return request, None, []
-        payload = hit.entry.payload
-        return request, hit, _unpack(payload) if isinstance(payload, str) else _copies(payload)
+        hit = self.engine.lookup(request, decode=_decode)
+        return request, hit, hit.value if hit is not None else []
 
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         try:
@@ -323,6 +326,7 @@ class ResponseCache(BaseCache):
             return None
         if missed is not None and missed.key == request.key and missed.scope == request.scope:
             request.vector = missed.vector
+            request.embedded = missed.embedded
         first = return_val[0] if return_val else None
         outcome = outcome_of_message(getattr(first, "message", None), None, first)
         model = outcome.model or request.model

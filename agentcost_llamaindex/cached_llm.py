@@ -121,6 +121,11 @@ class CachedLLM(FunctionCallingLLM):
         """Hits, misses and errors per layer."""
         return self._engine.stats
 
+    @property
+    def recorder(self) -> CostRecorder:
+        """Where hits are recorded; its ``internal_errors`` counts calls the cache could not serve or keep."""
+        return self._recorder
+
     def invalidate(self, tag: str) -> int:
         """Drop every entry stored under ``tag``; how many were dropped."""
         return self._engine.invalidate(tag)
@@ -131,6 +136,17 @@ class CachedLLM(FunctionCallingLLM):
         return name if isinstance(name, str) else None
 
     def _request(
+        self, messages: Sequence[ChatMessage] | None, prompt: str | None, kwargs: dict[str, Any]
+    ) -> CacheRequest | None:
+        """The lookup of a call, or None when it cannot be built (a bad ``cache_tags`` tag, say): that
+        call is not cached (counted and logged), never broken."""
+        try:
+            return self._build_request(messages, prompt, kwargs)
+        except Exception as e:  # noqa: BLE001 - our failure (or a bad tag) never breaks the user's call
+            self._recorder.note_internal_error("response cache request", e)
+            return None
+
+    def _build_request(
         self, messages: Sequence[ChatMessage] | None, prompt: str | None, kwargs: dict[str, Any]
     ) -> CacheRequest:
         tags = active_instrument_tags.get() or {}
@@ -153,17 +169,16 @@ class CachedLLM(FunctionCallingLLM):
         )  # fmt: skip
 
     # --- lookup, record, store ----------------------------------------------------------------------
-    def _lookup(self, request: CacheRequest) -> dict[str, Any] | None:
-        hit = self._engine.lookup(request)
+    def _lookup(self, request: CacheRequest | None, decode: Any) -> Any:
+        """The stored response ``decode`` reads back from a hit (recorded), or None: a miss, an entry
+        that cannot be read back (a counted error and miss) or a call that is not cached."""
+        if request is None:
+            return None
+        hit = self._engine.lookup(request, decode=lambda payload: decode(json.loads(payload)))
         if hit is None:
             return None
-        try:
-            payload = json.loads(hit.entry.payload)
-        except ValueError as e:
-            self._recorder.note_internal_error("response cache entry", e)
-            return None
         self._record(hit)
-        return payload
+        return hit.value
 
     def _record(self, hit: CacheHit) -> None:
         tags = active_instrument_tags.get() or {}
@@ -227,11 +242,11 @@ class CachedLLM(FunctionCallingLLM):
     @_no_span
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         request = self._request(messages, None, kwargs)
-        found = self._lookup(request)
+        found = self._lookup(request, _chat_response)
         if found is not None:
-            return ChatResponse(
-                message=ChatMessage.model_validate(found["message"]), additional_kwargs=found["additional_kwargs"]
-            )
+            return found
+        if request is None:
+            return self.inner.chat(messages, **kwargs)
         if self._coalescer is None:
             response = self.inner.chat(messages, **kwargs)
         else:
@@ -247,11 +262,11 @@ class CachedLLM(FunctionCallingLLM):
     @_no_span
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         request = self._request(messages, None, kwargs)
-        found = self._lookup(request)
+        found = self._lookup(request, _chat_response)
         if found is not None:
-            return ChatResponse(
-                message=ChatMessage.model_validate(found["message"]), additional_kwargs=found["additional_kwargs"]
-            )
+            return found
+        if request is None:
+            return await self.inner.achat(messages, **kwargs)
         if self._coalescer is None:
             response = await self.inner.achat(messages, **kwargs)
         else:
@@ -267,10 +282,12 @@ class CachedLLM(FunctionCallingLLM):
     @_no_span
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         request = self._request(None, prompt, {**kwargs, "formatted": formatted})
-        found = self._lookup(request)
+        found = self._lookup(request, _completion_response)
         if found is not None:
-            return CompletionResponse(text=found["text"], additional_kwargs=found["additional_kwargs"])
+            return found
         response = self.inner.complete(prompt, formatted=formatted, **kwargs)
+        if request is None:
+            return response
         self._store(
             request, response, {"text": response.text, "additional_kwargs": _json_safe(response.additional_kwargs)}
         )
@@ -279,10 +296,12 @@ class CachedLLM(FunctionCallingLLM):
     @_no_span
     async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         request = self._request(None, prompt, {**kwargs, "formatted": formatted})
-        found = self._lookup(request)
+        found = self._lookup(request, _completion_response)
         if found is not None:
-            return CompletionResponse(text=found["text"], additional_kwargs=found["additional_kwargs"])
+            return found
         response = await self.inner.acomplete(prompt, formatted=formatted, **kwargs)
+        if request is None:
+            return response
         self._store(
             request, response, {"text": response.text, "additional_kwargs": _json_safe(response.additional_kwargs)}
         )
@@ -324,6 +343,16 @@ def _bill_embeddings(semantic: Any) -> Any:
     if not isinstance(semantic, BaseEmbedding):
         return True
     return lambda: not any(isinstance(h, CostEventHandler) for h in get_dispatcher().event_handlers)
+
+
+def _chat_response(stored: dict[str, Any]) -> ChatResponse:
+    return ChatResponse(
+        message=ChatMessage.model_validate(stored["message"]), additional_kwargs=stored["additional_kwargs"]
+    )
+
+
+def _completion_response(stored: dict[str, Any]) -> CompletionResponse:
+    return CompletionResponse(text=stored["text"], additional_kwargs=stored["additional_kwargs"])
 
 
 def _json_safe(value: Any) -> dict[str, Any]:

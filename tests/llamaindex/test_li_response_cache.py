@@ -191,3 +191,38 @@ def test_with_instrumentation_the_semantic_layers_embeddings_are_recorded_once(l
         llm.chat([user("What is the capital of France?")])
     embeddings = [e for e in ledger.events() if e.kind == "embedding"]
     assert len(embeddings) == 1  # the handler's record of the embedding call; the cache adds none
+
+
+def test_a_corrupt_entry_is_a_counted_miss_and_the_chat_is_answered(ledger: Ledger, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    server = OpenAIServer(text="Paris.")
+    llm = CachedLLM(_openai(server), f"sqlite:///{tmp_path / 'c.db'}", ledger=ledger, scope=())
+    llm.chat([user("Capital of France?")])
+    con = sqlite3.connect(tmp_path / "c.db")
+    con.execute("UPDATE entries SET payload = ?", ('{"not": "a response"}',))  # JSON, but no response in it
+    con.commit()
+    con.close()
+    assert llm.chat([user("Capital of France?")]).message.content == "Paris."
+    assert len(server.requests) == 2
+    assert llm.stats.as_dict()["exact"] == {"hits": 0, "misses": 2, "errors": 1}
+    assert not [e for e in ledger.events() if e.cache_hit]
+    assert llm.chat([user("Capital of France?")]).message.content == "Paris."  # the chat stored a good entry
+    assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize("tags", [{"cache_tags": 5}, {"cache_tags": [""]}])
+def test_a_bad_cache_tag_skips_the_cache_and_never_breaks_the_chat(ledger: Ledger, tags: dict) -> None:
+    server = OpenAIServer(text="Paris.")
+    llm = CachedLLM(_openai(server), "memory://", ledger=ledger, scope=())
+    with instrument_tags(tags):
+        assert llm.chat([user("Capital of France?")]).message.content == "Paris."
+        assert asyncio.run(llm.achat([user("Capital of France?")])).message.content == "Paris."
+        assert llm.complete("Capital of France?").text == "Paris."
+    assert len(server.requests) == 3 and len(llm.engine) == 0
+    assert llm.recorder.internal_errors == 3  # counted and logged, one per call
+
+
+def test_coalesce_must_be_a_bool() -> None:
+    with pytest.raises(ConfigurationError, match="coalesce"):
+        CachedLLM(_openai(OpenAIServer()), "memory://", coalesce="yes")  # type: ignore[arg-type]

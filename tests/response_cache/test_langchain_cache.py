@@ -314,3 +314,49 @@ def test_a_cancelled_owner_releases_its_waiters(ledger: Ledger) -> None:
 
     assert asyncio.run(main()) == "answer"
     assert len(calls) == 2  # the cancelled call and the waiter's own
+
+
+def _corrupt_every_entry(path: object, payload: str) -> None:
+    import sqlite3
+
+    con = sqlite3.connect(str(path))
+    con.execute("UPDATE entries SET payload = ?", (payload,))
+    con.commit()
+    con.close()
+
+
+def test_a_corrupt_entry_is_a_counted_miss_and_the_call_is_answered(ledger: Ledger, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    mock = provider()
+    cache = ResponseCache(f"sqlite:///{tmp_path / 'c.db'}", ledger=ledger)
+    llm = P.chat_openai(mock, MODEL, cache=cache)
+    llm.invoke("What is corrupt?")
+    _corrupt_every_entry(tmp_path / "c.db", "not json")
+    assert llm.invoke("What is corrupt?").content == "answer to What is corrupt?"
+    assert mock.calls == 2
+    assert cache.stats.as_dict()["exact"] == {"hits": 0, "misses": 2, "errors": 1}
+    assert not [e for e in ledger.events() if e.cache_hit]  # no hit recorded for an entry never served
+    assert llm.invoke("What is corrupt?").content == "answer to What is corrupt?"  # the call stored a good one
+    assert mock.calls == 2 and cache.stats["exact"].hits == 1
+
+
+def test_a_failing_embedder_leaves_the_exact_layer_working_and_is_asked_once(ledger: Ledger) -> None:
+    asked: list[str] = []
+
+    def broken(text: str) -> list[float]:
+        asked.append(text)
+        raise RuntimeError("embedding service down")
+
+    mock = provider()
+    cache = ResponseCache("memory://", semantic=broken, ledger=ledger)
+    llm = P.chat_openai(mock, MODEL, cache=cache)
+    assert [llm.invoke("Same question").content for _ in range(2)] == ["answer to Same question"] * 2
+    assert mock.calls == 1 and len(cache) == 1
+    assert asked == ["Same question"]  # once for the call that missed, not again to store its answer
+    assert cache.stats["semantic"].errors == 1 and cache.stats["exact"].hits == 1
+
+
+def test_coalesce_must_be_a_bool() -> None:
+    from agentcost_core.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="coalesce"):
+        ResponseCache("memory://", coalesce="yes")  # type: ignore[arg-type]

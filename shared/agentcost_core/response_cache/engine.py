@@ -126,19 +126,20 @@ class CacheEngine:
         return request
 
     # --- lookup and store ----------------------------------------------------------------------
-    def lookup(self, request: CacheRequest) -> CacheHit | None:
+    def lookup(self, request: CacheRequest, *, decode: Callable[[Any], Any] | None = None) -> CacheHit | None:
         """The exact entry of ``request``'s key in its scope, else (semantic on) the closest entry
-        the matcher accepts; None on a miss. Never raises."""
+        the matcher accepts; None on a miss. ``decode`` reads an entry's payload back (the hit's
+        ``value``) before the hit is counted: an entry it cannot read is a counted error and miss
+        of its layer. Never raises."""
         now = self.clock()
         try:
             entry = self.backend.get(request.scope, request.key, now)
         except Exception as e:  # noqa: BLE001 - a cache failure is a miss
             self._failed("exact", "lookup", e)
-            entry = None
         else:
-            self.stats.count("exact", "hits" if entry is not None else "misses")
-        if entry is not None:
-            return CacheHit(entry, "exact")
+            hit = self._decoded("exact", CacheHit(entry, "exact") if entry is not None else None, decode)
+            if hit is not None:
+                return hit
         if self.semantic is None or request.text is None:
             return None
         try:
@@ -146,8 +147,21 @@ class CacheEngine:
         except Exception as e:  # noqa: BLE001 - a cache failure is a miss
             self._failed("semantic", "lookup", e)
             return None
-        self.stats.count("semantic", "hits" if found is not None else "misses")
-        return found
+        return self._decoded("semantic", found, decode)
+
+    def _decoded(self, layer: str, hit: CacheHit | None, decode: Callable[[Any], Any] | None) -> CacheHit | None:
+        """``hit`` with its value read back, counted as a hit of ``layer``; else None, counted as a miss
+        (an entry ``decode`` cannot read: also an error)."""
+        if hit is None:
+            self.stats.count(layer, "misses")
+            return None
+        try:
+            hit.value = decode(hit.entry.payload) if decode is not None else hit.entry.payload
+        except Exception as e:  # noqa: BLE001 - a corrupt entry is a miss
+            self._failed(layer, "lookup", e)
+            return None
+        self.stats.count(layer, "hits")
+        return hit
 
     @property
     def serializes(self) -> bool:
@@ -160,11 +174,15 @@ class CacheEngine:
         now = self.clock()
         entry = CacheEntry(scope=request.scope, key=request.key, payload=payload, model=model, usage=usage,
                            created=now, expires=None if self.ttl is None else now + self.ttl, tags=request.tags)  # fmt: skip
+        if self.semantic is not None and request.text is not None:
+            try:  # the lookup's embedding when it asked (once per call); a failing embedder leaves the exact entry
+                vector = self.semantic.embed(request)
+            except Exception as e:  # noqa: BLE001 - a failing embedder never disables the exact layer
+                self._failed("semantic", "store", e)
+                vector = None
+            if vector is not None:
+                entry.text, entry.context, entry.vector = request.text, request.context, vector
         try:
-            if self.semantic is not None and request.text is not None:
-                vector = request.vector if request.vector is not None else self.semantic.embed(request)
-                if vector is not None:
-                    entry.text, entry.context, entry.vector = request.text, request.context, vector
             self.backend.put(entry)
             return True
         except Exception as e:  # noqa: BLE001 - a cache failure never breaks the call

@@ -50,13 +50,16 @@ class CacheRequest:
     context: str | None = None
     tags: tuple[str, ...] = ()
     vector: tuple[float, ...] | None = None  # the query's embedding, once the semantic layer made it
+    embedded: bool = False  # the embedder was asked for ``vector`` (asked once per call, even when it failed)
     attribution: Any = None  # who asked (the semantic layer bills its embedding calls to them)
 
 
 @dataclass(slots=True)
 class CacheHit:
-    """A found entry and the layer that found it (``"exact"`` or ``"semantic"``)."""
+    """A found entry and the layer that found it (``"exact"`` or ``"semantic"``); ``value``: the
+    entry's payload as the adapter's ``decode`` read it back (the payload itself without one)."""
 
     entry: CacheEntry
     layer: str
     similarity: float | None = None
+    value: Any = None

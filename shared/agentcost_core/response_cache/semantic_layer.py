@@ -48,7 +48,8 @@ class SemanticLayer:
     def embed(self, request: CacheRequest) -> tuple[float, ...] | None:
         """The query's unit vector (kept on the request for the store that follows a miss); the
         embedding call is recorded as a model call (``extra={"cache": "embedding"}``)."""
-        if request.vector is None and request.text is not None:
+        if not request.embedded and request.vector is None and request.text is not None:
+            request.embedded = True  # asked once per call: an embedder that failed is not asked again
             vector = _unit(self._embed_query(request.text))
             self._bill(request)
             request.vector = vector
