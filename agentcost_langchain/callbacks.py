@@ -18,6 +18,7 @@ import threading
 import time
 from collections import OrderedDict
 from contextvars import ContextVar
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -40,12 +41,14 @@ ACTIVE_ROUTE: ContextVar[dict[str, Any] | None] = ContextVar("agentcost_active_r
 from .langsmith import LangSmithCosts, tracing_is_on
 from .messages import count_images, prompt_messages, tools_json
 from .response import read_outcome
+from .run_context import note_handled
 
 __all__ = ["AsyncCostCallbackHandler", "CostCallbackHandler"]
 
 logger = logging.getLogger("agentcost")
 
 
+_ZERO = Decimal(0)
 _MAX_RUNS = 10_000  # a bound on remembered runs, for hosts whose runs never end in our sight
 
 
@@ -147,8 +150,6 @@ class _CostTracking(RecorderResults):
             if name is None and serialized:
                 name = serialized.get("name")
             self._chains[run_id] = (root, name, own)
-            if self._langsmith is not None:  # before the chain's model calls copy their tracer
-                self._langsmith.watch()
         except Exception as e:  # pragma: no cover - defensive
             self.recorder.note_internal_error("on_chain_start", e)
 
@@ -238,6 +239,7 @@ class _CostTracking(RecorderResults):
                 self._router_runs[run_id] = self._model_call(prompt, run_id, parent_run_id, md, kwargs)
                 return
             started = self._clock()  # the call's age counts from its start, however long opening it takes
+            note_handled(run_id)  # a ResponseCache hit of this run is ours to record
             call = self._model_call(prompt, run_id, parent_run_id, md, kwargs)
             guard = None
             if self.controls is not None and self.controls.enforcer is not None:
@@ -249,8 +251,6 @@ class _CostTracking(RecorderResults):
             if self._runs:
                 self._forget_abandoned()
             self._runs[run_id] = (started, call, md, guard, prompt, kwargs)
-            if self._langsmith is not None:
-                self._langsmith.watch()
         except (AgentHalted, BudgetStoreUnavailable):
             raise  # a deliberate halt: the model is not called
         except Exception as e:
@@ -304,7 +304,15 @@ class _CostTracking(RecorderResults):
 
     def _model_end(self, response: Any, *, run_id: UUID, error: BaseException | None = None, **kwargs: Any) -> None:
         """``on_llm_end`` (and ``on_llm_error`` with the error and no response): the call's
-        :class:`Outcome`, priced once by the accountant, recorded, and settled at that price."""
+        :class:`Outcome`, priced once by the accountant, recorded, and settled at that price; then
+        a LangSmith tracer's end of the run that came first is sent, with that price."""
+        try:
+            self._end_call(response, run_id, error)
+        finally:
+            if self._langsmith is not None:
+                self._langsmith.ended(run_id)
+
+    def _end_call(self, response: Any, run_id: UUID, error: BaseException | None) -> None:
         router_call = self._router_runs.pop(run_id, None)
         if router_call is not None:  # the router's own run: a call only when its LLM cache answered
             self._chain_end(run_id)
@@ -312,8 +320,6 @@ class _CostTracking(RecorderResults):
                 self._record_router_cache_hit(router_call, response, run_id)
             return
         state = self._runs.pop(run_id, None)
-        if state is None and self._langsmith is not None and self._langsmith.ended_here(run_id):
-            return  # already recorded from the LangSmith tracer's on_llm_end, which came first
         if state is None:  # attached after the call started: record what the end tells us
             state = (None, ModelCall(None, span_id=str(run_id), trace_id=str(run_id), framework="langchain",
                                      attribution=self.recorder.defaults), {}, None, None, {})  # fmt: skip
@@ -332,6 +338,10 @@ class _CostTracking(RecorderResults):
             logger.warning("agentcost: malformed usage from %s (%s); tokens estimated instead",
                            outcome.model or call.model, outcome.usage_error)  # fmt: skip
         cost = None
+        if outcome.extra and outcome.extra.get("cache_recorded"):  # a hit the ResponseCache recorded itself
+            if guard is not None:
+                self._close_guarded(guard, call, outcome, _ZERO)
+            return
         try:
             if guard is not None and guard[1] is not None and guard[1].flags:
                 outcome.extra = {**(outcome.extra or {}), **guard[1].flags}

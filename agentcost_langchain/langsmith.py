@@ -1,42 +1,55 @@
 """LangSmith: our exact cost on every LLM run that LangChain's LangSmith tracer sends.
 
 When LangSmith tracing is on (``LANGSMITH_TRACING=true``, or ``langsmith=True`` on the handler),
-the handler attaches to each :class:`~langchain_core.tracers.langchain.LangChainTracer` its model
-runs go through (the tracer in the run's callbacks, or the one of ``tracing_v2_enabled()``, and
-the copies LangChain makes of it; that instance only, never the class). For
-each model call it priced, that tracer sends the run with ``usage_metadata`` carrying our cost:
+each model call the handler priced reaches LangSmith with ``usage_metadata`` carrying our cost:
 ``input_cost``, ``output_cost``, ``total_cost`` (USD, as the floats LangSmith's schema takes; the
 same number as the ledger event's Decimal ``cost``), ``input_cost_details`` under the same keys
 as the run's ``input_token_details`` (``cache_read``; ``ephemeral_5m_input_tokens`` /
 ``ephemeral_1h_input_tokens``, else ``cache_creation``) so LangSmith does not price those tokens
 a second time, and ``output_cost_details.reasoning``. LangSmith reads it from the run's
-``extra.metadata.usage_metadata``, which the tracer fills from the message it serialises.
+``extra.metadata.usage_metadata``, which the tracer fills from the messages it serialises.
 
-The cost goes only into the copy of the result that the tracer serialises: the user's
-``AIMessage.usage_metadata`` never gets a float, so ``UsageMetadataCallbackHandler``,
-``add_usage`` and message merging (which accept only ints: langchain#36015) are untouched. The
-order of the handlers does not matter: when the tracer's ``on_llm_end`` comes first, the
-handler records the call then, and skips its own later ``on_llm_end`` for that run.
+Why a hook on the tracer class. LangChain hands each run its own
+:class:`~langchain_core.tracers.langchain.LangChainTracer`: the user's, one built per call from
+the environment (``LANGSMITH_TRACING``), the one of ``tracing_v2_enabled()``, or a copy made for a
+child run's metadata (LangGraph makes one per node), and a handler sees none of them (callbacks
+are not told about each other). The only place every one of them passes through is the tracer's
+``on_llm_end``, so the first handler with LangSmith on wraps ``LangChainTracer.on_llm_end`` once
+per process (idempotent; :func:`hook_installed`). The wrapper changes nothing for a run no live
+handler of ours priced or is pricing: the tracer gets the very same call. For a run we price, it
+hands the tracer a copy of the result whose message carries the cost keys, nothing else.
+
+The cost goes only into that copy: the user's ``AIMessage.usage_metadata`` never gets a float,
+so ``UsageMetadataCallbackHandler``, ``add_usage`` and message merging (which accept only ints:
+langchain#36015) are untouched. The order of the callbacks does not matter: when the tracer's end
+comes before ours, the tracer's end waits (same callback dispatch) until our handler has priced
+and settled the call in its own ``on_llm_end``, on its own thread, and is sent then. With ``n > 1``
+generations the first message of the copy carries the tokens of all of them (what the tracer
+would add up) and the cost of the call; the others carry no usage.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
+import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from langchain_core.runnables.config import var_child_runnable_config
-from langchain_core.tracers.context import tracing_v2_callback_var
+from langchain_core.messages.ai import add_usage
 from langchain_core.tracers.langchain import LangChainTracer
 
 from agentcost_core.events import CostEvent
 
-__all__ = ["LangSmithCosts", "tracing_is_on", "usage_with_cost"]
+logger = logging.getLogger(__name__)
 
-_REMEMBERED = 1_000  # priced runs awaiting their tracer's end, and runs ended through the tracer
+__all__ = ["LangSmithCosts", "hook_installed", "tracing_is_on", "usage_with_cost"]
+
+_REMEMBERED = 1_000  # priced runs kept for a tracer's end still to come (runs without a tracer age out)
 
 
 def tracing_is_on() -> bool:
@@ -92,25 +105,30 @@ def usage_with_cost(
 
 
 def _with_cost(response: Any, event: CostEvent, parts: Mapping[str, Decimal]) -> Any:
-    """A copy of the ``LLMResult`` whose one message carries the cost (the original is untouched);
-    the result itself when it holds more than one generation (the tracer would add them up)."""
+    """A copy of the ``LLMResult`` whose first message carries the call's usage with the cost (the
+    original and its messages are untouched); the result itself when it holds no chat message.
+    With several generations the tracer would add their usages up (``add_usage``, ints only): the
+    first message carries that sum and the cost, the others none."""
     generations = getattr(response, "generations", None)
-    if not generations or len(generations) != 1 or len(generations[0]) != 1:
+    if not generations or len(generations) != 1 or not generations[0]:
         return response
-    generation = generations[0][0]
-    message = getattr(generation, "message", None)
-    if message is None or not hasattr(message, "usage_metadata"):
-        return response
-    usage = usage_with_cost(message.usage_metadata, event, parts)
-    costed = generation.model_copy(update={"message": message.model_copy(update={"usage_metadata": usage})})
-    return response.model_copy(update={"generations": [[costed]]})
+    messages = [getattr(g, "message", None) for g in generations[0]]
+    if any(m is None or not hasattr(m, "usage_metadata") for m in messages):
+        return response  # a text completion: the tracer reads usage from chat messages only
+    tokens = None
+    for m in messages:
+        tokens = add_usage(tokens, m.usage_metadata) if m.usage_metadata else tokens
+    usage = usage_with_cost(tokens, event, parts)
+    costed = [
+        g.model_copy(update={"message": m.model_copy(update={"usage_metadata": usage if i == 0 else None})})
+        for i, (g, m) in enumerate(zip(generations[0], messages))
+    ]
+    return response.model_copy(update={"generations": [costed]})
 
 
-def _tracers_in(callbacks: Any) -> list[LangChainTracer]:
-    handlers = getattr(callbacks, "handlers", callbacks)
-    if not isinstance(handlers, list):
-        return []
-    return [h for h in handlers if isinstance(h, LangChainTracer)]
+NOT_OURS = object()  # at_tracer_end: a run no handler of ours priced or is pricing
+WAITS = object()  # at_tracer_end: kept until the handler's own end has priced the call
+_Send = Callable[[Any], Any]  # the tracer's own on_llm_end for one run, given the result to send
 
 
 class LangSmithCosts:
@@ -118,66 +136,89 @@ class LangSmithCosts:
 
     def __init__(self, handler: Any) -> None:
         self._handler = handler
-        self._attached: weakref.WeakSet[LangChainTracer] = weakref.WeakSet()
-        self._priced: OrderedDict[UUID, CostEvent] = OrderedDict()  # run id -> its event, until the tracer ends it
-        self._ended: OrderedDict[UUID, None] = OrderedDict()  # runs the handler ended from the tracer's end
-
-    def watch(self) -> None:
-        """At a model run's start: attach to the LangSmith tracers it goes through."""
-        config = var_child_runnable_config.get()
-        found = _tracers_in(config.get("callbacks")) if config else []
-        tracer = tracing_v2_callback_var.get()
-        if tracer is not None:
-            found.append(tracer)
-        for t in found:
-            if t not in self._attached:
-                self.attach(t)
-
-    def attach(self, tracer: LangChainTracer) -> None:
-        """Make ``tracer`` (this instance only) send our cost with the LLM runs we price."""
-        original = tracer.on_llm_end
-        costs = self
-
-        def on_llm_end(response: Any, *, run_id: UUID, **kwargs: Any) -> Any:
-            try:
-                response = costs.costed(response, run_id, kwargs)
-            except Exception as e:  # noqa: BLE001 - an internal error of ours never costs the user the trace
-                costs._handler.recorder.note_internal_error("langsmith", e)
-            return original(response, run_id=run_id, **kwargs)
-
-        original_copy = tracer.copy_with_metadata_defaults
-
-        def copy_with_metadata_defaults(**kwargs: Any) -> LangChainTracer:
-            copy = original_copy(**kwargs)  # LangChain copies the tracer for a run's own metadata
-            costs.attach(copy)
-            return copy
-
-        tracer.on_llm_end = on_llm_end  # type: ignore[method-assign]
-        tracer.copy_with_metadata_defaults = copy_with_metadata_defaults  # type: ignore[method-assign]
-        self._attached.add(tracer)
+        self._lock = threading.Lock()
+        self._priced: OrderedDict[UUID, CostEvent] = OrderedDict()  # run id -> its event, for a tracer end to come
+        self._waiting: dict[UUID, tuple[_Send, Any]] = {}  # run id -> a tracer end that came before ours
+        install_hook()
+        _LIVE.add(self)
 
     def priced(self, run_id: UUID, event: CostEvent) -> None:
-        """The handler recorded ``run_id``'s call as ``event``: kept until its tracer ends the run."""
-        if event.cost is None or not self._attached:
+        """The handler recorded ``run_id``'s call as ``event``: kept for its tracer's end."""
+        if event.cost is None:
             return
-        self._priced[run_id] = event
-        if len(self._priced) > _REMEMBERED:
-            self._priced.popitem(last=False)
+        with self._lock:
+            self._priced[run_id] = event
+            if len(self._priced) > _REMEMBERED:
+                self._priced.popitem(last=False)
 
-    def ended_here(self, run_id: UUID) -> bool:
-        """Whether the handler already ended ``run_id`` from the tracer's ``on_llm_end``."""
-        return self._ended.pop(run_id, False) is None
+    def ended(self, run_id: UUID) -> None:
+        """The handler's ``on_llm_end`` / ``on_llm_error`` for ``run_id`` is done: a tracer end that
+        came first and waited is sent now (with the cost when the call was priced)."""
+        with self._lock:
+            waiting = self._waiting.pop(run_id, None)
+            event = self._priced.pop(run_id, None) if waiting is not None else None
+        if waiting is None:
+            return
+        send, response = waiting
+        try:
+            send(self._costed(response, event))
+        except Exception as e:  # noqa: BLE001 - the tracer's own error: logged as LangChain logs it
+            logger.warning("Error in LangChainTracer.on_llm_end callback: %r", e)
 
-    def costed(self, response: Any, run_id: UUID, kwargs: dict[str, Any]) -> Any:
-        """The result the tracer sends for ``run_id``: with our cost when we priced the call."""
-        event = self._priced.pop(run_id, None)
-        if event is None and self._handler.pending(run_id):  # the tracer's end comes first: ours now
-            self._handler._model_end(response, run_id=run_id, **kwargs)
-            self._ended[run_id] = None
-            if len(self._ended) > _REMEMBERED:
-                self._ended.popitem(last=False)
+    def at_tracer_end(self, send: _Send, response: Any, run_id: UUID) -> Any:
+        """A tracer ends ``run_id``: the result it should send (with our cost); ``WAITS`` when our
+        own end has not priced the call yet (``ended`` sends it then); ``NOT_OURS`` otherwise."""
+        with self._lock:
             event = self._priced.pop(run_id, None)
+            if event is None:
+                if not self._handler.pending(run_id):
+                    return NOT_OURS
+                self._waiting[run_id] = (send, response)
+                return WAITS
+        return self._costed(response, event)
+
+    def _costed(self, response: Any, event: CostEvent | None) -> Any:
         if event is None:
             return response
-        parts = self._handler.recorder.accountant.cost_parts(event)
-        return response if parts is None else _with_cost(response, event, parts)
+        try:
+            parts = self._handler.recorder.accountant.cost_parts(event)
+            return response if parts is None else _with_cost(response, event, parts)
+        except Exception as e:  # noqa: BLE001 - an internal error of ours never costs the user the trace
+            self._handler.recorder.note_internal_error("langsmith", e)
+            return response
+
+
+_LIVE: weakref.WeakSet[LangSmithCosts] = weakref.WeakSet()  # the handlers with LangSmith on, while they live
+_HOOK_MARK = "__agentcost_original__"
+
+
+def hook_installed() -> bool:
+    """Whether ``LangChainTracer.on_llm_end`` carries our (cost-adding) wrapper in this process."""
+    return hasattr(LangChainTracer.on_llm_end, _HOOK_MARK)
+
+
+def install_hook() -> None:
+    """Wrap ``LangChainTracer.on_llm_end`` once per process (see the module docstring)."""
+    if hook_installed():
+        return
+    original = LangChainTracer.on_llm_end
+
+    @functools.wraps(original)
+    def on_llm_end(self: LangChainTracer, response: Any, *, run_id: UUID, **kwargs: Any) -> Any:
+        def send(result: Any) -> Any:
+            return original(self, result, run_id=run_id, **kwargs)
+
+        for costs in list(_LIVE):
+            try:
+                taken = costs.at_tracer_end(send, response, run_id)
+            except Exception as e:  # noqa: BLE001 - our error never costs the user the trace
+                costs._handler.recorder.note_internal_error("langsmith", e)
+                continue
+            if taken is WAITS:
+                return None
+            if taken is not NOT_OURS:
+                return send(taken)
+        return send(response)
+
+    setattr(on_llm_end, _HOOK_MARK, original)
+    LangChainTracer.on_llm_end = on_llm_end  # type: ignore[method-assign]

@@ -73,6 +73,10 @@ def outcome_of_message(message: Any, llm_output: dict[str, Any] | None = None, g
         outcome.cache_hit = True
     if usage_error is not None:
         outcome.usage_error = usage_error
+    marker = response_metadata.get("agentcost_cache")  # served by agentcost's ResponseCache
+    if isinstance(marker, dict):
+        outcome.cache_hit = True
+        outcome.extra = {"cache": marker.get("layer"), **({"cache_recorded": True} if marker.get("recorded") else {})}
     return outcome
 
 

@@ -28,6 +28,7 @@ Instrumentation handlers cannot stop a run (the dispatcher swallows their except
 never raise into it: internal errors are logged and counted in ``h.internal_errors``.
 """
 
+from .cached_llm import CachedLLM
 from .guard import GuardedResult, guard
 from .handler import CostEventHandler
 from .instrument import instrument
@@ -35,8 +36,11 @@ from .memory import TieredMemory
 from .messages import to_core_messages
 from .router import RouterLLM
 from .spans import CostSpanHandler
+from .tool_cache import CachedTool
 
 __all__ = [
+    "CachedLLM",
+    "CachedTool",
     "CostEventHandler",
     "CostSpanHandler",
     "GuardedResult",

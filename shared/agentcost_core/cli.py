@@ -89,6 +89,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     ledger = Ledger(url, sync=True)
     try:
         r = ledger.rollup(by=by, since=since, until=until, **filters)
+        cache = None
+        if r.total.cache_hits and args.format == "table":  # hit rates and savings per cache layer
+            from .response_cache.summary import cache_summary
+
+            cache = cache_summary(ledger.iter_events(since, until, **filters))
     finally:
         ledger.close()
     if args.format == "json":
@@ -99,6 +104,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"No events in {ledger.url} for this window.")
     else:
         print_table(r, args.top)
+        if cache is not None:
+            from .report import money
+            from .response_cache.summary import summary_lines
+
+            for line in summary_lines(cache, r.total.calls, money):
+                print(line)
     return 0
 
 
@@ -282,6 +293,15 @@ def build_parser() -> argparse.ArgumentParser:
     from .guards.kill_switch_cli import add_killswitch_parser
 
     add_killswitch_parser(sub)
+    from .profile_cli import add_profile_parser  # agentcost profile
+
+    add_profile_parser(sub)
+    from .replay_cli import add_replay_parser  # agentcost replay
+
+    add_replay_parser(sub)
+    from .dashboard.command import add_dashboard_parser  # agentcost dashboard: see dashboard/command.py
+
+    add_dashboard_parser(sub)
     return parser
 
 

@@ -172,6 +172,7 @@ class CostRecorder:
         service_tier: str | None = None,
         estimated: bool = False,
         cache_hit: bool = False,
+        saved: Decimal | None = None,
         error: BaseException | str | None = None,
         step: str | None = None,
         trace_id: str | None = None,
@@ -185,7 +186,8 @@ class CostRecorder:
     ) -> CostEvent:
         """Record one event by keywords: a model call (``kind="llm"``) or an embedding call
         (``kind="embedding"``), priced through the accountant (``usage=None`` for a failed call), or
-        another kind (route, tool, halt …)."""
+        another kind (route, tool, halt …). Another kind with ``cache_hit=True`` (a tool-result cache
+        hit) costs $0 and keeps ``saved``."""
         a = Attribution.of(attribution).over(self.defaults)
         if kind in PRICED_KINDS and usage is not None:
             make = EmbeddingCall if kind == "embedding" else ModelCall
@@ -206,6 +208,9 @@ class CostRecorder:
                 span_id=span_id, parent_id=parent_id, latency_s=latency_s, extra=extra, framework=self.framework,
                 tier=tier, **a.as_dict(), **({"id": event_id} if event_id else {}),
             )  # fmt: skip
+            if cache_hit and kind != "llm":
+                event.cache_hit, event.cost, event.priced = True, _ZERO, True
+                event.saved = _ZERO if saved is None else saved
         self._keep(event)
         return event
 

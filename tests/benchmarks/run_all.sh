@@ -27,7 +27,12 @@ out="${BENCH_OUT:-${TMPDIR:-/tmp}/agentcost-bench-$(date +%Y%m%d-%H%M%S).txt}"
 run_all() {
     local status=0
     echo "# agentcost benchmarks — $(date -Iseconds) — $("$py" -V 2>&1) — $(nproc) CPU(s)"
-    for bench in bench_langchain_callback bench_otel bench_budget_call bench_llamaindex_handler bench_ledger bench_budgets bench_context bench_routing bench_llamaindex_instructions bench_langchain_instructions; do
+    for bench in bench_langchain_callback bench_otel bench_budget_call bench_llamaindex_handler bench_ledger bench_budgets bench_context bench_routing bench_llamaindex_instructions bench_langchain_instructions bench_profile_replay bench_dashboard bench_tool_cache; do
+        echo
+        echo "================================================================ $bench"
+        "$py" "$here/$bench.py" "$@" || { echo "!! $bench exited with status $?"; status=1; }
+    done
+    for bench in bench_response_cache; do  # the response cache against LangChain's caches
         echo
         echo "================================================================ $bench"
         "$py" "$here/$bench.py" "$@" || { echo "!! $bench exited with status $?"; status=1; }

@@ -1,22 +1,10 @@
-"""Our exact cost on every LLM run LangSmith receives, checked at a local stand-in for the LangSmith
-API that records what the real SDK sends (multipart ingestion or JSON batches, both decoded).
-
-LangSmith takes costs as JSON numbers (its ``UsageMetadata`` types them ``float``): each run's
-``extra.metadata.usage_metadata.total_cost`` is ``float(event.cost)`` of the ledger event, and
-``input_cost + output_cost`` adds up to it.
-"""
+"""Our exact cost on the LLM runs LangSmith receives, checked at a local stand-in for the LangSmith
+API (``tests/langsmith_standin.py``) that records what the real SDK sends."""
 
 from __future__ import annotations
 
-import email.parser
-import json
-import threading
 from collections.abc import Iterator
-from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
-import langsmith
 import pytest
 from langchain.agents import create_agent
 from langchain_core.callbacks import UsageMetadataCallbackHandler
@@ -24,122 +12,22 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.tools import tool
-from langchain_core.tracers.langchain import LangChainTracer
+from langsmith_standin import (  # tests/ helper
+    LangSmithStandIn,
+    assert_exact_cost_on_every_llm_run,
+    cheap_model,
+    sent_all,
+    tracer_to,
+    usage_sent,
+)
 
 from agentcost_langchain import CostCallbackHandler
-from agentcost_langchain.testing import ScriptedChatModel
-
-
-class LangSmithStandIn:
-    """A local HTTP server answering the LangSmith ingestion endpoints, keeping every run it got
-    (posts and patches merged per run id, as LangSmith stores them)."""
-
-    def __init__(self) -> None:
-        self.runs: dict[str, dict[str, Any]] = {}
-        self.requests: list[str] = []
-        self._lock = threading.Lock()
-        stand_in = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _reply(self, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:  # /info: the SDK's default ingestion settings
-                self._reply({"version": "0.0-test"})
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                stand_in.receive(self.path, self.headers.get("Content-Type") or "", body)
-                self._reply({})
-
-            do_PATCH = do_POST
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def receive(self, path: str, content_type: str, body: bytes) -> None:
-        with self._lock:
-            self.requests.append(path)
-            if path.startswith("/runs/multipart"):
-                self._multipart(content_type, body)
-            elif path.startswith("/runs/batch"):
-                batch = json.loads(body)
-                for op in ("post", "patch"):
-                    for run in batch.get(op) or ():
-                        self._merge(str(run["id"]), run)
-            elif path.startswith("/runs"):
-                run = json.loads(body)
-                run_id = run.get("id") or path.rstrip("/").rsplit("/", 1)[-1]
-                self._merge(str(run_id), run)
-
-    def _multipart(self, content_type: str, body: bytes) -> None:
-        message = email.parser.BytesParser().parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
-        for part in message.get_payload():
-            name = part.get_param("name", header="content-disposition")
-            value = json.loads(part.get_payload(decode=True) or b"null")
-            pieces = name.split(".")  # "post.<id>", "patch.<id>", "post.<id>.outputs", ...
-            if pieces[0] not in ("post", "patch"):
-                continue
-            self._merge(pieces[1], value if len(pieces) == 2 else {pieces[2]: value})
-
-    def _merge(self, run_id: str, fields: dict[str, Any]) -> None:
-        run = self.runs.setdefault(run_id, {})
-        run.update({k: v for k, v in fields.items() if v is not None})
-
-    def llm_runs(self) -> dict[str, dict[str, Any]]:
-        with self._lock:
-            return {k: v for k, v in self.runs.items() if v.get("run_type") == "llm"}
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
 def langsmith_api() -> Iterator[LangSmithStandIn]:
-    stand_in = LangSmithStandIn()
-    yield stand_in
-    stand_in.close()
-
-
-def tracer_to(stand_in: LangSmithStandIn) -> LangChainTracer:
-    client = langsmith.Client(api_url=stand_in.url, api_key="test-key", auto_batch_tracing=True)
-    return LangChainTracer(client=client, project_name="agentcost-test")
-
-
-def sent_all(tracer: LangChainTracer) -> None:
-    """Wait (bounded) until the SDK's background queue has sent everything to the stand-in."""
-    tracer.client.flush(timeout=10)
-
-
-def usage_sent(stand_in: LangSmithStandIn, run_id: str) -> dict[str, Any]:
-    run = stand_in.llm_runs()[run_id]
-    return run["extra"]["metadata"]["usage_metadata"]
-
-
-def assert_exact_cost_on_every_llm_run(stand_in: LangSmithStandIn, handler: CostCallbackHandler) -> None:
-    llm_events = [e for e in handler.events if e.kind == "llm"]
-    assert llm_events and set(stand_in.llm_runs()) == {e.id for e in llm_events}
-    for event in llm_events:
-        sent = usage_sent(stand_in, event.id)
-        assert event.cost is not None and event.cost > 0
-        assert sent["total_cost"] == float(event.cost)
-        assert Decimal(repr(sent["input_cost"])) + Decimal(repr(sent["output_cost"])) == pytest.approx(event.cost)
-        assert sent["input_tokens"] == event.usage.prompt_tokens and sent["output_tokens"] == event.usage.output
-
-
-def cheap_model(script: list[Any], **kwargs: Any) -> ScriptedChatModel:
-    return ScriptedChatModel(script=script, model="gpt-4o-mini-2024-07-18", **kwargs)
+    with LangSmithStandIn() as stand_in:
+        yield stand_in
 
 
 @pytest.mark.parametrize("tracer_first", [False, True], ids=["handler-first", "tracer-first"])
@@ -188,10 +76,9 @@ def test_a_stream_sends_the_exact_cost_and_the_streamed_message_stays_int_only(l
     assert usage_handler.usage_metadata["gpt-4o-mini-2024-07-18"]["output_tokens"] == handler.events[0].usage.output
 
 
-def test_an_agent_sends_the_exact_cost_on_its_model_calls_after_the_first(langsmith_api: LangSmithStandIn) -> None:
-    """Known gap, pinned here: LangGraph hands each model call a copy of the tracer made before
-    the handler first sees the tracer (at the call's start), so the first model call of each agent
-    run goes to LangSmith without our cost; the calls after it carry it."""
+def test_an_agent_sends_the_exact_cost_on_every_model_call_the_first_included(langsmith_api: LangSmithStandIn) -> None:
+    """LangGraph hands each model call its own copy of the tracer, made before any handler of ours
+    runs: the first model call of the agent run carries our cost too."""
 
     @tool
     def lookup(city: str) -> str:
@@ -210,9 +97,7 @@ def test_an_agent_sends_the_exact_cost_on_its_model_calls_after_the_first(langsm
 
     assert result["messages"][-1].content == "It is sunny in Paris."
     first, second = handler.events
-    assert "total_cost" not in usage_sent(langsmith_api, first.id)  # the known gap
-    assert usage_sent(langsmith_api, second.id)["total_cost"] == float(second.cost)  # type: ignore[arg-type]
-    assert usage_sent(langsmith_api, second.id)["input_tokens"] == second.usage.prompt_tokens
+    assert_exact_cost_on_every_llm_run(langsmith_api, handler)
     assert all("total_cost" not in (m.usage_metadata or {}) for m in result["messages"] if isinstance(m, AIMessage))
     totals = usage_handler.usage_metadata["gpt-4o-mini-2024-07-18"]
     assert totals["total_tokens"] == first.usage.total + second.usage.total

@@ -1,0 +1,104 @@
+"""Who is asking, for a LangChain ``BaseCache``: the model run the cache lookup belongs to.
+
+LangChain hands a cache only ``(prompt, llm_string)``. The run's attribution (the ``user_id`` that
+scopes the entry, the run id that names the hit's event) is read by a small callback handler, the
+*tap*, that LangChain itself adds to every callback manager through ``register_configure_hook``
+(the mechanism behind ``get_usage_metadata_callback``). The hook is registered once, when the first
+:class:`~agentcost_langchain.ResponseCache` is built, never at import.
+
+The tap runs inline (no thread hop, no task copy), so ``on_chat_model_start`` sets a context
+variable in the very context the model's cache lookup runs in, right before it; ``on_llm_end`` /
+``on_llm_error`` clear it. Runs in other threads or tasks have their own contexts, so one run's
+attribution never reaches another's lookup.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.tracers.context import register_configure_hook
+
+from agentcost_core.attribution import Attribution, read_attribution
+
+__all__ = ["ModelRun", "current_run", "install", "note_handled"]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRun:
+    """The model run about to look the cache up."""
+
+    run_id: UUID
+    parent_id: UUID | None
+    attribution: Attribution
+    model: str | None
+    provider: str | None
+    step: str | None
+    tags: tuple[str, ...]
+
+
+_current: ContextVar[ModelRun | None] = ContextVar("agentcost_cache_run", default=None)
+#: The model run a CostCallbackHandler is recording (it records cache hits itself then).
+_handled: ContextVar[UUID | None] = ContextVar("agentcost_cache_handled", default=None)
+
+
+def current_run() -> ModelRun | None:
+    return _current.get()
+
+
+def note_handled(run_id: UUID) -> None:
+    """Called by the cost handlers as a model run starts: they record that run, hits included."""
+    _handled.set(run_id)
+
+
+def handled(run: ModelRun | None) -> bool:
+    return run is not None and _handled.get() == run.run_id
+
+
+class _Tap(BaseCallbackHandler):
+    """Reads each model run's start into the context; nothing else."""
+
+    run_inline = True
+    ignore_chain = ignore_agent = ignore_retriever = ignore_retry = ignore_custom_event = True
+
+    def on_chat_model_start(self, serialized: Any, messages: Any, *, run_id: UUID, parent_run_id: UUID | None = None,
+                            tags: list[str] | None = None, metadata: dict[str, Any] | None = None, **kwargs: Any) -> None:  # fmt: skip
+        md = metadata or {}
+        inv = kwargs.get("invocation_params") or {}
+        model = inv.get("model") or inv.get("model_name") or md.get("ls_model_name")
+        cache_tags = md.get("cache_tags") or ()
+        _current.set(ModelRun(
+            run_id=run_id, parent_id=parent_run_id, attribution=read_attribution(md),
+            model=model if isinstance(model, str) else None, provider=md.get("ls_provider"),
+            step=md.get("langgraph_node") or kwargs.get("name"),
+            tags=(cache_tags,) if isinstance(cache_tags, str) else tuple(cache_tags),
+        ))  # fmt: skip
+
+    on_llm_start = on_chat_model_start
+
+    def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        run = _current.get()
+        if run is not None and run.run_id == run_id:
+            _current.set(None)
+
+    def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self.on_llm_end(None, run_id=run_id)
+
+
+_TAP = _Tap()
+_tap_var: ContextVar[_Tap | None] = ContextVar("agentcost_cache_tap", default=_TAP)
+_installed = False
+_install_lock = threading.Lock()
+
+
+def install() -> None:
+    """Register the tap with LangChain (once per process)."""
+    global _installed
+    with _install_lock:
+        if not _installed:
+            register_configure_hook(_tap_var, inheritable=True)
+            _installed = True

@@ -1,0 +1,140 @@
+"""``agentcost_llamaindex.CachedLLM`` around the real llama-index-llms-openai ``OpenAI`` over a mock transport."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+pytest.importorskip("llama_index.core")
+pytest.importorskip("llama_index.llms.openai")
+
+from li_fakes import OPENAI_DATED, OpenAIServer, expected_cost, user
+from llama_index.core.instrumentation.dispatcher import instrument_tags
+from llama_index.llms.openai import OpenAI
+
+from agentcost_core import Ledger
+from agentcost_core.errors import ConfigurationError
+from agentcost_llamaindex import CachedLLM, instrument
+
+# the server's default usage: prompt 100 of which 40 cached; completion 50 of which 10 reasoning
+ORIGINAL_COST = expected_cost(OPENAI_DATED, input=60, cache_read=40, output=50)
+
+
+def _openai(server: OpenAIServer, **kwargs) -> OpenAI:  # type: ignore[no-untyped-def]
+    sync_client, async_client = server.clients()
+    return OpenAI(model="gpt-4o-mini", api_key="sk-test", http_client=sync_client, async_http_client=async_client,
+                  max_retries=0, **kwargs)  # fmt: skip
+
+
+@pytest.fixture
+def ledger():  # type: ignore[no-untyped-def]
+    ledger = Ledger("memory://", sync=True)
+    yield ledger
+    ledger.close()
+
+
+def test_the_second_chat_is_served_from_the_cache_and_recorded_as_saved(ledger: Ledger) -> None:
+    server = OpenAIServer(text="Paris.")
+    llm = CachedLLM(_openai(server), "memory://", ledger=ledger)
+    with instrument_tags({"user_id": "alice"}):
+        first = llm.chat([user("Capital of France?")])
+        second = llm.chat([user("Capital of France?")])
+    assert len(server.requests) == 1
+    assert second.message.content == first.message.content == "Paris."
+    (hit,) = ledger.events()
+    assert hit.cache_hit and hit.cost == 0 and hit.user_id == "alice"
+    assert hit.saved == ORIGINAL_COST
+    assert hit.extra == {"cache": "exact"}
+
+
+def test_users_never_share_entries(ledger: Ledger, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    server = OpenAIServer()
+    llm = CachedLLM(_openai(server), f"sqlite:///{tmp_path / 'c.db'}", ledger=ledger)
+    for who in ("alice", "bob", "bob"):
+        with instrument_tags({"user_id": who}):
+            llm.chat([user("Summarise my inbox")])
+    assert len(server.requests) == 2
+    assert [e.user_id for e in ledger.events()] == ["bob"]
+
+
+def test_the_llm_settings_are_part_of_the_key(ledger: Ledger) -> None:
+    server = OpenAIServer()
+    hot, cold = _openai(server, temperature=1.0), _openai(server, temperature=0.0)
+    CachedLLM(hot, "memory://", ledger=ledger, scope=()).chat([user("a poem")])
+    cache = CachedLLM(cold, "memory://", ledger=ledger, scope=())
+    cache.chat([user("a poem")])
+    cache.chat([user("a poem")])
+    assert len(server.requests) == 2
+
+
+def test_async_chat_and_complete_hit(ledger: Ledger) -> None:
+    server = OpenAIServer(text="42")
+    llm = CachedLLM(_openai(server), "memory://", ledger=ledger)
+
+    async def main() -> list[str]:
+        a = await llm.achat([user("meaning of life?")])
+        b = await llm.achat([user("meaning of life?")])
+        return [a.message.content, b.message.content]
+
+    assert asyncio.run(main()) == ["42", "42"]
+    assert llm.complete("meaning?").text == llm.complete("meaning?").text
+    assert len(server.requests) == 2
+    assert [e.cache_hit for e in ledger.events()] == [True, True]
+
+
+def test_with_instrumentation_the_miss_is_recorded_by_the_handler_and_the_hit_once_by_the_cache(ledger: Ledger) -> None:
+    server = OpenAIServer()
+    llm = CachedLLM(_openai(server), "memory://", ledger=ledger)
+    with instrument(ledger) as handler:
+        llm.chat([user("hello")])
+        llm.chat([user("hello")])
+    events = ledger.events()
+    assert [e.cache_hit for e in events] == [False, True]
+    assert events[1].saved == events[0].cost == ORIGINAL_COST
+    assert len(handler.events) == 1  # the provider call; the hit made none
+
+
+def test_streams_pass_through(ledger: Ledger) -> None:
+    server = OpenAIServer()
+    llm = CachedLLM(_openai(server), "memory://", ledger=ledger)
+    for _ in range(2):
+        assert "".join(c.delta or "" for c in llm.stream_chat([user("stream it")])) == "Hello there!"
+    assert len(server.requests) == 2
+
+
+def test_it_wraps_only_llms() -> None:
+    with pytest.raises(ConfigurationError):
+        CachedLLM(object(), "memory://")  # type: ignore[arg-type]
+
+
+def test_semantic_layer_with_a_llamaindex_embedding(ledger: Ledger) -> None:
+    import math
+
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+
+    table = {
+        "What is the capital of France?": [1.0, 0.0],
+        "Tell me the capital city of France": [0.98, math.sqrt(1 - 0.98**2)],
+    }
+
+    class TableEmbedding(BaseEmbedding):
+        def _get_query_embedding(self, query: str) -> list[float]:
+            return table[query]
+
+        async def _aget_query_embedding(self, query: str) -> list[float]:
+            return table[query]
+
+        def _get_text_embedding(self, text: str) -> list[float]:
+            return table[text]
+
+    server = OpenAIServer(text="Paris.")
+    llm = CachedLLM(_openai(server), "memory://", semantic=TableEmbedding(model_name="text-embedding-3-small"),
+                    ledger=ledger)  # fmt: skip
+    assert llm.chat([user("What is the capital of France?")]).message.content == "Paris."
+    assert llm.chat([user("Tell me the capital city of France")]).message.content == "Paris."
+    assert len(server.requests) == 1
+    hits = [e for e in ledger.events() if e.cache_hit]
+    assert [e.extra["cache"] for e in hits] == ["semantic"]  # type: ignore[index]
+    embeddings = [e for e in ledger.events() if (e.extra or {}).get("cache") == "embedding"]
+    assert len(embeddings) == 2 and all(e.model == "text-embedding-3-small" and e.cost for e in embeddings)

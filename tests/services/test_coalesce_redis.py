@@ -1,0 +1,202 @@
+"""Request coalescing across processes through a real Redis: 4 processes asking the same prompt at
+once make one request to a local OpenAI-compatible HTTP server (counted there); an owner whose
+call fails hands the flight to one of the others; an unreachable Redis degrades to in-process."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from openai.types.chat import ChatCompletion
+from processes_together import run_together
+
+from agentcost_core.coalesce import Coalescer
+
+pytestmark = pytest.mark.services
+
+KEY = "gpt-4o-mini|user:u1|What is the capital of France?"
+COMPLETION = {
+    "id": "chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG",
+    "object": "chat.completion",
+    "created": 1741569952,
+    "model": "gpt-4o-mini-2024-07-18",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Paris.", "refusal": None},
+                 "logprobs": None, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500,
+              "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+              "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0}},
+}  # fmt: skip
+
+
+def wait_for(condition: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.005)
+
+
+class Server:
+    """A local OpenAI-compatible server: counts requests; answers request ``n`` with
+    ``statuses[n]`` once ``ready(n)`` holds."""
+
+    def __init__(self, ready: Any, statuses: tuple[int, ...] = (200,)) -> None:
+        self.requests = 0
+        lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                with lock:
+                    n = outer.requests
+                    outer.requests += 1
+                wait_for(lambda: ready(n))
+                status = statuses[min(n, len(statuses) - 1)]
+                body = json.dumps(COMPLETION if status == 200 else {"error": {"message": "overloaded",
+                                  "type": "server_error", "param": None, "code": None}}).encode()  # fmt: skip
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def coalescer(redis_url: str, namespace: str, timeout: float = 60) -> Coalescer:
+    return Coalescer(timeout=timeout, redis=redis_url, namespace=namespace,
+                     encode=lambda r: r.model_dump_json(), decode=ChatCompletion.model_validate_json)  # fmt: skip
+
+
+def ask(redis_url: str, namespace: str, base_url: str, barrier: Any, results: Any) -> None:
+    client = openai.OpenAI(api_key="sk-test", base_url=base_url, max_retries=0, http_client=httpx.Client())
+    c = coalescer(redis_url, namespace)
+    barrier.wait()
+    try:
+        response, was = c.run(KEY, lambda: client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "What is the capital of France?"}]))  # fmt: skip
+        results.put((response.choices[0].message.content, was, response.usage.total_tokens))
+    except openai.APIStatusError as e:
+        results.put(("error", e.status_code, None))
+    except BaseException as e:  # noqa: BLE001 - reported to the parent
+        results.put(("crash", repr(e), None))
+
+
+def test_four_processes_asking_at_once_make_one_provider_call(redis_url: str) -> None:
+    namespace = f"agentcost-test:flight:{uuid.uuid4().hex}"
+    observer = coalescer(redis_url, namespace)
+    server = Server(ready=lambda n: observer.waiting(KEY) == 3)  # the other three processes wait
+    try:
+        results = run_together(ask, [(redis_url, namespace, server.url)] * 4)
+    finally:
+        server.close()
+    assert server.requests == 1
+    assert sorted(results, key=lambda r: r[1]) == [("Paris.", False, 1500)] + [("Paris.", True, 1500)] * 3
+    assert observer.waiting(KEY) == 0 and observer.internal_errors == 0
+
+
+def test_when_the_owner_process_fails_one_other_process_calls_for_the_rest(redis_url: str) -> None:
+    namespace = f"agentcost-test:flight:{uuid.uuid4().hex}"
+    observer = coalescer(redis_url, namespace)
+    # Request 0 (the first owner) fails once the three others wait; request 1 (the new owner)
+    # answers once the two remaining processes wait for it.
+    server = Server(ready=lambda n: observer.waiting(KEY) == 3 - n, statuses=(529, 200))
+    try:
+        results = run_together(ask, [(redis_url, namespace, server.url)] * 4)
+    finally:
+        server.close()
+    assert server.requests == 2
+    assert sorted(results, key=str) == [("Paris.", False, 1500), ("Paris.", True, 1500), ("Paris.", True, 1500),
+                                        ("error", 529, None)]  # fmt: skip
+
+
+def test_threads_of_one_process_use_one_redis_waiter(redis_url: str) -> None:
+    namespace = f"agentcost-test:flight:{uuid.uuid4().hex}"
+    a, b = coalescer(redis_url, namespace), coalescer(redis_url, namespace)  # two "processes"
+    release = threading.Event()
+    calls: list[int] = []
+
+    def call() -> ChatCompletion:
+        calls.append(1)
+        wait_for(release.is_set)
+        return ChatCompletion.model_validate(COMPLETION)
+
+    out: list[bool] = []
+    owner = threading.Thread(target=lambda: out.append(a.run(KEY, call)[1]))
+    owner.start()
+    wait_for(lambda: len(calls) == 1)
+    waiters = [threading.Thread(target=lambda: out.append(b.run(KEY, call)[1])) for _ in range(6)]
+    for t in waiters:
+        t.start()
+    wait_for(lambda: b.waiting(KEY) == 6)  # 5 threads on b's local flight + b's owner waiting in Redis
+    assert a.waiting(KEY) == 1  # seen from the owner's side: one process waits
+    release.set()
+    for t in [owner, *waiters]:
+        t.join()
+    assert calls == [1] and sorted(out) == [False] + [True] * 6
+
+
+def test_an_unreachable_redis_coalesces_within_the_process_only() -> None:
+    c = Coalescer(redis="redis://127.0.0.1:1/0", timeout=5)
+    assert c.run(KEY, lambda: "answer") == ("answer", False)
+    assert c.internal_errors >= 1
+
+
+def test_asyncio_tasks_coalesce_through_redis_too(redis_url: str) -> None:
+    import asyncio
+
+    namespace = f"agentcost-test:flight:{uuid.uuid4().hex}"
+    a, b = coalescer(redis_url, namespace), coalescer(redis_url, namespace)
+    calls: list[int] = []
+
+    async def call() -> ChatCompletion:
+        calls.append(1)
+        while b.waiting(KEY) < 10:  # b's 9 local waiters and b's owner waiting in Redis
+            await asyncio.sleep(0.005)
+        return ChatCompletion.model_validate(COMPLETION)
+
+    async def main() -> list[bool]:
+        owner = asyncio.create_task(a.arun(KEY, call))
+        while not calls:
+            await asyncio.sleep(0.005)
+        waiters = [b.arun(KEY, call) for _ in range(10)]
+        return [r[1] for r in await asyncio.gather(owner, *waiters)]
+
+    assert asyncio.run(main()) == [False] + [True] * 10 and calls == [1]
+
+
+def test_join_and_resolve_coalesce_a_lookup_then_update_protocol_across_processes(redis_url: str) -> None:
+    namespace = f"agentcost-test:flight:{uuid.uuid4().hex}"
+    a, b = coalescer(redis_url, namespace), coalescer(redis_url, namespace)  # two "processes"
+    owner = a.join(KEY)
+    assert owner.owner
+    got: list[Any] = []
+
+    def lookup() -> None:
+        flight = b.join(KEY)
+        got.append((flight.owner, flight.wait(30)))
+
+    waiter = threading.Thread(target=lookup)
+    waiter.start()
+    wait_for(lambda: a.waiting(KEY) == 1)
+    owner.resolve(ChatCompletion.model_validate(COMPLETION))
+    waiter.join()
+    [(was_owner, value)] = got
+    assert not was_owner and value.choices[0].message.content == "Paris."
+    assert b.join(KEY).owner  # the flight landed everywhere: the next caller owns a new one
