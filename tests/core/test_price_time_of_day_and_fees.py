@@ -100,3 +100,12 @@ def test_a_users_price_file_can_give_a_request_fee() -> None:
         {"models": {"house-search": {"input": "1", "output": "2", "request": "0.005"}}}
     )
     assert mine.cost("house-search", Usage(input=1_000_000)) == Decimal("1.005")
+
+
+def test_agentcost_prices_shows_the_fee_and_when_a_time_of_day_price_ends(capsys) -> None:
+    from agentcost_core.cli import main
+
+    assert main(["prices", "sonar", "deepseek-chat"]) == 0
+    out = capsys.readouterr().out
+    assert "sonar: genai-prices" in out and "+ $0.012 per request" in out
+    assert "deepseek-chat: genai-prices" in out and "this price until " in out

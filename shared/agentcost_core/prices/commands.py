@@ -121,5 +121,8 @@ def cmd_prices(args: argparse.Namespace) -> int:
     Console(width=200).print(table)
     if args.models:
         for asked, p in rows:
-            print(f"{asked}: {p.source}")
+            notes = [f"+ ${p.base.request} per request"] if p.base.request else []
+            if p.until is not None:  # a dated or time-of-day change ahead
+                notes.append(f"this price until {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(p.until))}")
+            print(f"{asked}: {p.source}" + "".join(f"; {n}" for n in notes))
     return 0
