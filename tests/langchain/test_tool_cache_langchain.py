@@ -202,3 +202,18 @@ def test_stuck_detection_listed_before_the_cache_still_sees_every_repeated_call(
     out = agent.invoke({"messages": [HumanMessage("Where is my order?")]}, {"recursion_limit": 120})
     assert termination_of(out["messages"]) is TerminationReason.REPEATED_TOOL  # the loop is still caught
     assert RUNS == [("search", "4417")] and cache.cache.hits >= 2  # while the tool itself ran once
+
+
+def test_a_langgraph_interrupt_in_a_cached_tool_passes_through_and_is_not_kept() -> None:
+    from langgraph.errors import GraphInterrupt
+
+    @cached_tool(ttl=60, ledger="memory://")
+    def approve(order: int) -> str:
+        """Ask a human to approve an order."""
+        RUNS.append(("approve", order))
+        raise GraphInterrupt(())
+
+    for _ in range(2):
+        with pytest.raises(GraphInterrupt):
+            approve.invoke({"order": 7})
+    assert RUNS == [("approve", 7), ("approve", 7)]  # asked again: an interrupt is never a cached answer
