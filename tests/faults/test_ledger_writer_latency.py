@@ -22,6 +22,7 @@ from agentcost_core.ledger.postgres import PostgresBackend
 
 #: The documented bound, with a wide margin for a shared 2-CPU machine: a burst is committed about
 #: ``flush_interval_s`` (0.2 s) plus its write time (~1.5 s for 50,000 events here) after it ends.
+LIVENESS_BOUND_S = 60.0
 COMMIT_BOUND_S = 5.0
 
 
@@ -134,7 +135,9 @@ def test_flush_returns_while_other_threads_keep_recording_and_stores_what_came_b
         ledger.record(marker)
         flusher = threading.Thread(target=lambda: (ledger.flush(), flushed.set()), daemon=True)
         flusher.start()
-        assert flushed.wait(timeout=COMMIT_BOUND_S * 2), "flush() did not return while producers kept recording"
+        # a liveness bound (flush must not chase the producers forever), not a speed claim: the queue before
+        # the marker holds up to 20,000 events, written while three producers compete for the GIL
+        assert flushed.wait(timeout=LIVENESS_BOUND_S), "flush() did not return while producers kept recording"
     finally:
         stop.set()
         for t in producers:
