@@ -5,7 +5,8 @@
 opens from them the three parts both run on: the recorder hits are recorded through, the
 :class:`CacheEngine` and, with ``coalesce=True``, the :class:`~agentcost_core.coalesce.Coalescer`
 (across processes through the store's Redis when the store is ``redis://…``: the flights live under
-the store's namespace, ``<namespace>:flight``). A face only translates its framework's objects.
+the store's namespace, ``<namespace>-flight``, beside its entries). A face only translates its
+framework's objects.
 
 What an owner's flight shares with its waiters is a :class:`SharedResponse`: the serialized response
 (the face's own format, the same text the store keeps), the served model and usage (so a waiter's
@@ -113,5 +114,5 @@ def _coalescer(engine: CacheEngine) -> Coalescer:
     backend = engine.backend
     if not isinstance(backend, RedisBackend):
         return Coalescer()
-    return Coalescer(redis=backend.client, namespace=f"{backend.namespace}:flight",
+    return Coalescer(redis=backend.client, namespace=f"{backend.namespace}-flight",
                      encode=SharedResponse.encode, decode=SharedResponse.decode)  # fmt: skip
