@@ -170,6 +170,43 @@ def test_identical_chats_in_flight_make_one_provider_call(ledger: Ledger) -> Non
     assert len(waits) == 7 and all(e.extra == {"cache": "coalesced"} and e.saved for e in waits)
 
 
+def test_identical_completions_in_flight_make_one_provider_call(ledger: Ledger) -> None:
+    import threading
+
+    import httpx
+    from li_fakes import chat_completion, openai_usage
+
+    llm: CachedLLM | None = None
+    hold = threading.Event()
+    calls: list[int] = []
+
+    def provider(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        while llm is not None and llm.waiting() < 5:  # a condition checked until it holds
+            hold.wait(0.001)
+        return httpx.Response(200, json=chat_completion("shared", openai_usage(100, 50)))
+
+    inner = OpenAI(model="gpt-4o-mini", api_key="sk-test", max_retries=0,
+                   http_client=httpx.Client(transport=httpx.MockTransport(provider)))  # fmt: skip
+    llm = CachedLLM(inner, "memory://", ledger=ledger)
+    start = threading.Barrier(6)
+    texts: list[str] = []
+
+    def ask() -> None:
+        start.wait()
+        texts.append(llm.complete("same").text)  # type: ignore[union-attr]
+
+    threads = [threading.Thread(target=ask) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert texts == ["shared"] * 6 and len(calls) == 1
+    waits = [e for e in ledger.events() if e.cache_hit]
+    assert len(waits) == 5 and all(e.extra == {"cache": "coalesced"} and e.saved for e in waits)
+    assert llm.complete("same").text == "shared" and len(calls) == 1  # then served from the store
+
+
 def test_with_instrumentation_the_semantic_layers_embeddings_are_recorded_once(ledger: Ledger) -> None:
     from llama_index.core.base.embeddings.base import BaseEmbedding
 

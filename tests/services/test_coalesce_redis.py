@@ -145,6 +145,25 @@ def test_join_and_resolve_coalesce_a_lookup_then_update_protocol_across_processe
     assert b.join(KEY).owner  # the flight landed everywhere: the next caller owns a new one
 
 
+def test_waiting_without_a_key_counts_the_processes_waiting_for_any_flight(redis_url: str) -> None:
+    namespace = f"agentcost-test:flight:{uuid.uuid4().hex}"
+    a, observer = Coalescer(redis=redis_url, namespace=namespace), Coalescer(redis=redis_url, namespace=namespace)
+    others = [Coalescer(redis=redis_url, namespace=namespace) for _ in range(3)]  # three more "processes"
+    owners = {key: a.join(key) for key in ("k1", "k2")}
+    got: list[Any] = []
+    waiters = [threading.Thread(target=lambda c=c, k=k: got.append(c.join(k).wait(30)))
+               for c, k in zip(others, ("k1", "k1", "k2"))]  # fmt: skip
+    for t in waiters:
+        t.start()
+    wait_for(lambda: observer.waiting() == 3)
+    assert observer.waiting("k1") == 2 and observer.waiting("k2") == 1
+    for key, owner in owners.items():
+        owner.resolve(key.upper())
+    for t in waiters:
+        t.join()
+    assert sorted(got) == ["K1", "K1", "K2"] and observer.waiting() == 0
+
+
 def _own_forever(redis_url: str, namespace: str, flying: Any) -> None:
     def call() -> str:
         flying.put("in flight")

@@ -111,3 +111,83 @@ def test_four_processes_asking_at_once_make_one_provider_call(face: str, ask: Ca
     # the owner's miss is not the cache's to record; each waiter's call is one coalesced hit, charged nothing
     assert sorted(r[1] for r in results) == [[]] + [[(True, "coalesced", str(saved), str(Decimal(0)))]] * 3
     assert observer.waiting() == 0 and len(observer.engine) == 1  # the owner's response was stored once
+
+
+def _openai_over(provider: Callable[[Any], Any]) -> Any:
+    import httpx
+    from llama_index.llms.openai import OpenAI
+
+    return OpenAI(model=MODEL, api_key="sk-test", max_retries=0,
+                  http_client=httpx.Client(transport=httpx.MockTransport(provider)))  # fmt: skip
+
+
+def test_a_response_with_tool_calls_reaches_no_other_process_whose_waiters_call_on_their_own(store: str) -> None:
+    """Two ``CachedLLM`` on one Redis store stand for two processes (each has its own flights)."""
+    pytest.importorskip("llama_index.llms.openai")
+    import threading
+
+    import httpx
+    from counting_server import COMPLETION, wait_for
+    from llama_index.core.base.llms.types import ChatMessage
+
+    from agentcost_llamaindex import CachedLLM
+
+    tool_call = {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": '{"q":"x"}'}}
+    message = {"role": "assistant", "content": None, "refusal": None, "tool_calls": [tool_call]}
+    body = {
+        **COMPLETION,
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "tool_calls"}],
+    }
+    calls: list[int] = []
+    ledger = Ledger("memory://", sync=True)
+    llms: list[Any] = []
+
+    def provider(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        if len(calls) == 1:  # the first call is answered once the other "process" waits for it
+            wait_for(lambda: llms[1].waiting() == 1)
+        return httpx.Response(200, json=body)
+
+    llms.extend(CachedLLM(_openai_over(provider), store, ledger=ledger) for _ in range(2))
+    replies: list[Any] = []
+    owner = threading.Thread(target=lambda: replies.append(llms[0].chat([ChatMessage(role="user", content="q")])))
+    owner.start()
+    wait_for(lambda: len(calls) == 1)
+    replies.append(llms[1].chat([ChatMessage(role="user", content="q")]))
+    owner.join()
+    assert len(calls) == 2  # the tool call could not cross: the waiter called on its own ...
+    assert all(r.message.additional_kwargs["tool_calls"][0].id == "call_1" for r in replies)
+    assert not [e for e in ledger.events() if e.cache_hit] and len(llms[0].engine) == 0  # ... and saved nothing
+
+
+def test_stores_of_different_namespaces_share_no_flights(store: str) -> None:
+    pytest.importorskip("llama_index.llms.openai")
+    import threading
+
+    import httpx
+    from counting_server import COMPLETION, wait_for
+    from llama_index.core.base.llms.types import ChatMessage
+
+    from agentcost_llamaindex import CachedLLM
+
+    calls: list[int] = []
+
+    def provider(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        try:  # both calls reach the provider together (coalesced, the second would never come)
+            wait_for(lambda: len(calls) == 2, timeout=10)
+        except AssertionError:
+            pass
+        return httpx.Response(200, json=COMPLETION)
+
+    other = store.replace("namespace=agentcost-test:", "namespace=agentcost-test-other:")
+    llms = [CachedLLM(_openai_over(provider), url, ledger=Ledger("memory://")) for url in (store, other)]
+    try:
+        threads = [threading.Thread(target=llm.chat, args=([ChatMessage(role="user", content="q")],)) for llm in llms]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(calls) == 2
+    finally:
+        llms[1].engine.clear()
