@@ -7,8 +7,7 @@ recorded as coalesced hits with ``saved``. Half the processes call synchronously
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +16,6 @@ from counting_server import Server
 from processes_together import run_together
 
 from agentcost_core import Ledger, PriceCatalog
-from agentcost_core.response_cache import open_cache_backend
 from agentcost_core.usage import Usage
 
 pytestmark = pytest.mark.services
@@ -69,14 +67,9 @@ def ask_llamaindex(store: str, base_url: str, asynchronous: bool, barrier: Any, 
 
 
 @pytest.fixture
-def store(redis_url: str) -> Iterator[str]:
-    """A Redis store URL under a namespace of this test's own (its entries dropped after)."""
-    sep = "&" if "?" in redis_url else "?"
-    url = f"{redis_url}{sep}namespace=agentcost-test:{uuid.uuid4().hex}"
-    yield url
-    backend = open_cache_backend(url)
-    backend.clear()
-    backend.close()
+def store(redis_cache_store: str) -> str:
+    """A Redis store of this test's own."""
+    return redis_cache_store
 
 
 def _observer(face: str, store: str) -> Any:
