@@ -200,6 +200,44 @@ def test_identical_completions_in_flight_make_one_provider_call(ledger: Ledger) 
     assert llm.complete("same").text == "shared" and len(calls) == 1  # then served from the store
 
 
+def test_the_owners_provider_error_is_shared_by_its_waiters_and_nothing_is_kept(ledger: Ledger) -> None:
+    import threading
+
+    import httpx
+
+    calls: list[int] = []
+    llms: list[CachedLLM] = []
+
+    def provider(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        while len(calls) == 1 and llms[0].waiting() < 3:
+            threading.Event().wait(0.001)
+        return httpx.Response(500, json={"error": {"message": "boom", "type": "server_error", "param": None,
+                                                   "code": None}})  # fmt: skip
+
+    inner = OpenAI(model="gpt-4o-mini", api_key="sk-test", max_retries=0,
+                   http_client=httpx.Client(transport=httpx.MockTransport(provider)))  # fmt: skip
+    llms.append(CachedLLM(inner, "memory://", ledger=ledger))
+    start = threading.Barrier(4)
+    outcomes: list[str] = []
+
+    def ask() -> None:
+        start.wait()
+        try:
+            llms[0].chat([user("fragile")])
+            outcomes.append("answered")
+        except Exception as e:  # noqa: BLE001 - the provider's error, as the caller sees it
+            outcomes.append(type(e).__name__)
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes == ["InternalServerError"] * 4 and len(calls) == 1  # one failing call is one failure
+    assert len(llms[0].engine) == 0 and not ledger.events() and llms[0].waiting() == 0
+
+
 def test_with_instrumentation_the_semantic_layers_embeddings_are_recorded_once(ledger: Ledger) -> None:
     from llama_index.core.base.embeddings.base import BaseEmbedding
 
