@@ -147,7 +147,8 @@ class ResponseCache(BaseCache):
     or a callable ``str -> vector``) to also serve similar questions in the same context; None =
     exact only. ``threshold``: the similarity a semantic hit needs. ``scope``: the attribution
     fields that partition entries (``()`` shares them between everyone). ``ttl``: seconds an entry
-    lives. ``coalesce``: identical calls in flight at once make one provider call.
+    lives. ``coalesce``: identical calls in flight at once make one provider call (across processes
+    too with a ``redis://`` store).
     Also: ``ledger`` (where hits and embedding calls are recorded; default the default ledger),
     ``catalog``, ``tags`` (stored with every entry).
     """
