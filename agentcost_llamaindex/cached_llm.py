@@ -188,9 +188,13 @@ class CachedLLM(FunctionCallingLLM):
             usage, model = found.usage, found.model
         except Exception:  # noqa: BLE001 - no readable usage: a hit saves an unknown amount
             usage, model = None, None
-        payload = kind.payload(response)
-        shared = SharedResponse(None if payload is None else _dumps(payload), model=model or request.model,
-                                usage=usage, response=response)  # fmt: skip
+        try:
+            payload = kind.payload(response)
+            text = None if payload is None else _dumps(payload)
+        except Exception as e:  # noqa: BLE001 - our failure never breaks the call: the response is not kept
+            self._parts.recorder.note_internal_error("response cache store", e)
+            text = None
+        shared = SharedResponse(text, model=model or request.model, usage=usage, response=response)
         if shared.payload is not None:
             self._parts.engine.store(request, shared.payload, model=shared.model, usage=usage)
         return shared
@@ -198,11 +202,13 @@ class CachedLLM(FunctionCallingLLM):
     def _landed(self, request: CacheRequest, shared: SharedResponse, kind: _Kind) -> Any:
         """A coalesced call's response (the owner's, shared), recorded as a hit of the coalescing layer;
         None when the owner's response could not cross processes (the caller calls on its own)."""
-        if shared.response is not None:
-            response = shared.response
-        elif shared.payload is not None:
-            response = kind.rebuild(json.loads(shared.payload))
-        else:
+        response = shared.response
+        if response is None and shared.payload is not None:
+            try:
+                response = kind.rebuild(json.loads(shared.payload))
+            except Exception as e:  # noqa: BLE001 - our failure never breaks the call: it calls on its own
+                self._parts.recorder.note_internal_error("response cache coalesced response", e)
+        if response is None:
             return None
         self._record(self._parts.landed(request, shared))
         return response
