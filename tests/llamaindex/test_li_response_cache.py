@@ -12,6 +12,7 @@ pytest.importorskip("llama_index.llms.openai")
 from li_fakes import OPENAI_DATED, OpenAIServer, expected_cost, user
 from llama_index.core.instrumentation.dispatcher import instrument_tags
 from llama_index.llms.openai import OpenAI
+from threads_together import run_threads_together
 
 from agentcost_core import Ledger
 from agentcost_core.errors import ConfigurationError
@@ -181,21 +182,9 @@ def test_identical_chats_in_flight_make_one_provider_call(ledger: Ledger) -> Non
 
 
 def test_identical_completions_in_flight_make_one_provider_call(ledger: Ledger) -> None:
-    import threading
 
     llm, calls = _held_cached_llm(ledger, waiters=5)
-    start = threading.Barrier(6)
-    texts: list[str] = []
-
-    def ask() -> None:
-        start.wait()
-        texts.append(llm.complete("same").text)
-
-    threads = [threading.Thread(target=ask) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    texts = run_threads_together(lambda: llm.complete("same").text, 6)
     assert texts == ["shared"] * 6 and len(calls) == 1 and _coalesced_waits(ledger) == 5
     assert llm.complete("same").text == "shared" and len(calls) == 1  # then served from the store
 
@@ -218,22 +207,7 @@ def test_the_owners_provider_error_is_shared_by_its_waiters_and_nothing_is_kept(
     inner = OpenAI(model="gpt-4o-mini", api_key="sk-test", max_retries=0,
                    http_client=httpx.Client(transport=httpx.MockTransport(provider)))  # fmt: skip
     llms.append(CachedLLM(inner, "memory://", ledger=ledger))
-    start = threading.Barrier(4)
-    outcomes: list[str] = []
-
-    def ask() -> None:
-        start.wait()
-        try:
-            llms[0].chat([user("fragile")])
-            outcomes.append("answered")
-        except Exception as e:  # noqa: BLE001 - the provider's error, as the caller sees it
-            outcomes.append(type(e).__name__)
-
-    threads = [threading.Thread(target=ask) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes = run_threads_together(lambda: llms[0].chat([user("fragile")]), 4)
     assert outcomes == ["InternalServerError"] * 4 and len(calls) == 1  # one failing call is one failure
     assert len(llms[0].engine) == 0 and not ledger.events() and llms[0].waiting() == 0
 
