@@ -33,12 +33,8 @@ from langchain_core.runnables.config import run_in_executor
 
 from agentcost_core.attribution import NO_ATTRIBUTION
 from agentcost_core.call import ModelCall
-from agentcost_core.coalesce import Coalescer
-from agentcost_core.errors import ConfigurationError
 from agentcost_core.ledger import Ledger
-from agentcost_core.recorder import CostRecorder
-from agentcost_core.response_cache import CacheEngine, CacheEntry, CacheHit, CacheRequest
-from agentcost_core.usage import Usage
+from agentcost_core.response_cache import CacheHit, CacheParts, CacheRequest, SharedResponse, flight_key
 
 from . import run_context
 from .embeddings import CostTrackedEmbeddings
@@ -116,19 +112,17 @@ def _semantic_parts(prompt: str) -> tuple[str | None, str, list[str]]:
 
 class _Owned:
     """The flight a call owns, kept in its context until the update shares the response (or the run
-    ends); ending it also forgets its key."""
+    ends); ended once (a later end must not touch a newer flight of the same key)."""
 
-    __slots__ = ("ended", "flight", "flying", "key")
+    __slots__ = ("ended", "flight", "key")
 
-    def __init__(self, flight: Any, flying: set[str]) -> None:
-        self.flight, self.flying, self.key, self.ended = flight, flying, flight.key, False
-        flying.add(self.key)
+    def __init__(self, flight: Any) -> None:
+        self.flight, self.key, self.ended = flight, flight.key, False
 
     def _ending(self) -> bool:
         if self.ended:
             return False
         self.ended = True
-        self.flying.discard(self.key)
         return True
 
     def resolve(self, value: Any) -> None:
@@ -153,7 +147,8 @@ class ResponseCache(BaseCache):
     or a callable ``str -> vector``) to also serve similar questions in the same context; None =
     exact only. ``threshold``: the similarity a semantic hit needs. ``scope``: the attribution
     fields that partition entries (``()`` shares them between everyone). ``ttl``: seconds an entry
-    lives. ``coalesce``: identical calls in flight at once make one provider call.
+    lives. ``coalesce``: identical calls in flight at once make one provider call (across processes
+    too with a ``redis://`` store).
     Also: ``ledger`` (where hits and embedding calls are recorded; default the default ledger),
     ``catalog``, ``tags`` (stored with every entry).
     """
@@ -171,18 +166,12 @@ class ResponseCache(BaseCache):
         catalog: Any = None,
         tags: Sequence[str] | str = (),
     ) -> None:
-        if not isinstance(coalesce, bool):
-            raise ConfigurationError(f"coalesce must be True or False, got {coalesce!r}")
-        self.recorder = CostRecorder(ledger, catalog=catalog, framework="langchain", keep_events=False)
-        self.engine = CacheEngine(store, semantic=semantic, threshold=threshold, scope=scope, ttl=ttl, tags=tags,
-                                  recorder=self.recorder,
-                                  bill_embeddings=not isinstance(semantic, CostTrackedEmbeddings))  # records itself  # fmt: skip
+        self.parts = CacheParts(store, semantic=semantic, threshold=threshold, scope=scope, ttl=ttl, tags=tags,
+                                coalesce=coalesce, ledger=ledger, catalog=catalog, framework="langchain",
+                                bill_embeddings=not isinstance(semantic, CostTrackedEmbeddings))  # records itself  # fmt: skip
+        self.recorder, self.engine = self.parts.recorder, self.parts.engine
         #: Identical calls in flight at once share one provider call (across processes with a Redis store).
-        self.coalescer: Coalescer | None = None
-        if coalesce:
-            remote = store if isinstance(store, str) and store.split("://")[0].lower() in ("redis", "rediss") else None
-            self.coalescer = Coalescer(redis=remote.partition("?")[0] if remote else None)
-        self._flying: set[str] = set()  # the keys of the flights this process's calls own
+        self.coalescer = self.parts.coalescer
         run_context.install()
 
     def __repr__(self) -> str:
@@ -253,7 +242,7 @@ class ResponseCache(BaseCache):
             flight = self._take_off(request, join)
             if flight is None and join is None:  # across processes joining may block: off the loop
                 flight = self._take_off(
-                    request, None, await run_in_executor(None, self.coalescer.join, self._key(request))
+                    request, None, await run_in_executor(None, self.coalescer.join, flight_key(request))
                 )
             if flight is None:
                 return None
@@ -265,21 +254,17 @@ class ResponseCache(BaseCache):
             self.recorder.note_internal_error("response cache lookup", e)
             return None
 
-    @staticmethod
-    def _key(request: CacheRequest) -> str:
-        return f"{request.scope}\x00{request.key}"
-
     def _take_off(self, request: CacheRequest, join: Any, flight: Any = None) -> Any:
         """After a miss (in the caller's own context): remember the lookup for the update that follows
         and, coalescing, join the call's flight. The owner's flight is kept for the update (which shares
         the response) or the run's end (which releases the waiters); a waiter's flight is returned."""
         _missed.set(request)
         if flight is None and join is not None:
-            flight = join(self._key(request))
+            flight = join(flight_key(request))
         if flight is None:
             return None
         if flight.owner:
-            owned = _Owned(flight, self._flying)
+            owned = _Owned(flight)
             run_context.own_flight(owned)
             try:  # a cancelled task never reports its end to LangChain: its flight ends with the task
                 asyncio.current_task().add_done_callback(owned.abandon)  # type: ignore[union-attr]
@@ -288,13 +273,9 @@ class ResponseCache(BaseCache):
             return None
         return flight
 
-    def _landed(self, request: CacheRequest, shared: dict[str, Any]) -> list[Generation]:
+    def _landed(self, request: CacheRequest, shared: SharedResponse) -> list[Generation]:
         """A waiter's result: the owner's response, recorded as a hit of the coalescing layer."""
-        usage = shared.get("usage")
-        entry = CacheEntry(scope=request.scope, key=request.key, payload=shared["payload"], model=shared.get("model"),
-                           usage=Usage(**usage) if usage else None)  # fmt: skip
-        self.engine.stats.count("coalesced", "hits")
-        return self._served(CacheHit(entry, "coalesced"), _unpack(shared["payload"]))
+        return self._served(self.parts.landed(request, shared), _unpack(shared.payload))  # type: ignore[arg-type]
 
     def _served(self, hit: CacheHit, generations: list[Generation]) -> list[Generation]:
         """Record the hit (unless a cost handler records this run) and mark it for the handlers."""
@@ -314,51 +295,63 @@ class ResponseCache(BaseCache):
                 g.message.response_metadata = {**g.message.response_metadata, MARKER: marker}
         return generations
 
-    def _prepare(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> tuple[Any, ...] | None:
-        """(the lookup, the payload, model, usage) to store, in the caller's context: the query's
-        embedding of the lookup is reused, and the owner's flight gets the response."""
-        missed, flight = _missed.get(), run_context.take_flight()
+    def _prepare(
+        self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE, *, sharing: bool
+    ) -> tuple[CacheRequest, Any, SharedResponse] | None:
+        """(the lookup, what to store, what a flight shares), in the caller's context: the query's
+        embedding of the lookup is reused."""
+        missed = _missed.get()
         _missed.set(None)
         request = self._request(prompt, llm_string, run_context.current_run())
         if request is None:
-            if flight is not None:
-                flight.abandon()
             return None
         if missed is not None and missed.key == request.key and missed.scope == request.scope:
             request.vector = missed.vector
             request.embedded = missed.embedded
         first = return_val[0] if return_val else None
         outcome = outcome_of_message(getattr(first, "message", None), None, first)
-        model = outcome.model or request.model
-        packed = _pack(return_val) if self.engine.serializes or flight is not None else None
-        if flight is not None:
-            if flight.key == self._key(request):
-                usage = outcome.usage.as_dict() if outcome.usage is not None else None
-                flight.resolve({"payload": packed, "model": model, "usage": usage})
-            else:
-                flight.abandon()
-        return request, packed if self.engine.serializes else _copies(return_val), model, outcome.usage
+        packed = _pack(return_val) if self.engine.serializes or sharing else None
+        shared = SharedResponse(packed, model=outcome.model or request.model, usage=outcome.usage)
+        return request, packed if self.engine.serializes else _copies(return_val), shared
+
+    @staticmethod
+    def _share(flight: Any, prepared: tuple[CacheRequest, Any, SharedResponse] | None) -> None:
+        """The owner's flight gets the response, once it is stored (a caller arriving later finds it
+        there); a flight of another call, or one with nothing to share, is abandoned."""
+        if flight is None:
+            return
+        if prepared is not None and flight.key == flight_key(prepared[0]):
+            flight.resolve(prepared[2])
+        else:
+            flight.abandon()
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
+        flight, prepared = run_context.take_flight(), None
         try:
-            prepared = self._prepare(prompt, llm_string, return_val)
+            prepared = self._prepare(prompt, llm_string, return_val, sharing=flight is not None)
             if prepared is not None:
-                request, payload, model, usage = prepared
-                self.engine.store(request, payload, model=model, usage=usage)
+                request, payload, shared = prepared
+                self.engine.store(request, payload, model=shared.model, usage=shared.usage)
         except Exception as e:  # noqa: BLE001 - a cache failure never breaks the call
             self.recorder.note_internal_error("response cache update", e)
+        finally:
+            self._share(flight, prepared)
 
     async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
+        flight, prepared = run_context.take_flight(), None
         try:
-            prepared = self._prepare(prompt, llm_string, return_val)
+            prepared = self._prepare(prompt, llm_string, return_val, sharing=flight is not None)
             if prepared is not None:
-                request, payload, model, usage = prepared
+                request, payload, shared = prepared
                 if self.engine.serializes:
-                    await run_in_executor(None, lambda: self.engine.store(request, payload, model=model, usage=usage))
+                    await run_in_executor(None, self.engine.store, request, payload, model=shared.model,
+                                          usage=shared.usage)  # fmt: skip
                 else:
-                    self.engine.store(request, payload, model=model, usage=usage)
+                    self.engine.store(request, payload, model=shared.model, usage=shared.usage)
         except Exception as e:  # noqa: BLE001 - a cache failure never breaks the call
             self.recorder.note_internal_error("response cache update", e)
+        finally:
+            self._share(flight, prepared)
 
     def clear(self, **kwargs: Any) -> None:
         """Drop every entry (every scope)."""
@@ -373,11 +366,9 @@ class ResponseCache(BaseCache):
         return len(self.engine)
 
     def waiting(self) -> int:
-        """How many calls are waiting for an identical call in flight (this process's flights)."""
-        if self.coalescer is None:
-            return 0
-        return sum(self.coalescer.waiting(key) for key in list(self._flying))
+        """How many calls are waiting for an identical call in flight: in this process, and with a
+        Redis store in the other processes sharing it."""
+        return self.parts.waiting()
 
     def close(self) -> None:
-        self.engine.close()
-        self.recorder.ledger.flush()
+        self.parts.close()

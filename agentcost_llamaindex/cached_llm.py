@@ -11,17 +11,17 @@ partitioned by the ``instrument_tags`` attribution (``scope``, default ``("user_
 ``cache_tags`` stores a response under tags for :meth:`CachedLLM.invalidate`. A hit calls nothing:
 it is recorded as a ledger event with ``cache_hit=True``, cost $0 and ``saved``. Responses that
 carry tool calls are not stored (providers' tool-call objects do not survive a round trip), and
-streams pass through uncached. With ``coalesce=True`` identical chats in flight at once in this
-process (threads, asyncio tasks) make one provider call; the others get its response, recorded as
-hits of the ``coalesced`` layer.
+streams pass through uncached. With ``coalesce=True`` identical calls in flight at once (``chat``
+and ``complete``, sync and async: threads, asyncio tasks, and with a ``redis://`` store the
+processes sharing it) make one provider call; the others get its response, recorded as hits of
+the ``coalesced`` layer with ``saved`` (a response carrying tool calls reaches the waiters of the
+owner's process only: those in other processes call on their own).
 """
 
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
@@ -43,11 +43,10 @@ from pydantic import Field, PrivateAttr
 
 from agentcost_core.attribution import read_attribution
 from agentcost_core.call import ModelCall
-from agentcost_core.coalesce import Coalescer
 from agentcost_core.errors import ConfigurationError
 from agentcost_core.parsers.llamaindex import from_chat_response
 from agentcost_core.recorder import CostRecorder
-from agentcost_core.response_cache import CacheEngine, CacheEntry, CacheHit, CacheRequest
+from agentcost_core.response_cache import CacheEngine, CacheHit, CacheParts, CacheRequest, SharedResponse, flight_key
 
 from .handler import CostEventHandler
 from .messages import message_text, tools_text
@@ -73,11 +72,7 @@ class CachedLLM(FunctionCallingLLM):
     ``catalog``, ``tags``)."""
 
     inner: Any = Field(exclude=True)
-    _engine: CacheEngine = PrivateAttr()
-    _recorder: CostRecorder = PrivateAttr()
-    _coalescer: Coalescer | None = PrivateAttr(default=None)
-    _in_flight: dict[str, int] = PrivateAttr(default_factory=dict)
-    _lock: Any = PrivateAttr(default_factory=threading.Lock)
+    _parts: CacheParts = PrivateAttr()
 
     def __init__(
         self,
@@ -95,14 +90,10 @@ class CachedLLM(FunctionCallingLLM):
     ) -> None:
         if not isinstance(llm, LLM):
             raise ConfigurationError(f"CachedLLM wraps a LlamaIndex LLM, got {type(llm).__name__}")
-        if not isinstance(coalesce, bool):
-            raise ConfigurationError(f"coalesce must be True or False, got {coalesce!r}")
         super().__init__(inner=llm)
-        self._recorder = CostRecorder(ledger, catalog=catalog, framework="llamaindex", keep_events=False)
-        if coalesce:  # identical chats in flight at once (threads, asyncio tasks) share one provider call
-            self._coalescer = Coalescer()
-        self._engine = CacheEngine(store, semantic=semantic, threshold=threshold, scope=scope, ttl=ttl, tags=tags,
-                                   recorder=self._recorder, bill_embeddings=_bill_embeddings(semantic))  # fmt: skip
+        self._parts = CacheParts(store, semantic=semantic, threshold=threshold, scope=scope, ttl=ttl, tags=tags,
+                                 coalesce=coalesce, ledger=ledger, catalog=catalog, framework="llamaindex",
+                                 bill_embeddings=_bill_embeddings(semantic))  # fmt: skip
 
     @classmethod
     def class_name(cls) -> str:
@@ -114,21 +105,26 @@ class CachedLLM(FunctionCallingLLM):
 
     @property
     def engine(self) -> CacheEngine:
-        return self._engine
+        return self._parts.engine
 
     @property
     def stats(self) -> Any:
         """Hits, misses and errors per layer."""
-        return self._engine.stats
+        return self._parts.engine.stats
 
     @property
     def recorder(self) -> CostRecorder:
         """Where hits are recorded; its ``internal_errors`` counts calls the cache could not serve or keep."""
-        return self._recorder
+        return self._parts.recorder
 
     def invalidate(self, tag: str) -> int:
         """Drop every entry stored under ``tag``; how many were dropped."""
-        return self._engine.invalidate(tag)
+        return self._parts.engine.invalidate(tag)
+
+    def waiting(self) -> int:
+        """How many calls are waiting for an identical call in flight: in this process, and with a
+        Redis store in the other processes sharing it."""
+        return self._parts.waiting()
 
     # --- keys -------------------------------------------------------------------------------------
     def _model(self) -> str | None:
@@ -143,7 +139,7 @@ class CachedLLM(FunctionCallingLLM):
         try:
             return self._build_request(messages, prompt, kwargs)
         except Exception as e:  # noqa: BLE001 - our failure (or a bad tag) never breaks the user's call
-            self._recorder.note_internal_error("response cache request", e)
+            self._parts.recorder.note_internal_error("response cache request", e)
             return None
 
     def _build_request(
@@ -162,19 +158,19 @@ class CachedLLM(FunctionCallingLLM):
         else:
             text, query, system, history = _dumps(prompt), prompt, "", []
         cache_tags = tags.get("cache_tags") or ()
-        return self._engine.request(
+        return self._parts.engine.request(
             model=self._model(), messages=text, params=params, attribution=read_attribution(tags), text=query,
             system=system, tools=tools_text(kwargs) or "", history=history,
             tags=(cache_tags,) if isinstance(cache_tags, str) else tuple(cache_tags),
         )  # fmt: skip
 
     # --- lookup, record, store ----------------------------------------------------------------------
-    def _lookup(self, request: CacheRequest | None, decode: Any) -> Any:
-        """The stored response ``decode`` reads back from a hit (recorded), or None: a miss, an entry
-        that cannot be read back (a counted error and miss) or a call that is not cached."""
+    def _lookup(self, request: CacheRequest | None, kind: _Kind) -> Any:
+        """The stored response read back from a hit (recorded), or None: a miss, an entry that cannot
+        be read back (a counted error and miss) or a call that is not cached."""
         if request is None:
             return None
-        hit = self._engine.lookup(request, decode=lambda payload: decode(json.loads(payload)))
+        hit = self._parts.engine.lookup(request, decode=lambda payload: kind.rebuild(json.loads(payload)))
         if hit is None:
             return None
         self._record(hit)
@@ -183,129 +179,100 @@ class CachedLLM(FunctionCallingLLM):
     def _record(self, hit: CacheHit) -> None:
         tags = active_instrument_tags.get() or {}
         call = ModelCall(self._model(), attribution=read_attribution(tags), framework="llamaindex")
-        self._engine.record_hit(hit, call)
+        self._parts.engine.record_hit(hit, call)
 
-    def _store(self, request: CacheRequest, response: Any, payload: dict[str, Any]) -> None:
+    def _keep(self, request: CacheRequest, response: Any, kind: _Kind) -> SharedResponse:
+        """Store the provider's response (when it can be read back) and say what its flight shares."""
         try:
             found = from_chat_response(response)
             usage, model = found.usage, found.model
-        except Exception:  # noqa: BLE001 - no readable usage: the hit saves an unknown amount
+        except Exception:  # noqa: BLE001 - no readable usage: a hit saves an unknown amount
             usage, model = None, None
-        self._engine.store(request, _dumps(payload), model=model or request.model, usage=usage)
-
-    @contextmanager
-    def _flying(self, request: CacheRequest) -> Iterator[str]:
-        """The call's flight key, counted as in flight while the caller is in the block."""
-        key = f"{request.scope}\x00{request.key}"
-        with self._lock:
-            self._in_flight[key] = self._in_flight.get(key, 0) + 1
         try:
-            yield key
-        finally:
-            with self._lock:
-                left = self._in_flight.pop(key) - 1
-                if left:
-                    self._in_flight[key] = left
+            payload = kind.payload(response)
+            text = None if payload is None else _dumps(payload)
+        except Exception as e:  # noqa: BLE001 - our failure never breaks the call: the response is not kept
+            self._parts.recorder.note_internal_error("response cache store", e)
+            text = None
+        shared = SharedResponse(text, model=model or request.model, usage=usage, response=response)
+        if shared.payload is not None:
+            self._parts.engine.store(request, shared.payload, model=shared.model, usage=usage)
+        return shared
 
-    def waiting(self) -> int:
-        """How many calls are waiting for an identical call in flight."""
-        if self._coalescer is None:
-            return 0
-        with self._lock:
-            keys = list(self._in_flight)
-        return sum(self._coalescer.waiting(key) for key in keys)
-
-    def _waited(self, request: CacheRequest, response: ChatResponse) -> ChatResponse:
-        """A coalesced call's response (the owner's, shared): recorded as a hit of the coalescing layer."""
-        try:
-            found = from_chat_response(response)
-            usage, model = found.usage, found.model
-        except Exception:  # noqa: BLE001 - no readable usage: the wait saves an unknown amount
-            usage, model = None, None
-        entry = CacheEntry(
-            scope=request.scope, key=request.key, payload=None, model=model or request.model, usage=usage
-        )
-        self._engine.stats.count("coalesced", "hits")
-        self._record(CacheHit(entry, "coalesced"))
+    def _landed(self, request: CacheRequest, shared: SharedResponse, kind: _Kind) -> Any:
+        """A coalesced call's response (the owner's, shared), recorded as a hit of the coalescing layer;
+        None when the owner's response could not cross processes (the caller calls on its own)."""
+        response = shared.response
+        if response is None and shared.payload is not None:
+            try:
+                response = kind.rebuild(json.loads(shared.payload))
+            except Exception as e:  # noqa: BLE001 - our failure never breaks the call: it calls on its own
+                self._parts.recorder.note_internal_error("response cache coalesced response", e)
+        if response is None:
+            return None
+        self._record(self._parts.landed(request, shared))
         return response
 
-    @staticmethod
-    def _chat_payload(response: ChatResponse) -> dict[str, Any] | None:
-        if response.message.additional_kwargs.get("tool_calls") or any(
-            getattr(b, "block_type", None) == "tool_call" for b in response.message.blocks
-        ):
-            return None
-        return {"message": response.message.model_dump(mode="json", exclude_none=True),
-                "additional_kwargs": _json_safe(response.additional_kwargs)}  # fmt: skip
+    def _served(self, request: CacheRequest | None, kind: _Kind, call: Callable[[], Any]) -> Any:
+        """A call through the cache: a hit, else the provider once for every identical call in flight."""
+        found = self._lookup(request, kind)
+        if found is not None:
+            return found
+        coalescer = self._parts.coalescer
+        if request is None:
+            return call()
+        if coalescer is None:
+            return self._keep(request, call(), kind).response
+        shared, coalesced = coalescer.run(flight_key(request), lambda: self._keep(request, call(), kind))
+        if not coalesced:
+            return shared.response
+        landed = self._landed(request, shared, kind)
+        return landed if landed is not None else call()
 
-    # --- chat ----------------------------------------------------------------------------------------
+    async def _aserved(self, request: CacheRequest | None, kind: _Kind, call: Callable[[], Awaitable[Any]]) -> Any:
+        """:meth:`_served` for a coroutine function."""
+        found = self._lookup(request, kind)
+        if found is not None:
+            return found
+        coalescer = self._parts.coalescer
+        if request is None:
+            return await call()
+        if coalescer is None:
+            return self._keep(request, await call(), kind).response
+
+        async def keep() -> SharedResponse:
+            return self._keep(request, await call(), kind)
+
+        shared, coalesced = await coalescer.arun(flight_key(request), keep)
+        if not coalesced:
+            return shared.response
+        landed = self._landed(request, shared, kind)
+        return landed if landed is not None else await call()
+
+    # --- chat and complete ------------------------------------------------------------------------------
     @_no_span
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         request = self._request(messages, None, kwargs)
-        found = self._lookup(request, _chat_response)
-        if found is not None:
-            return found
-        if request is None:
-            return self.inner.chat(messages, **kwargs)
-        if self._coalescer is None:
-            response = self.inner.chat(messages, **kwargs)
-        else:
-            with self._flying(request) as key:
-                response, coalesced = self._coalescer.run(key, lambda: self.inner.chat(messages, **kwargs))
-            if coalesced:  # another identical call in flight made the provider call
-                return self._waited(request, response)
-        payload = self._chat_payload(response)
-        if payload is not None:
-            self._store(request, response, payload)
-        return response
+        return self._served(request, _CHAT, lambda: self.inner.chat(messages, **kwargs))  # type: ignore[no-any-return]
 
     @_no_span
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         request = self._request(messages, None, kwargs)
-        found = self._lookup(request, _chat_response)
-        if found is not None:
-            return found
-        if request is None:
-            return await self.inner.achat(messages, **kwargs)
-        if self._coalescer is None:
-            response = await self.inner.achat(messages, **kwargs)
-        else:
-            with self._flying(request) as key:
-                response, coalesced = await self._coalescer.arun(key, lambda: self.inner.achat(messages, **kwargs))
-            if coalesced:
-                return self._waited(request, response)
-        payload = self._chat_payload(response)
-        if payload is not None:
-            self._store(request, response, payload)
-        return response
+        return await self._aserved(request, _CHAT, lambda: self.inner.achat(messages, **kwargs))  # type: ignore[no-any-return]
 
     @_no_span
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         request = self._request(None, prompt, {**kwargs, "formatted": formatted})
-        found = self._lookup(request, _completion_response)
-        if found is not None:
-            return found
-        response = self.inner.complete(prompt, formatted=formatted, **kwargs)
-        if request is None:
-            return response
-        self._store(
-            request, response, {"text": response.text, "additional_kwargs": _json_safe(response.additional_kwargs)}
+        return self._served(  # type: ignore[no-any-return]
+            request, _COMPLETION, lambda: self.inner.complete(prompt, formatted=formatted, **kwargs)
         )
-        return response
 
     @_no_span
     async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         request = self._request(None, prompt, {**kwargs, "formatted": formatted})
-        found = self._lookup(request, _completion_response)
-        if found is not None:
-            return found
-        response = await self.inner.acomplete(prompt, formatted=formatted, **kwargs)
-        if request is None:
-            return response
-        self._store(
-            request, response, {"text": response.text, "additional_kwargs": _json_safe(response.additional_kwargs)}
+        return await self._aserved(  # type: ignore[no-any-return]
+            request, _COMPLETION, lambda: self.inner.acomplete(prompt, formatted=formatted, **kwargs)
         )
-        return response
 
     # --- streams and tools: the wrapped LLM's own -----------------------------------------------------
     @_no_span
@@ -345,14 +312,41 @@ def _bill_embeddings(semantic: Any) -> Any:
     return lambda: not any(isinstance(h, CostEventHandler) for h in get_dispatcher().event_handlers)
 
 
+class _Kind:
+    """How one kind of response (chat, completion) is kept: ``payload`` (None: it cannot be kept) and
+    ``rebuild`` from a kept payload."""
+
+    __slots__ = ("payload", "rebuild")
+
+    def __init__(self, payload: Callable[[Any], dict[str, Any] | None], rebuild: Callable[[dict[str, Any]], Any]):
+        self.payload, self.rebuild = payload, rebuild
+
+
+def _chat_payload(response: ChatResponse) -> dict[str, Any] | None:
+    if response.message.additional_kwargs.get("tool_calls") or any(
+        getattr(b, "block_type", None) == "tool_call" for b in response.message.blocks
+    ):
+        return None
+    return {"message": response.message.model_dump(mode="json", exclude_none=True),
+            "additional_kwargs": _json_safe(response.additional_kwargs)}  # fmt: skip
+
+
 def _chat_response(stored: dict[str, Any]) -> ChatResponse:
     return ChatResponse(
         message=ChatMessage.model_validate(stored["message"]), additional_kwargs=stored["additional_kwargs"]
     )
 
 
+def _completion_payload(response: CompletionResponse) -> dict[str, Any]:
+    return {"text": response.text, "additional_kwargs": _json_safe(response.additional_kwargs)}
+
+
 def _completion_response(stored: dict[str, Any]) -> CompletionResponse:
     return CompletionResponse(text=stored["text"], additional_kwargs=stored["additional_kwargs"])
+
+
+_CHAT = _Kind(_chat_payload, _chat_response)
+_COMPLETION = _Kind(_completion_payload, _completion_response)
 
 
 def _json_safe(value: Any) -> dict[str, Any]:

@@ -52,6 +52,21 @@ def redis_url() -> str:
     return _service("AGENTCOST_REDIS_URL", "Redis", _ping_redis)
 
 
+@pytest.fixture
+def redis_cache_store(redis_url: str) -> Iterator[str]:
+    """A Redis response-cache store URL under a namespace of its own (its entries dropped after)."""
+    import uuid
+
+    from agentcost_core.response_cache import open_cache_backend
+
+    sep = "&" if "?" in redis_url else "?"
+    url = f"{redis_url}{sep}namespace=agentcost-test:{uuid.uuid4().hex}"
+    yield url
+    backend = open_cache_backend(url)
+    backend.clear()
+    backend.close()
+
+
 # Shared helper modules (ledger_contract.py) live beside this file.
 import sys as _sys  # noqa: E402
 

@@ -247,16 +247,19 @@ class Coalescer:
         flight.resolve(joined[0])
         return Flight(self, key, flight._state, False)
 
-    def waiting(self, key: str) -> int:
-        """How many callers wait for the flight of ``key``: in this process, plus (with Redis)
-        the processes waiting for another process's flight."""
+    def waiting(self, key: str | None = None) -> int:
+        """How many callers wait for the flight of ``key`` (None: for any flight): in this process,
+        plus (with Redis) the processes waiting for another process's flight."""
         with self._lock:
-            state = self._flights.get(key)
-            local = state.waiters if state is not None else 0
+            if key is None:
+                local = sum(state.waiters for state in self._flights.values())
+            else:
+                state = self._flights.get(key)
+                local = state.waiters if state is not None else 0
         if self.remote is None:
             return local
         try:
-            return local + self.remote.waiting(key)
+            return local + (self.remote.waiting(key) if key is not None else self.remote.waiting_all())
         except Exception as e:  # noqa: BLE001 - an observer's question: Redis down counts as none
             self._internal_error("counting waiters", e)
             return local

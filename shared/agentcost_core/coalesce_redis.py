@@ -58,6 +58,11 @@ def _client(redis_arg: Any) -> Any:
         raise ConfigurationError(f"redis= URL is not usable: {redact_text(str(e))}") from None
 
 
+def _glob_escape(text: str) -> str:
+    """``text`` matched literally in a Redis ``SCAN MATCH`` pattern."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
 class RedisFlights:
     """The cross-process half of a coalescer (see the module docstring)."""
 
@@ -99,6 +104,13 @@ class RedisFlights:
             return 0
         raw = self.client.get(base + ":waiters:" + owner.decode())
         return max(0, int(raw)) if raw is not None else 0
+
+    def waiting_all(self) -> int:
+        """How many processes wait for any flight in progress in this namespace."""
+        pattern = _glob_escape(self.namespace) + ":*:waiters:*"
+        names = list(self.client.scan_iter(match=pattern, count=1000))
+        counts = self.client.mget(names) if names else []
+        return sum(max(0, int(raw)) for raw in counts if raw is not None)
 
     def join(self, key: str, deadline: float) -> tuple[Any] | None:
         """``(value,)`` from another process's flight of ``key``; None when this process must

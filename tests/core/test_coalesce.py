@@ -191,6 +191,17 @@ def test_different_keys_do_not_coalesce_and_a_finished_flight_is_not_a_cache() -
     assert calls == ["a", "b", "a"]
 
 
+def test_waiting_without_a_key_counts_the_waiters_of_every_flight() -> None:
+    coalescer = Coalescer()
+    owners = [coalescer.begin("a"), coalescer.begin("b")]
+    waiters = [coalescer.begin("a"), coalescer.begin("a"), coalescer.begin("b")]
+    assert coalescer.waiting() == 3 and coalescer.waiting("a") == 2 and coalescer.waiting("c") == 0
+    for owner in owners:
+        owner.resolve(owner.key.upper())
+    assert [w.wait(1) for w in waiters] == ["A", "A", "B"]
+    assert coalescer.waiting() == 0
+
+
 def test_a_waiter_calls_on_its_own_after_the_timeout() -> None:
     coalescer = Coalescer(timeout=0.05)
     release = threading.Event()

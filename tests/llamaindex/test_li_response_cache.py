@@ -12,6 +12,7 @@ pytest.importorskip("llama_index.llms.openai")
 from li_fakes import OPENAI_DATED, OpenAIServer, expected_cost, user
 from llama_index.core.instrumentation.dispatcher import instrument_tags
 from llama_index.llms.openai import OpenAI
+from threads_together import run_threads_together
 
 from agentcost_core import Ledger
 from agentcost_core.errors import ConfigurationError
@@ -140,34 +141,75 @@ def test_semantic_layer_with_a_llamaindex_embedding(ledger: Ledger) -> None:
     assert len(embeddings) == 2 and all(e.model == "text-embedding-3-small" and e.cost for e in embeddings)
 
 
-def test_identical_chats_in_flight_make_one_provider_call(ledger: Ledger) -> None:
+def _held_cached_llm(ledger: Ledger, waiters: int) -> tuple[CachedLLM, list[int]]:
+    """A ``CachedLLM`` over a provider whose first answer waits until ``waiters`` identical calls wait
+    for it (a condition checked until it holds); the provider's calls."""
     import threading
 
     import httpx
     from li_fakes import chat_completion, openai_usage
 
-    llm: CachedLLM | None = None
-    hold = threading.Event()
-    calls: list[int] = []
+    hold, calls, llms = threading.Event(), [], []
 
     def provider(request: httpx.Request) -> httpx.Response:
         calls.append(1)
-        while llm is not None and llm.waiting() < 7:  # a condition checked until it holds
+        while len(calls) == 1 and llms[0].waiting() < waiters:
             hold.wait(0.001)
         return httpx.Response(200, json=chat_completion("shared", openai_usage(100, 50)))
 
     inner = OpenAI(model="gpt-4o-mini", api_key="sk-test", max_retries=0,
+                   http_client=httpx.Client(transport=httpx.MockTransport(provider)),
                    async_http_client=httpx.AsyncClient(transport=httpx.MockTransport(provider)))  # fmt: skip
-    llm = CachedLLM(inner, "memory://", ledger=ledger)
+    llms.append(CachedLLM(inner, "memory://", ledger=ledger))
+    return llms[0], calls
+
+
+def _coalesced_waits(ledger: Ledger) -> int:
+    waits = [e for e in ledger.events() if e.cache_hit]
+    assert all(e.extra == {"cache": "coalesced"} and e.saved and e.cost == 0 for e in waits)
+    return len(waits)
+
+
+def test_identical_chats_in_flight_make_one_provider_call(ledger: Ledger) -> None:
+    llm, calls = _held_cached_llm(ledger, waiters=7)
 
     async def main() -> list[str]:
-        replies = await asyncio.gather(*(llm.achat([user("same")]) for _ in range(8)))  # type: ignore[union-attr]
-        return [r.message.content for r in replies]
+        replies = await asyncio.gather(*(llm.achat([user("same")]) for _ in range(8)))
+        return [r.message.content for r in replies]  # type: ignore[misc]
 
     assert asyncio.run(main()) == ["shared"] * 8
-    assert len(calls) == 1
-    waits = [e for e in ledger.events() if e.cache_hit]
-    assert len(waits) == 7 and all(e.extra == {"cache": "coalesced"} and e.saved for e in waits)
+    assert len(calls) == 1 and _coalesced_waits(ledger) == 7
+
+
+def test_identical_completions_in_flight_make_one_provider_call(ledger: Ledger) -> None:
+
+    llm, calls = _held_cached_llm(ledger, waiters=5)
+    texts = run_threads_together(lambda: llm.complete("same").text, 6)
+    assert texts == ["shared"] * 6 and len(calls) == 1 and _coalesced_waits(ledger) == 5
+    assert llm.complete("same").text == "shared" and len(calls) == 1  # then served from the store
+
+
+def test_the_owners_provider_error_is_shared_by_its_waiters_and_nothing_is_kept(ledger: Ledger) -> None:
+    import threading
+
+    import httpx
+
+    calls: list[int] = []
+    llms: list[CachedLLM] = []
+
+    def provider(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        while len(calls) == 1 and llms[0].waiting() < 3:
+            threading.Event().wait(0.001)
+        return httpx.Response(500, json={"error": {"message": "boom", "type": "server_error", "param": None,
+                                                   "code": None}})  # fmt: skip
+
+    inner = OpenAI(model="gpt-4o-mini", api_key="sk-test", max_retries=0,
+                   http_client=httpx.Client(transport=httpx.MockTransport(provider)))  # fmt: skip
+    llms.append(CachedLLM(inner, "memory://", ledger=ledger))
+    outcomes = run_threads_together(lambda: llms[0].chat([user("fragile")]), 4)
+    assert outcomes == ["InternalServerError"] * 4 and len(calls) == 1  # one failing call is one failure
+    assert len(llms[0].engine) == 0 and not ledger.events() and llms[0].waiting() == 0
 
 
 def test_with_instrumentation_the_semantic_layers_embeddings_are_recorded_once(ledger: Ledger) -> None:

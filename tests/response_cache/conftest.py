@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
-
-from agentcost_core.response_cache import open_cache_backend
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])
@@ -19,10 +16,4 @@ def store_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # typ
     elif kind == "sqlite":
         yield f"sqlite:///{tmp_path / 'cache.db'}"
     else:
-        url = request.getfixturevalue("redis_url")
-        sep = "&" if "?" in url else "?"
-        full = f"{url}{sep}namespace=agentcost-test:{uuid.uuid4().hex}"
-        yield full
-        backend = open_cache_backend(full)
-        backend.clear()
-        backend.close()
+        yield request.getfixturevalue("redis_cache_store")

@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 from langchain_core.globals import get_llm_cache, set_llm_cache
 from langchain_providers import load_providers
+from threads_together import run_threads_together
 
 from agentcost_core import Ledger, PriceCatalog
 from agentcost_langchain import CostCallbackHandler, ResponseCache
@@ -218,18 +219,9 @@ def test_identical_calls_in_flight_from_threads_make_one_provider_call(store_url
     cache = ResponseCache(store_url, ledger=ledger)  # with Redis, the flight is shared through Redis too
     mock = _held_provider(cache, waiters=63)
     llm = P.chat_openai(mock, MODEL, cache=cache)
-    start = threading.Barrier(64)
-    answers: list[str] = []
-
-    def ask() -> None:
-        start.wait()
-        answers.append(llm.invoke("Same question", config={"metadata": {"user_id": "u1"}}).content)
-
-    threads = [threading.Thread(target=ask) for _ in range(64)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    answers = run_threads_together(
+        lambda: llm.invoke("Same question", config={"metadata": {"user_id": "u1"}}).content, 64
+    )
     assert mock.calls == 1 and answers == ["one answer"] * 64
     waits = [e for e in ledger.events() if e.cache_hit]
     assert len(waits) == 63 and {e.extra["cache"] for e in waits} == {"coalesced"}  # type: ignore[index]
@@ -264,21 +256,7 @@ def test_a_failed_owner_lets_the_waiters_call_on_their_own(ledger: Ledger) -> No
 
     mock = P.MockProvider(reply)
     llm = P.chat_openai(mock, MODEL, cache=cache)
-    start = threading.Barrier(4)
-    outcomes: list[str] = []
-
-    def ask() -> None:
-        start.wait()
-        try:
-            outcomes.append(llm.invoke("Fragile question").content)
-        except Exception as e:  # noqa: BLE001 - the owner's provider error is the owner's alone
-            outcomes.append(type(e).__name__)
-
-    threads = [threading.Thread(target=ask) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes = run_threads_together(lambda: llm.invoke("Fragile question").content, 4)
     assert sorted(outcomes) == ["OpenAIAPIError", "retried", "retried", "retried"]  # the error is the owner's alone
     assert mock.calls == 4 and cache.waiting() == 0
 

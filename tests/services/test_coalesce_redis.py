@@ -4,16 +4,14 @@ call fails hands the flight to one of the others; an unreachable Redis degrades 
 
 from __future__ import annotations
 
-import json
 import threading
-import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import openai
 import pytest
+from counting_server import COMPLETION, Server, wait_for
 from openai.types.chat import ChatCompletion
 from processes_together import run_together
 
@@ -22,61 +20,6 @@ from agentcost_core.coalesce import Coalescer
 pytestmark = pytest.mark.services
 
 KEY = "gpt-4o-mini|user:u1|What is the capital of France?"
-COMPLETION = {
-    "id": "chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG",
-    "object": "chat.completion",
-    "created": 1741569952,
-    "model": "gpt-4o-mini-2024-07-18",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Paris.", "refusal": None},
-                 "logprobs": None, "finish_reason": "stop"}],
-    "usage": {"prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500,
-              "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-              "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0}},
-}  # fmt: skip
-
-
-def wait_for(condition: Any, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.005)
-
-
-class Server:
-    """A local OpenAI-compatible server: counts requests; answers request ``n`` with
-    ``statuses[n]`` once ``ready(n)`` holds."""
-
-    def __init__(self, ready: Any, statuses: tuple[int, ...] = (200,)) -> None:
-        self.requests = 0
-        lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length") or 0))
-                with lock:
-                    n = outer.requests
-                    outer.requests += 1
-                wait_for(lambda: ready(n))
-                status = statuses[min(n, len(statuses) - 1)]
-                body = json.dumps(COMPLETION if status == 200 else {"error": {"message": "overloaded",
-                                  "type": "server_error", "param": None, "code": None}}).encode()  # fmt: skip
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 def coalescer(redis_url: str, namespace: str, timeout: float = 60) -> Coalescer:
@@ -200,6 +143,25 @@ def test_join_and_resolve_coalesce_a_lookup_then_update_protocol_across_processe
     [(was_owner, value)] = got
     assert not was_owner and value.choices[0].message.content == "Paris."
     assert b.join(KEY).owner  # the flight landed everywhere: the next caller owns a new one
+
+
+def test_waiting_without_a_key_counts_the_processes_waiting_for_any_flight(redis_url: str) -> None:
+    namespace = f"agentcost-test:flight:{uuid.uuid4().hex}"
+    a, observer = Coalescer(redis=redis_url, namespace=namespace), Coalescer(redis=redis_url, namespace=namespace)
+    others = [Coalescer(redis=redis_url, namespace=namespace) for _ in range(3)]  # three more "processes"
+    owners = {key: a.join(key) for key in ("k1", "k2")}
+    got: list[Any] = []
+    waiters = [threading.Thread(target=lambda c=c, k=k: got.append(c.join(k).wait(30)))
+               for c, k in zip(others, ("k1", "k1", "k2"))]  # fmt: skip
+    for t in waiters:
+        t.start()
+    wait_for(lambda: observer.waiting() == 3)
+    assert observer.waiting("k1") == 2 and observer.waiting("k2") == 1
+    for key, owner in owners.items():
+        owner.resolve(key.upper())
+    for t in waiters:
+        t.join()
+    assert sorted(got) == ["K1", "K1", "K2"] and observer.waiting() == 0
 
 
 def _own_forever(redis_url: str, namespace: str, flying: Any) -> None:

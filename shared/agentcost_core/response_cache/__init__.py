@@ -10,6 +10,7 @@ from .backends import CacheBackend, default_cache_url, open_cache_backend
 from .engine import CacheEngine
 from .entries import CacheEntry, CacheHit, CacheRequest
 from .keys import context_fingerprint, exact_key, scope_of
+from .parts import CacheParts, SharedResponse, flight_key
 from .stats import CacheStats, LayerStats
 
 __all__ = [
@@ -17,12 +18,15 @@ __all__ = [
     "CacheEngine",
     "CacheEntry",
     "CacheHit",
+    "CacheParts",
     "CacheRequest",
     "CacheStats",
     "LayerStats",
+    "SharedResponse",
     "context_fingerprint",
     "default_cache_url",
     "exact_key",
+    "flight_key",
     "open_cache_backend",
     "scope_of",
 ]
