@@ -6,8 +6,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-
-from agentcost_core.response_cache import open_cache_backend
+import redis
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])
@@ -21,8 +20,10 @@ def store_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # typ
     else:
         url = request.getfixturevalue("redis_url")
         sep = "&" if "?" in url else "?"
-        full = f"{url}{sep}namespace=agentcost-test:{uuid.uuid4().hex}"
-        yield full
-        backend = open_cache_backend(full)
-        backend.clear()
-        backend.close()
+        namespace = f"agentcost-test:{uuid.uuid4().hex}"
+        yield f"{url}{sep}namespace={namespace}"
+        client = redis.Redis.from_url(url)  # every key of the namespace, its counters too (clear() keeps those)
+        names = list(client.scan_iter(match=f"{namespace}:*", count=1000))
+        if names:
+            client.delete(*names)
+        client.close()
