@@ -374,7 +374,7 @@ def embedding_call() -> None:
         model(text)
         times.append((time.perf_counter_ns() - t0) / 1000)
     print(f"embedding call, excluded above (all-MiniLM-L6-v2 run in numpy, one 10-word question; its vectors "
-          f"match sentence-transformers' to cosine >= {agreement:.6f}): p50 {pct(times, .5):,.0f} µs  "
+          f"match sentence-transformers' to cosine >= {agreement:.7f}): p50 {pct(times, .5):,.0f} µs  "
           f"p99 {pct(times, .99):,.0f} µs; {_bench.load()}")  # fmt: skip
 
 

@@ -19,7 +19,6 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
-from operator import mul
 from typing import Any
 
 from .semantic import query_facts, strict_facts
@@ -97,8 +96,9 @@ class _Block:
     def above(self, unit: Any, floor: float, now: float) -> list[int]:
         """Rows (ascending) whose cosine with ``unit`` is at least ``floor`` and that have not expired."""
         n = len(self.keys)
-        if _np is None:
-            return [i for i in range(n) if self.expires[i] > now and sum(map(mul, self.matrix[i], unit)) >= floor]
+        if _np is None:  # unit vectors: cosine = 1 - |a - b|² / 2, the distance computed in C
+            rows, expires, limit = self.matrix, self.expires, 2.0 * (1.0 - floor)
+            return [i for i in range(n) if expires[i] > now and math.dist(rows[i], unit) ** 2 <= limit]
         # einsum: numpy's own single-threaded loop; BLAS's threaded matrix-vector product was 2-10x
         # slower whenever another process kept a core of this 2-core machine busy
         sims = _np.einsum("ij,j->i", self.matrix[:n], _np.asarray(unit, dtype=_np.float32))
