@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 from array import array
 from pathlib import Path
 
@@ -209,3 +210,27 @@ def test_without_numpy_the_semantic_layer_decides_the_same(tmp_path: Path) -> No
     done = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_concurrent_tenants_storing_and_asking_only_ever_get_their_own_answers(store_url: str) -> None:
+    n, tenants = 60, 8
+    table = near_duplicates(n)
+    engine = CacheEngine(store_url, semantic=TableEmbedder(table))
+    start = threading.Barrier(tenants)
+    wrong: list[str] = []
+
+    def tenant(user: str) -> None:
+        start.wait()
+        for i in range(n):
+            engine.store(ask(engine, f"Status of order {10_000 + i}?", user=user), f"{user}:{i}", model="m", usage=None)
+            hit = engine.lookup(ask(engine, f"What is the status of order {10_000 + i}?", user=user))
+            if hit is None or hit.entry.payload != f"{user}:{i}":
+                wrong.append(f"{user} {i} -> {hit and hit.entry.payload}")
+
+    threads = [threading.Thread(target=tenant, args=(f"tenant-{t}",)) for t in range(tenants)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []
+    assert engine.stats["semantic"].errors == 0 and engine.stats["semantic"].hits == n * tenants
