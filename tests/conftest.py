@@ -57,14 +57,17 @@ def redis_cache_store(redis_url: str) -> Iterator[str]:
     """A Redis response-cache store URL under a namespace of its own (its entries dropped after)."""
     import uuid
 
-    from agentcost_core.response_cache import open_cache_backend
-
     sep = "&" if "?" in redis_url else "?"
-    url = f"{redis_url}{sep}namespace=agentcost-test:{uuid.uuid4().hex}"
+    namespace = uuid.uuid4().hex
+    url = f"{redis_url}{sep}namespace=agentcost-test:{namespace}"
     yield url
-    backend = open_cache_backend(url)
-    backend.clear()
-    backend.close()
+    import redis
+
+    client = redis.Redis.from_url(redis_url)  # every key of the namespace: entries, counters, flights
+    names = list(client.scan_iter(match=f"agentcost-test:{namespace}*", count=1000))
+    if names:
+        client.delete(*names)
+    client.close()
 
 
 # Shared helper modules (ledger_contract.py) live beside this file.

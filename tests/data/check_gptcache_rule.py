@@ -2,8 +2,9 @@
 
 Runs real GPTCache 0.1.44 (its defaults: ``SearchDistanceEvaluation``, ``similarity_threshold=0.8``, a faiss
 index, a SQLite store) once per labelled pair: put pair ``a``'s last message, get pair ``b``'s, with the
-committed vectors as the embedding function. Not run in CI (gptcache, faiss and SQLAlchemy are not
-dependencies); run it in a scratch virtualenv:
+committed vectors as the embedding function. Not run in CI (gptcache and faiss-cpu are dev dependencies
+since tests/benchmarks/bench_response_cache.py uses them, so the dev virtualenv runs it too), or in a
+scratch virtualenv:
 
     python -m venv /tmp/gc && /tmp/gc/bin/pip install gptcache==0.1.44 faiss-cpu sqlalchemy numpy
     OMP_NUM_THREADS=1 /tmp/gc/bin/python tests/data/check_gptcache_rule.py > /tmp/gptcache_hits.json

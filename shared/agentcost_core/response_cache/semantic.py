@@ -48,6 +48,7 @@ from agentcost_core.errors import ConfigurationError
 __all__ = [
     "DEFAULT_THRESHOLD",
     "GUARDS",
+    "STRICT_GUARDS",
     "QueryFacts",
     "SemanticCandidate",
     "SemanticDecision",
@@ -56,6 +57,7 @@ __all__ = [
     "cosine",
     "guard_conflict",
     "query_facts",
+    "strict_facts",
 ]
 
 DEFAULT_THRESHOLD = 0.95
@@ -374,6 +376,17 @@ def _entities(text: str) -> frozenset[str]:
         if inner_caps or all_caps or capitalised or word.lower() in _KNOWN_NAMES:
             found.add(word.lower())
     return frozenset(found)
+
+
+#: The guards that refuse a pair whenever a fact of the two texts differs at all (see ``strict_facts``).
+STRICT_GUARDS = ("number", "id", "date", "negation")
+
+
+def strict_facts(facts: QueryFacts) -> tuple[object, ...]:
+    """The facts the ``STRICT_GUARDS`` require to be equal: numbers and operators, ids, dates, and
+    whether the query is negated. Two queries whose strict facts differ are refused by one of those
+    guards whatever their similarity, so a search may skip them before any other work."""
+    return (facts.numbers, facts.operators, facts.ids, facts.dates, facts.negated)
 
 
 def guard_conflict(a: QueryFacts, b: QueryFacts, *, guards: Iterable[str] = GUARDS) -> str | None:

@@ -1,5 +1,5 @@
-"""The semantic layer's plumbing: embed the query (billed and recorded), search the scope's
-partition, and let the matcher decide.
+"""The semantic layer's plumbing: embed the query (billed and recorded), search the partition of
+the scope and context fingerprint, and let the matcher decide.
 
 The matching rules (similarity threshold, same context, recency, and the guards against differing
 numbers, ids, dates, negations and entities) live in :mod:`.semantic` (``SemanticMatcher``); this
@@ -17,7 +17,8 @@ from ..tokens import TokenCounter
 from ..usage import Usage
 from .backends import CacheBackend
 from .entries import CacheHit, CacheRequest
-from .semantic import SemanticCandidate, SemanticMatcher, SemanticQuery
+from .semantic import STRICT_GUARDS, SemanticCandidate, SemanticMatcher, SemanticQuery
+from .vector_index import SLACK
 
 __all__ = ["SemanticLayer"]
 
@@ -67,18 +68,24 @@ class SemanticLayer:
             self.recorder.note_internal_error("response cache embedding", e)
 
     def find(self, request: CacheRequest, backend: CacheBackend, now: float) -> CacheHit | None:
-        """The entry of ``request``'s scope the matcher accepts, or None."""
+        """The entry of ``request``'s partition (scope and context) the matcher accepts, or None.
+
+        The backend's index narrows the partition to the entries within ``SLACK`` of the threshold
+        (and, while the strict guards are on, with the query's strict facts); the matcher decides
+        among them exactly as it would among all the scope's entries: the others could not pass."""
         vector = self.embed(request)
         if vector is None:
             return None
-        entries = {e.key: e for e in backend.candidates(request.scope, now)}
+        strict = set(STRICT_GUARDS) <= set(self.matcher.guards)
+        entries = backend.similar(request.scope, request.context or "", vector, floor=self.matcher.threshold - SLACK,
+                                  now=now, text=request.text if strict else None)  # fmt: skip
         if not entries:
             return None
         query = SemanticQuery(text=request.text or "", vector=vector, context=request.context or "", ts=now)
         candidates = [SemanticCandidate(key=e.key, text=e.text or "", vector=e.vector or (), context=e.context or "",
-                                        ts=e.created) for e in entries.values()]  # fmt: skip
+                                        ts=e.created) for e in entries]  # fmt: skip
         chosen = self.matcher.match(query, candidates)
         if chosen is None:
             return None
         similarity = math.fsum(a * b for a, b in zip(vector, chosen.vector))
-        return CacheHit(entries[chosen.key], "semantic", similarity)
+        return CacheHit(next(e for e in entries if e.key == chosen.key), "semantic", similarity)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from array import array
+from collections.abc import Sequence
 from typing import Any
 
 from ...usage import Usage
 from ..entries import CacheEntry
+from ..vector_index import VectorIndex
 
 __all__ = ["CacheBackend", "pack_usage", "pack_vector", "unpack_usage", "unpack_vector"]
 
@@ -16,8 +18,10 @@ __all__ = ["CacheBackend", "pack_usage", "pack_vector", "unpack_usage", "unpack_
 class CacheBackend(ABC):
     """Entries keyed by (scope, key); the scope is a partition no lookup ever crosses.
 
-    Implementations drop an expired entry when they meet it; ``candidates`` lists the entries of
-    one scope that carry a vector (what the semantic layer compares a query with)."""
+    Implementations drop an expired entry when they meet it. Entries that carry a vector (the
+    semantic layer's) are also indexed by partition: ``partition`` answers the up-to-date
+    :class:`~..vector_index.VectorIndex` of one scope and context fingerprint, and ``similar`` reads
+    back the entries it finds close to a query."""
 
     url: str
     #: Whether entries are stored as text (False: the memory backend keeps the payload objects as given).
@@ -30,7 +34,27 @@ class CacheBackend(ABC):
     def put(self, entry: CacheEntry) -> None: ...
 
     @abstractmethod
-    def candidates(self, scope: str, now: float) -> list[CacheEntry]: ...
+    def partition(self, scope: str, context: str, now: float) -> VectorIndex:
+        """The vectors of the entries stored under ``scope`` with the context fingerprint ``context``."""
+
+    def similar(
+        self, scope: str, context: str, vector: Sequence[float], *, floor: float, now: float, text: str | None = None
+    ) -> list[CacheEntry]:
+        """The unexpired entries of the partition whose vectors are at least ``floor`` similar to
+        ``vector`` (and, with ``text``, state the same strict facts), in the order they were indexed."""
+        index = self.partition(scope, context, now)
+        found = []
+        for key in index.search(vector, floor=floor, now=now, text=text):
+            entry = self.get(scope, key, now)
+            if entry is None or entry.vector is None or entry.context != context:
+                self.forget(index, scope, context, key)  # gone since it was indexed (another process, an expiry)
+                continue
+            found.append(entry)
+        return found
+
+    def forget(self, index: VectorIndex, scope: str, context: str, key: str) -> None:
+        """Drop ``key`` from the partition's index: its entry is gone or changed."""
+        index.discard(key)
 
     @abstractmethod
     def invalidate(self, tag: str) -> int:

@@ -1,8 +1,12 @@
 """Redis backend (``redis://host:port/db``): one cache shared by processes and hosts.
 
-Each entry is a hash ``{namespace}:e:{scope digest}:{key}`` that expires with its TTL; each scope
-has a set ``{namespace}:s:{scope digest}`` of its entries that carry a vector (the semantic layer
-searches that partition only, never the whole keyspace); each tag a set ``{namespace}:t:{tag}``.
+Each entry is a hash ``{namespace}:e:{scope digest}:{key}`` that expires with its TTL; each tag a set
+``{namespace}:t:{tag}``. Entries that carry a vector are listed per partition (scope and context
+fingerprint) in a sorted set ``{namespace}:p:{scope digest}:{context}`` scored by a counter
+``{namespace}:seq`` taken in the same atomic step, so a process keeps the partition's vectors in
+memory (:class:`~..vector_index.VectorIndex`) and reads only the entries added since; the semantic
+layer searches that partition only, never the whole keyspace. Invalidations and clears move the
+counter ``{namespace}:drops``: the indexes built before are rebuilt.
 """
 
 from __future__ import annotations
@@ -13,11 +17,24 @@ from typing import Any
 from ...errors import ConfigurationError
 from ...privacy import redact_text, redact_url
 from ..entries import CacheEntry
+from ..vector_index import PartitionCache, VectorIndex
 from .base import CacheBackend, pack_usage, pack_vector, unpack_usage, unpack_vector
 
 __all__ = ["RedisBackend"]
 
 _FIELDS = ("payload", "model", "usage", "created", "expires", "text", "context", "vector")
+# KEYS: the partition's sorted set, the seq counter; ARGV: the entry key. Atomic, so scores follow commits.
+_INDEX = "return redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[2]), ARGV[1])"
+# KEYS: the partition's sorted set, then entry hashes; ARGV: their keys. Unlists the entries that are gone.
+_PRUNE = """
+local n = 0
+for i = 1, #ARGV do
+  if redis.call('EXISTS', KEYS[i + 1]) == 0 then n = n + redis.call('ZREM', KEYS[1], ARGV[i]) end
+end
+return n
+"""
+#: How often (seconds) a partition's index drops its expired rows and unlists them from Redis.
+_PRUNE_EVERY = 60.0
 
 
 def _scope_digest(scope: str) -> str:
@@ -44,11 +61,15 @@ class RedisBackend(CacheBackend):
             ) from None
         self.url = redact_url(url)
         self.namespace = namespace
+        self._partitions = PartitionCache()
         try:
             self.client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
                                                retry=Retry(NoBackoff(), 0))  # fmt: skip
         except (ValueError, TypeError) as e:
             raise ConfigurationError(f"bad Redis response cache URL {self.url!r}: {redact_text(str(e))}") from None
+
+    def _partition_key(self, scope: str, context: str) -> str:
+        return f"{self.namespace}:p:{_scope_digest(scope)}:{_scope_digest(context)}"
 
     def _entry_key(self, scope: str, key: str) -> str:
         return f"{self.namespace}:e:{_scope_digest(scope)}:{key}"
@@ -81,46 +102,70 @@ class RedisBackend(CacheBackend):
         pipe.hset(name, mapping=values)
         if entry.expires is not None:
             pipe.pexpireat(name, int(entry.expires * 1000) + 1)
-        if entry.vector is not None:
-            pipe.sadd(f"{self.namespace}:s:{_scope_digest(entry.scope)}", entry.key)
+        if entry.vector is not None and entry.context is not None:
+            pipe.eval(_INDEX, 2, self._partition_key(entry.scope, entry.context), f"{self.namespace}:seq", entry.key)
         for tag in entry.tags:
             pipe.sadd(f"{self.namespace}:t:{tag}", name)
         pipe.execute()
 
-    def candidates(self, scope: str, now: float) -> list[CacheEntry]:
-        index = f"{self.namespace}:s:{_scope_digest(scope)}"
-        keys = [_text(k) or "" for k in self.client.smembers(index)]
-        if not keys:
-            return []
-        pipe = self.client.pipeline(transaction=False)
-        for key in keys:
-            pipe.hgetall(self._entry_key(scope, key))
-        out, gone = [], []
-        for key, h in zip(keys, pipe.execute()):
-            if not h or b"payload" not in h:
-                gone.append(key)  # expired or invalidated: drop it from the partition's index
-                continue
-            entry = self._entry(scope, key, h)
-            if entry.vector is not None and not entry.expired(now):
-                out.append(entry)
+    def partition(self, scope: str, context: str, now: float) -> VectorIndex:
+        drops = self.client.get(f"{self.namespace}:drops")
+        index = self._partitions.get(scope, context, drops, lambda index: self._fill(index, scope, context))
+        if now - index.pruned >= _PRUNE_EVERY:
+            index.pruned = now
+            gone = index.expired(now)
+            if gone:
+                self._unlist(scope, context, gone)
+        return index
+
+    def _fill(self, index: VectorIndex, scope: str, context: str) -> None:
+        """Index the partition's entries listed since ``index.cursor`` (by any process)."""
+        listed = self.client.zrangebyscore(self._partition_key(scope, context), f"({index.cursor}", "+inf",
+                                           withscores=True)  # fmt: skip
+        gone = []
+        for start in range(0, len(listed), 1000):  # a partition met for the first time: read in chunks
+            chunk = listed[start : start + 1000]
+            pipe = self.client.pipeline(transaction=False)
+            for member, _ in chunk:
+                pipe.hmget(self._entry_key(scope, _text(member) or ""), "text", "expires", "vector")
+            for (member, seq), (text, expires, vector) in zip(chunk, pipe.execute()):
+                key, unit = _text(member) or "", unpack_vector(vector)
+                if unit is None:
+                    gone.append(key)  # expired or invalidated since it was listed
+                else:
+                    index.add(key, unit, _text(text) or "", float(_text(expires) or "inf"))
+                index.cursor = max(index.cursor, int(seq))
         if gone:
-            self.client.srem(index, *gone)
-        return out
+            self._unlist(scope, context, gone)
+
+    def forget(self, index: VectorIndex, scope: str, context: str, key: str) -> None:
+        index.discard(key)
+        self._unlist(scope, context, [key])
+
+    def _unlist(self, scope: str, context: str, keys: list[str]) -> None:
+        """Take the entries of ``keys`` that no longer exist off the partition's sorted set."""
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            names = [self._entry_key(scope, key) for key in chunk]
+            self.client.eval(_PRUNE, 1 + len(chunk), self._partition_key(scope, context), *names, *chunk)
 
     def invalidate(self, tag: str) -> int:
         tag_key = f"{self.namespace}:t:{tag}"
         names = list(self.client.smembers(tag_key))
         dropped = int(self.client.delete(*names)) if names else 0
         self.client.delete(tag_key)
+        self.client.incr(f"{self.namespace}:drops")
         return dropped
 
     def _names(self) -> list[bytes]:
         return list(self.client.scan_iter(match=f"{self.namespace}:*", count=1000))
 
     def clear(self) -> None:
-        names = self._names()
+        counters = {f"{self.namespace}:seq".encode(), f"{self.namespace}:drops".encode()}
+        names = [name for name in self._names() if name not in counters]  # numbers keep counting up
         for start in range(0, len(names), 1000):
             self.client.delete(*names[start : start + 1000])
+        self.client.incr(f"{self.namespace}:drops")
 
     def __len__(self) -> int:
         return sum(1 for _ in self.client.scan_iter(match=f"{self.namespace}:e:*", count=1000))
