@@ -117,7 +117,7 @@ class PostgresBackend(LedgerBackend):
             return n
 
     def clear(self) -> None:
-        with self._lock, self._deadline(self._conn) as conn, conn.cursor() as cur:
+        with self._lock, self._deadline(self._conn) as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute(f"DELETE FROM {self.table}")
             cur.execute(f"DELETE FROM {self.table}_prompts")
             for sql in RollupTables(POSTGRES, self.table).clear_sql():

@@ -38,7 +38,11 @@ _USAGE = ("input", "cache_read", "cache_write_5m", "cache_write_1h", "output", "
 #: SQLite's hour start: whole seconds as its date functions round them (to the millisecond), floored to
 #: the hour (the shift keeps integer division a floor for times before 1970).
 _SQLITE_HOUR = "(CAST(strftime('%s', {r}ts, 'unixepoch') AS INTEGER) + 360000000000) / 3600 * 3600 - 360000000000"
-_PG_HOUR = "extract(epoch FROM date_trunc('hour', to_timestamp({r}ts) AT TIME ZONE 'UTC'))::double precision"
+#: PostgreSQL's (NULL outside the timestamps it can hold, where ``to_timestamp`` would refuse the insert).
+_PG_HOUR = (
+    "CASE WHEN {r}ts >= -210866803200 AND {r}ts < 9224318016000 THEN "
+    "extract(epoch FROM date_trunc('hour', to_timestamp({r}ts) AT TIME ZONE 'UTC'))::double precision END"
+)
 
 
 @dataclass(frozen=True)

@@ -290,10 +290,14 @@ class SQLiteBackend(LedgerBackend):
 
     def clear(self) -> None:
         with self._lock:
-            self._conn.execute("DELETE FROM events")
-            self._conn.execute("DELETE FROM prompts")
-            for sql in ROLLUPS.clear_sql():
-                self._conn.execute(sql)
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for sql in ("DELETE FROM events", "DELETE FROM prompts", *ROLLUPS.clear_sql()):
+                    self._conn.execute(sql)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
 
     # --- prompt logging -----------------------------------------------------------------------
     def write_prompts(self, records: Sequence[Any]) -> None:
