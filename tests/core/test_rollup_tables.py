@@ -12,7 +12,7 @@ import rollup_cases as cases
 from agentcost_core import Ledger
 
 _TO_VERSION_4 = (
-    "DROP TRIGGER events_rollups; DROP TABLE events_hourly; DROP TABLE events_sessions; "
+    "DROP TABLE events_hourly; DROP TABLE events_sessions; "
     "DROP INDEX events_feature_cost; DROP INDEX events_notices; PRAGMA user_version = 4;"
 )
 
@@ -30,7 +30,7 @@ def test_a_version_4_ledger_gains_rollup_tables_built_from_its_events(tmp_path):
         cases.check_equal_to_python(ledger, events)
         cases.check_equal_to_python(ledger, events, feature="support")
         more = cases.varied_events(30)
-        ledger.record_many(more)  # and the trigger adds the next ones
+        ledger.record_many(more)  # and the writer adds the next ones
         cases.check_equal_to_python(ledger, events + more)
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 5

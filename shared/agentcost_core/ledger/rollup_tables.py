@@ -6,8 +6,10 @@ events reads thousands of rows: LiteLLM keeps daily spend tables beside its spen
 * ``<events>_sessions``: per session × feature, the summed cost of its priced calls (per-session
   percentiles).
 
-Triggers in the database keep them: every insert of an event, whatever writes it and from whichever
-process, adds to them in the same transaction, so they hold exactly what the events hold. A migration
+Every insert of events adds to them in the insert's own transaction, so they hold exactly what the
+events hold whichever process writes: on PostgreSQL a statement trigger sums each ``COPY`` (whatever
+writes it); on SQLite, which has no statement triggers, the writer sums each batch it inserts
+(:meth:`RollupTables.batch_sql`; SQLite serializes writers, one transaction at a time). A migration
 builds them from the stored events (:func:`build_sql`); a prune rebuilds the hour and the sessions it
 cut into (the backends' ``prune``). Money is summed as the events' columns are (SQLite: integer parts,
 see .money_columns; PostgreSQL: ``NUMERIC``), so a sum of sums has the same value and digits.
@@ -48,7 +50,7 @@ _PG_HOUR = (
 @dataclass(frozen=True)
 class _Column:
     name: str
-    row: str  # the value one event gives (``{r}`` is the row's prefix: ``NEW.`` in a trigger)
+    row: str  # the value one event gives (``{r}``: a prefix naming the row's table, or none)
     merge: str = "sum"  # how two values combine: sum, min, max or key
 
     def value(self, r: str) -> str:
@@ -221,18 +223,14 @@ class RollupTables:
             out.append(self._upsert(name, cols, self._aggregate_select(cols, self.table, w)))
         return out
 
+    def batch_sql(self) -> list[str]:
+        """SQLite: statements adding the events with ``seq`` above their one argument (the batch just
+        inserted) to both tables, run by the writer in the batch's transaction. SQLite has no statement
+        triggers, and a row trigger (two upserts per event) made a write 1.5-2x slower."""
+        return self.build_sql(f" WHERE seq > {self.d.param}")
+
     def trigger_sql(self) -> list[str]:
-        """The trigger (and, on PostgreSQL, its function) that adds every inserted event to both tables."""
-        if self.d.name == "sqlite":
-            body = []
-            for name, cols, rows in self._specs():
-                cond = rows.format(r="NEW.") or "1"
-                values = ", ".join(c.value("NEW.") for c in cols)
-                body.append(self._upsert(name, cols, f"SELECT {self._key(cols, 'NEW.')}, {values} WHERE {cond}"))
-            return [
-                f"CREATE TRIGGER IF NOT EXISTS {self.table}_rollups AFTER INSERT ON {self.table} BEGIN "
-                + "; ".join(body) + "; END"
-            ]  # fmt: skip
+        """PostgreSQL: the statement trigger (and its function) that adds every inserted event to both tables."""
         body = "; ".join(self.build_sql_from("new_events"))
         fn = f"{self.table}_rollups"
         return [

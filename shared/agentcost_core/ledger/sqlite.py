@@ -62,8 +62,10 @@ _PROMPT_COLUMNS = "event_id, ts, input_messages, output_messages, tool_definitio
 #: The layout version this code writes, kept in the file's ``PRAGMA user_version``. Version 0 is
 #: a new file or a ledger written before versions existed (the same ``events`` table, unmarked).
 SCHEMA_VERSION = 5
-#: Schema version 5's rollup tables (``events_hourly``, ``events_sessions``), kept by a trigger.
+#: Schema version 5's rollup tables (``events_hourly``, ``events_sessions``): every batch the writer
+#: inserts is added to them in its own transaction (:meth:`.RollupTables.batch_sql`).
 ROLLUPS = RollupTables(SQLITE, "events")
+_ADD_BATCH = ROLLUPS.batch_sql()
 
 
 def _upgrade_from_0(conn: sqlite3.Connection, url: str) -> None:
@@ -126,9 +128,9 @@ def _v4_values(cost: str | None, saved: str | None, extra: str | None) -> tuple[
 
 
 def _upgrade_from_4(conn: sqlite3.Connection, url: str) -> None:
-    """Version 5: the rollup tables (.rollup_tables), summed from every stored event, the trigger that
-    keeps them, and the indexes of a feature's calls' costs and of guard notices."""
-    for sql in (*ROLLUPS.create_sql(), *ROLLUPS.build_sql(), *ROLLUPS.trigger_sql()):
+    """Version 5: the rollup tables (.rollup_tables), summed from every stored event, and the indexes of a
+    feature's calls' costs and of guard notices."""
+    for sql in (*ROLLUPS.create_sql(), *ROLLUPS.build_sql()):
         conn.execute(sql)
 
 
@@ -247,10 +249,13 @@ class SQLiteBackend(LedgerBackend):
         rows = [_row(e) for e in events]
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
-            try:
+            try:  # the rows get the sequence numbers above the highest stored now
+                last = self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
                 for start in range(0, len(rows), _ROWS_PER_INSERT):
                     chunk = rows[start : start + _ROWS_PER_INSERT]
                     self._conn.execute(_insert(len(chunk)), [v for row in chunk for v in row])
+                for sql in _ADD_BATCH:
+                    self._conn.execute(sql, (last,))
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
