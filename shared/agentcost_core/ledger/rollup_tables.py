@@ -109,17 +109,22 @@ def _hourly_columns(d: Dialect) -> list[_Column]:
     ]
 
 
-def _session_columns(d: Dialect) -> list[_Column]:
+def _session_columns(d: Dialect, whole: bool) -> list[_Column]:
+    """A session's row per feature (``whole`` 0), or over all its features (``whole`` 1, ``feature`` NULL).
+    SQLite's sums carry the atto-dollars above 10⁹ into the nano-dollars, so (``cost_nanos``,
+    ``cost_attos``) is the sum's numeric order and an index holds the sessions in rank order."""
     money = (
-        [_Column("cost_nanos", "{r}cost_nanos"), _Column("cost_attos", "{r}cost_attos"),
+        [_Column("cost_nanos", "COALESCE({r}cost_nanos, 0)", "nanos"),
+         _Column("cost_attos", "COALESCE({r}cost_attos, 0)", "attos"),
          _Column("cost_exp", "{r}cost_exp", "min")]
         if d.name == "sqlite"
         else [_Column("cost", "{r}cost::numeric")]
     )  # fmt: skip
-    # ``ts`` and ``seq`` are the session's first (the names a per-session query over events reads)
+    # ``ts`` and ``seq`` are the session's first, which break ties between equal sums
     return [
         _Column("session_id", "{r}session_id", "key"),
-        _Column("feature", "{r}feature", "key"),
+        _Column("feature", "CAST(NULL AS TEXT)" if whole else "{r}feature", "key"),
+        _Column("whole", "1" if whole else "0", "key"),
         _Column("n", "1"),
         *money,
         _Column("ts", "{r}ts", "min"),
@@ -149,7 +154,8 @@ class RollupTables:
     def _specs(self) -> list[tuple[str, list[_Column], str]]:
         return [
             (self.hourly, _hourly_columns(self.d), ""),
-            (self.sessions, _session_columns(self.d), _SESSION_ROWS),
+            (self.sessions, _session_columns(self.d, whole=False), _SESSION_ROWS),
+            (self.sessions, _session_columns(self.d, whole=True), _SESSION_ROWS),
         ]
 
     def _key(self, cols: list[_Column], r: str) -> str:
@@ -170,6 +176,10 @@ class RollupTables:
             f"CREATE INDEX IF NOT EXISTS {self.table}_feature_cost ON {self.table} (feature, {order}) "
             f"WHERE {not_null} IS NOT NULL AND {CALLS}"
         )
+        money = "cost_nanos, cost_attos" if self.d.name == "sqlite" else "cost"
+        out.append(  # sessions in rank order, per feature and over all
+            f"CREATE INDEX IF NOT EXISTS {self.sessions}_rank ON {self.sessions} (whole, feature, {money}, ts, seq)"
+        )
         if self.d.name != "sqlite":
             out.append(
                 f"CREATE INDEX IF NOT EXISTS {self.table}_call_cost ON {self.table} ({order}) "
@@ -183,11 +193,16 @@ class RollupTables:
             return "REAL" if self.d.name == "sqlite" else "DOUBLE PRECISION"
         if c.name in ("cost", "saved"):
             return "NUMERIC"
-        if c.merge == "key" and c.name != "prompt_over":
+        if c.merge == "key" and c.name not in ("prompt_over", "whole"):
             return "TEXT"
         return "INTEGER" if self.d.name == "sqlite" else "BIGINT"
 
     def _merge(self, c: _Column, old: str, new: str) -> str:
+        if c.merge in ("nanos", "attos"):  # (every SET reads the row as it was)
+            a_old, a_new = (x.replace("_nanos", "_attos") for x in (old, new))
+            if c.merge == "attos":
+                return f"({a_old} + {a_new}) % 1000000000"
+            return f"{old} + {new} + ({a_old} + {a_new}) / 1000000000"
         if c.merge == "sum":
             return f"CASE WHEN {old} IS NULL THEN {new} WHEN {new} IS NULL THEN {old} ELSE {old} + {new} END"
         if self.d.name == "sqlite":  # SQLite's two-argument min / max are NULL when either is
@@ -203,7 +218,9 @@ class RollupTables:
 
     def _aggregate_select(self, cols: list[_Column], source: str, where: str) -> str:
         """``SELECT k, <column sums>`` of the rows of ``source`` (prefix-free) that ``where`` keeps."""
-        agg = {"key": "{}", "sum": "SUM({})", "min": "MIN({})", "max": "MAX({})"}
+        agg = {"key": "{}", "sum": "SUM({})", "min": "MIN({})", "max": "MAX({})", "attos": "SUM({}) % 1000000000"}
+        attos = next((c.value("") for c in cols if c.merge == "attos"), "")
+        agg["nanos"] = f"SUM({{}}) + SUM({attos}) / 1000000000"
         key = self._key(cols, "")
         outs = ", ".join(c.value("") if c.merge == "key" else agg[c.merge].format(c.value("")) for c in cols)
         group = ", ".join(["1", *(str(i + 2) for i, c in enumerate(cols) if c.merge == "key")])
@@ -261,16 +278,13 @@ class RollupTables:
         that delete: the sessions holding such events and the hours up to ``hour`` are summed again
         from the events that stay."""
         p, t = self.d.param, self.table
-        (h_sql, s_sql), cut = (
-            self.build_sql(
-                f" WHERE ts >= {p} AND ts < {p} AND {self.hour_of()} = {p}",
-                f" WHERE ts >= {p} AND session_id IN (SELECT session_id FROM {t} WHERE ts < {p})",
-            ),
-            f"session_id IN (SELECT session_id FROM {t} WHERE ts < {p})",
+        cut = f"session_id IN (SELECT session_id FROM {t} WHERE ts < {p})"
+        h_sql, *s_sqls = self.build_sql(
+            f" WHERE ts >= {p} AND ts < {p} AND {self.hour_of()} = {p}", f" WHERE ts >= {p} AND {cut}"
         )
         return [
             (f"DELETE FROM {self.sessions} WHERE {cut}", [before_ts]),
-            (s_sql, [before_ts, before_ts]),
+            *((sql, [before_ts, before_ts]) for sql in s_sqls),
             (f"DELETE FROM {self.hourly} WHERE ts <= {p}", [hour]),
             (h_sql, [before_ts, hour + 7200, hour]),
         ]

@@ -26,7 +26,14 @@ from ..rollup import CALL_KINDS, GROUPABLE, NOTICE_KINDS, Rollup, RollupRow, can
 from ..usage import Usage
 from .base import where_clause
 from .rollup_dialects import Dialect
-from .rollup_percentiles import QUANTILES, per_call, per_call_at_ranks, per_call_total, per_session
+from .rollup_percentiles import (
+    QUANTILES,
+    per_call,
+    per_call_at_ranks,
+    per_call_total,
+    per_session,
+    per_session_at_ranks,
+)
 from .rollup_tables import FAST_FIELDS, LONG_THRESHOLDS, RollupTables
 
 __all__ = ["sql_rollup"]
@@ -295,6 +302,24 @@ def sql_rollup(
     return Rollup(fields_, rows, total, since, until)
 
 
+def _sessions_by_feature(
+    run: Run, d: Dialect, sessions: str, where: str, args: Sequence[Any], groups: dict[Any, RollupRow] | None
+) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Per-session percentiles from the sessions table: per feature of ``groups``, or (None) over the
+    report's total: each session's row over all its features, unless ``where`` keeps one feature."""
+    if groups is None:
+        scoped = _and(where, "whole = 0" if where else "whole = 1")
+        n = int(run(f"SELECT COUNT(*) FROM {sessions}{scoped}", args)[0][0])
+        return {(): per_session_at_ranks(run, d, sessions, scoped, args, n)}
+    scoped = _and(where, "whole = 0")
+    counts = {(r[0],): int(r[1]) for r in run(f"SELECT feature, COUNT(*) FROM {sessions}{scoped} GROUP BY feature", args)}
+    return {
+        key: per_session_at_ranks(run, d, sessions, _and(scoped, _feature_is(d, key[0])),
+                                  [*args, *([] if key[0] is None else [key[0]])], counts.get(key, 0))
+        for key in groups
+    }  # fmt: skip
+
+
 def _feature_is(d: Dialect, value: Any) -> str:
     return "feature IS NULL" if value is None else f"feature = {d.param}"
 
@@ -354,7 +379,7 @@ def _add_percentiles(
         else:
             calls = per_call(run, d, table, ks, priced, args)
         if by_feature is not None:
-            per_sess = per_session(run, d, by_feature.sessions, ks, where, args)
+            per_sess = _sessions_by_feature(run, d, by_feature.sessions, where, args, groups if ks else None)
         else:
             per_sess = per_session(run, d, table, ks, sessions, args)
         rows = list(groups.items()) if target == "groups" else [((), total)]
