@@ -296,7 +296,10 @@ def sql_rollup(
         row.routing_savings = canonical_money(row.routing_savings)
     _add_notice_subjects(run, d, keys, table, where, args, groups, total)
     by_feature = tables is not None and fields_ == ("feature",) and set(filters) <= {"feature"}
-    _add_percentiles(run, d, keys, table, where, args, groups, total, tables if by_feature else None)
+    # the total's sessions are the same whatever the grouping: the sessions table's unless filtered
+    whole = tables is not None and (by_feature or not filters)
+    _add_percentiles(run, d, keys, table, where, args, groups, total, tables if by_feature else None,
+                     tables.sessions if tables is not None and whole else None)  # fmt: skip
     rows = sorted(groups.values(), key=lambda r: firsts[r.key])  # first appearance, as the Python rollup
     rows.sort(key=lambda r: (-r.cost, -r.calls, r.label))
     return Rollup(fields_, rows, total, since, until)
@@ -356,10 +359,12 @@ def _add_notice_subjects(
 def _add_percentiles(
     run: Run, d: Dialect, keys: Sequence[str], table: str, where: str, args: Sequence[Any],
     groups: dict[tuple[Any, ...], RollupRow], total: RollupRow, by_feature: RollupTables | None,
+    total_sessions: str | None,
 ) -> None:  # fmt: skip
     """Per-call and per-session percentiles of every group and of the total. ``by_feature``: the report
     groups by feature over the whole ledger (filtered by feature at most), so the per-call ones walk the
-    indexes of calls' costs and the per-session ones read the sessions table."""
+    indexes of calls' costs and the per-session ones read the sessions table. ``total_sessions``: the
+    sessions table, which holds the total's per-session sums (the whole ledger, no filter but a feature)."""
     priced = _and(where, f"{_CALLS} AND cost IS NOT NULL")
     sessions = _and(priced, "session_id IS NOT NULL")
     indexed = _and(where, f"{d.cost_order().split(', ')[0]} IS NOT NULL AND {_CALLS}")  # the indexes' condition
@@ -378,8 +383,10 @@ def _add_percentiles(
             calls = {(): per_call_total(run, d, table, indexed, args, total.priced_calls)}
         else:
             calls = per_call(run, d, table, ks, priced, args)
-        if by_feature is not None:
-            per_sess = _sessions_by_feature(run, d, by_feature.sessions, where, args, groups if ks else None)
+        if by_feature is not None and ks:
+            per_sess = _sessions_by_feature(run, d, by_feature.sessions, where, args, groups)
+        elif total_sessions is not None and not ks:
+            per_sess = _sessions_by_feature(run, d, total_sessions, where, args, None)
         else:
             per_sess = per_session(run, d, table, ks, sessions, args)
         rows = list(groups.items()) if target == "groups" else [((), total)]
