@@ -4,8 +4,9 @@
 
 One ``GROUP BY`` pass sums every group split by (kind, model, service tier, routed top model): the
 "fine groups". A report over the whole ledger grouped and filtered by fields the hourly rollup table keeps
-(rollup_tables.py) reads that table instead of the events, and its per-session percentiles the sessions
-table; grouped by feature, its per-call percentiles walk the feature's cost index. Python then merges them into the report's rows and values the savings with the price
+(rollup_tables.py) reads that table instead of the events, and the total's per-session percentiles the
+sessions table; grouped by feature, each feature's percentiles walk rank indexes (of the sessions table,
+and of the feature's calls' costs). Python then merges them into the report's rows and values the savings with the price
 catalog per fine group (exact: a price times summed tokens; a long-context model's calls above its
 threshold are summed apart by a second, filtered query). Percentiles come from window queries
 (rollup_percentiles.py); guard notices, which are few, are read with their ``extra``.
