@@ -158,11 +158,6 @@ class RollupTables:
             (self.sessions, _session_columns(self.d, whole=True), _SESSION_ROWS),
         ]
 
-    def _key(self, cols: list[_Column], r: str) -> str:
-        """One text naming a row's key (NULL apart from every text: ``quote`` / ``quote_nullable``)."""
-        q = "quote" if self.d.name == "sqlite" else "quote_nullable"
-        return " || ',' || ".join(f"{q}({c.value(r)})" for c in cols if c.merge == "key")
-
     def create_sql(self) -> list[str]:
         """The tables (no rows); the indexes a feature's per-call percentiles walk (and, on PostgreSQL,
         all calls' percentiles: SQLite has that one since version 4), and the guard notices' index."""
@@ -217,16 +212,21 @@ class RollupTables:
         return f"INSERT INTO {name} (k, {names}) {select} ON CONFLICT (k) DO UPDATE SET {sets}"
 
     def _aggregate_select(self, cols: list[_Column], source: str, where: str) -> str:
-        """``SELECT k, <column sums>`` of the rows of ``source`` (prefix-free) that ``where`` keeps."""
+        """``SELECT k, <column sums>`` of the rows of ``source`` (prefix-free) that ``where`` keeps (each
+        key's text is made once per group, not per row)."""
         agg = {"key": "{}", "sum": "SUM({})", "min": "MIN({})", "max": "MAX({})", "attos": "SUM({}) % 1000000000"}
         attos = next((c.value("") for c in cols if c.merge == "attos"), "")
         agg["nanos"] = f"SUM({{}}) + SUM({attos}) / 1000000000"
-        key = self._key(cols, "")
-        outs = ", ".join(c.value("") if c.merge == "key" else agg[c.merge].format(c.value("")) for c in cols)
-        group = ", ".join(["1", *(str(i + 2) for i, c in enumerate(cols) if c.merge == "key")])
-        where = where or " WHERE 1 = 1"  # (SQLite reads ``ON CONFLICT`` after a bare FROM as a join's ON)
-        # ORDER BY k: concurrent PostgreSQL writers lock the rows they add to in one order (no deadlock)
-        return f"SELECT {key}, {outs} FROM {source}{where} GROUP BY {group} ORDER BY 1"
+        outs = ", ".join(f"{agg[c.merge].format(c.value(''))} AS {c.name}" for c in cols)
+        group = ", ".join(str(i + 1) for i, c in enumerate(cols) if c.merge == "key")
+        q = "quote" if self.d.name == "sqlite" else "quote_nullable"
+        key = " || ',' || ".join(f"{q}({c.name})" for c in cols if c.merge == "key")
+        names = ", ".join(c.name for c in cols)
+        # ORDER BY k: concurrent PostgreSQL writers lock the rows they add to in one order (no deadlock);
+        # WHERE: SQLite reads ``ON CONFLICT`` right after a FROM as a join's ON
+        return (
+            f"SELECT {key}, {names} FROM (SELECT {outs} FROM {source}{where} GROUP BY {group}) g WHERE 1 = 1 ORDER BY 1"
+        )
 
     def build_sql(self, where: str = "", session_where: str | None = None) -> list[str]:
         """Statements adding the events ``where`` selects (``" WHERE …"``, over ``table``) to both tables
