@@ -3,14 +3,14 @@ events reads thousands of rows: LiteLLM keeps daily spend tables beside its spen
 
 * ``<events>_hourly``: per hour (UTC) × feature × kind × model × service tier × routed top model × prompt
   size class, the sums a report's groups are made of (:func:`.sql_rollup.sql_rollup`'s "fine groups").
-* ``<events>_sessions``: per session × feature, the summed cost of its priced calls (per-session
-  percentiles).
+* ``<events>_sessions``: per session × feature, and per session over all its features (``whole`` 1), the
+  summed cost of its priced calls (per-session percentiles; an index holds them in rank order).
 
 Every insert of events adds to them in the insert's own transaction, so they hold exactly what the
 events hold whichever process writes: on PostgreSQL a statement trigger sums each ``COPY`` (whatever
 writes it); on SQLite, which has no statement triggers, the writer sums each batch it inserts
 (:meth:`RollupTables.batch_sql`; SQLite serializes writers, one transaction at a time). A migration
-builds them from the stored events (:func:`build_sql`); a prune rebuilds the hour and the sessions it
+builds them from the stored events (:meth:`RollupTables.build_sql`); a prune rebuilds the hour and the sessions it
 cut into (the backends' ``prune``). Money is summed as the events' columns are (SQLite: integer parts,
 see .money_columns; PostgreSQL: ``NUMERIC``), so a sum of sums has the same value and digits.
 
@@ -51,7 +51,7 @@ _PG_HOUR = (
 class _Column:
     name: str
     row: str  # the value one event gives (``{r}``: a prefix naming the row's table, or none)
-    merge: str = "sum"  # how two values combine: sum, min, max or key
+    merge: str = "sum"  # how two values combine: sum, min, max, key; nanos / attos: a sum with carry
 
     def value(self, r: str) -> str:
         return self.row.format(r=r)
