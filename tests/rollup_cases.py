@@ -86,3 +86,46 @@ def check_equal_to_python(ledger: Ledger, events: list[CostEvent], **filters: An
             if got_d != want_d:  # name the first difference
                 for field in want_d:
                     assert got_d[field] == want_d[field], (by, since, until, field)
+
+
+#: A cut inside an hour: the hour's rollup rows hold events on both sides of it.
+PRUNE_AT = T0 + 977.5 * 37 + 100.25
+
+
+def check_prune_keeps_the_rollup_exact(ledger: Ledger, events: list[CostEvent]) -> None:
+    """After ``prune`` at :data:`PRUNE_AT`, the rollups (read from the rollup tables where they apply)
+    equal the Python rollup of the events that stay, and a later write adds to them."""
+    ledger.record_many(events)
+    cut = ledger.prune(PRUNE_AT)
+    kept = [e for e in events if e.ts >= PRUNE_AT]
+    assert 0 < cut < len(events) and ledger.count() == len(kept)
+    check_equal_to_python(ledger, kept)
+    more = varied_events(30)
+    ledger.record_many(more)
+    check_equal_to_python(ledger, kept + more)
+
+
+def check_concurrent_writers_keep_the_rollup_exact(ledgers: list[Ledger], events: list[CostEvent]) -> None:
+    """Writers on their own connections write into the same hours, features and sessions at once
+    (small batches, started together); the rollups equal the Python rollup of everything written."""
+    import threading
+
+    barrier = threading.Barrier(len(ledgers))
+    errors: list[BaseException] = []
+
+    def write(i: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            mine = events[i :: len(ledgers)]
+            for start in range(0, len(mine), 5):
+                ledgers[i].record_many(mine[start : start + 5])
+        except BaseException as e:  # noqa: BLE001 - reported by the assert below
+            errors.append(e)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(len(ledgers))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors and not any(t.is_alive() for t in threads)
+    check_equal_to_python(ledgers[0], events)

@@ -151,7 +151,7 @@ def services(postgres_url: str, redis_url: str):  # type: ignore[no-untyped-def]
     }
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(f"DROP TABLE IF EXISTS {table}_holds")
-        conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_prompts")
+        conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_prompts, {table}_hourly, {table}_sessions")
     client = redis.Redis.from_url(redis_url)
     for key in client.scan_iter(f"{prefix}*"):
         client.delete(key)

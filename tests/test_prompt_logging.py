@@ -246,7 +246,7 @@ def ledger_url(request, tmp_path) -> Any:
         table = f"agentcost_prompts_{uuid.uuid4().hex[:8]}"
         yield lambda **kw: Ledger(backend=PostgresBackend(url, table=table), **kw)
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_prompts")
+            conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_prompts, {table}_hourly, {table}_sessions")
             conn.execute("DELETE FROM agentcost_meta WHERE name = %s", (table,))
 
 
@@ -334,7 +334,7 @@ def test_a_version_2_sqlite_ledger_gains_the_prompts_table_and_keeps_its_events(
         ledger.record_prompt(_record("kept", time.time()))
         assert ledger.prompts("kept") is not None
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 4  # and on to version 4 (money columns)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 5  # and on to version 5 (money columns at 4, rollup tables at 5)
     conn.close()
 
 
@@ -357,10 +357,10 @@ def test_a_version_2_postgres_ledger_gains_the_prompts_table_and_keeps_its_event
             assert ledger.prompts("kept") is not None
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             row = conn.execute("SELECT schema_version FROM agentcost_meta WHERE name = %s", (table,)).fetchone()
-            assert row[0] == 4  # and on to version 4 (top_model)
+            assert row[0] == 5  # and on to version 5 (top_model at 4, rollup tables at 5)
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as conn:
-            conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_prompts")
+            conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_prompts, {table}_hourly, {table}_sessions")
             conn.execute("DELETE FROM agentcost_meta WHERE name = %s", (table,))
 
 

@@ -5,8 +5,11 @@
 
 A ledger of N events (12 features, 5 models, 1,000 users, sessions of 10 calls in one feature, a third
 with cache reads, 30 days) is generated inside the database by SQL (a recursive CTE on SQLite, ``generate_series``
-on PostgreSQL), with the same columns the ledger writes. Then, each in a fresh Python process (so the
-RSS is the process's own peak, ``ru_maxrss``):
+on PostgreSQL), with the same columns the ledger writes. The rollup tables (schema version 5) are then
+summed from the events by the statements the version 4 → 5 migration runs (PostgreSQL's trigger that
+keeps them on every insert is off during the bulk insert, then on; the build's time is printed). PostgreSQL runs in
+a schema of this run's own in the ``agentcost_bench`` database, dropped at the end. Then, each in a fresh
+Python process (so the RSS is the process's own peak, ``ru_maxrss``):
 
 * **report table / json** — ``agentcost report --ledger URL --by feature`` (``--format json``), and
   ``--by model,day --format json``: the whole report (calls, tokens, exact cost, cache savings,
@@ -80,16 +83,23 @@ _INNER = (
 )
 
 
-def generate_sqlite(path: Path, n: int) -> None:
+def generate_sqlite(path: Path, n: int) -> float:
+    """Generate; the seconds the rollup tables took to build (included in the generation's time)."""
     import sqlite3
 
     from agentcost_core import Ledger
+    from agentcost_core.ledger.sqlite import ROLLUPS
 
     Ledger(f"sqlite:///{path}").close()  # the current layout, indexes included
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=OFF")
     conn.execute("BEGIN")
+    # a bulk load: the events' indexes are dropped, then built once after it (the same indexes)
+    indexes = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' "
+                           "AND sql IS NOT NULL").fetchall()  # fmt: skip
+    for name, _ in indexes:
+        conn.execute(f"DROP INDEX {name}")
     conn.execute(
         "INSERT INTO events (id, ts, kind, model, provider, input, cache_read, cache_write_5m, cache_write_1h, "
         "output, reasoning, cost, priced, estimated, cache_hit, user_id, session_id, feature, agent_id, step, "
@@ -102,20 +112,38 @@ def generate_sqlite(path: Path, n: int) -> None:
         f"FROM (SELECT *, inp * pi + outp * po + cr * pc AS p FROM ({_INNER}))",
         (n, T0, SPAN_S / n),
     )
+    for _, sql in indexes:
+        conn.execute(sql)
+    t = time.perf_counter()
+    for sql in ROLLUPS.build_sql():  # a bulk insert by hand: summed once, as the ledger's writer would
+        conn.execute(sql)
     conn.execute("COMMIT")
+    build = time.perf_counter() - t
     conn.execute("ANALYZE")
     conn.close()
+    return build
 
 
-def generate_postgres(url: str, n: int) -> None:
+def generate_postgres(url: str, n: int) -> float:
     import psycopg
 
     from agentcost_core import Ledger
+    from agentcost_core.ledger.postgres import POSTGRES
+    from agentcost_core.ledger.rollup_tables import RollupTables
 
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("DROP TABLE IF EXISTS agentcost_events, agentcost_events_prompts")
+        conn.execute("DROP TABLE IF EXISTS agentcost_events_hourly, agentcost_events_sessions")
         conn.execute("DELETE FROM agentcost_meta WHERE name = 'agentcost_events'") if _has_meta(conn) else None
     Ledger(url).close()
+    with psycopg.connect(url, autocommit=True) as conn:  # a bulk insert: summed once below instead
+        conn.execute("ALTER TABLE agentcost_events DISABLE TRIGGER agentcost_events_rollups")
+        indexes = conn.execute(  # and the events' indexes built once after it (the same indexes)
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
+            "AND tablename = 'agentcost_events' AND indexname <> 'agentcost_events_pkey'"
+        ).fetchall()
+        for name, _ in indexes:
+            conn.execute(f"DROP INDEX {name}")
     pg_inner = _INNER.replace("FROM g", "FROM generate_series(0::bigint, %s - 1) AS g(i)")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
@@ -130,7 +158,18 @@ def generate_postgres(url: str, n: int) -> None:
             ),
             (T0, SPAN_S / n, n),
         )
+        for _, sql in indexes:
+            conn.execute(sql)
+        t = time.perf_counter()
+        with conn.transaction():
+            for sql in RollupTables(POSTGRES, "agentcost_events").build_sql():
+                conn.execute(sql)
+            conn.execute("ALTER TABLE agentcost_events ENABLE TRIGGER agentcost_events_rollups")
+        build = time.perf_counter() - t
         conn.execute("VACUUM ANALYZE agentcost_events")
+        conn.execute("VACUUM ANALYZE agentcost_events_sessions")
+        conn.execute("VACUUM ANALYZE agentcost_events_hourly")
+    return build
 
 
 def _pg_percent(sql: str) -> str:
@@ -244,9 +283,10 @@ def main() -> int:
         for n in sizes:
             path = Path(tmp) / f"ledger-{n}.db"
             t = time.perf_counter()
-            generate_sqlite(path, n)
+            build = generate_sqlite(path, n)
             print(
-                f"\n[SQLite] generated {n:,} events in {time.perf_counter() - t:.1f} s ({path.stat().st_size / 1e6:.0f} MB)"
+                f"\n[SQLite] generated {n:,} events in {time.perf_counter() - t:.1f} s ({path.stat().st_size / 1e6:.0f} MB;"
+                f" rollup tables built in {build:.1f} s of it)"
             )
             bare = "SELECT feature, COUNT(*), SUM(input), SUM(cache_read), SUM(output), SUM(cost_nanos) FROM events GROUP BY feature"
             res = measure(f"sqlite:///{path}", n, bare_sql=bare, rounds=rounds, python_too=n <= 300_000 and not quick)
@@ -255,23 +295,42 @@ def main() -> int:
             if "--postgres" in sys.argv or os.environ.get("AGENTCOST_POSTGRES_URL"):
                 url = _bench_database()
                 t = time.perf_counter()
-                generate_postgres(url, n)
-                print(f"\n[PostgreSQL] generated {n:,} events in {time.perf_counter() - t:.1f} s")
+                build = generate_postgres(url, n)
+                print(
+                    f"\n[PostgreSQL] generated {n:,} events in {time.perf_counter() - t:.1f} s"
+                    f" (rollup tables built in {build:.1f} s of it)"
+                )
                 bare = "SELECT feature, COUNT(*), SUM(input), SUM(cache_read), SUM(output), SUM(cost) FROM agentcost_events GROUP BY feature"
                 res = measure(url, n, bare_sql=bare, rounds=rounds, python_too=n <= 300_000 and not quick)
                 _print(f"PostgreSQL, {n:,} events (medians of {rounds}; totals equal the exact sum)", res)
+                _drop_schema(url)
     return 0
 
 
+#: This run's schema in the benchmark database (two runs at once never share a table).
+_SCHEMA = f"bench_report_{os.getpid()}"
+
+
 def _bench_database() -> str:
-    """A database of its own on the server of ``AGENTCOST_POSTGRES_URL`` (``agentcost_bench``, created once)."""
+    """A schema of this run's own (:data:`_SCHEMA`) in a database of its own on the server of
+    ``AGENTCOST_POSTGRES_URL`` (``agentcost_bench``, created once); the URL puts it first in the search path."""
     import psycopg
 
     base = os.environ.get("AGENTCOST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     with psycopg.connect(base, autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'agentcost_bench'").fetchone():
             conn.execute("CREATE DATABASE agentcost_bench")
-    return base.rsplit("/", 1)[0] + "/agentcost_bench"
+    url = base.rsplit("/", 1)[0] + "/agentcost_bench"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {_SCHEMA}")
+    return f"{url}?options=-csearch_path%3D{_SCHEMA}"
+
+
+def _drop_schema(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {_SCHEMA} CASCADE")
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ def test_a_version_1_sqlite_ledger_gains_the_price_source_column(tmp_path) -> No
         ledger.record(_event("gpt-4o"))
         assert ledger.events()[-1].price_source == f"genai-prices {genai_version()}"
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 4  # and on to prompts (3) and money columns (4)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 5  # and on to prompts (3), money columns (4) and rollup tables (5)
     conn.close()
 
 
@@ -88,10 +88,10 @@ def test_a_version_1_postgres_ledger_gains_the_price_source_column(postgres_url)
             backend.close()
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             row = conn.execute("SELECT schema_version FROM agentcost_meta WHERE name = %s", (table,)).fetchone()
-            assert row[0] == 4
+            assert row[0] == 5
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as conn:
-            conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_prompts")
+            conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_prompts, {table}_hourly, {table}_sessions")
             conn.execute("DELETE FROM agentcost_meta WHERE name = %s", (table,))
 
 

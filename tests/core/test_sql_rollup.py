@@ -89,7 +89,7 @@ def test_a_version_3_ledger_migrates_on_open_and_reports_what_it_reported_before
                     row[k] = Decimal(row[k])
         assert got == want
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
     filled = conn.execute("SELECT COUNT(*) FROM events WHERE cost IS NOT NULL AND cost_nanos IS NOT NULL").fetchone()
     tops = conn.execute("SELECT top_model FROM events WHERE top_model IS NOT NULL").fetchall()
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}

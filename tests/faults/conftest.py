@@ -46,5 +46,5 @@ def pg_table(postgres_url: str, tmp_path, monkeypatch) -> Iterator[str]:  # type
     table = f"agentcost_faults_{uuid.uuid4().hex[:10]}"
     yield table
     with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_prompts")
+        conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_prompts, {table}_hourly, {table}_sessions")
         conn.execute("DELETE FROM agentcost_meta WHERE name = %s", (table,))

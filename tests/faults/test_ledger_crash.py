@@ -109,7 +109,7 @@ def test_sigkill_of_a_postgres_writer_in_spool_mode_loses_nothing(postgres_url, 
             assert again.count() == len({e.id for e in again.events()})
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as conn:
-            conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_prompts")
+            conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_prompts, {table}_hourly, {table}_sessions")
             conn.execute("DELETE FROM agentcost_meta WHERE name = %s", (table,))
 
 

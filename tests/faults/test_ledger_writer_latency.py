@@ -41,7 +41,7 @@ def ledger_and_counter(request, tmp_path):
     ledger = Ledger(backend=PostgresBackend(url, table=table))
     with psycopg.connect(url, autocommit=True) as reader:
         yield ledger, lambda: reader.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-        reader.execute(f"DROP TABLE IF EXISTS {table}, {table}_prompts")
+        reader.execute(f"DROP TABLE IF EXISTS {table}, {table}_prompts, {table}_hourly, {table}_sessions")
         reader.execute("DELETE FROM agentcost_meta WHERE name = %s", (table,))
 
 

@@ -22,7 +22,7 @@ def _sql(url: str, statement: str, *args) -> None:  # type: ignore[no-untyped-de
 
 
 def _drop(url: str, table: str) -> None:
-    _sql(url, f"DROP TABLE IF EXISTS {table}, {table}_prompts")
+    _sql(url, f"DROP TABLE IF EXISTS {table}, {table}_prompts, {table}_hourly, {table}_sessions")
     _sql(url, "DELETE FROM agentcost_meta WHERE name = %s", table)
 
 

@@ -22,5 +22,5 @@ def test_prune_on_postgres_deletes_what_is_older_and_keeps_the_report_of_the_res
             checks.check_prune(ledger)
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as conn:
-            conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_prompts")
+            conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_prompts, {table}_hourly, {table}_sessions")
             conn.execute("DELETE FROM agentcost_meta WHERE name = %s", (table,))

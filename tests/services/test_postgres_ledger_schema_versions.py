@@ -39,7 +39,7 @@ def sql(postgres_url):
 
     yield conn, table
     for t in tables:
-        conn.execute(f"DROP TABLE IF EXISTS {t}, {t}_prompts")
+        conn.execute(f"DROP TABLE IF EXISTS {t}, {t}_prompts, {t}_hourly, {t}_sessions")
         if conn.execute("SELECT to_regclass('agentcost_meta')").fetchone()[0]:
             conn.execute("DELETE FROM agentcost_meta WHERE name = %s", (t,))
     conn.close()

@@ -24,7 +24,7 @@ def pg_table(postgres_url, tmp_path, monkeypatch):
     table = f"agentcost_rollup_{uuid.uuid4().hex[:10]}"
     yield table
     with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_prompts")
+        conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_prompts, {table}_hourly, {table}_sessions")
         conn.execute("DELETE FROM agentcost_meta WHERE name = %s", (table,))
 
 
@@ -38,9 +38,11 @@ def test_a_postgres_rollup_equals_the_python_rollup_for_every_grouping_and_windo
 
 def test_a_version_3_postgres_table_migrates_and_reports_the_same(postgres_url, pg_table):
     events = cases.varied_events()
-    v3_columns = COLUMNS  # version 3's layout: version 4 only adds top_model
+    v3_columns = COLUMNS  # version 3's layout: version 4 only adds top_model (and version 5 the rollup tables)
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         PostgresBackend(postgres_url, table=pg_table).close()  # the current layout, then back to version 3's
+        conn.execute(f"DROP TABLE {pg_table}_hourly, {pg_table}_sessions")  # version 5's
+        conn.execute(f"DROP TRIGGER {pg_table}_rollups ON {pg_table}")
         conn.execute(f"ALTER TABLE {pg_table} DROP COLUMN top_model")
         conn.execute("UPDATE agentcost_meta SET schema_version = 3 WHERE name = %s", (pg_table,))
         with conn.cursor() as cur, cur.copy(f"COPY {pg_table} ({', '.join(v3_columns)}) FROM STDIN") as copy:
@@ -57,7 +59,7 @@ def test_a_version_3_postgres_table_migrates_and_reports_the_same(postgres_url, 
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         version = conn.execute("SELECT schema_version FROM agentcost_meta WHERE name = %s", (pg_table,)).fetchone()
         tops = conn.execute(f"SELECT COUNT(top_model) FROM {pg_table}").fetchone()
-    assert version[0] == 4 and tops[0] == 30
+    assert version[0] == 5 and tops[0] == 30
 
 
 def test_a_report_query_may_take_longer_than_a_writes_deadline(postgres_url, pg_table):

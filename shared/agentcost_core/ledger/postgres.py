@@ -20,6 +20,7 @@ from ..events import CostEvent
 from ..privacy import redact_text, redact_url
 from .base import COLUMNS, COLUMNS_V1, LedgerBackend, event_to_row, top_model_of, where_clause
 from .rollup_dialects import POSTGRES
+from .rollup_tables import RollupTables
 from .settings import check_seconds
 
 _TYPES = {
@@ -102,16 +103,25 @@ class PostgresBackend(LedgerBackend):
         return self._read(sql, args, max(self.timeout_s, REPORT_TIMEOUT_S))
 
     def prune(self, before_ts: float) -> int:
+        rollups = RollupTables(POSTGRES, self.table)
         with self._lock, self._deadline(self._conn) as conn, conn.transaction(), conn.cursor() as cur:
+            # no insert runs meanwhile (its trigger would add to a rollup row this rebuilds); inserts wait
+            cur.execute(f"LOCK TABLE {self.table} IN SHARE ROW EXCLUSIVE MODE")
+            hour = cur.execute(f"SELECT {rollups.hour_of()} FROM (SELECT %s::float8 AS ts) t", (before_ts,))
+            hour = hour.fetchone()[0]
+            for sql, args in rollups.prune_steps(before_ts, hour):
+                cur.execute(sql, args)
             cur.execute(f"DELETE FROM {self.table} WHERE ts < %s", (before_ts,))
             n = cur.rowcount
             cur.execute(f"DELETE FROM {self.table}_prompts WHERE ts < %s", (before_ts,))
             return n
 
     def clear(self) -> None:
-        with self._lock, self._deadline(self._conn) as conn, conn.cursor() as cur:
+        with self._lock, self._deadline(self._conn) as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute(f"DELETE FROM {self.table}")
             cur.execute(f"DELETE FROM {self.table}_prompts")
+            for sql in RollupTables(POSTGRES, self.table).clear_sql():
+                cur.execute(sql)
 
     # --- prompt logging -----------------------------------------------------------------------
     def write_prompts(self, records: Sequence[Any]) -> None:
@@ -245,7 +255,7 @@ REPORT_FIELDS = ("feature", "session_id")
 
 #: The layout version this code writes. Each ledger table's version is a row of ``agentcost_meta``;
 #: version 0 is a new table or one written before versions existed (the same columns, no row).
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _META = "CREATE TABLE IF NOT EXISTS agentcost_meta (name TEXT PRIMARY KEY, schema_version INTEGER NOT NULL)"
 
 
@@ -292,8 +302,17 @@ def _upgrade_from_3(conn: Any, table: str, where: str) -> None:
     )
 
 
+def _upgrade_from_4(conn: Any, table: str, where: str) -> None:
+    """Version 5: the rollup tables ``<table>_hourly`` and ``<table>_sessions`` (.rollup_tables), summed
+    from every stored event, the statement trigger that keeps them, and the indexes of calls' costs (all,
+    and a feature's) and of guard notices."""
+    rollups = RollupTables(POSTGRES, table)
+    for sql in (*rollups.create_sql(), *rollups.build_sql(), *rollups.trigger_sql()):
+        conn.execute(sql)
+
+
 #: ``_UPGRADES[n]`` takes a ledger table from version n to n + 1 (a new layout adds its step here).
-_UPGRADES = {0: _upgrade_from_0, 1: _upgrade_from_1, 2: _upgrade_from_2, 3: _upgrade_from_3}
+_UPGRADES = {0: _upgrade_from_0, 1: _upgrade_from_1, 2: _upgrade_from_2, 3: _upgrade_from_3, 4: _upgrade_from_4}
 
 
 def _migrate(conn: Any, table: str, where: str) -> None:

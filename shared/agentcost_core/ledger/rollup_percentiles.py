@@ -96,3 +96,44 @@ def per_session(
         f"GROUP BY {group}) s) ranked WHERE {_wanted(d)}"
     )
     return _pick(run(sql, args), w, lambda r: d.money(r[w : w + len(money)]), d)
+
+
+def per_call_at_ranks(run: Run, d: Dialect, table: str, where: str, args: Sequence[Any], n: int) -> dict[str, Any]:
+    """Percentiles of one call's cost over the ``n`` priced calls ``where`` selects, read along an index
+    whose order is the ranks' order (``where`` names its condition: SQLite's ``events_call_cost`` or a
+    feature's ``<events>_feature_cost``): each rank is reached from the nearer end of the index, so a
+    report reads at most half of it per percentile and never sorts."""
+    if not n:
+        return {"n": 0}
+    order = [*d.cost_order().split(", "), "ts", "seq"]
+    out: dict[str, Any] = {"n": n}
+    for q in QUANTILES:
+        r = _rank(q, n)
+        desc = r > (n + 1) // 2
+        by = ", ".join(f"{c} DESC" if desc else c for c in order)
+        sql = (
+            f"SELECT cost FROM {table} WHERE seq = (SELECT seq FROM {table}{where} ORDER BY {by} "
+            f"LIMIT 1 OFFSET {d.param})"
+        )
+        out[f"p{q}"] = Decimal(run(sql, [*args, n - r if desc else r - 1])[0][0])
+    return out
+
+
+def per_session_at_ranks(
+    run: Run, d: Dialect, sessions: str, where: str, args: Sequence[Any], n: int
+) -> dict[str, Any]:
+    """Percentiles of a session's summed cost over the ``n`` rows of the sessions table (rollup_tables.py)
+    ``where`` selects (one ``whole`` and at most one feature), read along its rank index as
+    :func:`per_call_at_ranks` reads calls: the rows hold the sums, in (sum, first ts, first seq) order."""
+    if not n:
+        return {"n": 0}
+    money = d.cost_order().split(", ")
+    names = [*money, "cost_exp"] if d.name == "sqlite" else money
+    out: dict[str, Any] = {"n": n}
+    for q in QUANTILES:
+        r = _rank(q, n)
+        desc = r > (n + 1) // 2
+        by = ", ".join(f"{c} DESC" if desc else c for c in [*money, "ts", "seq"])
+        sql = f"SELECT {', '.join(names)} FROM {sessions}{where} ORDER BY {by} LIMIT 1 OFFSET {d.param}"
+        out[f"p{q}"] = d.money(run(sql, [*args, n - r if desc else r - 1])[0])
+    return out

@@ -3,7 +3,10 @@
 :func:`agentcost_core.rollup.rollup` over the same events, without loading the events.
 
 One ``GROUP BY`` pass sums every group split by (kind, model, service tier, routed top model): the
-"fine groups". Python then merges them into the report's rows and values the savings with the price
+"fine groups". A report over the whole ledger grouped and filtered by fields the hourly rollup table keeps
+(rollup_tables.py) reads that table instead of the events, and the total's per-session percentiles the
+sessions table; grouped by feature, each feature's percentiles walk rank indexes (of the sessions table,
+and of the feature's calls' costs). Python then merges them into the report's rows and values the savings with the price
 catalog per fine group (exact: a price times summed tokens; a long-context model's calls above its
 threshold are summed apart by a second, filtered query). Percentiles come from window queries
 (rollup_percentiles.py); guard notices, which are few, are read with their ``extra``.
@@ -24,7 +27,15 @@ from ..rollup import CALL_KINDS, GROUPABLE, NOTICE_KINDS, Rollup, RollupRow, can
 from ..usage import Usage
 from .base import where_clause
 from .rollup_dialects import Dialect
-from .rollup_percentiles import QUANTILES, per_call, per_call_total, per_session
+from .rollup_percentiles import (
+    QUANTILES,
+    per_call,
+    per_call_at_ranks,
+    per_call_total,
+    per_session,
+    per_session_at_ranks,
+)
+from .rollup_tables import FAST_FIELDS, LONG_THRESHOLDS, RollupTables
 
 __all__ = ["sql_rollup"]
 
@@ -123,17 +134,25 @@ def _read_fine(d: Dialect, rows: list[Any], width: int) -> tuple[list[_Fine], in
 
 def _add_long_parts(
     run: Run, d: Dialect, keys: Sequence[str], table: str, where: str, args: Sequence[Any],
-    fines: list[_Fine], column: str, thresholds: dict[str, int],
+    fines: list[_Fine], column: str, thresholds: dict[str, int], hourly: RollupTables | None,
 ) -> None:  # fmt: skip
     """Sum apart the calls above their model's long-context threshold: ``column`` ``model`` for prompt-cache
-    savings (into each fine group's ``long_priced_cache_read``), ``top_model`` for routing (``long_usage``)."""
+    savings (into each fine group's ``long_priced_cache_read``), ``top_model`` for routing (``long_usage``);
+    from the hourly table when it keeps every threshold's class (``hourly``), else from the events."""
     if not thresholds:
         return
+    if hourly is not None and not set(thresholds.values()) <= set(LONG_THRESHOLDS):
+        return _add_long_parts(run, d, keys, table, where, args, fines, column, thresholds, None)
     parts, params = [], list(args)
     for name, threshold in sorted(thresholds.items()):
-        parts.append(f"({column} = {d.param} AND {_PROMPT} > {d.param})")
+        if hourly is None:
+            parts.append(f"({column} = {d.param} AND {_PROMPT} > {d.param})")
+        else:  # the hourly table's routed top model is its own column; its prompt class is the threshold
+            name_column = "routed_top" if column == "top_model" else column
+            parts.append(f"({name_column} = {d.param} AND prompt_over >= {d.param})")
         params += [name, threshold]
-    sql = _fine_sql(d, keys, table, _and(where, "(" + " OR ".join(parts) + ")"))
+    cond = _and(where, "(" + " OR ".join(parts) + ")")
+    sql = _fine_sql(d, keys, table, cond) if hourly is None else hourly.fine_sql(list(keys), cond)
     longs, _ = _read_fine(d, run(sql, params), len(keys))
     by_id = {(f.key, f.kind, f.model, f.service_tier, f.top_model): f for f in fines}
     for lf in longs:
@@ -247,15 +266,20 @@ def sql_rollup(
 
         catalog = PriceCatalog.default()
     keys = [d.bucket(f) if f in _BUCKETS else f for f in fields_]
-    where, args = where_clause(since, until, dict(filters or {}), d.param)
-    fines, remainders = _read_fine(d, run(_fine_sql(d, keys, table, where), args), len(keys))
+    filters = dict(filters or {})
+    where, args = where_clause(since, until, filters, d.param)
+    whole = since is None and until is None
+    # the rollup tables keep the whole ledger, by the fields FAST_FIELDS names
+    tables = RollupTables(d, table) if whole and {*fields_, *filters} <= FAST_FIELDS else None
+    sql = _fine_sql(d, keys, table, where) if tables is None else tables.fine_sql(keys, where)
+    fines, remainders = _read_fine(d, run(sql, args), len(keys))
     if remainders:
         return None
     calls = [f for f in fines if f.kind in CALL_KINDS]
     _add_long_parts(run, d, keys, table, where, args, [f for f in calls if f.priced_cache_read], "model",
-                    _thresholds(catalog, {f.model for f in calls if f.priced_cache_read}))  # fmt: skip
+                    _thresholds(catalog, {f.model for f in calls if f.priced_cache_read}), tables)  # fmt: skip
     _add_long_parts(run, d, keys, table, where, args, [f for f in calls if f.top_model], "top_model",
-                    _thresholds(catalog, {f.top_model for f in calls if f.top_model}))  # fmt: skip
+                    _thresholds(catalog, {f.top_model for f in calls if f.top_model}), tables)  # fmt: skip
     groups: dict[tuple[Any, ...], RollupRow] = {}
     firsts: dict[tuple[Any, ...], tuple[float, int]] = {}
     unpriced: dict[tuple[Any, ...], list[tuple[float, int, str | None, int]]] = {}
@@ -272,10 +296,36 @@ def sql_rollup(
         row.prompt_cache_savings = canonical_money(row.prompt_cache_savings)
         row.routing_savings = canonical_money(row.routing_savings)
     _add_notice_subjects(run, d, keys, table, where, args, groups, total)
-    _add_percentiles(run, d, keys, table, where, args, groups, total)
+    by_feature = tables is not None and fields_ == ("feature",) and set(filters) <= {"feature"}
+    # the total's sessions are the same whatever the grouping: the sessions table's unless filtered
+    whole = tables is not None and (by_feature or not filters)
+    _add_percentiles(run, d, keys, table, where, args, groups, total, tables if by_feature else None,
+                     tables.sessions if tables is not None and whole else None)  # fmt: skip
     rows = sorted(groups.values(), key=lambda r: firsts[r.key])  # first appearance, as the Python rollup
     rows.sort(key=lambda r: (-r.cost, -r.calls, r.label))
     return Rollup(fields_, rows, total, since, until)
+
+
+def _sessions_by_feature(
+    run: Run, d: Dialect, sessions: str, where: str, args: Sequence[Any], groups: dict[Any, RollupRow] | None
+) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Per-session percentiles from the sessions table: per feature of ``groups``, or (None) over the
+    report's total: each session's row over all its features, unless ``where`` keeps one feature."""
+    if groups is None:
+        scoped = _and(where, "whole = 0" if where else "whole = 1")
+        n = int(run(f"SELECT COUNT(*) FROM {sessions}{scoped}", args)[0][0])
+        return {(): per_session_at_ranks(run, d, sessions, scoped, args, n)}
+    scoped = _and(where, "whole = 0")
+    counts = {(r[0],): int(r[1]) for r in run(f"SELECT feature, COUNT(*) FROM {sessions}{scoped} GROUP BY feature", args)}
+    return {
+        key: per_session_at_ranks(run, d, sessions, _and(scoped, _feature_is(d, key[0])),
+                                  [*args, *([] if key[0] is None else [key[0]])], counts.get(key, 0))
+        for key in groups
+    }  # fmt: skip
+
+
+def _feature_is(d: Dialect, value: Any) -> str:
+    return "feature IS NULL" if value is None else f"feature = {d.param}"
 
 
 def _thresholds(catalog: Any, models: set[Any]) -> dict[str, int]:
@@ -309,17 +359,37 @@ def _add_notice_subjects(
 
 def _add_percentiles(
     run: Run, d: Dialect, keys: Sequence[str], table: str, where: str, args: Sequence[Any],
-    groups: dict[tuple[Any, ...], RollupRow], total: RollupRow,
+    groups: dict[tuple[Any, ...], RollupRow], total: RollupRow, by_feature: RollupTables | None,
+    total_sessions: str | None,
 ) -> None:  # fmt: skip
+    """Per-call and per-session percentiles of every group and of the total. ``by_feature``: the report
+    groups by feature over the whole ledger (filtered by feature at most), so the per-call ones walk the
+    indexes of calls' costs and the per-session ones read the sessions table. ``total_sessions``: the
+    sessions table, which holds the total's per-session sums (the whole ledger, no filter but a feature)."""
     priced = _and(where, f"{_CALLS} AND cost IS NOT NULL")
     sessions = _and(priced, "session_id IS NOT NULL")
+    indexed = _and(where, f"{d.cost_order().split(', ')[0]} IS NOT NULL AND {_CALLS}")  # the indexes' condition
     for target, ks in (("groups", keys), ("total", ())):
-        if ks or d.name != "sqlite":
+        if by_feature is not None and ks:
+            calls = {
+                (key[0],): per_call_at_ranks(run, d, table, _and(indexed, _feature_is(d, key[0])),
+                                             [*args, *([] if key[0] is None else [key[0]])], row.priced_calls)
+                for key, row in groups.items()
+            }  # fmt: skip
+        elif ks:
             calls = per_call(run, d, table, ks, priced, args)
-        else:  # along the index of calls' costs (sqlite.REPORT_INDEXES), whose condition this names
-            indexed = _and(where, f"cost_nanos IS NOT NULL AND {_CALLS}")
+        elif by_feature is not None or not where:  # along the index of all calls' costs
+            calls = {(): per_call_at_ranks(run, d, table, indexed, args, total.priced_calls)}
+        elif d.name == "sqlite":  # along the index of calls' costs (sqlite.REPORT_INDEXES), whose condition this names
             calls = {(): per_call_total(run, d, table, indexed, args, total.priced_calls)}
-        per_sess = per_session(run, d, table, ks, sessions, args)
+        else:
+            calls = per_call(run, d, table, ks, priced, args)
+        if by_feature is not None and ks:
+            per_sess = _sessions_by_feature(run, d, by_feature.sessions, where, args, groups)
+        elif total_sessions is not None and not ks:
+            per_sess = _sessions_by_feature(run, d, total_sessions, where, args, None)
+        else:
+            per_sess = per_session(run, d, table, ks, sessions, args)
         rows = list(groups.items()) if target == "groups" else [((), total)]
         for key, row in rows:
             c, s = calls.get(key, {}), per_sess.get(key, {})

@@ -16,6 +16,7 @@ from ..privacy import redact_url
 from .base import COLUMNS, COLUMNS_V1, LedgerBackend, event_to_row, top_model_of, where_clause
 from .money_columns import MONEY_COLUMNS, money_values
 from .rollup_dialects import SQLITE
+from .rollup_tables import RollupTables
 from .settings import check_seconds
 
 _TYPES = {
@@ -60,7 +61,11 @@ _PROMPT_COLUMNS = "event_id, ts, input_messages, output_messages, tool_definitio
 
 #: The layout version this code writes, kept in the file's ``PRAGMA user_version``. Version 0 is
 #: a new file or a ledger written before versions existed (the same ``events`` table, unmarked).
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
+#: Schema version 5's rollup tables (``events_hourly``, ``events_sessions``): every batch the writer
+#: inserts is added to them in its own transaction (:meth:`.RollupTables.batch_sql`).
+ROLLUPS = RollupTables(SQLITE, "events")
+_ADD_BATCH = ROLLUPS.batch_sql()
 
 
 def _upgrade_from_0(conn: sqlite3.Connection, url: str) -> None:
@@ -122,8 +127,15 @@ def _v4_values(cost: str | None, saved: str | None, extra: str | None) -> tuple[
     return (*money_values(cost, saved), top)
 
 
+def _upgrade_from_4(conn: sqlite3.Connection, url: str) -> None:
+    """Version 5: the rollup tables (.rollup_tables), summed from every stored event, and the indexes of a
+    feature's calls' costs and of guard notices."""
+    for sql in (*ROLLUPS.create_sql(), *ROLLUPS.build_sql()):
+        conn.execute(sql)
+
+
 #: ``_UPGRADES[n]`` takes a ledger from version n to n + 1 (a new layout adds its step here).
-_UPGRADES = {0: _upgrade_from_0, 1: _upgrade_from_1, 2: _upgrade_from_2, 3: _upgrade_from_3}
+_UPGRADES = {0: _upgrade_from_0, 1: _upgrade_from_1, 2: _upgrade_from_2, 3: _upgrade_from_3, 4: _upgrade_from_4}
 
 
 def _migrate(conn: sqlite3.Connection, url: str) -> None:
@@ -237,10 +249,13 @@ class SQLiteBackend(LedgerBackend):
         rows = [_row(e) for e in events]
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
-            try:
+            try:  # the rows get the sequence numbers above the highest stored now
+                last = self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
                 for start in range(0, len(rows), _ROWS_PER_INSERT):
                     chunk = rows[start : start + _ROWS_PER_INSERT]
                     self._conn.execute(_insert(len(chunk)), [v for row in chunk for v in row])
+                for sql in _ADD_BATCH:
+                    self._conn.execute(sql, (last,))
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
@@ -266,6 +281,10 @@ class SQLiteBackend(LedgerBackend):
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
+                hour = self._conn.execute(f"SELECT {ROLLUPS.hour_of()} FROM (SELECT ? AS ts)", (before_ts,))
+                hour = hour.fetchone()[0]
+                for sql, args in ROLLUPS.prune_steps(before_ts, hour):
+                    self._conn.execute(sql, args)
                 n = self._conn.execute("DELETE FROM events WHERE ts < ?", (before_ts,)).rowcount
                 self._conn.execute("DELETE FROM prompts WHERE ts < ?", (before_ts,))
             except BaseException:
@@ -276,8 +295,14 @@ class SQLiteBackend(LedgerBackend):
 
     def clear(self) -> None:
         with self._lock:
-            self._conn.execute("DELETE FROM events")
-            self._conn.execute("DELETE FROM prompts")
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for sql in ("DELETE FROM events", "DELETE FROM prompts", *ROLLUPS.clear_sql()):
+                    self._conn.execute(sql)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
 
     # --- prompt logging -----------------------------------------------------------------------
     def write_prompts(self, records: Sequence[Any]) -> None:

@@ -1,0 +1,68 @@
+"""Schema version 5's rollup tables on PostgreSQL (``<table>_hourly``, ``<table>_sessions``, kept by a
+statement trigger): a report that reads them equals the Python rollup of the events after a migration
+that builds them from a version 4 table, after a prune that cuts an hour and sessions in two, and with
+several writers (connections) adding to the same rows at once."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import rollup_cases as cases
+
+from agentcost_core import Ledger
+from agentcost_core.ledger.postgres import PostgresBackend
+
+psycopg = pytest.importorskip("psycopg")
+pytestmark = pytest.mark.services
+
+
+@pytest.fixture
+def pg_table(postgres_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("AGENTCOST_LEDGER_DIR", str(tmp_path))
+    table = f"agentcost_rt_{uuid.uuid4().hex[:10]}"
+    yield table
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_prompts, {table}_hourly, {table}_sessions")
+        conn.execute(f"DROP FUNCTION IF EXISTS {table}_rollups()")
+        conn.execute("DELETE FROM agentcost_meta WHERE name = %s", (table,))
+
+
+def _ledger(url: str, table: str) -> Ledger:
+    return Ledger(backend=PostgresBackend(url, table=table), sync=True)
+
+
+def test_a_version_4_table_gains_rollup_tables_built_from_its_events(postgres_url, pg_table):
+    events = cases.varied_events()
+    with _ledger(postgres_url, pg_table) as ledger:
+        ledger.record_many(events)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:  # back to version 4's layout, the events kept
+        conn.execute(f"DROP TRIGGER {pg_table}_rollups ON {pg_table}")
+        conn.execute(f"DROP TABLE {pg_table}_hourly, {pg_table}_sessions")
+        for index in ("feature_cost", "call_cost", "notices"):
+            conn.execute(f"DROP INDEX {pg_table}_{index}")
+        conn.execute("UPDATE agentcost_meta SET schema_version = 4 WHERE name = %s", (pg_table,))
+    with _ledger(postgres_url, pg_table) as ledger:  # the migration sums the stored events
+        cases.check_equal_to_python(ledger, events)
+        cases.check_equal_to_python(ledger, events, feature="support")
+        more = cases.varied_events(30)
+        ledger.record_many(more)  # and the trigger adds the next ones
+        cases.check_equal_to_python(ledger, events + more)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        version = conn.execute("SELECT schema_version FROM agentcost_meta WHERE name = %s", (pg_table,)).fetchone()
+        n = conn.execute(f"SELECT SUM(n) FROM {pg_table}_hourly").fetchone()
+    assert version[0] == 5 and n[0] == len(events) + len(more)
+
+
+def test_a_prune_that_cuts_an_hour_and_sessions_keeps_the_rollup_exact(postgres_url, pg_table):
+    with _ledger(postgres_url, pg_table) as ledger:
+        cases.check_prune_keeps_the_rollup_exact(ledger, cases.varied_events())
+
+
+def test_writers_on_their_own_connections_at_once_keep_the_rollup_exact(postgres_url, pg_table):
+    ledgers = [_ledger(postgres_url, pg_table) for _ in range(3)]
+    try:
+        cases.check_concurrent_writers_keep_the_rollup_exact(ledgers, cases.varied_events(240))
+    finally:
+        for ledger in ledgers:
+            ledger.close()
