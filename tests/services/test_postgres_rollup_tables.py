@@ -66,3 +66,32 @@ def test_writers_on_their_own_connections_at_once_keep_the_rollup_exact(postgres
     finally:
         for ledger in ledgers:
             ledger.close()
+
+
+def test_a_big_version_4_table_migrates_on_open_even_when_the_migration_outlasts_timeout_s(postgres_url, pg_table):
+    """Building the rollup tables of a large version 4 table takes longer than a write's deadline: the
+    open runs it under the report's deadline, so ``Ledger(url)`` with its default settings opens it."""
+    events = cases.varied_events()
+    with _ledger(postgres_url, pg_table) as ledger:
+        ledger.record_many(events)
+    copies = 3_000
+    with psycopg.connect(postgres_url, autocommit=True) as conn:  # version 4's layout, ~len(events) x 3,000 rows
+        conn.execute(f"DROP TRIGGER {pg_table}_rollups ON {pg_table}")
+        conn.execute(f"DROP TABLE {pg_table}_hourly, {pg_table}_sessions")
+        conn.execute("UPDATE agentcost_meta SET schema_version = 4 WHERE name = %s", (pg_table,))
+        columns = [r[0] for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = %s AND column_name NOT IN ('seq', 'id')",
+            (pg_table,),
+        )]  # fmt: skip
+        listed = ", ".join(columns)
+        conn.execute(
+            f"INSERT INTO {pg_table} (id, {listed}) SELECT md5(random()::text || g::text), {listed} "
+            f"FROM {pg_table}, generate_series(1, {copies - 1}) AS g"
+        )
+    backend = PostgresBackend(postgres_url, table=pg_table, timeout_s=0.5)  # the migration takes seconds
+    with Ledger(backend=backend, sync=True) as ledger:
+        assert ledger.count() == len(events) * copies
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        version = conn.execute("SELECT schema_version FROM agentcost_meta WHERE name = %s", (pg_table,)).fetchone()
+        hourly = conn.execute(f"SELECT SUM(n) FROM {pg_table}_hourly").fetchone()
+    assert version[0] == 5 and hourly[0] == len(events) * copies

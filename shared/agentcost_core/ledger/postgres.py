@@ -70,7 +70,10 @@ class PostgresBackend(LedgerBackend):
             raise LedgerURLError(f"cannot connect to PostgreSQL ledger {redact_url(url)!r}: {redact_text(str(e))}") from None
         try:
             with self._deadline(self._conn):
-                _migrate(self._conn, table, redact_url(url))
+                current = _schema_version(self._conn, table) == SCHEMA_VERSION
+            if not current:  # a migration rebuilds tables of millions of rows: the report's deadline, not a write's
+                with self._deadline(self._conn, max(self.timeout_s, REPORT_TIMEOUT_S)):
+                    _migrate(self._conn, table, redact_url(url))
         except LedgerURLError:
             self._conn.close()
             raise
@@ -313,6 +316,15 @@ def _upgrade_from_4(conn: Any, table: str, where: str) -> None:
 
 #: ``_UPGRADES[n]`` takes a ledger table from version n to n + 1 (a new layout adds its step here).
 _UPGRADES = {0: _upgrade_from_0, 1: _upgrade_from_1, 2: _upgrade_from_2, 3: _upgrade_from_3, 4: _upgrade_from_4}
+
+
+def _schema_version(conn: Any, table: str) -> int:
+    """The stored schema version of ``table`` (0: no ledger yet), read without a lock."""
+    exists = conn.execute("SELECT to_regclass('agentcost_meta') IS NOT NULL").fetchone()[0]
+    if not exists:
+        return 0
+    row = conn.execute("SELECT schema_version FROM agentcost_meta WHERE name = %s", (table,)).fetchone()
+    return row[0] if row else 0
 
 
 def _migrate(conn: Any, table: str, where: str) -> None:
