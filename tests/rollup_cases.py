@@ -105,6 +105,19 @@ def check_prune_keeps_the_rollup_exact(ledger: Ledger, events: list[CostEvent]) 
     check_equal_to_python(ledger, kept + more)
 
 
+def check_prune_beyond_any_date_empties_the_rollup(ledger: Ledger, events: list[CostEvent]) -> None:
+    """A prune whose date has no hour in the database (far beyond its date range, or infinite) deletes
+    every event and leaves the rollups empty, and a later write is summed from nothing."""
+    ledger.record_many(events)
+    assert ledger.prune(4e11) == len(events)  # the year ~14,600
+    assert ledger.count() == 0
+    check_equal_to_python(ledger, [])
+    more = varied_events(30)
+    ledger.record_many(more)
+    assert ledger.prune(float("inf")) == len(more)
+    check_equal_to_python(ledger, [])
+
+
 def check_concurrent_writers_keep_the_rollup_exact(ledgers: list[Ledger], events: list[CostEvent]) -> None:
     """Writers on their own connections write into the same hours, features and sessions at once
     (small batches, started together); the rollups equal the Python rollup of everything written."""

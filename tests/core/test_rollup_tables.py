@@ -43,6 +43,11 @@ def test_a_prune_that_cuts_an_hour_and_sessions_keeps_the_rollup_exact(tmp_path)
         cases.check_prune_keeps_the_rollup_exact(ledger, cases.varied_events())
 
 
+def test_a_prune_beyond_any_date_deletes_everything_and_empties_the_rollup(tmp_path):
+    with Ledger(f"sqlite:///{tmp_path}/p.db", sync=True) as ledger:
+        cases.check_prune_beyond_any_date_empties_the_rollup(ledger, cases.varied_events())
+
+
 def test_clear_empties_the_rollup_tables_too(tmp_path):
     with Ledger(f"sqlite:///{tmp_path}/c.db", sync=True) as ledger:
         ledger.record_many(cases.varied_events())

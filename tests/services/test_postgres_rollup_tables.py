@@ -59,6 +59,11 @@ def test_a_prune_that_cuts_an_hour_and_sessions_keeps_the_rollup_exact(postgres_
         cases.check_prune_keeps_the_rollup_exact(ledger, cases.varied_events())
 
 
+def test_a_prune_beyond_any_date_deletes_everything_and_empties_the_rollup(postgres_url, pg_table):
+    with _ledger(postgres_url, pg_table) as ledger:
+        cases.check_prune_beyond_any_date_empties_the_rollup(ledger, cases.varied_events())
+
+
 def test_writers_on_their_own_connections_at_once_keep_the_rollup_exact(postgres_url, pg_table):
     ledgers = [_ledger(postgres_url, pg_table) for _ in range(3)]
     try:

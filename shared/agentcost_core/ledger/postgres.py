@@ -107,7 +107,9 @@ class PostgresBackend(LedgerBackend):
 
     def prune(self, before_ts: float) -> int:
         rollups = RollupTables(POSTGRES, self.table)
-        with self._lock, self._deadline(self._conn) as conn, conn.transaction(), conn.cursor() as cur:
+        # summing the cut hour and sessions again, then deleting millions of rows: a report's deadline
+        with self._lock, self._deadline(self._conn, max(self.timeout_s, REPORT_TIMEOUT_S)) as conn, \
+                conn.transaction(), conn.cursor() as cur:  # fmt: skip
             # no insert runs meanwhile (its trigger would add to a rollup row this rebuilds); inserts wait
             cur.execute(f"LOCK TABLE {self.table} IN SHARE ROW EXCLUSIVE MODE")
             hour = cur.execute(f"SELECT {rollups.hour_of()} FROM (SELECT %s::float8 AS ts) t", (before_ts,))
@@ -121,6 +123,8 @@ class PostgresBackend(LedgerBackend):
 
     def clear(self) -> None:
         with self._lock, self._deadline(self._conn) as conn, conn.transaction(), conn.cursor() as cur:
+            # as in prune: no insert commits between the events' delete and the rollup tables'
+            cur.execute(f"LOCK TABLE {self.table} IN SHARE ROW EXCLUSIVE MODE")
             cur.execute(f"DELETE FROM {self.table}")
             cur.execute(f"DELETE FROM {self.table}_prompts")
             for sql in RollupTables(POSTGRES, self.table).clear_sql():

@@ -272,19 +272,23 @@ class RollupTables:
     def clear_sql(self) -> list[str]:
         return [f"DELETE FROM {self.hourly}", f"DELETE FROM {self.sessions}"]
 
-    def prune_steps(self, before_ts: float, hour: float) -> list[tuple[str, list[Any]]]:
+    def prune_steps(self, before_ts: float, hour: float | None) -> list[tuple[str, list[Any]]]:
         """Statements (with their arguments) keeping both tables exact when the events before
         ``before_ts`` (which falls in the hour starting at ``hour``) are deleted, run just before
         that delete: the sessions holding such events and the hours up to ``hour`` are summed again
-        from the events that stay."""
+        from the events that stay. ``hour`` is None when ``before_ts`` has no hour (beyond the
+        database's date range, or infinite): the hourly table is then summed again whole."""
         p, t = self.d.param, self.table
         cut = f"session_id IN (SELECT session_id FROM {t} WHERE ts < {p})"
         h_sql, *s_sqls = self.build_sql(
             f" WHERE ts >= {p} AND ts < {p} AND {self.hour_of()} = {p}", f" WHERE ts >= {p} AND {cut}"
         )
+        sessions = [(f"DELETE FROM {self.sessions} WHERE {cut}", [before_ts]), *((sql, [before_ts, before_ts]) for sql in s_sqls)]
+        if hour is None:
+            all_hours = self.build_sql(f" WHERE ts >= {p}")[0]
+            return [*sessions, (f"DELETE FROM {self.hourly}", []), (all_hours, [before_ts])]
         return [
-            (f"DELETE FROM {self.sessions} WHERE {cut}", [before_ts]),
-            *((sql, [before_ts, before_ts]) for sql in s_sqls),
+            *sessions,
             (f"DELETE FROM {self.hourly} WHERE ts <= {p}", [hour]),
             (h_sql, [before_ts, hour + 7200, hour]),
         ]
