@@ -240,7 +240,8 @@ class ResponseCache(BaseCache):
                 return None
             join = self.coalescer.join if self.coalescer.remote is None else None
             flight = self._take_off(request, join)
-            if flight is None and join is None:  # across processes joining may block: off the loop
+            if flight is None and join is None and not run_context.owns(flight_key(request)):
+                # across processes joining may block: off the loop
                 flight = self._take_off(
                     request, None, await run_in_executor(None, self.coalescer.join, flight_key(request))
                 )
@@ -257,9 +258,10 @@ class ResponseCache(BaseCache):
     def _take_off(self, request: CacheRequest, join: Any, flight: Any = None) -> Any:
         """After a miss (in the caller's own context): remember the lookup for the update that follows
         and, coalescing, join the call's flight. The owner's flight is kept for the update (which shares
-        the response) or the run's end (which releases the waiters); a waiter's flight is returned."""
+        the response) or the run's end (which releases the waiters); a waiter's flight is returned.
+        A run never waits for a flight it owns (a batch repeating a prompt): that call is a plain miss."""
         _missed.set(request)
-        if flight is None and join is not None:
+        if flight is None and join is not None and not run_context.owns(flight_key(request)):
             flight = join(flight_key(request))
         if flight is None:
             return None
@@ -296,7 +298,7 @@ class ResponseCache(BaseCache):
         return generations
 
     def _prepare(
-        self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE, *, sharing: bool
+        self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE
     ) -> tuple[CacheRequest, Any, SharedResponse] | None:
         """(the lookup, what to store, what a flight shares), in the caller's context: the query's
         embedding of the lookup is reused."""
@@ -310,37 +312,36 @@ class ResponseCache(BaseCache):
             request.embedded = missed.embedded
         first = return_val[0] if return_val else None
         outcome = outcome_of_message(getattr(first, "message", None), None, first)
+        sharing = run_context.owns(flight_key(request))
         packed = _pack(return_val) if self.engine.serializes or sharing else None
         shared = SharedResponse(packed, model=outcome.model or request.model, usage=outcome.usage)
         return request, packed if self.engine.serializes else _copies(return_val), shared
 
     @staticmethod
-    def _share(flight: Any, prepared: tuple[CacheRequest, Any, SharedResponse] | None) -> None:
-        """The owner's flight gets the response, once it is stored (a caller arriving later finds it
-        there); a flight of another call, or one with nothing to share, is abandoned."""
-        if flight is None:
-            return
-        if prepared is not None and flight.key == flight_key(prepared[0]):
-            flight.resolve(prepared[2])
-        else:
-            flight.abandon()
+    def _share(prepared: tuple[CacheRequest, Any, SharedResponse] | None) -> None:
+        """The flight this run owns for the call's key gets the response, once it is stored (a caller
+        arriving later finds it there). Flights of other calls are left to their own updates, and
+        whatever is left (nothing to share) to the run's end, which abandons it."""
+        flight = run_context.take_flight(flight_key(prepared[0])) if prepared is not None else None
+        if flight is not None:
+            flight.resolve(prepared[2])  # type: ignore[index]
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
-        flight, prepared = run_context.take_flight(), None
+        prepared = None
         try:
-            prepared = self._prepare(prompt, llm_string, return_val, sharing=flight is not None)
+            prepared = self._prepare(prompt, llm_string, return_val)
             if prepared is not None:
                 request, payload, shared = prepared
                 self.engine.store(request, payload, model=shared.model, usage=shared.usage)
         except Exception as e:  # noqa: BLE001 - a cache failure never breaks the call
             self.recorder.note_internal_error("response cache update", e)
         finally:
-            self._share(flight, prepared)
+            self._share(prepared)
 
     async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
-        flight, prepared = run_context.take_flight(), None
+        prepared = None
         try:
-            prepared = self._prepare(prompt, llm_string, return_val, sharing=flight is not None)
+            prepared = self._prepare(prompt, llm_string, return_val)
             if prepared is not None:
                 request, payload, shared = prepared
                 if self.engine.serializes:
@@ -351,7 +352,7 @@ class ResponseCache(BaseCache):
         except Exception as e:  # noqa: BLE001 - a cache failure never breaks the call
             self.recorder.note_internal_error("response cache update", e)
         finally:
-            self._share(flight, prepared)
+            self._share(prepared)
 
     def clear(self, **kwargs: Any) -> None:
         """Drop every entry (every scope)."""

@@ -25,7 +25,7 @@ from langchain_core.tracers.context import register_configure_hook
 
 from agentcost_core.attribution import Attribution, read_attribution
 
-__all__ = ["ModelRun", "current_run", "install", "note_handled", "own_flight", "take_flight"]
+__all__ = ["ModelRun", "current_run", "install", "note_handled", "own_flight", "owns", "take_flight", "take_flights"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,20 +46,38 @@ _current: ContextVar[ModelRun | None] = ContextVar("agentcost_cache_run", defaul
 _handled: ContextVar[UUID | None] = ContextVar("agentcost_cache_handled", default=None)
 
 
-#: The coalescing flight this context's model call owns (ended by the cache's update, else at the run's end).
-_flight: ContextVar[Any] = ContextVar("agentcost_cache_flight", default=None)
+#: The coalescing flights this context's model run owns, by flight key: each ended by the update of its
+#: key, the rest at the run's end. Never changed in place (a copy is set), so a task or thread started
+#: from this context never shares it.
+_flights: ContextVar[dict[str, Any] | None] = ContextVar("agentcost_cache_flights", default=None)
 
 
 def own_flight(flight: Any) -> None:
-    _flight.set(flight)
+    """Remember ``flight`` (anything with a ``key``) as owned by this context's run."""
+    _flights.set({**(_flights.get() or {}), flight.key: flight})
 
 
-def take_flight() -> Any:
-    """The flight this context owns, now no longer remembered (None when it owns none)."""
-    flight = _flight.get()
+def owns(key: str) -> bool:
+    """Whether this context's run owns the flight of ``key`` (it must never wait for it)."""
+    return key in (_flights.get() or {})
+
+
+def take_flight(key: str) -> Any:
+    """The flight of ``key`` this context owns, now no longer remembered (None when it owns none)."""
+    owned = _flights.get() or {}
+    flight = owned.get(key)
     if flight is not None:
-        _flight.set(None)
+        _flights.set({k: f for k, f in owned.items() if k != key} or None)
     return flight
+
+
+def take_flights() -> list[Any]:
+    """Every flight this context still owns, now no longer remembered."""
+    owned = _flights.get()
+    if not owned:
+        return []
+    _flights.set(None)
+    return list(owned.values())
 
 
 def current_run() -> ModelRun | None:
@@ -100,16 +118,14 @@ class _Tap(BaseCallbackHandler):
         run = _current.get()
         if run is not None and run.run_id == run_id:
             _current.set(None)
-            flight = take_flight()
-            if flight is not None:  # the response was not shared (not stored): the waiters call on their own
+            for flight in take_flights():  # a response not shared (not stored): its waiters call on their own
                 flight.abandon()
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         run = _current.get()
         if run is not None and run.run_id == run_id:
             _current.set(None)
-            flight = take_flight()
-            if flight is not None:
+            for flight in take_flights():
                 flight.fail(error)
 
 

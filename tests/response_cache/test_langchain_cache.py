@@ -338,3 +338,80 @@ def test_coalesce_must_be_a_bool() -> None:
 
     with pytest.raises(ConfigurationError, match="coalesce"):
         ResponseCache("memory://", coalesce="yes")  # type: ignore[arg-type]
+
+
+def _ends_without_waiting(cache: ResponseCache, call: object) -> tuple[object, bool]:
+    """(``call()``'s result, whether any call waited for a flight while it ran), ``call`` run in a thread
+    and the cache's waiters watched until it returns."""
+    done, out, waited = threading.Event(), [], False
+
+    def run() -> None:
+        try:
+            out.append(call())  # type: ignore[operator]
+        except BaseException as e:  # noqa: BLE001 - raised again in the test's thread
+            out.append(e)
+        finally:
+            done.set()
+
+    threading.Thread(target=run).start()
+    while not done.wait(0.001):  # a condition, checked until the call returns (no timing assumption)
+        waited = waited or cache.waiting() > 0
+    if isinstance(out[0], BaseException):
+        raise out[0]
+    return out[0], waited
+
+
+def test_a_batch_of_prompts_leaves_no_flight_behind(store_url: str, ledger: Ledger) -> None:
+    from langchain_core.language_models.fake import FakeListLLM
+
+    cache = ResponseCache(store_url, ledger=ledger, scope=())
+    cache.coalescer.timeout = 5.0  # a safety net so a regression fails in seconds, never what is asserted
+    llm = FakeListLLM(responses=["one", "two", "three", "four"], cache=cache)
+    result, waited = _ends_without_waiting(cache, lambda: llm.generate(["p1", "p2"]))
+    assert [g[0].text for g in result.generations] == ["one", "two"] and not waited  # type: ignore[attr-defined]
+    assert (llm.invoke("p1"), llm.invoke("p2")) == ("one", "two")  # stored: served from the cache
+    cache.clear()  # the entries are gone: each prompt's next call is its own flight's owner, nobody's waiter
+    assert _ends_without_waiting(cache, lambda: llm.invoke("p1")) == ("three", False)
+    assert _ends_without_waiting(cache, lambda: llm.invoke("p2")) == ("four", False)
+
+
+def test_a_batch_repeating_a_prompt_never_waits_for_itself(store_url: str, ledger: Ledger) -> None:
+    from langchain_core.language_models.fake import FakeListLLM
+
+    cache = ResponseCache(store_url, ledger=ledger, scope=())
+    cache.coalescer.timeout = 5.0  # a safety net so a regression fails in seconds, never what is asserted
+    llm = FakeListLLM(responses=["one", "two", "three"], cache=cache)
+    result, waited = _ends_without_waiting(cache, lambda: llm.generate(["p", "p"]))
+    assert [g[0].text for g in result.generations] == ["one", "two"] and not waited  # type: ignore[attr-defined]
+    assert llm.invoke("p") in ("one", "two")  # stored: served from the cache
+    cache.clear()
+    assert _ends_without_waiting(cache, lambda: llm.invoke("p")) == ("three", False)
+
+
+def test_an_async_batch_of_prompts_leaves_no_flight_behind(ledger: Ledger) -> None:
+    from langchain_core.language_models.fake import FakeListLLM
+
+    cache = ResponseCache("memory://", ledger=ledger, scope=())
+    cache.coalescer.timeout = 5.0  # a safety net so a regression fails in seconds, never what is asserted
+    llm = FakeListLLM(responses=["one", "two", "three", "four"], cache=cache)
+    result, waited = _ends_without_waiting(cache, lambda: asyncio.run(llm.agenerate(["p1", "p", "p"])))
+    assert [g[0].text for g in result.generations] == ["one", "two", "three"] and not waited  # type: ignore[attr-defined]
+    cache.clear()
+    assert _ends_without_waiting(cache, lambda: asyncio.run(llm.ainvoke("p1"))) == ("four", False)
+
+
+def test_a_chat_models_batch_leaves_no_flight_behind(ledger: Ledger) -> None:
+    from langchain_core.messages import HumanMessage
+
+    cache = ResponseCache("memory://", ledger=ledger)
+    cache.coalescer.timeout = 5.0  # a safety net so a regression fails in seconds, never what is asserted
+    mock = provider()
+    llm = P.chat_openai(mock, MODEL, cache=cache)
+    config = {"metadata": {"user_id": "u1"}}
+    batch = [[HumanMessage("q1")], [HumanMessage("q1")], [HumanMessage("q2")]]
+    result, waited = _ends_without_waiting(cache, lambda: llm.generate(batch, **config))
+    texts = [g[0].text for g in result.generations]  # type: ignore[attr-defined]
+    assert texts == ["answer to q1", "answer to q1", "answer to q2"] and not waited and mock.calls == 2
+    cache.clear()
+    answer, waited = _ends_without_waiting(cache, lambda: llm.invoke("q1", config=config).content)
+    assert (answer, waited, mock.calls) == ("answer to q1", False, 3)

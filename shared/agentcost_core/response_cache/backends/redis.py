@@ -3,7 +3,8 @@
 Each entry is a hash ``{namespace}:e:{scope digest}:{key}`` that expires with its TTL; each tag a set
 ``{namespace}:t:{tag}``. Entries that carry a vector are listed per partition (scope and context
 fingerprint) in a sorted set ``{namespace}:p:{scope digest}:{context}`` scored by a counter
-``{namespace}:seq`` taken in the same atomic step, so a process keeps the partition's vectors in
+``{namespace}:seq`` taken in the same atomic step (the set expires with its latest entry, and never
+while it lists an entry without expiry), so a process keeps the partition's vectors in
 memory (:class:`~..vector_index.VectorIndex`) and reads only the entries added since; the semantic
 layer searches that partition only, never the whole keyspace. Invalidations and clears move the
 counter ``{namespace}:drops``: the indexes built before are rebuilt.
@@ -23,8 +24,28 @@ from .base import CacheBackend, pack_usage, pack_vector, unpack_usage, unpack_ve
 __all__ = ["RedisBackend"]
 
 _FIELDS = ("payload", "model", "usage", "created", "expires", "text", "context", "vector")
-# KEYS: the partition's sorted set, the seq counter; ARGV: the entry key. Atomic, so scores follow commits.
-_INDEX = "return redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[2]), ARGV[1])"
+# KEYS: the partition's sorted set, the seq counter; ARGV: the entry key, its expiry (Unix ms; "" = none).
+# Atomic, so scores follow commits. The set expires with its latest entry (never earlier: the later of its
+# expiry and the new one) and never while it lists an entry without expiry, so no list outlives its entries.
+_INDEX = """
+local new = redis.call('EXISTS', KEYS[1]) == 0
+redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[2]), ARGV[1])
+local at = tonumber(ARGV[2])
+if at == nil then
+  redis.call('PERSIST', KEYS[1])
+  return 1
+end
+local left = redis.call('PTTL', KEYS[1])
+if new then
+  redis.call('PEXPIREAT', KEYS[1], at)
+elseif left >= 0 then
+  local t = redis.call('TIME')
+  if at > tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + left then
+    redis.call('PEXPIREAT', KEYS[1], at)
+  end
+end
+return 1
+"""
 # KEYS: the partition's sorted set, then entry hashes; ARGV: their keys. Unlists the entries that are gone.
 _PRUNE = """
 local n = 0
@@ -100,10 +121,12 @@ class RedisBackend(CacheBackend):
         pipe = self.client.pipeline(transaction=True)
         pipe.delete(name)
         pipe.hset(name, mapping=values)
-        if entry.expires is not None:
-            pipe.pexpireat(name, int(entry.expires * 1000) + 1)
+        expires_ms = None if entry.expires is None else int(entry.expires * 1000) + 1
+        if expires_ms is not None:
+            pipe.pexpireat(name, expires_ms)
         if entry.vector is not None and entry.context is not None:
-            pipe.eval(_INDEX, 2, self._partition_key(entry.scope, entry.context), f"{self.namespace}:seq", entry.key)
+            pipe.eval(_INDEX, 2, self._partition_key(entry.scope, entry.context), f"{self.namespace}:seq", entry.key,
+                      "" if expires_ms is None else str(expires_ms))  # fmt: skip
         for tag in entry.tags:
             pipe.sadd(f"{self.namespace}:t:{tag}", name)
         pipe.execute()
