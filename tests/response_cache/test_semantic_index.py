@@ -234,3 +234,40 @@ def test_concurrent_tenants_storing_and_asking_only_ever_get_their_own_answers(s
         t.join()
     assert wrong == []
     assert engine.stats["semantic"].errors == 0 and engine.stats["semantic"].hits == n * tenants
+
+
+def test_a_partition_being_read_from_the_store_holds_up_only_its_own_lookups() -> None:
+    """A first read of a large partition takes seconds (SQLite, Redis): other partitions' lookups in
+    the same process go on meanwhile; the same partition's next lookup waits for the read and sees it."""
+    from agentcost_core.response_cache.vector_index import PartitionCache
+
+    cache = PartitionCache()
+    started, release = threading.Event(), threading.Event()
+
+    def slow_fill(index) -> None:  # type: ignore[no-untyped-def]
+        started.set()
+        assert release.wait(timeout=30)
+        index.add("a-1", [1.0, 0.0], "first", None)
+
+    def quick_fill(index) -> None:  # type: ignore[no-untyped-def]
+        if not len(index):
+            index.add("b-1", [0.0, 1.0], "second", None)
+
+    found: list[list[str]] = []
+
+    def other_lookup() -> None:
+        found.append(cache.get("tenant-b", "ctx", 0, quick_fill).search([0.0, 1.0], floor=0.99, now=0.0))
+
+    reader = threading.Thread(target=cache.get, args=("tenant-a", "ctx", 0, slow_fill))
+    reader.start()
+    try:
+        assert started.wait(timeout=30)
+        other = threading.Thread(target=other_lookup)
+        other.start()
+        other.join(timeout=10)  # returns while tenant-a's read is still going
+        assert found == [["b-1"]] and reader.is_alive()
+    finally:
+        release.set()
+    reader.join(timeout=30)
+    same = cache.get("tenant-a", "ctx", 0, lambda index: None)
+    assert same.search([1.0, 0.0], floor=0.99, now=0.0) == ["a-1"]

@@ -118,6 +118,8 @@ class VectorIndex:
         self.cursor: Any = 0
         self.generation = generation
         self.pruned = -math.inf  # when the backend last asked for the expired rows
+        #: Held while a backend reads the store into the index (one reader per partition at a time).
+        self.filling = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -204,7 +206,8 @@ class PartitionCache:
 
     def get(self, scope: str, context: str, generation: Any, fill: Callable[[VectorIndex], None]) -> VectorIndex:
         """The partition's index, brought up to date by ``fill`` (which reads the store from
-        ``index.cursor`` on and moves it)."""
+        ``index.cursor`` on and moves it). Only lookups of the same partition wait for its fill (a
+        first read of a large partition takes seconds); the other partitions' lookups go on."""
         with self._lock:
             index = self._indexes.get((scope, context))
             if index is None or index.generation != generation:
@@ -212,8 +215,9 @@ class PartitionCache:
             self._indexes.move_to_end((scope, context))
             while len(self._indexes) > self.max_partitions:
                 self._indexes.popitem(last=False)
+        with index.filling:
             fill(index)
-            return index
+        return index
 
     def clear(self) -> None:
         with self._lock:
