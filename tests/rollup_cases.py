@@ -118,6 +118,20 @@ def check_prune_beyond_any_date_empties_the_rollup(ledger: Ledger, events: list[
     check_equal_to_python(ledger, [])
 
 
+def check_a_report_reads_one_snapshot(ledger: Ledger, other: Ledger, table: str, events: list[CostEvent]) -> None:
+    """Every query of one report reads the same snapshot: a prune committed by another connection
+    between two of them (which made a report's percentile rank point past the end) is not seen."""
+    ledger.record_many(events)
+    count = f"SELECT COUNT(*) FROM {table}"
+    with ledger.backend.reading() as read:  # type: ignore[attr-defined]
+        before = read(count, [])
+        assert other.prune(float("inf")) == len(events)
+        after = read(count, [])
+    assert before[0][0] == after[0][0] == len(events)
+    assert ledger.count() == 0
+    check_equal_to_python(ledger, [])
+
+
 def check_concurrent_writers_keep_the_rollup_exact(ledgers: list[Ledger], events: list[CostEvent]) -> None:
     """Writers on their own connections write into the same hours, features and sessions at once
     (small batches, started together); the rollups equal the Python rollup of everything written."""

@@ -48,6 +48,12 @@ def test_a_prune_beyond_any_date_deletes_everything_and_empties_the_rollup(tmp_p
         cases.check_prune_beyond_any_date_empties_the_rollup(ledger, cases.varied_events())
 
 
+def test_a_report_reads_one_snapshot_while_another_connection_prunes(tmp_path):
+    url = f"sqlite:///{tmp_path}/s.db"
+    with Ledger(url, sync=True) as ledger, Ledger(url, sync=True) as other:
+        cases.check_a_report_reads_one_snapshot(ledger, other, "events", cases.varied_events())
+
+
 def test_clear_empties_the_rollup_tables_too(tmp_path):
     with Ledger(f"sqlite:///{tmp_path}/c.db", sync=True) as ledger:
         ledger.record_many(cases.varied_events())

@@ -64,6 +64,11 @@ def test_a_prune_beyond_any_date_deletes_everything_and_empties_the_rollup(postg
         cases.check_prune_beyond_any_date_empties_the_rollup(ledger, cases.varied_events())
 
 
+def test_a_report_reads_one_snapshot_while_another_connection_prunes(postgres_url, pg_table):
+    with _ledger(postgres_url, pg_table) as ledger, _ledger(postgres_url, pg_table) as other:
+        cases.check_a_report_reads_one_snapshot(ledger, other, pg_table, cases.varied_events())
+
+
 def test_writers_on_their_own_connections_at_once_keep_the_rollup_exact(postgres_url, pg_table):
     ledgers = [_ledger(postgres_url, pg_table) for _ in range(3)]
     try:

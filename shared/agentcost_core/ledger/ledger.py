@@ -382,7 +382,8 @@ class Ledger:
             from .sql_rollup import sql_rollup
 
             backend: Any = self.backend
-            r = sql_rollup(backend.aggregate, dialect, backend.table, by=by, since=since, until=until, filters=filters)
+            with backend.reading() as aggregate:  # every query of the report reads one snapshot
+                r = sql_rollup(aggregate, dialect, backend.table, by=by, since=since, until=until, filters=filters)
             if r is not None:
                 return r
         return rollup(self.iter_events(since, until, **filters), by=by, since=since, until=until)

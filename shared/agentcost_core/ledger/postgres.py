@@ -8,7 +8,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -104,6 +104,32 @@ class PostgresBackend(LedgerBackend):
         A report over millions of events takes longer than a write's ``timeout_s``: its deadline is
         :data:`REPORT_TIMEOUT_S` (never shorter than ``timeout_s``)."""
         return self._read(sql, args, max(self.timeout_s, REPORT_TIMEOUT_S))
+
+    @contextmanager
+    def reading(self) -> Iterator[Callable[[str, Sequence[Any]], list[Any]]]:
+        """:meth:`aggregate` for the queries of one report, all reading one snapshot (``REPEATABLE READ``):
+        a write or prune committed meanwhile is not seen halfway. Under the report's deadline."""
+        for attempt in (1, 2):  # a connection that broke since its last use is replaced once, as in _read
+            self._lock.acquire()  # held to the end: no write may run inside this transaction
+            conn = self._conn
+            try:
+                with self._deadline(conn):
+                    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                break
+            except Exception as e:  # noqa: BLE001 - re-raised unless the connection broke
+                self._lock.release()
+                if attempt == 2 or not self.is_transient(e):
+                    raise
+                self.reconnect()
+        try:
+            with self._deadline(conn, max(self.timeout_s, REPORT_TIMEOUT_S)):
+                yield lambda sql, args: conn.execute(sql, args).fetchall()
+        finally:
+            try:
+                conn.execute("ROLLBACK")  # read only: nothing to keep
+            except Exception:  # noqa: S110 - a connection the deadline cut holds no transaction any more
+                pass
+            self._lock.release()
 
     def prune(self, before_ts: float) -> int:
         rollups = RollupTables(POSTGRES, self.table)

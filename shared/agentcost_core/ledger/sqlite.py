@@ -6,7 +6,8 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -276,6 +277,17 @@ class SQLiteBackend(LedgerBackend):
         """Rows of a read-only query over the ``events`` table (rollups run in the database: .sql_rollup)."""
         with self._lock:
             return self._conn.execute(sql, args).fetchall()
+
+    @contextmanager
+    def reading(self) -> Iterator[Callable[[str, Sequence[Any]], list[Any]]]:
+        """:meth:`aggregate` for the queries of one report, all reading one snapshot of the file (a
+        write or prune committed meanwhile by another connection is not seen halfway)."""
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                yield lambda sql, args: self._conn.execute(sql, args).fetchall()
+            finally:
+                self._conn.execute("COMMIT")  # read only: nothing to keep or undo
 
     def prune(self, before_ts: float) -> int:
         with self._lock:
