@@ -7,6 +7,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -259,7 +260,7 @@ class SQLiteBackend(LedgerBackend):
                 last = self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0]
                 for start in range(0, len(rows), _ROWS_PER_INSERT):
                     chunk = rows[start : start + _ROWS_PER_INSERT]
-                    self._conn.execute(_insert(len(chunk)), [v for row in chunk for v in row])
+                    self._conn.execute(_insert(len(chunk)), list(chain.from_iterable(chunk)))
                 for sql in _ADD_BATCH:
                     self._conn.execute(sql, (last,))
             except BaseException:
