@@ -8,7 +8,9 @@ Measured (each repeated ``--rounds`` times, alternating, fresh database file eac
   distinct :class:`CostEvent` are ``record()``-ed from the producer (main) thread, then ``flush()``;
   wall time from the first ``record`` to the return of ``flush``. Also reported: the producer's
   ``record()`` loop time per call (it includes waiting when the queue is full), and that
-  ``count() == N`` with nothing dropped.
+  ``count() == N`` with nothing dropped. Run twice: with every event of a writer's batch in a session
+  of its own (the sessions rollup table's worst case: two new rows per event) and with realistic
+  sessions of 10–30 events, 8 open at a time (:func:`sessions_of`).
 * **Anchors** — plain ``sqlite3`` with the same pragmas (WAL, ``synchronous=NORMAL``), prebuilt
   rows, ``executemany`` in transactions of 2,000 rows (the writer's batch size):
   16-column rows keyed by a uuid4 TEXT primary key; the same keyed by INTEGER PRIMARY KEY; and the
@@ -45,9 +47,32 @@ MODELS = ("gpt-4o-mini-2024-07-18", "gpt-4o-2024-08-06", "claude-sonnet-4-5-2025
 PROVIDERS = ("openai", "openai", "anthropic", "google")
 
 
-def make_events(n: int) -> list[CostEvent]:
-    """Distinct, realistic events: varied model, tokens, cost and attribution; unique ids."""
+def sessions_of(n: int, realistic: bool) -> list[str]:
+    """Each event's session. Worst case for the sessions rollup table: 5,000 sessions in turn, so every
+    event of a writer's batch (2,000) is in a session of its own. Realistic: sessions of 10 to 30 events,
+    8 of them open at a time (their events interleave), as agents running side by side write them."""
+    if not realistic:
+        return [f"sess-{i % 5_000}" for i in range(n)]
+    out: list[str] = []
+    open_: list[list[object]] = []  # [session number, events left]
+    started = 0
+    while len(out) < n:
+        while len(open_) < 8:
+            open_.append([started, 10 + (started * 7) % 21])
+            started += 1
+        slot = open_[len(out) % len(open_)]
+        out.append(f"sess-{slot[0]}")
+        slot[1] = int(slot[1]) - 1  # type: ignore[call-overload]
+        if slot[1] == 0:
+            open_.remove(slot)
+    return out
+
+
+def make_events(n: int, realistic_sessions: bool = False) -> list[CostEvent]:
+    """Distinct, realistic events: varied model, tokens, cost and attribution; unique ids (sessions: see
+    :func:`sessions_of`)."""
     out = []
+    sessions = sessions_of(n, realistic_sessions)
     for i in range(n):
         k = i % 4
         inp = 200 + (i * 7) % 3_000
@@ -60,7 +85,7 @@ def make_events(n: int) -> list[CostEvent]:
                 priced=True,
                 requested_model=MODELS[k][:11],
                 user_id=f"user-{i % 1_000}",
-                session_id=f"sess-{i % 5_000}",
+                session_id=sessions[i],
                 feature=("support", "search", "billing", "triage")[i % 4],
                 agent_id="agent-1",
                 step=("plan", "act", "reflect")[i % 3],
@@ -206,14 +231,15 @@ def main() -> int:
     print(f"Ledger throughput into SQLite — {_bench.machine()}, {_bench.load()}")
     print(f"N={n:,} events, {rounds} round(s) alternating, fresh database each time; sync mode N={n_sync:,}\n")
     events = make_events(n)
+    real_events = make_events(n, realistic_sessions=True)
     tmp = tempfile.mkdtemp(prefix="agentcost-bench-ledger-")
-    res: dict[str, list[float]] = {k: [] for k in ("bg", "uuid16", "int16", "schema32", "sync")}
+    res: dict[str, list[float]] = {k: [] for k in ("bg", "bg_real", "uuid16", "int16", "schema32", "sync")}
     rec_us: list[float] = []
     flush_s: list[float] = []
     sync_us: list[float] = []
     try:
         for r in range(rounds):
-            order = ["bg", "uuid16", "int16", "schema32", "sync"]
+            order = ["bg", "uuid16", "bg_real", "int16", "schema32", "sync"]
             if r % 2:
                 order.reverse()
             for what in order:
@@ -222,6 +248,8 @@ def main() -> int:
                     res["bg"].append(m["eps"])
                     rec_us.append(m["record_us"])
                     flush_s.append(m["flush_s"])
+                elif what == "bg_real":
+                    res["bg_real"].append(ledger_background(tmp, real_events)["eps"])
                 elif what == "uuid16":
                     res["uuid16"].append(anchor_16(tmp, n, "uuid"))
                 elif what == "int16":
@@ -244,6 +272,12 @@ def main() -> int:
             f"{med['bg']:,.0f}",
             f"{min(res['bg']):,.0f}–{max(res['bg']):,.0f}",
             f"record() loop {_bench.median(rec_us):.2f} µs/call, then flush() {_bench.median(flush_s):.2f} s",
+        ),
+        (
+            "Ledger(sqlite), background writer, realistic sessions",
+            f"{med['bg_real']:,.0f}",
+            f"{min(res['bg_real']):,.0f}–{max(res['bg_real']):,.0f}",
+            "sessions of 10–30 events, 8 open at a time (above: every event of a batch in its own session)",
         ),
         (
             "Ledger(sqlite, sync=True)",
@@ -277,11 +311,12 @@ def main() -> int:
         f"{1e6 / med['schema32']:.2f} µs/event; whole ledger path: {1e6 / med['bg']:.2f} µs/event"
     )
     print(
-        f"\nLedger / anchor(uuid16) = {med['bg'] / med['uuid16']:.2f}; "
+        f"\nLedger / anchor(uuid16) = {med['bg'] / med['uuid16']:.2f} (realistic sessions: "
+        f"{med['bg_real'] / med['uuid16']:.2f}); "
         f"Ledger / anchor(ledger table) = {med['bg'] / med['schema32']:.2f}"
     )
-    ok = med["bg"] >= 50_000
-    print(f"target ≥ 50,000 events/s: {med['bg']:,.0f} -> {_bench.verdict(ok)}")
+    for what, label in (("bg", "worst-case sessions"), ("bg_real", "realistic sessions")):
+        print(f"target ≥ 50,000 events/s ({label}): {med[what]:,.0f} -> {_bench.verdict(med[what] >= 50_000)}")
     print(_bench.load())
     return 0
 
