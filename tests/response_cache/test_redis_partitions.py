@@ -1,5 +1,6 @@
-"""The Redis store's semantic partition lists (``<namespace>:p:…``) live as long as their longest-lived
-entry: Redis' own expiry of the keys, never a key that outlives every entry it lists."""
+"""The Redis store's semantic partition lists (``<namespace>:p:…``) and tag lists (``<namespace>:t:…``)
+live as long as their longest-lived entry: Redis' own expiry of the keys, never a key that outlives
+every entry it lists."""
 
 from __future__ import annotations
 
@@ -74,3 +75,19 @@ def test_a_partition_list_is_gone_once_its_entries_expired(redis_cache_store: st
         tick.wait(0.01)
     assert len(cache) == 0
     assert partition_ttls(client, cache) == []  # no list is left behind, nobody has to prune it
+
+
+def test_a_tag_list_lives_as_long_as_its_longest_lived_entry(redis_cache_store: str, client: object) -> None:
+    short = CacheEngine(redis_cache_store, scope=(), ttl=30, tags=("faq",))
+    long = CacheEngine(redis_cache_store, scope=(), ttl=60, tags=("faq",))
+    forever = CacheEngine(redis_cache_store, scope=(), ttl=None, tags=("pricing",))
+    store(short, "What is the refund policy?")
+    tag = f"{short.backend.namespace}:t:faq"
+    assert 0 < client.pttl(tag) <= 30_001  # type: ignore[attr-defined]
+    store(long, "How long does shipping take?")
+    assert 30_001 < client.pttl(tag) <= 60_001  # type: ignore[attr-defined]
+    store(short, "Do you ship abroad?")
+    assert 30_001 < client.pttl(tag) <= 60_001  # type: ignore[attr-defined]
+    store(forever, "How much is the premium plan?")
+    assert client.pttl(f"{short.backend.namespace}:t:pricing") == -1  # type: ignore[attr-defined]
+    assert short.invalidate("faq") == 3  # invalidation by tag still finds every entry

@@ -24,13 +24,18 @@ from .base import CacheBackend, pack_usage, pack_vector, unpack_usage, unpack_ve
 __all__ = ["RedisBackend"]
 
 _FIELDS = ("payload", "model", "usage", "created", "expires", "text", "context", "vector")
-# KEYS: the partition's sorted set, the seq counter; ARGV: the entry key, its expiry (Unix ms; "" = none).
-# Atomic, so scores follow commits. The set expires with its latest entry (never earlier: the later of its
-# expiry and the new one) and never while it lists an entry without expiry, so no list outlives its entries.
-_INDEX = """
+# Lists an entry in a set: KEYS: the set, the seq counter; ARGV: "z" (the partition's sorted set, scored by
+# the counter) or "s" (a tag's set), the member, its expiry (Unix ms; "" = none). Atomic, so scores follow
+# commits. The set expires with its latest entry (never earlier: the later of its expiry and the new one)
+# and never while it lists an entry without expiry, so no list outlives its entries.
+_LIST = """
 local new = redis.call('EXISTS', KEYS[1]) == 0
-redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[2]), ARGV[1])
-local at = tonumber(ARGV[2])
+if ARGV[1] == 'z' then
+  redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[2]), ARGV[2])
+else
+  redis.call('SADD', KEYS[1], ARGV[2])
+end
+local at = tonumber(ARGV[3])
 if at == nil then
   redis.call('PERSIST', KEYS[1])
   return 1
@@ -124,11 +129,12 @@ class RedisBackend(CacheBackend):
         expires_ms = None if entry.expires is None else int(entry.expires * 1000) + 1
         if expires_ms is not None:
             pipe.pexpireat(name, expires_ms)
+        until = "" if expires_ms is None else str(expires_ms)
+        seq = f"{self.namespace}:seq"
         if entry.vector is not None and entry.context is not None:
-            pipe.eval(_INDEX, 2, self._partition_key(entry.scope, entry.context), f"{self.namespace}:seq", entry.key,
-                      "" if expires_ms is None else str(expires_ms))  # fmt: skip
+            pipe.eval(_LIST, 2, self._partition_key(entry.scope, entry.context), seq, "z", entry.key, until)
         for tag in entry.tags:
-            pipe.sadd(f"{self.namespace}:t:{tag}", name)
+            pipe.eval(_LIST, 2, f"{self.namespace}:t:{tag}", seq, "s", name, until)
         pipe.execute()
 
     def partition(self, scope: str, context: str, now: float) -> VectorIndex:
