@@ -411,17 +411,9 @@ class _CostTracking(RecorderResults):
                 self._guarded.pop(call.trace_id, None)
 
     def _record_route(self, route: dict[str, Any], call: ModelCall, outcome: Outcome) -> None:
-        """The routing decision as its own ledger event (kind ``route``, parent = the call it chose)."""
-        a = call.attribution
-        self.recorder.record(
-            None, None, kind="route", step=call.step, trace_id=call.trace_id, parent_id=call.span_id,
-            extra=dict(route), event_id=route.get("id"), tier=route.get("tier"), **a.as_dict(),
-        )  # fmt: skip
-        outcome.tier = route.get("tier")
-        outcome.extra = {
-            **(outcome.extra or {}), "route_id": route.get("id"), "route_reason": route.get("reason"),
-            "top_tier": route.get("top_tier"), "top_model": route.get("top_model"),
-        }  # fmt: skip
+        """The routing decision as its own ledger event, and the call's outcome linked to it."""
+        outcome.tier, link = self.recorder.record_route(route, call)
+        outcome.extra = {**(outcome.extra or {}), **link}
 
 
 class CostCallbackHandler(_CostTracking, BaseCallbackHandler):

@@ -260,15 +260,5 @@ class LlmEventRecorder:
         route = route_from_tags(pending.tags)
         if route is None:
             return None, extra
-        call = pending.call
-        route_id = route.get("id")
-        if self.table.first_route(route_id):
-            self.recorder.record(
-                None, None, kind="route", step=call.step, trace_id=call.trace_id, parent_id=call.span_id,
-                extra=dict(route), event_id=route_id, tier=route.get("tier"), **call.attribution.as_dict(),
-            )  # fmt: skip
-        linked = {
-            **(extra or {}), "route_id": route_id, "route_reason": route.get("reason"),
-            "top_tier": route.get("top_tier"), "top_model": route.get("top_model"),
-        }  # fmt: skip
-        return route.get("tier"), linked
+        tier, link = self.recorder.record_route(route, pending.call, event=self.table.first_route(route.get("id")))
+        return tier, {**(extra or {}), **link}

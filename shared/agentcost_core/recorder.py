@@ -161,6 +161,21 @@ class CostRecorder:
         self._keep(event, call, outcome)
         return event, budget_cost
 
+    def record_route(
+        self, route: dict[str, Any], call: ModelCall, *, event: bool = True
+    ) -> tuple[str | None, dict[str, Any]]:
+        """A router's decision for ``call``: recorded as its own ledger event (kind ``route``, parent =
+        the call it chose) unless ``event=False`` (recorded already); returns the tier it chose and the
+        keys that link the call's own event to the decision (for its ``extra``)."""
+        if event:
+            self.record(
+                None, None, kind="route", step=call.step, trace_id=call.trace_id, parent_id=call.span_id,
+                extra=dict(route), event_id=route.get("id"), tier=route.get("tier"), **call.attribution.as_dict(),
+            )  # fmt: skip
+        link = {"route_id": route.get("id"), "route_reason": route.get("reason"),
+                "top_tier": route.get("top_tier"), "top_model": route.get("top_model")}  # fmt: skip
+        return route.get("tier"), link
+
     def record(
         self,
         model: str | None,
