@@ -23,7 +23,8 @@ def recorded(now: float) -> list[CostEvent]:
     ]  # fmt: skip
 
 
-def check_prune(ledger: Ledger) -> None:
+def check_prune(ledger: Ledger) -> int:
+    """Prune at five days ago and check what stays, the report of it and the prompts; returns how many events stay."""
     now = time.time()
     events = recorded(now)
     ledger.record_many(events)
@@ -42,3 +43,4 @@ def check_prune(ledger: Ledger) -> None:
         d.pop("projected_monthly")
     assert got == want
     assert ledger.prune(cut) == 0  # nothing older is left
+    return len(kept)

@@ -19,7 +19,9 @@ def test_prune_on_postgres_deletes_what_is_older_and_keeps_the_report_of_the_res
     table = f"agentcost_prune_{uuid.uuid4().hex[:10]}"
     try:
         with Ledger(backend=PostgresBackend(postgres_url, table=table), sync=True) as ledger:
-            checks.check_prune(ledger)
+            kept = checks.check_prune(ledger)
+        with Ledger(backend=PostgresBackend(postgres_url, table=table), sync=True) as reopened:
+            assert reopened.count() == kept  # the retention holds for the next process too
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_prompts, {table}_hourly, {table}_sessions")
