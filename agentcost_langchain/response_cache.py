@@ -15,6 +15,11 @@ the run records it instead (one event, never two), and its budgets settle a hit 
 LangChain's ``stream()`` does not consult caches; ``invoke`` on a streaming model does. A
 completion model (``BaseLLM``) asks its cache before its run starts, when its attribution is not
 known yet: it is cached only with ``scope=()``.
+
+The broad ``except`` blocks wrap only our own work (lookups, stores, waiting for another call's
+flight): the model call itself runs in LangChain between ``lookup`` and ``update``, outside them, so a
+LangGraph interrupt from user code never reaches them. A waiter whose owner's run ended without an
+answer (an interrupt included) is not interrupted by it: it calls the model on its own.
 """
 
 from __future__ import annotations
