@@ -70,6 +70,23 @@ def redis_cache_store(redis_url: str) -> Iterator[str]:
     client.close()
 
 
+@pytest.fixture
+def pg_table(postgres_url: str, tmp_path, monkeypatch) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A fresh PostgreSQL ledger table name (the table, its prompts, rollup tables and trigger function
+    dropped afterwards); the ledger's side files go under ``tmp_path``."""
+    import uuid
+
+    import psycopg
+
+    monkeypatch.setenv("AGENTCOST_LEDGER_DIR", str(tmp_path))
+    table = f"agentcost_t_{uuid.uuid4().hex[:10]}"
+    yield table
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_prompts, {table}_hourly, {table}_sessions")
+        conn.execute(f"DROP FUNCTION IF EXISTS {table}_rollups()")
+        conn.execute("DELETE FROM agentcost_meta WHERE name = %s", (table,))
+
+
 # Shared helper modules (ledger_contract.py) live beside this file.
 import sys as _sys  # noqa: E402
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-import psycopg
 import pytest
 from servers import OwnRedis, TcpProxy, proxied_url
 
@@ -37,14 +35,3 @@ def own_redis() -> Iterator[OwnRedis]:
         yield server
     finally:
         server.close()
-
-
-@pytest.fixture
-def pg_table(postgres_url: str, tmp_path, monkeypatch) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """A fresh PostgreSQL ledger table (dropped afterwards); its side files go under ``tmp_path``."""
-    monkeypatch.setenv("AGENTCOST_LEDGER_DIR", str(tmp_path))
-    table = f"agentcost_faults_{uuid.uuid4().hex[:10]}"
-    yield table
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_prompts, {table}_hourly, {table}_sessions")
-        conn.execute("DELETE FROM agentcost_meta WHERE name = %s", (table,))

@@ -5,8 +5,6 @@ several writers (connections) adding to the same rows at once."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 import rollup_cases as cases
 
@@ -15,17 +13,6 @@ from agentcost_core.ledger.postgres import PostgresBackend
 
 psycopg = pytest.importorskip("psycopg")
 pytestmark = pytest.mark.services
-
-
-@pytest.fixture
-def pg_table(postgres_url, tmp_path, monkeypatch):
-    monkeypatch.setenv("AGENTCOST_LEDGER_DIR", str(tmp_path))
-    table = f"agentcost_rt_{uuid.uuid4().hex[:10]}"
-    yield table
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_prompts, {table}_hourly, {table}_sessions")
-        conn.execute(f"DROP FUNCTION IF EXISTS {table}_rollups()")
-        conn.execute("DELETE FROM agentcost_meta WHERE name = %s", (table,))
 
 
 def _ledger(url: str, table: str) -> Ledger:

@@ -4,7 +4,6 @@ version 3 table migrates to version 4 (``top_model`` filled from ``extra``) and 
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
 import rollup_cases as cases
@@ -16,16 +15,6 @@ from agentcost_core.rollup import rollup
 
 psycopg = pytest.importorskip("psycopg")
 pytestmark = pytest.mark.services
-
-
-@pytest.fixture
-def pg_table(postgres_url, tmp_path, monkeypatch):
-    monkeypatch.setenv("AGENTCOST_LEDGER_DIR", str(tmp_path))
-    table = f"agentcost_rollup_{uuid.uuid4().hex[:10]}"
-    yield table
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f"DROP TABLE IF EXISTS {table}, {table}_prompts, {table}_hourly, {table}_sessions")
-        conn.execute("DELETE FROM agentcost_meta WHERE name = %s", (table,))
 
 
 def test_a_postgres_rollup_equals_the_python_rollup_for_every_grouping_and_window(postgres_url, pg_table):
