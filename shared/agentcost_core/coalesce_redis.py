@@ -8,6 +8,11 @@ saw; it wakes on the message or every :data:`POLL` seconds, and when the lock no
 token and there is no result, the owner failed or died: it tries to become the owner itself.
 Only one caller per key and process talks to Redis (the in-process owner), so a process with 64
 waiting threads holds one subscription.
+
+Who waits: per flight, ``…:waiters:<token>`` counts the processes waiting for that owner; per
+namespace, the sorted set ``<namespace>:waiting`` holds one member per waiting process, scored by
+when it stops counting (Redis server time + the lease), so a waiter whose process died is dropped
+when its lease would have ended, and counting every waiter reads one key (never the keyspace).
 """
 
 from __future__ import annotations
@@ -36,6 +41,23 @@ end
 return 0
 """
 
+# KEYS[1] the namespace's waiting set; ARGV[1] the member, ARGV[2] the lease in ms. Scores are Redis
+# server time, so the processes' own clocks never matter.
+_WAIT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+# KEYS[1] the namespace's waiting set: drop the members past their lease, count the rest.
+_COUNT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return redis.call('ZCARD', KEYS[1])
+"""
+
 _RETRY = object()
 _TIMEOUT = object()
 
@@ -56,11 +78,6 @@ def _client(redis_arg: Any) -> Any:
         return redis.Redis.from_url(redis_arg, socket_timeout=5.0, socket_connect_timeout=5.0)
     except ValueError as e:
         raise ConfigurationError(f"redis= URL is not usable: {redact_text(str(e))}") from None
-
-
-def _glob_escape(text: str) -> str:
-    """``text`` matched literally in a Redis ``SCAN MATCH`` pattern."""
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 class RedisFlights:
@@ -87,6 +104,9 @@ class RedisFlights:
         self.result_ms = max(1, int(result_ttl * 1000))
         self.lease_ms = max(1, int(lease * 1000))
         self._release = self.client.register_script(_RELEASE)
+        self._wait_start = self.client.register_script(_WAIT)
+        self._count = self.client.register_script(_COUNT)
+        self._waiting_key = f"{namespace}:waiting"
         self._tokens: dict[str, str] = {}  # key -> token of a lock this process holds
         self._lock = threading.Lock()
 
@@ -107,10 +127,7 @@ class RedisFlights:
 
     def waiting_all(self) -> int:
         """How many processes wait for any flight in progress in this namespace."""
-        pattern = _glob_escape(self.namespace) + ":*:waiters:*"
-        names = list(self.client.scan_iter(match=pattern, count=1000))
-        counts = self.client.mget(names) if names else []
-        return sum(max(0, int(raw)) for raw in counts if raw is not None)
+        return int(self._count(keys=[self._waiting_key]))
 
     def join(self, key: str, deadline: float) -> tuple[Any] | None:
         """``(value,)`` from another process's flight of ``key``; None when this process must
@@ -137,8 +154,11 @@ class RedisFlights:
         waiters_key = base + ":waiters:" + owner.decode()  # per flight: a count of who waits for this owner
         pubsub = self.client.pubsub(ignore_subscribe_messages=True)
         pubsub.subscribe(base + ":done")  # first: a result published from now on wakes us
+        member = f"{waiters_key}:{uuid.uuid4().hex}"  # this process's wait, in the namespace's set
         pipe = self.client.pipeline()
-        pipe.incr(waiters_key).pexpire(waiters_key, self.lease_ms).execute()
+        pipe.incr(waiters_key).pexpire(waiters_key, self.lease_ms)
+        self._wait_start(keys=[self._waiting_key], args=[member, self.lease_ms], client=pipe)
+        pipe.execute()
         try:
             while True:
                 raw = self.client.get(result_key)
@@ -153,7 +173,7 @@ class RedisFlights:
                 pubsub.get_message(timeout=min(POLL, left))  # any message: look again
         finally:
             try:
-                self.client.decr(waiters_key)
+                self.client.pipeline().decr(waiters_key).zrem(self._waiting_key, member).execute()
             finally:
                 pubsub.close()
 

@@ -198,3 +198,58 @@ def test_an_owner_process_that_dies_is_replaced_when_its_lease_ends(redis_url: s
     finally:
         if owner.is_alive():
             owner.kill()
+
+
+def _scans(client: Any) -> int:
+    return int(client.info("commandstats").get("cmdstat_scan", {}).get("calls", 0))
+
+
+def test_counting_every_waiter_reads_one_key_and_never_walks_the_keyspace(redis_url: str) -> None:
+    """A shared production Redis can hold millions of keys: ``waiting()`` must not SCAN them."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    namespace = f"agentcost-test:flight:{uuid.uuid4().hex}"
+    owner, observer = Coalescer(redis=redis_url, namespace=namespace), Coalescer(redis=redis_url, namespace=namespace)
+    other = Coalescer(redis=redis_url, namespace=namespace)  # another "process"
+    flight = owner.join("k1")
+    got: list[Any] = []
+    t = threading.Thread(target=lambda: got.append(other.join("k1").wait(30)))
+    t.start()
+    try:
+        wait_for(lambda: observer.waiting("k1") == 1)
+        scans = _scans(client)
+        assert observer.waiting() == 1
+        assert _scans(client) == scans
+    finally:
+        flight.resolve("done")
+        t.join()
+    assert got == ["done"] and observer.waiting() == 0
+
+
+def _wait_forever(redis_url: str, namespace: str, waiting: Any) -> None:
+    c = Coalescer(timeout=2, redis=redis_url, namespace=namespace)  # waits (and is counted) 2 s at most
+    waiting.put("waiting")
+    c.run(KEY, lambda: "never called: another process owns the flight")
+
+
+def test_a_waiter_process_that_dies_stops_being_counted_when_its_lease_ends(redis_url: str) -> None:
+    import multiprocessing
+
+    namespace = f"agentcost-test:flight:{uuid.uuid4().hex}"
+    owner = Coalescer(redis=redis_url, namespace=namespace)
+    flight = owner.join(KEY)  # this process owns the flight ...
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    waiter = ctx.Process(target=_wait_forever, args=(redis_url, namespace, queue), daemon=True)
+    waiter.start()
+    try:
+        assert queue.get(timeout=30) == "waiting"
+        wait_for(lambda: owner.waiting() == 1)  # ... and another process waits for it
+        waiter.kill()
+        waiter.join(30)
+        wait_for(lambda: owner.waiting() == 0)  # counted no longer once its 2 s have passed
+    finally:
+        flight.resolve("done")
+        if waiter.is_alive():
+            waiter.kill()
