@@ -115,14 +115,26 @@ def _semantic_parts(prompt: str) -> tuple[str | None, str, list[str]]:
     return texts[-1][1], system, history
 
 
+def _shared_response(request: CacheRequest, generations: Sequence[Generation], packed: str | None) -> SharedResponse:
+    """What a flight shares of a call's response (``packed``: its generations serialized, or None)."""
+    first = generations[0] if generations else None
+    outcome = outcome_of_message(getattr(first, "message", None), None, first)
+    return SharedResponse(packed, model=outcome.model or request.model, usage=outcome.usage)
+
+
 class _Owned:
     """The flight a call owns, kept in its context until the update shares the response (or the run
-    ends); ended once (a later end must not touch a newer flight of the same key)."""
+    ends); ended once (a later end must not touch a newer flight of the same key).
 
-    __slots__ = ("ended", "flight", "key")
+    ``call`` is the cache call it was taken off for, (prompt, llm_string): a completion model's run
+    ends before its update, so the run's end finds the flight by it and shares the run's response
+    through :meth:`respond` (see :mod:`.run_context`)."""
 
-    def __init__(self, flight: Any) -> None:
+    __slots__ = ("call", "ended", "flight", "key", "request")
+
+    def __init__(self, flight: Any, request: CacheRequest, call: tuple[str, str]) -> None:
         self.flight, self.key, self.ended = flight, flight.key, False
+        self.request, self.call = request, call
 
     def _ending(self) -> bool:
         if self.ended:
@@ -141,6 +153,15 @@ class _Owned:
     def abandon(self, _task: Any = None) -> None:
         if self._ending():
             self.flight.abandon()
+
+    def respond(self, generations: Sequence[Generation]) -> None:
+        """Share a completion run's response (its generations, as the update would get them)."""
+        try:
+            shared = _shared_response(self.request, generations, _pack(generations))
+        except Exception:  # noqa: BLE001 - nothing to share: the waiters call on their own
+            self.abandon()
+            return
+        self.resolve(shared)
 
 
 class ResponseCache(BaseCache):
@@ -219,7 +240,8 @@ class ResponseCache(BaseCache):
                 return None
             if hit is not None:
                 return self._served(hit, generations)
-            flight = self._take_off(request, self.coalescer.join) if self.coalescer is not None else None
+            call = (prompt, llm_string)
+            flight = self._take_off(request, call, self.coalescer.join) if self.coalescer is not None else None
             if flight is None:
                 return None
             try:
@@ -240,15 +262,16 @@ class ResponseCache(BaseCache):
                 return None
             if hit is not None:
                 return self._served(hit, generations)
+            call = (prompt, llm_string)
             if self.coalescer is None:
-                self._take_off(request, None)
+                self._take_off(request, call, None)
                 return None
             join = self.coalescer.join if self.coalescer.remote is None else None
-            flight = self._take_off(request, join)
+            flight = self._take_off(request, call, join)
             if flight is None and join is None and not run_context.owns(flight_key(request)):
                 # across processes joining may block: off the loop
                 flight = self._take_off(
-                    request, None, await run_in_executor(None, self.coalescer.join, flight_key(request))
+                    request, call, None, await run_in_executor(None, self.coalescer.join, flight_key(request))
                 )
             if flight is None:
                 return None
@@ -260,10 +283,11 @@ class ResponseCache(BaseCache):
             self.recorder.note_internal_error("response cache lookup", e)
             return None
 
-    def _take_off(self, request: CacheRequest, join: Any, flight: Any = None) -> Any:
+    def _take_off(self, request: CacheRequest, call: tuple[str, str], join: Any, flight: Any = None) -> Any:
         """After a miss (in the caller's own context): remember the lookup for the update that follows
         and, coalescing, join the call's flight. The owner's flight is kept for the update (which shares
-        the response) or the run's end (which releases the waiters); a waiter's flight is returned.
+        the response) or the run's end (which releases the waiters; a completion run's end shares its
+        response, found by ``call``, the (prompt, llm_string) asked); a waiter's flight is returned.
         A run never waits for a flight it owns (a batch repeating a prompt): that call is a plain miss."""
         _missed.set(request)
         if flight is None and join is not None and not run_context.owns(flight_key(request)):
@@ -271,7 +295,7 @@ class ResponseCache(BaseCache):
         if flight is None:
             return None
         if flight.owner:
-            owned = _Owned(flight)
+            owned = _Owned(flight, request, call)
             run_context.own_flight(owned)
             try:  # a cancelled task never reports its end to LangChain: its flight ends with the task
                 asyncio.current_task().add_done_callback(owned.abandon)  # type: ignore[union-attr]
@@ -315,18 +339,18 @@ class ResponseCache(BaseCache):
         if missed is not None and missed.key == request.key and missed.scope == request.scope:
             request.vector = missed.vector
             request.embedded = missed.embedded
-        first = return_val[0] if return_val else None
-        outcome = outcome_of_message(getattr(first, "message", None), None, first)
         sharing = run_context.owns(flight_key(request))
         packed = _pack(return_val) if self.engine.serializes or sharing else None
-        shared = SharedResponse(packed, model=outcome.model or request.model, usage=outcome.usage)
+        shared = _shared_response(request, return_val, packed)
         return request, packed if self.engine.serializes else _copies(return_val), shared
 
     @staticmethod
     def _share(prepared: tuple[CacheRequest, Any, SharedResponse] | None) -> None:
         """The flight this run owns for the call's key gets the response, once it is stored (a caller
         arriving later finds it there). Flights of other calls are left to their own updates, and
-        whatever is left (nothing to share) to the run's end, which abandons it."""
+        whatever is left (nothing to share) to the run's end, which abandons it. A completion model's
+        run ended before this update and its end shared the response already: nothing is left here
+        (a caller arriving between that end and this store misses and calls on its own)."""
         flight = run_context.take_flight(flight_key(prepared[0])) if prepared is not None else None
         if flight is not None:
             flight.resolve(prepared[2])  # type: ignore[index]

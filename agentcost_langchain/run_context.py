@@ -10,6 +10,13 @@ The tap runs inline (no thread hop, no task copy), so ``on_chat_model_start`` se
 variable in the very context the model's cache lookup runs in, right before it; ``on_llm_end`` /
 ``on_llm_error`` clear it. Runs in other threads or tasks have their own contexts, so one run's
 attribution never reaches another's lookup.
+
+The tap also ends the coalescing flights a run owns (see ``own_flight``). A chat model updates its
+cache *before* its run's end, so by then the update has shared the response and the run's end only
+releases what is left. A completion model (``BaseLLM.generate``) updates its cache only *after* every
+run of the batch ended (one run per prompt that missed), so the tap itself shares each completion
+run's response at that run's end: it resolves the flight owned for the run's (prompt, llm_string)
+with the run's generations, exactly what the update would share (which then finds nothing left).
 """
 
 from __future__ import annotations
@@ -47,13 +54,18 @@ _handled: ContextVar[UUID | None] = ContextVar("agentcost_cache_handled", defaul
 
 
 #: The coalescing flights this context's model run owns, by flight key: each ended by the update of its
-#: key, the rest at the run's end. Never changed in place (a copy is set), so a task or thread started
-#: from this context never shares it.
+#: key (a completion run's by the run's end), the rest at the run's end. Never changed in place (a copy
+#: is set), so a task or thread started from this context never shares it.
 _flights: ContextVar[dict[str, Any] | None] = ContextVar("agentcost_cache_flights", default=None)
+#: The completion runs started in this context and not ended: run id -> the (prompt, llm_string) its
+#: cache was asked with. Never changed in place either.
+_completions: ContextVar[dict[UUID, tuple[str, str]] | None] = ContextVar("agentcost_cache_completions", default=None)
 
 
 def own_flight(flight: Any) -> None:
-    """Remember ``flight`` (anything with a ``key``) as owned by this context's run."""
+    """Remember ``flight`` as owned by this context's run: anything with a ``key``, ``resolve`` /
+    ``fail`` / ``abandon``, and for a completion run's end ``call`` (its (prompt, llm_string)) and
+    ``respond(generations)``."""
     _flights.set({**(_flights.get() or {}), flight.key: flight})
 
 
@@ -69,6 +81,14 @@ def take_flight(key: str) -> Any:
     if flight is not None:
         _flights.set({k: f for k, f in owned.items() if k != key} or None)
     return flight
+
+
+def _take_flight_of(call: tuple[str, str]) -> Any:
+    """The flight this context owns for the cache call ``call``, now no longer remembered (or None)."""
+    for key, flight in (_flights.get() or {}).items():
+        if getattr(flight, "call", None) == call:
+            return take_flight(key)
+    return None
 
 
 def take_flights() -> list[Any]:
@@ -93,8 +113,15 @@ def handled(run: ModelRun | None) -> bool:
     return run is not None and _handled.get() == run.run_id
 
 
+def _llm_string(invocation_params: Any) -> str | None:
+    """The ``llm_string`` ``BaseLLM.generate`` asks its cache with: built from the very dict it passes
+    to ``on_llm_start`` as ``invocation_params``. Were the two ever to differ, no flight would match
+    and the run's end would release its flights (the waiters call on their own), never share a wrong one."""
+    return str(sorted(invocation_params.items())) if isinstance(invocation_params, dict) else None
+
+
 class _Tap(BaseCallbackHandler):
-    """Reads each model run's start into the context; nothing else."""
+    """Reads each model run's start into the context, and ends the flights the run owns at its end."""
 
     run_inline = True
     ignore_chain = ignore_agent = ignore_retriever = ignore_retry = ignore_custom_event = True
@@ -112,9 +139,29 @@ class _Tap(BaseCallbackHandler):
             tags=(cache_tags,) if isinstance(cache_tags, str) else tuple(cache_tags),
         ))  # fmt: skip
 
-    on_llm_start = on_chat_model_start
+    def on_llm_start(self, serialized: Any, prompts: list[str], *, run_id: UUID, **kwargs: Any) -> None:
+        """A completion run (one prompt each): its start as a chat run's, and its cache call remembered."""
+        self.on_chat_model_start(serialized, prompts, run_id=run_id, **kwargs)
+        llm_string = _llm_string(kwargs.get("invocation_params"))
+        if llm_string is not None and len(prompts) == 1:
+            _completions.set({**(_completions.get() or {}), run_id: (prompts[0], llm_string)})
+
+    @staticmethod
+    def _end_completion(run_id: UUID) -> tuple[str, str] | None:
+        """The cache call of the completion run ``run_id`` (None for a chat run), no longer remembered."""
+        started = _completions.get()
+        if not started or run_id not in started:
+            return None
+        _completions.set({k: v for k, v in started.items() if k != run_id} or None)
+        return started[run_id]
 
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        call = self._end_completion(run_id)
+        generations = getattr(response, "generations", None)
+        if call is not None and generations:  # a completion run: its cache update comes only later
+            flight = _take_flight_of(call)
+            if flight is not None:
+                flight.respond(generations[0])  # what that update would share
         run = _current.get()
         if run is not None and run.run_id == run_id:
             _current.set(None)
@@ -122,6 +169,7 @@ class _Tap(BaseCallbackHandler):
                 flight.abandon()
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
+        self._end_completion(run_id)
         run = _current.get()
         if run is not None and run.run_id == run_id:
             _current.set(None)

@@ -242,6 +242,104 @@ def test_identical_calls_in_flight_from_asyncio_tasks_make_one_provider_call(led
     assert sum(1 for e in ledger.events() if e.cache_hit) == 199
 
 
+COMPLETION_MODEL = "gpt-3.5-turbo-instruct"
+
+
+def _held_completions(cache: ResponseCache, waiters: int) -> object:
+    """A completions endpoint whose first answer waits until ``waiters`` identical calls wait for it
+    (any later call is answered at once: a call that should have waited is counted, never stuck)."""
+    first = threading.Event()
+
+    def reply(body: dict, _req: object) -> dict:  # type: ignore[type-arg]
+        if not first.is_set():
+            while cache.waiting() < waiters:  # a condition, checked until it holds (no timing assumption)
+                first.wait(0.001)
+            first.set()
+        return {"id": "cmpl-mock", "object": "text_completion", "created": P.CREATED, "model": COMPLETION_MODEL,
+                "choices": [{"text": "one answer", "index": 0, "logprobs": None, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}}  # fmt: skip
+
+    return P.MockProvider(reply)
+
+
+def _completion_llm(mock: object, cache: ResponseCache) -> object:
+    """The real ``langchain_openai.OpenAI`` (a ``BaseLLM``: it asks its cache before its run starts and
+    updates it after the run's end) over the mock transport."""
+    import httpx
+    from langchain_openai import OpenAI
+
+    return OpenAI(model=COMPLETION_MODEL, api_key="sk-test", max_retries=0, cache=cache,
+                  http_client=httpx.Client(transport=mock.httpx_transport()),  # type: ignore[attr-defined]
+                  http_async_client=httpx.AsyncClient(transport=mock.httpx_transport()))  # type: ignore[attr-defined]  # fmt: skip
+
+
+def test_a_completion_models_identical_calls_in_flight_from_threads_make_one_provider_call(
+    store_url: str, ledger: Ledger
+) -> None:
+    cache = ResponseCache(store_url, ledger=ledger, scope=())  # a completion model is cached only without a scope
+    mock = _held_completions(cache, waiters=15)
+    llm = _completion_llm(mock, cache)
+    answers = run_threads_together(lambda: llm.invoke("Same question"), 16)  # type: ignore[attr-defined]
+    assert mock.calls == 1 and answers == ["one answer"] * 16  # type: ignore[attr-defined]
+    waits = [e for e in ledger.events() if e.cache_hit]
+    assert len(waits) == 15 and {e.extra["cache"] for e in waits} == {"coalesced"}  # type: ignore[index]
+    assert all(e.cost == 0 for e in waits) and cache.waiting() == 0
+
+
+def test_a_completion_models_identical_calls_in_flight_from_asyncio_tasks_make_one_provider_call(
+    ledger: Ledger,
+) -> None:
+    """A guard more than a regression test: ``BaseLLM.agenerate`` runs its runs' callbacks in tasks of
+    their own, so there the owner's ``aupdate`` shares the response (a sync run's end does)."""
+    cache = ResponseCache("memory://", ledger=ledger, scope=())
+    mock = _held_completions(cache, waiters=49)
+    llm = _completion_llm(mock, cache)
+
+    async def main() -> list[str]:
+        return await asyncio.gather(*(llm.ainvoke("Same question") for _ in range(50)))  # type: ignore[attr-defined]
+
+    assert asyncio.run(main()) == ["one answer"] * 50
+    assert mock.calls == 1  # type: ignore[attr-defined]
+    waits = [e for e in ledger.events() if e.cache_hit]
+    assert len(waits) == 49 and {e.extra["cache"] for e in waits} == {"coalesced"}  # type: ignore[index]
+
+
+def test_a_completion_models_batch_shares_each_prompts_answer_with_that_prompts_waiter(ledger: Ledger) -> None:
+    cache = ResponseCache("memory://", ledger=ledger, scope=())
+    first = threading.Event()
+
+    def reply(body: dict, _req: object) -> dict:  # type: ignore[type-arg]
+        if not first.is_set():  # the batch's request waits for one waiter per prompt; any later call is answered
+            while cache.waiting() < 2:
+                first.wait(0.001)
+            first.set()
+        choices = [{"text": f"answer to {p}", "index": i, "logprobs": None, "finish_reason": "stop"}
+                   for i, p in enumerate(body["prompt"])]  # fmt: skip
+        return {"id": "cmpl-mock", "object": "text_completion", "created": P.CREATED, "model": COMPLETION_MODEL,
+                "choices": choices, "usage": {"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14}}  # fmt: skip
+
+    mock = P.MockProvider(reply)
+    llm = _completion_llm(mock, cache)
+    out: dict[str, object] = {}
+
+    def call(name: str, target: object) -> threading.Thread:
+        thread = threading.Thread(target=lambda: out.__setitem__(name, target()))  # type: ignore[operator]
+        thread.start()
+        return thread
+
+    threads = [call("batch", lambda: llm.generate(["q1", "q2"]))]  # type: ignore[attr-defined]
+    while mock.calls < 1:  # the batch owns both prompts' flights: its request is at the provider
+        first.wait(0.001)
+    threads += [call(p, lambda p=p: llm.invoke(p)) for p in ("q1", "q2")]  # type: ignore[attr-defined, misc]
+    for thread in threads:
+        thread.join()
+    assert [g[0].text for g in out["batch"].generations] == ["answer to q1", "answer to q2"]  # type: ignore[attr-defined]
+    assert (out["q1"], out["q2"], mock.calls) == ("answer to q1", "answer to q2", 1)
+    waits = [e for e in ledger.events() if e.cache_hit]
+    assert len(waits) == 2 and {e.extra["cache"] for e in waits} == {"coalesced"}  # type: ignore[index]
+    assert cache.waiting() == 0
+
+
 def test_a_failed_owner_lets_the_waiters_call_on_their_own(ledger: Ledger) -> None:
     cache = ResponseCache("memory://", ledger=ledger)
     first = threading.Event()
