@@ -27,7 +27,7 @@ from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
 from agentcost_core import CostRecorder, Ledger, PriceCatalog
 from agentcost_core.attribution import Attribution, read_attribution
 from agentcost_core.budgets import BudgetStoreUnavailable, ScopeContext
-from agentcost_core.call import ModelCall, Outcome
+from agentcost_core.call import ModelCall, Outcome, choices_of
 from agentcost_core.errors import ConfigurationError
 from agentcost_core.guards.run_guard import Controls, RunGuard
 from agentcost_core.halts import AgentHalted, passes_through
@@ -288,6 +288,9 @@ class _CostTracking(RecorderResults):
         tier = inv.get("service_tier")
         if isinstance(tier, str) and tier not in ("auto", "default"):
             call.service_tier = tier
+        choices = choices_of(inv)  # n=3: three completions, each billed
+        if choices > 1:
+            call.choices = choices
         return call
 
     @staticmethod

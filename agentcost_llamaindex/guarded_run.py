@@ -101,8 +101,8 @@ def _requested_tools(llm: Any, response: Any, with_tools: bool) -> tuple[tuple[s
 
 def model_call(llm: Any, messages: Sequence[Any], tools: Any, trace_id: str | None = None) -> ModelCall:
     """The :class:`ModelCall` an LLM is about to make: its model, messages, tool schemas, image
-    parts, and the ``max_tokens`` / ``service_tier`` it is configured with."""
-    max_tokens, service_tier = model_call_settings(llm)
+    parts, and the ``max_tokens`` / ``service_tier`` / completions (``n``) it is configured with."""
+    max_tokens, service_tier, choices = model_call_settings(llm)
     return ModelCall(
         model=_model_name(llm),
         messages=to_core_messages(messages),
@@ -110,6 +110,7 @@ def model_call(llm: Any, messages: Sequence[Any], tools: Any, trace_id: str | No
         images=image_count(messages),
         max_tokens=max_tokens,
         service_tier=service_tier,
+        choices=choices,
         trace_id=trace_id,
         framework="llamaindex",
     )

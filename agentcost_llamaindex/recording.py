@@ -49,7 +49,7 @@ from llama_index.core.instrumentation.events.llm import (
 from agentcost_core import ChatMessage as CoreMessage
 from agentcost_core import CostEvent, CostRecorder
 from agentcost_core.attribution import read_attribution
-from agentcost_core.call import ModelCall, Outcome, describe_error
+from agentcost_core.call import ModelCall, Outcome, choices_of, describe_error
 from agentcost_core.errors import UsageFormatError
 from agentcost_core.parsers import from_chat_response
 from agentcost_core.parsers.llamaindex import ResponseUsage
@@ -88,14 +88,18 @@ def _tier(source: Any) -> str | None:
     return tier if isinstance(tier, str) and tier else None
 
 
-def model_call_settings(settings: Any, kwargs: Any = None) -> tuple[int | None, str | None]:
-    """``(max_tokens, service_tier)`` a call asks for: its keyword arguments first, then the LLM's
-    own settings (an LLM object or its ``to_dict()``): ``max_tokens`` and ``service_tier``, itself
-    or in ``additional_kwargs`` (as ``llama-index-llms-openai`` takes it)."""
+def model_call_settings(settings: Any, kwargs: Any = None) -> tuple[int | None, str | None, int]:
+    """``(max_tokens, service_tier, choices)`` a call asks for: its keyword arguments first, then the
+    LLM's own settings (an LLM object or its ``to_dict()``): ``max_tokens`` and ``service_tier``,
+    itself or in ``additional_kwargs`` (as ``llama-index-llms-openai`` takes it), and how many
+    completions (``n`` and the like, see :func:`~agentcost_core.call.choices_of`) it asks for."""
     max_tokens = _positive_int(_setting(kwargs, "max_tokens")) if kwargs else None
+    choices = choices_of(kwargs, _setting(kwargs, "additional_kwargs") if kwargs else None,
+                         settings, _setting(settings, "additional_kwargs"))  # fmt: skip
     return (
         max_tokens or _positive_int(_setting(settings, "max_tokens")),
         (_tier(kwargs) if kwargs else None) or _tier(settings),
+        choices,
     )
 
 
@@ -171,7 +175,7 @@ class LlmEventRecorder:
         model_dict = event.model_dict if isinstance(event.model_dict, dict) else {}
         # model_dict["model"] (["model_name"] in llama-index-core >= 0.14); "unknown" is LlamaIndex's placeholder
         model = model_dict.get("model") or model_dict.get("model_name")
-        max_tokens, service_tier = model_call_settings(model_dict, event.additional_kwargs)
+        max_tokens, service_tier, choices = model_call_settings(model_dict, event.additional_kwargs)
         defaults = self.recorder.defaults
         call = ModelCall(
             model=model if isinstance(model, str) and model != "unknown" else None,
@@ -192,6 +196,8 @@ class LlmEventRecorder:
             call.max_tokens = max_tokens
         if service_tier is not None:
             call.service_tier = service_tier
+        if choices > 1:
+            call.choices = choices
         self.table.add(span_id, PendingCall(call=call, messages=messages, tags=tags, t0=_perf()))
 
     def _on_exception(self, event: Any) -> None:

@@ -17,7 +17,7 @@ from langgraph.channels.untracked_value import UntrackedValue
 from typing_extensions import NotRequired
 
 from agentcost_core.attribution import Attribution, read_attribution
-from agentcost_core.call import ModelCall, Outcome
+from agentcost_core.call import ModelCall, Outcome, choices_of
 from agentcost_core.guards.run_guard import Controls, RunGuard
 from agentcost_core.halts import AgentHalted, CallRefused, passes_through
 
@@ -65,6 +65,7 @@ def model_call_of(request: Any, attribution: Attribution, trace: str) -> ModelCa
         images=images_in_messages(messages),
         max_tokens=max_tokens if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) else None,
         service_tier=tier if isinstance(tier, str) and tier not in ("auto", "default") else None,
+        choices=choices_of(request.model_settings, model),
         attribution=attribution,
         trace_id=trace,
         framework="langchain",

@@ -7,7 +7,7 @@ ledger and the budgets see the same number for the same call:
 * **before** — :meth:`Accountant.worst_case`: every billed input part (messages, tool schemas,
   images) counted with the model family's tokenizer (plus ``estimate_margin`` when the count is
   an estimate), and ``max_tokens`` of output, or the model's maximum output from the price data
-  when the call sets none, at the model's price for its service tier, long-context tier
+  when the call sets none, times the completions it asks for (OpenAI ``n``), at the model's price for its service tier, long-context tier
   included. A model the catalog does not know is priced at ``fallback`` (by default the
   catalog's most expensive input and output prices).
 * **after** — :meth:`Accountant.usage_of`: the provider's usage when it could be read, otherwise
@@ -208,10 +208,16 @@ class Accountant:
             estimated = True
         return tokens, estimated
 
+    def output_of(self, call: ModelCall) -> int:
+        """The most output tokens ``call`` can be billed for: ``max_tokens`` (the model's maximum output
+        when it sets none) for each completion it asks for."""
+        cap = call.max_tokens if call.max_tokens is not None else self.max_output(call.model)
+        return cap * call.choices
+
     def worst_case(self, call: ModelCall) -> WorstCase:
         """The most ``call`` can cost (see the module docstring)."""
         tokens, estimated = self.input_of(call)
-        return self.worst_case_of(call.model, tokens, call.max_tokens, service_tier=call.service_tier,
+        return self.worst_case_of(call.model, tokens, self.output_of(call), service_tier=call.service_tier,
                                   estimated=estimated)  # fmt: skip
 
     def worst_case_of(self, model: str | None, input_tokens: int, max_tokens: int | None = None, *,

@@ -13,7 +13,27 @@ from .privacy import describe_error
 from .tokens import ChatMessage, TokenCount, TokenCounter
 from .usage import Usage
 
-__all__ = ["EmbeddingCall", "ModelCall", "Outcome", "describe_error"]
+__all__ = ["CHOICE_SETTINGS", "EmbeddingCall", "ModelCall", "Outcome", "choices_of", "describe_error"]
+
+#: Request settings that ask a provider for several completions in one call, each billed as output:
+#: OpenAI's ``n`` (and ``best_of`` for completions, which bills every candidate it generates) and
+#: Gemini's ``candidate_count``.
+CHOICE_SETTINGS = ("n", "best_of", "candidate_count")
+
+
+def choices_of(*settings: Any) -> int:
+    """How many completions a request asks for: 1 unless a setting of :data:`CHOICE_SETTINGS` in one of
+    ``settings`` (mappings or objects: the call's own settings, the model's) says more; the largest
+    one wins (a budget reserves for the most the call can be billed)."""
+    most = 1
+    for source in settings:
+        if source is None:
+            continue
+        for name in CHOICE_SETTINGS:
+            value = source.get(name) if isinstance(source, dict) else getattr(source, name, None)
+            if isinstance(value, int) and not isinstance(value, bool) and value > most:
+                most = value
+    return most
 
 
 @dataclass(slots=True)
@@ -22,7 +42,8 @@ class ModelCall:
 
     ``tools`` is the tool schemas as JSON text (billed as input); ``images`` counts the image parts
     of the input (each billed as tokens); ``max_tokens`` is the request's output cap, if it sets
-    one; ``service_tier`` the tier it asks for (``None`` for the default tier).
+    one; ``service_tier`` the tier it asks for (``None`` for the default tier); ``choices`` how many
+    completions it asks for (OpenAI ``n``: each can produce up to ``max_tokens`` of billed output).
     """
 
     #: The ledger event's kind (``CostEvent.kind``).
@@ -34,6 +55,7 @@ class ModelCall:
     images: int = 0
     max_tokens: int | None = None
     service_tier: str | None = None
+    choices: int = 1
     attribution: Attribution = NO_ATTRIBUTION
     trace_id: Any = None
     span_id: Any = None

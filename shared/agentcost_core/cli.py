@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import NoReturn, Sequence
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, LedgerUnavailable
 from .ledger.base import FILTERABLE
 from .privacy import redact_text
 from .report import print_csv, print_json, print_table
@@ -56,6 +56,8 @@ def _read_filters(pairs: Sequence[str]) -> dict[str, str]:
             raise ConfigurationError(f"--where takes field=value (e.g. --where feature=support), got {pair!r}")
         if k not in FILTERABLE:
             raise ConfigurationError(f"cannot filter on {k!r} in --where; choose from {', '.join(sorted(FILTERABLE))}")
+        if k in filters:  # a filter keeps one value per field: a second one would silently replace the first
+            raise ConfigurationError(f"--where {k} given twice ({filters[k]!r} and {v.strip()!r}); one value per field")
         filters[k] = v.strip()
     return filters
 
@@ -346,6 +348,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return int(args.func(args))
+    except LedgerUnavailable as e:  # a server down: a failure while running, not a bad argument
+        return _fail(str(e), 1)
     except (UsageError, ConfigurationError) as e:
         return _fail(str(e), 2)
     except KeyboardInterrupt:

@@ -7,7 +7,14 @@ because of an internal fault of ours: adapters log and count those instead.
 
 from __future__ import annotations
 
-__all__ = ["AgentCostError", "ConfigurationError", "LedgerURLError", "PriceFileError", "UsageFormatError"]
+__all__ = [
+    "AgentCostError",
+    "ConfigurationError",
+    "LedgerURLError",
+    "LedgerUnavailable",
+    "PriceFileError",
+    "UsageFormatError",
+]
 
 
 class AgentCostError(Exception):
@@ -20,6 +27,11 @@ class ConfigurationError(AgentCostError, ValueError):
 
 class LedgerURLError(ConfigurationError):
     """A ledger URL that agentcost cannot open."""
+
+
+class LedgerUnavailable(LedgerURLError):
+    """A well-formed ledger URL whose database cannot be reached now (a server down, a file locked by
+    another process past the wait): a failure while running, not a bad setting (the CLI exits 1)."""
 
 
 class PriceFileError(ConfigurationError):

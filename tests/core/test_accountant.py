@@ -100,3 +100,18 @@ def test_bad_accountant_configuration_fails_at_construction() -> None:
         Accountant(estimate_margin=-1)
     with pytest.raises(TypeError, match="catalog"):
         Accountant(catalog={"gpt-4o": {}})  # type: ignore[arg-type]
+
+
+def test_a_call_asking_for_several_completions_reserves_output_for_each() -> None:
+    from agentcost_core.call import choices_of
+
+    acc = Accountant()
+    one = ModelCall("gpt-4o", messages=[ChatMessage("user", "three taglines")], max_tokens=100)
+    three = ModelCall("gpt-4o", messages=[ChatMessage("user", "three taglines")], max_tokens=100, choices=3)
+    uncapped = ModelCall("o3", messages=[ChatMessage("user", "prove it")], choices=2)
+    assert acc.worst_case(three).output_tokens == 3 * acc.worst_case(one).output_tokens == 300
+    assert acc.worst_case(uncapped).output_tokens == 200_000  # the model's maximum output, twice
+    assert acc.worst_case(three).usd > acc.worst_case(one).usd
+    assert choices_of({"n": 3}) == 3 and choices_of({"best_of": 5, "n": 2}) == 5
+    assert choices_of({"candidate_count": 2}, None) == 2
+    assert choices_of({}, {"n": None}, {"n": True}, {"n": "4"}) == 1  # only a whole count > 1 counts

@@ -108,6 +108,7 @@ def test_report_where_filter(ledger_url, capsys):
         (["report", "--colour"], "unrecognized arguments: --colour"),
         (["report", "--ledger", "nope://x"], "unknown ledger scheme"),
         (["report", "--ledger", "ledger.db"], "has no scheme"),
+        (["report", "--where", "feature=support", "--where", "feature=search"], "--where feature given twice"),
         ([], "the following arguments are required"),
     ],
 )
@@ -286,3 +287,14 @@ def test_json_and_csv_reports_carry_budget_warnings_and_halts(ledger_with_guard_
         r = rows[feature]
         assert (r["budget_warnings"], r["budget_exceeded"], r["halts"], r["nudges"], r["circuit_opens"]) == (
             "2", "2", "1", "1", "1")
+
+
+def test_an_unreachable_database_is_a_failure_while_running_exit_1(capsys):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: the server is down, the URL is fine
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert main(["report", "--ledger", f"postgresql://postgres@127.0.0.1:{port}/test"]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and "cannot connect to PostgreSQL ledger" in lines[0]

@@ -105,3 +105,18 @@ async def test_image_parts_are_counted_in_the_reservation(budget_store: Any) -> 
     assert text_only.termination_reason is None and text_only.answer == "A cat."
     assert with_image.termination_reason is TerminationReason.BUDGET
     assert with_image.events == [] and llm.turn == 1  # refused before the call: the model never saw it
+
+
+async def test_every_completion_a_call_asks_for_is_part_of_the_reservation(budget_store: Any) -> None:
+    def guarded(n: int) -> tuple[Any, ScriptedLLM]:
+        llm = ScriptedLLM(model="gpt-4o", script=["A tagline."], max_tokens=200, additional_kwargs={"n": n})
+        agent = FunctionAgent(tools=[], llm=llm, streaming=False)
+        # one answer of up to 200 tokens ($0.002) fits in $0.004; three ($0.006) do not
+        return guard(agent, budgets=Budget(usd="0.004", per="run", store=budget_store), ledger="memory://"), llm
+
+    one, one_llm = guarded(1)
+    three, three_llm = guarded(3)
+    ran = await one.run("Write a tagline")
+    refused = await three.run("Write a tagline")
+    assert ran.termination_reason is None and one_llm.turn == 1
+    assert refused.termination_reason is TerminationReason.BUDGET and three_llm.turn == 0  # never called

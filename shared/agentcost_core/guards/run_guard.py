@@ -245,32 +245,34 @@ class RunGuard:
     # --- one model call, as core values ----------------------------------------------------
     def open_call(self, call: ModelCall) -> Reservation | None:
         """Before ``call``: the kill switch, a pending halt, then the reservation of its worst case
-        (every billed input part, ``max_tokens`` or the model's maximum output). Raises a halt
+        (every billed input part, ``max_tokens`` or the model's maximum output, for each completion
+        the call asks for). Raises a halt
         (:class:`AgentHalted`) to refuse the call. An internal error of ours here refuses the call
         under hard budgets (:class:`CallRefused`) unless ``on_internal_error="allow"``."""
-        counted = self._billed_input(call)
+        counted = self._billed(call)
         if counted is None:
             return None
-        return self.before_model(call.model, counted[0], call.max_tokens, service_tier=call.service_tier,
+        return self.before_model(call.model, counted[0], counted[2], service_tier=call.service_tier,
                                  estimated=counted[1])  # fmt: skip
 
     async def aopen_call(self, call: ModelCall) -> Reservation | None:
         """:meth:`open_call` for async code: store I/O runs in a worker thread, never on the loop."""
-        counted = self._billed_input(call)
+        counted = self._billed(call)
         if counted is None:
             return None
-        return await self.abefore_model(call.model, counted[0], call.max_tokens, service_tier=call.service_tier,
+        return await self.abefore_model(call.model, counted[0], counted[2], service_tier=call.service_tier,
                                         estimated=counted[1])  # fmt: skip
 
-    def _billed_input(self, call: ModelCall) -> tuple[int, bool] | None:
-        """The gates, then (input tokens, estimated) for the reservation; None when there is no
-        budget to reserve for (or our own error was let through by ``on_internal_error="allow"``)."""
+    def _billed(self, call: ModelCall) -> tuple[int, bool, int] | None:
+        """The gates, then (input tokens, estimated, output tokens) for the reservation; None when
+        there is no budget to reserve for (or our own error was let through by ``on_internal_error="allow"``)."""
         self._gate()
         enforcer = self.controls.enforcer
         if enforcer is None:
             return None
         try:
-            return enforcer.accountant.input_of(call)
+            tokens, estimated = enforcer.accountant.input_of(call)
+            return tokens, estimated, enforcer.accountant.output_of(call)
         except Exception as e:
             self.controls.internal_error_before_call(e)
             return None

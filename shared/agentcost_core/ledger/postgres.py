@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..db_deadline import WATCHDOG
-from ..errors import LedgerURLError
+from ..errors import LedgerUnavailable, LedgerURLError
 from ..events import CostEvent
 from ..privacy import redact_text, redact_url
 from .base import COLUMNS, COLUMNS_V1, LedgerBackend, event_to_row, top_model_of, where_clause
@@ -67,7 +67,7 @@ class PostgresBackend(LedgerBackend):
             self._conn = self._connect()
             self._backend_pid = self._conn.info.backend_pid  # the server process of this connection
         except psycopg.Error as e:
-            raise LedgerURLError(f"cannot connect to PostgreSQL ledger {redact_url(url)!r}: {redact_text(str(e))}") from None
+            raise LedgerUnavailable(f"cannot connect to PostgreSQL ledger {redact_url(url)!r}: {redact_text(str(e))}") from None
         try:
             with self._deadline(self._conn):
                 current = _schema_version(self._conn, table) == SCHEMA_VERSION

@@ -12,7 +12,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
-from ..errors import LedgerURLError
+from ..errors import LedgerUnavailable, LedgerURLError
 from ..events import CostEvent
 from ..privacy import redact_url
 from .base import COLUMNS, COLUMNS_V1, LedgerBackend, event_to_row, top_model_of, where_clause
@@ -250,8 +250,10 @@ class SQLiteBackend(LedgerBackend):
                 self._conn = _open(path, shown, durable, self.timeout_s)
                 break
             except sqlite3.Error as e:
-                if not _transient_lock(e) or time.monotonic() >= deadline:
+                if not _transient_lock(e):
                     raise LedgerURLError(f"cannot open SQLite ledger {shown!r}: {e}") from None
+                if time.monotonic() >= deadline:  # another process holds it: busy now, not a bad URL
+                    raise LedgerUnavailable(f"cannot open SQLite ledger {shown!r}: {e}") from None
                 time.sleep(delay)  # another process holds the file for a moment: wait, then try again
                 delay = min(delay * 2, 0.5)
         self._lock = threading.Lock()
