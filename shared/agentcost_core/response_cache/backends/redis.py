@@ -228,8 +228,17 @@ class RedisBackend(CacheBackend):
                 self.client.srem(tag_key, *own)  # a set left empty is gone
         self.client.incr(f"{self.namespace}:drops")
 
-    def __len__(self) -> int:
-        return len(self._scan(self._entry_names))
+    def count(self, now: float) -> int:
+        names = self._scan(self._entry_names)
+        live = 0
+        for start in range(0, len(names), 1000):
+            pipe = self.client.pipeline(transaction=False)
+            for name in names[start : start + 1000]:
+                pipe.hget(name, "expires")
+            for expires in pipe.execute():  # None: gone since the scan; b"": never expires
+                if expires is not None and (not expires or now < float(expires)):
+                    live += 1
+        return live
 
     def close(self) -> None:
         self.client.close()
