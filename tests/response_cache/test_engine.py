@@ -86,6 +86,20 @@ def test_entries_expire_after_their_ttl(store_url: str) -> None:
     assert engine.lookup(ask(engine)) is None
 
 
+def test_len_counts_the_unexpired_entries_in_every_store(store_url: str) -> None:
+    clock = Clock()  # ahead of the real time: Redis keeps the keys, the entries expire by this clock
+    engine = CacheEngine(store_url, ttl=60, clock=clock)
+    for question in ("a", "b", "c"):
+        engine.store(ask(engine, messages=f'["{question}"]'), question, model="m", usage=None)
+    clock.now += 30
+    engine.store(ask(engine, messages='["late"]'), "late", model="m", usage=None)
+    assert len(engine) == 4
+    clock.now += 30
+    assert len(engine) == 1  # the first three expired at 60 s, whether or not anyone looked them up
+    clock.now += 30
+    assert len(engine) == 0
+
+
 def test_invalidation_by_tag_drops_only_tagged_entries(store_url: str) -> None:
     engine = CacheEngine(store_url)
     engine.store(ask(engine, messages='["docs"]', tags=["docs-v1"]), "docs answer", model="m", usage=None)

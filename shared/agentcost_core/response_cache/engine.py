@@ -218,7 +218,8 @@ class CacheEngine:
         self.backend.clear()
 
     def __len__(self) -> int:
-        return len(self.backend)
+        """How many entries are live now (by :attr:`clock`): stored and not expired, in every backend."""
+        return self.backend.count(self.clock())
 
     def close(self) -> None:
         self.backend.close()

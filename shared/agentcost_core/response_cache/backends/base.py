@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from abc import ABC, abstractmethod
 from array import array
 from collections.abc import Sequence
@@ -18,10 +19,11 @@ __all__ = ["CacheBackend", "pack_usage", "pack_vector", "unpack_usage", "unpack_
 class CacheBackend(ABC):
     """Entries keyed by (scope, key); the scope is a partition no lookup ever crosses.
 
-    Implementations drop an expired entry when they meet it. Entries that carry a vector (the
-    semantic layer's) are also indexed by partition: ``partition`` answers the up-to-date
-    :class:`~..vector_index.VectorIndex` of one scope and context fingerprint, and ``similar`` reads
-    back the entries it finds close to a query."""
+    Implementations drop an expired entry when they meet it, and ``count`` (``len``: at the current
+    time) counts only the live ones, whether or not the expired ones are still stored. Entries that
+    carry a vector (the semantic layer's) are also indexed by partition: ``partition`` answers the
+    up-to-date :class:`~..vector_index.VectorIndex` of one scope and context fingerprint, and
+    ``similar`` reads back the entries it finds close to a query."""
 
     url: str
     #: Whether entries are stored as text (False: the memory backend keeps the payload objects as given).
@@ -64,7 +66,11 @@ class CacheBackend(ABC):
     def clear(self) -> None: ...
 
     @abstractmethod
-    def __len__(self) -> int: ...
+    def count(self, now: float) -> int:
+        """How many entries are live at ``now``: stored and not expired (what ``get`` would return)."""
+
+    def __len__(self) -> int:
+        return self.count(time.time())
 
     def close(self) -> None:
         """Release connections (most backends hold none)."""

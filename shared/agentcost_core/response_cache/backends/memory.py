@@ -75,5 +75,6 @@ class MemoryBackend(CacheBackend):
             self._entries.clear()
             self._partitions.clear()
 
-    def __len__(self) -> int:
-        return len(self._entries)
+    def count(self, now: float) -> int:
+        with self._lock:
+            return sum(1 for entry in self._entries.values() if not entry.expired(now))

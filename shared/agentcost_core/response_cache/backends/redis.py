@@ -1,18 +1,27 @@
 """Redis backend (``redis://host:port/db``): one cache shared by processes and hosts.
 
-Each entry is a hash ``{namespace}:e:{scope digest}:{key}`` that expires with its TTL; each tag a set
-``{namespace}:t:{tag}``. Entries that carry a vector are listed per partition (scope and context
-fingerprint) in a sorted set ``{namespace}:p:{scope digest}:{context}`` scored by a counter
-``{namespace}:seq`` taken in the same atomic step (the set expires with its latest entry, and never
-while it lists an entry without expiry), so a process keeps the partition's vectors in
+Each entry is a hash ``{namespace}:e:{scope digest}:{key}`` (the 32-hex scope digest and the entry's
+exact key, a sha256 hex digest) that expires with its TTL; each tag a set ``{namespace}:t:{tag}``
+listing the names of its entries. Entries that carry a vector are listed per partition (scope and
+context fingerprint) in a sorted set ``{namespace}:p:{scope digest}:{context digest}`` scored by a
+counter ``{namespace}:seq`` taken in the same atomic step (the set expires with its latest entry, and
+never while it lists an entry without expiry), so a process keeps the partition's vectors in
 memory (:class:`~..vector_index.VectorIndex`) and reads only the entries added since; the semantic
 layer searches that partition only, never the whole keyspace. Invalidations and clears move the
 counter ``{namespace}:drops``: the indexes built before are rebuilt.
+
+Other namespaces may share the Redis, and some may extend this one's name (``ns:staging`` beside
+``ns``, or ``ns:e``, ``ns:t``). So ``len`` and ``clear`` match entry and partition names by their full
+shape (fixed-length hex digests after the namespace), never by prefix alone; and as a tag's name may
+be any text (``ns:t:t:docs`` is the tag ``t:docs`` of ``ns`` and the tag ``docs`` of ``ns:t``), a tag
+set is only ever trusted for the members that are this namespace's entry names: ``invalidate`` and
+``clear`` drop and unlist those, and leave any other member, and the set, to its own namespace.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 from ...errors import ConfigurationError
@@ -61,10 +70,16 @@ return n
 """
 #: How often (seconds) a partition's index drops its expired rows and unlists them from Redis.
 _PRUNE_EVERY = 60.0
+_HEX = "[0-9a-f]"  # one hex digit in a SCAN pattern
 
 
 def _scope_digest(scope: str) -> str:
     return hashlib.sha256(scope.encode("utf-8")).hexdigest()[:32]
+
+
+def _literal(text: str) -> str:
+    """``text`` as a SCAN pattern matching exactly itself."""
+    return re.sub(r"([\\*?\[\]])", r"\\\1", text)
 
 
 def _text(value: Any) -> str | None:
@@ -87,6 +102,10 @@ class RedisBackend(CacheBackend):
             ) from None
         self.url = redact_url(url)
         self.namespace = namespace
+        ns = _literal(namespace)
+        self._entry_names = f"{ns}:e:{_HEX * 32}:{_HEX * 64}"  # SCAN patterns of this namespace's keys only
+        self._partition_names = f"{ns}:p:{_HEX * 32}:{_HEX * 32}"
+        self._own_entry = re.compile(re.escape(namespace.encode()) + rb":e:[0-9a-f]{32}:[0-9a-f]{64}").fullmatch
         self._partitions = PartitionCache()
         try:
             self.client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
@@ -178,26 +197,48 @@ class RedisBackend(CacheBackend):
             names = [self._entry_key(scope, key) for key in chunk]
             self.client.eval(_PRUNE, 1 + len(chunk), self._partition_key(scope, context), *names, *chunk)
 
+    def _own(self, tag_key: str | bytes) -> list[bytes]:
+        """The members of a tag set that are this namespace's entry names (the set's name may be another
+        namespace's tag too)."""
+        return [name for name in self.client.smembers(tag_key) if self._own_entry(name)]
+
     def invalidate(self, tag: str) -> int:
         tag_key = f"{self.namespace}:t:{tag}"
-        names = list(self.client.smembers(tag_key))
-        dropped = int(self.client.delete(*names)) if names else 0
-        self.client.delete(tag_key)
-        self.client.incr(f"{self.namespace}:drops")
-        return dropped
+        names = self._own(tag_key)
+        pipe = self.client.pipeline(transaction=True)
+        if names:
+            pipe.delete(*names)
+            pipe.srem(tag_key, *names)  # a set left empty is gone
+        pipe.incr(f"{self.namespace}:drops")
+        return int(pipe.execute()[0]) if names else 0
 
-    def _names(self) -> list[bytes]:
-        return list(self.client.scan_iter(match=f"{self.namespace}:*", count=1000))
+    def _scan(self, pattern: str) -> list[bytes]:
+        return list(self.client.scan_iter(match=pattern, count=1000))
 
     def clear(self) -> None:
-        counters = {f"{self.namespace}:seq".encode(), f"{self.namespace}:drops".encode()}
-        names = [name for name in self._names() if name not in counters]  # numbers keep counting up
+        """Drop this namespace's entries, partition lists and tag lists (the counters keep counting up)."""
+        names = self._scan(self._entry_names) + self._scan(self._partition_names)
         for start in range(0, len(names), 1000):
             self.client.delete(*names[start : start + 1000])
+        for tag_key in self._scan(f"{_literal(self.namespace)}:t:*"):
+            if self.client.type(tag_key) != b"set":
+                continue  # another namespace's key (the entries of ``ns:t``, its counters …)
+            own = self._own(tag_key)
+            if own:
+                self.client.srem(tag_key, *own)  # a set left empty is gone
         self.client.incr(f"{self.namespace}:drops")
 
-    def __len__(self) -> int:
-        return sum(1 for _ in self.client.scan_iter(match=f"{self.namespace}:e:*", count=1000))
+    def count(self, now: float) -> int:
+        names = self._scan(self._entry_names)
+        live = 0
+        for start in range(0, len(names), 1000):
+            pipe = self.client.pipeline(transaction=False)
+            for name in names[start : start + 1000]:
+                pipe.hget(name, "expires")
+            for expires in pipe.execute():  # None: gone since the scan; b"": never expires
+                if expires is not None and (not expires or now < float(expires)):
+                    live += 1
+        return live
 
     def close(self) -> None:
         self.client.close()

@@ -155,9 +155,10 @@ class SQLiteBackend(CacheBackend):
                 self._db.execute("ROLLBACK")
                 raise
 
-    def __len__(self) -> int:
+    def count(self, now: float) -> int:
         with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+            sql = "SELECT COUNT(*) FROM entries WHERE expires IS NULL OR expires > ?"
+            return self._db.execute(sql, (now,)).fetchone()[0]
 
     def close(self) -> None:
         with self._lock:
