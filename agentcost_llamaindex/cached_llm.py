@@ -17,9 +17,9 @@ cost $0, ``saved`` and ``extra["cache"]`` (see :mod:`agentcost_llamaindex.served
 carry tool calls are not stored (providers' tool-call objects do not survive a round trip), and
 streams pass through uncached. With ``coalesce=True`` identical calls in flight at once (``chat``
 and ``complete``, sync and async: threads, asyncio tasks, and with a ``redis://`` store the
-processes sharing it) make one provider call; the others get its response, recorded as hits of
-the ``coalesced`` layer with ``saved``, recorded the same way (a response carrying tool calls reaches the waiters of the
-owner's process only: those in other processes call on their own).
+processes sharing it) make one provider call; the others get its response, hits of the
+``coalesced`` layer with ``saved``, reported and recorded the same way (a response carrying tool
+calls reaches the waiters of the owner's process only: those in other processes call on their own).
 """
 
 from __future__ import annotations
@@ -78,7 +78,8 @@ _SETTINGS = ("temperature", "max_tokens", "top_p", "seed", "reasoning_effort", "
 
 
 def _no_span(fn: Any) -> Any:
-    """The wrapped LLM's own call is the one instrumented (and measured): no span of ours around it."""
+    """The wrapped LLM's own call is the one instrumented (and measured): no span of ours around it
+    (a hit, which calls nothing, opens its own: :meth:`CachedLLM._answer`)."""
     setattr(fn, DISPATCHER_SPAN_DECORATED_ATTR, True)
     return fn
 
