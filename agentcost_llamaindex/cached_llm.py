@@ -9,13 +9,17 @@ The key covers the wrapped LLM's class, model and settings (temperature, max tok
 arguments), the full message list and the call's keyword arguments (tools included). Entries are
 partitioned by the ``instrument_tags`` attribution (``scope``, default ``("user_id",)``); a tag
 ``cache_tags`` stores a response under tags for :meth:`CachedLLM.invalidate`. A hit calls nothing:
-it is recorded as a ledger event with ``cache_hit=True``, cost $0 and ``saved``. Responses that
+it is reported to LlamaIndex's instrumentation as an LLM call of its own (a span, start and end
+events, the served response marked in its ``additional_kwargs["agentcost_cache"]``): an attached
+``instrument()`` handler records it, with the call's attribution, trace and step; with none the
+cache records it in its own ledger. Either way it is one ledger event with ``cache_hit=True``,
+cost $0, ``saved`` and ``extra["cache"]`` (see :mod:`agentcost_llamaindex.served`). Responses that
 carry tool calls are not stored (providers' tool-call objects do not survive a round trip), and
 streams pass through uncached. With ``coalesce=True`` identical calls in flight at once (``chat``
 and ``complete``, sync and async: threads, asyncio tasks, and with a ``redis://`` store the
-processes sharing it) make one provider call; the others get its response, recorded as hits of
-the ``coalesced`` layer with ``saved`` (a response carrying tool calls reaches the waiters of the
-owner's process only: those in other processes call on their own).
+processes sharing it) make one provider call; the others get its response, hits of the
+``coalesced`` layer with ``saved``, reported and recorded the same way (a response carrying tool
+calls reaches the waiters of the owner's process only: those in other processes call on their own).
 """
 
 from __future__ import annotations
@@ -37,6 +41,13 @@ from llama_index.core.base.llms.types import (
 )
 from llama_index.core.instrumentation import DISPATCHER_SPAN_DECORATED_ATTR, get_dispatcher
 from llama_index.core.instrumentation.dispatcher import active_instrument_tags
+from llama_index.core.instrumentation.events.llm import (
+    LLMChatEndEvent,
+    LLMChatStartEvent,
+    LLMCompletionEndEvent,
+    LLMCompletionStartEvent,
+)
+from llama_index.core.instrumentation.span import active_span_id
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM, ToolSelection
 from pydantic import Field, PrivateAttr
@@ -46,18 +57,29 @@ from agentcost_core.call import ModelCall
 from agentcost_core.errors import ConfigurationError
 from agentcost_core.parsers.llamaindex import from_chat_response
 from agentcost_core.recorder import CostRecorder
-from agentcost_core.response_cache import CacheEngine, CacheHit, CacheParts, CacheRequest, SharedResponse, flight_key
+from agentcost_core.response_cache import (
+    CacheEngine,
+    CacheHit,
+    CacheParts,
+    CacheRequest,
+    SharedResponse,
+    flight_key,
+    hit_marker,
+)
 
 from .handler import CostEventHandler
 from .messages import message_text, tools_text
+from .served import MARKER, handled
 
 __all__ = ["CachedLLM"]
 
+_dispatcher = get_dispatcher(__name__)
 _SETTINGS = ("temperature", "max_tokens", "top_p", "seed", "reasoning_effort", "additional_kwargs", "system_prompt")
 
 
 def _no_span(fn: Any) -> Any:
-    """The wrapped LLM's own call is the one instrumented (and measured): no span of ours around it."""
+    """The wrapped LLM's own call is the one instrumented (and measured): no span of ours around it
+    (a hit, which calls nothing, opens its own: :meth:`CachedLLM._answer`)."""
     setattr(fn, DISPATCHER_SPAN_DECORATED_ATTR, True)
     return fn
 
@@ -165,21 +187,49 @@ class CachedLLM(FunctionCallingLLM):
         )  # fmt: skip
 
     # --- lookup, record, store ----------------------------------------------------------------------
-    def _lookup(self, request: CacheRequest | None, kind: _Kind) -> Any:
-        """The stored response read back from a hit (recorded), or None: a miss, an entry that cannot
+    def _lookup(self, request: CacheRequest | None, kind: _Kind) -> CacheHit | None:
+        """A hit, its ``value`` the stored response read back; or None: a miss, an entry that cannot
         be read back (a counted error and miss) or a call that is not cached."""
         if request is None:
             return None
-        hit = self._parts.engine.lookup(request, decode=lambda payload: kind.rebuild(json.loads(payload)))
-        if hit is None:
-            return None
-        self._record(hit)
-        return hit.value
+        return self._parts.engine.lookup(request, decode=lambda payload: kind.rebuild(json.loads(payload)))
 
-    def _record(self, hit: CacheHit) -> None:
+    def _record(self, hit: CacheHit) -> bool:
+        """The hit in the cache's own ledger (no cost handler saw its call); whether it was recorded."""
         tags = active_instrument_tags.get() or {}
         call = ModelCall(self._model(), attribution=read_attribution(tags), framework="llamaindex")
-        self._parts.engine.record_hit(hit, call)
+        return self._parts.engine.record_hit(hit, call) is not None
+
+    def _model_dict(self) -> dict[str, Any]:
+        """The wrapped LLM as its own start events describe it (LlamaIndex's ``to_payload``)."""
+        to_payload = getattr(self.inner, "to_payload", None)
+        if callable(to_payload):
+            return to_payload()  # type: ignore[no-any-return]
+        return {"class_name": self.inner.class_name(), **self.inner.metadata.model_dump()}
+
+    @_dispatcher.span
+    def _answer(self, hit: CacheHit, kind: _Kind, asked: Any, kwargs: dict[str, Any]) -> Any:
+        """The response of a call the cache answered, reported as LlamaIndex reports an LLM call (this
+        span, a start and an end event) so the cost handlers see it. A handler that saw it start
+        records it (from the marked response); otherwise the cache records it, once."""
+        span_id = active_span_id.get()
+        started = False
+        try:
+            _dispatcher.event(kind.start(model_dict=self._model_dict(), additional_kwargs=kwargs, span_id=span_id,
+                                         **{kind.asked: asked}))  # fmt: skip
+            started = True
+        except Exception as e:  # noqa: BLE001 - our failure never breaks the call: the cache records it
+            self._parts.recorder.note_internal_error("response cache hit event", e)
+        recorded = not (started and handled(span_id)) and self._record(hit)
+        response = hit.value
+        try:
+            marker = hit_marker(hit, recorded=recorded)
+            response = response.model_copy(update={"additional_kwargs": {**response.additional_kwargs, MARKER: marker}})
+        except Exception as e:  # noqa: BLE001 - our failure never breaks the call: served unmarked
+            self._parts.recorder.note_internal_error("response cache hit marker", e)
+        if started:
+            _dispatcher.event(kind.end(response=response, span_id=span_id, **{kind.asked: asked}))
+        return response
 
     def _keep(self, request: CacheRequest, response: Any, kind: _Kind) -> SharedResponse:
         """Store the provider's response (when it can be read back) and say what its flight shares."""
@@ -199,9 +249,9 @@ class CachedLLM(FunctionCallingLLM):
             self._parts.engine.store(request, shared.payload, model=shared.model, usage=usage)
         return shared
 
-    def _landed(self, request: CacheRequest, shared: SharedResponse, kind: _Kind) -> Any:
-        """A coalesced call's response (the owner's, shared), recorded as a hit of the coalescing layer;
-        None when the owner's response could not cross processes (the caller calls on its own)."""
+    def _landed(self, request: CacheRequest, shared: SharedResponse, kind: _Kind) -> CacheHit | None:
+        """A coalesced call's response (the owner's, shared) as a hit of the coalescing layer; None
+        when the owner's response could not cross processes (the caller calls on its own)."""
         response = shared.response
         if response is None and shared.payload is not None:
             try:
@@ -210,14 +260,17 @@ class CachedLLM(FunctionCallingLLM):
                 self._parts.recorder.note_internal_error("response cache coalesced response", e)
         if response is None:
             return None
-        self._record(self._parts.landed(request, shared))
-        return response
+        hit = self._parts.landed(request, shared)
+        hit.value = response
+        return hit
 
-    def _served(self, request: CacheRequest | None, kind: _Kind, call: Callable[[], Any]) -> Any:
-        """A call through the cache: a hit, else the provider once for every identical call in flight."""
-        found = self._lookup(request, kind)
-        if found is not None:
-            return found
+    def _served(self, request: CacheRequest | None, kind: _Kind, asked: Any, kwargs: dict[str, Any],
+                call: Callable[[], Any]) -> Any:  # fmt: skip
+        """A call through the cache (``asked``: its messages or prompt, with ``kwargs``): a hit, else the
+        provider once for every identical call in flight."""
+        hit = self._lookup(request, kind)
+        if hit is not None:
+            return self._answer(hit, kind, asked, kwargs)
         coalescer = self._parts.coalescer
         if request is None:
             return call()
@@ -227,13 +280,14 @@ class CachedLLM(FunctionCallingLLM):
         if not coalesced:
             return shared.response
         landed = self._landed(request, shared, kind)
-        return landed if landed is not None else call()
+        return self._answer(landed, kind, asked, kwargs) if landed is not None else call()
 
-    async def _aserved(self, request: CacheRequest | None, kind: _Kind, call: Callable[[], Awaitable[Any]]) -> Any:
+    async def _aserved(self, request: CacheRequest | None, kind: _Kind, asked: Any, kwargs: dict[str, Any],
+                       call: Callable[[], Awaitable[Any]]) -> Any:  # fmt: skip
         """:meth:`_served` for a coroutine function."""
-        found = self._lookup(request, kind)
-        if found is not None:
-            return found
+        hit = self._lookup(request, kind)
+        if hit is not None:
+            return self._answer(hit, kind, asked, kwargs)
         coalescer = self._parts.coalescer
         if request is None:
             return await call()
@@ -247,31 +301,31 @@ class CachedLLM(FunctionCallingLLM):
         if not coalesced:
             return shared.response
         landed = self._landed(request, shared, kind)
-        return landed if landed is not None else await call()
+        return self._answer(landed, kind, asked, kwargs) if landed is not None else await call()
 
     # --- chat and complete ------------------------------------------------------------------------------
     @_no_span
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         request = self._request(messages, None, kwargs)
-        return self._served(request, _CHAT, lambda: self.inner.chat(messages, **kwargs))  # type: ignore[no-any-return]
+        return self._served(request, _CHAT, messages, kwargs, lambda: self.inner.chat(messages, **kwargs))  # type: ignore[no-any-return]
 
     @_no_span
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         request = self._request(messages, None, kwargs)
-        return await self._aserved(request, _CHAT, lambda: self.inner.achat(messages, **kwargs))  # type: ignore[no-any-return]
+        return await self._aserved(request, _CHAT, messages, kwargs, lambda: self.inner.achat(messages, **kwargs))  # type: ignore[no-any-return]
 
     @_no_span
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         request = self._request(None, prompt, {**kwargs, "formatted": formatted})
         return self._served(  # type: ignore[no-any-return]
-            request, _COMPLETION, lambda: self.inner.complete(prompt, formatted=formatted, **kwargs)
+            request, _COMPLETION, prompt, kwargs, lambda: self.inner.complete(prompt, formatted=formatted, **kwargs)
         )
 
     @_no_span
     async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         request = self._request(None, prompt, {**kwargs, "formatted": formatted})
         return await self._aserved(  # type: ignore[no-any-return]
-            request, _COMPLETION, lambda: self.inner.acomplete(prompt, formatted=formatted, **kwargs)
+            request, _COMPLETION, prompt, kwargs, lambda: self.inner.acomplete(prompt, formatted=formatted, **kwargs)
         )
 
     # --- streams and tools: the wrapped LLM's own -----------------------------------------------------
@@ -314,12 +368,15 @@ def _bill_embeddings(semantic: Any) -> Any:
 
 class _Kind:
     """How one kind of response (chat, completion) is kept: ``payload`` (None: it cannot be kept) and
-    ``rebuild`` from a kept payload."""
+    ``rebuild`` from a kept payload; and how LlamaIndex reports a call of that kind: its ``start`` and
+    ``end`` events, whose field ``asked`` holds what was asked (the messages, the prompt)."""
 
-    __slots__ = ("payload", "rebuild")
+    __slots__ = ("asked", "end", "payload", "rebuild", "start")
 
-    def __init__(self, payload: Callable[[Any], dict[str, Any] | None], rebuild: Callable[[dict[str, Any]], Any]):
+    def __init__(self, payload: Callable[[Any], dict[str, Any] | None], rebuild: Callable[[dict[str, Any]], Any],
+                 start: type, end: type, asked: str) -> None:  # fmt: skip
         self.payload, self.rebuild = payload, rebuild
+        self.start, self.end, self.asked = start, end, asked
 
 
 def _chat_payload(response: ChatResponse) -> dict[str, Any] | None:
@@ -345,10 +402,11 @@ def _completion_response(stored: dict[str, Any]) -> CompletionResponse:
     return CompletionResponse(text=stored["text"], additional_kwargs=stored["additional_kwargs"])
 
 
-_CHAT = _Kind(_chat_payload, _chat_response)
-_COMPLETION = _Kind(_completion_payload, _completion_response)
+_CHAT = _Kind(_chat_payload, _chat_response, LLMChatStartEvent, LLMChatEndEvent, "messages")
+_COMPLETION = _Kind(_completion_payload, _completion_response, LLMCompletionStartEvent, LLMCompletionEndEvent, "prompt")
 
 
 def _json_safe(value: Any) -> dict[str, Any]:
-    """``additional_kwargs`` as JSON values (provider objects become their text)."""
-    return json.loads(_dumps(value or {}))
+    """``additional_kwargs`` as JSON values (provider objects become their text), without a cache's
+    marker (a response another cache served is kept as the response itself)."""
+    return json.loads(_dumps({k: v for k, v in (value or {}).items() if k != MARKER}))

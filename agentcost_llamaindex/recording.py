@@ -15,7 +15,9 @@ unreadable usage's reason is kept in ``extra["usage_error"]``. A call that raise
 its error and no cost: non-streaming failures arrive as the span's ``span_drop``, streaming ones as
 an ``ExceptionEvent``.
 
-Only the innermost LLM call of a nest is recorded (see :mod:`agentcost_llamaindex.calls`).
+Only the innermost LLM call of a nest is recorded (see :mod:`agentcost_llamaindex.calls`). A call a
+``CachedLLM`` answered (its response marked, see :mod:`agentcost_llamaindex.served`) is recorded as
+a hit: $0, ``saved`` and the cache layer.
 Our own faults are counted and logged by the recorder and never reach the user's run.
 
 A call routed by :class:`~agentcost_llamaindex.RouterLLM` (its decision in the ``agentcost_route``
@@ -53,11 +55,13 @@ from agentcost_core.call import ModelCall, Outcome, choices_of, describe_error
 from agentcost_core.errors import UsageFormatError
 from agentcost_core.parsers import from_chat_response
 from agentcost_core.parsers.llamaindex import ResponseUsage
+from agentcost_core.response_cache import marker_outcome
 
 from .attribution import route_from_tags, run_id_from_tags
 from .calls import CallTable, PendingCall
 from .embeddings import EMBEDDING_EVENTS, EmbeddingRecorder
 from .messages import CoreMessages, image_count, response_text, tools_text
+from .served import marker_of, note_handled
 
 __all__ = ["LlmEventRecorder", "model_call_settings", "read_response"]
 
@@ -199,6 +203,7 @@ class LlmEventRecorder:
         if choices > 1:
             call.choices = choices
         self.table.add(span_id, PendingCall(call=call, messages=messages, tags=tags, t0=_perf()))
+        note_handled(span_id)  # a CachedLLM hit of this call is ours to record
 
     def _on_exception(self, event: Any) -> None:
         """A streaming call failed (non-streaming failures arrive as the span's drop)."""
@@ -223,7 +228,10 @@ class LlmEventRecorder:
             self.recorder.note_internal_error("CostSpanHandler.span_drop", exc)
 
     # --- recording ----------------------------------------------------------------------
-    def _record(self, pending: PendingCall, response: Any, closed_early: bool = False) -> CostEvent:
+    def _record(self, pending: PendingCall, response: Any, closed_early: bool = False) -> CostEvent | None:
+        marker = marker_of(response)
+        if marker is not None:
+            return self._record_hit(pending, response, marker)
         found, usage_error = read_response(response, self.recorder.note_internal_error)
         tier, extra = self._route(pending, {"stream_closed_early": True} if closed_early else None)
         call = pending.call
@@ -248,6 +256,21 @@ class LlmEventRecorder:
         # span ids are unique (name + uuid4): the span id is the event id
         event, budget_cost = self.recorder.record_outcome(call, outcome, event_id=call.span_id)
         if self.on_record is not None and response is not None:
+            self.on_record(response, event, budget_cost)
+        return event
+
+    def _record_hit(self, pending: PendingCall, response: Any, marker: dict[str, Any]) -> CostEvent | None:
+        """A call a ``CachedLLM`` answered: cost $0, ``saved`` = what the stored call cost, the layer in
+        ``extra["cache"]``; nothing when the cache recorded it itself (no handler saw it start)."""
+        if marker.get("recorded"):
+            return None
+        outcome = marker_outcome(marker)
+        outcome.latency_s = _perf() - pending.t0
+        if self.recorder.log_prompts:
+            outcome.text = response_text(response)
+        outcome.tier, outcome.extra = self._route(pending, outcome.extra)
+        event, budget_cost = self.recorder.record_outcome(pending.call, outcome, event_id=pending.call.span_id)
+        if self.on_record is not None:
             self.on_record(response, event, budget_cost)
         return event
 

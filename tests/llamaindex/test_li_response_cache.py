@@ -84,16 +84,16 @@ def test_async_chat_and_complete_hit(ledger: Ledger) -> None:
     assert [e.cache_hit for e in ledger.events()] == [True, True]
 
 
-def test_with_instrumentation_the_miss_is_recorded_by_the_handler_and_the_hit_once_by_the_cache(ledger: Ledger) -> None:
+def test_with_instrumentation_the_miss_and_the_hit_are_recorded_once_each_by_the_handler(ledger: Ledger) -> None:
     server = OpenAIServer()
     llm = CachedLLM(_openai(server), "memory://", ledger=ledger)
     with instrument(ledger) as handler:
         llm.chat([user("hello")])
         llm.chat([user("hello")])
     events = ledger.events()
-    assert [e.cache_hit for e in events] == [False, True]
+    assert [e.cache_hit for e in events] == [False, True]  # one ledger: each call once
     assert events[1].saved == events[0].cost == ORIGINAL_COST
-    assert len(handler.events) == 1  # the provider call; the hit made none
+    assert [e.id for e in handler.events] == [e.id for e in events]  # both are the handler's
 
 
 def test_streams_pass_through(ledger: Ledger) -> None:
@@ -268,3 +268,144 @@ def test_a_bad_cache_tag_skips_the_cache_and_never_breaks_the_chat(ledger: Ledge
 def test_coalesce_must_be_a_bool() -> None:
     with pytest.raises(ConfigurationError, match="coalesce"):
         CachedLLM(_openai(OpenAIServer()), "memory://", coalesce="yes")  # type: ignore[arg-type]
+
+
+# --- an instrument() handler records the hits it sees ------------------------------------------------
+@pytest.fixture
+def cache_ledger():  # type: ignore[no-untyped-def]
+    """The cache's own ledger, apart from the handler's."""
+    ledger = Ledger("memory://", sync=True)
+    yield ledger
+    ledger.close()
+
+
+def _ask_twice(llm: CachedLLM, how: str) -> None:
+    if how == "chat":
+        llm.chat([user("Capital of France?")])
+        llm.chat([user("Capital of France?")])
+    elif how == "achat":
+        asyncio.run(llm.achat([user("Capital of France?")]))
+        asyncio.run(llm.achat([user("Capital of France?")]))
+    elif how == "complete":
+        llm.complete("Capital of France?")
+        llm.complete("Capital of France?")
+    else:
+        asyncio.run(llm.acomplete("Capital of France?"))
+        asyncio.run(llm.acomplete("Capital of France?"))
+
+
+@pytest.mark.parametrize("how", ["chat", "achat", "complete", "acomplete"])
+def test_an_attached_handler_records_the_hit_with_what_it_saved(ledger: Ledger, cache_ledger: Ledger, how: str) -> None:
+    server = OpenAIServer(text="Paris.")
+    llm = CachedLLM(_openai(server), "memory://", ledger=cache_ledger)
+    with instrument(ledger) as handler, instrument_tags({"user_id": "alice", "feature": "geo"}):
+        _ask_twice(llm, how)
+    assert len(server.requests) == 1
+    miss, hit = handler.events  # the inner LLM's call once (not the cache's too), then the hit
+    assert not miss.cache_hit and miss.cost == ORIGINAL_COST
+    assert hit.cache_hit and hit.cost == 0 and hit.saved == miss.cost and hit.extra == {"cache": "exact"}
+    assert (hit.user_id, hit.feature) == ("alice", "geo") and hit.model == miss.model
+    assert hit.span_id and hit.trace_id and hit.span_id != miss.span_id
+    assert handler.total_cost == miss.cost
+    assert [e.id for e in ledger.events()] == [miss.id, hit.id]
+    assert cache_ledger.events() == []  # recorded once: by the handler, not by the cache too
+
+
+def test_a_hit_sits_in_the_trace_and_step_of_its_call(ledger: Ledger, cache_ledger: Ledger) -> None:
+    from llama_index.core.instrumentation import get_dispatcher
+
+    server = OpenAIServer(text="Paris.")
+    llm = CachedLLM(_openai(server), "memory://", ledger=cache_ledger)
+
+    @get_dispatcher("tests.answering").span
+    def answer() -> None:
+        llm.chat([user("Capital of France?")])
+        llm.chat([user("Capital of France?")])
+
+    with instrument(ledger) as handler:
+        answer()
+    miss, hit = handler.events
+    assert hit.step == miss.step and miss.step.endswith(".answer")  # the enclosing span, by name
+    assert hit.trace_id == miss.trace_id and hit.parent_id == miss.trace_id
+
+
+def test_without_a_handler_seeing_it_the_cache_records_the_hit(ledger: Ledger, cache_ledger: Ledger) -> None:
+    server = OpenAIServer(text="Paris.")
+    llm = CachedLLM(_openai(server), "memory://", ledger=cache_ledger)
+    with instrument(ledger) as handler:
+        llm.chat([user("Capital of France?")])
+        llm.chat([user("Capital of France?")])
+    llm.chat([user("Capital of France?")])  # detached: the cache's own record
+    assert [e.cache_hit for e in handler.events] == [False, True]
+    (own,) = cache_ledger.events()
+    assert own.cache_hit and own.saved == ORIGINAL_COST and own.extra == {"cache": "exact"}
+    assert len(ledger.events()) == 2
+
+
+def test_an_attached_handler_records_a_semantic_hit(ledger: Ledger, cache_ledger: Ledger) -> None:
+    import math
+
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+
+    table = {
+        "What is the capital of France?": [1.0, 0.0],
+        "Tell me the capital city of France": [0.98, math.sqrt(1 - 0.98**2)],
+    }
+
+    class TableEmbedding(BaseEmbedding):
+        def _get_query_embedding(self, query: str) -> list[float]:
+            return table[query]
+
+        async def _aget_query_embedding(self, query: str) -> list[float]:
+            return table[query]
+
+        def _get_text_embedding(self, text: str) -> list[float]:
+            return table[text]
+
+    server = OpenAIServer(text="Paris.")
+    llm = CachedLLM(_openai(server), "memory://", semantic=TableEmbedding(model_name="text-embedding-3-small"),
+                    ledger=cache_ledger)  # fmt: skip
+    with instrument(ledger) as handler:
+        llm.chat([user("What is the capital of France?")])
+        llm.chat([user("Tell me the capital city of France")])
+    calls = [e for e in handler.events if e.kind == "llm"]
+    assert [e.cache_hit for e in calls] == [False, True]
+    assert calls[1].extra["cache"] == "semantic" and calls[1].extra["similarity"] >= 0.95  # type: ignore[index]
+    assert calls[1].cost == 0 and calls[1].saved == ORIGINAL_COST
+    assert not [e for e in cache_ledger.events() if e.kind == "llm"]
+
+
+def test_an_attached_handler_records_the_coalesced_waiters(ledger: Ledger, cache_ledger: Ledger) -> None:
+    llm, calls = _held_cached_llm(cache_ledger, waiters=3)
+    with instrument(ledger) as handler:
+        texts = run_threads_together(lambda: llm.chat([user("same")]).message.content, 4)
+    assert texts == ["shared"] * 4 and len(calls) == 1
+    owner = [e for e in handler.events if not e.cache_hit]
+    waiters = [e for e in handler.events if e.cache_hit]
+    assert len(owner) == 1 and owner[0].cost
+    assert len(waiters) == 3
+    assert all(e.extra == {"cache": "coalesced"} and e.cost == 0 and e.saved == owner[0].cost for e in waiters)
+    assert handler.total_cost == owner[0].cost and cache_ledger.events() == []
+
+
+def test_a_guarded_runs_hit_is_one_of_its_events_at_no_cost(cache_ledger: Ledger) -> None:
+    from decimal import Decimal
+
+    from llama_index.core.agent.workflow import FunctionAgent
+
+    from agentcost_core import Budget
+    from agentcost_llamaindex import guard
+    from agentcost_llamaindex.testing import ScriptedLLM
+
+    llm = CachedLLM(ScriptedLLM(script=["Paris."]), "memory://", ledger=cache_ledger, scope=())
+    guarded = guard(FunctionAgent(tools=[], llm=llm, streaming=False), budgets=Budget(usd=Decimal(1), per="run"),
+                    ledger="memory://")  # fmt: skip
+
+    async def main():  # type: ignore[no-untyped-def]
+        return await guarded.run("Capital of France?"), await guarded.run("Capital of France?")
+
+    first, second = asyncio.run(main())
+    assert second.answer == first.answer == "Paris."
+    (hit,) = second.events
+    assert hit.cache_hit and hit.cost == 0 and hit.saved == first.cost > 0 and hit.extra == {"cache": "exact"}
+    assert second.cost == 0 and cache_ledger.events() == []

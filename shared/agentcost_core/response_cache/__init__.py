@@ -11,6 +11,7 @@ from .engine import CacheEngine
 from .entries import CacheEntry, CacheHit, CacheRequest
 from .keys import context_fingerprint, exact_key, scope_of
 from .parts import CacheParts, SharedResponse, flight_key
+from .served import hit_marker, hit_outcome, marker_outcome
 from .stats import CacheStats, LayerStats
 
 __all__ = [
@@ -27,6 +28,9 @@ __all__ = [
     "default_cache_url",
     "exact_key",
     "flight_key",
+    "hit_marker",
+    "hit_outcome",
+    "marker_outcome",
     "open_cache_backend",
     "scope_of",
 ]

@@ -21,13 +21,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..attribution import NO_ATTRIBUTION, Attribution
-from ..call import ModelCall, Outcome
+from ..call import ModelCall
 from ..errors import ConfigurationError
 from ..events import CostEvent
 from ..usage import Usage
 from .backends import CacheBackend, open_cache_backend
 from .entries import CacheEntry, CacheHit, CacheRequest
 from .keys import context_fingerprint, exact_key, scope_fields, scope_of
+from .served import hit_outcome
 from .stats import CacheStats
 
 __all__ = ["CacheEngine"]
@@ -194,15 +195,9 @@ class CacheEngine:
         the stored call's price, ``extra={"cache": layer}``. None without a recorder or on our fault."""
         if self.recorder is None:
             return None
-        extra: dict[str, Any] = {"cache": hit.layer}
-        if hit.similarity is not None:
-            extra["similarity"] = round(hit.similarity, 4)
-        outcome = Outcome(
-            usage=hit.entry.usage or Usage(), model=hit.entry.model, cache_hit=True, extra=extra, latency_s=0.0
-        )
         try:
             event, _ = self.recorder.record_outcome(
-                call, outcome, event_id=call.span_id if isinstance(call.span_id, str) else None
+                call, hit_outcome(hit), event_id=call.span_id if isinstance(call.span_id, str) else None
             )
             return event
         except Exception as e:  # noqa: BLE001 - our fault: logged and counted by the recorder
