@@ -323,16 +323,21 @@ class _Session:
 
     def __init__(self) -> None:
         self.messages: list[BaseMessage] = []
+        self.epoch: int | None = None  # the session's epoch in the store when last read
         self.seen = -1  # the last sequence number read
         self.lock = threading.Lock()
 
     def sync(self, log: SqliteMessageLog, session_id: str) -> list[BaseMessage]:
-        """Take in what any writer appended since the last read; the history, shared (not a copy)."""
+        """Take in what any writer appended since the last read; the history, shared (not a copy).
+        If another writer cleared the session since, start over from what the store holds now (a
+        new list: the budgeted view sees a different conversation and is rebuilt)."""
         with self.lock:
-            rows = log.read(session_id, after=self.seen)
-            if rows:
-                self.messages.extend(messages_from_dict([json.loads(r[1]) for r in rows]))
-                self.seen = rows[-1][0]
+            read = log.read_since(session_id, self.epoch, self.seen)
+            if read.restart:
+                self.messages, self.epoch, self.seen = [], read.epoch, -1
+            if read.rows:
+                self.messages.extend(messages_from_dict([json.loads(r[1]) for r in read.rows]))
+                self.seen = read.rows[-1][0]
             return self.messages
 
 
@@ -341,7 +346,8 @@ class TieredChatMessageHistory(BaseChatMessageHistory):
 
     Several writers on one session (history objects, threads, processes) are safe: every
     ``add_messages`` is one transaction numbered after the session's last message, and every
-    reader takes in all writers' messages in that one order."""
+    reader takes in all writers' messages in that one order. A ``clear()`` by any of them is seen
+    by every reader: its next read starts over from what the store holds."""
 
     def __init__(self, memory: TieredMemory, session_id: str, store: str | None = None) -> None:
         self.memory = memory

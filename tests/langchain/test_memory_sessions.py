@@ -102,3 +102,68 @@ def test_a_history_sees_messages_another_writer_added(tmp_path: Any) -> None:
     assert [m.content for m in mine.history("s").messages] == ["sys", "q1", "a1", "q2"]
     mine.history("s").clear()
     assert mine.history("s").full_messages == []
+
+
+def contents(history: Any) -> list[str]:
+    return [m.content for m in history.full_messages]
+
+
+@pytest.mark.parametrize("writers", ["two memories (as two processes)", "one memory, two history objects"])
+def test_a_clear_by_another_writer_is_seen_by_the_first_and_later_appends_are_kept_once(
+    tmp_path: Any, writers: str
+) -> None:
+    store = f"sqlite:///{tmp_path}/m.db"
+    a = TieredMemory(4000, model="gpt-4o", store=store)
+    b = a if writers.startswith("one memory") else TieredMemory(4000, model="gpt-4o", store=store)
+    ha, hb = a.history("s1"), b.history("s1")
+    ha.add_messages([HumanMessage("old 1"), AIMessage("old 2"), HumanMessage("old 3")])
+    assert [m.content for m in hb.messages] == ["old 1", "old 2", "old 3"]  # B holds the old history
+    ha.clear()
+    ha.add_messages([HumanMessage("new 1"), AIMessage("new 2")])
+    hb.add_messages([HumanMessage("from B")])
+    expected = ["new 1", "new 2", "from B"]
+    for history in (ha, hb, a.history("s1"), b.history("s1")):
+        assert contents(history) == expected
+        assert [m.content for m in history.messages] == expected  # the budgeted view too
+    for k in range(3):  # appends after the clear, by both writers, each read once by both
+        ha.add_messages([AIMessage(f"a{k}")])
+        hb.add_messages([HumanMessage(f"b{k}")])
+        expected += [f"a{k}", f"b{k}"]
+        assert contents(ha) == contents(hb) == expected
+    assert contents(TieredMemory(4000, model="gpt-4o", store=store).history("s1")) == expected
+
+
+def _writer_b(store: str, holding: Any, cleared: Any, done: Any) -> None:
+    """Process B: holds the old history, then (once A cleared and wrote) writes and reads again."""
+    try:
+        history = TieredMemory(4000, model="gpt-4o", store=store).history("s1")
+        holding.put(contents(history))
+        cleared.wait(60)
+        history.add_messages([HumanMessage("from B")])
+        done.put((contents(history), [m.content for m in history.messages]))
+    except BaseException as e:  # noqa: BLE001 - reported to the test
+        done.put(repr(e))
+
+
+def test_a_clear_in_another_process_is_seen_by_a_reader_process(tmp_path: Any) -> None:
+    import multiprocessing
+
+    store = f"sqlite:///{tmp_path}/m.db"
+    history = TieredMemory(4000, model="gpt-4o", store=store).history("s1")
+    history.add_messages([HumanMessage("old 1"), AIMessage("old 2"), HumanMessage("old 3")])
+    ctx = multiprocessing.get_context("fork")
+    holding, done, cleared = ctx.Queue(), ctx.Queue(), ctx.Event()
+    b = ctx.Process(target=_writer_b, args=(store, holding, cleared, done), daemon=True)
+    b.start()
+    try:
+        assert holding.get(timeout=60) == ["old 1", "old 2", "old 3"]
+        history.clear()
+        history.add_messages([HumanMessage("new 1"), AIMessage("new 2")])
+        cleared.set()
+        expected = ["new 1", "new 2", "from B"]
+        assert done.get(timeout=60) == (expected, expected)
+        assert contents(history) == expected
+    finally:
+        b.join(timeout=30)
+        if b.is_alive():  # pragma: no cover - only when B hangs
+            b.kill()
