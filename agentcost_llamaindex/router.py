@@ -205,10 +205,21 @@ class RouterLLM(FunctionCallingLLM):
         """The decision the router would make for these messages (or prompt) now; nothing is called."""
         return self._router.route(self.request(messages, prompt=prompt, tools=tools))
 
+    async def adecide(self, messages: Sequence[ChatMessage] | None = None, *, prompt: str | None = None,
+                      tools: int = 0) -> RoutingDecision:  # fmt: skip
+        """:meth:`decide` for async code: a policy that may block (an embedding call, a shared
+        budget store) decides in a worker thread, never on the event loop."""
+        return await self._router.aroute(self.request(messages, prompt=prompt, tools=tools))
+
     def _decision(self, messages: Sequence[ChatMessage] | None, prompt: str | None, tools: int,
                   kwargs: dict[str, Any]) -> RoutingDecision:  # fmt: skip
         pinned = kwargs.pop(_PIN, None)  # decided by _prepare_chat_with_tools, formatted for that tier
         return pinned if pinned is not None else self.decide(messages, prompt=prompt, tools=tools)
+
+    async def _adecision(self, messages: Sequence[ChatMessage] | None, prompt: str | None, tools: int,
+                         kwargs: dict[str, Any]) -> RoutingDecision:  # fmt: skip
+        pinned = kwargs.pop(_PIN, None)
+        return pinned if pinned is not None else await self.adecide(messages, prompt=prompt, tools=tools)
 
     @staticmethod
     def _tags(route: dict[str, Any]) -> dict[str, Any]:
@@ -328,13 +339,16 @@ class RouterLLM(FunctionCallingLLM):
     def _chat_decision(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> RoutingDecision:
         return self._decision(messages, None, len(kwargs.get("tools") or ()), kwargs)
 
+    async def _achat_decision(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> RoutingDecision:
+        return await self._adecision(messages, None, len(kwargs.get("tools") or ()), kwargs)
+
     @_no_span
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         return self._route("chat", self._chat_decision(messages, kwargs), messages, **kwargs)
 
     @_no_span
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        return await self._route("achat", self._chat_decision(messages, kwargs), messages, **kwargs)
+        return await self._route("achat", await self._achat_decision(messages, kwargs), messages, **kwargs)
 
     @_no_span
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
@@ -342,7 +356,7 @@ class RouterLLM(FunctionCallingLLM):
 
     @_no_span
     async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
-        return await self._route("astream_chat", self._chat_decision(messages, kwargs), messages, **kwargs)
+        return await self._route("astream_chat", await self._achat_decision(messages, kwargs), messages, **kwargs)
 
     # --- completion ----------------------------------------------------------------------------
     @_no_span
@@ -351,7 +365,8 @@ class RouterLLM(FunctionCallingLLM):
 
     @_no_span
     async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        return await self._route("acomplete", self.decide(prompt=prompt), prompt, formatted=formatted, **kwargs)
+        decision = await self.adecide(prompt=prompt)
+        return await self._route("acomplete", decision, prompt, formatted=formatted, **kwargs)
 
     @_no_span
     def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
@@ -359,16 +374,25 @@ class RouterLLM(FunctionCallingLLM):
 
     @_no_span
     async def astream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseAsyncGen:
-        return await self._route("astream_complete", self.decide(prompt=prompt), prompt, formatted=formatted, **kwargs)
+        decision = await self.adecide(prompt=prompt)
+        return await self._route("astream_complete", decision, prompt, formatted=formatted, **kwargs)
 
     # --- function calling: the chosen tier's own implementation ----------------------------------
     def _route_tools(self, method: str, tools: Sequence[Any], user_msg: Any, chat_history: Any, verbose: bool,
-                     allow_parallel_tool_calls: bool, tool_required: bool, kwargs: dict[str, Any]) -> Any:  # fmt: skip
+                     allow_parallel_tool_calls: bool, tool_required: bool, kwargs: dict[str, Any],
+                     decision: RoutingDecision | None = None) -> Any:  # fmt: skip
         kw = {"verbose": verbose, "allow_parallel_tool_calls": allow_parallel_tool_calls, **kwargs}
         if tool_required:  # older integrations do not take the argument at all
             kw["tool_required"] = True
-        decision = self.decide(_history(user_msg, chat_history), tools=len(tools or ()))
+        if decision is None:
+            decision = self.decide(_history(user_msg, chat_history), tools=len(tools or ()))
         return self._route(method, decision, tools, user_msg=user_msg, chat_history=chat_history, **kw)
+
+    async def _aroute_tools(self, method: str, tools: Sequence[Any], user_msg: Any, chat_history: Any, verbose: bool,
+                            allow_parallel_tool_calls: bool, tool_required: bool, kwargs: dict[str, Any]) -> Any:  # fmt: skip
+        decision = await self.adecide(_history(user_msg, chat_history), tools=len(tools or ()))
+        return await self._route_tools(method, tools, user_msg, chat_history, verbose, allow_parallel_tool_calls,
+                                       tool_required, kwargs, decision)  # fmt: skip
 
     @_no_span
     def chat_with_tools(
@@ -395,8 +419,8 @@ class RouterLLM(FunctionCallingLLM):
         tool_required: bool = False,
         **kwargs: Any,
     ) -> ChatResponse:
-        return await self._route_tools("achat_with_tools", tools, user_msg, chat_history, verbose,
-                                       allow_parallel_tool_calls, tool_required, kwargs)  # fmt: skip
+        return await self._aroute_tools("achat_with_tools", tools, user_msg, chat_history, verbose,
+                                        allow_parallel_tool_calls, tool_required, kwargs)  # fmt: skip
 
     @_no_span
     def stream_chat_with_tools(
@@ -423,8 +447,8 @@ class RouterLLM(FunctionCallingLLM):
         tool_required: bool = False,
         **kwargs: Any,
     ) -> ChatResponseAsyncGen:
-        return await self._route_tools("astream_chat_with_tools", tools, user_msg, chat_history, verbose,
-                                 allow_parallel_tool_calls, tool_required, kwargs)  # fmt: skip
+        return await self._aroute_tools("astream_chat_with_tools", tools, user_msg, chat_history, verbose,
+                                        allow_parallel_tool_calls, tool_required, kwargs)  # fmt: skip
 
     @_no_span
     def _prepare_chat_with_tools(
