@@ -244,19 +244,42 @@ class ModelRouter(BaseChatModel):
         return out
 
     # --- deciding ----------------------------------------------------------------------------
-    def decide(self, messages: Sequence[BaseMessage], run_manager: Any = None, **kwargs: Any) -> RoutingDecision:
-        """The decision for these messages under ``run_manager``'s run (its metadata, tags and
-        handlers); nothing is called."""
+    def _run(self, run_manager: Any, kwargs: Mapping[str, Any]) -> tuple[Any, Any, bool] | None:
+        """The router's own model run as ``(manager, run_id, is_async)``: ``run_manager`` when
+        LangChain passed it, else the run ``stream`` / ``astream`` set up (see "streams" below),
+        else the run ``_generate_with_cache`` is in. Deciding and the tier's callbacks use it alike."""
+        if run_manager is not None:
+            return run_manager, run_manager.run_id, isinstance(run_manager, AsyncCallbackManagerForLLMRun)
+        run = self._stream_runs.get(kwargs.get(_STREAM_RUN))  # type: ignore[arg-type]
+        if run is not None:
+            return run
+        run_manager = _RUN_MANAGER.get()
+        if run_manager is not None:
+            return run_manager, run_manager.run_id, isinstance(run_manager, AsyncCallbackManagerForLLMRun)
+        return None
+
+    def _request(self, messages: Sequence[BaseMessage], run_manager: Any, kwargs: Mapping[str, Any]) -> RouteRequest:
+        run = self._run(run_manager, kwargs)
+        manager, run_id = (run[0], run[1]) if run is not None else (None, None)
         tools = kwargs.get("tools")  # bound with ``.bind(tools=...)``, else counted by bind_tools
-        request = route_request(
+        return route_request(
             messages,
-            metadata=getattr(run_manager, "metadata", None),
-            tags=getattr(run_manager, "tags", None) or (),
+            metadata=getattr(manager, "metadata", None),
+            tags=getattr(manager, "tags", None) or (),
             tools=len(tools) if isinstance(tools, (list, tuple)) else self._tool_count,
-            trace=getattr(run_manager, "parent_run_id", None) or getattr(run_manager, "run_id", None),
-            callbacks=getattr(run_manager, "handlers", None),
+            trace=getattr(manager, "parent_run_id", None) or run_id,
+            callbacks=getattr(manager, "handlers", None),
         )
-        return self._router.route(request)
+
+    def decide(self, messages: Sequence[BaseMessage], run_manager: Any = None, **kwargs: Any) -> RoutingDecision:
+        """The decision for these messages under the router's run (``run_manager``'s, else the
+        current ``invoke`` / ``stream`` run's: its metadata, tags and handlers); nothing is called."""
+        return self._router.route(self._request(messages, run_manager, kwargs))
+
+    async def adecide(self, messages: Sequence[BaseMessage], run_manager: Any = None, **kwargs: Any) -> RoutingDecision:
+        """:meth:`decide` for async code: a policy that may block (an embedding call, a shared
+        budget store) decides in a worker thread, never on the event loop."""
+        return await self._router.aroute(self._request(messages, run_manager, kwargs))
 
     def _prepare(self, attempt: Attempt, messages: Sequence[BaseMessage], stop: list[str] | None,
                  run_manager: Any, kwargs: Mapping[str, Any]) -> tuple[Any, list[BaseMessage], dict[str, Any], dict[str, Any]]:  # fmt: skip
@@ -267,13 +290,9 @@ class ModelRouter(BaseChatModel):
         if stop is not None:
             kw["stop"] = stop
         config: dict[str, Any] = {"metadata": {ROUTE_KEY: attempt.route}}
-        if run_manager is None and kwargs.get(_STREAM_RUN) in self._stream_runs:
-            config["callbacks"] = self._stream_runs[kwargs[_STREAM_RUN]]
-        else:
-            run_manager = run_manager or _RUN_MANAGER.get()
-            if run_manager is not None:
-                is_async = isinstance(run_manager, AsyncCallbackManagerForLLMRun)
-                config["callbacks"] = _child_callbacks(run_manager, run_manager.run_id, is_async)
+        run = self._run(run_manager, kwargs)
+        if run is not None:
+            config["callbacks"] = _child_callbacks(*run)
         kw.pop(_STREAM_RUN, None)
         return runnable, msgs, kw, config
 
@@ -282,8 +301,8 @@ class ModelRouter(BaseChatModel):
     # ``invoke`` when streaming is wanted (e.g. LangGraph's ``stream_mode="messages"``) and from
     # ``stream``. For the first, the run manager is in ``_RUN_MANAGER`` while LangChain's
     # ``_generate_with_cache`` runs; ``stream`` / ``astream`` are LangChain's own, with the run's
-    # id fixed up front, so ``_stream`` finds the callbacks for the tier's call (nested under that
-    # run) under a key in its kwargs.
+    # id fixed up front, so ``_stream`` finds the run (its metadata and tags to decide on, the
+    # callbacks for the tier's call nested under it) under a key in its kwargs.
     def _generate_with_cache(self, messages: list[BaseMessage], stop: list[str] | None = None,
                              run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:  # fmt: skip
         token = _RUN_MANAGER.set(run_manager)
@@ -301,13 +320,15 @@ class ModelRouter(BaseChatModel):
             _RUN_MANAGER.reset(token)
 
     def _stream_callbacks(self, config: Any, is_async: bool) -> tuple[Any, str]:
+        """The run ``stream`` / ``astream`` is about to start, as ``_run`` returns it: its callback
+        manager (the run's metadata, tags and handlers) and its id, fixed up front."""
         config = ensure_config(config)
         run_id = config.get("run_id") or uuid.uuid4()
         cls = AsyncCallbackManager if is_async else CallbackManager
         manager = cls.configure(config.get("callbacks"), self.callbacks, self.verbose, config.get("tags"), self.tags,
                                 config.get("metadata"), self.metadata)  # fmt: skip
         key = uuid.uuid4().hex
-        self._stream_runs[key] = _child_callbacks(manager, run_id, is_async)
+        self._stream_runs[key] = (manager, run_id, is_async)
         return {**config, "run_id": run_id}, key
 
     def stream(  # type: ignore[override]
@@ -345,7 +366,7 @@ class ModelRouter(BaseChatModel):
             runnable, msgs, kw, config = self._prepare(attempt, messages, stop, run_manager, kwargs)
             return await runnable.ainvoke(msgs, config, **kw)
 
-        message = await self._dispatch.acall(self.decide(messages, run_manager, **kwargs), call, answer_of)
+        message = await self._dispatch.acall(await self.adecide(messages, run_manager, **kwargs), call, answer_of)
         return ChatResult(generations=[ChatGeneration(message=message)])
 
     def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
@@ -364,6 +385,6 @@ class ModelRouter(BaseChatModel):
             async for chunk in runnable.astream(msgs, config, **kw):
                 yield ChatGenerationChunk(message=chunk)
 
-        decision = self.decide(messages, run_manager, **kwargs)
+        decision = await self.adecide(messages, run_manager, **kwargs)
         async for chunk in await self._dispatch.astream(decision, open_stream, _answer_of_chunks):
             yield chunk

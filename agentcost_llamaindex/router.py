@@ -15,11 +15,10 @@ decided by a core :class:`~agentcost_core.routing.Router` and delegated to the c
 method, so provider-specific tool formats are the tier's. All of them go through one path
 (``_route``) and the core :class:`~agentcost_core.routing.Dispatch`: under a ``CascadePolicy`` a
 rejected answer is escalated once to the next tier (a stream is buffered while it may still be
-escalated); both calls are billed and recorded. The request a policy sees: the last user
-message's text, a chars/4 estimate of the prompt's tokens, the message and tool counts, and from
-``instrument_tags``: ``tags`` (a list), ``step`` / ``agentcost_step`` (else the enclosing span's
-name, the step the ledger records), ``user_tier``, ``latency_sensitive`` and the attribution (the
-budget scope).
+escalated); both calls are billed and recorded. The request a policy sees is built by
+:func:`~agentcost_llamaindex.route_request.route_request` (the messages and the instrument tags).
+The async forms decide with ``Router.aroute``: a policy that may block (an embedding call, a shared
+budget store) decides in a worker thread, never on the event loop.
 
 The router emits no instrumentation of its own: its methods are not wrapped by the dispatcher's
 span or LLM-event decorators, so each call's start / end events come once, from the tier. The
@@ -48,17 +47,14 @@ from llama_index.core.base.llms.types import (
 )
 from llama_index.core.instrumentation import DISPATCHER_SPAN_DECORATED_ATTR
 from llama_index.core.instrumentation.dispatcher import active_instrument_tags
-from llama_index.core.instrumentation.span import active_span_id
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM, ToolSelection
 from pydantic import Field, PrivateAttr
 
-from agentcost_core.budgets import ScopeContext
 from agentcost_core.errors import ConfigurationError
 from agentcost_core.routing import ROUTE_KEY, Attempt, Dispatch, Router, RouteRequest, RoutingDecision
 
-from .attribution import attribution_from_tags
-from .calls import span_name
+from .route_request import route_request, text_of
 
 __all__ = ["RouterLLM"]
 
@@ -92,21 +88,6 @@ def _history(user_msg: Any, chat_history: Any) -> list[ChatMessage]:
     if user_msg is not None:
         messages.append(ChatMessage(role=MessageRole.USER, content=user_msg) if isinstance(user_msg, str) else user_msg)
     return messages
-
-
-def _text(message: Any) -> str:
-    content = getattr(message, "content", None)
-    return content if isinstance(content, str) else ""
-
-
-def _tag_list(value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return tuple(str(v) for v in value)
-    return (str(value),)
 
 
 class RouterLLM(FunctionCallingLLM):
@@ -168,47 +149,28 @@ class RouterLLM(FunctionCallingLLM):
     def request(self, messages: Sequence[ChatMessage] | None = None, *, prompt: str | None = None,
                 tools: int = 0) -> RouteRequest:  # fmt: skip
         """The :class:`RouteRequest` for a call (instrument tags read from the current context)."""
-        if messages is not None:
-            text = ""
-            for m in reversed(messages):
-                if m.role == MessageRole.USER:
-                    text = _text(m)
-                    break
-            chars = sum(len(_text(m)) for m in messages)
-            n = len(messages)
-        else:
-            text = prompt or ""
-            chars, n = len(text), 1
-        tags = active_instrument_tags.get()
-        step = tags.get("agentcost_step") or tags.get("step") if tags else None
-        if step is None:
-            step = span_name(active_span_id.get())
-        scope = None
-        if tags:
-            who, run_id = attribution_from_tags(tags)
-            scope = ScopeContext(trace_id=run_id, session_id=who.get("session_id"), user_id=who.get("user_id"),
-                                 feature=who.get("feature"), agent_id=who.get("agent_id"))  # fmt: skip
-        return RouteRequest(
-            text=text,
-            context_tokens=chars // 4,
-            messages=n,
-            tools=tools,
-            step=None if step is None else str(step),
-            tags=_tag_list(tags.get("tags")) if tags else (),
-            user_tier=None if not tags or tags.get("user_tier") is None else str(tags["user_tier"]),
-            latency_sensitive=bool(tags.get("latency_sensitive", False)) if tags else False,
-            scope=scope,
-        )
+        return route_request(messages, prompt=prompt, tools=tools)
 
     def decide(self, messages: Sequence[ChatMessage] | None = None, *, prompt: str | None = None,
                tools: int = 0) -> RoutingDecision:  # fmt: skip
         """The decision the router would make for these messages (or prompt) now; nothing is called."""
         return self._router.route(self.request(messages, prompt=prompt, tools=tools))
 
+    async def adecide(self, messages: Sequence[ChatMessage] | None = None, *, prompt: str | None = None,
+                      tools: int = 0) -> RoutingDecision:  # fmt: skip
+        """:meth:`decide` for async code: a policy that may block (an embedding call, a shared
+        budget store) decides in a worker thread, never on the event loop."""
+        return await self._router.aroute(self.request(messages, prompt=prompt, tools=tools))
+
     def _decision(self, messages: Sequence[ChatMessage] | None, prompt: str | None, tools: int,
                   kwargs: dict[str, Any]) -> RoutingDecision:  # fmt: skip
         pinned = kwargs.pop(_PIN, None)  # decided by _prepare_chat_with_tools, formatted for that tier
         return pinned if pinned is not None else self.decide(messages, prompt=prompt, tools=tools)
+
+    async def _adecision(self, messages: Sequence[ChatMessage] | None, prompt: str | None, tools: int,
+                         kwargs: dict[str, Any]) -> RoutingDecision:  # fmt: skip
+        pinned = kwargs.pop(_PIN, None)
+        return pinned if pinned is not None else await self.adecide(messages, prompt=prompt, tools=tools)
 
     @staticmethod
     def _tags(route: dict[str, Any]) -> dict[str, Any]:
@@ -328,13 +290,16 @@ class RouterLLM(FunctionCallingLLM):
     def _chat_decision(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> RoutingDecision:
         return self._decision(messages, None, len(kwargs.get("tools") or ()), kwargs)
 
+    async def _achat_decision(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> RoutingDecision:
+        return await self._adecision(messages, None, len(kwargs.get("tools") or ()), kwargs)
+
     @_no_span
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         return self._route("chat", self._chat_decision(messages, kwargs), messages, **kwargs)
 
     @_no_span
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        return await self._route("achat", self._chat_decision(messages, kwargs), messages, **kwargs)
+        return await self._route("achat", await self._achat_decision(messages, kwargs), messages, **kwargs)
 
     @_no_span
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
@@ -342,7 +307,7 @@ class RouterLLM(FunctionCallingLLM):
 
     @_no_span
     async def astream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseAsyncGen:
-        return await self._route("astream_chat", self._chat_decision(messages, kwargs), messages, **kwargs)
+        return await self._route("astream_chat", await self._achat_decision(messages, kwargs), messages, **kwargs)
 
     # --- completion ----------------------------------------------------------------------------
     @_no_span
@@ -351,7 +316,8 @@ class RouterLLM(FunctionCallingLLM):
 
     @_no_span
     async def acomplete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        return await self._route("acomplete", self.decide(prompt=prompt), prompt, formatted=formatted, **kwargs)
+        decision = await self.adecide(prompt=prompt)
+        return await self._route("acomplete", decision, prompt, formatted=formatted, **kwargs)
 
     @_no_span
     def stream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseGen:
@@ -359,16 +325,25 @@ class RouterLLM(FunctionCallingLLM):
 
     @_no_span
     async def astream_complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponseAsyncGen:
-        return await self._route("astream_complete", self.decide(prompt=prompt), prompt, formatted=formatted, **kwargs)
+        decision = await self.adecide(prompt=prompt)
+        return await self._route("astream_complete", decision, prompt, formatted=formatted, **kwargs)
 
     # --- function calling: the chosen tier's own implementation ----------------------------------
     def _route_tools(self, method: str, tools: Sequence[Any], user_msg: Any, chat_history: Any, verbose: bool,
-                     allow_parallel_tool_calls: bool, tool_required: bool, kwargs: dict[str, Any]) -> Any:  # fmt: skip
+                     allow_parallel_tool_calls: bool, tool_required: bool, kwargs: dict[str, Any],
+                     decision: RoutingDecision | None = None) -> Any:  # fmt: skip
         kw = {"verbose": verbose, "allow_parallel_tool_calls": allow_parallel_tool_calls, **kwargs}
         if tool_required:  # older integrations do not take the argument at all
             kw["tool_required"] = True
-        decision = self.decide(_history(user_msg, chat_history), tools=len(tools or ()))
+        if decision is None:
+            decision = self.decide(_history(user_msg, chat_history), tools=len(tools or ()))
         return self._route(method, decision, tools, user_msg=user_msg, chat_history=chat_history, **kw)
+
+    async def _aroute_tools(self, method: str, tools: Sequence[Any], user_msg: Any, chat_history: Any, verbose: bool,
+                            allow_parallel_tool_calls: bool, tool_required: bool, kwargs: dict[str, Any]) -> Any:  # fmt: skip
+        decision = await self.adecide(_history(user_msg, chat_history), tools=len(tools or ()))
+        return await self._route_tools(method, tools, user_msg, chat_history, verbose, allow_parallel_tool_calls,
+                                       tool_required, kwargs, decision)  # fmt: skip
 
     @_no_span
     def chat_with_tools(
@@ -395,8 +370,8 @@ class RouterLLM(FunctionCallingLLM):
         tool_required: bool = False,
         **kwargs: Any,
     ) -> ChatResponse:
-        return await self._route_tools("achat_with_tools", tools, user_msg, chat_history, verbose,
-                                       allow_parallel_tool_calls, tool_required, kwargs)  # fmt: skip
+        return await self._aroute_tools("achat_with_tools", tools, user_msg, chat_history, verbose,
+                                        allow_parallel_tool_calls, tool_required, kwargs)  # fmt: skip
 
     @_no_span
     def stream_chat_with_tools(
@@ -423,8 +398,8 @@ class RouterLLM(FunctionCallingLLM):
         tool_required: bool = False,
         **kwargs: Any,
     ) -> ChatResponseAsyncGen:
-        return await self._route_tools("astream_chat_with_tools", tools, user_msg, chat_history, verbose,
-                                 allow_parallel_tool_calls, tool_required, kwargs)  # fmt: skip
+        return await self._aroute_tools("astream_chat_with_tools", tools, user_msg, chat_history, verbose,
+                                        allow_parallel_tool_calls, tool_required, kwargs)  # fmt: skip
 
     @_no_span
     def _prepare_chat_with_tools(
@@ -473,7 +448,7 @@ class RouterLLM(FunctionCallingLLM):
 def _answer_of(response: Any) -> tuple[str, Any]:
     """(text, raw) of a chat or completion response, for a cascade's validator."""
     message = getattr(response, "message", None)
-    text = _text(message) if message is not None else getattr(response, "text", None)
+    text = text_of(message) if message is not None else getattr(response, "text", None)
     return (text if isinstance(text, str) else ""), response
 
 

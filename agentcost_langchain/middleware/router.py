@@ -93,7 +93,7 @@ class RouterMiddleware(AgentMiddleware):
         return self.dispatch.call(decision, call, _answer)
 
     async def awrap_model_call(self, request: ModelRequest, handler: Callable[[ModelRequest], Awaitable[Any]]) -> Any:
-        decision = self.router.router.route(self.route_request(request))
+        decision = await self.router.router.aroute(self.route_request(request))  # off the loop if it may block
 
         async def call(attempt: Attempt) -> Any:
             token = ACTIVE_ROUTE.set(attempt.route)

@@ -123,3 +123,44 @@ def test_an_accepted_stream_is_replayed_and_the_last_tier_streams_live() -> None
 
     live_stream = Dispatch(refund_router(0)).stream(route(router), tracked, lambda c: (" ".join(c), None))
     assert next(live_stream) == "not" and live == ["not"]  # no escalation possible: not buffered
+
+
+def test_a_constraint_that_caps_the_escalation_target_keeps_the_answer_and_says_why() -> None:
+    from agentcost_core.routing import UserTierCap
+
+    policy = CascadePolicy(("nano", "frontier"), validator=lambda t: "refund" in t or "no refund")
+    router = Router(TIERS, policy | UserTierCap({"free": "nano", "pro": "mini"}))
+    dispatch = Dispatch(router)
+    seen: list[Any] = []
+
+    def call(attempt: Any) -> str:
+        seen.append(attempt)
+        return ANSWERS[attempt.tier]
+
+    def ask(plan: str) -> str:
+        seen.clear()
+        return dispatch.call(router.route(RouteRequest(text="refund?", user_tier=plan)), call, lambda a: (a, None))
+
+    assert ask("free") == "not sure" and [a.tier for a in seen] == ["nano"]
+    capped = "cascade: try nano first; no escalation past nano: user plan 'free' is capped at nano"
+    assert seen[0].route["reason"] == capped
+    # a cap above the answering tier moves the escalation there (the constraint has the last word)
+    assert ask("pro") == "still not sure" and [a.tier for a in seen] == ["nano", "mini"]
+    assert seen[1].route["reason"] == (
+        "cascade: nano answer rejected (no refund); escalated to frontier; user plan 'pro' is capped at mini"
+    )
+    assert ask("enterprise") == "a refund is possible" and [a.tier for a in seen] == ["nano", "frontier"]
+
+
+def test_policies_say_whether_deciding_may_block() -> None:
+    from agentcost_core import Budget, BudgetEnforcer
+    from agentcost_core.budgets import MemoryStore
+    from agentcost_core.routing import BudgetDowngrade, HeuristicPolicy, SemanticPolicy
+
+    routes = {"nano": ["refund status"], "frontier": ["write code"]}
+    assert SemanticPolicy(routes, lambda text: [1.0, float(len(text))]).blocking  # may call out: off the loop
+    assert not SemanticPolicy(routes, lambda text: [1.0], blocking=False).blocking
+    local = BudgetEnforcer([Budget(usd=1, per="user_day", on_exceed="downgrade", store=MemoryStore())], alerts=[])
+    assert not BudgetDowngrade(local).blocking
+    assert not Router(TIERS, HeuristicPolicy(("nano", "frontier")) | BudgetDowngrade(local)).blocking
+    assert Router(TIERS, HeuristicPolicy(("nano", "frontier")) | SemanticPolicy(routes, lambda t: [1.0])).blocking

@@ -139,7 +139,7 @@ def test_cascade_escalates_exactly_once_and_both_calls_are_billed() -> None:
     assert out.content == "You can get a refund within 30 days."
     first, second = calls(h)
     assert (first.tier, second.tier) == ("nano", "frontier") and first.priced and second.priced
-    assert "cascade escalated" in second.extra["route_reason"] and "no refund mentioned" in second.extra["route_reason"]
+    assert second.extra["route_reason"] == "cascade: nano answer rejected (no refund mentioned); escalated to frontier"
     assert len(routes(h)) == 2
     # a validator that always rejects still escalates only once
     h2 = handler()

@@ -34,6 +34,8 @@ class RoutingDecision:
     features: Mapping[str, float] = field(default_factory=dict)
     decision_s: float = 0.0
     adjustments: tuple[str, ...] = ()  # constraints that moved the tier (user cap, budget, latency)
+    #: The request decided (set by ``Router.route``): a cascade's escalation is constrained by it too.
+    request: RouteRequest | None = field(default=None, repr=False, compare=False)
 
     def moved(self, tier: str, why: str) -> RoutingDecision:
         return replace(self, tier=tier, reason=f"{self.reason}; {why}", adjustments=(*self.adjustments, why))

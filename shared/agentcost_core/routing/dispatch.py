@@ -2,7 +2,8 @@
 and escalate — the same loop for every adapter, sync, async and streaming.
 
 The adapters (``agentcost_langchain.ModelRouter`` and ``RouterMiddleware``,
-``agentcost_llamaindex.RouterLLM``) decide with :meth:`Router.route` and hand :class:`Dispatch`
+``agentcost_llamaindex.RouterLLM``) decide with :meth:`Router.route` (async code:
+:meth:`Router.aroute`) and hand :class:`Dispatch`
 two plain callables: ``call(attempt)`` runs the attempt's tier (through the framework's normal
 path, so the call is billed and recorded like any other) and ``read(answer)`` returns the answer's
 ``(text, raw)`` for the validator (``raw`` carries logprobs when the provider sent them).
@@ -12,8 +13,12 @@ path, so the call is billed and recorded like any other) and ``read(answer)`` re
 
 Without a cascade in the policy there is exactly one attempt. With one, a rejected answer is
 followed by one call to the next cascade tier (up to ``max_escalations``); the answer returned is
-the last one. Each attempt has its own ``route`` metadata (a fresh id, the tier, the reason — an
-escalation says why the cheaper answer was rejected), which the adapter attaches to that call.
+the last one. The escalation target goes through the policy's constraints (``UserTierCap``,
+``BudgetDowngrade``, ...) like any decision: when they keep it at or below the tier that answered,
+there is no escalation and that answer stands (the attempt's route reason says why). Each attempt
+has its own ``route`` metadata (a fresh id, the tier, the reason — an escalation's reads
+``cascade: nano answer rejected (why); escalated to frontier``), which the adapter attaches to
+that call.
 
 Streams under a cascade are buffered while an escalation is still possible (an answer can only
 be validated once it is complete); the last possible tier streams live.
@@ -21,16 +26,19 @@ be validated once it is complete); the last possible tier streams live.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from .cascade import CascadePolicy
+from .cascade import CascadePolicy, escalation_reason
 from .decision import RoutingDecision
 from .policy import PolicyChain
 from .router import Router
 
 __all__ = ["Attempt", "Dispatch", "cascade_of"]
+
+logger = logging.getLogger("agentcost.routing")
 
 A = TypeVar("A")
 C = TypeVar("C")
@@ -55,6 +63,9 @@ class Attempt:
     route: dict[str, Any] = field(repr=False)
     escalations: int = 0
     escalated_from: str | None = None
+    #: Whether a rejected answer would be escalated (a cascade tier follows, within
+    #: ``max_escalations``, and the constraints allow a dearer tier).
+    may_escalate: bool = False
 
 
 class Dispatch:
@@ -65,34 +76,84 @@ class Dispatch:
         self.cascade = cascade_of(router.policy)
 
     # --- the steps -----------------------------------------------------------------------------
+    # An escalation target goes through the policy's constraints (user cap, budget downgrade) like
+    # any decision. Each attempt checks up front where a rejection would lead: when the constraints
+    # keep that at or below the attempt's own tier, the attempt cannot escalate (its answer stands,
+    # unvalidated, and its route says why). The ``a*`` forms constrain off the event loop when the
+    # policy may block.
     def first(self, decision: RoutingDecision) -> Attempt:
         """The attempt for a fresh decision."""
         return self._attempt(decision, 0, None)
 
+    async def afirst(self, decision: RoutingDecision) -> Attempt:
+        """:meth:`first` for async code."""
+        return await self._aattempt(decision, 0, None)
+
     def can_escalate(self, attempt: Attempt) -> bool:
         """Whether a rejected answer of ``attempt`` would be followed by another call."""
-        cascade = self.cascade
-        return (
-            cascade is not None
-            and attempt.escalations < cascade.max_escalations
-            and cascade.next_tier(attempt.tier) is not None
-        )
+        return attempt.may_escalate
 
     def after(self, attempt: Attempt, text: str, raw: Any = None) -> Attempt | None:
         """The next attempt when ``attempt``'s answer is rejected; None when the answer stands."""
-        if not self.can_escalate(attempt):
+        target = self._rejected(attempt, text, raw)
+        if target is None:
             return None
+        target = self.router.constrain(target)
+        return self._attempt(target, attempt.escalations + 1, attempt.tier) if self._above(target, attempt) else None
+
+    async def aafter(self, attempt: Attempt, text: str, raw: Any = None) -> Attempt | None:
+        """:meth:`after` for async code."""
+        target = self._rejected(attempt, text, raw)
+        if target is None:
+            return None
+        target = await self.router.aconstrain(target)
+        if not self._above(target, attempt):
+            return None
+        return await self._aattempt(target, attempt.escalations + 1, attempt.tier)
+
+    def _next(self, decision: RoutingDecision, escalations: int, why: str) -> RoutingDecision | None:
+        """The cascade's next tier after ``decision`` as an (unconstrained) escalation decision."""
         cascade = self.cascade
-        assert cascade is not None  # can_escalate checked it
-        ok, why = cascade.validate(text, raw=raw)
-        if ok:
+        if cascade is None or escalations >= cascade.max_escalations:
             return None
-        nxt = cascade.next_tier(attempt.tier)
-        assert nxt is not None
-        decision = attempt.decision.moved(nxt, f"cascade escalated: {why}")
-        return self._attempt(decision, attempt.escalations + 1, attempt.tier)
+        nxt = cascade.next_tier(decision.tier)
+        if nxt is None:
+            return None
+        reason = escalation_reason(why, decision.tier, nxt)
+        return RoutingDecision(nxt, reason, "cascade", decision.score, decision.features, request=decision.request)
+
+    def _rejected(self, attempt: Attempt, text: str, raw: Any) -> RoutingDecision | None:
+        if not attempt.may_escalate:
+            return None
+        assert self.cascade is not None  # may_escalate says there is one
+        ok, why = self.cascade.validate(text, raw=raw)
+        return None if ok else self._next(attempt.decision, attempt.escalations, why)
+
+    def _above(self, target: RoutingDecision, attempt: Attempt) -> bool:
+        """Whether the constrained ``target`` is a dearer tier than the one that answered."""
+        tiers = self.router.tiers
+        if tiers[target.tier].rank > tiers[attempt.tier].rank:
+            return True
+        logger.info("agentcost routing: no escalation past %s: %s", attempt.tier, "; ".join(target.adjustments))
+        return False
 
     def _attempt(self, decision: RoutingDecision, escalations: int, escalated_from: str | None) -> Attempt:
+        probe = self._next(decision, escalations, "if rejected")
+        ceiling = None if probe is None else self.router.constrain(probe)
+        return self._make(decision, escalations, escalated_from, probe, ceiling)
+
+    async def _aattempt(self, decision: RoutingDecision, escalations: int, escalated_from: str | None) -> Attempt:
+        probe = self._next(decision, escalations, "if rejected")
+        ceiling = None if probe is None else await self.router.aconstrain(probe)
+        return self._make(decision, escalations, escalated_from, probe, ceiling)
+
+    def _make(self, decision: RoutingDecision, escalations: int, escalated_from: str | None,
+              probe: RoutingDecision | None, ceiling: RoutingDecision | None) -> Attempt:  # fmt: skip
+        may_escalate = probe is not None
+        if ceiling is not None and self.router.tiers[ceiling.tier].rank <= self.router.tiers[decision.tier].rank:
+            capped = "; ".join(ceiling.adjustments) or f"constraints keep it at {ceiling.tier}"
+            decision = decision.moved(decision.tier, f"no escalation past {decision.tier}: {capped}")
+            may_escalate = False
         route = self.router.metadata(decision)
         if escalated_from is not None:
             route["escalated_from"] = escalated_from
@@ -103,6 +164,7 @@ class Dispatch:
             route=route,
             escalations=escalations,
             escalated_from=escalated_from,
+            may_escalate=may_escalate,
         )
 
     # --- whole calls ---------------------------------------------------------------------------
@@ -123,10 +185,10 @@ class Dispatch:
         read: Callable[[A], tuple[str, Any]],
     ) -> A:
         """:meth:`call` for an async ``call``."""
-        attempt = self.first(decision)
+        attempt = await self.afirst(decision)
         while True:
             answer = await call(attempt)
-            nxt = self.after(attempt, *read(answer)) if self.can_escalate(attempt) else None
+            nxt = await self.aafter(attempt, *read(answer)) if self.can_escalate(attempt) else None
             if nxt is None:
                 return answer
             attempt = nxt
@@ -163,14 +225,14 @@ class Dispatch:
     ) -> AsyncIterator[C]:
         """:meth:`stream` for an async ``open_stream`` (returning an awaitable of an async
         iterator, or an async iterator itself); awaiting it opens the first attempt's stream."""
-        attempt = self.first(decision)
+        attempt = await self.afirst(decision)
         return self._arest(attempt, await _opened(open_stream(attempt)), open_stream, read)
 
     async def _arest(self, attempt: Attempt, stream: Any, open_stream: Callable[[Attempt], Any],
                      read: Callable[[list[C]], tuple[str, Any]]) -> AsyncIterator[C]:  # fmt: skip
         while self.can_escalate(attempt):
             chunks = [c async for c in stream]
-            nxt = self.after(attempt, *read(chunks))
+            nxt = await self.aafter(attempt, *read(chunks))
             if nxt is None:
                 for c in chunks:
                     yield c

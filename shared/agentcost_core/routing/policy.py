@@ -4,6 +4,10 @@ A policy is either a **chooser** (it picks a tier when no earlier policy has) or
 (it may move an already chosen tier: a user-tier cap, a budget downgrade, a latency preference).
 ``StaticPolicy(...) | HeuristicPolicy(...) | BudgetDowngrade(...)`` (or a list) applies them in
 order: the first chooser with an opinion decides, then every constraint adjusts.
+
+A policy whose decision may wait on I/O (``SemanticPolicy`` embedding a request over the network,
+``BudgetDowngrade`` reading a shared budget store) says so with ``blocking``: the async adapters
+then decide in a worker thread (:meth:`Router.aroute`), while cheap policies decide inline.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ class Policy:
 
     name = "policy"
     constraint = False
+    #: Whether deciding may block on I/O (the async adapters then decide off the event loop).
+    blocking = False
 
     def tier_names(self) -> Iterable[str]:
         """The tier names this policy may return (checked against the router's tiers)."""
@@ -46,6 +52,10 @@ class Policy:
         if self.constraint:
             return None if current is None else self.adjust(current, request, tiers)
         return current if current is not None else self.choose(request, tiers)
+
+    def constrain(self, decision: RoutingDecision, request: RouteRequest, tiers: TierSet) -> RoutingDecision:
+        """``decision`` after this policy's constraints only (a cascade's escalation target)."""
+        return self.adjust(decision, request, tiers) if self.constraint else decision
 
     def __or__(self, other: Policy) -> PolicyChain:
         return PolicyChain([self, other])
@@ -68,6 +78,10 @@ class PolicyChain(Policy):
             raise ConfigurationError("a policy chain needs at least one policy")
         self.policies = flat
 
+    @property
+    def blocking(self) -> bool:  # type: ignore[override]
+        return any(p.blocking for p in self.policies)
+
     def tier_names(self) -> Iterable[str]:
         for p in self.policies:
             yield from p.tier_names()
@@ -76,6 +90,11 @@ class PolicyChain(Policy):
         for p in self.policies:
             current = p.apply(request, tiers, current)
         return current
+
+    def constrain(self, decision: RoutingDecision, request: RouteRequest, tiers: TierSet) -> RoutingDecision:
+        for p in self.policies:
+            decision = p.constrain(decision, request, tiers)
+        return decision
 
     def __or__(self, other: Policy) -> PolicyChain:
         return PolicyChain([*self.policies, other])
@@ -161,6 +180,8 @@ class BudgetDowngrade(Policy):
             raise ConfigurationError("BudgetDowngrade needs a BudgetEnforcer (or Controls.enforcer)")
         self.enforcer = enforcer
         self.to = to
+        #: A shared store (Redis, PostgreSQL) is read over the network; in-process counters are not.
+        self.blocking = not getattr(enforcer, "local", False)
 
     def tier_names(self) -> Iterable[str]:
         return [self.to] if self.to is not None else []

@@ -1,5 +1,9 @@
 """The framework-free router: tiers + a policy → a decision per call, checked and timed, and the
-metadata that links the decision to the model call it chose in the ledger."""
+metadata that links the decision to the model call it chose in the ledger.
+
+Async code decides with :meth:`Router.aroute` (and :meth:`Router.aconstrain`): inline when the
+policy is cheap (heuristic, static, caps: no thread hop), in a worker thread when it may block
+(``policy.blocking``: an embedding call, a shared budget store), so the event loop never waits."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import time
 import uuid
 from typing import Any, Mapping
 
+from ..budgets.off_loop import off_loop
 from ..errors import AgentCostError, ConfigurationError
 from ..prices import PriceCatalog
 from .decision import RouteRequest, RoutingDecision
@@ -44,6 +49,8 @@ class Router:
         if default is not None and default not in self.tiers:
             raise ConfigurationError(f"default tier {default!r} is not one of the tiers {self.tiers.order}")
         self.default = default
+        #: Whether deciding may block on I/O (see the module docstring).
+        self.blocking = bool(self.policy.blocking)
 
     def route(self, request: RouteRequest) -> RoutingDecision:
         t0 = time.perf_counter()
@@ -57,7 +64,34 @@ class Router:
                 f"but the router's tiers are {self.tiers.order}"
             )
         object.__setattr__(decision, "decision_s", time.perf_counter() - t0)  # ours, just made: no copy
+        object.__setattr__(decision, "request", request)
         return decision
+
+    async def aroute(self, request: RouteRequest) -> RoutingDecision:
+        """:meth:`route` for async code: in a worker thread when the policy may block."""
+        if not self.blocking:
+            return self.route(request)
+        return await off_loop(self.route, request)  # type: ignore[no-any-return]
+
+    def constrain(self, decision: RoutingDecision) -> RoutingDecision:
+        """``decision`` after the policy's constraints (user cap, budget, latency), for the request
+        it was made for: how a cascade's escalation target is checked."""
+        t0 = time.perf_counter()
+        request = decision.request if decision.request is not None else RouteRequest(text="")
+        out = self.policy.constrain(decision, request, self.tiers)
+        if out.tier not in self.tiers:
+            raise RoutingError(
+                f"a constraint returned tier {out.tier!r}, but the router's tiers are {self.tiers.order}"
+            )
+        if out is not decision:
+            object.__setattr__(out, "decision_s", decision.decision_s + time.perf_counter() - t0)
+        return out
+
+    async def aconstrain(self, decision: RoutingDecision) -> RoutingDecision:
+        """:meth:`constrain` for async code: in a worker thread when the policy may block."""
+        if not self.blocking:
+            return self.constrain(decision)
+        return await off_loop(self.constrain, decision)  # type: ignore[no-any-return]
 
     def metadata(self, decision: RoutingDecision) -> dict[str, Any]:
         """What the capture handlers need to tag the chosen call and record the decision."""

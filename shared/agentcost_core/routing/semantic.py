@@ -14,6 +14,10 @@ the best tier wins. Below ``min_similarity`` the policy has no opinion (the next
   examples, ``get_query_embedding`` for requests;
 * a callable ``str -> Sequence[float]``.
 
+Embedding is usually a network call, so the policy is ``blocking``: the async adapters decide in a
+worker thread, never on the event loop. Known in-process embedders (LangChain's fake embeddings,
+LlamaIndex's ``MockEmbedding``) are not; ``blocking=False`` says so for another one (a local model).
+
 ``batch=False`` embeds the examples one call at a time (for embedders whose batch call is
 unavailable or rate-limited). If the embedder raises while deciding, the failure is logged and the
 policy has no opinion for that call (routing never fails a user's call over an embedding hiccup);
@@ -74,6 +78,19 @@ def _embedder(embed: Any, batch: bool) -> tuple[Callable[[list[str]], list[Any]]
     )
 
 
+#: Embedders known to compute in-process (no I/O): deciding with them may stay on the event loop.
+_IN_PROCESS = frozenset({
+    "langchain_core.embeddings.fake.FakeEmbeddings",
+    "langchain_core.embeddings.fake.DeterministicFakeEmbedding",
+    "llama_index.core.embeddings.mock_embed_model.MockEmbedding",
+})  # fmt: skip
+
+
+def _in_process(embed: Any) -> bool:
+    cls = type(embed)
+    return f"{cls.__module__}.{cls.__qualname__}" in _IN_PROCESS
+
+
 def _as_floats(vec: Any, what: str) -> list[float]:
     try:
         out = [float(x) for x in vec]
@@ -94,7 +111,9 @@ def _normalised(vec: list[float]) -> list[float] | None:
 
 
 class SemanticPolicy(Policy):
-    """``SemanticPolicy(routes={tier: [example texts]}, embed, *, k=3, min_similarity=None, batch=True)``.
+    """``SemanticPolicy(routes={tier: [example texts]}, embed, *, k=3, min_similarity=None, batch=True,
+    blocking=None)`` (``blocking``: whether embedding may block; None: yes unless ``embed`` is a
+    known in-process embedder).
 
     Decision features: the score of every tier (mean of its top-``k`` cosine similarities) and
     ``embed_ms``, the time of the request's embedding call (``decision_s`` includes it).
@@ -110,6 +129,7 @@ class SemanticPolicy(Policy):
         k: int = 3,
         min_similarity: float | None = None,
         batch: bool = True,
+        blocking: bool | None = None,
     ) -> None:
         if not isinstance(routes, Mapping) or not routes:
             raise ConfigurationError("SemanticPolicy routes= must be a non-empty mapping {tier: [example texts]}")
@@ -138,6 +158,7 @@ class SemanticPolicy(Policy):
         self.min_similarity = None if min_similarity is None else float(min_similarity)
         self.batch = bool(batch)
         self.embed = embed
+        self.blocking = not _in_process(embed) if blocking is None else bool(blocking)
         self._embed_examples, self._embed_query, self.embedder_kind = _embedder(embed, self.batch)
         self._lock = threading.Lock()
         self._ready = False
