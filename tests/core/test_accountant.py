@@ -115,3 +115,10 @@ def test_a_call_asking_for_several_completions_reserves_output_for_each() -> Non
     assert choices_of({"n": 3}) == 3 and choices_of({"best_of": 5, "n": 2}) == 5
     assert choices_of({"candidate_count": 2}, None) == 2
     assert choices_of({}, {"n": None}, {"n": True}, {"n": "4"}) == 1  # only a whole count > 1 counts
+
+
+def test_gpt_5_without_max_tokens_reserves_its_128k_maximum_output() -> None:
+    acc = Accountant()
+    assert acc.worst_case_of("gpt-5", 100).output_tokens == 128_000
+    assert acc.worst_case_of("gpt-5-2025-08-07", 100).output_tokens == 128_000  # dated ids resolve to it
+    assert acc.worst_case_of("gpt-5-mini", 100).output_tokens == 128_000
