@@ -109,7 +109,9 @@ def test_it_wraps_only_llms() -> None:
         CachedLLM(object(), "memory://")  # type: ignore[arg-type]
 
 
-def test_semantic_layer_with_a_llamaindex_embedding(ledger: Ledger) -> None:
+
+def _paris_embedding() -> object:
+    """A LlamaIndex embedding with two questions 0.98 apart (a semantic hit at the default threshold)."""
     import math
 
     from llama_index.core.base.embeddings.base import BaseEmbedding
@@ -129,8 +131,11 @@ def test_semantic_layer_with_a_llamaindex_embedding(ledger: Ledger) -> None:
         def _get_text_embedding(self, text: str) -> list[float]:
             return table[text]
 
+    return TableEmbedding(model_name="text-embedding-3-small")
+
+def test_semantic_layer_with_a_llamaindex_embedding(ledger: Ledger) -> None:
     server = OpenAIServer(text="Paris.")
-    llm = CachedLLM(_openai(server), "memory://", semantic=TableEmbedding(model_name="text-embedding-3-small"),
+    llm = CachedLLM(_openai(server), "memory://", semantic=_paris_embedding(),
                     ledger=ledger)  # fmt: skip
     assert llm.chat([user("What is the capital of France?")]).message.content == "Paris."
     assert llm.chat([user("Tell me the capital city of France")]).message.content == "Paris."
@@ -343,27 +348,8 @@ def test_without_a_handler_seeing_it_the_cache_records_the_hit(ledger: Ledger, c
 
 
 def test_an_attached_handler_records_a_semantic_hit(ledger: Ledger, cache_ledger: Ledger) -> None:
-    import math
-
-    from llama_index.core.base.embeddings.base import BaseEmbedding
-
-    table = {
-        "What is the capital of France?": [1.0, 0.0],
-        "Tell me the capital city of France": [0.98, math.sqrt(1 - 0.98**2)],
-    }
-
-    class TableEmbedding(BaseEmbedding):
-        def _get_query_embedding(self, query: str) -> list[float]:
-            return table[query]
-
-        async def _aget_query_embedding(self, query: str) -> list[float]:
-            return table[query]
-
-        def _get_text_embedding(self, text: str) -> list[float]:
-            return table[text]
-
     server = OpenAIServer(text="Paris.")
-    llm = CachedLLM(_openai(server), "memory://", semantic=TableEmbedding(model_name="text-embedding-3-small"),
+    llm = CachedLLM(_openai(server), "memory://", semantic=_paris_embedding(),
                     ledger=cache_ledger)  # fmt: skip
     with instrument(ledger) as handler:
         llm.chat([user("What is the capital of France?")])
