@@ -245,3 +245,32 @@ def test_llamaindex_malformed_chat_completion_usage_names_the_problem(usage, mat
 def test_llamaindex_integral_float_counts_are_read_exactly():
     found = from_chat_response(_Resp({"model": "gpt-4o", "usage": {"prompt_tokens": 10.0, "completion_tokens": 2.0}}))
     assert found.usage == Usage(input=10, output=2) and type(found.usage.input) is int
+
+
+_RESPONSES_USAGE = {
+    "input_tokens": 4000, "input_tokens_details": {"cached_tokens": 1000, "cache_write_tokens": 0},
+    "output_tokens": 2000, "output_tokens_details": {"reasoning_tokens": 1900}, "total_tokens": 6000,
+}  # fmt: skip
+
+
+def test_llamaindex_responses_stream_completed_event_reads_the_response_inside():
+    from openai.types.responses import ResponseCompletedEvent
+
+    event = ResponseCompletedEvent.model_validate({
+        "type": "response.completed", "sequence_number": 9,
+        "response": {
+            "id": "resp_1", "object": "response", "created_at": 1, "status": "completed", "model": "gpt-5-2025-08-07",
+            "output": [], "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
+            "service_tier": "priority", "usage": _RESPONSES_USAGE,
+        },
+    })  # fmt: skip
+    found = from_chat_response(_Resp(event))
+    assert found.usage == Usage(input=3000, cache_read=1000, output=2000, reasoning=1900)
+    assert found.model == "gpt-5-2025-08-07" and found.service_tier == "priority" and found.provider == "openai"
+
+
+def test_llamaindex_responses_usage_object_in_additional_kwargs_is_the_fallback():
+    # OpenAIResponses puts the Responses usage object in additional_kwargs["usage"]
+    found = from_chat_response(_Resp({"type": "response.output_text.delta"}, {"usage": _RESPONSES_USAGE}))
+    assert found.usage == Usage(input=3000, cache_read=1000, output=2000, reasoning=1900)
+    assert found.provider == "openai" and found.model is None

@@ -4,8 +4,10 @@ Usage sits in ``response.raw``: an OpenAI ``ChatCompletion`` / stream chunk / Re
 or a dict (Anthropic's integration stores ``dict(message)``; Gemini's stores ``usage_metadata``).
 Each format is read by its one parser (:mod:`.openai`, :mod:`.anthropic`, :mod:`.gemini`); this
 module only finds the usage and tells the formats apart by their field names.
-``additional_kwargs`` carries only ``prompt_tokens`` / ``completion_tokens`` (no cached tokens),
-so it is the last resort. Streams carry usage on the last chunk only.
+``additional_kwargs`` carries ``prompt_tokens`` / ``completion_tokens`` (no cached tokens) or, for
+``OpenAIResponses``, the Responses ``usage`` object (no served model or tier), so it is the last
+resort. Streams carry usage on the last chunk only: for an ``OpenAIResponses`` stream that chunk's
+``raw`` is the ``response.completed`` event, whose ``response`` is read like a whole response.
 
 Usage that is present but cannot be read (a list, a string, counts that are not counts, only a
 ``total_tokens``) raises :class:`~agentcost_core.errors.UsageFormatError`: the caller estimates
@@ -67,10 +69,18 @@ def _from_usage_object(usage: Any) -> tuple[Usage | None, str | None]:
 
 
 def from_raw(raw: Any) -> ResponseUsage:
-    """Usage and resolved model from a provider response object or dict, whatever its shape."""
+    """Usage and resolved model from a provider response object or dict, whatever its shape.
+
+    A Responses API stream event (``response.completed``, ``response.incomplete``,
+    ``response.failed``: the last chunk of an ``OpenAIResponses`` stream) carries the whole
+    ``Response`` in ``response``: its usage, served model and tier are read from there."""
     if raw is None:
         return _NO_USAGE
     r = fields(raw)
+    if r.get("usage") is None and r.get("model") is None:
+        inner = r.get("response")
+        if inner is not None and not isinstance(inner, (str, bytes, int, float, list, tuple)):
+            r = fields(inner)
     model = r.get("model") or r.get("model_version") or r.get("modelVersion")
     tier = r.get("service_tier")
     usage_obj = r.get("usage")
@@ -94,7 +104,11 @@ def from_chat_response(response: Any) -> ResponseUsage:
         return found
     extra = fields(extra)
     if not _has(extra, "prompt_tokens", "completion_tokens", "input_tokens", "output_tokens"):
-        return found
+        # llama-index-llms-openai's OpenAIResponses keeps the Responses usage object here
+        nested = extra.get("usage")
+        if nested is None:
+            return found
+        extra = nested
     usage, provider = _from_usage_object(extra)
     return found._replace(usage=usage, provider=found.provider or provider)
 
