@@ -274,3 +274,28 @@ def test_llamaindex_responses_usage_object_in_additional_kwargs_is_the_fallback(
     found = from_chat_response(_Resp({"type": "response.output_text.delta"}, {"usage": _RESPONSES_USAGE}))
     assert found.usage == Usage(input=3000, cache_read=1000, output=2000, reasoning=1900)
     assert found.provider == "openai" and found.model is None
+
+
+def test_anthropic_server_tool_use_counts_by_tool():
+    from agentcost_core.parsers import server_tools
+
+    usage = {"input_tokens": 10, "output_tokens": 2,
+             "server_tool_use": {"web_search_requests": 3, "web_fetch_requests": 0, "code_execution_requests": 1}}  # fmt: skip
+    assert server_tools(usage) == {"web_search": 3, "code_execution": 1}
+    assert server_tools({"input_tokens": 10}) is None
+    assert server_tools({"server_tool_use": {"web_search_requests": "3", "web_fetch_requests": -1}}) is None
+
+
+def test_responses_output_web_search_calls_are_counted():
+    from agentcost_core.parsers import responses_server_tools
+
+    output = [
+        {"type": "reasoning", "id": "rs_1", "summary": []},
+        {"type": "web_search_call", "id": "ws_1", "status": "completed"},
+        {"type": "web_search_call", "id": "ws_2", "status": "completed"},
+        {"type": "file_search_call", "id": "fs_1", "status": "completed", "queries": []},
+        {"type": "message", "id": "msg_1", "role": "assistant", "content": []},
+    ]
+    assert responses_server_tools(output) == {"web_search": 2, "file_search": 1}
+    assert responses_server_tools([{"type": "server_tool_call", "name": "web_search", "id": "ws_1"}]) == {"web_search": 1}
+    assert responses_server_tools([{"type": "message"}]) is None and responses_server_tools("text") is None

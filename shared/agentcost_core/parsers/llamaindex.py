@@ -23,8 +23,9 @@ from ..errors import UsageFormatError
 from ..usage import Usage
 from ._fields import Attributes, fields
 from .anthropic import from_anthropic
+from .anthropic import server_tools as anthropic_server_tools
 from .gemini import from_gemini
-from .openai import PRICED_TIERS, from_chat_completions, from_responses
+from .openai import PRICED_TIERS, from_chat_completions, from_responses, responses_server_tools
 
 __all__ = ["ResponseUsage", "from_chat_response", "from_raw", "read_chat_response"]
 
@@ -34,6 +35,8 @@ class ResponseUsage(NamedTuple):
     model: str | None  # the model the provider says it served
     service_tier: str | None
     provider: str | None  # the usage FORMAT ("openai" for OpenAI-compatible servers)
+    #: Server-side tool requests billed per request ({"web_search": 3}), None when there are none.
+    server_tools: dict[str, int] | None = None
 
 
 _NO_USAGE = ResponseUsage(None, None, None, None)
@@ -87,8 +90,9 @@ def from_raw(raw: Any) -> ResponseUsage:
     if usage_obj is None:
         usage_obj = r.get("usage_metadata") or r.get("usageMetadata")
     usage, provider = _from_usage_object(usage_obj) if usage_obj is not None else (None, None)
+    tools = responses_server_tools(r.get("output")) or anthropic_server_tools(usage_obj)
     return ResponseUsage(
-        usage, model if isinstance(model, str) else None, tier if tier in PRICED_TIERS else None, provider
+        usage, model if isinstance(model, str) else None, tier if tier in PRICED_TIERS else None, provider, tools
     )
 
 
