@@ -6,7 +6,7 @@ from typing import Any
 
 from agentcost_core.call import Outcome
 from agentcost_core.errors import UsageFormatError
-from agentcost_core.parsers import from_openai, iterated_usage, usage_and_tier
+from agentcost_core.parsers import from_openai, iterated_usage, responses_server_tools, server_tools, usage_and_tier
 from agentcost_core.usage import Usage
 
 from .messages import content_text
@@ -34,6 +34,15 @@ def _usage_of(message: Any, llm_output: dict[str, Any]) -> tuple[Usage | None, s
     if token_usage:
         return from_openai(token_usage), None, False
     return None, None, False
+
+
+def _server_tools(message: Any, response_metadata: dict[str, Any]) -> dict[str, int] | None:
+    """Server-side tool requests billed per request: Anthropic's ``usage.server_tool_use`` (kept
+    by langchain-anthropic in ``response_metadata["usage"]``), or the Responses API's tool-call
+    items (kept by langchain-openai as content blocks)."""
+    content = getattr(message, "content", None)
+    found = responses_server_tools(content) if isinstance(content, list) else None
+    return found or server_tools(response_metadata.get("usage"))
 
 
 def outcome_of_message(message: Any, llm_output: dict[str, Any] | None = None, generation: Any = None) -> Outcome:
@@ -69,6 +78,9 @@ def outcome_of_message(message: Any, llm_output: dict[str, Any] | None = None, g
     )
     if tool_calls:
         outcome.tool_calls = tuple((c.get("name"), c.get("args")) for c in tool_calls)
+    tools = _server_tools(message, response_metadata)
+    if tools is not None:
+        outcome.server_tools = tools
     if cache_hit:
         outcome.cache_hit = True
     if usage_error is not None:

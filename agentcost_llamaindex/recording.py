@@ -245,6 +245,8 @@ class LlmEventRecorder:
             usage_provider=found.provider,  # the usage FORMAT: the catalog's provider wins when known
             latency_s=_perf() - pending.t0,
         )
+        if found.server_tools is not None:
+            outcome.server_tools = found.server_tools
         if pending.first_chunk is not None:
             outcome.first_chunk_s = pending.first_chunk - pending.t0
         if estimate or self.recorder.log_prompts:  # the output is read only for an estimate, or for prompt logging

@@ -91,6 +91,24 @@ def warn_unpriced_once(model: str | None) -> None:
     )
 
 
+_warned_tools: set[tuple[str, str]] = set()
+
+
+def warn_unpriced_tools_once(model: str | None, tools: tuple[str, ...]) -> None:
+    """Once per (model, tool) per process: a server-side tool's requests are not in ``cost``."""
+    key = model or "<no model name>"
+    with _warn_lock:
+        new = [t for t in tools if (key, t) not in _warned_tools]
+        _warned_tools.update((key, t) for t in new)
+    if new:
+        logger.warning(
+            "agentcost: the price data has no fee for the server-side tool request(s) %s of model %r: their "
+            "fees are NOT in the recorded cost (the event lists them in extra['server_tools_unpriced'])",
+            ", ".join(new),
+            key,
+        )
+
+
 def _fallback_prices(catalog: PriceCatalog) -> BucketPrices:
     prices = list(catalog)
     top_in = max((p.base.input for p in prices), default=Decimal(15))
@@ -266,8 +284,8 @@ class Accountant:
     def cost_parts(self, event: CostEvent) -> dict[str, Decimal] | None:
         """The priced model call ``event``'s cost per bucket (``input``, ``cache_read``,
         ``cache_write_5m``, ``cache_write_1h``, ``output``, ``reasoning`` as a part of output, and
-        ``request`` for a per-request fee), at the price that priced it; the buckets sum exactly to
-        ``event.cost``. None for an unpriced
+        ``request`` for a per-request fee, ``server_tools`` for the server-side tool requests' fees),
+        at the price that priced it; the buckets sum exactly to ``event.cost``. None for an unpriced
         event. An LLM-cache hit costs $0 in every bucket. Computed on demand (an exporter's
         breakdown), never on the hot path."""
         if event.cost is None or event.kind not in PRICED_KINDS:
@@ -280,6 +298,9 @@ class Accountant:
         if price is None:
             return None
         parts = price.prices_for(event.usage, event.service_tier).costs(event.usage)
+        tools = event.extra.get("server_tool_requests") if event.extra else None
+        if isinstance(tools, dict) and tools:
+            parts["server_tools"] = price.tool_cost(tools)[0]
         if sum(v for k, v in parts.items() if k != "reasoning") != event.cost:
             return None  # priced by other data than this catalog's (e.g. another process's): no breakdown
         return parts
@@ -307,6 +328,12 @@ class Accountant:
                 cost = budget = price.cost(usage, tier)
             else:
                 budget = self.fallback.cost(usage)
+        tools, unpriced_tools = outcome.server_tools, ()
+        if tools and price is not None:  # billed per request on top of the tokens
+            fee, unpriced_tools = price.tool_cost(tools)
+            if fee and cost is not None:
+                cost += fee
+                budget += fee
         if outcome.cache_hit:
             saved, cost, budget = cost, _ZERO, _ZERO
         elif price is None and outcome.error is None:
@@ -316,6 +343,11 @@ class Accountant:
             extra = {**(extra or {}), "usage_error": outcome.usage_error}
         if iterations is not None:
             extra = {**(extra or {}), "iterations": iterations}
+        if tools:
+            extra = {**(extra or {}), "server_tool_requests": dict(tools)}
+            if unpriced_tools:
+                extra["server_tools_unpriced"] = list(unpriced_tools)
+                warn_unpriced_tools_once(model, unpriced_tools)
         provider = call.provider and canonical_provider(call.provider)
         if not provider:
             provider = price.provider if price is not None else outcome.usage_provider or provider_hint(model or "")

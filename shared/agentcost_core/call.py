@@ -102,8 +102,8 @@ class EmbeddingCall(ModelCall):
 @dataclass(slots=True)
 class Outcome:
     """What came back: the provider's usage (``None`` when it reported none or it could not be
-    read: ``usage_error`` says why), the model it served, the tier, the output, and whether it
-    was an LLM-cache hit or an error."""
+    read: ``usage_error`` says why), the model it served, the tier, the output, the server-side tool
+    requests, and whether it was an LLM-cache hit or an error."""
 
     usage: Usage | None = None
     model: str | None = None
@@ -119,3 +119,6 @@ class Outcome:
     extra: dict[str, Any] | None = None
     tier: str | None = None  # the routing tier that served the call
     prompt: Any = None  # prompt logging's PromptRecord of this call (set by the recorder when it is on)
+    #: Server-side tool requests the provider bills per request on top of the tokens, by tool
+    #: (``{"web_search": 3}``); the accountant prices those the price data has a fee for.
+    server_tools: dict[str, int] | None = None

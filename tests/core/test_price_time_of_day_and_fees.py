@@ -109,3 +109,50 @@ def test_agentcost_prices_shows_the_fee_and_when_a_time_of_day_price_ends(capsys
     out = capsys.readouterr().out
     assert "sonar: genai-prices" in out and "+ $0.012 per request" in out
     assert "deepseek-chat: genai-prices" in out and "this price until " in out
+    assert "+ $0.01 per web search request" not in out
+
+
+def test_agentcost_prices_shows_the_web_search_fee(capsys) -> None:
+    from agentcost_core.cli import main
+
+    assert main(["prices", "gpt-5"]) == 0
+    assert "+ $0.01 per web search request" in capsys.readouterr().out
+
+
+def test_web_search_fees_of_the_price_data_are_compiled() -> None:
+    catalog = PriceCatalog.default()
+    for model in ("gpt-5", "gpt-4o", "claude-sonnet-4-5", "claude-haiku-4-5"):  # $10 per 1,000 searches
+        assert catalog.get(model).tool_fees == {"web_search": Decimal("0.01")}, model
+    assert catalog.get("gpt-5").as_entry()["tool_fees"] == {"web_search": "0.01"}
+
+
+def test_server_tool_requests_are_priced_by_the_accountant_and_listed_in_extra() -> None:
+    acc = Accountant(PriceCatalog.default())
+    u = Usage(input=1_000, output=400)
+    outcome = Outcome(usage=u, model="claude-sonnet-4-5", text="ok", server_tools={"web_search": 3, "web_fetch": 1})
+    event, budget = acc.event(ModelCall("claude-sonnet-4-5"), outcome)
+    assert event.cost == budget == Decimal("0.009") + Decimal("0.03")
+    assert event.extra == {
+        "server_tool_requests": {"web_search": 3, "web_fetch": 1},
+        "server_tools_unpriced": ["web_fetch"],
+    }
+    parts = acc.cost_parts(event)
+    assert (
+        parts["server_tools"] == Decimal("0.03") and sum(v for k, v in parts.items() if k != "reasoning") == event.cost
+    )
+    # an LLM-cache hit saves the fees too
+    hit, _ = acc.event(ModelCall("claude-sonnet-4-5"), Outcome(usage=u, model="claude-sonnet-4-5", cache_hit=True,
+                                                               server_tools={"web_search": 3}))  # fmt: skip
+    assert hit.cost == 0 and hit.saved == Decimal("0.039")
+
+
+def test_a_users_price_file_can_give_tool_fees_and_bad_ones_are_refused() -> None:
+    from agentcost_core.errors import PriceFileError
+
+    mine = PriceCatalog.default().merged(
+        {"models": {"house-search": {"input": "1", "output": "2", "tool_fees": {"web_search": "0.005"}}}}
+    )
+    assert mine.get("house-search").tool_cost({"web_search": 2}) == (Decimal("0.010"), ())
+    for bad in ({"web_search": "-1"}, {"web_search": "abc"}, ["web_search"]):
+        with pytest.raises(PriceFileError, match="tool_fees"):
+            PriceCatalog.default().merged({"models": {"x": {"input": "1", "output": "2", "tool_fees": bad}}})

@@ -245,3 +245,57 @@ def test_llamaindex_malformed_chat_completion_usage_names_the_problem(usage, mat
 def test_llamaindex_integral_float_counts_are_read_exactly():
     found = from_chat_response(_Resp({"model": "gpt-4o", "usage": {"prompt_tokens": 10.0, "completion_tokens": 2.0}}))
     assert found.usage == Usage(input=10, output=2) and type(found.usage.input) is int
+
+
+_RESPONSES_USAGE = {
+    "input_tokens": 4000, "input_tokens_details": {"cached_tokens": 1000, "cache_write_tokens": 0},
+    "output_tokens": 2000, "output_tokens_details": {"reasoning_tokens": 1900}, "total_tokens": 6000,
+}  # fmt: skip
+
+
+def test_llamaindex_responses_stream_completed_event_reads_the_response_inside():
+    from openai.types.responses import ResponseCompletedEvent
+
+    event = ResponseCompletedEvent.model_validate({
+        "type": "response.completed", "sequence_number": 9,
+        "response": {
+            "id": "resp_1", "object": "response", "created_at": 1, "status": "completed", "model": "gpt-5-2025-08-07",
+            "output": [], "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
+            "service_tier": "priority", "usage": _RESPONSES_USAGE,
+        },
+    })  # fmt: skip
+    found = from_chat_response(_Resp(event))
+    assert found.usage == Usage(input=3000, cache_read=1000, output=2000, reasoning=1900)
+    assert found.model == "gpt-5-2025-08-07" and found.service_tier == "priority" and found.provider == "openai"
+
+
+def test_llamaindex_responses_usage_object_in_additional_kwargs_is_the_fallback():
+    # OpenAIResponses puts the Responses usage object in additional_kwargs["usage"]
+    found = from_chat_response(_Resp({"type": "response.output_text.delta"}, {"usage": _RESPONSES_USAGE}))
+    assert found.usage == Usage(input=3000, cache_read=1000, output=2000, reasoning=1900)
+    assert found.provider == "openai" and found.model is None
+
+
+def test_anthropic_server_tool_use_counts_by_tool():
+    from agentcost_core.parsers import server_tools
+
+    usage = {"input_tokens": 10, "output_tokens": 2,
+             "server_tool_use": {"web_search_requests": 3, "web_fetch_requests": 0, "code_execution_requests": 1}}  # fmt: skip
+    assert server_tools(usage) == {"web_search": 3, "code_execution": 1}
+    assert server_tools({"input_tokens": 10}) is None
+    assert server_tools({"server_tool_use": {"web_search_requests": "3", "web_fetch_requests": -1}}) is None
+
+
+def test_responses_output_web_search_calls_are_counted():
+    from agentcost_core.parsers import responses_server_tools
+
+    output = [
+        {"type": "reasoning", "id": "rs_1", "summary": []},
+        {"type": "web_search_call", "id": "ws_1", "status": "completed"},
+        {"type": "web_search_call", "id": "ws_2", "status": "completed"},
+        {"type": "file_search_call", "id": "fs_1", "status": "completed", "queries": []},
+        {"type": "message", "id": "msg_1", "role": "assistant", "content": []},
+    ]
+    assert responses_server_tools(output) == {"web_search": 2, "file_search": 1}
+    assert responses_server_tools([{"type": "server_tool_call", "name": "web_search", "id": "ws_1"}]) == {"web_search": 1}
+    assert responses_server_tools([{"type": "message"}]) is None and responses_server_tools("text") is None

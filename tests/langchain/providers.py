@@ -50,6 +50,7 @@ __all__ = [
     "openai_error",
     "openai_responses",
     "openai_responses_stream",
+    "web_search_call",
 ]
 
 CREATED = 1_760_000_000
@@ -226,11 +227,15 @@ def openai_responses(
     service_tier: str = "default",
     status: str = "completed",
     with_usage: bool = True,
+    web_searches: int = 0,
 ) -> dict[str, Any]:
-    """A ``response`` object as https://platform.openai.com/docs/api-reference/responses/object."""
+    """A ``response`` object as https://platform.openai.com/docs/api-reference/responses/object.
+    ``web_searches`` adds that many ``web_search_call`` output items (the ``web_search`` tool, billed
+    per call: https://platform.openai.com/docs/guides/tools-web-search)."""
     output: list[dict[str, Any]] = []
     if reasoning:
         output.append({"type": "reasoning", "id": "rs_mock", "summary": []})
+    output += [web_search_call(i) for i in range(web_searches)]
     output.append(
         {
             "type": "message",
@@ -258,7 +263,7 @@ def openai_responses(
         "temperature": 1.0,
         "text": {"format": {"type": "text"}},
         "tool_choice": "auto",
-        "tools": [],
+        "tools": [{"type": "web_search"}] if web_searches else [],
         "top_p": 1.0,
         "truncation": "disabled",
         "usage": {
@@ -276,6 +281,16 @@ def openai_responses(
     }
 
 
+def web_search_call(i: int = 0) -> dict[str, Any]:
+    """A completed ``web_search_call`` output item of the Responses API."""
+    return {
+        "type": "web_search_call",
+        "id": f"ws_mock{i}",
+        "status": "completed",
+        "action": {"type": "search", "query": f"mock query {i}"},
+    }
+
+
 def openai_responses_stream(
     model: str,
     pieces: list[str],
@@ -285,12 +300,21 @@ def openai_responses_stream(
     cached: int = 0,
     reasoning: int = 0,
     service_tier: str = "default",
+    web_searches: int = 0,
 ) -> SSE:
     """The typed Responses event stream: ``response.created`` … ``response.output_text.delta`` …
-    ``response.completed`` (whose ``response`` carries the usage)."""
+    ``response.completed`` (whose ``response`` carries the usage). Each of ``web_searches`` is an
+    output item with its ``response.web_search_call.*`` events."""
     text = "".join(pieces)
     final = openai_responses(
-        model, input_tokens, output_tokens, cached=cached, reasoning=reasoning, text=text, service_tier=service_tier
+        model,
+        input_tokens,
+        output_tokens,
+        cached=cached,
+        reasoning=reasoning,
+        text=text,
+        service_tier=service_tier,
+        web_searches=web_searches,
     )
     pending = openai_responses(model, 0, 0, status="in_progress", with_usage=False, service_tier=service_tier)
     events: list[str] = []
@@ -307,6 +331,13 @@ def openai_responses_stream(
         ev("response.output_item.added", output_index=0, item=item)
         ev("response.output_item.done", output_index=0, item=item)
         idx = 1
+    for i in range(web_searches):
+        done = web_search_call(i)
+        ev("response.output_item.added", output_index=idx, item={**done, "status": "in_progress"})
+        for step in ("in_progress", "searching", "completed"):
+            ev(f"response.web_search_call.{step}", output_index=idx, item_id=done["id"])
+        ev("response.output_item.done", output_index=idx, item=done)
+        idx += 1
     msg = {"type": "message", "id": "msg_mock", "status": "in_progress", "role": "assistant", "content": []}
     ev("response.output_item.added", output_index=idx, item=msg)
     part = {"type": "output_text", "text": "", "annotations": []}
@@ -357,21 +388,43 @@ def anthropic_message(
     cache_creation: int | None = None,
     split: tuple[int, int] | None = None,
     text: str = "Hello from the mock.",
+    server_tool_use: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """A ``message`` object as https://docs.anthropic.com/en/api/messages. ``input_tokens``
     EXCLUDES cache reads and writes; ``split`` is the (5m, 1h) TTL split of the cache write,
-    reported beside the total ``cache_creation_input_tokens``."""
+    reported beside the total ``cache_creation_input_tokens``. ``server_tool_use`` is the usage's
+    count of server tool requests (``{"web_search_requests": 3}``); each web search is a
+    ``server_tool_use`` block and its ``web_search_tool_result`` in the content
+    (https://docs.anthropic.com/en/docs/agents-and-tools/tool-use/web-search-tool)."""
     if cache_creation is None:
         cache_creation = sum(split) if split else 0
+    usage = _anthropic_usage(input_tokens, output_tokens, cache_read, cache_creation, split)
+    content: list[dict[str, Any]] = []
+    if server_tool_use:
+        usage["server_tool_use"] = dict(server_tool_use)
+        for i in range(server_tool_use.get("web_search_requests", 0)):
+            tool_id = f"srvtoolu_mock{i}"
+            content.append(
+                {"type": "server_tool_use", "id": tool_id, "name": "web_search", "input": {"query": f"mock query {i}"}}
+            )
+            content.append({
+                "type": "web_search_tool_result",
+                "tool_use_id": tool_id,
+                "content": [{
+                    "type": "web_search_result", "url": f"https://example.com/{i}", "title": f"Result {i}",
+                    "encrypted_content": "EqgfCioIARgBIiQ3YTAwMjY1Mi1mZjM5", "page_age": "April 30, 2025",
+                }],
+            })  # fmt: skip
+    content.append({"type": "text", "text": text})
     return {
         "id": "msg_mock01",
         "type": "message",
         "role": "assistant",
         "model": model,
-        "content": [{"type": "text", "text": text}],
+        "content": content,
         "stop_reason": "end_turn",
         "stop_sequence": None,
-        "usage": _anthropic_usage(input_tokens, output_tokens, cache_read, cache_creation, split),
+        "usage": usage,
     }
 
 

@@ -11,6 +11,9 @@ context compaction, per advisor sub-inference, per fallback-model attempt; each 
 counts and, for advisor / fallback entries, the ``model`` that ran it) is billed as the sum of its
 iterations: compaction entries are not in the top-level counts. It parses to an
 :class:`~agentcost_core.usage.IteratedUsage` whose iterations the accountant prices one by one.
+
+Server-side tools are billed per request on top of the tokens: ``usage.server_tool_use`` counts
+them (``web_search_requests``, ``web_fetch_requests``); :func:`server_tools` reads those counts.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from typing import Any
 from ..errors import UsageFormatError
 from ..usage import IteratedUsage, Usage
 from ._fields import fields, tokens
+
+_REQUESTS = "_requests"
 
 
 def from_anthropic(usage: Any) -> Usage | None:
@@ -87,3 +92,23 @@ def merge_stream_usage(start: Any, delta: Any) -> Usage | None:
             if v is not None:
                 merged[k] = v
     return from_anthropic(merged)
+
+
+def server_tools(usage: Any) -> dict[str, int] | None:
+    """The server-side tool requests of ``usage.server_tool_use``, by tool: ``{"web_search": 3}``
+    for ``web_search_requests: 3`` (every ``<tool>_requests`` count). None when there are none;
+    a count that is not a positive integer is left out (the tokens are still read)."""
+    if usage is None:
+        return None
+    use = fields(usage).get("server_tool_use")
+    if use is None:
+        return None
+    use = fields(use)
+    if not isinstance(use, dict):
+        return None
+    counts = {
+        key[: -len(_REQUESTS)]: n
+        for key, n in use.items()
+        if isinstance(key, str) and key.endswith(_REQUESTS) and type(n) is int and n > 0
+    }
+    return counts or None

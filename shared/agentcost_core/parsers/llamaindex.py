@@ -4,8 +4,10 @@ Usage sits in ``response.raw``: an OpenAI ``ChatCompletion`` / stream chunk / Re
 or a dict (Anthropic's integration stores ``dict(message)``; Gemini's stores ``usage_metadata``).
 Each format is read by its one parser (:mod:`.openai`, :mod:`.anthropic`, :mod:`.gemini`); this
 module only finds the usage and tells the formats apart by their field names.
-``additional_kwargs`` carries only ``prompt_tokens`` / ``completion_tokens`` (no cached tokens),
-so it is the last resort. Streams carry usage on the last chunk only.
+``additional_kwargs`` carries ``prompt_tokens`` / ``completion_tokens`` (no cached tokens) or, for
+``OpenAIResponses``, the Responses ``usage`` object (no served model or tier), so it is the last
+resort. Streams carry usage on the last chunk only: for an ``OpenAIResponses`` stream that chunk's
+``raw`` is the ``response.completed`` event, whose ``response`` is read like a whole response.
 
 Usage that is present but cannot be read (a list, a string, counts that are not counts, only a
 ``total_tokens``) raises :class:`~agentcost_core.errors.UsageFormatError`: the caller estimates
@@ -21,8 +23,9 @@ from ..errors import UsageFormatError
 from ..usage import Usage
 from ._fields import Attributes, fields
 from .anthropic import from_anthropic
+from .anthropic import server_tools as anthropic_server_tools
 from .gemini import from_gemini
-from .openai import PRICED_TIERS, from_chat_completions, from_responses
+from .openai import PRICED_TIERS, from_chat_completions, from_responses, responses_server_tools
 
 __all__ = ["ResponseUsage", "from_chat_response", "from_raw", "read_chat_response"]
 
@@ -32,6 +35,8 @@ class ResponseUsage(NamedTuple):
     model: str | None  # the model the provider says it served
     service_tier: str | None
     provider: str | None  # the usage FORMAT ("openai" for OpenAI-compatible servers)
+    #: Server-side tool requests billed per request ({"web_search": 3}), None when there are none.
+    server_tools: dict[str, int] | None = None
 
 
 _NO_USAGE = ResponseUsage(None, None, None, None)
@@ -67,18 +72,27 @@ def _from_usage_object(usage: Any) -> tuple[Usage | None, str | None]:
 
 
 def from_raw(raw: Any) -> ResponseUsage:
-    """Usage and resolved model from a provider response object or dict, whatever its shape."""
+    """Usage and resolved model from a provider response object or dict, whatever its shape.
+
+    A Responses API stream event (``response.completed``, ``response.incomplete``,
+    ``response.failed``: the last chunk of an ``OpenAIResponses`` stream) carries the whole
+    ``Response`` in ``response``: its usage, served model and tier are read from there."""
     if raw is None:
         return _NO_USAGE
     r = fields(raw)
+    if r.get("usage") is None and r.get("model") is None:
+        inner = r.get("response")
+        if inner is not None and not isinstance(inner, (str, bytes, int, float, list, tuple)):
+            r = fields(inner)
     model = r.get("model") or r.get("model_version") or r.get("modelVersion")
     tier = r.get("service_tier")
     usage_obj = r.get("usage")
     if usage_obj is None:
         usage_obj = r.get("usage_metadata") or r.get("usageMetadata")
     usage, provider = _from_usage_object(usage_obj) if usage_obj is not None else (None, None)
+    tools = responses_server_tools(r.get("output")) or anthropic_server_tools(usage_obj)
     return ResponseUsage(
-        usage, model if isinstance(model, str) else None, tier if tier in PRICED_TIERS else None, provider
+        usage, model if isinstance(model, str) else None, tier if tier in PRICED_TIERS else None, provider, tools
     )
 
 
@@ -94,7 +108,11 @@ def from_chat_response(response: Any) -> ResponseUsage:
         return found
     extra = fields(extra)
     if not _has(extra, "prompt_tokens", "completion_tokens", "input_tokens", "output_tokens"):
-        return found
+        # llama-index-llms-openai's OpenAIResponses keeps the Responses usage object here
+        nested = extra.get("usage")
+        if nested is None:
+            return found
+        extra = nested
     usage, provider = _from_usage_object(extra)
     return found._replace(usage=usage, provider=found.provider or provider)
 

@@ -6,6 +6,10 @@ Cache writes (``*_tokens_details.cache_write_tokens``, gpt-5.6 and later) are on
 ``cache_write_5m``, billed at the model's cache-write price (1.25x input): OpenAI bills both
 prompt-cache retentions (``in_memory`` and ``24h``, a request setting echoed on the response, not
 part of usage) at the same price, and usage has no per-retention split.
+
+Server-side tools of the Responses API are billed per call on top of the tokens; each call is an
+item of the response's ``output`` (``web_search_call``, ``file_search_call``), which
+:func:`responses_server_tools` counts.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 
 from ..errors import UsageFormatError
 from ..usage import Usage
-from ._fields import fields, tokens
+from ._fields import field, fields, tokens
 
 
 def _split(total_in: int, cached: int, written: int, output: int, reasoning: int, where: str) -> Usage:
@@ -99,3 +103,27 @@ def from_openai(usage: Any) -> Usage | None:
     if u.get("prompt_tokens") is not None or u.get("completion_tokens") is not None:
         return from_chat_completions(u)
     return from_responses(u)
+
+
+#: Responses API output items that are server-side tool calls billed per call → the tool's name.
+SERVER_TOOL_ITEMS = {"web_search_call": "web_search", "file_search_call": "file_search"}
+_SERVER_TOOLS = frozenset(SERVER_TOOL_ITEMS.values())
+
+
+def responses_server_tools(output: Any) -> dict[str, int] | None:
+    """How many server-side tool calls a Responses ``output`` (its list of items, objects or
+    dicts) made, by tool: ``{"web_search": 2}``. LangChain's content blocks of a Responses message
+    are the same items (and, in its ``v1`` output, ``server_tool_call`` blocks naming the tool).
+    None when there are none."""
+    if not isinstance(output, (list, tuple)):
+        return None
+    counts: dict[str, int] = {}
+    for item in output:
+        kind = field(item, "type")
+        name = SERVER_TOOL_ITEMS.get(kind) if isinstance(kind, str) else None
+        if name is None and kind == "server_tool_call":
+            named = field(item, "name")
+            name = named if named in _SERVER_TOOLS else None
+        if name is not None:
+            counts[name] = counts.get(name, 0) + 1
+    return counts or None

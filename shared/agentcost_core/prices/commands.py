@@ -122,6 +122,7 @@ def cmd_prices(args: argparse.Namespace) -> int:
     if args.models:
         for asked, p in rows:
             notes = [f"+ ${p.base.request} per request"] if p.base.request else []
+            notes += [f"+ ${fee} per {tool.replace('_', ' ')} request" for tool, fee in p.tool_fees.items()]
             if p.until is not None:  # a dated or time-of-day change ahead
                 notes.append(f"this price until {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(p.until))}")
             print(f"{asked}: {p.source}" + "".join(f"; {n}" for n in notes))

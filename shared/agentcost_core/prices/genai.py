@@ -7,8 +7,9 @@ prices into our price entries, one per date on which its prices change (:func:`c
 (``azure/gpt-4o``, ``us.anthropic.claude-…-v1:0``, ``ft:gpt-4o-mini-…:org::id``) with
 genai-prices' own matching rules plus the platform prefixes frameworks write.
 
-Token prices and per-request fees are compiled; web searches and audio seconds are not (a call is
-priced from its tokens). Time-of-day prices (DeepSeek's peak and off-peak hours) apply at the
+Token prices, per-request fees and web-search fees (``web_searches_kcount``, as
+``tool_fees["web_search"]`` per search) are compiled; audio seconds are not (a call is priced from
+its tokens). Time-of-day prices (DeepSeek's peak and off-peak hours) apply at the
 call's time: :func:`time_of_day_window` gives the daily window a moment falls in, and the price of
 that window is valid until the window ends (``ModelPrice.until``), when the next call re-resolves it.
 """
@@ -146,7 +147,8 @@ def _as_entry(gp: Any) -> dict[str, Any] | None:
 
 
 def _entry_at(info: Any, when: datetime) -> dict[str, Any] | None:
-    entry = _as_entry(info.get_prices(when))
+    prices = info.get_prices(when)
+    entry = _as_entry(prices)
     if entry is None:
         return None
     tiers: dict[str, Any] = {}
@@ -159,6 +161,9 @@ def _entry_at(info: Any, when: datetime) -> dict[str, Any] | None:
             tiers[name] = tier
     if tiers:
         entry["service_tiers"] = tiers
+    searches = getattr(prices, "web_searches_kcount", None)  # USD per 1,000 searches
+    if isinstance(searches, Decimal) and searches:
+        entry["tool_fees"] = {"web_search": str(searches / 1000)}
     if info.context_window:
         entry["context_window"] = info.context_window
     return entry

@@ -244,6 +244,9 @@ class ModelPrice:
     origin: str | None = None
     #: UTC epoch seconds at which a newer dated price of this model takes over (None: no change known).
     until: float | None = None
+    #: Server-side tool name -> USD per request (``{"web_search": Decimal("0.01")}``), billed on top
+    #: of the tokens whatever the service tier.
+    tool_fees: Mapping[str, Decimal] = field(default_factory=dict)
 
     def prices_for(self, usage: Usage, service_tier: str | None = None) -> BucketPrices:
         if self.long_context is None and not service_tier:
@@ -261,6 +264,20 @@ class ModelPrice:
             return self.base.cost(usage)
         return self.prices_for(usage, service_tier).cost(usage)
 
+    def tool_cost(self, requests: Mapping[str, int]) -> tuple[Decimal, tuple[str, ...]]:
+        """``(USD, tools without a fee)`` of a call's server-side tool ``requests`` (``{"web_search": 3}``)."""
+        cost = Decimal(0)
+        unpriced = []
+        for tool, n in requests.items():
+            if type(n) is not int or n <= 0:
+                continue
+            fee = self.tool_fees.get(tool)
+            if fee is None:
+                unpriced.append(tool)
+            else:
+                cost = _add(cost, fee * n)
+        return cost, tuple(unpriced)
+
     def with_model(self, model: str) -> ModelPrice:
         return replace(self, model=model)
 
@@ -277,6 +294,7 @@ class ModelPrice:
             if self.long_context is None
             else {"threshold": self.long_context_threshold, **self.long_context.as_dict()},
             "service_tiers": {k: v.as_dict() for k, v in self.tiers.items()},
+            **({"tool_fees": {k: str(v) for k, v in self.tool_fees.items()}} if self.tool_fees else {}),
             "context_window": self.context_window,
             "max_output": self.max_output,
             "effective_date": self.effective_date,
@@ -331,6 +349,10 @@ class ModelPrice:
         if not isinstance(aliases, (list, tuple)) or not all(isinstance(a, str) for a in aliases):
             raise PriceFileError(f"{where}.aliases: expected a list of model ids")
         provider = data.get("provider") or "unknown"
+        fees = data.get("tool_fees") or {}
+        if not isinstance(fees, Mapping) or not all(isinstance(k, str) for k in fees):
+            raise PriceFileError(f"{where}.tool_fees: expected an object of USD per request by tool")
+        tool_fees = {k: _fee(v, f"{where}.tool_fees.{k}") for k, v in fees.items()}
         return cls(
             model=model,
             provider=str(provider),
@@ -344,4 +366,12 @@ class ModelPrice:
             effective_date=data.get("effective_date"),
             source=data.get("source"),
             aliases=tuple(aliases),
+            tool_fees=tool_fees,
         )
+
+
+def _fee(value: Any, where: str) -> Decimal:
+    fee = to_decimal(value, where)
+    if not _in_range(fee, MAX_PRICE):
+        raise PriceFileError(f"{where}: {value!r} is out of range: USD per request must be at most {MAX_PRICE:,}")
+    return fee
