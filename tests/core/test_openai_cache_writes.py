@@ -60,7 +60,8 @@ def test_responses_cache_writes_through_the_real_sdk_cost_the_hand_computed_amou
     assert response.prompt_cache_retention == retention
     assert from_responses(response.usage) == USAGE
     acc = Accountant()
-    usage, model, _tier, _provider = from_raw(response)
+    found = from_raw(response)
+    usage, model = found.usage, found.model
     assert usage == USAGE and model == MODEL
     event, _ = acc.event(ModelCall(MODEL), Outcome(usage=usage, model=model, text="ok"))
     assert event.cost == COST

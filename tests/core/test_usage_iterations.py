@@ -39,7 +39,8 @@ def test_sdk_usage_object_parses_the_same() -> None:
 
 def test_each_iteration_priced_at_its_model_and_summed_exactly() -> None:
     acc = Accountant()
-    usage, model, _tier, provider = from_raw(AI.message())
+    found = from_raw(AI.message())
+    usage, model, provider = found.usage, found.model, found.provider
     assert (model, provider) == (AI.MODEL, "anthropic")
     event, budget = acc.event(ModelCall(AI.MODEL), Outcome(usage=usage, model=model, text="Summary written."))
     assert event.cost == budget == AI.COST
