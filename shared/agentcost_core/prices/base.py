@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
@@ -20,6 +21,7 @@ from ..errors import PriceFileError
 from .genai import (
     Dated,
     GenaiPrices,
+    change_dates,
     entry_at,
     genai_version,
     load_providers,
@@ -92,8 +94,13 @@ class BasePrices:
             genai = GenaiPrices.build(load_providers(raw), origin=info["origin"])
             return cls(genai, load_overlay(), data_info=info)
         origin = f"genai-prices {genai_version()}"
-        info = {"origin": origin, "since": _installed_at(), "path": None, "url": None}
-        return cls(GenaiPrices.build(load_providers(), origin=origin), load_overlay(), data_info=info)
+        genai = GenaiPrices.build(load_providers(), origin=origin)
+        installed = _installed_at()
+        dated = data_date(genai.providers, installed if installed is not None else utc_now_ts())
+        info = {"origin": origin, "since": dated if dated is not None else installed, "path": None, "url": None}
+        if dated is not None:
+            info["dated"] = datetime.fromtimestamp(dated, UTC).date().isoformat()
+        return cls(genai, load_overlay(), data_info=info)
 
     # --- lookup -------------------------------------------------------------------------
     def model_price(self, key: tuple[str, str], when: float | None = None) -> ModelPrice:
@@ -158,6 +165,22 @@ class BasePrices:
             if id(p) not in seen:
                 seen.add(id(p))
                 yield p
+
+
+def data_date(providers: Iterable[Any], latest: float) -> float | None:
+    """The date of genai-prices data (UTC epoch seconds), which its package does not record: the
+    newest price change it carries that starts on or before ``latest`` (its install time: changes
+    announced for a later date say nothing of when the data was made). The data was made on or
+    after that day, so the age counted from it is at most a few days too old for fresh data and
+    never too young for old data, however recently it was installed; None when it has no dates."""
+    newest = None
+    for provider in providers:
+        for info in provider.models:
+            for day in change_dates(info):
+                start = datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
+                if start <= latest and (newest is None or start > newest):
+                    newest = start
+    return newest
 
 
 def _installed_at() -> float | None:

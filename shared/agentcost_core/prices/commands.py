@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from ..errors import PriceFileError
+from ..errors import ConfigurationError, PriceFileError
 from .catalog import PriceCatalog
 from .data_files import STALE_DAYS, data_dir, update_data
 from .model_price import ModelPrice
@@ -32,6 +32,8 @@ def data_summary(catalog: PriceCatalog, now: float | None = None) -> dict[str, A
 def _describe(info: dict[str, Any]) -> str:
     where = f"kept at {info['path']} (from {info.get('url')})" if info.get("path") else "packaged with agentcost"
     age = "" if info.get("age_days") is None else f", {info['age_days']:g} days old"
+    if info.get("dated"):  # packaged data: dated by its newest price change
+        age = f", newest price change {info['dated']}{age}"
     return f"price data: {info['origin']}, {where}{age}; corrections and additions: agentcost overlay"
 
 
@@ -59,8 +61,11 @@ def _rows(catalog: PriceCatalog, args: argparse.Namespace) -> list[tuple[str, Mo
             else:
                 rows.append((m, p))
         return rows or None
+    prices = list(catalog)
+    if args.provider and not any(p.provider == args.provider for p in prices):
+        raise ConfigurationError(f"no models for provider {args.provider!r}; `agentcost prices` lists the providers")
     search = (args.search or "").lower()
-    return [(p.model, p) for p in catalog
+    return [(p.model, p) for p in prices
             if (not args.provider or p.provider == args.provider) and search in p.model.lower()]  # fmt: skip
 
 
@@ -70,6 +75,8 @@ def cmd_prices(args: argparse.Namespace) -> int:
 
     if args.models[:1] == ["update"]:
         return _update(args)
+    if "update" in args.models:
+        raise ConfigurationError("`update` is not a model id: run `agentcost prices update` on its own")
     if args.url:
         print("agentcost: --url goes with `agentcost prices update`", file=sys.stderr)
         return 2

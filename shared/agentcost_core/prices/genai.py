@@ -30,6 +30,7 @@ from .model_price import ModelPrice
 __all__ = [
     "PLATFORM_PREFIXES",
     "GenaiPrices",
+    "change_dates",
     "compile_model",
     "entry_at",
     "genai_version",
@@ -84,7 +85,7 @@ def load_providers(raw: Any | None = None) -> list[Any]:
         raise PriceFileError(f"genai-prices data does not validate: {str(e)[:500]}") from None
 
 
-def _change_dates(info: Any) -> list[date]:
+def change_dates(info: Any) -> list[date]:
     """Every date on which one of the model's prices (standard or a variant) changes."""
     dates = set()
     conditions = [] if not isinstance(info.prices, list) else [c.constraint for c in info.prices]
@@ -218,7 +219,7 @@ def compile_model(info: Any) -> list[Dated]:
         info = copy(info)
         info.prices = [c for c in info.prices if not hasattr(c.constraint, "start_time")]
     moments = [datetime(1970, 1, 1, tzinfo=UTC)] + [
-        datetime(d.year, d.month, d.day, tzinfo=UTC) for d in _change_dates(info)
+        datetime(d.year, d.month, d.day, tzinfo=UTC) for d in change_dates(info)
     ]
     out: list[Dated] = []
     for m in moments:

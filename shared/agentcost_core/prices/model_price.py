@@ -45,7 +45,14 @@ def _coefficient_exponent(d: Decimal) -> tuple[int, int]:
 #: places ("1e-60000") made catalog construction run for minutes. Real prices have at most a few.
 MAX_DECIMAL_PLACES = 30
 MAX_PRICE = Decimal(1_000_000)  # USD per 1M tokens (the dearest model costs hundreds)
-_MAX_GIVEN = Decimal(10_000_000)  # a value as written: per 1M tokens, per token (LiteLLM) or a multiplier
+
+
+def out_of_range(value: Any) -> str:
+    """The one wording of the limits, for a price as written and for a price per 1M tokens."""
+    return (
+        f"price {value} is out of range: a price has at most {MAX_DECIMAL_PLACES} decimal places "
+        f"and is at most {MAX_PRICE:,} USD per 1M tokens"
+    )
 
 
 def _in_range(d: Decimal, limit: Decimal) -> bool:
@@ -66,11 +73,8 @@ def to_decimal(value: Any, where: str) -> Decimal:
         raise PriceFileError(f"{where}: {value!r} is not a number") from None
     if not d.is_finite() or d < 0:
         raise PriceFileError(f"{where}: price must be a finite number >= 0, got {value!r}")
-    if not _in_range(d, _MAX_GIVEN):
-        raise PriceFileError(
-            f"{where}: price {value!r} is out of range: at most {MAX_DECIMAL_PLACES} decimal places "
-            f"and below {_MAX_GIVEN:,}"
-        )
+    if not _in_range(d, MAX_PRICE):  # the value as written (per 1M tokens, per token, a multiplier)
+        raise PriceFileError(f"{where}: {out_of_range(repr(value))}")
     return d
 
 
@@ -105,10 +109,7 @@ class BucketPrices:
             if not isinstance(value, Decimal) or not value.is_finite() or value < 0:
                 raise PriceFileError(f"price {b!r} must be a finite Decimal >= 0, got {value!r}")
             if not _in_range(value, MAX_PRICE):
-                raise PriceFileError(
-                    f"price {b!r} = {value} is out of range: USD per 1M tokens must be at most {MAX_PRICE:,} "
-                    f"with at most {MAX_DECIMAL_PLACES} decimal places"
-                )
+                raise PriceFileError(f"{b}: {out_of_range(value)}")
             if value.is_zero() and value.is_signed():
                 object.__setattr__(self, b, value.copy_abs())  # -0 is 0: no "-0.00" costs
         ci, ei = _coefficient_exponent(self.input)
@@ -324,6 +325,8 @@ class ModelPrice:
             raise PriceFileError(f"{where}.service_tiers: expected an object")
         for name, spec in st.items():
             w = f"{where}.service_tiers.{name}"
+            if spec is None:  # no such tier (merged on top of a catalog price: removes it)
+                continue
             if isinstance(spec, Mapping):
                 # Explicit per-bucket prices, optionally with their own long-context prices.
                 tiers[name] = BucketPrices.parse(spec, w, fallback=base)
