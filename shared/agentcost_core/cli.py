@@ -342,12 +342,28 @@ def fail(message: str, code: int) -> int:
     return code
 
 
+def _quiet_stdout() -> None:
+    """The reader of stdout has gone (``agentcost prices | head``): point stdout at /dev/null so the
+    interpreter's last flush at exit says nothing either (the recipe of Python's signal docs)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor behind stdout (e.g. captured): nothing to quiet
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``agentcost`` console script. Returns the exit status: 0, 1 (a failure while running, e.g. an
-    unreachable database) or 2 (a bad argument); ``--help`` exits through ``SystemExit(0)``."""
+    unreachable database) or 2 (a bad argument); ``--help`` exits through ``SystemExit(0)``. When its
+    output's reader goes away (``| head``) it stops quietly with 1, as Rich's tables do; 130 on Ctrl-C."""
     try:
         args = build_parser().parse_args(argv)
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a reader that went away shows here, not at exit
+        return code
+    except BrokenPipeError:  # our output's reader went away (database and network errors come wrapped)
+        _quiet_stdout()
+        return 1
     except LedgerUnavailable as e:  # a server down: a failure while running, not a bad argument
         return fail(str(e), 1)
     except (UsageError, ConfigurationError) as e:
