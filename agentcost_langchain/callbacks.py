@@ -80,6 +80,7 @@ class _CostTracking(RecorderResults):
         budgets: Any = None,
         stuck: Any = None,
         kill_switch: Any = None,
+        alerts: Any = None,
         controls: Controls | None = None,
         keep_events: bool = True,
         log_prompts: bool = False,
@@ -113,10 +114,12 @@ class _CostTracking(RecorderResults):
         self._router_runs: dict[UUID, ModelCall] = {}  # a ModelRouter's own runs (steps, not calls)
         self._chains: dict[UUID, tuple[str, str | None, str]] = {}  # chain run id -> (root, name, own id)
         # Guards (budgets, stuck detection, kill switch): halts raise from the handler's hooks.
+        # alerts= goes to the BudgetEnforcer built from budgets= (alert sinks for its thresholds)
+        options = {} if alerts is None else {"alerts": alerts}
         if controls is None:
-            controls = Controls(budgets=budgets, stuck=stuck, kill_switch=kill_switch)
-        elif budgets is not None or stuck is not None or kill_switch is not None:
-            raise TypeError("pass either controls= or budgets= / stuck= / kill_switch=, not both")
+            controls = Controls(budgets=budgets, stuck=stuck, kill_switch=kill_switch, **options)
+        elif budgets is not None or stuck is not None or kill_switch is not None or alerts is not None:
+            raise TypeError("pass either controls= or budgets= / stuck= / kill_switch= / alerts=, not both")
         self.controls: Controls | None = controls if controls.active else None
         if anomalies is None and controls.anomalies is not None:  # BudgetEnforcer(anomalies=...)
             self.recorder.watch(controls.anomalies)
@@ -430,6 +433,9 @@ class CostCallbackHandler(_CostTracking, BaseCallbackHandler):
     ledger still gets every event. ``log_prompts=True`` keeps provider error messages and tool
     arguments in the ledger (off by default; keys and passwords are redacted either way).
     ``exporters=[OTelExporter(...)]`` send every call (and tool call) on as it is recorded.
+    ``budgets=`` (a Budget, several, or a BudgetEnforcer), ``stuck=`` and ``kill_switch=`` guard
+    every call; ``alerts=`` (a callable or sink, or a list of them) receives the budgets' warning,
+    exceeded and escalated alerts (with a BudgetEnforcer, pass ``alerts=`` to it instead).
     ``langsmith`` (default: on when LangSmith tracing is) puts each call's exact cost on the LLM
     run LangSmith's tracer sends (see :mod:`agentcost_langchain.langsmith`); ``False`` turns it off.
     """

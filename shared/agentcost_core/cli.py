@@ -24,7 +24,7 @@ from .rollup import GROUPABLE
 #: Short names users type: ``--by session`` is ``--by session_id``.
 _BY_ALIASES = {"user": "user_id", "session": "session_id", "agent": "agent_id", "task": "task_id", "trace": "trace_id"}
 
-__all__ = ["main", "parse_when"]
+__all__ = ["fail", "main", "parse_when"]
 
 _REL = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -336,28 +336,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fail(message: str, code: int) -> int:
+def fail(message: str, code: int) -> int:
     """Every failure is one line on stderr (set ``AGENTCOST_DEBUG=1`` for the traceback of an unexpected one)."""
     print(f"agentcost: {' '.join(redact_text(message).split())}", file=sys.stderr)  # no key or password
     return code
 
 
+def _quiet_stdout() -> None:
+    """The reader of stdout has gone (``agentcost prices | head``): point stdout at /dev/null so the
+    interpreter's last flush at exit says nothing either (the recipe of Python's signal docs)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor behind stdout (e.g. captured): nothing to quiet
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``agentcost`` console script. Returns the exit status: 0, 1 (a failure while running, e.g. an
-    unreachable database) or 2 (a bad argument); ``--help`` exits through ``SystemExit(0)``."""
+    unreachable database) or 2 (a bad argument); ``--help`` exits through ``SystemExit(0)``. When its
+    output's reader goes away (``| head``) it stops quietly with 1, as Rich's tables do; 130 on Ctrl-C."""
     try:
         args = build_parser().parse_args(argv)
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a reader that went away shows here, not at exit
+        return code
+    except BrokenPipeError:  # our output's reader went away (database and network errors come wrapped)
+        _quiet_stdout()
+        return 1
     except LedgerUnavailable as e:  # a server down: a failure while running, not a bad argument
-        return _fail(str(e), 1)
+        return fail(str(e), 1)
     except (UsageError, ConfigurationError) as e:
-        return _fail(str(e), 2)
+        return fail(str(e), 2)
     except KeyboardInterrupt:
-        return _fail("interrupted", 130)
+        return fail("interrupted", 130)
     except Exception as e:
         if os.environ.get("AGENTCOST_DEBUG"):
             raise
-        return _fail(f"{type(e).__name__}: {e}", 1)
+        return fail(f"{type(e).__name__}: {e}", 1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -30,7 +30,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from .accountant import Accountant
@@ -103,15 +103,17 @@ class Scenario:
 
     def __post_init__(self) -> None:
         if self.cache_hit_rate is not None:
-            self.cache_hit_rate = Decimal(str(self.cache_hit_rate))
-            if not 0 <= self.cache_hit_rate <= 1:
+            rate = _finite(self.cache_hit_rate)
+            if rate is None or not 0 <= rate <= 1:
                 raise ConfigurationError(f"cache_hit_rate must be between 0 and 1, got {self.cache_hit_rate}")
+            self.cache_hit_rate = rate
         if self.context_cap is not None and (isinstance(self.context_cap, bool) or self.context_cap < 1):
             raise ConfigurationError(f"context_cap must be a positive number of tokens, got {self.context_cap!r}")
         if self.session_cap is not None:
-            self.session_cap = Decimal(str(self.session_cap))
-            if not self.session_cap > 0:
-                raise ConfigurationError(f"session_cap must be > 0 USD, got {self.session_cap}")
+            cap = _finite(self.session_cap)
+            if cap is None or not cap > 0:
+                raise ConfigurationError(f"session_cap must be a finite amount > 0 USD, got {self.session_cap}")
+            self.session_cap = cap
 
     def describe(self) -> list[str]:
         out = []
@@ -126,6 +128,17 @@ class Scenario:
         if self.session_cap is not None:
             out.append(f"session budget ${self.session_cap}")
         return out
+
+
+def _finite(value: Any) -> Decimal | None:
+    """``value`` as a finite Decimal, or None when it is not a number (NaN and infinity are not)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return number if number.is_finite() else None
 
 
 @dataclass

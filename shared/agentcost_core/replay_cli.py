@@ -28,9 +28,12 @@ _WIDE = 130
 
 def _decimal(text: str, flag: str) -> Decimal:
     try:
-        return Decimal(text.strip())
+        number = Decimal(text.strip())
     except InvalidOperation:
-        raise ConfigurationError(f"{flag} takes a number, got {text!r}") from None
+        number = None
+    if number is None or not number.is_finite():  # NaN and infinity are no amount or rate
+        raise ConfigurationError(f"{flag} takes a number, got {text!r}")
+    return number
 
 
 def _scoped(text: str) -> tuple[str, Scope]:

@@ -39,12 +39,12 @@ def test_soft_budget_warns_acts_and_escalates_once_each() -> None:
     assert escalated.as_dict()["kind"] == "budget.escalated" and escalated.as_dict()["level"] == "escalated"
 
 
-def test_a_jump_past_several_thresholds_announces_the_highest_once() -> None:
+def test_a_jump_past_several_thresholds_announces_each_once_lowest_first() -> None:
     got: list[Alert] = []
     e = BudgetEnforcer(Budget(usd=1, on_exceed="notify", store=MemoryStore()), catalog=TOY, alerts=got.append)
     spend(e, 130)
     spend(e, 1)
-    assert [a.kind for a in got] == ["budget.escalated"]
+    assert [a.kind for a in got] == ["budget.warning", "budget.exceeded", "budget.escalated"]
 
 
 def test_thresholds_are_configurable_and_each_scope_alerts_on_its_own() -> None:

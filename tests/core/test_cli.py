@@ -298,3 +298,30 @@ def test_an_unreachable_database_is_a_failure_while_running_exit_1(capsys):
     assert main(["report", "--ledger", f"postgresql://postgres@127.0.0.1:{port}/test"]) == 1
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and "cannot connect to PostgreSQL ledger" in lines[0]
+
+
+def test_output_piped_into_a_reader_that_stops_early_ends_quietly(tmp_path):
+    """``agentcost prices --format json | head -1`` (about 1 MB, far more than a pipe holds): the
+    reader goes away; no BrokenPipeError line."""
+    argv = ["prices", "--format", "json"]
+    proc = subprocess.Popen([sys.executable, "-m", "agentcost_core.cli", *argv], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline()  # the reader takes one line and leaves
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 1 and err == ""
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("missing/x.html", "agentcost: --out {tmp}/missing/x.html: the folder {tmp}/missing does not exist"),
+        (".", "agentcost: --out {tmp} is a folder; give a file name, e.g. {tmp}/dashboard.html"),
+    ],
+)
+def test_dashboard_out_in_a_folder_that_does_not_exist_is_a_bad_argument(ledger_url, tmp_path, capsys, where, message):
+    out = tmp_path / where if where != "." else tmp_path
+    assert main(["dashboard", "--ledger", ledger_url, "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.splitlines() == [message.format(tmp=tmp_path)]

@@ -112,3 +112,22 @@ def test_sqlite_ledger_errors_redact_a_password_in_the_url(tmp_path):
         with pytest.raises(LedgerURLError) as raised:
             Ledger(url)
         assert "hunter2" not in str(raised.value) and "password=***" in str(raised.value)
+
+
+def test_a_retry_that_still_fails_logs_the_dead_letter_file_it_keeps_the_event_in(tmp_path, capsys, caplog):
+    db = tmp_path / "l.db"
+    url = f"sqlite:///{db}"
+    with Ledger(url, sync=True) as ledger:
+        ledger.record(contract.make_event(0, span_id="poison", usage=Usage(input=2**63)))
+        dead = Path(ledger.status().dead_letter_file)
+    assert len(entries(dead)) == 1
+    caplog.clear()
+
+    with caplog.at_level("WARNING", logger="agentcost.ledger"):
+        assert main(["ledger", "retry-dead-letters", "--ledger", url]) == 1
+    assert f"still failing   1 in {dead}" in capsys.readouterr().out
+    [message] = [r.getMessage() for r in caplog.records if r.name == "agentcost.ledger"]
+    assert message == (
+        f"agentcost ledger: 1 dead-lettered event(s) still cannot be stored; kept in {dead} with their current reason"
+    )
+    assert len(entries(dead)) == 1

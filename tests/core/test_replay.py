@@ -146,6 +146,14 @@ def test_bad_scenarios_fail_loudly():
         replay([], Scenario(remaps=[Remap("big-model", "no-such-model")]), catalog=traffic.catalog())
 
 
+@pytest.mark.parametrize("value", ["NaN", "sNaN", "Infinity", "-Infinity", "-1", "abc"])
+def test_a_scenario_refuses_a_session_cap_or_cache_hit_rate_that_is_not_a_finite_number_in_range(value):
+    with pytest.raises(ConfigurationError, match=r"^session_cap must be a finite amount > 0 USD, got "):
+        Scenario(session_cap=value)
+    with pytest.raises(ConfigurationError, match=r"^cache_hit_rate must be between 0 and 1, got "):
+        Scenario(cache_hit_rate=value)
+
+
 def test_json_shape_holds_the_contract(ledger):
     data = json.loads(json.dumps(_replay(ledger, Scenario(prices=doubled())).as_dict()))
     row = data["rows"][0]
@@ -221,6 +229,29 @@ def test_cli_replay_table_and_csv(cli_ledger, capsys, monkeypatch):
         ["--session-cap", "abc"],
     ):
         assert main(["replay", "--ledger", url, *bad]) == 2
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--session-cap", "nan", "agentcost: --session-cap takes a number, got 'nan'"),
+        ("--session-cap", "inf", "agentcost: --session-cap takes a number, got 'inf'"),
+        ("--session-cap", "-Infinity", "agentcost: --session-cap takes a number, got '-Infinity'"),
+        ("--session-cap", "-1", "agentcost: session_cap must be a finite amount > 0 USD, got -1"),
+        ("--cache-hit-rate", "nan", "agentcost: --cache-hit-rate takes a number, got 'nan'"),
+        ("--cache-hit-rate", "inf", "agentcost: --cache-hit-rate takes a number, got 'inf'"),
+        ("--cache-hit-rate", "-0.5", "agentcost: cache_hit_rate must be between 0 and 1, got -0.5"),
+    ],
+)
+def test_cli_replay_refuses_nan_infinite_and_negative_caps_and_rates_in_one_line_exit_2(
+    cli_ledger, capsys, flag, value, message
+):
+    from agentcost_core.cli import main
+
+    url, _, _ = cli_ledger
+    assert main(["replay", "--ledger", url, f"{flag}={value}"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.splitlines() == [message]
 
 
 def test_cli_replay_under_another_catalog_version(tmp_path, capsys):

@@ -3,7 +3,7 @@ the alert sinks and a ``budget.warning`` / ``budget.exceeded`` / ``budget.escala
 ledger; a refusal is also the :class:`BudgetExceeded` the caller raises. Thresholds escalate: warn
 at ``warn_at`` (70%), act at the limit, escalate at ``escalate_at`` (120%, soft budgets only). Each
 is announced once per scope key (which names the period), dimension and level — a jump past several
-announces the highest; they are computed on what was really spent, never on worst cases."""
+announces each of them, lowest first; they are computed on what was really spent, never on worst cases."""
 
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ __all__ = ["BudgetNotices", "limits_of"]
 logger = logging.getLogger("agentcost.budgets")
 _USD = 0
 _MAX_REMEMBERED = 100_000
-_LEVELS = ("warning", "exceeded", "escalated")  # from the lowest threshold up
 _VERBS = {"warning": "reached its warning threshold", "exceeded": "is over its limit",
           "escalated": "is past its escalation threshold"}  # fmt: skip
 
@@ -88,25 +87,25 @@ class BudgetNotices:
                     continue
                 used = c.spent[i]
                 fraction = used / limit
+                # every level crossed, lowest first (one call can cross several); a hard budget's
+                # "exceeded" is its refusal, and only soft budgets escalate
+                if b.warn_at is not None and fraction >= b.warn_at:
+                    self.threshold(b, claim.key, i, limit, used, fraction, "warning", "notify", ctx)
+                if not b.hard and fraction >= 1:
+                    self.threshold(b, claim.key, i, limit, used, fraction, "exceeded", b.on_exceed, ctx)
                 if not b.hard and b.escalate_at is not None and fraction >= b.escalate_at:
                     self.threshold(b, claim.key, i, limit, used, fraction, "escalated", b.on_exceed, ctx)
-                elif fraction >= 1 and not b.hard:
-                    self.threshold(b, claim.key, i, limit, used, fraction, "exceeded", b.on_exceed, ctx)
-                elif b.warn_at is not None and fraction >= b.warn_at:
-                    self.threshold(b, claim.key, i, limit, used, fraction, "warning", "notify", ctx)
 
     def threshold(self, b: Budget, key: str, dim: int, limit: int, used: int, fraction: float, level: str,
                   action: str, ctx: ScopeContext) -> None:  # fmt: skip
-        """Announce a crossed threshold once per scope key, dimension and level; the levels below
-        it count as announced (a later, smaller step past them says nothing new)."""
+        """Announce a crossed threshold once per scope key, dimension and level."""
         once = (key, DIMENSIONS[dim], level)
         with self._lock:
             if once in self._sent:
                 return
             if len(self._sent) > _MAX_REMEMBERED:
                 self._sent.clear()
-            for lower in _LEVELS[: _LEVELS.index(level) + 1]:
-                self._sent.add((key, DIMENSIONS[dim], lower))
+            self._sent.add(once)
         if dim == _USD:
             shown_limit, shown_used = b.usd, units_to_usd(used)
             what = f"${shown_used.normalize():f} of ${shown_limit}"

@@ -60,13 +60,27 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         print(f"agentcost dashboard of {redact_url(url)} at {server.url} (Ctrl-C stops)", flush=True)
         server.serve_forever()
         return 0
+    out = _out_file(args.out)
     ledger = Ledger(url, sync=True)
     try:
         document = build_document(ledger, since=since, until=until)
     finally:
         ledger.close()
-    out = Path(args.out)
-    out.write_text(render_page(document), encoding="utf-8")
+    try:
+        out.write_text(render_page(document), encoding="utf-8")
+    except OSError as e:  # not writable (permissions, a read-only disk): the --out given cannot work
+        raise ConfigurationError(f"--out {out}: cannot write it ({e.strerror or e})") from None
     spend = money(priced_spend(document))
     print(f"wrote {out} ({document['count']:,} calls, {spend} priced spend); open it in any browser")
     return 0
+
+
+def _out_file(text: str) -> Path:
+    """``--out``: a file in a folder that exists (checked before the ledger is read)."""
+    out = Path(text)
+    if out.is_dir():
+        raise ConfigurationError(f"--out {out} is a folder; give a file name, e.g. {out / 'dashboard.html'}")
+    folder = out.parent
+    if not folder.is_dir():
+        raise ConfigurationError(f"--out {out}: the folder {folder} does not exist")
+    return out

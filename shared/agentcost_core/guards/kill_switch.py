@@ -56,6 +56,8 @@ from .kill_switch_sources import (
     EnvSource,
     FileSource,
     KillSwitchState,
+    KillSwitchUnreadable,
+    Malformed,
     RedisSource,
     Source,
     UrlSource,
@@ -64,7 +66,7 @@ from .kill_switch_sources import (
 )
 from .refresher import Refresher
 
-__all__ = ["KillSwitch", "KillSwitchState"]
+__all__ = ["KillSwitch", "KillSwitchState", "KillSwitchUnreadable"]
 
 logger = logging.getLogger(__name__)
 
@@ -209,6 +211,20 @@ class KillSwitch:
         if self._refresher is not None:
             self._refresher.read_elsewhere(started)  # this reading counts: no second one right after
         return _combine(inline + self._remote_current(wait=False))
+
+    def read_now(self) -> KillSwitchState:
+        """Read every source now on the calling thread (blocking I/O: not for an event loop), for
+        tooling that must not guess, such as ``agentcost killswitch status``: a source that cannot be
+        read raises :class:`KillSwitchUnreadable` instead of ``on_error`` deciding, and nothing is
+        logged. Returns the combined state; the cached state :meth:`check` reads is left as it is."""
+        states = []
+        for source in self._sources:
+            try:
+                states.append(source.read())
+            except Exception as e:  # unreachable, timed out, malformed: the state is unknown
+                why = f"malformed content ({e})" if isinstance(e, Malformed) else f"{type(e).__name__}: {e}"
+                raise KillSwitchUnreadable(source.name, redact_text(why)) from e
+        return _combine(tuple(states))
 
     def start(self) -> None:
         """Start the background reading of the file, Redis and URL sources now (the first check

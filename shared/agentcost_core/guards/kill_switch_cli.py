@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 from ..errors import ConfigurationError
-from .kill_switch import KillSwitch, KillSwitchState
+from .kill_switch import KillSwitch, KillSwitchState, KillSwitchUnreadable
 
 __all__ = ["add_killswitch_parser"]
 
@@ -51,13 +51,19 @@ def _switch(args: argparse.Namespace) -> KillSwitch:
 
 
 def cmd_killswitch(args: argparse.Namespace) -> int:
+    """Exit 0 with the state read; 1 when a source cannot be read (the state is unknown: never shown as off)."""
+    from ..cli import fail
+
     with _switch(args) as switch:
         command = args.killswitch_command
         if command == "trip":
             switch.trip(agent_id=args.agent, reason=args.reason, feature=args.feature)
         elif command == "reset":
             switch.reset(agent_id=args.agent, feature=args.feature)
-        state = switch.refresh()
+        try:
+            state = switch.read_now()
+        except KillSwitchUnreadable as e:
+            return fail(f"kill switch: unknown ({e})", 1)
         _show(state, switch.sources, args.format)
     return 0
 

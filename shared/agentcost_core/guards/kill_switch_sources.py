@@ -14,11 +14,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import ConfigurationError
+from ..errors import AgentCostError, ConfigurationError
 from ..privacy import redact_text, redact_url
 
 __all__ = [
-    "EnvSource", "FileSource", "KillSwitchState", "RedisSource", "Source", "UrlSource", "Writable", "connect_redis",
+    "EnvSource", "FileSource", "KillSwitchState", "KillSwitchUnreadable", "Malformed", "RedisSource", "Source",
+    "UrlSource", "Writable", "connect_redis",
 ]  # fmt: skip
 
 logger = logging.getLogger("agentcost_core.guards.kill_switch")
@@ -59,7 +60,17 @@ class KillSwitchState:
         )
 
 
-class _Malformed(ValueError):
+class KillSwitchUnreadable(AgentCostError):
+    """A kill switch source that cannot be read now (unreachable, timed out, malformed), raised by
+    :meth:`KillSwitch.read_now`: the switch's state is unknown. ``source`` names it, ``problem`` says why."""
+
+    def __init__(self, source: str, problem: str) -> None:
+        super().__init__(f"{source} cannot be read: {problem}")
+        self.source = source
+        self.problem = problem
+
+
+class Malformed(ValueError):
     """A source's content is in neither format."""
 
 
@@ -81,23 +92,23 @@ def _parse_json(text: str, source: str) -> KillSwitchState:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise _Malformed(f"not valid JSON: {e}") from None
+        raise Malformed(f"not valid JSON: {e}") from None
     if not isinstance(data, dict):
-        raise _Malformed(f"expected a JSON object, got {type(data).__name__}")
+        raise Malformed(f"expected a JSON object, got {type(data).__name__}")
     is_global = data.get("global", False)
     agents = data.get("agents", [])
     features = data.get("features") or []
     reason = data.get("reason")
     if not isinstance(is_global, bool):
-        raise _Malformed(f'"global" must be true or false, got {is_global!r}')
+        raise Malformed(f'"global" must be true or false, got {is_global!r}')
     if agents is None:
         agents = []
     if not isinstance(agents, list) or not all(isinstance(a, str) and a for a in agents):
-        raise _Malformed(f'"agents" must be a list of agent id strings, got {agents!r}')
+        raise Malformed(f'"agents" must be a list of agent id strings, got {agents!r}')
     if not isinstance(features, list) or not all(isinstance(f, str) and f for f in features):
-        raise _Malformed(f'"features" must be a list of feature name strings, got {features!r}')
+        raise Malformed(f'"features" must be a list of feature name strings, got {features!r}')
     if reason is not None and not isinstance(reason, str):
-        raise _Malformed(f'"reason" must be a string, got {reason!r}')
+        raise Malformed(f'"reason" must be a string, got {reason!r}')
     return KillSwitchState(is_global=is_global, agents=frozenset(agents), reason=reason or None, source=source,
                            features=frozenset(features))  # fmt: skip
 

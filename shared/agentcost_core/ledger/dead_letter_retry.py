@@ -86,8 +86,16 @@ def retry_dead_letters(store: BatchStore) -> DeadLetterRetry:
         for line in unreadable:
             dead_letters.put_back_line(line)
     except OSError as e:  # the claimed files stay: the next retry adopts them (stored ones are skipped)
-        logger.error("agentcost cannot write the dead-letter file %s (%s); the retried file stays", where, e)
+        kept = ", ".join(str(path) for path in claimed)
+        logger.error(
+            "agentcost cannot write the dead-letter file %s (%s); the retried events stay in %s", where, e, kept
+        )
         return DeadLetterRetry(stored, len(entries) - stored - failed.count, failed.count, len(unreadable), where)
     for path in claimed:
         path.unlink(missing_ok=True)
+    if failed.count:
+        logger.warning(
+            "agentcost ledger: %d dead-lettered event(s) still cannot be stored; kept in %s with their current reason",
+            failed.count, where,
+        )  # fmt: skip
     return DeadLetterRetry(stored, len(entries) - stored - failed.count, failed.count, len(unreadable), where)

@@ -119,8 +119,9 @@ class BatchStore:
     def __call__(
         self, events: Sequence[CostEvent], *, dedupe: bool = False, dead_letters: DeadLetters | None = None
     ) -> None:
-        """Store ``events``: each is stored or dead-lettered (into ``dead_letters``, default this
-        ledger's). ``dedupe``: skip events already stored."""
+        """Store ``events``: each is stored or dead-lettered into this ledger's dead letters (logged
+        here), or into ``dead_letters`` when given: the caller keeps and reports those (a retry puts
+        them back into the file). ``dedupe``: skip events already stored."""
         for e in events:
             text_ids(e)
         sink = self.dead_letters if dead_letters is None else dead_letters
@@ -128,7 +129,7 @@ class BatchStore:
             before = sink.count
             self._store(list(events), dedupe, sink)
             failed = sink.count - before
-        if failed:
+        if failed and dead_letters is None:
             where = sink.path or "(no dead-letter file for this ledger; counted only)"
             logger.error(
                 "agentcost ledger write failed for %d of %d event(s); kept in %s (Ledger.status() counts them)",
