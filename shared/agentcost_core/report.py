@@ -72,23 +72,25 @@ def _cache_saved(row: RollupRow) -> str:
 class _Column:
     header: str
     cell: Callable[[RollupRow], str]
+    rank: int  # the order columns are kept in when the terminal is narrow (1: kept first)
 
 
-#: The number columns in the order they are kept when the terminal is narrow (most important first).
+#: The number columns in display order (cost, then the per-call percentiles together, the token
+#: buckets, the cache); ``rank`` says which are kept first when the terminal is narrow.
 _COLUMNS = [
-    _Column("calls", lambda r: f"{r.calls:,}"),
-    _Column("cost", _row_cost),
-    _Column("input", lambda r: _tokens(r.usage.input)),
-    _Column("output", lambda r: _tokens(r.usage.output)),
-    _Column("unpriced", lambda r: f"{r.unpriced_calls:,}" if r.unpriced_calls else ""),
-    _Column("p50/call", lambda r: money(r.per_call.get("p50"))),
-    _Column("cache\nread", lambda r: _tokens(r.usage.cache_read)),
-    _Column("cache\nsaved", _cache_saved),
-    _Column("p95/call", lambda r: money(r.per_call.get("p95"))),
-    _Column("cache\nwrite", lambda r: _tokens(r.usage.cache_write)),
-    _Column("reasoning", lambda r: _tokens(r.usage.reasoning)),
-    _Column("p99/call", lambda r: money(r.per_call.get("p99"))),
-    _Column("cache\nread %", lambda r: _pct(r.cache_read_share)),
+    _Column("calls", lambda r: f"{r.calls:,}", 1),
+    _Column("cost", _row_cost, 2),
+    _Column("unpriced", lambda r: f"{r.unpriced_calls:,}" if r.unpriced_calls else "", 3),
+    _Column("p50/call", lambda r: money(r.per_call.get("p50")), 4),
+    _Column("p95/call", lambda r: money(r.per_call.get("p95")), 5),
+    _Column("p99/call", lambda r: money(r.per_call.get("p99")), 8),
+    _Column("input", lambda r: _tokens(r.usage.input), 6),
+    _Column("output", lambda r: _tokens(r.usage.output), 7),
+    _Column("reasoning", lambda r: _tokens(r.usage.reasoning), 12),
+    _Column("cache\nread", lambda r: _tokens(r.usage.cache_read), 9),
+    _Column("cache\nwrite", lambda r: _tokens(r.usage.cache_write), 11),
+    _Column("cache\nread %", lambda r: _pct(r.cache_read_share), 13),
+    _Column("cache\nsaved", _cache_saved, 10),
 ]
 
 
@@ -102,14 +104,14 @@ def _fit(rows: list[RollupRow], total: RollupRow, label_header: str, width: int)
     label = min(_width([label_header.replace(" / ", "\n"), "total", *(r.label for r in rows)]), max(_LABEL_MIN, width // 3))
     used = 1 + label + 3
     kept = []
-    for i, col in enumerate(_COLUMNS):
+    for i, col in sorted(enumerate(_COLUMNS), key=lambda ic: ic[1].rank):
         if not _has_cells(col, rows, total):  # nothing unpriced, nothing saved: no column for it
             continue
         w = _width([col.header, col.cell(total), *(col.cell(r) for r in rows)]) + 3
-        if i < 2 or used + w <= width:
+        if col.rank <= 2 or used + w <= width:  # calls and cost always
             kept.append(i)
             used += w
-    return kept, label
+    return sorted(kept), label
 
 
 def _has_cells(col: _Column, rows: list[RollupRow], total: RollupRow) -> bool:

@@ -325,3 +325,21 @@ def test_dashboard_out_in_a_folder_that_does_not_exist_is_a_bad_argument(ledger_
     assert main(["dashboard", "--ledger", ledger_url, "--out", str(out)]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.splitlines() == [message.format(tmp=tmp_path)]
+
+
+def _header_of(out: str) -> str:
+    return next(line for line in out.splitlines() if "calls" in line and "cost" in line)
+
+
+@pytest.mark.parametrize("width", [100, 120, 140])
+def test_a_narrow_table_keeps_the_percentiles_before_the_cache_columns_and_shows_them_together(
+    awkward_ledger, width, capsys, monkeypatch
+):
+    monkeypatch.setenv("COLUMNS", str(width))
+    assert main(["report", "--ledger", awkward_ledger, "--by", "feature"]) == 0
+    header = _header_of(capsys.readouterr().out)
+    shown = [h for h in ("p50/call", "p95/call", "input", "output", "cache") if h in header]
+    if "cache" in header:  # a cache column is kept only once the first percentiles and tokens are
+        assert shown[:4] == ["p50/call", "p95/call", "input", "output"]
+    positions = [header.index(h) for h in shown]
+    assert positions == sorted(positions)  # the percentiles sit together, before the token columns
