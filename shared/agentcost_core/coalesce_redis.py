@@ -41,13 +41,24 @@ end
 return 0
 """
 
-# KEYS[1] the namespace's waiting set; ARGV[1] the member, ARGV[2] the lease in ms. Scores are Redis
-# server time, so the processes' own clocks never matter.
+# A process starts waiting. Each script touches one key (so each runs on any Redis, a cluster
+# included) and only ever extends that key's life: a waiter with a shorter lease must not end the
+# count of one that waits longer. ARGV[2] is the lease in ms.
+# The namespace's waiting set: ARGV[1] this wait's member, scored by Redis server time + the lease
+# (the processes' own clocks never matter).
 _WAIT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local lease = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], now + lease, ARGV[1])
+if redis.call('PTTL', KEYS[1]) < lease then redis.call('PEXPIRE', KEYS[1], lease) end
+return 1
+"""
+# The flight's count of waiting processes (ARGV[1] unused).
+_COUNT_UP = """
+local lease = tonumber(ARGV[2])
+redis.call('INCR', KEYS[1])
+if redis.call('PTTL', KEYS[1]) < lease then redis.call('PEXPIRE', KEYS[1], lease) end
 return 1
 """
 # KEYS[1] the namespace's waiting set: drop the members past their lease, count the rest.
@@ -105,6 +116,7 @@ class RedisFlights:
         self.lease_ms = max(1, int(lease * 1000))
         self._release = self.client.register_script(_RELEASE)
         self._wait_start = self.client.register_script(_WAIT)
+        self._count_up = self.client.register_script(_COUNT_UP)
         self._count = self.client.register_script(_COUNT)
         self._waiting_key = f"{namespace}:waiting"
         self._tokens: dict[str, str] = {}  # key -> token of a lock this process holds
@@ -156,7 +168,7 @@ class RedisFlights:
         pubsub.subscribe(base + ":done")  # first: a result published from now on wakes us
         member = f"{waiters_key}:{uuid.uuid4().hex}"  # this process's wait, in the namespace's set
         pipe = self.client.pipeline()
-        pipe.incr(waiters_key).pexpire(waiters_key, self.lease_ms)
+        self._count_up(keys=[waiters_key], args=["", self.lease_ms], client=pipe)
         self._wait_start(keys=[self._waiting_key], args=[member, self.lease_ms], client=pipe)
         pipe.execute()
         try:

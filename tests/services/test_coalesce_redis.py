@@ -5,6 +5,7 @@ call fails hands the flight to one of the others; an unreachable Redis degrades 
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -200,17 +201,28 @@ def test_an_owner_process_that_dies_is_replaced_when_its_lease_ends(redis_url: s
             owner.kill()
 
 
-def _scans(client: Any) -> int:
-    return int(client.info("commandstats").get("cmdstat_scan", {}).get("calls", 0))
+class CommandLog:
+    """A real redis client that notes the name of every command it sends (its own, no one else's)."""
+
+    def __init__(self, redis_url: str) -> None:
+        import redis
+
+        self.client = redis.Redis.from_url(redis_url)
+        self.sent: list[str] = []
+        send = self.client.execute_command
+
+        def logged(*args: Any, **options: Any) -> Any:
+            self.sent.append(str(args[0]).upper())
+            return send(*args, **options)
+
+        self.client.execute_command = logged  # type: ignore[method-assign]
 
 
 def test_counting_every_waiter_reads_one_key_and_never_walks_the_keyspace(redis_url: str) -> None:
     """A shared production Redis can hold millions of keys: ``waiting()`` must not SCAN them."""
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
     namespace = f"agentcost-test:flight:{uuid.uuid4().hex}"
-    owner, observer = Coalescer(redis=redis_url, namespace=namespace), Coalescer(redis=redis_url, namespace=namespace)
+    log = CommandLog(redis_url)
+    owner, observer = Coalescer(redis=redis_url, namespace=namespace), Coalescer(redis=log.client, namespace=namespace)
     other = Coalescer(redis=redis_url, namespace=namespace)  # another "process"
     flight = owner.join("k1")
     got: list[Any] = []
@@ -218,13 +230,40 @@ def test_counting_every_waiter_reads_one_key_and_never_walks_the_keyspace(redis_
     t.start()
     try:
         wait_for(lambda: observer.waiting("k1") == 1)
-        scans = _scans(client)
+        log.sent.clear()
         assert observer.waiting() == 1
-        assert _scans(client) == scans
+        assert log.sent and not any(name.startswith("SCAN") or name == "KEYS" for name in log.sent), log.sent
     finally:
         flight.resolve("done")
         t.join()
     assert got == ["done"] and observer.waiting() == 0
+
+
+def test_a_waiter_with_a_short_timeout_does_not_end_the_count_of_one_that_waits_longer(redis_url: str) -> None:
+    namespace = f"agentcost-test:flight:{uuid.uuid4().hex}"
+    owner = Coalescer(redis=redis_url, namespace=namespace)
+    patient, hasty = Coalescer(timeout=60, redis=redis_url, namespace=namespace), Coalescer(
+        timeout=1, redis=redis_url, namespace=namespace)  # fmt: skip
+    flight = owner.join("k")
+    got: list[Any] = []
+    threads = [threading.Thread(target=lambda: got.append(patient.run("k", lambda: "patient called"))),
+               threading.Thread(target=lambda: got.append(hasty.run("k", lambda: "hasty called")))]  # fmt: skip
+    try:
+        threads[0].start()
+        wait_for(lambda: owner.waiting("k") == 1)  # the patient one waits first ...
+        threads[1].start()
+        wait_for(lambda: owner.waiting("k") == 2)  # ... then the hasty one joins
+        threads[1].join(30)  # the hasty waiter gives up after its 1 s and calls on its own
+        assert got == [("hasty called", False)]
+        wait_for(lambda: owner.waiting("k") == 1, timeout=10)
+        # once the hasty one's lease (1 s) is over, the patient one (60 s) is still counted, by key and in all
+        lease_over = time.monotonic() + 1.5
+        wait_for(lambda: time.monotonic() > lease_over, timeout=5)  # the behaviour under test is a lease's length
+        assert owner.waiting("k") == 1 and owner.waiting() == 1
+    finally:
+        flight.resolve("owner's answer")
+        threads[0].join(30)
+    assert ("owner's answer", True) in got
 
 
 def _wait_forever(redis_url: str, namespace: str, waiting: Any) -> None:
