@@ -28,7 +28,7 @@ from typing import Any
 from .errors import ConfigurationError
 from .privacy import redact_text, redact_url
 
-__all__ = ["POLL", "RedisFlights"]
+__all__ = ["POLL", "RedisFlights", "decodes_responses"]
 
 #: Seconds between a waiter's checks of the lock when no message woke it (bounds how late a
 #: crashed owner is noticed after its lease ends).
@@ -73,6 +73,13 @@ _RETRY = object()
 _TIMEOUT = object()
 
 
+def decodes_responses(client: Any) -> bool:
+    """Whether a redis client turns replies into text (``?decode_responses=true`` in its URL): the
+    flights and the response cache exchange bytes, so they refuse such a client."""
+    value = client.get_connection_kwargs().get("decode_responses")
+    return value is True or str(value).lower() in ("true", "1", "yes")
+
+
 def _client(redis_arg: Any) -> Any:
     if not isinstance(redis_arg, str):
         if not callable(getattr(redis_arg, "set", None)) or not callable(getattr(redis_arg, "pubsub", None)):
@@ -86,9 +93,12 @@ def _client(redis_arg: Any) -> Any:
         raise ConfigurationError("coalescing across processes needs the redis package: "
                                  "pip install 'agentcost-control[redis]'") from None  # fmt: skip
     try:
-        return redis.Redis.from_url(redis_arg, socket_timeout=5.0, socket_connect_timeout=5.0)
+        client = redis.Redis.from_url(redis_arg, socket_timeout=5.0, socket_connect_timeout=5.0)
     except ValueError as e:
         raise ConfigurationError(f"redis= URL is not usable: {redact_text(str(e))}") from None
+    if decodes_responses(client):
+        raise ConfigurationError("redis= URL: decode_responses is not supported (flights exchange bytes); drop it")
+    return client
 
 
 class RedisFlights:

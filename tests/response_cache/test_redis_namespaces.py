@@ -115,3 +115,15 @@ def test_a_langchain_response_cache_clears_only_its_namespace(redis_url: str, na
     P.chat_openai(mock, "gpt-4o-mini", cache=staging).invoke("Plan my week")
     assert mock.calls == 2  # staging's entry still answers
     ledger.close()
+
+
+def test_a_redis_store_that_would_decode_replies_is_refused_at_construction(redis_url: str) -> None:
+    from agentcost_core.coalesce import Coalescer
+    from agentcost_core.errors import ConfigurationError
+    from agentcost_langchain import ResponseCache
+
+    url = redis_url + ("&" if "?" in redis_url else "?") + "decode_responses=true"
+    with pytest.raises(ConfigurationError, match="decode_responses"):
+        ResponseCache(url)
+    with pytest.raises(ConfigurationError, match="decode_responses"):
+        Coalescer(redis=url)

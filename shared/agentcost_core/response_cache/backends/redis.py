@@ -24,6 +24,7 @@ import hashlib
 import re
 from typing import Any
 
+from ...coalesce_redis import decodes_responses
 from ...errors import ConfigurationError
 from ...privacy import redact_text, redact_url
 from ..entries import CacheEntry
@@ -112,6 +113,9 @@ class RedisBackend(CacheBackend):
                                                retry=Retry(NoBackoff(), 0))  # fmt: skip
         except (ValueError, TypeError) as e:
             raise ConfigurationError(f"bad Redis response cache URL {self.url!r}: {redact_text(str(e))}") from None
+        if decodes_responses(self.client):
+            raise ConfigurationError(f"Redis response cache URL {self.url!r}: decode_responses is not supported "
+                                     "(entries and vectors are stored as bytes); drop it from the URL")  # fmt: skip
 
     def _partition_key(self, scope: str, context: str) -> str:
         return f"{self.namespace}:p:{_scope_digest(scope)}:{_scope_digest(context)}"
