@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import replace
 from typing import Any, Mapping
 
 from ..budgets.off_loop import off_loop
@@ -63,9 +64,8 @@ class Router:
                 f"policy {decision.policy or self.policy!r} returned tier {decision.tier!r}, "
                 f"but the router's tiers are {self.tiers.order}"
             )
-        object.__setattr__(decision, "decision_s", time.perf_counter() - t0)  # ours, just made: no copy
-        object.__setattr__(decision, "request", request)
-        return decision
+        # a copy: a policy may hand out the same decision object to every call
+        return replace(decision, decision_s=time.perf_counter() - t0, request=request)
 
     async def aroute(self, request: RouteRequest) -> RoutingDecision:
         """:meth:`route` for async code: in a worker thread when the policy may block."""
@@ -84,7 +84,7 @@ class Router:
                 f"a constraint returned tier {out.tier!r}, but the router's tiers are {self.tiers.order}"
             )
         if out is not decision:
-            object.__setattr__(out, "decision_s", decision.decision_s + time.perf_counter() - t0)
+            out = replace(out, decision_s=decision.decision_s + time.perf_counter() - t0)
         return out
 
     async def aconstrain(self, decision: RoutingDecision) -> RoutingDecision:
