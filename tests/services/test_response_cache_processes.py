@@ -97,7 +97,7 @@ def test_four_processes_asking_at_once_make_one_provider_call(face: str, ask: Ca
         results = run_together(ask, [(store, server.url, i % 2 == 1) for i in range(4)], start="spawn", timeout=120)
     finally:
         server.close()
-    assert server.requests == 1
+    assert server.requests == 1, results
     assert all(r[0] == "Paris." for r in results), results
     saved = PriceCatalog.default().get(MODEL + "-2024-07-18").cost(Usage(input=1200, output=300))  # type: ignore[union-attr]
     assert saved > 0
