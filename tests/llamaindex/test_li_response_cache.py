@@ -109,7 +109,6 @@ def test_it_wraps_only_llms() -> None:
         CachedLLM(object(), "memory://")  # type: ignore[arg-type]
 
 
-
 def _paris_embedding() -> object:
     """A LlamaIndex embedding with two questions 0.98 apart (a semantic hit at the default threshold)."""
     import math
@@ -132,6 +131,7 @@ def _paris_embedding() -> object:
             return table[text]
 
     return TableEmbedding(model_name="text-embedding-3-small")
+
 
 def test_semantic_layer_with_a_llamaindex_embedding(ledger: Ledger) -> None:
     server = OpenAIServer(text="Paris.")
