@@ -115,10 +115,13 @@ def _semantic_parts(prompt: str) -> tuple[str | None, str, list[str]]:
     return texts[-1][1], system, history
 
 
-def _shared_response(request: CacheRequest, generations: Sequence[Generation], packed: str | None) -> SharedResponse:
-    """What a flight shares of a call's response (``packed``: its generations serialized, or None)."""
+def _shared_response(
+    request: CacheRequest, generations: Sequence[Generation], packed: str | None, llm_output: dict[str, Any] | None
+) -> SharedResponse:
+    """What a flight shares of a call's response (``packed``: its generations serialized, or None). A chat
+    model's message says its model and usage; a completion model's run says them in ``llm_output``."""
     first = generations[0] if generations else None
-    outcome = outcome_of_message(getattr(first, "message", None), None, first)
+    outcome = outcome_of_message(getattr(first, "message", None), llm_output, first)
     return SharedResponse(packed, model=outcome.model or request.model, usage=outcome.usage)
 
 
@@ -154,10 +157,11 @@ class _Owned:
         if self._ending():
             self.flight.abandon()
 
-    def respond(self, generations: Sequence[Generation]) -> None:
-        """Share a completion run's response (its generations, as the update would get them)."""
+    def respond(self, generations: Sequence[Generation], llm_output: dict[str, Any] | None) -> None:
+        """Share a completion run's response (its generations, as the update would get them, and the
+        run's ``llm_output``: its model and usage)."""
         try:
-            shared = _shared_response(self.request, generations, _pack(generations))
+            shared = _shared_response(self.request, generations, _pack(generations), llm_output)
         except Exception:  # noqa: BLE001 - nothing to share: the waiters call on their own
             self.abandon()
             return
@@ -241,7 +245,7 @@ class ResponseCache(BaseCache):
             if hit is not None:
                 return self._served(hit, generations)
             call = (prompt, llm_string)
-            flight = self._take_off(request, call, self.coalescer.join) if self.coalescer is not None else None
+            flight = self._take_off(request, call, self.coalescer.join if self.coalescer is not None else None)
             if flight is None:
                 return None
             try:
@@ -290,6 +294,8 @@ class ResponseCache(BaseCache):
         response, found by ``call``, the (prompt, llm_string) asked); a waiter's flight is returned.
         A run never waits for a flight it owns (a batch repeating a prompt): that call is a plain miss."""
         _missed.set(request)
+        if run_context.current_run() is None:  # a completion model's: its run's end keeps its llm_output
+            run_context.expect_output(call)
         if flight is None and join is not None and not run_context.owns(flight_key(request)):
             flight = join(flight_key(request))
         if flight is None:
@@ -341,7 +347,7 @@ class ResponseCache(BaseCache):
             request.embedded = missed.embedded
         sharing = run_context.owns(flight_key(request))
         packed = _pack(return_val) if self.engine.serializes or sharing else None
-        shared = _shared_response(request, return_val, packed)
+        shared = _shared_response(request, return_val, packed, run_context.take_output((prompt, llm_string)))
         return request, packed if self.engine.serializes else _copies(return_val), shared
 
     @staticmethod

@@ -304,6 +304,25 @@ def test_a_completion_models_identical_calls_in_flight_from_asyncio_tasks_make_o
     assert len(waits) == 49 and {e.extra["cache"] for e in waits} == {"coalesced"}  # type: ignore[index]
 
 
+def test_a_completion_models_waiters_and_later_hits_are_recorded_with_the_owners_model_usage_and_savings(
+    ledger: Ledger,
+) -> None:
+    """A completion model reports its model and usage in ``LLMResult.llm_output``, not in its generations."""
+    cache = ResponseCache("memory://", ledger=ledger, scope=())
+    mock = _held_completions(cache, waiters=3)
+    llm = _completion_llm(mock, cache)
+    handler = CostCallbackHandler(ledger)  # records the owner's call: what the hits must say they saved
+    answers = run_threads_together(lambda: llm.invoke("Same question", config={"callbacks": [handler]}), 4)  # type: ignore[attr-defined]
+    assert answers == ["one answer"] * 4 and mock.calls == 1  # type: ignore[attr-defined]
+    assert llm.invoke("Same question") == "one answer" and mock.calls == 1  # type: ignore[attr-defined]
+    (owner,) = [e for e in ledger.events() if not e.cache_hit]
+    assert owner.model == COMPLETION_MODEL and owner.cost > 0 and owner.usage.input == 10
+    hits = [e for e in ledger.events() if e.cache_hit]
+    assert [e.extra["cache"] for e in hits] == ["coalesced"] * 3 + ["exact"]  # type: ignore[index]
+    for hit in hits:
+        assert (hit.model, hit.saved, hit.cost, hit.usage) == (owner.model, owner.cost, 0, owner.usage)
+
+
 def test_a_completion_models_batch_shares_each_prompts_answer_with_that_prompts_waiter(ledger: Ledger) -> None:
     cache = ResponseCache("memory://", ledger=ledger, scope=())
     first = threading.Event()
@@ -337,6 +356,8 @@ def test_a_completion_models_batch_shares_each_prompts_answer_with_that_prompts_
     assert (out["q1"], out["q2"], mock.calls) == ("answer to q1", "answer to q2", 1)
     waits = [e for e in ledger.events() if e.cache_hit]
     assert len(waits) == 2 and {e.extra["cache"] for e in waits} == {"coalesced"}  # type: ignore[index]
+    # the batch's usage (10 prompt tokens) counts both prompts together: neither hit claims it as its own
+    assert [(e.model, e.usage.input) for e in waits] == [(COMPLETION_MODEL, 0)] * 2
     assert cache.waiting() == 0
 
 
