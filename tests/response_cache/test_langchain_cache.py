@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -203,13 +204,38 @@ def test_a_completion_model_is_cached_only_without_a_scope(ledger: Ledger) -> No
     assert [shared.invoke("q"), shared.invoke("q")] == ["one", "one"]
 
 
+#: How long a held provider answer waits for its waiters before it fails the call (a bound, never a pause).
+HOLD_LIMIT_S = 30.0
+
+
+class _Hold:
+    """Holds a provider's first answer until ``waiters`` identical calls wait for it; any later answer is
+    given at once (a call that should have waited is counted, never stuck). An async client's mock
+    transport answers on the event loop's thread, where a task that has not joined yet can never join:
+    after ``HOLD_LIMIT_S`` the held answer fails the call, with the count, instead of hanging the test."""
+
+    def __init__(self, cache: ResponseCache, waiters: int) -> None:
+        self.cache, self.waiters, self.released = cache, waiters, threading.Event()
+
+    def __call__(self) -> None:
+        if self.released.is_set():
+            return
+        deadline = time.monotonic() + HOLD_LIMIT_S
+        try:
+            while self.cache.waiting() < self.waiters:  # a condition, checked until it holds (no timing assumption)
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{self.cache.waiting()} of {self.waiters} calls waited for the held answer")
+                self.released.wait(0.001)
+        finally:
+            self.released.set()
+
+
 def _held_provider(cache: ResponseCache, waiters: int) -> object:
     """A provider whose first answer waits until ``waiters`` identical calls wait for it."""
-    release = threading.Event()
+    hold = _Hold(cache, waiters)
 
     def reply(body: dict, _req: object) -> dict:  # type: ignore[type-arg]
-        while cache.waiting() < waiters:  # a condition, checked until it holds (no timing assumption)
-            release.wait(0.001)
+        hold()
         return P.openai_chat_completion(MODEL + "-2024-07-18", 1_000, 200, text="one answer")
 
     return P.MockProvider(reply)
@@ -246,15 +272,11 @@ COMPLETION_MODEL = "gpt-3.5-turbo-instruct"
 
 
 def _held_completions(cache: ResponseCache, waiters: int) -> object:
-    """A completions endpoint whose first answer waits until ``waiters`` identical calls wait for it
-    (any later call is answered at once: a call that should have waited is counted, never stuck)."""
-    first = threading.Event()
+    """A completions endpoint whose first answer waits until ``waiters`` identical calls wait for it."""
+    hold = _Hold(cache, waiters)
 
     def reply(body: dict, _req: object) -> dict:  # type: ignore[type-arg]
-        if not first.is_set():
-            while cache.waiting() < waiters:  # a condition, checked until it holds (no timing assumption)
-                first.wait(0.001)
-            first.set()
+        hold()
         return {"id": "cmpl-mock", "object": "text_completion", "created": P.CREATED, "model": COMPLETION_MODEL,
                 "choices": [{"text": "one answer", "index": 0, "logprobs": None, "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}}  # fmt: skip
