@@ -245,7 +245,7 @@ class ResponseCache(BaseCache):
             if hit is not None:
                 return self._served(hit, generations)
             call = (prompt, llm_string)
-            flight = self._take_off(request, call, self.coalescer.join if self.coalescer is not None else None)
+            flight = self._take_off(request, call, self._join if self.coalescer is not None else None)
             if flight is None:
                 return None
             try:
@@ -270,7 +270,7 @@ class ResponseCache(BaseCache):
             if self.coalescer is None:
                 self._take_off(request, call, None)
                 return None
-            join = self.coalescer.join if self.coalescer.remote is None else None
+            join = self._join if self.coalescer.remote is None or run_context.owns_any() else None
             flight = self._take_off(request, call, join)
             if flight is None and join is None and not run_context.owns(flight_key(request)):
                 # across processes joining may block: off the loop
@@ -286,6 +286,14 @@ class ResponseCache(BaseCache):
         except Exception as e:  # noqa: BLE001 - a cache failure is a miss, never the caller's problem
             self.recorder.note_internal_error("response cache lookup", e)
             return None
+
+    def _join(self, key: str) -> Any:
+        """The call's part in the flight of ``key``. A context that owns a flight already (a completion
+        model looks every prompt of its batch up before any run starts) only takes ``key`` when nobody
+        has it in flight, and else calls on its own: waiting, it could wait on a batch that waits on it."""
+        if run_context.owns_any():
+            return self.coalescer.claim(key)  # type: ignore[union-attr]
+        return self.coalescer.join(key)  # type: ignore[union-attr]
 
     def _take_off(self, request: CacheRequest, call: tuple[str, str], join: Any, flight: Any = None) -> Any:
         """After a miss (in the caller's own context): remember the lookup for the update that follows

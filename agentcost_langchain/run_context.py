@@ -42,6 +42,7 @@ __all__ = [
     "note_handled",
     "own_flight",
     "owns",
+    "owns_any",
     "take_flight",
     "take_flights",
     "take_output",
@@ -93,6 +94,12 @@ def own_flight(flight: Any) -> None:
 def owns(key: str) -> bool:
     """Whether this context's run owns the flight of ``key`` (it must never wait for it)."""
     return key in (_flights.get() or {})
+
+
+def owns_any() -> bool:
+    """Whether this context's run owns any flight (then it must never wait for another: that flight's
+    owner may be waiting for one of its own, as two completion batches asking the same prompts)."""
+    return bool(_flights.get())
 
 
 def take_flight(key: str) -> Any:

@@ -556,3 +556,38 @@ def test_a_chat_models_batch_leaves_no_flight_behind(ledger: Ledger) -> None:
     cache.clear()
     answer, waited = _ends_without_waiting(cache, lambda: llm.invoke("q1", config=config).content)
     assert (answer, waited, mock.calls) == ("answer to q1", False, 3)
+
+
+def test_completion_batches_with_overlapping_prompts_never_wait_for_each_other(store_url: str, ledger: Ledger) -> None:
+    """A completion model looks every prompt up before any of its runs starts: a batch that owns one
+    prompt's flight must not wait on another batch's flight, which may wait on its own (a cycle)."""
+    together, first_done = threading.Barrier(2), threading.local()
+
+    class BothOwnTheirFirstPrompt(ResponseCache):
+        def lookup(self, prompt: str, llm_string: str) -> object:
+            found = super().lookup(prompt, llm_string)
+            if not getattr(first_done, "set", False):  # each batch's first lookup ends once both ended
+                first_done.set = True
+                together.wait(timeout=30)
+            return found
+
+    cache = BothOwnTheirFirstPrompt(store_url, ledger=ledger, scope=())  # with Redis, flights cross it too
+    cache.coalescer.timeout = 5.0  # a safety net so a regression fails in seconds, never what is asserted
+
+    def reply(body: dict, _req: object) -> dict:  # type: ignore[type-arg]
+        choices = [{"text": f"answer to {p}", "index": i, "logprobs": None, "finish_reason": "stop"}
+                   for i, p in enumerate(body["prompt"])]  # fmt: skip
+        return {"id": "cmpl-mock", "object": "text_completion", "created": P.CREATED, "model": COMPLETION_MODEL,
+                "choices": choices, "usage": {"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14}}  # fmt: skip
+
+    mock = P.MockProvider(reply)
+    llm = _completion_llm(mock, cache)
+    batches = [["p1", "p2"], ["p2", "p1"]]
+
+    def both_batches() -> list[object]:
+        return run_threads_together(lambda: llm.generate(batches.pop()), 2)  # type: ignore[attr-defined]
+
+    results, waited = _ends_without_waiting(cache, both_batches)
+    texts = sorted([g[0].text for g in r.generations] for r in results)  # type: ignore[attr-defined]
+    assert texts == [["answer to p1", "answer to p2"], ["answer to p2", "answer to p1"]] and not waited
+    assert mock.calls == 2 and cache.waiting() == 0
