@@ -115,10 +115,13 @@ def _semantic_parts(prompt: str) -> tuple[str | None, str, list[str]]:
     return texts[-1][1], system, history
 
 
-def _shared_response(request: CacheRequest, generations: Sequence[Generation], packed: str | None) -> SharedResponse:
-    """What a flight shares of a call's response (``packed``: its generations serialized, or None)."""
+def _shared_response(
+    request: CacheRequest, generations: Sequence[Generation], packed: str | None, llm_output: dict[str, Any] | None
+) -> SharedResponse:
+    """What a flight shares of a call's response (``packed``: its generations serialized, or None). A chat
+    model's message says its model and usage; a completion model's run says them in ``llm_output``."""
     first = generations[0] if generations else None
-    outcome = outcome_of_message(getattr(first, "message", None), None, first)
+    outcome = outcome_of_message(getattr(first, "message", None), llm_output, first)
     return SharedResponse(packed, model=outcome.model or request.model, usage=outcome.usage)
 
 
@@ -154,10 +157,11 @@ class _Owned:
         if self._ending():
             self.flight.abandon()
 
-    def respond(self, generations: Sequence[Generation]) -> None:
-        """Share a completion run's response (its generations, as the update would get them)."""
+    def respond(self, generations: Sequence[Generation], llm_output: dict[str, Any] | None) -> None:
+        """Share a completion run's response (its generations, as the update would get them, and the
+        run's ``llm_output``: its model and usage)."""
         try:
-            shared = _shared_response(self.request, generations, _pack(generations))
+            shared = _shared_response(self.request, generations, _pack(generations), llm_output)
         except Exception:  # noqa: BLE001 - nothing to share: the waiters call on their own
             self.abandon()
             return
@@ -241,7 +245,7 @@ class ResponseCache(BaseCache):
             if hit is not None:
                 return self._served(hit, generations)
             call = (prompt, llm_string)
-            flight = self._take_off(request, call, self.coalescer.join) if self.coalescer is not None else None
+            flight = self._take_off(request, call, self._join if self.coalescer is not None else None)
             if flight is None:
                 return None
             try:
@@ -266,7 +270,7 @@ class ResponseCache(BaseCache):
             if self.coalescer is None:
                 self._take_off(request, call, None)
                 return None
-            join = self.coalescer.join if self.coalescer.remote is None else None
+            join = self._join if self.coalescer.remote is None or run_context.owns_any() else None
             flight = self._take_off(request, call, join)
             if flight is None and join is None and not run_context.owns(flight_key(request)):
                 # across processes joining may block: off the loop
@@ -283,6 +287,14 @@ class ResponseCache(BaseCache):
             self.recorder.note_internal_error("response cache lookup", e)
             return None
 
+    def _join(self, key: str) -> Any:
+        """The call's part in the flight of ``key``. A context that owns a flight already (a completion
+        model looks every prompt of its batch up before any run starts) only takes ``key`` when nobody
+        has it in flight, and else calls on its own: waiting, it could wait on a batch that waits on it."""
+        if run_context.owns_any():
+            return self.coalescer.claim(key)  # type: ignore[union-attr]
+        return self.coalescer.join(key)  # type: ignore[union-attr]
+
     def _take_off(self, request: CacheRequest, call: tuple[str, str], join: Any, flight: Any = None) -> Any:
         """After a miss (in the caller's own context): remember the lookup for the update that follows
         and, coalescing, join the call's flight. The owner's flight is kept for the update (which shares
@@ -290,6 +302,8 @@ class ResponseCache(BaseCache):
         response, found by ``call``, the (prompt, llm_string) asked); a waiter's flight is returned.
         A run never waits for a flight it owns (a batch repeating a prompt): that call is a plain miss."""
         _missed.set(request)
+        if run_context.current_run() is None:  # a completion model's: its run's end keeps its llm_output
+            run_context.expect_output(call)
         if flight is None and join is not None and not run_context.owns(flight_key(request)):
             flight = join(flight_key(request))
         if flight is None:
@@ -341,7 +355,7 @@ class ResponseCache(BaseCache):
             request.embedded = missed.embedded
         sharing = run_context.owns(flight_key(request))
         packed = _pack(return_val) if self.engine.serializes or sharing else None
-        shared = _shared_response(request, return_val, packed)
+        shared = _shared_response(request, return_val, packed, run_context.take_output((prompt, llm_string)))
         return request, packed if self.engine.serializes else _copies(return_val), shared
 
     @staticmethod

@@ -17,6 +17,8 @@ releases what is left. A completion model (``BaseLLM.generate``) updates its cac
 run of the batch ended (one run per prompt that missed), so the tap itself shares each completion
 run's response at that run's end: it resolves the flight owned for the run's (prompt, llm_string)
 with the run's generations, exactly what the update would share (which then finds nothing left).
+A completion run says its model and usage in ``LLMResult.llm_output``, which its update never gets:
+the run's end shares it with the flight and keeps it for that update (see ``expect_output``).
 """
 
 from __future__ import annotations
@@ -32,7 +34,19 @@ from langchain_core.tracers.context import register_configure_hook
 
 from agentcost_core.attribution import Attribution, read_attribution
 
-__all__ = ["ModelRun", "current_run", "install", "note_handled", "own_flight", "owns", "take_flight", "take_flights"]
+__all__ = [
+    "ModelRun",
+    "current_run",
+    "expect_output",
+    "install",
+    "note_handled",
+    "own_flight",
+    "owns",
+    "owns_any",
+    "take_flight",
+    "take_flights",
+    "take_output",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +71,17 @@ _handled: ContextVar[UUID | None] = ContextVar("agentcost_cache_handled", defaul
 #: key (a completion run's by the run's end), the rest at the run's end. Never changed in place (a copy
 #: is set), so a task or thread started from this context never shares it.
 _flights: ContextVar[dict[str, Any] | None] = ContextVar("agentcost_cache_flights", default=None)
-#: The completion runs started in this context and not ended: run id -> the (prompt, llm_string) its
-#: cache was asked with. Never changed in place either.
-_completions: ContextVar[dict[UUID, tuple[str, str]] | None] = ContextVar("agentcost_cache_completions", default=None)
+#: The completion runs started in this context and not ended: run id -> (the (prompt, llm_string) its
+#: cache was asked with, whether the run is its batch's only one). Never changed in place either.
+_completions: ContextVar[dict[UUID, tuple[tuple[str, str], bool]] | None] = ContextVar(
+    "agentcost_cache_completions", default=None
+)
+#: The cache calls that missed in this context, by (prompt, llm_string): None until a completion run of
+#: that call ends, then its ``llm_output`` (model, usage), taken by the update that stores the response
+#: (it gets the generations only). Never changed in place either.
+_outputs: ContextVar[dict[tuple[str, str], dict[str, Any] | None] | None] = ContextVar(
+    "agentcost_cache_outputs", default=None
+)
 
 
 def own_flight(flight: Any) -> None:
@@ -72,6 +94,12 @@ def own_flight(flight: Any) -> None:
 def owns(key: str) -> bool:
     """Whether this context's run owns the flight of ``key`` (it must never wait for it)."""
     return key in (_flights.get() or {})
+
+
+def owns_any() -> bool:
+    """Whether this context's run owns any flight (then it must never wait for another: that flight's
+    owner may be waiting for one of its own, as two completion batches asking the same prompts)."""
+    return bool(_flights.get())
 
 
 def take_flight(key: str) -> Any:
@@ -89,6 +117,27 @@ def _take_flight_of(call: tuple[str, str]) -> Any:
         if getattr(flight, "call", None) == call:
             return take_flight(key)
     return None
+
+
+def expect_output(call: tuple[str, str]) -> None:
+    """The cache call ``call`` missed: keep its completion run's ``llm_output`` for its update."""
+    _outputs.set({**(_outputs.get() or {}), call: None})
+
+
+def take_output(call: tuple[str, str]) -> dict[str, Any] | None:
+    """The ``llm_output`` of the completion run of ``call`` that ended in this context (None for a chat
+    run, or when none ended), now no longer remembered."""
+    outputs = _outputs.get()
+    if not outputs or call not in outputs:
+        return None
+    _outputs.set({k: v for k, v in outputs.items() if k != call} or None)
+    return outputs[call]
+
+
+def _keep_output(call: tuple[str, str], llm_output: dict[str, Any]) -> None:
+    outputs = _outputs.get()
+    if outputs and call in outputs:  # only for a call that missed here: its update takes it
+        _outputs.set({**outputs, call: llm_output})
 
 
 def take_flights() -> list[Any]:
@@ -120,6 +169,16 @@ def _llm_string(invocation_params: Any) -> str | None:
     return str(sorted(invocation_params.items())) if isinstance(invocation_params, dict) else None
 
 
+def _own_output(response: Any, alone: bool) -> dict[str, Any]:
+    """What a completion run's ``llm_output`` says of that run alone: a batch reports its usage once,
+    for all its prompts together (LangChain gives it to the batch's first run), so a run of a batch of
+    several keeps the model but no usage (unknown, never another prompt's)."""
+    llm_output = getattr(response, "llm_output", None)
+    if not isinstance(llm_output, dict):
+        return {}
+    return llm_output if alone else {k: v for k, v in llm_output.items() if k != "token_usage"}
+
+
 class _Tap(BaseCallbackHandler):
     """Reads each model run's start into the context, and ends the flights the run owns at its end."""
 
@@ -144,11 +203,13 @@ class _Tap(BaseCallbackHandler):
         self.on_chat_model_start(serialized, prompts, run_id=run_id, **kwargs)
         llm_string = _llm_string(kwargs.get("invocation_params"))
         if llm_string is not None and len(prompts) == 1:
-            _completions.set({**(_completions.get() or {}), run_id: (prompts[0], llm_string)})
+            alone = kwargs.get("batch_size") in (None, 1)
+            _completions.set({**(_completions.get() or {}), run_id: ((prompts[0], llm_string), alone)})
 
     @staticmethod
-    def _end_completion(run_id: UUID) -> tuple[str, str] | None:
-        """The cache call of the completion run ``run_id`` (None for a chat run), no longer remembered."""
+    def _end_completion(run_id: UUID) -> tuple[tuple[str, str], bool] | None:
+        """(the cache call of the completion run ``run_id``, whether it was its batch's only run), None
+        for a chat run; no longer remembered."""
         started = _completions.get()
         if not started or run_id not in started:
             return None
@@ -156,12 +217,15 @@ class _Tap(BaseCallbackHandler):
         return started[run_id]
 
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        call = self._end_completion(run_id)
+        ended = self._end_completion(run_id)
         generations = getattr(response, "generations", None)
-        if call is not None and generations:  # a completion run: its cache update comes only later
+        if ended is not None and generations:  # a completion run: its cache update comes only later
+            call, alone = ended
+            llm_output = _own_output(response, alone)
+            _keep_output(call, llm_output)  # for that update, which gets the generations only
             flight = _take_flight_of(call)
             if flight is not None:
-                flight.respond(generations[0])  # what that update would share
+                flight.respond(generations[0], llm_output)  # what that update would share
         run = _current.get()
         if run is not None and run.run_id == run_id:
             _current.set(None)
@@ -169,7 +233,9 @@ class _Tap(BaseCallbackHandler):
                 flight.abandon()
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._end_completion(run_id)
+        ended = self._end_completion(run_id)
+        if ended is not None:
+            take_output(ended[0])  # no update follows
         run = _current.get()
         if run is not None and run.run_id == run_id:
             _current.set(None)

@@ -229,6 +229,18 @@ class Coalescer:
             state.waiters += 1
             return Flight(self, key, state, False)
 
+    def claim(self, key: str) -> Flight | None:
+        """The flight of ``key`` as its owner, when nobody in this process has it in flight; else None.
+        Never waits, nor joins across processes (its end is then this process's only): for a caller
+        that already owns another flight, which must never wait on a flight that may wait on its own."""
+        if not isinstance(key, str):
+            raise TypeError(f"a flight key is text, got {type(key).__name__}")
+        with self._lock:
+            if key in self._flights:
+                return None
+            state = self._flights[key] = _State()
+            return Flight(self, key, state, True)
+
     def join(self, key: str) -> Flight:
         """:meth:`begin` across processes too, for a lookup-then-update protocol (an LLM cache's
         ``lookup`` / ``update``). With Redis, this process's owner of ``key`` first joins the flight

@@ -325,6 +325,20 @@ def test_the_low_level_flight_for_a_lookup_then_update_protocol() -> None:
         coalescer.begin("k").resolve(1)  # only the owner ends a flight
 
 
+def test_claim_owns_a_flight_nobody_has_in_flight_and_never_waits() -> None:
+    coalescer = Coalescer(timeout=60)
+    owner = coalescer.begin("k")
+    assert coalescer.claim("k") is None and coalescer.waiting("k") == 0  # in flight: not taken, nobody waits
+    claimed = coalescer.claim("other")
+    assert claimed is not None and claimed.owner
+    waiter = coalescer.begin("other")  # a claimed flight is a flight like any other: callers wait for it
+    assert not waiter.owner and coalescer.waiting("other") == 1
+    claimed.resolve("Paris.")
+    assert waiter.wait(30) == "Paris." and coalescer.waiting() == 0
+    owner.resolve(None)
+    assert coalescer.claim("k") is not None  # landed: free to claim
+
+
 def test_coalesced_marks_an_outcome_as_a_hit_of_the_coalescing_layer() -> None:
     recorder = CostRecorder(Ledger("memory://", sync=True))
     owner = Outcome(usage=from_openai(completion()["usage"]), model=MODEL, latency_s=1.2, extra={"route": "x"})

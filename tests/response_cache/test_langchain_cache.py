@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -203,13 +204,38 @@ def test_a_completion_model_is_cached_only_without_a_scope(ledger: Ledger) -> No
     assert [shared.invoke("q"), shared.invoke("q")] == ["one", "one"]
 
 
+#: How long a held provider answer waits for its waiters before it fails the call (a bound, never a pause).
+HOLD_LIMIT_S = 30.0
+
+
+class _Hold:
+    """Holds a provider's first answer until ``waiters`` identical calls wait for it; any later answer is
+    given at once (a call that should have waited is counted, never stuck). An async client's mock
+    transport answers on the event loop's thread, where a task that has not joined yet can never join:
+    after ``HOLD_LIMIT_S`` the held answer fails the call, with the count, instead of hanging the test."""
+
+    def __init__(self, cache: ResponseCache, waiters: int) -> None:
+        self.cache, self.waiters, self.released = cache, waiters, threading.Event()
+
+    def __call__(self) -> None:
+        if self.released.is_set():
+            return
+        deadline = time.monotonic() + HOLD_LIMIT_S
+        try:
+            while self.cache.waiting() < self.waiters:  # a condition, checked until it holds (no timing assumption)
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{self.cache.waiting()} of {self.waiters} calls waited for the held answer")
+                self.released.wait(0.001)
+        finally:
+            self.released.set()
+
+
 def _held_provider(cache: ResponseCache, waiters: int) -> object:
     """A provider whose first answer waits until ``waiters`` identical calls wait for it."""
-    release = threading.Event()
+    hold = _Hold(cache, waiters)
 
     def reply(body: dict, _req: object) -> dict:  # type: ignore[type-arg]
-        while cache.waiting() < waiters:  # a condition, checked until it holds (no timing assumption)
-            release.wait(0.001)
+        hold()
         return P.openai_chat_completion(MODEL + "-2024-07-18", 1_000, 200, text="one answer")
 
     return P.MockProvider(reply)
@@ -246,15 +272,11 @@ COMPLETION_MODEL = "gpt-3.5-turbo-instruct"
 
 
 def _held_completions(cache: ResponseCache, waiters: int) -> object:
-    """A completions endpoint whose first answer waits until ``waiters`` identical calls wait for it
-    (any later call is answered at once: a call that should have waited is counted, never stuck)."""
-    first = threading.Event()
+    """A completions endpoint whose first answer waits until ``waiters`` identical calls wait for it."""
+    hold = _Hold(cache, waiters)
 
     def reply(body: dict, _req: object) -> dict:  # type: ignore[type-arg]
-        if not first.is_set():
-            while cache.waiting() < waiters:  # a condition, checked until it holds (no timing assumption)
-                first.wait(0.001)
-            first.set()
+        hold()
         return {"id": "cmpl-mock", "object": "text_completion", "created": P.CREATED, "model": COMPLETION_MODEL,
                 "choices": [{"text": "one answer", "index": 0, "logprobs": None, "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}}  # fmt: skip
@@ -304,6 +326,25 @@ def test_a_completion_models_identical_calls_in_flight_from_asyncio_tasks_make_o
     assert len(waits) == 49 and {e.extra["cache"] for e in waits} == {"coalesced"}  # type: ignore[index]
 
 
+def test_a_completion_models_waiters_and_later_hits_are_recorded_with_the_owners_model_usage_and_savings(
+    ledger: Ledger,
+) -> None:
+    """A completion model reports its model and usage in ``LLMResult.llm_output``, not in its generations."""
+    cache = ResponseCache("memory://", ledger=ledger, scope=())
+    mock = _held_completions(cache, waiters=3)
+    llm = _completion_llm(mock, cache)
+    handler = CostCallbackHandler(ledger)  # records the owner's call: what the hits must say they saved
+    answers = run_threads_together(lambda: llm.invoke("Same question", config={"callbacks": [handler]}), 4)  # type: ignore[attr-defined]
+    assert answers == ["one answer"] * 4 and mock.calls == 1  # type: ignore[attr-defined]
+    assert llm.invoke("Same question") == "one answer" and mock.calls == 1  # type: ignore[attr-defined]
+    (owner,) = [e for e in ledger.events() if not e.cache_hit]
+    assert owner.model == COMPLETION_MODEL and owner.cost > 0 and owner.usage.input == 10
+    hits = [e for e in ledger.events() if e.cache_hit]
+    assert [e.extra["cache"] for e in hits] == ["coalesced"] * 3 + ["exact"]  # type: ignore[index]
+    for hit in hits:
+        assert (hit.model, hit.saved, hit.cost, hit.usage) == (owner.model, owner.cost, 0, owner.usage)
+
+
 def test_a_completion_models_batch_shares_each_prompts_answer_with_that_prompts_waiter(ledger: Ledger) -> None:
     cache = ResponseCache("memory://", ledger=ledger, scope=())
     first = threading.Event()
@@ -337,6 +378,8 @@ def test_a_completion_models_batch_shares_each_prompts_answer_with_that_prompts_
     assert (out["q1"], out["q2"], mock.calls) == ("answer to q1", "answer to q2", 1)
     waits = [e for e in ledger.events() if e.cache_hit]
     assert len(waits) == 2 and {e.extra["cache"] for e in waits} == {"coalesced"}  # type: ignore[index]
+    # the batch's usage (10 prompt tokens) counts both prompts together: neither hit claims it as its own
+    assert [(e.model, e.usage.input) for e in waits] == [(COMPLETION_MODEL, 0)] * 2
     assert cache.waiting() == 0
 
 
@@ -513,3 +556,38 @@ def test_a_chat_models_batch_leaves_no_flight_behind(ledger: Ledger) -> None:
     cache.clear()
     answer, waited = _ends_without_waiting(cache, lambda: llm.invoke("q1", config=config).content)
     assert (answer, waited, mock.calls) == ("answer to q1", False, 3)
+
+
+def test_completion_batches_with_overlapping_prompts_never_wait_for_each_other(store_url: str, ledger: Ledger) -> None:
+    """A completion model looks every prompt up before any of its runs starts: a batch that owns one
+    prompt's flight must not wait on another batch's flight, which may wait on its own (a cycle)."""
+    together, first_done = threading.Barrier(2), threading.local()
+
+    class BothOwnTheirFirstPrompt(ResponseCache):
+        def lookup(self, prompt: str, llm_string: str) -> object:
+            found = super().lookup(prompt, llm_string)
+            if not getattr(first_done, "set", False):  # each batch's first lookup ends once both ended
+                first_done.set = True
+                together.wait(timeout=30)
+            return found
+
+    cache = BothOwnTheirFirstPrompt(store_url, ledger=ledger, scope=())  # with Redis, flights cross it too
+    cache.coalescer.timeout = 5.0  # a safety net so a regression fails in seconds, never what is asserted
+
+    def reply(body: dict, _req: object) -> dict:  # type: ignore[type-arg]
+        choices = [{"text": f"answer to {p}", "index": i, "logprobs": None, "finish_reason": "stop"}
+                   for i, p in enumerate(body["prompt"])]  # fmt: skip
+        return {"id": "cmpl-mock", "object": "text_completion", "created": P.CREATED, "model": COMPLETION_MODEL,
+                "choices": choices, "usage": {"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14}}  # fmt: skip
+
+    mock = P.MockProvider(reply)
+    llm = _completion_llm(mock, cache)
+    batches = [["p1", "p2"], ["p2", "p1"]]
+
+    def both_batches() -> list[object]:
+        return run_threads_together(lambda: llm.generate(batches.pop()), 2)  # type: ignore[attr-defined]
+
+    results, waited = _ends_without_waiting(cache, both_batches)
+    texts = sorted([g[0].text for g in r.generations] for r in results)  # type: ignore[attr-defined]
+    assert texts == [["answer to p1", "answer to p2"], ["answer to p2", "answer to p1"]] and not waited
+    assert mock.calls == 2 and cache.waiting() == 0
