@@ -107,3 +107,20 @@ def test_openai_responses_stream_web_search_calls_are_counted_and_priced():
     event = _one(h)
     assert event.extra["server_tool_requests"] == {"web_search": 3}
     assert event.cost == Decimal("0.00325") + 3 * SEARCH
+
+
+def test_the_budget_middleware_settles_the_web_search_fees_like_the_ledger():
+    from langchain.agents import create_agent
+    from langchain_core.messages import HumanMessage
+
+    from agentcost_core import Budget, Ledger
+    from agentcost_langchain.middleware import BudgetMiddleware
+
+    body = P.anthropic_message(SONNET, 1000, 400, server_tool_use={"web_search_requests": 3})
+    model = P.chat_anthropic(P.MockProvider.always(body), "claude-sonnet-4-5", max_tokens=500)
+    budget = Budget(usd=Decimal("10"), per="global_day")
+    agent = create_agent(model, tools=[], middleware=[BudgetMiddleware(budget, ledger=Ledger("memory://", sync=True))])
+    h = CostCallbackHandler("memory://")
+    agent.invoke({"messages": [HumanMessage("News?")]}, config={"callbacks": [h]})
+    status = budget.status()
+    assert status.held == 0 and status.spent == _one(h).cost == Decimal("0.039")  # tokens and the 3 searches

@@ -287,9 +287,10 @@ class RunGuard:
         accountant = self.controls.accountant
         if accountant is not None:
             usage, _ = accountant.usage_of(call, outcome)
-            if cost is None:
-                cost = accountant.budget_cost(usage, model, service_tier=tier, cache_hit=outcome.cache_hit,
-                                              requested=call.model if call is not None else None)  # fmt: skip
+            if cost is None and call is not None:  # the one pricing of a call: tokens, tool fees, cache hits
+                cost = accountant.event(call, outcome)[1]
+            elif cost is None:
+                cost = accountant.budget_cost(usage, model, service_tier=tier, cache_hit=outcome.cache_hit)
         return usage, model, tier, cost
 
     def close_call(self, res: Reservation | None, call: ModelCall | None, outcome: Outcome,
