@@ -84,6 +84,8 @@ def _client(redis_arg: Any) -> Any:
     if not isinstance(redis_arg, str):
         if not callable(getattr(redis_arg, "set", None)) or not callable(getattr(redis_arg, "pubsub", None)):
             raise ConfigurationError(f"redis= takes a URL or a redis.Redis client, got {type(redis_arg).__name__}")
+        if callable(getattr(redis_arg, "get_connection_kwargs", None)) and decodes_responses(redis_arg):
+            raise ConfigurationError("redis= client: decode_responses is not supported (flights exchange bytes)")
         return redis_arg
     if not redis_arg.startswith(("redis://", "rediss://", "unix://")):
         raise ConfigurationError(f"redis= must be a redis://, rediss:// or unix:// URL, got {redact_url(redis_arg)!r}")

@@ -127,3 +127,7 @@ def test_a_redis_store_that_would_decode_replies_is_refused_at_construction(redi
         ResponseCache(url)
     with pytest.raises(ConfigurationError, match="decode_responses"):
         Coalescer(redis=url)
+    import redis
+
+    with pytest.raises(ConfigurationError, match="decode_responses"):
+        Coalescer(redis=redis.Redis.from_url(redis_url, decode_responses=True))
