@@ -119,9 +119,17 @@ def _take_flight_of(call: tuple[str, str]) -> Any:
     return None
 
 
+#: Cache calls whose output one context keeps at most: an async completion call that fails never
+#: takes its entry (LangChain reports its runs from copies of the context), so the oldest go first.
+MAX_EXPECTED_OUTPUTS = 64
+
+
 def expect_output(call: tuple[str, str]) -> None:
     """The cache call ``call`` missed: keep its completion run's ``llm_output`` for its update."""
-    _outputs.set({**(_outputs.get() or {}), call: None})
+    outputs = {**(_outputs.get() or {}), call: None}
+    while len(outputs) > MAX_EXPECTED_OUTPUTS:
+        del outputs[next(iter(outputs))]
+    _outputs.set(outputs)
 
 
 def take_output(call: tuple[str, str]) -> dict[str, Any] | None:
