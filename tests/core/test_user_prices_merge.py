@@ -127,3 +127,55 @@ def test_a_past_price_of_a_merged_model_keeps_the_users_fields(packaged) -> None
     mine = packaged.merged(MINE)
     then = mine.at("gpt-4o", 1_700_000_000)
     assert (then.base.input, then.base.output, then.provider) == (Decimal(2), Decimal(8), "openai")
+
+
+def test_a_users_tool_fees_replace_those_tools_fees_on_a_known_model(packaged) -> None:
+    assert packaged.get("gpt-5").tool_fees == {"web_search": Decimal("0.01")}
+    fees = {"web_search": "0.025", "file_search": "0.0025"}
+    mine = packaged.merged({"gpt-5": {"input": "1.25", "output": "10", "tool_fees": fees}}).get("gpt-5")
+    assert mine.tool_fees == {"web_search": Decimal("0.025"), "file_search": Decimal("0.0025")}
+    assert mine.tool_cost({"web_search": 2, "file_search": 4}) == (Decimal("0.06"), ())
+    assert "input, output, tool_fees from <overrides> (user)" in mine.source
+    # a fee for another tool keeps the catalog's web-search fee; null removes a fee
+    added = packaged.merged({"gpt-5": {"input": "1.25", "output": "10", "tool_fees": {"file_search": "0.0025"}}})
+    assert added.get("gpt-5").tool_fees == {"web_search": Decimal("0.01"), "file_search": Decimal("0.0025")}
+    removed = packaged.merged({"gpt-5": {"input": "1.25", "output": "10", "tool_fees": {"web_search": None}}})
+    assert removed.get("gpt-5").tool_cost({"web_search": 3}) == (Decimal(0), ("web_search",))
+    assert packaged.merged({"gpt-5": {"input": "1", "output": "10", "tool_fees": None}}).get("gpt-5").tool_fees == {}
+
+
+def test_the_source_names_only_the_fields_that_were_applied(packaged) -> None:
+    entry = {"input": "2", "output": "8", "max_output": None, "cache_read": None, "note": "mine", "service_tiers": {}}
+    mine = packaged.merged({"gpt-4o": entry}).get("gpt-4o")
+    assert mine.source.endswith("; input, output from <overrides> (user)")
+    assert mine.max_output == 16_384 and mine.base.cache_read == 1
+
+
+def test_a_tiers_request_fee_follows_the_users_new_fee() -> None:
+    below = PriceCatalog.from_dict({"sonar-x": {
+        "input": "1", "output": "1", "request": "0.005",
+        "long_context": {"threshold": 1000, "input": "2", "output": "2"},
+        "service_tiers": {"batch": "0.5", "pro": {"input": "2", "request": "0.01"}},
+    }})  # fmt: skip
+    mine = below.merged({"sonar-x": {"input": "1", "output": "1", "request": "0.008"}}).get("sonar-x")
+    assert mine.base.request == Decimal("0.008")
+    # the batch tier and the long-context prices had the standard fee: they get the new one; the pro
+    # tier's fee was twice the standard fee and stays twice it
+    assert mine.tiers["batch"].request == mine.long_context.request == Decimal("0.008")
+    assert mine.tiers["pro"].request == Decimal("0.016")
+    assert mine.cost(Usage(input=1000), service_tier="pro") == Decimal("0.018")  # 1000 x $2 / 1M + $0.016
+    # above the threshold, batch is half the long-context price: 2000 x $1 / 1M + $0.008
+    assert mine.cost(Usage(input=2000), service_tier="batch") == Decimal("0.010")
+
+
+def test_a_user_price_on_a_time_of_day_model_applies_at_every_hour(packaged) -> None:
+    peak, off_peak = 1_796_292_000, 1_796_317_200  # 2026-12-03 10:00 and 17:00 UTC
+    assert packaged.at("deepseek-chat", off_peak).base.input < packaged.at("deepseek-chat", peak).base.input
+    mine = packaged.merged({"deepseek-chat": {"input": "0.3", "output": "1.2"}})
+    for when in (peak, off_peak):
+        price = mine.at("deepseek-chat", when)
+        assert (price.base.input, price.base.output) == (Decimal("0.3"), Decimal("1.2"))
+        assert price.until is None  # not re-resolved at every window edge
+    # the cache read keeps its ratio (0.07 / 0.27 of the input price), rounded to 12 significant
+    # digits since the ratio does not divide exactly: no 30-digit tail in a report
+    assert str(mine.get("deepseek-chat").base.cache_read) == "0.0777777777778"

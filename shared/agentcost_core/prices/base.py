@@ -80,7 +80,7 @@ class BasePrices:
         self._flat: dict[str, tuple[str, str]] = {}
         for pid, mid in genai.entries:
             self._flat.setdefault(mid.lower(), (pid, mid))
-        self._built: dict[tuple[str, str, float], ModelPrice] = {}
+        self._built: dict[tuple[Any, ...], ModelPrice] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -103,9 +103,10 @@ class BasePrices:
         return cls(genai, load_overlay(), data_info=info)
 
     # --- lookup -------------------------------------------------------------------------
-    def model_price(self, key: tuple[str, str], when: float | None = None) -> ModelPrice:
+    def model_price(self, key: tuple[str, str], when: float | None = None, *, windows: bool = True) -> ModelPrice:
         """The price of genai-prices model ``key`` = (provider id, model id) at ``when`` (None: now),
-        with the overlay's correction."""
+        with the overlay's correction; ``windows=False``: the standard price, outside any
+        time-of-day window (valid until the next dated change)."""
         dated = self.genai.entries[key]
         now = utc_now_ts() if when is None else when
         i = 0
@@ -114,9 +115,9 @@ class BasePrices:
                 i = j
         until = dated[i + 1].start if i + 1 < len(dated) else None
         info = self.genai.time_of_day.get(key)
-        if info is not None:  # DeepSeek's peak / off-peak hours: the price of the window `now` is in
+        if info is not None and windows:  # DeepSeek's peak / off-peak hours: the price of the window `now` is in
             return self._time_of_day_price(key, info, dated[i], now, until)
-        cache_key = (key[0], key[1], dated[i].start)
+        cache_key = (key[0], key[1], dated[i].start, "standard")  # not a window's start
         price = self._built.get(cache_key)
         if price is None:
             price = _build(key, dated[i], self.origin, self.corrections.get(key), until)
@@ -142,8 +143,9 @@ class BasePrices:
                 self._built[cache_key] = price
         return price
 
-    def get(self, model: str, when: float | None = None) -> ModelPrice | None:
-        """The price of ``model`` at ``when``, or None when neither the overlay nor genai-prices has it."""
+    def get(self, model: str, when: float | None = None, *, windows: bool = True) -> ModelPrice | None:
+        """The price of ``model`` at ``when``, or None when neither the overlay nor genai-prices has
+        it; ``windows=False``: outside any time-of-day window (see :meth:`model_price`)."""
         cands = candidates(model)
         for c in cands:
             if c in self.additions:
@@ -154,7 +156,7 @@ class BasePrices:
                 key = self._flat.get(c)
                 if key is not None:
                     break
-        return None if key is None else self.model_price(key, when)
+        return None if key is None else self.model_price(key, when, windows=windows)
 
     def current(self) -> Iterator[ModelPrice]:
         """Every model's price now: genai-prices' (corrected) and the overlay's additions."""

@@ -204,7 +204,8 @@ class PriceCatalog:
         price = self._prices[key]
         layers = self._layers.get(key)
         base = self.base
-        below = None if not layers or base is None else base.get(price.model, when)
+        # a time-of-day price (DeepSeek's off-peak hours) is left out: your entry applies at every hour
+        below = None if not layers or base is None else base.get(price.model, when, windows=False)
         if below is None:
             return price
         try:

@@ -355,7 +355,7 @@ class ModelPrice:
         fees = data.get("tool_fees") or {}
         if not isinstance(fees, Mapping) or not all(isinstance(k, str) for k in fees):
             raise PriceFileError(f"{where}.tool_fees: expected an object of USD per request by tool")
-        tool_fees = {k: _fee(v, f"{where}.tool_fees.{k}") for k, v in fees.items()}
+        tool_fees = {k: _fee(v, f"{where}.tool_fees.{k}") for k, v in fees.items() if v is not None}  # null: no fee
         return cls(
             model=model,
             provider=str(provider),
