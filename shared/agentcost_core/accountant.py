@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -109,6 +110,12 @@ def warn_unpriced_tools_once(model: str | None, tools: tuple[str, ...]) -> None:
         )
 
 
+def server_tool_requests(event: CostEvent) -> dict[str, int] | None:
+    """The server-side tool requests a priced call recorded (``extra["server_tool_requests"]``), or None."""
+    tools = event.extra.get("server_tool_requests") if event.extra else None
+    return tools if isinstance(tools, dict) and tools else None
+
+
 def _fallback_prices(catalog: PriceCatalog) -> BucketPrices:
     prices = list(catalog)
     top_in = max((p.base.input for p in prices), default=Decimal(15))
@@ -171,10 +178,25 @@ class Accountant:
         return price
 
     def ledger_cost(self, usage: Usage, model: str | None, *, service_tier: str | None = None,
-                    requested: str | None = None) -> Decimal | None:  # fmt: skip
-        """What the call cost, or None when no price is known (never a silent $0)."""
+                    requested: str | None = None, server_tools: object = None) -> Decimal | None:  # fmt: skip
+        """What the call cost — its tokens and its ``server_tools`` requests (``{"web_search": 3}``,
+        what an event's ``extra["server_tool_requests"]`` holds) at the same price — or None when no
+        price is known, for the model or for one of the tools (never a silent $0, never a partial sum).
+        What the re-pricers (replay, profile, imports) use."""
         price = self.price(model, requested)
-        return None if price is None else price.cost(usage, service_tier)
+        if price is None:
+            return None
+        fee, unpriced = self.tool_fee(price, server_tools)
+        return None if unpriced else price.cost(usage, service_tier) + fee
+
+    @staticmethod
+    def tool_fee(price: ModelPrice, server_tools: object) -> tuple[Decimal, tuple[str, ...]]:
+        """``(USD, tools without a fee)`` of a call's server-side tool requests at ``price``, billed per
+        request on top of the tokens; ``($0, ())`` for none. The one fee calculation: the call path
+        (:meth:`event`), the breakdown (:meth:`cost_parts`) and :meth:`ledger_cost` use it."""
+        if not isinstance(server_tools, Mapping) or not server_tools:
+            return _ZERO, ()
+        return price.tool_cost(server_tools)
 
     def budget_cost(self, usage: Usage | None, model: str | None, *, service_tier: str | None = None,
                     requested: str | None = None, cache_hit: bool = False) -> Decimal:  # fmt: skip
@@ -298,9 +320,9 @@ class Accountant:
         if price is None:
             return None
         parts = price.prices_for(event.usage, event.service_tier).costs(event.usage)
-        tools = event.extra.get("server_tool_requests") if event.extra else None
-        if isinstance(tools, dict) and tools:
-            parts["server_tools"] = price.tool_cost(tools)[0]
+        tools = server_tool_requests(event)
+        if tools:
+            parts["server_tools"] = self.tool_fee(price, tools)[0]
         if sum(v for k, v in parts.items() if k != "reasoning") != event.cost:
             return None  # priced by other data than this catalog's (e.g. another process's): no breakdown
         return parts
@@ -330,7 +352,7 @@ class Accountant:
                 budget = self.fallback.cost(usage)
         tools, unpriced_tools = outcome.server_tools, ()
         if tools and price is not None:  # billed per request on top of the tokens
-            fee, unpriced_tools = price.tool_cost(tools)
+            fee, unpriced_tools = self.tool_fee(price, tools)
             if fee and cost is not None:
                 cost += fee
                 budget += fee

@@ -6,7 +6,8 @@ control that addresses it (``agentcost profile``).
   ``late_after``; addressed by memory (a context budget).
 * **model choice** — calls on an expensive model or tier whose step kind (classify, extract,
   summarize …) or short output suggests a cheap model could do them, and the money a route to
-  ``cheap_model`` would have saved on the same recorded usage; addressed by routing.
+  ``cheap_model`` would have saved on the same recorded usage and server-side tool requests (at its
+  fees); addressed by routing.
 * **runaway tail** — sessions that cost more than the p99 session, their share of spend and their
   loop signature (calls, the most repeated step and tool); addressed by budgets (a per-session cap)
   and stuck detection.
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from .accountant import Accountant
+from .accountant import Accountant, server_tool_requests
 from .errors import ConfigurationError
 from .events import CostEvent
 from .prices import PriceCatalog
@@ -152,7 +153,7 @@ class _Profiler:
         reason = _cheap_reason(e, self.short_output)
         if reason is None:
             return
-        cheap = self.acc.ledger_cost(e.usage, self.cheap_model)
+        cheap = self.acc.ledger_cost(e.usage, self.cheap_model, server_tools=server_tool_requests(e))
         if cheap is None or cheap >= e.cost:
             return
         key = (e.feature, e.step, e.model, reason)
@@ -204,7 +205,9 @@ class _Profiler:
         if not moved:
             return _ZERO, 0
         cached = Usage(u.input - moved, u.cache_read + moved, u.cache_write_5m, u.cache_write_1h, u.output, u.reasoning)
-        after = self.acc.ledger_cost(cached, e.model, service_tier=e.service_tier, requested=e.requested_model)
+        tools = server_tool_requests(e)  # the same searches either way: their fees are no saving
+        after = self.acc.ledger_cost(cached, e.model, service_tier=e.service_tier, requested=e.requested_model,
+                                     server_tools=tools)  # fmt: skip
         if after is None or after >= e.cost:  # type: ignore[operator]
             return _ZERO, 0
         return e.cost - after, moved  # type: ignore[operator]

@@ -13,8 +13,9 @@ keep their recorded cost) goes through them in this order:
 5. prices: a call changed by any of the above, or one whose model ``prices`` prices (a price file,
    or another catalog version, which prices every call), is priced by the
    :class:`~agentcost_core.accountant.Accountant` — the call path's pricing — on its new usage, at
-   the catalog's current prices (not a dated price that applied when it ran); any other call keeps
-   its recorded cost.
+   the catalog's current prices (not a dated price that applied when it ran), its server-side tool
+   requests (``extra["server_tool_requests"]``: web searches) at the new model's fee per request
+   (a model with no fee for one of them: the call is unpriced); any other call keeps its recorded cost.
 6. ``session_cap``: calls are replayed in time order per session; the call that would take the
    session past the cap (at its new cost) and every later call of the session are stopped, as a
    hard budget would; :attr:`Replay.stopped` lists the sessions, what they cost until then and
@@ -33,7 +34,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from .accountant import Accountant
+from .accountant import Accountant, server_tool_requests
 from .errors import ConfigurationError
 from .events import CostEvent
 from .prices import PriceCatalog
@@ -278,7 +279,8 @@ class _Replayer:
         if not changed and not self._repriced(e):
             return u, e.cost
         requested = e.requested_model if model == e.model else None
-        return u, self.acc.ledger_cost(u, model, service_tier=e.service_tier, requested=requested)
+        tools = server_tool_requests(e)  # billed per request on top of the tokens, at the new model's fees
+        return u, self.acc.ledger_cost(u, model, service_tier=e.service_tier, requested=requested, server_tools=tools)
 
     def _repriced(self, e: CostEvent) -> bool:
         if self.s.prices is None:

@@ -4,7 +4,8 @@ a LangSmith run export and OpenTelemetry GenAI spans.
 * :func:`langsmith_events` — a JSON list of LangSmith runs (``client.list_runs`` dumped, or the
   ``{"runs": [...]}`` of an export; JSON lines work too). ``llm`` runs become model calls, ``tool``
   runs tool calls; chains are left out. Usage comes from the message's ``usage_metadata`` in
-  ``outputs``, else from the run's ``prompt_tokens`` / ``completion_tokens`` and their details;
+  ``outputs`` (its web searches from the Responses API's content blocks or Anthropic's
+  ``usage.server_tool_use`` in ``response_metadata``, priced at the model's fee per request), else from the run's ``prompt_tokens`` / ``completion_tokens`` and their details;
   the model from ``extra.invocation_params`` or ``ls_model_name``. Attribution from the run's
   metadata: ``session_id`` / ``thread_id`` / ``conversation_id``, ``user_id``, ``feature``,
   ``agent_id``, ``langgraph_node`` (or the run's name) as the step.
@@ -35,7 +36,9 @@ from typing import Any
 from .accountant import Accountant
 from .errors import ConfigurationError, UsageFormatError
 from .events import CostEvent
+from .parsers.anthropic import server_tools
 from .parsers.langchain import usage_and_tier
+from .parsers.openai import responses_server_tools
 from .prices import PriceCatalog
 from .usage import Usage
 
@@ -92,37 +95,59 @@ class _Pricer:
     def __init__(self, catalog: PriceCatalog | None) -> None:
         self.acc = Accountant(catalog)
 
-    def event(self, model: str | None, usage: Usage | None, recorded: Decimal | None, **kw: Any) -> CostEvent:
-        """A model call's event, priced by the Accountant (the recorded cost only for a model it does not price)."""
+    def event(self, model: str | None, usage: Usage | None, recorded: Decimal | None,
+              server_tools: dict[str, int] | None = None, **kw: Any) -> CostEvent:  # fmt: skip
+        """A model call's event, priced by the Accountant (the recorded cost only for a model it does
+        not price); its server-side tool requests priced as the call path prices them (those without
+        a fee are listed in ``extra["server_tools_unpriced"]``, not in the cost)."""
         cost = None
+        price = self.acc.price(model)
+        extra = dict(kw.get("extra") or {})
         if usage is not None and not kw.get("error"):
             cost = self.acc.ledger_cost(usage, model, service_tier=kw.get("service_tier"))
             if cost is None:
                 cost = recorded
+            elif server_tools and price is not None:
+                fee, unpriced = self.acc.tool_fee(price, server_tools)
+                cost += fee
+                if unpriced:
+                    extra["server_tools_unpriced"] = list(unpriced)
+        if server_tools:
+            extra["server_tool_requests"] = dict(server_tools)
         if recorded is not None:
-            kw["extra"] = {**(kw.get("extra") or {}), "recorded_cost": str(recorded)}
-        price = self.acc.price(model)
+            extra["recorded_cost"] = str(recorded)
+        if extra:
+            kw["extra"] = extra
         return CostEvent(model, usage or Usage(), cost, priced=cost is not None,
                          provider=kw.pop("provider", None) or (price.provider if price else None), **kw)  # fmt: skip
 
 
 # --- LangSmith ------------------------------------------------------------------------------------
-def _run_usage(run: Mapping[str, Any]) -> tuple[Usage | None, str | None]:
+def _message_server_tools(message: Mapping[str, Any]) -> dict[str, int] | None:
+    """The server-side tool requests of a serialized AI message: the Responses API's tool-call
+    content blocks, or Anthropic's ``usage.server_tool_use`` in its ``response_metadata``."""
+    metadata = message.get("response_metadata")
+    usage = metadata.get("usage") if isinstance(metadata, Mapping) else None
+    return responses_server_tools(message.get("content")) or server_tools(usage)
+
+
+def _run_usage(run: Mapping[str, Any]) -> tuple[Usage | None, str | None, dict[str, int] | None]:
     outputs = run.get("outputs") or {}
     for gens in outputs.get("generations") or () if isinstance(outputs, Mapping) else ():
         for g in gens if isinstance(gens, list) else (gens,):
             msg = g.get("message") if isinstance(g, Mapping) else None
-            um = (msg.get("kwargs") or msg).get("usage_metadata") if isinstance(msg, Mapping) else None
+            msg = (msg.get("kwargs") or msg) if isinstance(msg, Mapping) else None
+            um = msg.get("usage_metadata") if msg is not None else None
             if um:
-                return usage_and_tier(um)
+                return (*usage_and_tier(um), _message_server_tools(msg))
     if run.get("prompt_tokens") is None and run.get("completion_tokens") is None:
-        return None, None
-    return usage_and_tier({
+        return None, None, None
+    return (*usage_and_tier({
         "input_tokens": run.get("prompt_tokens") or 0,
         "output_tokens": run.get("completion_tokens") or 0,
         "input_token_details": run.get("prompt_token_details") or {},
         "output_token_details": run.get("completion_token_details") or {},
-    })  # fmt: skip
+    }), None)  # fmt: skip
 
 
 def _run_event(run: Mapping[str, Any], pricer: _Pricer) -> CostEvent | None:
@@ -151,9 +176,10 @@ def _run_event(run: Mapping[str, Any], pricer: _Pricer) -> CostEvent | None:
         attribution["id"] = str(run["id"])
     if kind == "tool":
         return CostEvent(None, Usage(), Decimal(0), kind="tool", priced=True, **attribution)
-    usage, tier = _run_usage(run)
+    usage, tier, tools = _run_usage(run)
     model = _text(params.get("model") or params.get("model_name") or meta.get("ls_model_name"))
-    return pricer.event(model, usage, _decimal(run.get("total_cost")), kind="llm" if kind == "llm" else "embedding",
+    return pricer.event(model, usage, _decimal(run.get("total_cost")), tools,
+                        kind="llm" if kind == "llm" else "embedding",
                         provider=_text(meta.get("ls_provider")), service_tier=tier or _text(params.get("service_tier")),
                         **attribution)  # fmt: skip
 

@@ -10,7 +10,11 @@ import pytest
 import synthetic_traffic as traffic
 
 from agentcost_core import CostEvent, Ledger, Usage
+from agentcost_core.accountant import Accountant
+from agentcost_core.attribution import Attribution
+from agentcost_core.call import ModelCall, Outcome
 from agentcost_core.errors import ConfigurationError
+from agentcost_core.prices import PriceCatalog
 from agentcost_core.profile import profile
 
 
@@ -153,3 +157,33 @@ def test_loop_signature_names_tools_from_tool_events_and_guard_notices():
     [loop] = f.detail["sessions"]
     assert loop["top_tool"] == {"tool": "fetch", "count": 4} and loop["top_step"] == {"step": "agent", "count": 3}
     assert loop["tool_calls"] == 3 and loop["halts"] == 1 and f.dollars == 3 * Decimal("0.014")
+
+
+def _searching_catalog():
+    """The test prices, with a $0.01 web-search fee on both models."""
+    models = {m: {**p, "tool_fees": {"web_search": "0.01"}} for m, p in traffic.PRICES["models"].items()}
+    return PriceCatalog.from_dict({"models": models})
+
+
+def _searched(catalog, usage, ts=1.0):
+    """A big-model call with three web searches ($0.03), recorded by the call path's accountant."""
+    call = ModelCall("big-model", step="classify_intent", attribution=Attribution(session_id="s"))
+    event, _ = Accountant(catalog).event(call, Outcome(usage=usage, model="big-model", server_tools={"web_search": 3}))
+    event.ts = ts
+    return event
+
+
+def test_a_routes_savings_exclude_the_web_search_fees_both_models_pay():
+    c = _searching_catalog()
+    u = Usage(input=1000, output=5)
+    e = _searched(c, u)
+    assert e.cost == c.cost("big-model", u) + Decimal("0.03")
+    f = profile([e], catalog=c, cheap_model="small-model").finding("model_choice")
+    assert f.dollars == c.cost("big-model", u) - c.cost("small-model", u) == Decimal("0.0102") - Decimal("0.000102")
+
+
+def test_the_prompt_cache_saving_excludes_the_web_search_fees():
+    c = _searching_catalog()
+    first, second = _searched(c, Usage(input=1000, output=10), ts=1), _searched(c, Usage(input=1500, output=10), ts=2)
+    f = profile([first, second], catalog=c, cheap_model="small-model").finding("prompt_cache")
+    assert f.dollars == 1000 * (Decimal(10) - Decimal(1)) / 1_000_000 and f.detail["resent_tokens"] == 1000

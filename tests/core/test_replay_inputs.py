@@ -139,3 +139,30 @@ def test_cli_profiles_a_langsmith_export_and_otel_spans(capsys):
     assert "findings" in capsys.readouterr().out
     assert main(["profile", "--otel", "a.json", "--since", "7d"]) == 2
     assert main(["profile", "--otel", "a.json", "--langsmith", "b.json"]) == 2
+
+
+def test_a_langsmith_runs_web_searches_are_priced_and_replayed_with_their_fee():
+    from langchain_core.load import dumpd
+    from langchain_core.messages import AIMessage
+
+    usage = {"input_tokens": 1000, "output_tokens": 400, "server_tool_use": {"web_search_requests": 3}}
+    message = AIMessage(
+        content="news",
+        usage_metadata={"input_tokens": 1000, "output_tokens": 400, "total_tokens": 1400},
+        response_metadata={"model": "claude-x", "usage": usage},
+    )
+    run = {"id": "r1", "run_type": "llm", "start_time": "2026-11-30T10:00:00", "end_time": "2026-11-30T10:00:01",
+           "extra": {"invocation_params": {"model": "claude-x"}},
+           "outputs": {"generations": [[{"text": "news", "message": dumpd(message)}]]}}  # fmt: skip
+    prices = PriceCatalog.from_dict({
+        "claude-x": {"provider": "anthropic", "input": "3", "output": "15", "tool_fees": {"web_search": "0.01"}},
+    })  # fmt: skip
+    tokens = (1000 * Decimal(3) + 400 * Decimal(15)) / M
+    [event] = langsmith_events([run], catalog=prices)
+    assert event.cost == tokens + Decimal("0.03") and event.extra == {"server_tool_requests": {"web_search": 3}}
+    same = replay([event], Scenario(remaps=[Remap("claude-x", "claude-x")]), catalog=prices).total
+    assert same.after.cost == same.before.cost == Decimal("0.039")
+    no_fee = PriceCatalog.from_dict({"claude-x": {"provider": "anthropic", "input": "3", "output": "15"}})
+    [event] = langsmith_events([run], catalog=no_fee)
+    # a fee the catalog lacks: listed, not in the cost, as the call path records it
+    assert event.cost == tokens and event.extra["server_tools_unpriced"] == ["web_search"]
