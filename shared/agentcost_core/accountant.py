@@ -353,9 +353,10 @@ class Accountant:
         tools, unpriced_tools = outcome.server_tools, ()
         if tools and price is not None:  # billed per request on top of the tokens
             fee, unpriced_tools = self.tool_fee(price, tools)
-            if fee and cost is not None:
-                cost += fee
-                budget += fee
+            if fee:
+                budget += fee  # a budget counts a known fee even when the tokens' ledger cost is unknown
+                if cost is not None:
+                    cost += fee
         if outcome.cache_hit:
             saved, cost, budget = cost, _ZERO, _ZERO
         elif price is None and outcome.error is None:
