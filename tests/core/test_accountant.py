@@ -122,3 +122,17 @@ def test_gpt_5_without_max_tokens_reserves_its_128k_maximum_output() -> None:
     assert acc.worst_case_of("gpt-5", 100).output_tokens == 128_000
     assert acc.worst_case_of("gpt-5-2025-08-07", 100).output_tokens == 128_000  # dated ids resolve to it
     assert acc.worst_case_of("gpt-5-mini", 100).output_tokens == 128_000
+
+
+def test_a_known_server_tool_fee_is_budgeted_even_when_an_iterations_model_is_unpriced() -> None:
+    from agentcost_core.usage import IteratedUsage
+
+    acc = Accountant()
+    sonnet = "claude-sonnet-4-5-20250929"
+    usage = IteratedUsage(((None, None, Usage(input=1000, output=100)),
+                           ("message", "house-model-nobody-prices", Usage(input=500, output=50))))  # fmt: skip
+    event, budget = acc.event(ModelCall(sonnet), Outcome(usage=usage, model=sonnet, text="ok",
+                                                         server_tools={"web_search": 2}))  # fmt: skip
+    assert event.cost is None  # one iteration has no price: never a partial ledger sum
+    _, tokens_only = acc.event(ModelCall(sonnet), Outcome(usage=usage, model=sonnet, text="ok"))
+    assert budget - tokens_only == Decimal("0.02")  # the two searches, on top of the tokens' budget cost
