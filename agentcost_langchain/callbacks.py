@@ -9,6 +9,8 @@ reads attribution from run ``metadata``: ``user_id``, ``session_id`` (or ``threa
 Our own faults never reach the user's chain: every hook catches, logs and counts them. The hooks run
 only our code (no user code, so no LangGraph interrupt can arise inside them); a tool's interrupt
 reported through ``on_tool_error`` is recognised with ``passes_through`` and not counted as a failure.
+Guards (run guards, tool hooks, settling, calls whose end never comes) are the handler's other half:
+:mod:`agentcost_langchain.handler_guards`.
 """
 
 from __future__ import annotations
@@ -26,11 +28,11 @@ from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
 
 from agentcost_core import CostRecorder, Ledger, PriceCatalog
 from agentcost_core.attribution import Attribution, read_attribution
-from agentcost_core.budgets import BudgetStoreUnavailable, ScopeContext
+from agentcost_core.budgets import BudgetStoreUnavailable
 from agentcost_core.call import ModelCall, Outcome, choices_of
 from agentcost_core.errors import ConfigurationError
 from agentcost_core.guards.run_guard import Controls, RunGuard
-from agentcost_core.halts import AgentHalted, passes_through
+from agentcost_core.halts import AgentHalted
 from agentcost_core.recorder import RecorderResults
 from agentcost_core.routing.router import ROUTE_KEY, ROUTER_PROVIDER
 
@@ -38,6 +40,7 @@ from agentcost_core.routing.router import ROUTE_KEY, ROUTER_PROVIDER
 #: swap cannot carry run metadata); run metadata wins when both are present.
 ACTIVE_ROUTE: ContextVar[dict[str, Any] | None] = ContextVar("agentcost_active_route", default=None)
 
+from .handler_guards import GuardedRuns
 from .langsmith import LangSmithCosts, tracing_is_on
 from .messages import count_images, prompt_messages, tools_json
 from .response import read_outcome
@@ -49,16 +52,9 @@ logger = logging.getLogger("agentcost")
 
 
 _ZERO = Decimal(0)
-_MAX_RUNS = 10_000  # a bound on remembered runs, for hosts whose runs never end in our sight
 
 
-def scope_of(trace: str, attribution: Attribution) -> ScopeContext:
-    """The budget scope of a run from its trace and attribution."""
-    return ScopeContext(trace_id=trace, session_id=attribution.session_id, user_id=attribution.user_id,
-                        feature=attribution.feature, agent_id=attribution.agent_id)  # fmt: skip
-
-
-class _CostTracking(RecorderResults):
+class _CostTracking(GuardedRuns, RecorderResults):
     """The shared body of the sync and async handlers."""
 
     # LangChain asks these on every event: plain class attributes instead of the base class's
@@ -162,62 +158,12 @@ class _CostTracking(RecorderResults):
             with self._lock:
                 self._guarded.pop(chain[0], None)
 
-    # --- guards -----------------------------------------------------------------------------
-    def _run_guard(self, trace: str, attribution: Attribution) -> RunGuard:
-        """The guard of the run ``trace`` (one per run, even when its first calls start at once)."""
-        if self.fixed_run is not None:
-            return self.fixed_run
-        with self._lock:
-            run = self._guarded.get(trace)
-            if run is None:
-                run = self._guarded[trace] = self.controls.start(scope_of(trace, attribution))  # type: ignore[union-attr]
-                if len(self._guarded) > _MAX_RUNS:
-                    self._guarded.popitem(last=False)
-            return run
-
     def _trace_of(self, run_id: UUID, parent_run_id: UUID | None) -> tuple[str, bool]:
         """(the run's trace, whether this handler saw the chain it belongs to)."""
         chain = self._chains.get(parent_run_id) if parent_run_id is not None else None
         if chain is not None:
             return chain[0], True
         return (str(parent_run_id) if parent_run_id is not None else str(run_id)), False
-
-    def _tool_start(self, serialized: Any, input_str: str, run_id: UUID, parent_run_id: UUID | None,
-                    metadata: dict[str, Any] | None, kwargs: dict[str, Any]) -> None:  # fmt: skip
-        if self._first_chunks is not None:  # exporters: the tool call's span starts now
-            name = kwargs.get("name") or (serialized or {}).get("name") or "tool"
-            a = read_attribution(metadata, defaults=self.recorder.defaults)
-            self._tool_starts[run_id] = (name, a, time.time_ns())
-        if self.controls is None:
-            return
-        try:
-            name = kwargs.get("name") or (serialized or {}).get("name") or "tool"
-            trace, _ = self._trace_of(run_id, parent_run_id)
-            run = self._run_guard(trace, read_attribution(metadata, defaults=self.recorder.defaults))
-            self._tools[run_id] = (name, run)
-            args = kwargs.get("inputs")
-            run.before_tool(name, args if args is not None else input_str, check_breaker=False)
-        except (AgentHalted, BudgetStoreUnavailable):
-            self._tools.pop(run_id, None)
-            raise
-        except Exception as e:
-            self.recorder.note_internal_error("on_tool_start", e)
-
-    def _tool_end(self, run_id: UUID, output: Any, error: BaseException | None) -> None:
-        started = self._tool_starts.pop(run_id, None) if self._tool_starts else None
-        if started is not None and self.recorder.exporters is not None:
-            failed = error if error is not None and not passes_through(error) else None
-            self.recorder.exporters.tool(started[0], started[2], time.time_ns(), error=failed, attribution=started[1])
-        entry = self._tools.pop(run_id, None) if self._tools else None
-        if entry is None:
-            return
-        if error is not None and passes_through(error):  # a LangGraph interrupt: the tool did not fail
-            return
-        try:
-            name, run = entry
-            run.after_tool(name, getattr(output, "content", output), error)
-        except Exception as e:
-            self.recorder.note_internal_error("on_tool_end", e)
 
     # --- model calls --------------------------------------------------------------------
     def _model_start(
@@ -379,42 +325,6 @@ class _CostTracking(RecorderResults):
                     self._langsmith.priced(run_id, event)
         except Exception as e:
             self.recorder.note_internal_error("on_llm_end (router)", e)
-
-    def _forget_abandoned(self) -> None:
-        """Give up the oldest pending calls once they are older than ``call_timeout``: LangChain
-        never calls ``on_llm_error`` for a call whose asyncio task was cancelled, so without this
-        their reservations would be held (and renewed) as long as the handler lives."""
-        if not self._runs:
-            return
-        limit = self._clock() - self.call_timeout
-        while self._runs:
-            run_id, state = next(iter(self._runs.items()))
-            if state[0] > limit:
-                return
-            if self._runs.pop(run_id, None) is None:
-                continue
-            if self._first_chunks:
-                self._first_chunks.pop(run_id, None)
-            if self._langsmith is not None:  # a LangSmith tracer's end that waited for ours goes now
-                self._langsmith.ended(run_id)
-            guard = state[3]
-            logger.warning("agentcost: a model call never reported its end within %.0f s; its reservation is released",
-                           self.call_timeout)  # fmt: skip
-            if guard is not None:
-                try:
-                    guard[0].model_failed(guard[1])
-                except Exception as e:
-                    self.recorder.note_internal_error("release", e)
-
-    def _close_guarded(self, guard: tuple[RunGuard, Any, bool], call: ModelCall, outcome: Outcome, cost: Any) -> None:
-        run, res, seen = guard
-        try:
-            run.close_call(res, call, outcome, cost)
-        except Exception as e:
-            self.recorder.note_internal_error("settle", e)
-        if not seen and self.fixed_run is None:  # a run we never saw the chain of (a handler on the model)
-            with self._lock:
-                self._guarded.pop(call.trace_id, None)
 
     def _record_route(self, route: dict[str, Any], call: ModelCall, outcome: Outcome) -> None:
         """The routing decision as its own ledger event, and the call's outcome linked to it."""

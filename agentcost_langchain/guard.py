@@ -38,7 +38,8 @@ from agentcost_core.guards.result import GuardedResult, stop_text
 from agentcost_core.guards.run_guard import Controls, RunGuard
 from agentcost_core.halts import AgentHalted, TerminationReason, passes_through
 
-from .callbacks import CostCallbackHandler, scope_of
+from .callbacks import CostCallbackHandler
+from .handler_guards import scope_of
 from .messages import content_text
 
 __all__ = ["TERMINATION_KEY", "GuardedAgent", "GuardedResult", "final_message", "guard", "termination_of"]

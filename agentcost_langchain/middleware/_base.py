@@ -21,7 +21,7 @@ from agentcost_core.call import ModelCall, Outcome, choices_of
 from agentcost_core.guards.run_guard import Controls, RunGuard
 from agentcost_core.halts import AgentHalted, CallRefused, passes_through
 
-from ..callbacks import scope_of
+from ..handler_guards import scope_of
 from ..guard import TERMINATION_KEY, final_message, termination_of
 from ..messages import content_text, images_in_messages, to_chat_messages, tools_json
 from ..response import outcome_of_message
