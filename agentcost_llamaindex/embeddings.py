@@ -2,9 +2,13 @@
 
 Every ``BaseEmbedding`` (``get_query_embedding``, ``get_text_embedding(s)``, their async forms, the
 batches of ``get_text_embedding_batch``) sends ``EmbeddingStartEvent`` (the model in ``model_dict``)
-and ``EmbeddingEndEvent`` (the ``chunks`` embedded) with its span's id. The pair becomes one core
+and ``EmbeddingEndEvent`` (the ``chunks`` embedded) with its span's id. ``aget_text_embedding_batch``
+sends every batch's start under one span id before any end, then the ends in the same order, so the
+calls in flight are kept per span id in order and each end is paired with the oldest start. The
+pair becomes one core
 :class:`~agentcost_core.call.EmbeddingCall` and :class:`~agentcost_core.call.Outcome`, priced and
-recorded by the handler's recorder like a model call (a ledger event of kind ``"embedding"``).
+recorded by the handler's recorder like a model call (a ledger event of kind ``"embedding"``),
+attributed like one: the handler's defaults overridden by the start event's ``instrument_tags``.
 LlamaIndex's embedding classes keep no usage, so the chunks' tokens are counted with the model
 family's tokenizer and the event is marked ``estimated``.
 
@@ -18,15 +22,18 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, replace
 from typing import Any
 
 from llama_index.core.instrumentation.events.embedding import EmbeddingEndEvent, EmbeddingStartEvent
 
 from agentcost_core import CostRecorder
+from agentcost_core.attribution import read_attribution
 from agentcost_core.call import EmbeddingCall, Outcome
 from agentcost_core.halts import AgentHalted
 
+from .attribution import run_id_from_tags
 from .calls import CallTable, span_name
 
 __all__ = ["EMBEDDING_EVENTS", "EmbeddingRecorder"]
@@ -58,14 +65,15 @@ class EmbeddingRecorder:
     def __init__(self, table: CallTable, recorder: CostRecorder) -> None:
         self.table = table
         self.recorder = recorder
-        self.pending: dict[str | None, _Pending] = {}
+        self.pending: dict[str | None, deque[_Pending]] = {}  # per span id, oldest start first
+        self.in_flight = 0
 
     def handle(self, event: Any) -> None:
         try:
             if isinstance(event, EmbeddingStartEvent):
                 self._begin(event)
             else:
-                pending = self.pending.pop(event.span_id, None)
+                pending = self._take(event.span_id)
                 if pending is not None:
                     self._record(pending, event)
         except Exception as exc:  # noqa: BLE001 - our fault: never the user's problem
@@ -78,8 +86,11 @@ class EmbeddingRecorder:
         root, p, depth = span_id, parent, 0
         while p is not None and depth < 256:
             root, p, depth = p, parents.get(p), depth + 1
-        call = EmbeddingCall(_model(event.model_dict), span_id=span_id, trace_id=root, framework="llamaindex",
-                             attribution=self.recorder.defaults)  # fmt: skip
+        tags = event.tags or None
+        defaults = self.recorder.defaults
+        call = EmbeddingCall(_model(event.model_dict), span_id=span_id, trace_id=run_id_from_tags(tags) or root,
+                             framework="llamaindex",
+                             attribution=read_attribution(tags, defaults=defaults) if tags else defaults)  # fmt: skip
         if parent is not None:
             call.parent_id = parent
             call.step = span_name(parent)
@@ -92,10 +103,22 @@ class EmbeddingRecorder:
             except AgentHalted as halt:  # a handler cannot stop the embedding: it runs, and is recorded
                 logger.warning("agentcost: an embedding call under guard() was refused (%s); LlamaIndex runs it "
                                "anyway, the run's next model call is refused", halt)  # fmt: skip
-        if len(self.pending) >= MAX_PENDING:
-            for key in list(self.pending)[: MAX_PENDING // 10]:
-                self.pending.pop(key, None)
-        self.pending[span_id] = pending
+        if self.in_flight >= MAX_PENDING:  # drop the oldest spans' calls (failed calls never end)
+            for key in list(self.pending)[: max(1, len(self.pending) // 10)]:
+                self.in_flight -= len(self.pending.pop(key, ()))
+        self.pending.setdefault(span_id, deque()).append(pending)
+        self.in_flight += 1
+
+    def _take(self, span_id: str | None) -> _Pending | None:
+        """The oldest call of this span still waiting for its end, or None."""
+        queue = self.pending.get(span_id)
+        if not queue:
+            return None
+        pending = queue.popleft()
+        self.in_flight -= 1
+        if not queue:
+            self.pending.pop(span_id, None)
+        return pending
 
     def _record(self, pending: _Pending, event: EmbeddingEndEvent) -> None:
         call = replace(pending.call, texts=list(event.chunks or ()), _input=None)  # the chunks, counted now

@@ -1,4 +1,4 @@
-"""OpenTelemetry: every recorded model call as GenAI metrics and a span, with its exact cost.
+"""OpenTelemetry: every recorded model or embedding call as GenAI metrics and a span, with its exact cost.
 
 ``OTelExporter(meter_provider=None, tracer_provider=None)`` (the ``otel`` extra: only
 ``opentelemetry-api``) is passed as ``exporters=[...]`` wherever recording is configured; it uses
@@ -14,14 +14,16 @@ Names follow the OpenTelemetry GenAI semantic conventions:
   histogram ``gen_ai.usage.cost`` in USD. Attributes: ``gen_ai.operation.name``,
   ``gen_ai.provider.name``, ``gen_ai.request.model``, ``gen_ai.response.model``, and the
   attribution ``agentcost.feature`` / ``agentcost.agent_id`` (``user_id`` only with
-  ``user_id_on_metrics=True``: user ids are high-cardinality);
+  ``user_id_on_metrics=True``: user ids are high-cardinality). An embedding call has the same
+  metrics with ``gen_ai.operation.name`` = ``embeddings`` and input tokens only;
 * spans — ``chat {model}`` per model call from its real start to its real end, with
   ``gen_ai.usage.input_tokens`` (every input token, cached included), ``output_tokens``,
   ``cache_read.input_tokens``, ``cache_write.input_tokens``, ``reasoning.output_tokens``,
   ``gen_ai.usage.cost.amount`` / ``.currency`` / ``.source`` (the open cost proposal of the
   GenAI conventions; ``local``: computed by agentcost), the tier and route reason;
-  ``execute_tool {tool}`` per tool call and ``invoke_agent {name}`` around a guarded run, whose
-  model and tool spans are its children;
+  ``embeddings {model}`` per embedding call (input tokens and cost), ``execute_tool {tool}`` per
+  tool call and ``invoke_agent {name}`` around a guarded run, whose model, embedding and tool spans
+  are its children; its ``agentcost.run.cost`` includes the embeddings;
 * events — with ``prompt_events=True`` and prompt logging on, ``gen_ai.client.inference.operation.details``
   on the ``chat`` span, with the redacted ``gen_ai.input.messages`` / ``gen_ai.output.messages``.
 """
@@ -33,6 +35,7 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
+from .accountant import PRICED_KINDS
 from .attribution import Attribution
 from .call import ModelCall, Outcome
 from .errors import ConfigurationError
@@ -70,8 +73,12 @@ def provider_name(provider: str | None) -> str:
     return _PROVIDERS.get(provider, provider)
 
 
+#: Our event kinds → the conventions' ``gen_ai.operation.name``.
+_OPERATIONS = {"llm": "chat", "embedding": "embeddings"}
+
+
 class OTelExporter:
-    """GenAI metrics and spans for every recorded model call (see the module's doc).
+    """GenAI metrics and spans for every recorded model or embedding call (see the module's doc).
 
     ``metrics=False`` / ``spans=False`` turn one signal off; ``user_id_on_metrics=True`` adds the
     user id to metric attributes (spans always carry it when known). ``prompt_events=True`` adds
@@ -143,12 +150,13 @@ class OTelExporter:
 
     # --- one model call -------------------------------------------------------------------------
     def export(self, event: CostEvent, call: ModelCall | None = None, outcome: Outcome | None = None) -> None:
-        """The recorder's hook: a model call's metrics and span (other kinds of events are skipped)."""
-        if event.kind != "llm":
+        """The recorder's hook: a model or embedding call's metrics and span (other kinds are skipped)."""
+        operation = _OPERATIONS.get(event.kind)
+        if operation is None:
             return
         requested = event.requested_model or event.model
         common: dict[str, Any] = {
-            "gen_ai.operation.name": "chat",
+            "gen_ai.operation.name": operation,
             "gen_ai.provider.name": provider_name(event.provider),
         }
         if requested:
@@ -161,7 +169,8 @@ class OTelExporter:
         if self.meter is not None:
             self._metrics(event, common, first_chunk)
         if self.tracer is not None:
-            prompt = outcome.prompt if self.prompt_events and outcome is not None else None
+            chat = operation == "chat"
+            prompt = outcome.prompt if chat and self.prompt_events and outcome is not None else None
             self._span(event, common, first_chunk, prompt)
 
     def _metrics(self, event: CostEvent, common: dict[str, Any], first_chunk: float | None) -> None:
@@ -182,16 +191,18 @@ class OTelExporter:
         if not u and event.error:
             return  # a failed call reported no usage
         prompt = u.prompt_tokens
-        for kind, value in (("input", prompt), ("output", u.output)):
-            self.token_usage.record(value, {**attrs, "gen_ai.token.type": kind})
-        for kind, value in (("cache_read", u.cache_read), ("cache_write", u.cache_write), ("reasoning", u.reasoning)):
-            if value:
-                self.token_usage.record(value, {**attrs, "gen_ai.token.type": kind})
+        self.token_usage.record(prompt, {**attrs, "gen_ai.token.type": "input"})
         self.op_input.record(prompt, attrs)
-        self.op_output.record(u.output, attrs)
         modal = {**attrs, "gen_ai.token.modality": "unknown"}  # providers do not split usage by modality here
         counters = self.usage_counters
         counters["input_tokens"].add(prompt, modal)
+        if event.kind == "embedding":
+            return  # an embedding has input tokens only
+        self.token_usage.record(u.output, {**attrs, "gen_ai.token.type": "output"})
+        for kind, value in (("cache_read", u.cache_read), ("cache_write", u.cache_write), ("reasoning", u.reasoning)):
+            if value:
+                self.token_usage.record(value, {**attrs, "gen_ai.token.type": kind})
+        self.op_output.record(u.output, attrs)
         counters["output_tokens"].add(u.output, modal)
         if u.cache_read:
             counters["cache_read.input_tokens"].add(u.cache_read, modal)
@@ -204,7 +215,8 @@ class OTelExporter:
         u = event.usage
         attrs = dict(common)
         attrs["gen_ai.usage.input_tokens"] = u.prompt_tokens
-        attrs["gen_ai.usage.output_tokens"] = u.output
+        if event.kind != "embedding":
+            attrs["gen_ai.usage.output_tokens"] = u.output
         if u.cache_read:
             attrs["gen_ai.usage.cache_read.input_tokens"] = u.cache_read
         if u.cache_write:
@@ -236,7 +248,9 @@ class OTelExporter:
         attrs["agentcost.event_id"] = str(event.id)
         end_ns = int(event.ts * 1e9)
         start_ns = end_ns - int(event.latency_s * 1e9) if event.latency_s is not None else end_ns
-        name = f"chat {common['gen_ai.request.model']}" if "gen_ai.request.model" in common else "chat"
+        operation = common["gen_ai.operation.name"]
+        model = common.get("gen_ai.request.model")
+        name = f"{operation} {model}" if model else operation
         span = self.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs, start_time=start_ns)  # type: ignore[union-attr]
         if prompt is not None:
             details = {"gen_ai.operation.name": "chat", "gen_ai.input.messages": prompt.input_messages,
@@ -292,9 +306,10 @@ class OTelExporter:
 
 
 class _AgentSpan:
-    """The agent span's totals: set from the run's events when it finishes. The cost is the run's
-    own attribute (``agentcost.run.cost``), not ``gen_ai.usage.cost.amount``, which the conventions
-    keep to inference spans so that no sum counts it twice."""
+    """The agent span's totals: set from the run's events when it finishes. The cost (model and
+    embedding calls) is the run's own attribute (``agentcost.run.cost``), not
+    ``gen_ai.usage.cost.amount``, which the conventions keep to inference spans so that no sum
+    counts it twice."""
 
     __slots__ = ("span",)
 
@@ -305,7 +320,7 @@ class _AgentSpan:
         if self.span is None:
             return
         calls = [e for e in events if e.kind == "llm"]
-        cost = sum((e.cost for e in calls if e.cost is not None), Decimal(0))
+        cost = sum((e.cost for e in events if e.kind in PRICED_KINDS and e.cost is not None), Decimal(0))
         self.span.set_attribute("agentcost.run.cost", float(cost))
         self.span.set_attribute("agentcost.run.model_calls", len(calls))
         self.span.set_attribute("agentcost.run.input_tokens", sum(e.usage.prompt_tokens for e in calls))

@@ -16,6 +16,7 @@ pytest.importorskip("llama_index.embeddings.openai")
 
 import tiktoken
 from llama_index.core.agent.workflow import FunctionAgent
+from llama_index.core.instrumentation.dispatcher import instrument_tags
 from llama_index.core.tools import FunctionTool
 from llama_index.embeddings.openai import OpenAIEmbedding
 
@@ -80,6 +81,50 @@ async def test_async_embeddings_are_recorded(handler) -> None:
     await embedding(Wire()).aget_text_embedding("Hello")
     [event] = handler.events
     assert event.kind == "embedding" and event.usage == Usage(input=tokens(["Hello"]))
+
+
+BATCH = ["alpha beta", "gamma delta", "epsilon zeta", "eta theta", "iota kappa", "lambda mu and nu"]
+
+
+async def test_async_batches_are_one_call_each_like_the_sync_batches(handler) -> None:
+    # aget_text_embedding_batch sends every batch's start under one span id, then every end
+    wire = Wire()
+    await embedding(wire, embed_batch_size=2).aget_text_embedding_batch(BATCH)
+    assert sorted(len(b) for b in wire.inputs) == [2, 2, 2]
+    batches = [BATCH[0:2], BATCH[2:4], BATCH[4:6]]
+    assert [e.usage.input for e in handler.events] == [tokens(b) for b in batches]
+    embedding(Wire(), embed_batch_size=2).get_text_embedding_batch(BATCH)
+    sync = handler.events[3:]
+    assert [e.usage.input for e in sync] == [e.usage.input for e in handler.events[:3]]
+    assert handler.total_cost == 2 * cost_of(tokens(BATCH))
+
+
+async def test_under_guard_every_async_batch_is_charged() -> None:
+    embed = embedding(Wire(), embed_batch_size=2)
+
+    async def index(topic: str) -> str:
+        """Index the help center."""
+        await embed.aget_text_embedding_batch(BATCH)
+        return "Indexed."
+
+    llm = ScriptedLLM(model="gpt-4o", script=[{"tool": "index", "args": {"topic": "refunds"}}, "Done."])
+    agent = FunctionAgent(tools=[FunctionTool.from_defaults(async_fn=index)], llm=llm, streaming=False)
+    guarded = guard(agent, budgets=Budget(usd=1, per="user_day"), user_id="indexer", ledger="memory://")
+    result = await guarded.run("Index the refunds pages")
+    assert result.termination_reason is None
+    embeddings = [e for e in result.events if e.kind == "embedding"]
+    assert len(embeddings) == 3 and sum(e.usage.input for e in embeddings) == tokens(BATCH)
+    [spent] = guarded.controls.enforcer.spent(ScopeContext(user_id="indexer")).values()
+    assert spent["usd"] == sum(e.cost for e in result.events if e.cost is not None) and spent["held_usd"] == 0
+
+
+def test_an_embedding_carries_the_instrument_tags(handler) -> None:
+    with instrument_tags({"user_id": "alice", "session_id": "s1", "feature": "rag"}):
+        embedding(Wire()).get_query_embedding("refund policy")
+    embedding(Wire()).get_query_embedding("no tags")
+    tagged, plain = handler.events
+    assert (tagged.user_id, tagged.session_id, tagged.feature) == ("alice", "s1", "rag")
+    assert (plain.user_id, plain.session_id, plain.feature) == (None, None, None)
 
 
 async def test_under_guard_the_runs_budget_is_charged_for_the_embedding() -> None:

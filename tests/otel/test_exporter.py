@@ -8,7 +8,7 @@ import pytest
 
 from agentcost_core import CostRecorder, Usage
 from agentcost_core.attribution import Attribution
-from agentcost_core.call import ModelCall, Outcome
+from agentcost_core.call import EmbeddingCall, ModelCall, Outcome
 from agentcost_core.exporters import Exporters
 from agentcost_core.otel import OTelExporter
 
@@ -104,6 +104,39 @@ def test_model_spans_are_children_of_the_agent_span_with_its_totals(telemetry):
     assert agent.attributes["agentcost.run.input_tokens"] == 300
     tool = telemetry.finished("execute_tool")[0]
     assert (tool.start_time, tool.end_time) == (1_000, 2_000)
+
+
+def test_an_embedding_call_is_an_embeddings_span_and_its_cost_counts_in_the_run(telemetry):
+    rec = CostRecorder("memory://", exporters=[telemetry.exporter], feature="rag", user_id="u1")
+    with rec.exporters.agent_run("retriever", rec.defaults) as run:
+        chat, _ = rec.record_outcome(_call(), Outcome(usage=Usage(input=100, output=10), latency_s=0.1))
+        call = EmbeddingCall("text-embedding-3-small", texts=["refund policy", "shipping times"], provider="openai",
+                             attribution=rec.defaults)  # fmt: skip
+        emb, _ = rec.record_outcome(call, Outcome(usage=Usage(input=4000), latency_s=0.05))
+        run.finish(rec.events)
+    assert emb.kind == "embedding" and emb.cost is not None and emb.cost > 0
+
+    (span,) = telemetry.finished("embeddings")
+    a = span.attributes
+    assert span.name == "embeddings text-embedding-3-small"
+    assert a["gen_ai.operation.name"] == "embeddings" and a["gen_ai.request.model"] == "text-embedding-3-small"
+    assert a["gen_ai.usage.input_tokens"] == 4000 and "gen_ai.usage.output_tokens" not in a
+    assert a["gen_ai.usage.cost.amount"] == float(emb.cost)
+    assert a["user.id"] == "u1" and a["agentcost.event_id"] == emb.id
+    (agent,) = telemetry.finished("invoke_agent")
+    assert span.parent.span_id == agent.context.span_id
+
+    embeddings = {"gen_ai.operation.name": "embeddings"}
+    assert telemetry.point("gen_ai.usage.cost", **embeddings).sum == pytest.approx(float(emb.cost))
+    p = telemetry.point("gen_ai.client.token.usage", **embeddings, **{"gen_ai.token.type": "input"})
+    assert (p.count, p.sum) == (1, 4000)
+    usage = telemetry.points("gen_ai.client.token.usage")
+    assert [
+        p.attributes["gen_ai.token.type"] for p in usage if p.attributes["gen_ai.operation.name"] == "embeddings"
+    ] == ["input"]  # an embedding has no output tokens
+    assert telemetry.point("gen_ai.client.operation.duration", **embeddings).sum == 0.05
+    assert sum(p.sum for p in telemetry.points("gen_ai.usage.cost")) == pytest.approx(float(chat.cost + emb.cost))
+    assert agent.attributes["agentcost.run.cost"] == pytest.approx(float(chat.cost + emb.cost))
 
 
 def test_an_exporter_that_raises_never_breaks_the_call_and_is_logged_once(telemetry, caplog):

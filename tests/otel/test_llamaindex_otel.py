@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from llama_index.core.agent.workflow import FunctionAgent
+from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.llms import ChatMessage
 from llama_index.core.tools import FunctionTool
 
@@ -75,6 +76,40 @@ async def test_instrument_takes_exporters(telemetry):
     (span,) = telemetry.finished("chat ")
     assert span.attributes["gen_ai.usage.cost.amount"] == float(event.cost)
     assert telemetry.point("gen_ai.client.operation.duration").count == 1
+
+
+async def test_an_embedding_in_a_guarded_run_is_its_span_and_in_the_runs_cost(telemetry):
+    embed = MockEmbedding(embed_dim=4, embed_batch_size=2)
+    embed.model_name = "text-embedding-3-small"
+
+    async def search(query: str) -> str:
+        """Search the help center."""
+        await embed.aget_text_embedding_batch([query, "refunds", "shipping"])
+        return "Refunds within 30 days."
+
+    llm = ScriptedLLM(script=[{"tool": "search", "args": {"query": "refund policy"}}, "Within 30 days."],
+                      model="gpt-4o-2024-08-06")  # fmt: skip
+    agent = FunctionAgent(name="helpdesk", tools=[FunctionTool.from_defaults(async_fn=search)], llm=llm,
+                          streaming=False)  # fmt: skip
+    guarded = guard(agent, budgets=Budget(usd="1", per="run", store=MemoryStore()), ledger="memory://",
+                    exporters=[telemetry.exporter])  # fmt: skip
+    result = await guarded.run("Can I get a refund?")
+    embeddings = [e for e in result.events if e.kind == "embedding"]
+    assert len(embeddings) == 2 and all(e.cost for e in embeddings)
+
+    spans = {s.attributes["agentcost.event_id"]: s for s in telemetry.finished("embeddings ")}
+    assert set(spans) == {e.id for e in embeddings}
+    (agent_span,) = telemetry.finished("invoke_agent")
+    for e in embeddings:
+        span = spans[e.id]
+        assert span.name == "embeddings text-embedding-3-small"
+        assert span.attributes["gen_ai.usage.cost.amount"] == float(e.cost)
+        assert span.attributes["gen_ai.usage.input_tokens"] == e.usage.input
+        assert span.parent is not None and span.parent.span_id == agent_span.context.span_id
+    op = {"gen_ai.operation.name": "embeddings"}
+    assert telemetry.point("gen_ai.usage.cost", **op).sum == pytest.approx(float(sum(e.cost for e in embeddings)))
+    assert sum(p.sum for p in telemetry.points("gen_ai.usage.cost")) == pytest.approx(float(result.cost))
+    assert agent_span.attributes["agentcost.run.cost"] == pytest.approx(float(result.cost))
 
 
 def test_bad_exporters_fail_at_guard_construction():
