@@ -68,7 +68,7 @@ class GuardedRuns:
             run = self._run_guard(trace, read_attribution(metadata, defaults=self.recorder.defaults))
             self._tools[run_id] = (name, run)
             args = kwargs.get("inputs")
-            run.before_tool(name, args if args is not None else input_str, check_breaker=False)
+            run.before_tool(name, args if args is not None else input_str, check_breaker=False, call_id=run_id)
         except (AgentHalted, BudgetStoreUnavailable):
             self._tools.pop(run_id, None)
             raise
@@ -83,11 +83,12 @@ class GuardedRuns:
         entry = self._tools.pop(run_id, None) if self._tools else None
         if entry is None:
             return
-        if error is not None and passes_through(error):  # a LangGraph interrupt: the tool did not fail
-            return
         try:
             name, run = entry
-            run.after_tool(name, getattr(output, "content", output), error)
+            if error is not None and passes_through(error):  # an interrupt: the tool did not fail, nor run yet
+                run.tool_interrupted(name, call_id=run_id)  # it runs again on resume: counted then
+                return
+            run.after_tool(name, getattr(output, "content", output), error, call_id=run_id)
         except Exception as e:
             self.recorder.note_internal_error("on_tool_end", e)
 

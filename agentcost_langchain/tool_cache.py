@@ -30,7 +30,7 @@ from langchain_core.tools import tool as as_tool
 
 from agentcost_core.attribution import Attribution, read_attribution
 from agentcost_core.errors import ConfigurationError
-from agentcost_core.tool_cache import ToolCache
+from agentcost_core.tool_cache import ToolCache, own_copy
 
 if TYPE_CHECKING:
     from .middleware.tool_cache import ToolCacheMiddleware
@@ -55,14 +55,14 @@ def hit_message(value: Any, tool_call: Mapping[str, Any]) -> ToolMessage:
     content, artifact = value
     if not isinstance(content, str):
         content = copy.deepcopy(content)
-    return ToolMessage(content=content, artifact=artifact, tool_call_id=tool_call.get("id") or "",
+    return ToolMessage(content=content, artifact=own_copy(artifact), tool_call_id=tool_call.get("id") or "",
                        name=tool_call.get("name"), response_metadata={CACHE_MARK: "hit"})  # fmt: skip
 
 
 def kept(out: Any) -> tuple[Any, Any] | None:
     """What a tool's answer leaves in the cache: (content, artifact) of a successful ToolMessage."""
     if isinstance(out, ToolMessage) and out.status != "error":
-        return out.content, out.artifact
+        return out.content, own_copy(out.artifact)
     return None
 
 
@@ -118,7 +118,7 @@ def _cached(inner: BaseTool, cache: ToolCache) -> BaseTool:
         content, artifact = value
         if not isinstance(content, str):
             content = copy.deepcopy(content)
-        return (content, artifact) if artifacts else content
+        return (content, own_copy(artifact)) if artifacts else content
 
     def answer(message: ToolMessage) -> Any:
         if message.status == "error":

@@ -23,7 +23,7 @@ from llama_index.core.tools.types import AsyncBaseTool
 
 from agentcost_core.attribution import Attribution, read_attribution
 from agentcost_core.errors import ConfigurationError
-from agentcost_core.tool_cache import ToolCache
+from agentcost_core.tool_cache import ToolCache, own_copy
 
 __all__ = ["CachedTool"]
 
@@ -80,12 +80,12 @@ class CachedTool(AsyncBaseTool):
             return None
         blocks, raw_output = hit.value
         return ToolOutput(blocks=copy.deepcopy(blocks), tool_name=self.name,
-                          raw_input={"args": args, "kwargs": kwargs}, raw_output=raw_output)  # fmt: skip
+                          raw_input={"args": args, "kwargs": kwargs}, raw_output=own_copy(raw_output))  # fmt: skip
 
     def _keep(self, out: Any, args: tuple[Any, ...], kwargs: dict[str, Any], who: Attribution) -> None:
         if isinstance(out, ToolOutput) and not out.is_error:
-            self.cache.store(self.name, _key_args(args, kwargs), (copy.deepcopy(out.blocks), out.raw_output),
-                             attribution=who)  # fmt: skip
+            kept = (copy.deepcopy(out.blocks), own_copy(out.raw_output))
+            self.cache.store(self.name, _key_args(args, kwargs), kept, attribution=who)
 
     def call(self, *args: Any, **kwargs: Any) -> ToolOutput:
         who = self._attribution()

@@ -235,7 +235,7 @@ class GuardMiddleware(AgentMiddleware[GuardState, Any]):
     def _tool_gate(self, run: RunGuard, request: Any) -> ToolMessage | None:
         call = request.tool_call
         try:
-            blocked = run.before_tool(call.get("name"), call.get("args"))
+            blocked = run.before_tool(call.get("name"), call.get("args"), call_id=call.get("id"))
         except AgentHalted as halt:
             if halt.details.get("action") == "block":
                 raise
@@ -248,15 +248,16 @@ class GuardMiddleware(AgentMiddleware[GuardState, Any]):
         name = request.tool_call.get("name")
         content = content_text(getattr(out, "content", "")) if isinstance(out, ToolMessage) else out
         if isinstance(out, ToolMessage) and out.status == "error":
-            run.after_tool(name, None, RuntimeError(content))
+            run.after_tool(name, None, RuntimeError(content), call_id=request.tool_call.get("id"))
         else:
-            run.after_tool(name, content, None)
+            run.after_tool(name, content, None, call_id=request.tool_call.get("id"))
         return out
 
     def _tool_failed(self, run: RunGuard, request: Any, error: Exception) -> ToolMessage:
         if passes_through(error):  # a LangGraph interrupt is how the run pauses: not a tool failure
+            run.tool_interrupted(request.tool_call.get("name"), call_id=request.tool_call.get("id"))
             raise error
-        run.after_tool(request.tool_call.get("name"), None, error)
+        run.after_tool(request.tool_call.get("name"), None, error, call_id=request.tool_call.get("id"))
         if isinstance(error, AgentHalted) or self.controls.breaker is None:
             raise error
         return self._tool_message(request, f"Error: {type(error).__name__}: {error}")

@@ -20,6 +20,7 @@ Adapters: ``agentcost_langchain.ToolCacheMiddleware`` / ``cached_tool`` and
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -36,7 +37,7 @@ from .attribution import ATTRIBUTION_FIELDS, NO_ATTRIBUTION, Attribution
 from .errors import ConfigurationError
 from .recorder import CostRecorder
 
-__all__ = ["ToolCache", "ToolHit"]
+__all__ = ["ToolCache", "ToolHit", "own_copy"]
 
 logger = logging.getLogger("agentcost")
 T = TypeVar("T")
@@ -48,6 +49,17 @@ class ToolHit:
     """A cached tool result: ``value`` as the tool returned it (``None`` is a valid result)."""
 
     value: Any
+
+
+def own_copy(value: Any) -> Any:
+    """A deep copy of a cached value, so that a caller changing what a hit gave it changes no later
+    hit; the value itself when it cannot be copied (then it is shared, as before)."""
+    if value is None or isinstance(value, (str, bytes, int, float, bool, Decimal)):
+        return value
+    try:
+        return copy.deepcopy(value)
+    except Exception:  # noqa: BLE001 - an object that cannot be copied (a lock, a client ...)
+        return value
 
 
 def _ttls(ttl: Mapping[str, float] | None) -> dict[str, float]:

@@ -217,3 +217,18 @@ def test_a_langgraph_interrupt_in_a_cached_tool_passes_through_and_is_not_kept()
         with pytest.raises(GraphInterrupt):
             approve.invoke({"order": 7})
     assert RUNS == [("approve", 7), ("approve", 7)]  # asked again: an interrupt is never a cached answer
+
+
+def test_changing_a_hit_artifact_changes_no_later_hit() -> None:
+    @cached_tool(ttl=60, ledger="memory://")
+    @tool(response_format="content_and_artifact")
+    def table_rows(table: str) -> tuple[str, list[int]]:
+        """Rows of a table."""
+        return "3 rows", [1, 2, 3]
+
+    call = {"name": "table_rows", "args": {"table": "t"}, "id": "c1", "type": "tool_call"}
+    table_rows.invoke(call).artifact.append(999)  # the caller changes the real call's artifact
+    hit = table_rows.invoke({**call, "id": "c2"})
+    assert hit.artifact == [1, 2, 3]
+    hit.artifact.append(998)  # and a hit's
+    assert table_rows.invoke({**call, "id": "c3"}).artifact == [1, 2, 3]

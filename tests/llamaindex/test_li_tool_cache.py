@@ -123,3 +123,18 @@ def test_configuration_errors() -> None:
     assert FunctionTool.from_defaults(with_state).requires_context
     with pytest.raises(ConfigurationError):
         CachedTool(FunctionTool.from_defaults(with_state), ttl=1)
+
+
+def test_changing_what_a_hit_returned_changes_no_later_hit() -> None:
+    def lookup(order_id: str) -> dict[str, Any]:
+        """Look an order up."""
+        return {"order": order_id, "items": [1]}
+
+    cached = CachedTool(FunctionTool.from_defaults(lookup, name="lookup_order"), ttl=60, ledger="memory://")
+    with instrument_tags({"user_id": "alice"}):
+        first = cached.call(order_id="1")
+        first.raw_output["items"].append(999)  # the caller changes the real call's answer
+        hit = cached.call(order_id="1")
+        assert hit.raw_output == {"order": "1", "items": [1]}
+        hit.raw_output["items"].append(998)  # and a hit's
+        assert cached.call(order_id="1").raw_output == {"order": "1", "items": [1]}

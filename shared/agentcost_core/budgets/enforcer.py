@@ -30,6 +30,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -229,6 +230,20 @@ class BudgetEnforcer:
         self._check_seconds(res)
         self.open.track_task(res)
         return res
+
+    def uncount_tool(self, res: Reservation) -> None:
+        """Give back the tool call ``res`` counted: released while still held, else one settle of
+        -1 tool call on the same counters (one atomic step in every store). For a call that was
+        interrupted before it ran (a LangGraph ``interrupt()``): it runs again on resume. Once per call."""
+        held = self.open.close(res)
+        for store, claims, _ in res.groups:
+            try:
+                if held:
+                    release_claims(store, claims, res.lease_id)
+                else:
+                    store.settle([replace(c, amounts=(0, 0, 0, 0)) for c in claims], (0, 0, 0, -res.amounts[_TOOLS]))
+            except Exception as e:
+                OUTAGES.call_failed(store, "could not give back an interrupted tool call: it stays counted", e)
 
     async def areserve_tool(self, ctx: ScopeContext, tool: str | None = None) -> Reservation:
         """:meth:`reserve_tool` for async code (off the event loop when a store does I/O)."""

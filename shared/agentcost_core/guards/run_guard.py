@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -44,6 +46,7 @@ __all__ = ["CallScope", "Controls", "RunGuard"]
 ON_INTERNAL_ERROR = ("refuse", "allow")
 
 logger = logging.getLogger("agentcost")
+_COUNTED = 64  # running calls remembered per (tool, call id): a bound for adapters that never report an end
 
 
 class Controls:
@@ -163,6 +166,9 @@ class RunGuard:
         self._last_result: str | None = None
         self.model_calls = 0
         self.tool_calls = 0
+        #: What each running tool call counted at its start, by (name, call_id), until it ends.
+        self._counted: dict[tuple[str, Any], deque[tuple[Reservation | None, Any]]] = {}
+        self._lock = threading.Lock()
 
     # --- model calls ----------------------------------------------------------------------
     def before_model(
@@ -361,24 +367,57 @@ class RunGuard:
             await asyncio.shield(self.aclose_call(res, call, scope.outcome, scope.cost))
 
     # --- tool calls -----------------------------------------------------------------------
-    def before_tool(self, name: str, args: Any = None, *, check_breaker: bool = True) -> str | None:
-        """Raise on a halt; return the tool result to use instead when the tool's circuit is open."""
+    def before_tool(self, name: str, args: Any = None, *, check_breaker: bool = True, call_id: Any = None
+                    ) -> str | None:  # fmt: skip
+        """Raise on a halt; return the tool result to use instead when the tool's circuit is open.
+        ``call_id`` (the framework's id of this tool call, if any) pairs it with
+        :meth:`after_tool` / :meth:`tool_interrupted`."""
         self._gate()
         if check_breaker:
             blocked = self.tool_blocked(name)
             if blocked is not None:
                 return blocked
         self.tool_calls += 1
+        res = token = None
         enforcer = self.controls.enforcer
         if enforcer is not None and any(b.tool_calls is not None for b in enforcer.budgets):
             try:
-                enforcer.settle(enforcer.reserve_tool(self.ctx, name))
+                res = enforcer.reserve_tool(self.ctx, name)
+                enforcer.settle(res)
             except BudgetExceeded as e:
                 raise self._halted(e) from None
         if self.monitor is not None:
-            self.monitor.record_tool_call(name, args)
+            token = self.monitor.record_tool_call(name, args)
+        with self._lock:
+            self._counted.setdefault((name, call_id), deque(maxlen=_COUNTED)).append((res, token))
+        if self.monitor is not None:
             self._verdict()
         return None
+
+    def tool_interrupted(self, name: str, *, call_id: Any = None) -> None:
+        """The tool call started by :meth:`before_tool` was interrupted before it ran (a LangGraph
+        ``interrupt()``: the run pauses, and the call runs again on resume). What its start counted
+        is given back: its tool-call count on the budgets, and its place in the stuck detector."""
+        entry = self._take_counted(name, call_id, last=True)
+        if entry is None:
+            return
+        self.tool_calls -= 1
+        res, token = entry
+        enforcer = self.controls.enforcer
+        if res is not None and enforcer is not None:
+            enforcer.uncount_tool(res)
+        if token is not None and self.monitor is not None:
+            self.monitor.retract_tool_call(token)
+
+    def _take_counted(self, name: str, call_id: Any, *, last: bool = False) -> tuple[Any, Any] | None:
+        with self._lock:
+            calls = self._counted.get((name, call_id))
+            if not calls:
+                return None
+            entry = calls.pop() if last else calls.popleft()
+            if not calls:
+                del self._counted[(name, call_id)]
+            return entry
 
     def tool_blocked(self, name: str) -> str | None:
         """The tool result to give the agent instead of calling ``name`` while its circuit is open."""
@@ -389,7 +428,9 @@ class RunGuard:
         self._event("guard.circuit_open", {"tool": name, "message": message})
         return message
 
-    def after_tool(self, name: str, result: Any = None, error: BaseException | None = None) -> None:
+    def after_tool(self, name: str, result: Any = None, error: BaseException | None = None, *,
+                   call_id: Any = None) -> None:  # fmt: skip
+        self._take_counted(name, call_id)
         breaker = self.controls.breaker
         if breaker is not None:
             if error is None:

@@ -175,9 +175,10 @@ class StuckMonitor:
             for name, key in calls:
                 self._announced.append(self._add_call(name, key, seq))
 
-    def record_tool_call(self, name: str, args: Any) -> None:
+    def record_tool_call(self, name: str, args: Any) -> tuple[Any, bool]:
         """A tool call about to run (or running). If the latest model output announced it, it is
-        matched to that announcement and not counted twice."""
+        matched to that announcement and not counted twice. Returns a token for
+        :meth:`retract_tool_call`."""
         name = str(name)
         with self._lock:
             self._seq += 1
@@ -188,10 +189,22 @@ class StuckMonitor:
                     key = canonical(args)
                     match = next((c for c in same_name if c.key == key), match)
                 self._announced.remove(match)
-                return
+                return match, True
             if self._nudged and self._arm_seq is None and self._iterations == 0:
                 self._arm_seq = self._seq  # an adapter that records no model outputs
-            self._add_call(name, canonical(args), self._seq)
+            return self._add_call(name, canonical(args), self._seq), False
+
+    def retract_tool_call(self, token: tuple[Any, bool]) -> None:
+        """Undo :meth:`record_tool_call` for a call that did not run (a LangGraph interrupt paused
+        it; it runs again on resume): an announced call waits for its execution again, another
+        leaves the window."""
+        call, announced = token
+        with self._lock:
+            if announced:
+                self._announced.append(call)
+            elif call in self._calls:
+                self._calls.remove(call)
+                self._tool_calls -= 1
 
     def record_tool_result(self, name: str, result: Any) -> None:
         """A tool's result; new when its normalised text was not seen before in this run."""

@@ -207,7 +207,8 @@ class CounterStore(ABC):
     def settle(self, claims: Sequence[Claim], actual: Vector, lease_id: str | None = None) -> tuple[Counters, ...]:
         """Per claim: spent += actual, and held -= the reservation's hold (its lease's amounts when
         ``lease_id`` is given and the hold has not expired; ``claim.amounts`` without a lease).
-        Returns the counters after."""
+        ``actual`` may be negative (with zero claim amounts) to give back what a settle counted
+        (an interrupted tool call). Returns the counters after."""
 
     def release(self, claims: Sequence[Claim], lease_id: str | None = None) -> tuple[Counters, ...]:
         """Drop the reservation: held -= its hold, nothing spent."""

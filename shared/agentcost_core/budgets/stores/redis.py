@@ -354,7 +354,7 @@ class RedisStore(CounterStore):
         return ReserveResult(False, counters, int(refused), int(dim))
 
     def settle(self, claims: Sequence[Claim], actual: Vector, lease_id: str | None = None) -> tuple[Counters, ...]:
-        args = [_amount(a) for a in actual]
+        args = [str(int(a)) for a in actual]  # negative to give back a count (see CounterStore.settle)
         args.append(lease_id or "")
         for c in claims:
             args.extend(_amount(a) for a in c.amounts)
