@@ -42,6 +42,7 @@ from ..prices.model_price import BucketPrices
 from ..usage import Usage
 from .alerts import AlertSink
 from .budget import Budget, ScopeContext
+from .enforcer_reads import BudgetReads
 from .leases import OpenReservations, leased, release_claims
 from .notices import BudgetNotices, limits_of
 from .off_loop import in_background, off_loop
@@ -53,7 +54,6 @@ from .stores.base import (
     Counters,
     CounterStore,
     read_counters,
-    units_to_usd,
     usd_to_units,
 )
 from .stores.memory import MemoryStore
@@ -64,7 +64,7 @@ logger = logging.getLogger("agentcost.budgets")
 _USD, _TOKENS, _CALLS, _TOOLS = range(4)
 
 
-class BudgetEnforcer:
+class BudgetEnforcer(BudgetReads):
     """Reserve / settle / release for a set of budgets, with thresholds, actions and alerts."""
 
     def __init__(
@@ -457,54 +457,3 @@ class BudgetEnforcer:
     def close(self) -> None:
         """Stop renewing leases (the enforcer's calls are over)."""
         self.open.stop()
-
-    # --- questions the router and the adapters ask -----------------------------------------
-    def downgrade_requested(self, ctx: ScopeContext) -> bool:
-        """True when a ``downgrade`` budget of this call's scopes is at or above ``warn_at``
-        (or its limit, without ``warn_at``): the router should pick a cheaper tier."""
-        now = self.clock()
-        for b in self.budgets:
-            if b.on_exceed != "downgrade" or b.per == "request":
-                continue
-            key, _ = b.scope_key(ctx, now)
-            try:
-                c = read_counters(b.store, key, now)
-            except BudgetStoreUnavailable:
-                continue
-            threshold = b.warn_at or 1.0
-            for i, limit in enumerate(limits_of(b)):
-                if limit and c.committed(i) / limit >= threshold:
-                    return True
-        return False
-
-    def spent(self, ctx: ScopeContext, budget: Budget | str | None = None) -> dict[str, Any]:
-        """What each budget (or one) has spent in this call's scopes: ``{name: {dimension: value}}``."""
-        now = self.clock()
-        out: dict[str, Any] = {}
-        for b in self.budgets:
-            if budget is not None and b is not budget and b.name != budget:
-                continue
-            if b.per == "request":
-                continue
-            key, _ = b.scope_key(ctx, now)
-            c = read_counters(b.store, key, now)
-            out[b.name] = {
-                "usd": units_to_usd(c.spent[_USD]),
-                "tokens": c.spent[_TOKENS],
-                "model_calls": c.spent[_CALLS],
-                "tool_calls": c.spent[_TOOLS],
-                "held_usd": units_to_usd(c.held[_USD]),
-            }
-        return out
-
-    async def adowngrade_requested(self, ctx: ScopeContext) -> bool:
-        """:meth:`downgrade_requested` for async code (off the event loop when a store does I/O)."""
-        if self.local:
-            return self.downgrade_requested(ctx)
-        return await off_loop(self.downgrade_requested, ctx)  # type: ignore[no-any-return]
-
-    async def aspent(self, ctx: ScopeContext, budget: Budget | str | None = None) -> dict[str, Any]:
-        """:meth:`spent` for async code (off the event loop when a store does I/O)."""
-        if self.local:
-            return self.spent(ctx, budget)
-        return await off_loop(self.spent, ctx, budget)  # type: ignore[no-any-return]
