@@ -339,3 +339,17 @@ class ToolScriptLLM(MockFunctionCallingLLM):
 def user(text: str) -> ChatMessage:
     return ChatMessage(role=MessageRole.USER, content=text)
 
+
+
+def openai_responses_llm(mock: Any, model: str = "gpt-5") -> Any:
+    """A real llama-index ``OpenAIResponses`` (the Responses API) whose sync and async clients talk to
+    ``mock`` (a ``providers.MockProvider``)."""
+    from llama_index.llms.openai import OpenAIResponses
+
+    return OpenAIResponses(
+        model=model,
+        api_key="sk-test",
+        max_retries=0,
+        http_client=httpx.Client(transport=mock.httpx_transport()),
+        async_http_client=httpx.AsyncClient(transport=mock.httpx_transport()),
+    )

@@ -6,14 +6,13 @@ with the documented Responses payloads (``tests/langchain/providers.py``)."""
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 pytest.importorskip("llama_index.core")
 pytest.importorskip("llama_index.llms.openai")
 
 from langchain_providers import load_providers
-from li_fakes import user
+from li_fakes import openai_responses_llm, user
 from llama_index.llms.openai import OpenAIResponses
 
 from agentcost_core import Usage
@@ -25,14 +24,7 @@ USAGE = Usage(input=3_000, cache_read=1_000, output=2_000, reasoning=1_900)
 
 
 def _llm(body) -> OpenAIResponses:
-    mock = P.MockProvider.always(body)
-    return OpenAIResponses(
-        model="gpt-5",
-        api_key="sk-test",
-        max_retries=0,
-        http_client=httpx.Client(transport=mock.httpx_transport()),
-        async_http_client=httpx.AsyncClient(transport=mock.httpx_transport()),
-    )
+    return openai_responses_llm(P.MockProvider.always(body))
 
 
 def _whole(tier: str) -> OpenAIResponses:

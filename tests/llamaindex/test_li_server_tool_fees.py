@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import httpx
 import pytest
 
 pytest.importorskip("llama_index.core")
 pytest.importorskip("llama_index.llms.openai")
 
 from langchain_providers import load_providers
-from li_fakes import RawChatLLM, user
+from li_fakes import RawChatLLM, openai_responses_llm, user
 from llama_index.llms.openai import OpenAIResponses
 
 P = load_providers()
@@ -28,14 +27,7 @@ TOKENS = (1000 * Decimal("1.25") + 200 * Decimal(10)) / M  # gpt-5: $1.25 in, $1
 
 
 def _responses(body) -> OpenAIResponses:
-    mock = P.MockProvider.always(body)
-    return OpenAIResponses(
-        model="gpt-5",
-        api_key="sk-test",
-        max_retries=0,
-        http_client=httpx.Client(transport=mock.httpx_transport()),
-        async_http_client=httpx.AsyncClient(transport=mock.httpx_transport()),
-    )
+    return openai_responses_llm(P.MockProvider.always(body))
 
 
 def _check(handler, searches: int) -> None:

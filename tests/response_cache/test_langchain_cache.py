@@ -271,15 +271,21 @@ def test_identical_calls_in_flight_from_asyncio_tasks_make_one_provider_call(led
 COMPLETION_MODEL = "gpt-3.5-turbo-instruct"
 
 
+def _completions(texts: list[str], completion_tokens: int) -> dict:  # type: ignore[type-arg]
+    """A ``text_completion`` object (https://platform.openai.com/docs/api-reference/completions/object)."""
+    choices = [{"text": t, "index": i, "logprobs": None, "finish_reason": "stop"} for i, t in enumerate(texts)]
+    return {"id": "cmpl-mock", "object": "text_completion", "created": P.CREATED, "model": COMPLETION_MODEL,
+            "choices": choices, "usage": {"prompt_tokens": 10, "completion_tokens": completion_tokens,
+                                          "total_tokens": 10 + completion_tokens}}  # fmt: skip
+
+
 def _held_completions(cache: ResponseCache, waiters: int) -> object:
     """A completions endpoint whose first answer waits until ``waiters`` identical calls wait for it."""
     hold = _Hold(cache, waiters)
 
     def reply(body: dict, _req: object) -> dict:  # type: ignore[type-arg]
         hold()
-        return {"id": "cmpl-mock", "object": "text_completion", "created": P.CREATED, "model": COMPLETION_MODEL,
-                "choices": [{"text": "one answer", "index": 0, "logprobs": None, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}}  # fmt: skip
+        return _completions(["one answer"], 2)
 
     return P.MockProvider(reply)
 
@@ -354,10 +360,7 @@ def test_a_completion_models_batch_shares_each_prompts_answer_with_that_prompts_
             while cache.waiting() < 2:
                 first.wait(0.001)
             first.set()
-        choices = [{"text": f"answer to {p}", "index": i, "logprobs": None, "finish_reason": "stop"}
-                   for i, p in enumerate(body["prompt"])]  # fmt: skip
-        return {"id": "cmpl-mock", "object": "text_completion", "created": P.CREATED, "model": COMPLETION_MODEL,
-                "choices": choices, "usage": {"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14}}  # fmt: skip
+        return _completions([f"answer to {p}" for p in body["prompt"]], 4)
 
     mock = P.MockProvider(reply)
     llm = _completion_llm(mock, cache)
@@ -575,10 +578,7 @@ def test_completion_batches_with_overlapping_prompts_never_wait_for_each_other(s
     cache.coalescer.timeout = 5.0  # a safety net so a regression fails in seconds, never what is asserted
 
     def reply(body: dict, _req: object) -> dict:  # type: ignore[type-arg]
-        choices = [{"text": f"answer to {p}", "index": i, "logprobs": None, "finish_reason": "stop"}
-                   for i, p in enumerate(body["prompt"])]  # fmt: skip
-        return {"id": "cmpl-mock", "object": "text_completion", "created": P.CREATED, "model": COMPLETION_MODEL,
-                "choices": choices, "usage": {"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14}}  # fmt: skip
+        return _completions([f"answer to {p}" for p in body["prompt"]], 4)
 
     mock = P.MockProvider(reply)
     llm = _completion_llm(mock, cache)
